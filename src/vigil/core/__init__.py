@@ -1,0 +1,41 @@
+"""The alerting core: rules, evaluation, incidents, events. Stdlib only; time is passed in."""
+
+from __future__ import annotations
+
+from vigil.core.catalogue import DEFAULT_RULES
+from vigil.core.errors import (
+    DuplicateIncidentError,
+    IllegalTransitionError,
+    NotFoundError,
+    ValidationError,
+    VigilError,
+)
+from vigil.core.evaluation import CycleResult, Evaluator, RuleState, step
+from vigil.core.events import Event, EventKind
+from vigil.core.incidents import Incident, Resolution, Severity, Status, acknowledge, resolve
+from vigil.core.rules import Aggregate, Direction, Level, Rule
+
+__all__ = [
+    "DEFAULT_RULES",
+    "Aggregate",
+    "CycleResult",
+    "Direction",
+    "DuplicateIncidentError",
+    "Evaluator",
+    "Event",
+    "EventKind",
+    "IllegalTransitionError",
+    "Incident",
+    "Level",
+    "NotFoundError",
+    "Resolution",
+    "Rule",
+    "RuleState",
+    "Severity",
+    "Status",
+    "ValidationError",
+    "VigilError",
+    "acknowledge",
+    "resolve",
+    "step",
+]

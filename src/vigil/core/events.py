@@ -1,0 +1,74 @@
+"""Events: every change is appended to the log. The store assigns the monotonic ``id``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vigil.core.incidents import Incident
+
+
+class EventKind(StrEnum):
+    INCIDENT_OPENED = "incident.opened"
+    INCIDENT_ESCALATED = "incident.escalated"
+    INCIDENT_ACKNOWLEDGED = "incident.acknowledged"
+    INCIDENT_RESOLVED = "incident.resolved"
+    RULE_CHANGED = "rule.changed"
+    SNOOZE_STARTED = "snooze.started"
+    SNOOZE_ENDED = "snooze.ended"
+    LEADER_CHANGED = "leader.changed"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    kind: EventKind
+    at: datetime
+    metric: str | None = None
+    incident: Incident | None = None
+    by: str | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+    id: int | None = None
+
+    @classmethod
+    def for_incident(
+        cls,
+        kind: EventKind,
+        incident: Incident,
+        *,
+        at: datetime,
+        by: str | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> Event:
+        return cls(
+            kind=kind, at=at, metric=incident.metric, incident=incident, by=by, data=data or {}
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind.value,
+            "at": self.at.isoformat(),
+            "metric": self.metric,
+            "incident": self.incident.to_dict() if self.incident is not None else None,
+            "by": self.by,
+            "data": dict(self.data),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Event:
+        from vigil.core.incidents import Incident
+
+        incident = data.get("incident")
+        return cls(
+            id=data.get("id"),
+            kind=EventKind(data["kind"]),
+            at=datetime.fromisoformat(data["at"]),
+            metric=data.get("metric"),
+            incident=Incident.from_dict(incident) if incident is not None else None,
+            by=data.get("by"),
+            data=dict(data.get("data") or {}),
+        )

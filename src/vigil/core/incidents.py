@@ -1,0 +1,151 @@
+"""Incidents and their lifecycle: pure transitions that return the new state and its event."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from vigil.core.errors import IllegalTransitionError, ValidationError
+from vigil.core.events import Event, EventKind
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
+
+
+class Status(StrEnum):
+    ACTIVE = "active"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+    @property
+    def is_open(self) -> bool:
+        return self is not Status.RESOLVED
+
+
+class Resolution(StrEnum):
+    AUTO = "auto"
+    MANUAL = "manual"
+
+
+MAX_NOTES = 2000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Incident:
+    id: uuid.UUID
+    metric: str
+    severity: Severity
+    status: Status
+    triggered_at: datetime
+    threshold: float
+    value: float
+    peak_value: float
+    last_value: float
+    message: str
+    resolved_at: datetime | None = None
+    resolution: Resolution | None = None
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+    notes: str | None = None
+    resolved_by: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status.is_open
+
+    def duration_s(self, now: datetime) -> float:
+        """Seconds from trigger to resolution, or to ``now`` while open."""
+        end = self.resolved_at if self.resolved_at is not None else now
+        return (end - self.triggered_at).total_seconds()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (UUID and times as strings); the one serialisation every adapter uses."""
+        data: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, datetime):
+                value = value.isoformat()
+            elif isinstance(value, uuid.UUID | StrEnum):
+                value = str(value)
+            data[f.name] = value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Incident:
+        values = dict(data)
+        values["id"] = uuid.UUID(str(values["id"]))
+        values["severity"] = Severity(values["severity"])
+        values["status"] = Status(values["status"])
+        if values.get("resolution") is not None:
+            values["resolution"] = Resolution(values["resolution"])
+        for name in ("triggered_at", "resolved_at", "acknowledged_at"):
+            if isinstance(values.get(name), str):
+                values[name] = datetime.fromisoformat(values[name])
+        return cls(**values)
+
+
+def acknowledge(
+    incident: Incident, *, by: str, now: datetime, notes: str | None = None
+) -> tuple[Incident, Event]:
+    """active -> acknowledged. Acknowledging twice or after resolution is an error."""
+    if incident.status is not Status.ACTIVE:
+        raise IllegalTransitionError(incident.id, incident.status.value, "acknowledge")
+    _check_actor(by)
+    updated = dataclasses.replace(
+        incident,
+        status=Status.ACKNOWLEDGED,
+        acknowledged_by=by,
+        acknowledged_at=now,
+        notes=_check_notes(notes),
+    )
+    return updated, Event.for_incident(EventKind.INCIDENT_ACKNOWLEDGED, updated, at=now, by=by)
+
+
+def resolve(
+    incident: Incident, *, now: datetime, by: str | None = None, notes: str | None = None
+) -> tuple[Incident, Event]:
+    """active/acknowledged -> resolved: manual when ``by`` names a person, else automatic."""
+    if not incident.is_open:
+        raise IllegalTransitionError(incident.id, incident.status.value, "resolve")
+    if by is not None:
+        _check_actor(by)
+    checked_notes = _check_notes(notes)
+    updated = dataclasses.replace(
+        incident,
+        status=Status.RESOLVED,
+        resolved_at=now,
+        resolution=Resolution.AUTO if by is None else Resolution.MANUAL,
+        resolved_by=by,
+        notes=checked_notes if checked_notes is not None else incident.notes,
+    )
+    return updated, Event.for_incident(EventKind.INCIDENT_RESOLVED, updated, at=now, by=by)
+
+
+def _check_actor(by: str) -> None:
+    if not isinstance(by, str) or not by.strip():
+        raise ValidationError("by", "the person acting must be named")
+
+
+def _check_notes(notes: str | None) -> str | None:
+    if notes is None:
+        return None
+    if not isinstance(notes, str):
+        raise ValidationError("notes", "must be a string")
+    if len(notes) > MAX_NOTES:
+        raise ValidationError("notes", f"must be at most {MAX_NOTES} characters")
+    return notes.strip() or None
