@@ -14,6 +14,7 @@ from vigil.core.evaluation import CycleResult, Evaluator, RuleState, step
 from vigil.core.events import Event, EventKind
 from vigil.core.incidents import Incident, Resolution, Severity, Status, acknowledge, resolve
 from vigil.core.rules import Aggregate, Direction, Level, Rule
+from vigil.core.samples import Sample, combine
 
 __all__ = [
     "DEFAULT_RULES",
@@ -31,11 +32,13 @@ __all__ = [
     "Resolution",
     "Rule",
     "RuleState",
+    "Sample",
     "Severity",
     "Status",
     "ValidationError",
     "VigilError",
     "acknowledge",
+    "combine",
     "resolve",
     "step",
 ]

@@ -1,0 +1,24 @@
+"""The ``vigil`` command line. Every command reads the same settings as the server."""
+
+from __future__ import annotations
+
+import typer
+
+from vigil.backtest import backtest_command
+
+app = typer.Typer(
+    name="vigil",
+    help="Performance alerting and incidents for Discord bots and asyncio services.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+app.command("backtest")(backtest_command)
+# Command groups of the other parts register below, one line each.
+# [storage commands]
+# [metrics commands]
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,46 @@
+"""Samples: one metric's value from one instance at one time, and how instances combine."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from vigil.core.errors import ValidationError
+from vigil.core.rules import METRIC_PATTERN, Aggregate
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    instance: str
+    metric: str
+    time: datetime
+    value: float
+
+    def __post_init__(self) -> None:
+        if not METRIC_PATTERN.fullmatch(self.metric):
+            raise ValidationError("metric", f"{self.metric!r} is not a valid metric name")
+        if not self.instance or len(self.instance) > 100:
+            raise ValidationError("instance", "must be 1-100 characters")
+        value = self.value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValidationError("value", f"must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ValidationError("value", f"must be a finite number, got {value!r}")
+        if self.time.tzinfo is None:
+            raise ValidationError("time", "must carry a time zone (UTC)")
+
+
+def combine(values: Iterable[float], how: Aggregate) -> float | None:
+    """Combine one metric's current values across instances; ``None`` when there are none."""
+    items = list(values)
+    if not items:
+        return None
+    if how is Aggregate.MAX:
+        return max(items)
+    if how is Aggregate.MIN:
+        return min(items)
+    if how is Aggregate.SUM:
+        return math.fsum(items)
+    return math.fsum(items) / len(items)
