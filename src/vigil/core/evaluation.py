@@ -141,7 +141,8 @@ def _observe(rule: Rule, incident: Incident, value: float) -> Incident:
 
 
 def _check_reading(metric: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    # bool is an int: a source may report a state such as ``bot_disconnected`` as True.
+    if not isinstance(value, int | float):
         raise ValidationError(metric, f"reading must be a number or None, got {value!r}")
     if not math.isfinite(value):
         raise ValidationError(metric, f"reading must be a finite number, got {value!r}")

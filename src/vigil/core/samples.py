@@ -24,10 +24,11 @@ class Sample:
         if not self.instance or len(self.instance) > 100:
             raise ValidationError("instance", "must be 1-100 characters")
         value = self.value
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if not isinstance(value, int | float):
             raise ValidationError("value", f"must be a number, got {value!r}")
         if not math.isfinite(value):
             raise ValidationError("value", f"must be a finite number, got {value!r}")
+        object.__setattr__(self, "value", float(value))
         if self.time.tzinfo is None:
             raise ValidationError("time", "must carry a time zone (UTC)")
 
