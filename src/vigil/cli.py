@@ -14,6 +14,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+@app.callback()
+def _root() -> None:
+    """Vigil watches a service's performance and raises incidents on sustained breaches."""
+
+
 app.command("backtest")(backtest_command)
 # Command groups of the other parts register below, one line each.
 # [storage commands]

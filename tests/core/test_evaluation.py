@@ -68,20 +68,35 @@ def summary(readings: Sequence[float | None], **rule: Any) -> list[tuple[int, st
         ([250, 250, 150, 150, 150], {}, [(1, OPENED, "critical")]),
         # auto-resolve after recoveries_required consecutive normals
         ([150, 150, 50, 50, 50], {}, [(1, OPENED, "warning"), (4, RESOLVED, "warning")]),
-        ([150, 150, 50, 50, 150, 50, 50, 50], {},
-         [(1, OPENED, "warning"), (7, RESOLVED, "warning")]),
+        (
+            [150, 150, 50, 50, 150, 50, 50, 50],
+            {},
+            [(1, OPENED, "warning"), (7, RESOLVED, "warning")],
+        ),
         ([150, 150, 50, N, 50, 50], {}, [(1, OPENED, "warning"), (5, RESOLVED, "warning")]),
-        ([150, 150, 50], {"recoveries_required": 1},
-         [(1, OPENED, "warning"), (2, RESOLVED, "warning")]),
+        (
+            [150, 150, 50],
+            {"recoveries_required": 1},
+            [(1, OPENED, "warning"), (2, RESOLVED, "warning")],
+        ),
         # a new incident after resolution needs a fresh streak
-        ([150, 150, 50, 50, 50, 150, 150], {},
-         [(1, OPENED, "warning"), (4, RESOLVED, "warning"), (6, OPENED, "warning")]),
+        (
+            [150, 150, 50, 50, 50, 150, 150],
+            {},
+            [(1, OPENED, "warning"), (4, RESOLVED, "warning"), (6, OPENED, "warning")],
+        ),
         # hysteresis: between recovery and the threshold counts as neither breach nor normal
         ([150, 150, 90, 90, 90, 90], {"recovery": 80}, [(1, OPENED, "warning")]),
-        ([150, 150, 90, 70, 70, 70], {"recovery": 80},
-         [(1, OPENED, "warning"), (5, RESOLVED, "warning")]),
-        ([150, 150, 70, 90, 70, 70], {"recovery": 80},
-         [(1, OPENED, "warning"), (5, RESOLVED, "warning")]),
+        (
+            [150, 150, 90, 70, 70, 70],
+            {"recovery": 80},
+            [(1, OPENED, "warning"), (5, RESOLVED, "warning")],
+        ),
+        (
+            [150, 150, 70, 90, 70, 70],
+            {"recovery": 80},
+            [(1, OPENED, "warning"), (5, RESOLVED, "warning")],
+        ),
         ([150, 150, 80, 80, 80], {"recovery": 80}, [(1, OPENED, "warning")]),  # strictly past
         ([150, 150, 250, 90, 250], {"recovery": 80}, [(1, OPENED, "warning")]),
         # with no incident open, a reading in the band is simply normal
@@ -128,7 +143,9 @@ def test_escalation_keeps_the_incident_and_updates_its_threshold() -> None:
     assert opened is not None and escalated is not None
     assert escalated.id == opened.id
     assert (escalated.severity, escalated.threshold, escalated.value) == (
-        Severity.CRITICAL, 200, 150,
+        Severity.CRITICAL,
+        200,
+        150,
     )
     assert escalated.message.endswith("260.00 ms >= 200.00 ms")
     assert events[1][1].data == {"from": "warning"}
@@ -157,7 +174,9 @@ def test_resolution_is_automatic_and_timed() -> None:
     resolved = events[-1][1].incident
     assert resolved is not None
     assert (resolved.status, resolved.resolution, resolved.resolved_by) == (
-        Status.RESOLVED, Resolution.AUTO, None,
+        Status.RESOLVED,
+        Resolution.AUTO,
+        None,
     )
     assert resolved.resolved_at == at(4)
     assert resolved.duration_s(at(99)) == 90
@@ -182,6 +201,13 @@ def test_streaks_are_exposed_for_persistence() -> None:
     assert (state.breach_streak, state.normal_streak, state.critical_streak) == (0, 2, 0)
     evaluator, _ = run(latency_rule(), [250])
     assert evaluator.state("gateway_latency") == RuleState(1, 0, 1, None)
+
+
+def test_streaks_stop_at_the_largest_count_a_rule_may_require() -> None:
+    evaluator, _ = run(latency_rule(enabled=False), [250] * 150)
+    assert evaluator.state("gateway_latency") == RuleState(100, 0, 100, None)
+    result = evaluator.evaluate({"gateway_latency": 250}, now=at(151))
+    assert result.changed == {}
 
 
 # -- the evaluator as a whole --------------------------------------------------------------
@@ -277,7 +303,9 @@ def test_acknowledge_then_resolve_by_hand() -> None:
     done = evaluator.resolve(incident.id, by="ben", now=at(6))
     assert done.incident is not None
     assert (done.incident.status, done.incident.resolution, done.incident.resolved_by) == (
-        Status.RESOLVED, Resolution.MANUAL, "ben",
+        Status.RESOLVED,
+        Resolution.MANUAL,
+        "ben",
     )
     assert done.incident.notes == "looking"
     # the streak restarts: one more breach is not enough for a new incident
@@ -294,7 +322,9 @@ def test_an_acknowledged_incident_still_auto_resolves() -> None:
     resolved = results[-1].events[0].incident
     assert resolved is not None
     assert (resolved.status, resolved.acknowledged_by, resolved.resolution) == (
-        Status.RESOLVED, "ana", Resolution.AUTO,
+        Status.RESOLVED,
+        "ana",
+        Resolution.AUTO,
     )
 
 

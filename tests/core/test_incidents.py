@@ -58,7 +58,10 @@ def test_legal_transitions_record_an_event(
     updated, event = action(incident)
     assert updated.status is status
     assert (event.kind, event.incident, event.metric, event.at) == (
-        kind, updated, "gateway_latency", at(9),
+        kind,
+        updated,
+        "gateway_latency",
+        at(9),
     )
 
 
@@ -91,12 +94,17 @@ def test_acknowledgement_records_who_when_and_notes() -> None:
 def test_resolution_records_how_and_by_whom() -> None:
     manual, event = resolve(ACKNOWLEDGED, by="ben", now=at(3), notes="restarted the shard")
     assert (manual.resolution, manual.resolved_by, manual.resolved_at) == (
-        Resolution.MANUAL, "ben", at(3),
+        Resolution.MANUAL,
+        "ben",
+        at(3),
     )
     assert manual.notes == "restarted the shard" and event.by == "ben"
     auto, event = resolve(ACKNOWLEDGED, now=at(3))
     assert (auto.resolution, auto.resolved_by, auto.notes, event.by) == (
-        Resolution.AUTO, None, "on it", None,
+        Resolution.AUTO,
+        None,
+        "on it",
+        None,
     )
 
 

@@ -24,9 +24,7 @@ BELOW_VALUES = [30.0, 25.1, 25.0, 22.0, 20.01, 20.0, 15.0, 10.01, 10.0, 5.0]
 @st.composite
 def rules(draw: st.DrawFn, metric: str = "m") -> Rule:
     below = draw(st.booleans())
-    has_warning, has_critical = draw(
-        st.sampled_from([(True, True), (True, False), (False, True)])
-    )
+    has_warning, has_critical = draw(st.sampled_from([(True, True), (True, False), (False, True)]))
     warning, critical, recovery = (20.0, 10.0, 25.0) if below else (100.0, 200.0, 80.0)
     return Rule(
         metric=metric,
@@ -168,8 +166,7 @@ def test_rules_evaluated_together_behave_as_if_alone(data: st.DataObject) -> Non
     first, second = data.draw(rules("a")), data.draw(rules("b"))
     size = data.draw(st.integers(0, 40))
     readings = {
-        r.metric: data.draw(readings_for(r, min_size=size, max_size=size))
-        for r in (first, second)
+        r.metric: data.draw(readings_for(r, min_size=size, max_size=size)) for r in (first, second)
     }
     together = Evaluator([first, second], new_id=counter_ids())
     combined: dict[str, list[tuple[int, Event]]] = {"a": [], "b": []}

@@ -17,7 +17,7 @@ from datetime import datetime
 from vigil.core.errors import DuplicateIncidentError, NotFoundError, ValidationError
 from vigil.core.events import Event, EventKind
 from vigil.core.incidents import Incident, Severity, Status, acknowledge, resolve
-from vigil.core.rules import Direction, Level, Rule
+from vigil.core.rules import MAX_STREAK, Direction, Level, Rule
 
 IdFactory = Callable[[], uuid.UUID]
 
@@ -73,8 +73,10 @@ def step(
             return IDLE, [event]
         return RuleState(normal_streak=normal, incident=incident), []
 
-    breach = state.breach_streak + 1
-    critical = state.critical_streak + 1 if level is Level.CRITICAL else 0
+    # Capped at the largest count a rule may require: beyond it the state stops changing,
+    # so a long breach without an incident (a snoozed rule) is not rewritten every cycle.
+    breach = min(state.breach_streak + 1, MAX_STREAK)
+    critical = min(state.critical_streak + 1, MAX_STREAK) if level is Level.CRITICAL else 0
     if incident is None:
         if breach >= rule.breaches_required and not quiet:
             opened = _open(rule, level, value, now=now, new_id=new_id)
@@ -84,11 +86,7 @@ def step(
 
     incident = _observe(rule, incident, value)
     events: list[Event] = []
-    if (
-        incident.severity is Severity.WARNING
-        and critical >= rule.breaches_required
-        and not quiet
-    ):
+    if incident.severity is Severity.WARNING and critical >= rule.breaches_required and not quiet:
         threshold = rule.threshold_for(Level.CRITICAL)
         incident = dataclasses.replace(
             incident,
