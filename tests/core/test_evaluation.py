@@ -289,6 +289,19 @@ def test_restore_refuses_a_resolved_or_foreign_incident() -> None:
         other.restore("nope", RuleState())
 
 
+def test_rollback_undoes_a_cycle_as_if_it_never_ran() -> None:
+    evaluator, _ = run(latency_rule(), [150])
+    before = evaluator.states()
+    result = evaluator.evaluate({"gateway_latency": 150}, now=at(1))
+    assert [e.kind for e in result.events] == [EventKind.INCIDENT_OPENED]
+    assert result.previous == {"gateway_latency": RuleState(1, 0, 0, None)}
+    evaluator.rollback(result)
+    assert evaluator.states() == before
+    # the retry opens the incident again, exactly once
+    retried = evaluator.evaluate({"gateway_latency": 150}, now=at(2))
+    assert [e.kind for e in retried.events] == [EventKind.INCIDENT_OPENED]
+
+
 # -- manual actions -----------------------------------------------------------------------
 
 

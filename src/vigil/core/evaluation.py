@@ -148,10 +148,12 @@ def _check_reading(metric: str, value: object) -> None:
 
 @dataclass(frozen=True, slots=True)
 class CycleResult:
-    """What one cycle changed: the events, and every rule state that differs from before."""
+    """What one cycle changed: the events, every rule state that differs from before, and
+    what those states were (so a cycle whose commit failed can be rolled back)."""
 
     events: list[Event] = field(default_factory=list)
     changed: dict[str, RuleState] = field(default_factory=dict)
+    previous: dict[str, RuleState] = field(default_factory=dict)
 
 
 class _Slot:
@@ -282,10 +284,20 @@ class Evaluator:
                 new_id=self._new_id,
             )
             if state != slot.state:
+                result.previous[rule.metric] = slot.state
                 slot.set_state(state)
                 result.changed[rule.metric] = state
             result.events.extend(events)
         return result
+
+    def rollback(self, result: CycleResult) -> None:
+        """Undo a cycle whose changes could not be stored, as if it never ran.
+
+        Only valid for the latest cycle, before any other change."""
+        for metric, state in result.previous.items():
+            slot = self._slots.get(metric)
+            if slot is not None:
+                slot.set_state(state)
 
     # -- manual actions and changes made elsewhere ------------------------------------------
 
