@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from vigil.core import (
+    DEFAULT_RULES,
+    Event,
+    EventKind,
+    Incident,
+    Level,
+    Severity,
+    Status,
+    acknowledge,
+    resolve,
+)
+from vigil.runtime.view import LiveView
+
+T0 = datetime(2026, 11, 27, tzinfo=UTC)
+
+
+def incident(n: int, severity: Severity, minutes: int) -> Incident:
+    return Incident(
+        id=uuid.UUID(int=n),
+        metric=f"m{n}",
+        severity=severity,
+        status=Status.ACTIVE,
+        triggered_at=T0 + timedelta(minutes=minutes),
+        threshold=1,
+        value=2,
+        peak_value=2,
+        last_value=2,
+        message="m",
+    )
+
+
+def opened(i: Incident) -> Event:
+    return Event.for_incident(EventKind.INCIDENT_OPENED, i, at=i.triggered_at)
+
+
+def test_active_is_most_severe_first_then_newest_and_follows_events() -> None:
+    view = LiveView(DEFAULT_RULES)
+    old_warning = incident(1, Severity.WARNING, 0)
+    new_warning = incident(2, Severity.WARNING, 5)
+    critical = incident(3, Severity.CRITICAL, 1)
+    for i in (old_warning, new_warning, critical):
+        view.apply(opened(i))
+    assert [i.id.int for i in view.active()] == [3, 2, 1]
+    assert view.summary() == {Severity.INFO: 0, Severity.WARNING: 2, Severity.CRITICAL: 1}
+    acked, event = acknowledge(new_warning, by="ana", now=T0)
+    view.apply(event)
+    assert view.open_incident(new_warning.id) == acked
+    _, event = resolve(acked, now=T0)
+    view.apply(event)
+    assert [i.id.int for i in view.active()] == [3, 1]
+    assert view.summary()[Severity.WARNING] == 1
+
+
+def test_rule_changes_and_current_levels() -> None:
+    view = LiveView(DEFAULT_RULES)
+    view.set_values({"gateway_latency": 150.0, "memory_usage": None, "cpu": 3.0}, at=T0)
+    assert view.current["gateway_latency"].level is Level.WARNING
+    assert view.current["memory_usage"].level is None
+    assert view.current["cpu"].level is None  # no rule: a value but no level
+    rule = view.rules["gateway_latency"].updated({"warning": 160})
+    view.apply(Event(kind=EventKind.RULE_CHANGED, at=T0, data={"rule": rule.to_dict()}))
+    assert view.rules["gateway_latency"].warning == 160
