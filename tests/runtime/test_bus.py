@@ -31,7 +31,7 @@ async def test_subscribers_receive_every_event_in_order() -> None:
     events = make(log, 5)
     bus.publish(events[:2])
     bus.publish(events[2:])
-    assert await pending == ([1, 2, 3, 4, 5], [1, 2, 3, 4, 5])
+    assert list(await pending) == [[1, 2, 3, 4, 5], [1, 2, 3, 4, 5]]
     bus.close()
 
 
