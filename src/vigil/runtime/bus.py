@@ -23,7 +23,7 @@ CATCH_UP_BATCH = 500
 class EventLog(Protocol):
     """The durable log: the store implements it."""
 
-    async def events_after(self, last_id: int, limit: int) -> Sequence[Event]: ...
+    async def events_after(self, last_id: int, *, limit: int) -> Sequence[Event]: ...
 
 
 class MemoryEventLog:
@@ -39,7 +39,7 @@ class MemoryEventLog:
         self.events.append(stored)
         return stored
 
-    async def events_after(self, last_id: int, limit: int) -> Sequence[Event]:
+    async def events_after(self, last_id: int, *, limit: int) -> Sequence[Event]:
         return self.events[last_id : last_id + limit] if last_id >= 0 else []
 
 
@@ -92,7 +92,7 @@ class EventBus:
         """Read from the log what other processes stored since the last event seen."""
         total = 0
         while True:
-            batch = await self._log.events_after(self._last_id, CATCH_UP_BATCH)
+            batch = await self._log.events_after(self._last_id, limit=CATCH_UP_BATCH)
             total += self.publish(batch)
             if len(batch) < CATCH_UP_BATCH:
                 return total
@@ -114,7 +114,7 @@ class EventBus:
                 if cursor >= self._floor:
                     batch: Sequence[Event] = self._since(cursor)
                 else:
-                    batch = await self._log.events_after(cursor, CATCH_UP_BATCH)
+                    batch = await self._log.events_after(cursor, limit=CATCH_UP_BATCH)
                     if not batch:  # the log has nothing past the cursor (yet): wait
                         await waiter.wait()
                         continue
