@@ -1,0 +1,282 @@
+"""Users, API tokens and the notification outbox. Hashing is the caller's job: only hashes
+arrive here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, delete, select, update
+
+from vigil.core.errors import NotFoundError, ValidationError
+from vigil.store import models
+from vigil.store._base import StoreBase, check_enum, check_int, check_name, check_time
+from vigil.store.records import USER_ROLES, ApiToken, OutboxItem, OutboxStatus, Role, User
+
+MAX_ERROR = 2000
+
+
+class Accounts(StoreBase):
+    # -- users ----------------------------------------------------------------------------------
+
+    async def add_user(
+        self, name: str, *, role: Role | str, password_hash: str, now: datetime
+    ) -> User:
+        """A new user; ``ValidationError`` on ``name`` if it is taken."""
+        check_name("name", name)
+        user_role = _user_role(role)
+        check_name("password_hash", password_hash, max_length=255)
+        check_time("now", now)
+        table = models.users
+        async with self._write("adding a user") as connection:
+            taken = await connection.scalar(select(table.c.id).where(table.c.name == name))
+            if taken is not None:
+                raise ValidationError("name", f"a user named {name!r} already exists")
+            row = (
+                await connection.execute(
+                    table.insert()
+                    .values(
+                        name=name, role=user_role.value, password_hash=password_hash, created_at=now
+                    )
+                    .returning(*table.c)
+                )
+            ).one()
+        return _user(row)
+
+    async def get_user(self, name: str) -> User:
+        table = models.users
+        async with self._read("reading a user") as connection:
+            row = (await connection.execute(select(table).where(table.c.name == name))).first()
+        if row is None:
+            raise NotFoundError("user", name)
+        return _user(row)
+
+    async def list_users(self) -> list[User]:
+        table = models.users
+        async with self._read("reading users") as connection:
+            rows = (await connection.execute(select(table).order_by(table.c.name))).all()
+        return [_user(row) for row in rows]
+
+    async def update_user(
+        self, name: str, *, role: Role | str | None = None, password_hash: str | None = None
+    ) -> User:
+        values: dict[str, Any] = {}
+        if role is not None:
+            values["role"] = _user_role(role).value
+        if password_hash is not None:
+            values["password_hash"] = check_name("password_hash", password_hash, max_length=255)
+        table = models.users
+        async with self._write("updating a user") as connection:
+            statement = update(table).where(table.c.name == name)
+            row = (
+                await connection.execute(statement.values(values).returning(*table.c))
+                if values
+                else await connection.execute(select(table).where(table.c.name == name))
+            ).first()
+        if row is None:
+            raise NotFoundError("user", name)
+        return _user(row)
+
+    async def delete_user(self, name: str) -> None:
+        table = models.users
+        async with self._write("deleting a user") as connection:
+            result = await connection.execute(delete(table).where(table.c.name == name))
+        if result.rowcount == 0:
+            raise NotFoundError("user", name)
+
+    # -- API tokens -----------------------------------------------------------------------------
+
+    async def add_token(
+        self, name: str, *, role: Role | str, token_hash: str, now: datetime
+    ) -> ApiToken:
+        check_name("name", name)
+        token_role = check_enum(Role, "role", role)
+        check_name("token_hash", token_hash, max_length=255)
+        check_time("now", now)
+        table = models.api_tokens
+        async with self._write("adding a token") as connection:
+            taken = await connection.scalar(
+                select(table.c.id).where(table.c.token_hash == token_hash)
+            )
+            if taken is not None:
+                raise ValidationError("token_hash", "this token already exists")
+            row = (
+                await connection.execute(
+                    table.insert()
+                    .values(name=name, role=token_role, token_hash=token_hash, created_at=now)
+                    .returning(*table.c)
+                )
+            ).one()
+        return _token(row)
+
+    async def token_by_hash(self, token_hash: str, *, now: datetime | None = None) -> ApiToken:
+        """The live (not revoked) token with this hash; records ``now`` as its last use.
+        ``NotFoundError`` for an unknown or revoked token."""
+        table = models.api_tokens
+        live = (table.c.token_hash == token_hash, table.c.revoked_at.is_(None))
+        if now is None:
+            async with self._read("reading a token") as connection:
+                row = (await connection.execute(select(table).where(*live))).first()
+        else:
+            check_time("now", now)
+            async with self._write("using a token") as connection:
+                row = (
+                    await connection.execute(
+                        update(table).where(*live).values(last_used_at=now).returning(*table.c)
+                    )
+                ).first()
+        if row is None:
+            raise NotFoundError("token", "(hash)")
+        return _token(row)
+
+    async def list_tokens(self) -> list[ApiToken]:
+        table = models.api_tokens
+        async with self._read("reading tokens") as connection:
+            rows = (await connection.execute(select(table).order_by(table.c.id))).all()
+        return [_token(row) for row in rows]
+
+    async def revoke_token(self, token_id: int, *, now: datetime) -> ApiToken:
+        """Revoke a token; revoking it again keeps the first revocation time."""
+        check_time("now", now)
+        table = models.api_tokens
+        async with self._write("revoking a token") as connection:
+            await connection.execute(
+                update(table)
+                .where(table.c.id == token_id, table.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+            row = (await connection.execute(select(table).where(table.c.id == token_id))).first()
+        if row is None:
+            raise NotFoundError("token", token_id)
+        return _token(row)
+
+    # -- notification outbox --------------------------------------------------------------------
+
+    async def enqueue_notifications(
+        self, event_id: int, channels: Sequence[str], *, now: datetime
+    ) -> list[OutboxItem]:
+        """One pending row per channel for an event. Idempotent: the key ``event:channel`` is
+        unique, so enqueueing again after a crash adds nothing."""
+        check_time("now", now)
+        for channel in channels:
+            check_name("channel", channel)
+        if not channels:
+            return []
+        table = models.outbox
+        statement = self._upsert(table).on_conflict_do_nothing(
+            index_elements=[table.c.idempotency_key]
+        )
+        keys = [f"{event_id}:{channel}" for channel in channels]
+        async with self._write("enqueueing notifications") as connection:
+            await connection.execute(
+                statement,
+                [
+                    {
+                        "event_id": event_id,
+                        "channel": channel,
+                        "idempotency_key": key,
+                        "status": OutboxStatus.PENDING,
+                        "attempts": 0,
+                        "next_attempt_at": now,
+                        "created_at": now,
+                    }
+                    for channel, key in zip(channels, keys, strict=True)
+                ],
+            )
+            rows = (
+                await connection.execute(
+                    select(table).where(table.c.idempotency_key.in_(keys)).order_by(table.c.id)
+                )
+            ).all()
+        return [_outbox(row) for row in rows]
+
+    async def due_notifications(self, *, now: datetime, limit: int = 100) -> list[OutboxItem]:
+        """Pending rows whose next attempt is due, oldest due first."""
+        check_time("now", now)
+        check_int("limit", limit, 1, 10_000)
+        table = models.outbox
+        statement = (
+            select(table)
+            .where(table.c.status == OutboxStatus.PENDING, table.c.next_attempt_at <= now)
+            .order_by(table.c.next_attempt_at, table.c.id)
+            .limit(limit)
+        )
+        async with self._read("reading due notifications") as connection:
+            rows = (await connection.execute(statement)).all()
+        return [_outbox(row) for row in rows]
+
+    async def mark_notification_sent(self, item_id: int, *, now: datetime) -> OutboxItem:
+        check_time("now", now)
+        return await self._set_outbox(
+            item_id, status=OutboxStatus.SENT, sent_at=now, attempts_delta=1
+        )
+
+    async def mark_notification_failed(
+        self, item_id: int, *, error: str, retry_at: datetime | None
+    ) -> OutboxItem:
+        """Record a failed attempt: pending again at ``retry_at``, or failed for good."""
+        values: dict[str, Any] = {"last_error": str(error)[:MAX_ERROR]}
+        if retry_at is None:
+            values["status"] = OutboxStatus.FAILED
+        else:
+            values["next_attempt_at"] = check_time("retry_at", retry_at)
+        return await self._set_outbox(item_id, attempts_delta=1, **values)
+
+    async def _set_outbox(self, item_id: int, *, attempts_delta: int, **values: Any) -> OutboxItem:
+        table = models.outbox
+        async with self._write("updating a notification") as connection:
+            row = (
+                await connection.execute(
+                    update(table)
+                    .where(table.c.id == item_id)
+                    .values(attempts=table.c.attempts + attempts_delta, **values)
+                    .returning(*table.c)
+                )
+            ).first()
+        if row is None:
+            raise NotFoundError("notification", item_id)
+        return _outbox(row)
+
+
+def _user_role(role: object) -> Role:
+    checked = check_enum(Role, "role", role)
+    if checked not in USER_ROLES:
+        raise ValidationError("role", "a user is a viewer or an admin")
+    return checked
+
+
+def _user(row: Row[Any]) -> User:
+    return User(
+        id=row.id,
+        name=row.name,
+        role=Role(row.role),
+        password_hash=row.password_hash,
+        created_at=row.created_at,
+    )
+
+
+def _token(row: Row[Any]) -> ApiToken:
+    return ApiToken(
+        id=row.id,
+        name=row.name,
+        role=row.role,
+        created_at=row.created_at,
+        last_used_at=row.last_used_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+def _outbox(row: Row[Any]) -> OutboxItem:
+    return OutboxItem(
+        id=row.id,
+        event_id=row.event_id,
+        channel=row.channel,
+        idempotency_key=row.idempotency_key,
+        status=row.status,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        last_error=row.last_error,
+        sent_at=row.sent_at,
+        created_at=row.created_at,
+    )

@@ -1,0 +1,245 @@
+"""What every part of the repository shares: the engine, transactions, row conversion, checks."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Row, Table, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from vigil.core.errors import NotFoundError, ValidationError
+from vigil.core.events import Event
+from vigil.core.incidents import Incident
+from vigil.core.rules import Rule
+from vigil.store import models
+from vigil.store.engine import SQLITE_BEGIN
+from vigil.store.errors import translated_errors
+
+E = TypeVar("E")
+
+# Event ids come from a sequence, and PostgreSQL hands out sequence values at insert time, not
+# at commit: a reader could see id 12 before a slower transaction commits id 11, and then skip
+# it. Appending events under this transaction-scoped lock makes commit order id order.
+EVENT_LOCK_KEY = 0x56494749_4C455654  # "VIGILEVT"
+
+MAX_PAGE_SIZE = 200
+
+
+class StoreBase:
+    """The engine and the two kinds of transaction. Subclasses add one idea each."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._dialect = engine.dialect.name
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self._dialect
+
+    @asynccontextmanager
+    async def _read(self, action: str) -> AsyncIterator[AsyncConnection]:
+        """A read transaction: one consistent snapshot for a count and its page."""
+        with translated_errors(action):
+            async with self._engine.connect() as connection:
+                yield connection
+
+    @asynccontextmanager
+    async def _write(self, action: str) -> AsyncIterator[AsyncConnection]:
+        """A write transaction, committed on success, rolled back on any error."""
+        with translated_errors(action):
+            async with self._engine.connect() as connection:
+                if self._dialect == "sqlite":
+                    connection = await connection.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
+                async with connection.begin():
+                    yield connection
+
+    def _upsert(self, table: Table) -> Any:
+        """``INSERT ... ON CONFLICT``: the same construct exists for both dialects."""
+        if self._dialect == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    async def _append_events(
+        self, connection: AsyncConnection, items: Sequence[Event]
+    ) -> list[Event]:
+        """Insert events in order; returns them carrying their new ids."""
+        if not items:
+            return []
+        if self._dialect == "postgresql":
+            await connection.execute(select(func.pg_advisory_xact_lock(EVENT_LOCK_KEY)))
+        stored: list[Event] = []
+        table = models.events
+        for item in items:
+            payload = _json_ready(item)
+            new_id = await connection.scalar(
+                table.insert()
+                .values(
+                    kind=item.kind.value,
+                    at=item.at,
+                    metric=item.metric,
+                    incident_id=item.incident.id if item.incident is not None else None,
+                    payload=payload,
+                )
+                .returning(table.c.id)
+            )
+            assert new_id is not None
+            stored.append(_with_id(item, int(new_id)))
+        return stored
+
+
+def _json_ready(item: Event) -> dict[str, Any]:
+    payload = item.to_dict()
+    payload.pop("id")
+    try:
+        json.dumps(payload)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError("data", f"event data must be JSON: {exc}") from None
+    return payload
+
+
+def _with_id(item: Event, new_id: int) -> Event:
+    return dataclasses.replace(item, id=new_id)
+
+
+# -- row conversion ----------------------------------------------------------------------------
+
+
+def incident_from_row(row: Row[Any] | Mapping[str, Any]) -> Incident:
+    data = row._mapping if isinstance(row, Row) else row
+    return Incident(
+        id=data["id"],
+        metric=data["metric"],
+        severity=data["severity"],
+        status=data["status"],
+        triggered_at=data["triggered_at"],
+        # float(): SQLite's RETURNING hands back whole REALs as integers.
+        threshold=float(data["threshold"]),
+        value=float(data["value"]),
+        peak_value=float(data["peak_value"]),
+        last_value=float(data["last_value"]),
+        message=data["message"],
+        resolved_at=data["resolved_at"],
+        resolution=data["resolution"],
+        acknowledged_by=data["acknowledged_by"],
+        acknowledged_at=data["acknowledged_at"],
+        notes=data["notes"],
+        resolved_by=data["resolved_by"],
+    )
+
+
+def incident_values(incident: Incident) -> dict[str, Any]:
+    return {
+        "id": incident.id,
+        "metric": incident.metric,
+        "severity": incident.severity,
+        "status": incident.status,
+        "triggered_at": incident.triggered_at,
+        "resolved_at": incident.resolved_at,
+        "resolution": incident.resolution,
+        "threshold": incident.threshold,
+        "value": incident.value,
+        "peak_value": incident.peak_value,
+        "last_value": incident.last_value,
+        "message": incident.message,
+        "acknowledged_by": incident.acknowledged_by,
+        "acknowledged_at": incident.acknowledged_at,
+        "notes": incident.notes,
+        "resolved_by": incident.resolved_by,
+    }
+
+
+RULE_FIELDS = (
+    "metric",
+    "display_name",
+    "description",
+    "unit",
+    "warning",
+    "critical",
+    "direction",
+    "enabled",
+    "breaches_required",
+    "recoveries_required",
+    "recovery",
+    "aggregate",
+    "updated_at",
+    "updated_by",
+)
+
+
+def rule_from_row(row: Row[Any]) -> Rule:
+    data = row._mapping
+    return Rule(**{name: data[name] for name in RULE_FIELDS})
+
+
+def rule_values(rule: Rule) -> dict[str, Any]:
+    return {name: getattr(rule, name) for name in RULE_FIELDS}
+
+
+def event_from_row(row: Row[Any]) -> Event:
+    payload = dict(row.payload)
+    payload["id"] = row.id
+    return Event.from_dict(payload)
+
+
+# -- input checks: the field named, nothing touched ----------------------------------------------
+
+
+def check_time(field: str, value: object) -> datetime:
+    if not isinstance(value, datetime):
+        raise ValidationError(field, f"must be a datetime, got {value!r}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError(field, "must carry a time zone (UTC)")
+    return value
+
+
+def check_int(field: str, value: object, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(field, f"must be an integer, got {value!r}")
+    if not low <= value <= high:
+        raise ValidationError(field, f"must be between {low} and {high}, got {value}")
+    return value
+
+
+def check_enum(kind: type[E], field: str, value: object) -> E:
+    try:
+        return kind(value)  # type: ignore[call-arg]
+    except ValueError:
+        allowed = ", ".join(str(member) for member in kind)  # type: ignore[attr-defined]
+        raise ValidationError(field, f"must be one of {allowed}, got {value!r}") from None
+
+
+def check_name(field: str, value: object, *, max_length: int = 100) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(field, "must be a non-empty string")
+    if len(value) > max_length:
+        raise ValidationError(field, f"must be at most {max_length} characters")
+    return value
+
+
+def check_finite(field: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValidationError(field, f"must be a finite number, got {value!r}")
+    return float(value)
+
+
+def parse_incident_id(value: uuid.UUID | str) -> uuid.UUID:
+    """An id from a URL: anything that is not a UUID cannot name an incident."""
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise NotFoundError("incident", value) from None

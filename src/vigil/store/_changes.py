@@ -1,0 +1,293 @@
+"""Writes that change incidents: the evaluation cycle and the people's actions.
+
+Each method is one transaction: the incident rows, the daily counts and the events commit
+together or not at all (the transactional outbox DESIGN section 1 asks for).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from vigil.core.errors import (
+    DuplicateIncidentError,
+    IllegalTransitionError,
+    NotFoundError,
+)
+from vigil.core.evaluation import CycleResult, RuleState
+from vigil.core.events import Event, EventKind
+from vigil.core.incidents import Incident, Severity, Status, acknowledge, resolve
+from vigil.core.samples import Sample
+from vigil.store import models
+from vigil.store._base import (
+    StoreBase,
+    check_name,
+    check_time,
+    incident_from_row,
+    incident_values,
+    parse_incident_id,
+)
+
+# What the evaluator owns on an open incident. Acknowledgement and notes belong to people and
+# may have changed on another instance since the evaluator last saw the incident.
+_EVALUATOR_FIELDS = ("severity", "threshold", "message", "peak_value", "last_value")
+_RESOLUTION_FIELDS = ("status", "resolved_at", "resolution", "resolved_by")
+
+
+def _day(incident: Incident) -> date:
+    return incident.triggered_at.astimezone(UTC).date()
+
+
+class IncidentChanges(StoreBase):
+    async def load_states(self) -> dict[str, RuleState]:
+        """Every rule's persisted streaks and open incident: what a restarted monitor resumes."""
+        table = models.rule_states
+        async with self._read("loading rule states") as connection:
+            streaks = (await connection.execute(select(table))).all()
+            open_rows = (
+                await connection.execute(select(models.incidents).where(models.OPEN_PREDICATE))
+            ).all()
+        open_incidents = {row.metric: incident_from_row(row) for row in open_rows}
+        states: dict[str, RuleState] = {}
+        for row in streaks:
+            incident = open_incidents.get(row.metric)
+            states[row.metric] = RuleState(
+                breach_streak=row.breach_streak,
+                # The normal streak means something only while an incident is open.
+                normal_streak=row.normal_streak if incident is not None else 0,
+                critical_streak=row.critical_streak,
+                incident=incident,
+            )
+        for metric, incident in open_incidents.items():
+            states.setdefault(metric, RuleState(incident=incident))
+        return states
+
+    async def commit_cycle(
+        self, *, samples: Sequence[Sample], result: CycleResult, now: datetime
+    ) -> list[Event]:
+        """Write one evaluation cycle in one transaction: its samples, the rule states that
+        changed, the incidents it opened, escalated, updated or resolved, and its events.
+
+        Returns the events with their ids. ``DuplicateIncidentError`` if a rule already has an
+        open incident (two leaders, or a bug); ``IllegalTransitionError`` if an incident this
+        cycle updates was resolved elsewhere meanwhile (reload the states and carry on).
+        Either way nothing of the cycle is written.
+        """
+        check_time("now", now)
+        opened: dict[uuid.UUID, Incident] = {}
+        latest: dict[uuid.UUID, Incident] = {}
+        counts: Counter[tuple[date, Severity]] = Counter()
+        for item in result.events:
+            if item.incident is None:
+                continue
+            latest[item.incident.id] = item.incident
+            if item.kind is EventKind.INCIDENT_OPENED:
+                opened[item.incident.id] = item.incident
+            elif item.kind is EventKind.INCIDENT_ESCALATED:
+                before = Severity(str(item.data.get("from", Severity.WARNING)))
+                counts[_day(item.incident), before] -= 1
+                counts[_day(item.incident), item.incident.severity] += 1
+        for state in result.changed.values():
+            if state.incident is not None:
+                latest[state.incident.id] = state.incident
+        for ident in opened:
+            counts[_day(latest[ident]), latest[ident].severity] += 1
+
+        async with self._write("writing a monitor cycle") as connection:
+            if samples:
+                await self._insert_samples(connection, samples)
+            if result.changed:
+                await self._save_streaks(connection, result, now)
+            stored: dict[uuid.UUID, Incident] = {}
+            for ident in sorted(opened):
+                stored[ident] = await self._insert_incident(connection, latest[ident])
+            # Sorted ids: the same lock order as acknowledge_all, so the two cannot deadlock.
+            for ident in sorted(set(latest) - set(opened)):
+                stored[ident] = await self._apply_evaluation(connection, latest[ident])
+            await self._count(connection, counts)
+            return await self._append_events(
+                connection,
+                [
+                    item
+                    if item.incident is None
+                    else _replace_incident(item, stored[item.incident.id])
+                    for item in result.events
+                ],
+            )
+
+    async def add_samples(self, samples: Sequence[Sample]) -> None:
+        """Store samples outside a cycle (push ingestion from other processes)."""
+        if not samples:
+            return
+        async with self._write("storing samples") as connection:
+            await self._insert_samples(connection, samples)
+
+    async def acknowledge_incident(
+        self, incident_id: uuid.UUID | str, *, by: str, now: datetime, notes: str | None = None
+    ) -> tuple[Incident, Event]:
+        """active -> acknowledged. ``IllegalTransitionError`` otherwise; nothing changes."""
+        ident = parse_incident_id(incident_id)
+        check_time("now", now)
+        async with self._write("acknowledging an incident") as connection:
+            current = await self._locked_incident(connection, ident)
+            updated, event = acknowledge(current, by=by, now=now, notes=notes)
+            await self._save_incident(connection, updated)
+            [stored] = await self._append_events(connection, [event])
+        return updated, stored
+
+    async def acknowledge_all(
+        self, *, by: str, now: datetime, notes: str | None = None
+    ) -> list[tuple[Incident, Event]]:
+        """Acknowledge every active incident (acknowledged ones are left as they are)."""
+        check_name("by", by)
+        check_time("now", now)
+        table = models.incidents
+        async with self._write("acknowledging all incidents") as connection:
+            rows = (
+                await connection.execute(
+                    select(table)
+                    .where(table.c.status == Status.ACTIVE)
+                    .order_by(table.c.id)
+                    .with_for_update()
+                )
+            ).all()
+            changes = [
+                acknowledge(incident_from_row(row), by=by, now=now, notes=notes) for row in rows
+            ]
+            for updated, _ in changes:
+                await self._save_incident(connection, updated)
+            stored = await self._append_events(connection, [event for _, event in changes])
+        return [(updated, event) for (updated, _), event in zip(changes, stored, strict=True)]
+
+    async def resolve_incident(
+        self, incident_id: uuid.UUID | str, *, by: str, now: datetime, notes: str | None = None
+    ) -> tuple[Incident, Event]:
+        """Manual resolution of an open incident. ``IllegalTransitionError`` if resolved."""
+        ident = parse_incident_id(incident_id)
+        check_name("by", by)
+        check_time("now", now)
+        async with self._write("resolving an incident") as connection:
+            current = await self._locked_incident(connection, ident)
+            updated, event = resolve(current, by=by, now=now, notes=notes)
+            await self._save_incident(connection, updated)
+            [stored] = await self._append_events(connection, [event])
+        return updated, stored
+
+    # -- the statements -----------------------------------------------------------------------
+
+    async def _insert_samples(self, connection: AsyncConnection, items: Sequence[Sample]) -> None:
+        await connection.execute(
+            models.samples.insert(),
+            [
+                {"instance": s.instance, "metric": s.metric, "time": s.time, "value": s.value}
+                for s in items
+            ],
+        )
+
+    async def _save_streaks(
+        self, connection: AsyncConnection, result: CycleResult, now: datetime
+    ) -> None:
+        table = models.rule_states
+        statement = self._upsert(table)
+        statement = statement.on_conflict_do_update(
+            index_elements=[table.c.metric],
+            set_={
+                "breach_streak": statement.excluded.breach_streak,
+                "normal_streak": statement.excluded.normal_streak,
+                "critical_streak": statement.excluded.critical_streak,
+                "updated_at": statement.excluded.updated_at,
+            },
+        )
+        await connection.execute(
+            statement,
+            [
+                {
+                    "metric": metric,
+                    "breach_streak": state.breach_streak,
+                    "normal_streak": state.normal_streak,
+                    "critical_streak": state.critical_streak,
+                    "updated_at": now,
+                }
+                for metric, state in sorted(result.changed.items())
+            ],
+        )
+
+    async def _insert_incident(self, connection: AsyncConnection, incident: Incident) -> Incident:
+        try:
+            await connection.execute(models.incidents.insert().values(incident_values(incident)))
+        except sa_exc.IntegrityError as exc:
+            if _is_open_incident_violation(exc):
+                raise DuplicateIncidentError(incident.metric) from exc
+            raise
+        return incident
+
+    async def _apply_evaluation(self, connection: AsyncConnection, incident: Incident) -> Incident:
+        """Write what the evaluator changed on a stored open incident; return the stored row."""
+        table = models.incidents
+        fields = _EVALUATOR_FIELDS + (_RESOLUTION_FIELDS if not incident.is_open else ())
+        values = incident_values(incident)
+        row = (
+            await connection.execute(
+                update(table)
+                .where(table.c.id == incident.id, table.c.status != Status.RESOLVED)
+                .values({name: values[name] for name in fields})
+                .returning(*table.c)
+            )
+        ).first()
+        if row is not None:
+            return incident_from_row(row)
+        status = await connection.scalar(select(table.c.status).where(table.c.id == incident.id))
+        if status is None:
+            raise NotFoundError("incident", incident.id)
+        raise IllegalTransitionError(incident.id, str(status), "update")
+
+    async def _locked_incident(self, connection: AsyncConnection, ident: uuid.UUID) -> Incident:
+        table = models.incidents
+        row = (
+            await connection.execute(select(table).where(table.c.id == ident).with_for_update())
+        ).first()
+        if row is None:
+            raise NotFoundError("incident", ident)
+        return incident_from_row(row)
+
+    async def _save_incident(self, connection: AsyncConnection, incident: Incident) -> None:
+        table = models.incidents
+        values = incident_values(incident)
+        del values["id"]
+        await connection.execute(update(table).where(table.c.id == incident.id).values(values))
+
+    async def _count(
+        self, connection: AsyncConnection, counts: Counter[tuple[date, Severity]]
+    ) -> None:
+        deltas = [
+            {"day": day, "severity": severity, "count": delta}
+            for (day, severity), delta in sorted(counts.items())
+            if delta
+        ]
+        if not deltas:
+            return
+        table = models.incident_daily_counts
+        statement = self._upsert(table)
+        statement = statement.on_conflict_do_update(
+            index_elements=[table.c.day, table.c.severity],
+            set_={"count": table.c.count + statement.excluded.count},
+        )
+        await connection.execute(statement, deltas)
+
+
+def _replace_incident(item: Event, incident: Incident) -> Event:
+    return dataclasses.replace(item, incident=incident)
+
+
+def _is_open_incident_violation(exc: sa_exc.IntegrityError) -> bool:
+    message = str(exc.orig)
+    # PostgreSQL names the index; SQLite names the column, and the only unique index on
+    # incidents.metric alone is the open-incident one.
+    return "uq_incidents_open_metric" in message or "incidents.metric" in message

@@ -1,0 +1,131 @@
+"""Metric history: charts, backtests, and combining instances' latest readings."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import BigInteger, Integer, and_, cast, func, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from vigil.core.errors import ValidationError
+from vigil.core.rules import METRIC_PATTERN
+from vigil.core.samples import Sample
+from vigil.store import models
+from vigil.store._base import StoreBase, check_int, check_name, check_time
+from vigil.store.records import MetricPoint
+
+MAX_POINTS = 10_000
+_UNIX_EPOCH_JULIAN_DAY = 2440587.5
+
+
+class SampleQueries(StoreBase):
+    async def metric_history(
+        self,
+        metric: str,
+        *,
+        start: datetime,
+        end: datetime,
+        max_points: int = 500,
+        instance: str | None = None,
+    ) -> list[MetricPoint]:
+        """One metric's samples in ``[start, end)``, averaged into at most ``max_points``
+        equal time buckets (empty buckets are left out), oldest first. All instances
+        together unless ``instance`` is given."""
+        if not isinstance(metric, str) or not METRIC_PATTERN.fullmatch(metric):
+            raise ValidationError("metric", f"{metric!r} is not a metric name")
+        check_time("start", start)
+        check_time("end", end)
+        if end <= start:
+            raise ValidationError("end", "must be after start")
+        check_int("max_points", max_points, 1, MAX_POINTS)
+        table = models.samples
+        width = (end - start).total_seconds() / max_points
+        bucket = self._bucket(table.c.time, start, width).label("bucket")
+        conditions = [table.c.metric == metric, table.c.time >= start, table.c.time < end]
+        if instance is not None:
+            conditions.append(table.c.instance == check_name("instance", instance))
+        statement = (
+            select(
+                bucket,
+                func.avg(table.c.value),
+                func.min(table.c.value),
+                func.max(table.c.value),
+                func.count(),
+            )
+            .where(*conditions)
+            .group_by(bucket)
+            .order_by(bucket)
+        )
+        async with self._read("reading metric history") as connection:
+            rows = (await connection.execute(statement)).all()
+        # Float rounding can put a sample just before ``end`` one bucket too far: fold it back.
+        merged: dict[int, MetricPoint] = {}
+        for index, mean, low, high, count in rows:
+            slot = min(max(int(index), 0), max_points - 1)
+            point = MetricPoint(
+                time=start + timedelta(seconds=slot * width),
+                mean=float(mean),
+                min=float(low),
+                max=float(high),
+                count=int(count),
+            )
+            before = merged.get(slot)
+            if before is not None:
+                total = before.count + point.count
+                point = MetricPoint(
+                    time=point.time,
+                    mean=(before.mean * before.count + point.mean * point.count) / total,
+                    min=min(before.min, point.min),
+                    max=max(before.max, point.max),
+                    count=total,
+                )
+            merged[slot] = point
+        return [merged[slot] for slot in sorted(merged)]
+
+    async def latest_samples(self, *, since: datetime) -> list[Sample]:
+        """Each (instance, metric)'s newest sample at or after ``since``: one cycle's input
+        for combining instances (core ``combine``)."""
+        check_time("since", since)
+        table = models.samples
+        newest = (
+            select(
+                table.c.instance,
+                table.c.metric,
+                func.max(table.c.time).label("time"),
+            )
+            .where(table.c.time >= since)
+            .group_by(table.c.instance, table.c.metric)
+            .subquery()
+        )
+        statement = (
+            select(table.c.id, table.c.instance, table.c.metric, table.c.time, table.c.value)
+            .join(
+                newest,
+                and_(
+                    table.c.instance == newest.c.instance,
+                    table.c.metric == newest.c.metric,
+                    table.c.time == newest.c.time,
+                ),
+            )
+            .where(table.c.time >= since)
+            .order_by(table.c.id)
+        )
+        async with self._read("reading latest samples") as connection:
+            rows = (await connection.execute(statement)).all()
+        # Two samples with the same newest time: the one stored last wins.
+        latest = {(row.instance, row.metric): row for row in rows}
+        return [
+            Sample(row.instance, row.metric, row.time, row.value)
+            for row in sorted(latest.values(), key=lambda row: (row.metric, row.instance))
+        ]
+
+    def _bucket(self, column: Any, start: datetime, width: float) -> ColumnElement[int]:
+        """``floor((time - start) / width)`` in SQL; times are never before ``start`` here."""
+        offset = start.timestamp()
+        if self._dialect == "postgresql":
+            epoch = func.extract("epoch", column)
+            return cast(func.floor((epoch - offset) / width), BigInteger)
+        # SQLite stores UTC text; julianday reads it. CAST truncates, which floors when >= 0.
+        seconds = (func.julianday(column) - _UNIX_EPOCH_JULIAN_DAY) * 86400.0
+        return cast((seconds - offset) / width, Integer)

@@ -1,0 +1,266 @@
+"""The schema. ORM rows never leave ``vigil.store``: the repository converts them to core types.
+
+Enums are stored as their lowercase values (VARCHAR with a CHECK constraint, no native enum type),
+times as aware UTC (see ``UTCDateTime``). Every index names the query it serves.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    Double,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    Uuid,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from vigil.core.incidents import Resolution, Severity, Status
+from vigil.core.rules import Aggregate, Direction
+from vigil.store.records import OutboxStatus, Role
+from vigil.store.types import UTCDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Inlined, not a bound parameter: SQLite and PostgreSQL use a partial index only when the
+# query's predicate matches the index's literally.
+OPEN_PREDICATE = text("status != 'resolved'")
+
+# INTEGER PRIMARY KEY is SQLite's rowid; BIGINT would not auto-increment there.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _enum(kind: type[StrEnum], name: str) -> Enum:
+    return Enum(
+        kind,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda members: [member.value for member in members],
+    )
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: dict[Any, Any] = {  # noqa: RUF012 - SQLAlchemy's own hook
+        datetime: UTCDateTime(),
+        uuid.UUID: Uuid(),
+        float: Double(),
+        int: Integer(),
+        str: String(100),
+        date: Date(),
+    }
+
+
+class RuleRow(Base):
+    __tablename__ = "rules"
+
+    metric: Mapped[str] = mapped_column(primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text)
+    unit: Mapped[str] = mapped_column(String(32))
+    warning: Mapped[float | None]
+    critical: Mapped[float | None]
+    direction: Mapped[Direction] = mapped_column(_enum(Direction, "direction"))
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    breaches_required: Mapped[int]
+    recoveries_required: Mapped[int]
+    recovery: Mapped[float | None]
+    aggregate: Mapped[Aggregate] = mapped_column(_enum(Aggregate, "aggregate"))
+    updated_at: Mapped[datetime | None]
+    updated_by: Mapped[str | None]
+
+
+class RuleStateRow(Base):
+    """A rule's streaks, for restart safety. Its open incident is read from ``incidents``."""
+
+    __tablename__ = "rule_states"
+
+    metric: Mapped[str] = mapped_column(
+        ForeignKey("rules.metric", ondelete="CASCADE"), primary_key=True
+    )
+    breach_streak: Mapped[int]
+    normal_streak: Mapped[int]
+    critical_streak: Mapped[int]
+    updated_at: Mapped[datetime]
+
+
+class IncidentRow(Base):
+    __tablename__ = "incidents"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    metric: Mapped[str] = mapped_column(ForeignKey("rules.metric"))
+    severity: Mapped[Severity] = mapped_column(_enum(Severity, "severity"))
+    status: Mapped[Status] = mapped_column(_enum(Status, "status"))
+    triggered_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+    resolution: Mapped[Resolution | None] = mapped_column(_enum(Resolution, "resolution"))
+    threshold: Mapped[float]
+    value: Mapped[float]
+    peak_value: Mapped[float]
+    last_value: Mapped[float]
+    message: Mapped[str] = mapped_column(Text)
+    acknowledged_by: Mapped[str | None]
+    acknowledged_at: Mapped[datetime | None]
+    notes: Mapped[str | None] = mapped_column(Text)
+    resolved_by: Mapped[str | None]
+
+    __table_args__ = (
+        # The last line of defence: at most one open incident per rule, whatever the callers do.
+        # It also serves the active list and the summary (both read only open incidents).
+        Index(
+            "uq_incidents_open_metric",
+            "metric",
+            unique=True,
+            sqlite_where=OPEN_PREDICATE,
+            postgresql_where=OPEN_PREDICATE,
+        ),
+        # History, newest first, unfiltered or by time range; the keyset cursor.
+        Index("ix_incidents_triggered_at_id", "triggered_at", "id"),
+        # History filtered by status, severity or metric (and its total count).
+        Index("ix_incidents_status_triggered_at_id", "status", "triggered_at", "id"),
+        Index("ix_incidents_severity_triggered_at_id", "severity", "triggered_at", "id"),
+        Index("ix_incidents_metric_triggered_at_id", "metric", "triggered_at", "id"),
+        # Auto-recoveries (newest resolution first) and retention (resolved before a cutoff).
+        Index("ix_incidents_resolved_at", "resolved_at"),
+    )
+
+
+class IncidentDailyCountRow(Base):
+    """Incidents triggered per UTC day and severity, kept up to date in the transaction that
+    opens or escalates an incident, so the frequency chart never scans ``incidents``."""
+
+    __tablename__ = "incident_daily_counts"
+
+    day: Mapped[date] = mapped_column(primary_key=True)
+    severity: Mapped[Severity] = mapped_column(_enum(Severity, "severity"), primary_key=True)
+    count: Mapped[int]
+
+
+class EventRow(Base):
+    """The event log. ``id`` only grows (AUTOINCREMENT on SQLite, a sequence on PostgreSQL)."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime]
+    metric: Mapped[str | None]
+    incident_id: Mapped[uuid.UUID | None]
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    __table_args__ = (
+        Index("ix_events_incident_id", "incident_id"),
+        Index("ix_events_at", "at"),
+        {"sqlite_autoincrement": True},
+    )
+
+
+class SampleRow(Base):
+    __tablename__ = "samples"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    instance: Mapped[str]
+    metric: Mapped[str]
+    time: Mapped[datetime]
+    value: Mapped[float]
+
+    __table_args__ = (
+        # One metric's history over a time range (charts, backtests).
+        Index("ix_samples_metric_time", "metric", "time"),
+        # The latest samples of the last interval, and retention.
+        Index("ix_samples_time", "time"),
+    )
+
+
+class OutboxRow(Base):
+    __tablename__ = "notification_outbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("events.id", ondelete="CASCADE"), index=True
+    )
+    channel: Mapped[str]
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    status: Mapped[OutboxStatus] = mapped_column(_enum(OutboxStatus, "outbox_status"))
+    attempts: Mapped[int]
+    next_attempt_at: Mapped[datetime]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None] = mapped_column(index=True)
+    created_at: Mapped[datetime]
+
+    __table_args__ = (
+        # What is due: pending rows by next attempt time.
+        Index("ix_notification_outbox_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(unique=True)
+    role: Mapped[str] = mapped_column(
+        Enum(
+            *(role.value for role in (Role.VIEWER, Role.ADMIN)),
+            name="user_role",
+            native_enum=False,
+            create_constraint=True,
+            length=16,
+        )
+    )
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+
+
+class ApiTokenRow(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    name: Mapped[str]
+    role: Mapped[Role] = mapped_column(_enum(Role, "token_role"))
+    token_hash: Mapped[str] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+def _table(row: type[Base]) -> Table:
+    table = row.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+# The repository runs Core statements on these tables: no identity map, no unit of work, so a
+# page of rows costs little more than the plain SQL it compiles to.
+rules = _table(RuleRow)
+rule_states = _table(RuleStateRow)
+incidents = _table(IncidentRow)
+incident_daily_counts = _table(IncidentDailyCountRow)
+events = _table(EventRow)
+samples = _table(SampleRow)
+outbox = _table(OutboxRow)
+users = _table(UserRow)
+api_tokens = _table(ApiTokenRow)

@@ -1,0 +1,168 @@
+"""What the store hands back besides core types: small frozen values, never ORM rows."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Generic, TypeVar
+
+from vigil.core.errors import ValidationError
+
+T = TypeVar("T")
+
+
+class Role(StrEnum):
+    """Who may do what. Users are ``viewer`` or ``admin``; a token may also be ``ingest``."""
+
+    VIEWER = "viewer"
+    ADMIN = "admin"
+    INGEST = "ingest"
+
+
+USER_ROLES = (Role.VIEWER, Role.ADMIN)
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Where a history page ended: the last row's trigger time and id (newest first order).
+
+    Opaque to clients: ``encode()`` gives a URL-safe token, ``decode()`` reads it back.
+    """
+
+    triggered_at: datetime
+    id: uuid.UUID
+
+    def encode(self) -> str:
+        raw = f"{self.triggered_at.isoformat()}|{self.id}".encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str) -> Cursor:
+        try:
+            padded = token + "=" * (-len(token) % 4)
+            when, _, ident = base64.urlsafe_b64decode(padded).decode().partition("|")
+            triggered_at = datetime.fromisoformat(when)
+            cursor = cls(triggered_at, uuid.UUID(ident))
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            raise ValidationError("cursor", "is not a cursor this server issued") from None
+        if triggered_at.tzinfo is None:
+            raise ValidationError("cursor", "is not a cursor this server issued")
+        return cursor
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a longer list. ``next_cursor`` continues after the last item in constant
+    time however deep the page; ``None`` on the last page."""
+
+    items: list[T]
+    total: int
+    page: int
+    page_size: int
+    pages: int
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """Open incidents (active or acknowledged) counted by severity and by status."""
+
+    info: int = 0
+    warning: int = 0
+    critical: int = 0
+    active: int = 0
+    acknowledged: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.active + self.acknowledged
+
+
+@dataclass(frozen=True, slots=True)
+class DayCount:
+    """Incidents triggered on one UTC day, by their severity."""
+
+    day: date
+    info: int = 0
+    warning: int = 0
+    critical: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.info + self.warning + self.critical
+
+
+@dataclass(frozen=True, slots=True)
+class MetricPoint:
+    """One point of a downsampled series: the readings of ``[time, time + width)``."""
+
+    time: datetime
+    mean: float
+    min: float
+    max: float
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    name: str
+    role: Role
+    password_hash: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    """A token's record. The hash stays in the database; the secret was shown once."""
+
+    id: int
+    name: str
+    role: Role
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """One notification to deliver: one event to one channel, at most once per key."""
+
+    id: int
+    event_id: int
+    channel: str
+    idempotency_key: str
+    status: OutboxStatus
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    sent_at: datetime | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CleanupReport:
+    """Rows deleted (or, before a cleanup, rows due for deletion) per kind."""
+
+    incidents: int = 0
+    events: int = 0
+    samples: int = 0
+    outbox: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.incidents + self.events + self.samples + self.outbox

@@ -1,0 +1,95 @@
+"""``Store``: the one repository the runtime, the web API and the CLI talk to.
+
+It takes and returns core types (``Rule``, ``Incident``, ``Event``, ``RuleState``, ``Sample``)
+and the small values of ``vigil.store.records``; SQL and ORM rows stay inside ``vigil.store``.
+One class serves SQLite and PostgreSQL. Each idea lives in its own module; this one opens and
+closes.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from sqlalchemy import inspect
+
+from vigil.store import migrate
+from vigil.store._accounts import Accounts
+from vigil.store._changes import IncidentChanges
+from vigil.store._incidents import IncidentQueries
+from vigil.store._retention import Retention
+from vigil.store._rules import RulesAndEvents
+from vigil.store._samples import SampleQueries
+from vigil.store.engine import create_engine
+from vigil.store.errors import VigilStorageError, translated_errors
+
+
+class Store(IncidentQueries, IncidentChanges, RulesAndEvents, SampleQueries, Accounts, Retention):
+    """Open with ``await Store.open(url)`` (or ``async with await Store.open(url) as store``);
+    ``await store.close()`` releases every connection."""
+
+    @classmethod
+    async def open(cls, url: str, *, upgrade: bool | None = None) -> Store:
+        """Connect and check the schema.
+
+        ``upgrade=None`` (the default) migrates a SQLite file that is empty or behind this
+        version of Vigil: one process owns it. A PostgreSQL database is shared, so it is
+        migrated only on request (``upgrade=True`` or ``vigil db upgrade``); until then opening
+        it raises ``VigilStorageError`` saying so. ``upgrade=False`` never migrates.
+        """
+        engine = create_engine(url)
+        store = cls(engine)
+        try:
+            if upgrade is None:
+                upgrade = store.dialect == "sqlite"
+            await store._check_schema(upgrade=upgrade)
+        except BaseException:
+            await engine.dispose()
+            raise
+        return store
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def upgrade(self, revision: str = "head") -> None:
+        """Apply migrations up to ``revision``."""
+        await migrate.upgrade_engine(self._engine, revision)
+
+    async def downgrade(self, revision: str) -> None:
+        """Roll migrations back to ``revision`` (``base``: drop every Vigil table)."""
+        await migrate.downgrade_engine(self._engine, revision)
+
+    async def revision(self) -> str | None:
+        """The schema revision of the database; ``None`` if never migrated."""
+        return await migrate.current_revision(self._engine)
+
+    async def table_names(self) -> list[str]:
+        """Tables present in the database (for diagnostics and tests)."""
+        with translated_errors("listing tables"):
+            async with self._engine.connect() as connection:
+                return sorted(
+                    await connection.run_sync(lambda sync: inspect(sync).get_table_names())
+                )
+
+    async def _check_schema(self, *, upgrade: bool) -> None:
+        current = await self.revision()
+        head = migrate.head_revision()
+        if current == head:
+            return
+        if upgrade:
+            await self.upgrade()
+            return
+        state = "has no Vigil schema" if current is None else f"is at revision {current}"
+        raise VigilStorageError(
+            f"the database {state}; this Vigil needs {head}: run `vigil db upgrade`"
+        )
