@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from vigil.backtest import backtest_command
+from vigil.store.cli import cleanup_command, db_app
 
 app = typer.Typer(
     name="vigil",
@@ -22,7 +23,8 @@ def _root() -> None:
 
 app.command("backtest")(backtest_command)
 # Command groups of the other parts register below, one line each.
-# [storage commands]
+app.add_typer(db_app, name="db")
+app.command("cleanup")(cleanup_command)
 # [metrics commands]
 
 
