@@ -1,0 +1,101 @@
+"""Migrations: up from empty, down to empty, up again; the models match the migrated schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from vigil.core.catalogue import DEFAULT_RULES
+from vigil.store import Store, VigilStorageError
+from vigil.store.migrate import head_revision
+from vigil.store.models import Base
+
+VIGIL_TABLES = sorted(Base.metadata.tables)
+
+
+def _schema_differences(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, Base.metadata))
+
+
+async def test_upgrade_downgrade_upgrade(database_url: str) -> None:
+    store = await Store.open(database_url, upgrade=True)
+    try:
+        assert await store.revision() == head_revision()
+        assert set(VIGIL_TABLES) <= set(await store.table_names())
+
+        await store.downgrade("base")
+        assert await store.revision() is None
+        assert set(await store.table_names()) <= {"alembic_version"}
+
+        await store.upgrade()
+        assert await store.revision() == head_revision()
+        assert set(VIGIL_TABLES) <= set(await store.table_names())
+        # The seed ran again after the round trip: the catalogue is back, once.
+        assert [rule.metric for rule in await store.list_rules()] == sorted(
+            rule.metric for rule in DEFAULT_RULES
+        )
+    finally:
+        await store.close()
+
+
+async def test_models_match_the_migrated_schema(store: Store) -> None:
+    async with store.engine.connect() as connection:
+        differences = await connection.run_sync(_schema_differences)
+    assert differences == []
+
+
+async def test_first_migration_seeds_the_default_catalogue(store: Store) -> None:
+    rules = {rule.metric: rule for rule in await store.list_rules()}
+    assert rules == {rule.metric: rule for rule in DEFAULT_RULES}
+
+
+async def test_an_empty_sqlite_file_is_migrated_on_open(sqlite_url: str) -> None:
+    store = await Store.open(sqlite_url)
+    try:
+        assert await store.revision() == head_revision()
+        assert len(await store.list_rules()) == len(DEFAULT_RULES)
+    finally:
+        await store.close()
+
+
+async def test_sqlite_runs_in_wal_mode_with_foreign_keys_on(sqlite_url: str) -> None:
+    store = await Store.open(sqlite_url)
+    try:
+        async with store.engine.connect() as connection:
+            journal = await connection.scalar(text("PRAGMA journal_mode"))
+            foreign_keys = await connection.scalar(text("PRAGMA foreign_keys"))
+            busy_timeout = await connection.scalar(text("PRAGMA busy_timeout"))
+    finally:
+        await store.close()
+    assert (journal, foreign_keys) == ("wal", 1)
+    assert busy_timeout is not None and busy_timeout >= 1000
+
+
+@pytest.mark.postgres
+async def test_an_unmigrated_postgres_database_is_refused_with_the_fix(
+    postgres_url: str,
+) -> None:
+    from tests.store.conftest import _reset_postgres
+
+    await _reset_postgres(postgres_url)
+    with pytest.raises(VigilStorageError, match="vigil db upgrade"):
+        await Store.open(postgres_url)
+
+
+async def test_an_unreachable_database_is_a_storage_error(tmp_path: Any) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'missing-dir' / 'vigil.db'}"
+    with pytest.raises(VigilStorageError):
+        await Store.open(url)
+
+
+@pytest.mark.postgres
+async def test_an_unreachable_postgres_server_is_a_storage_error() -> None:
+    # Port 1 on localhost: nothing listens there, the connection is refused at once.
+    with pytest.raises(VigilStorageError, match="failed"):
+        await Store.open("postgresql+asyncpg://postgres@127.0.0.1:1/none")
