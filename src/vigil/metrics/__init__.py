@@ -1,0 +1,19 @@
+"""Metrics: the hot-path recorder, windows over it, and the sources a monitor reads each cycle.
+
+Importing this package imports neither discord.py, aiohttp, SQLAlchemy nor psutil: each is
+imported by the one source that needs it, when that source is used.
+"""
+
+from __future__ import annotations
+
+from vigil.metrics.recorder import BYTES_PER_SAMPLE, DEFAULT_CAPACITY, Recorder, Timer
+from vigil.metrics.windows import WindowStats, percentile
+
+__all__ = [
+    "BYTES_PER_SAMPLE",
+    "DEFAULT_CAPACITY",
+    "Recorder",
+    "Timer",
+    "WindowStats",
+    "percentile",
+]
