@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, and_, cast, func, select
+from sqlalchemy import BigInteger, Double, Integer, and_, cast, func, literal_column, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from vigil.core.errors import ValidationError
@@ -16,7 +16,6 @@ from vigil.store._base import StoreBase, check_int, check_name, check_time
 from vigil.store.records import MetricPoint
 
 MAX_POINTS = 10_000
-_UNIX_EPOCH_JULIAN_DAY = 2440587.5
 
 
 class SampleQueries(StoreBase):
@@ -54,34 +53,34 @@ class SampleQueries(StoreBase):
                 func.count(),
             )
             .where(*conditions)
-            .group_by(bucket)
-            .order_by(bucket)
+            # By its name: repeating the expression would compute it three times per row.
+            .group_by(literal_column("bucket"))
+            .order_by(literal_column("bucket"))
         )
         async with self._read("reading metric history") as connection:
             rows = (await connection.execute(statement)).all()
-        # Float rounding can put a sample just before ``end`` one bucket too far: fold it back.
-        merged: dict[int, MetricPoint] = {}
+        # Rows come in bucket order. Float rounding can put a sample just before ``end`` one
+        # bucket too far: it is folded into the last bucket.
+        points: list[MetricPoint] = []
+        last_slot = -1
         for index, mean, low, high, count in rows:
-            slot = min(max(int(index), 0), max_points - 1)
-            point = MetricPoint(
-                time=start + timedelta(seconds=slot * width),
-                mean=float(mean),
-                min=float(low),
-                max=float(high),
-                count=int(count),
-            )
-            before = merged.get(slot)
-            if before is not None:
-                total = before.count + point.count
-                point = MetricPoint(
-                    time=point.time,
-                    mean=(before.mean * before.count + point.mean * point.count) / total,
-                    min=min(before.min, point.min),
-                    max=max(before.max, point.max),
-                    count=total,
+            slot = min(int(index), max_points - 1)
+            if slot != last_slot:
+                points.append(
+                    MetricPoint(start + timedelta(seconds=slot * width), mean, low, high, count)
                 )
-            merged[slot] = point
-        return [merged[slot] for slot in sorted(merged)]
+                last_slot = slot
+                continue
+            before = points[-1]
+            total = before.count + count
+            points[-1] = MetricPoint(
+                before.time,
+                (before.mean * before.count + mean * count) / total,
+                min(before.min, low),
+                max(before.max, high),
+                total,
+            )
+        return points
 
     async def latest_samples(self, *, since: datetime) -> list[Sample]:
         """Each (instance, metric)'s newest sample at or after ``since``: one cycle's input
@@ -126,6 +125,7 @@ class SampleQueries(StoreBase):
         if self._dialect == "postgresql":
             epoch = func.extract("epoch", column)
             return cast(func.floor((epoch - offset) / width), BigInteger)
-        # SQLite stores UTC text; julianday reads it. CAST truncates, which floors when >= 0.
-        seconds = (func.julianday(column) - _UNIX_EPOCH_JULIAN_DAY) * 86400.0
+        # SQLite stores UTC text "YYYY-MM-DD HH:MM:SS.ffffff": whole seconds from strftime,
+        # the fraction from the text itself (julianday would blur bucket edges).
+        seconds = cast(func.strftime("%s", column), Integer) + cast(func.substr(column, 20), Double)
         return cast((seconds - offset) / width, Integer)

@@ -1,0 +1,98 @@
+"""Metric history: downsampled for charts, latest per instance for combining."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from vigil.core.errors import ValidationError
+from vigil.core.samples import Sample
+from vigil.store import Store
+
+from .conftest import T0
+
+
+def _minute_samples(
+    instance: str, values: list[float], metric: str = "gateway_latency"
+) -> list[Sample]:
+    return [
+        Sample(instance, metric, T0 + timedelta(minutes=n), value) for n, value in enumerate(values)
+    ]
+
+
+async def test_history_is_downsampled_to_at_most_n_bucket_means(store: Store) -> None:
+    values = [float(n) for n in range(60)]
+    await store.add_samples(_minute_samples("bot-1", values))
+    points = await store.metric_history(
+        "gateway_latency", start=T0, end=T0 + timedelta(hours=1), max_points=6
+    )
+    assert [p.time for p in points] == [T0 + timedelta(minutes=10 * n) for n in range(6)]
+    assert [p.count for p in points] == [10] * 6
+    assert [p.mean for p in points] == [4.5 + 10 * n for n in range(6)]
+    assert [(p.min, p.max) for p in points[:2]] == [(0.0, 9.0), (10.0, 19.0)]
+
+
+async def test_history_keeps_to_its_range_metric_and_instance(store: Store) -> None:
+    await store.add_samples(
+        _minute_samples("bot-1", [1.0] * 10)
+        + _minute_samples("bot-2", [3.0] * 10)
+        + _minute_samples("bot-1", [99.0] * 10, metric="error_rate")
+    )
+    start, end = T0 + timedelta(minutes=2), T0 + timedelta(minutes=5)
+    [both] = await store.metric_history("gateway_latency", start=start, end=end, max_points=1)
+    assert (both.count, both.mean) == (6, 2.0)
+    [one] = await store.metric_history(
+        "gateway_latency", start=start, end=end, max_points=1, instance="bot-2"
+    )
+    assert (one.count, one.mean) == (3, 3.0)
+    assert await store.metric_history("memory_usage", start=start, end=end) == []
+
+
+async def test_a_sample_just_before_the_end_stays_within_the_last_bucket(store: Store) -> None:
+    end = T0 + timedelta(seconds=7)
+    await store.add_samples(
+        [Sample("bot-1", "gateway_latency", end - timedelta(microseconds=1), 5.0)]
+    )
+    points = await store.metric_history("gateway_latency", start=T0, end=end, max_points=7)
+    assert len(points) == 1 and points[0].time == T0 + timedelta(seconds=6)
+
+
+async def test_latest_samples_are_one_per_instance_and_metric(store: Store) -> None:
+    await store.add_samples(
+        _minute_samples("bot-1", [1.0, 2.0, 3.0])
+        + _minute_samples("bot-2", [7.0, 8.0])
+        + _minute_samples("bot-2", [0.5], metric="error_rate")
+    )
+    latest = await store.latest_samples(since=T0 + timedelta(minutes=1))
+    # error_rate's only sample is older than `since`: that metric has no data this cycle.
+    assert latest == [
+        Sample("bot-1", "gateway_latency", T0 + timedelta(minutes=2), 3.0),
+        Sample("bot-2", "gateway_latency", T0 + timedelta(minutes=1), 8.0),
+    ]
+    assert await store.latest_samples(since=T0 + timedelta(hours=1)) == []
+
+
+@pytest.mark.parametrize(
+    ("arguments", "field"),
+    [
+        ({"metric": "Bad!"}, "metric"),
+        ({"start": datetime(2026, 1, 1)}, "start"),
+        ({"end": T0}, "end"),
+        ({"max_points": 0}, "max_points"),
+        ({"max_points": 1_000_000}, "max_points"),
+    ],
+)
+async def test_history_arguments_are_checked(
+    store: Store, arguments: dict[str, object], field: str
+) -> None:
+    call: dict[str, object] = {
+        "metric": "gateway_latency",
+        "start": T0,
+        "end": T0 + timedelta(hours=1),
+    }
+    call.update(arguments)
+    metric = call.pop("metric")
+    with pytest.raises(ValidationError) as caught:
+        await store.metric_history(metric, **call)  # type: ignore[arg-type]
+    assert caught.value.field == field
