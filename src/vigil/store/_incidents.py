@@ -6,7 +6,18 @@ import math
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Date, Uuid, case, cast, delete, func, literal, select, tuple_
+from sqlalchemy import (
+    Date,
+    Uuid,
+    bindparam,
+    case,
+    cast,
+    delete,
+    func,
+    literal,
+    select,
+    tuple_,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
 from vigil.core.errors import NotFoundError, ValidationError
@@ -32,31 +43,47 @@ _SEVERITY_RANK = case(
     {severity: severity.rank for severity in Severity}, value=models.incidents.c.severity
 )
 
+# The hot reads are built once: building a statement costs more than SQLite takes to answer
+# these, and a prebuilt one also keeps its cache key.
+_BY_ID = select(models.incidents).where(models.incidents.c.id == bindparam("ident"))
+_ACTIVE = (
+    select(models.incidents)
+    .where(models.OPEN_PREDICATE)
+    .order_by(
+        _SEVERITY_RANK.desc(),
+        models.incidents.c.triggered_at.desc(),
+        models.incidents.c.id.desc(),
+    )
+)
+_SUMMARY = (
+    select(models.incidents.c.severity, models.incidents.c.status, func.count())
+    .where(models.OPEN_PREDICATE)
+    .group_by(models.incidents.c.severity, models.incidents.c.status)
+)
+_DAY_COUNTS = select(
+    models.incident_daily_counts.c.day,
+    models.incident_daily_counts.c.severity,
+    models.incident_daily_counts.c.count,
+).where(
+    models.incident_daily_counts.c.day >= bindparam("first", type_=Date()),
+    models.incident_daily_counts.c.day <= bindparam("last", type_=Date()),
+)
+
 
 class IncidentQueries(StoreBase):
     async def get_incident(self, incident_id: uuid.UUID | str) -> Incident:
         """One incident; ``NotFoundError`` for an unknown (or malformed) id."""
         ident = parse_incident_id(incident_id)
         async with self._read("reading an incident") as connection:
-            row = (
-                await connection.execute(
-                    select(models.incidents).where(models.incidents.c.id == ident)
-                )
-            ).first()
+            row = (await connection.execute(_BY_ID, {"ident": ident})).first()
         if row is None:
             raise NotFoundError("incident", ident)
         return incident_from_row(row)
 
     async def active_incidents(self) -> list[Incident]:
         """Open incidents (active or acknowledged): most severe first, then newest."""
-        table = models.incidents
-        statement = (
-            select(table)
-            .where(models.OPEN_PREDICATE)
-            .order_by(_SEVERITY_RANK.desc(), table.c.triggered_at.desc(), table.c.id.desc())
-        )
         async with self._read("reading active incidents") as connection:
-            rows = (await connection.execute(statement)).all()
+            rows = (await connection.execute(_ACTIVE)).all()
         return [incident_from_row(row) for row in rows]
 
     async def incident_history(
@@ -129,14 +156,8 @@ class IncidentQueries(StoreBase):
 
     async def summary(self) -> Summary:
         """Open incidents counted by severity and by status."""
-        table = models.incidents
-        statement = (
-            select(table.c.severity, table.c.status, func.count())
-            .where(models.OPEN_PREDICATE)
-            .group_by(table.c.severity, table.c.status)
-        )
         async with self._read("reading the incident summary") as connection:
-            rows = (await connection.execute(statement)).all()
+            rows = (await connection.execute(_SUMMARY)).all()
         counts: dict[str, int] = {}
         for severity, status, count in rows:
             counts[severity.value] = counts.get(severity.value, 0) + count
@@ -149,12 +170,8 @@ class IncidentQueries(StoreBase):
         check_int("days", days, 1, MAX_DAYS)
         today = check_time("now", now).astimezone(UTC).date()
         first = today - timedelta(days=days - 1)
-        table = models.incident_daily_counts
-        statement = select(table.c.day, table.c.severity, table.c.count).where(
-            table.c.day >= first, table.c.day <= today
-        )
         async with self._read("reading incident frequency") as connection:
-            rows = (await connection.execute(statement)).all()
+            rows = (await connection.execute(_DAY_COUNTS, {"first": first, "last": today})).all()
         by_day: dict[object, dict[str, int]] = {}
         for day, severity, count in rows:
             by_day.setdefault(day, {})[severity.value] = count
