@@ -6,14 +6,27 @@ imported by the one source that needs it, when that source is used.
 
 from __future__ import annotations
 
+from vigil.metrics.health import HealthRegistry, TaskHealth, TaskStatus
+from vigil.metrics.hub import MetricHost, Metrics
 from vigil.metrics.recorder import BYTES_PER_SAMPLE, DEFAULT_CAPACITY, Recorder, Timer
+from vigil.metrics.source import DEFAULT_WINDOW, MetricSource, Reading, WindowSource, collect
 from vigil.metrics.windows import WindowStats, percentile
 
 __all__ = [
     "BYTES_PER_SAMPLE",
     "DEFAULT_CAPACITY",
+    "DEFAULT_WINDOW",
+    "HealthRegistry",
+    "MetricHost",
+    "MetricSource",
+    "Metrics",
+    "Reading",
     "Recorder",
+    "TaskHealth",
+    "TaskStatus",
     "Timer",
+    "WindowSource",
     "WindowStats",
+    "collect",
     "percentile",
 ]
