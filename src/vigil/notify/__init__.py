@@ -1,0 +1,48 @@
+"""Notification channels through apprise: validation, message formatting and delivery.
+
+Importing this package imports apprise; nothing else in Vigil does.
+"""
+
+from __future__ import annotations
+
+from vigil.notify.channels import (
+    ALL_EVENTS,
+    Channel,
+    NotifyOn,
+    Service,
+    inspect_url,
+    redacted_url,
+    renotify_due,
+    wants,
+)
+from vigil.notify.format import (
+    BodyFormat,
+    Message,
+    Tone,
+    format_event,
+    format_test,
+    idempotency_key,
+    incident_link,
+)
+from vigil.notify.sender import DeliveryError, send, send_test
+
+__all__ = [
+    "ALL_EVENTS",
+    "BodyFormat",
+    "Channel",
+    "DeliveryError",
+    "Message",
+    "NotifyOn",
+    "Service",
+    "Tone",
+    "format_event",
+    "format_test",
+    "idempotency_key",
+    "incident_link",
+    "inspect_url",
+    "redacted_url",
+    "renotify_due",
+    "send",
+    "send_test",
+    "wants",
+]

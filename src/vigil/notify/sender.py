@@ -1,0 +1,115 @@
+"""Delivery of one message to one channel through apprise, without blocking the event loop.
+
+``Apprise.async_notify`` runs each service's blocking send in apprise's own worker threads and
+awaits it, so the loop stays free. apprise is told not to retry: retries, backoff and the
+outbox belong to the dispatcher, which calls ``send`` once per attempt.
+
+Per message, apprise's URL options carry what a plain URL cannot:
+- Discord: ``format=markdown`` makes apprise post an embed (title, description, one field per
+  Markdown heading, coloured by the notification type) and ``href`` links its title to the
+  incident;
+- JSON/form/XML webhooks: an ``Idempotency-Key`` header, stable across retries.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from urllib.parse import quote, urlencode
+
+import apprise
+
+from vigil.core.errors import VigilError
+from vigil.notify.channels import Channel, apprise_url
+from vigil.notify.format import Message, Tone, format_test
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+_HEADER_SCHEMAS = frozenset({"json", "jsons", "form", "forms", "xml", "xmls"})
+_NOTIFY_TYPES = {
+    Tone.CRITICAL: apprise.NotifyType.FAILURE,
+    Tone.WARNING: apprise.NotifyType.WARNING,
+    Tone.INFO: apprise.NotifyType.INFO,
+    Tone.RESOLVED: apprise.NotifyType.SUCCESS,
+}
+
+
+class DeliveryError(VigilError):
+    """A message was not delivered. ``reason`` is apprise's account, secrets masked."""
+
+    def __init__(self, channel: str, reason: str) -> None:
+        super().__init__(f"channel {channel!r}: {reason}")
+        self.channel = channel
+        self.reason = reason
+
+
+async def send(channel: Channel, message: Message) -> None:
+    """Deliver ``message`` to ``channel`` once; raise ``DeliveryError`` saying why not.
+
+    Does not look at ``channel.enabled`` or what it subscribes to: the dispatcher decides
+    whom to tell (``wants``); this only delivers. Each service bounds its own network waits
+    (apprise's connect and read timeouts); a caller wanting a tighter bound wraps the call
+    in ``asyncio.timeout``.
+    """
+    asset = _asset()
+    service = _service(channel, message, asset)
+    body, body_format = message.body_for(channel.service)
+    notifier = apprise.Apprise(asset=asset)
+    notifier.add(service)
+    result = await notifier.async_notify(
+        body=body,
+        title=message.title,
+        notify_type=_NOTIFY_TYPES[message.tone],
+        body_format=body_format.value,
+    )
+    try:
+        if not result:
+            raise DeliveryError(channel.name, _reason(result))
+    finally:
+        result.close()
+
+
+async def send_test(
+    channel: Channel,
+    *,
+    base_url: str | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Send the "is this channel working?" message, whether or not the channel is enabled."""
+    message = format_test(channel, now=now or datetime.now(UTC), base_url=base_url)
+    await send(channel, message)
+
+
+def _asset() -> apprise.AppriseAsset:
+    colours = {notify_type: f"#{tone.colour:06X}" for tone, notify_type in _NOTIFY_TYPES.items()}
+    return apprise.AppriseAsset(app_id="Vigil", app_desc="Vigil alerts", html_notify_map=colours)
+
+
+def _service(channel: Channel, message: Message, asset: apprise.AppriseAsset) -> apprise.NotifyBase:
+    options: dict[str, str] = {}
+    schema = channel.service.schema
+    if schema == "discord":
+        options["format"] = "markdown"
+        if message.link:
+            options["href"] = message.link
+    elif schema in _HEADER_SCHEMAS:
+        options[f"+{IDEMPOTENCY_HEADER}"] = message.idempotency_key
+    url = channel.url
+    if options:
+        # apprise's canonical form of the URL (also for https://discord.com/api/webhooks/...),
+        # with our options appended; apprise reads the last value of a repeated option.
+        plugin = apprise.Apprise.instantiate(url, asset=asset)
+        if plugin is None:
+            raise DeliveryError(channel.name, "apprise no longer accepts the channel URL")
+        canonical = apprise_url(plugin, privacy=False)
+        separator = "&" if "?" in canonical else "?"
+        url = canonical + separator + urlencode(options, quote_via=quote)
+    plugin = apprise.Apprise.instantiate(url, asset=asset)
+    if plugin is None:
+        raise DeliveryError(channel.name, "apprise no longer accepts the channel URL")
+    return plugin
+
+
+def _reason(result: apprise.AppriseResult) -> str:
+    messages = [entry.message for entry in result.logs() if entry.level in ("WARNING", "ERROR")]
+    if messages:
+        return " ".join(dict.fromkeys(messages))  # in order, without repeats
+    return f"apprise reported {result.status.name.lower()}"
