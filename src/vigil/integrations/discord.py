@@ -1,0 +1,345 @@
+"""discord.py instrumentation: one call wires a bot's commands, gateway and HTTP client.
+
+    metrics = Metrics()                 # or the runtime's Vigil, which has the same parts
+    bot = commands.Bot(command_prefix="!", intents=intents, http_trace=vigil_trace_config())
+    instrument(bot, metrics)            # in setup_hook, or anywhere before bot.start()
+
+Everything is added beside what the bot already has: event listeners through
+``bot.add_listener`` (your ``on_command_error`` and friends still run) and the command tree's
+``on_error`` wrapped, never replaced. ``detach()`` undoes it all.
+
+HTTP tracking needs aiohttp trace hooks in discord.py's HTTP session, which is created at
+login and cannot take hooks afterwards. Called before login, ``instrument`` adds them itself
+(through ``bot.http.http_trace``, the constructor's ``http_trace=``); called after (from
+``setup_hook``, say), it finds the hooks of ``vigil_trace_config()`` passed at construction,
+or logs how to get them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import weakref
+from typing import TYPE_CHECKING, Any
+
+try:
+    import discord
+    from discord import app_commands
+    from discord.ext import commands, tasks
+    from discord.ext.commands.hybrid import HybridAppCommand
+except ModuleNotFoundError as exc:
+    if exc.name is None or exc.name.partition(".")[0] != "discord":
+        raise
+    raise ModuleNotFoundError(
+        "vigil.integrations.discord needs discord.py, which is not installed. "
+        "Install it with: pip install 'vigil[discord]'  (or: pip install discord.py)",
+        name=exc.name,
+    ) from exc
+
+from vigil.metrics.commands import CommandStats
+from vigil.metrics.gateway import DEFAULT_CONNECT_GRACE, GatewaySource
+from vigil.metrics.health import HealthRegistry
+from vigil.metrics.http_trace import HttpTracker
+from vigil.metrics.hub import MetricHost
+from vigil.metrics.recorder import Recorder
+from vigil.metrics.source import DEFAULT_WINDOW, MetricSource
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import aiohttp
+
+__all__ = [
+    "USER_ERRORS",
+    "DiscordInstrumentation",
+    "counts_as_failure",
+    "instrument",
+    "track_loop",
+    "vigil_trace_config",
+]
+
+_log = logging.getLogger(__name__)
+_STARTED = "vigil.started"  # key in Interaction.extras, which discord.py leaves to users
+
+# Errors that are the invoker's doing (bad input, missing permission, cooldown), not the bot's.
+USER_ERRORS: tuple[type[Exception], ...] = (
+    commands.UserInputError,
+    commands.CheckFailure,
+    commands.CommandOnCooldown,
+    commands.MaxConcurrencyReached,
+    commands.DisabledCommand,
+    app_commands.CheckFailure,
+    app_commands.CommandOnCooldown,
+    app_commands.TransformerError,
+)
+
+_instrumented: weakref.WeakKeyDictionary[discord.Client, DiscordInstrumentation] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def counts_as_failure(error: BaseException) -> bool:
+    """Whether a command error counts against ``error_rate``: yes when the command's own code
+    (or a converter) raised, no for the errors in ``USER_ERRORS``."""
+    if isinstance(error, commands.HybridCommandError):
+        error = error.original
+    if isinstance(error, commands.ConversionError):
+        return True  # a converter crashed: a bug, though it subclasses BadArgument
+    return not isinstance(error, USER_ERRORS)
+
+
+def vigil_trace_config(
+    recorder: Recorder | None = None, *, window: float = DEFAULT_WINDOW
+) -> aiohttp.TraceConfig:
+    """Trace hooks to pass as ``http_trace=`` when constructing the bot; ``instrument`` finds
+    them later and publishes their metrics. ``recorder`` defaults to a private one."""
+    return HttpTracker(recorder, window=window).trace_config()
+
+
+def track_loop(
+    loop: tasks.Loop[Any],
+    health: HealthRegistry,
+    *,
+    name: str | None = None,
+    stale_after: float | None = None,
+) -> tasks.Loop[Any]:
+    """Watch a ``discord.ext.tasks`` loop: a heartbeat after each successful iteration, an
+    error reported for each exception. ``stale_after`` defaults to twice the loop's period
+    (at least the registry's default), so an hourly loop is not stale after five minutes.
+    Apply it before the loop starts; returns the loop."""
+    task = name or loop.coro.__qualname__
+    limit = stale_after if stale_after is not None else _loop_stale_after(loop, health.stale_after)
+    loop.coro = health.track(task, stale_after=limit)(loop.coro)
+    return loop
+
+
+def instrument(
+    bot: commands.Bot,
+    host: MetricHost,
+    *,
+    window: float | None = None,
+    trace_http: bool = True,
+    is_failure: Callable[[BaseException], bool] = counts_as_failure,
+    connect_grace: float = DEFAULT_CONNECT_GRACE,
+) -> DiscordInstrumentation:
+    """Wire ``bot`` into ``host`` (a ``Metrics``, or anything shaped like ``MetricHost``) and add
+    its sources to it: ``commands`` (command_p95_latency, error_rate), ``gateway``
+    (gateway_latency, bot_disconnected) and, when tracing is possible, ``http``
+    (api_rate_limit_usage, api_rate_limit_hits, api_p95_latency).
+
+    ``bot`` must be a ``commands.Bot`` or ``commands.AutoShardedBot``: a plain
+    ``discord.Client`` cannot take extra event listeners without losing yours. ``window``
+    defaults to ``host.window``; ``is_failure`` decides which command errors count as
+    failures.
+    """
+    if not hasattr(bot, "add_listener"):
+        raise TypeError(
+            f"instrument() needs a commands.Bot or commands.AutoShardedBot, got "
+            f"{type(bot).__name__}: a plain discord.Client offers no way to add event listeners "
+            "without replacing yours. commands.Bot is a drop-in subclass of Client "
+            "(commands.Bot(command_prefix=commands.when_mentioned, intents=...))."
+        )
+    if bot in _instrumented:
+        raise RuntimeError("this bot is already instrumented; call detach() first")
+    instrumentation = DiscordInstrumentation(
+        bot,
+        host,
+        window=host.window if window is None else window,
+        trace_http=trace_http,
+        is_failure=is_failure,
+        connect_grace=connect_grace,
+    )
+    for source in instrumentation.sources:
+        host.add_source(source)
+    _instrumented[bot] = instrumentation
+    return instrumentation
+
+
+class DiscordInstrumentation:
+    """What ``instrument`` attached to one bot, and the sources it feeds."""
+
+    def __init__(
+        self,
+        bot: commands.Bot,
+        host: MetricHost,
+        *,
+        window: float,
+        trace_http: bool,
+        is_failure: Callable[[BaseException], bool],
+        connect_grace: float,
+    ) -> None:
+        self.bot = bot
+        recorder = host.recorder
+        self._clock = recorder.clock
+        self._is_failure = is_failure
+        self.commands = CommandStats(recorder, window=window)
+        self.gateway = GatewaySource(
+            lambda: bot.latency, connect_grace=connect_grace, clock=recorder.clock
+        )
+        self.http = _trace_http(bot, recorder, window) if trace_http else None
+        self._started: weakref.WeakKeyDictionary[commands.Context[Any], float] = (
+            weakref.WeakKeyDictionary()
+        )
+        sharded = isinstance(bot, discord.AutoShardedClient)
+        gateway_events = (
+            {
+                "on_shard_connect": self._on_shard_up,
+                "on_shard_ready": self._on_shard_up,
+                "on_shard_resumed": self._on_shard_up,
+                "on_shard_disconnect": self._on_shard_down,
+            }
+            if sharded
+            else {
+                "on_connect": self._on_up,
+                "on_ready": self._on_up,
+                "on_resumed": self._on_up,
+                "on_disconnect": self._on_down,
+            }
+        )
+        self._listeners: dict[str, Callable[..., Any]] = {
+            "on_command": self._on_command,
+            "on_command_completion": self._on_command_completion,
+            "on_command_error": self._on_command_error,
+            "on_interaction": self._on_interaction,
+            "on_app_command_completion": self._on_app_command_completion,
+            **gateway_events,
+        }
+        for event, listener in self._listeners.items():
+            bot.add_listener(listener, event)
+        self._tree_original: Any = None
+        self._tree_had_own = False
+        # One bound method, kept: each attribute access would make a new one, and the check
+        # "is our wrapper still installed" compares identity.
+        self._tree_wrapper = self._tree_on_error
+        self._wrap_tree_errors()
+        self._attached = True
+
+    @property
+    def sources(self) -> tuple[MetricSource, ...]:
+        parts: list[MetricSource] = [self.commands, self.gateway]
+        if self.http is not None:
+            parts.append(self.http)
+        return tuple(parts)
+
+    def detach(self) -> None:
+        """Remove every listener and restore the tree's error handler. The sources stay with
+        the host (remove them there if they should go)."""
+        if not self._attached:
+            return
+        self._attached = False
+        for event, listener in self._listeners.items():
+            self.bot.remove_listener(listener, event)
+        tree = self.bot.tree
+        if vars(tree).get("on_error") is self._tree_wrapper:
+            if self._tree_had_own:
+                tree.on_error = self._tree_original  # type: ignore[method-assign]
+            else:
+                del tree.on_error
+        _instrumented.pop(self.bot, None)
+
+    # Prefix commands, and hybrid commands however they are invoked.
+
+    async def _on_command(self, ctx: commands.Context[Any]) -> None:
+        self._started[ctx] = self._clock()
+
+    async def _on_command_completion(self, ctx: commands.Context[Any]) -> None:
+        self.commands.finished(self._elapsed(self._started.pop(ctx, None)), failed=False)
+
+    async def _on_command_error(self, ctx: commands.Context[Any], error: Exception) -> None:
+        if ctx.command is None or isinstance(error, commands.CommandNotFound):
+            return  # not a command at all: nothing ran
+        started = self._started.pop(ctx, None)
+        self.commands.finished(self._elapsed(started), failed=self._is_failure(error))
+
+    # Application commands.
+
+    async def _on_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        if interaction.type is discord.InteractionType.application_command:
+            interaction.extras.setdefault(_STARTED, self._clock())
+        self._wrap_tree_errors()  # the bot may have set its own tree.on_error since
+
+    async def _on_app_command_completion(
+        self, interaction: discord.Interaction[Any], command: Any
+    ) -> None:
+        if isinstance(command, HybridAppCommand):
+            return  # already counted through on_command_completion
+        self._finish_interaction(interaction, failed=False)
+
+    async def _tree_on_error(
+        self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError, /
+    ) -> None:
+        try:
+            if not isinstance(interaction.command, HybridAppCommand):
+                self._finish_interaction(interaction, failed=self._is_failure(error))
+        finally:
+            await self._tree_original(interaction, error)
+
+    def _wrap_tree_errors(self) -> None:
+        tree = self.bot.tree
+        own = vars(tree).get("on_error")
+        if own is self._tree_wrapper:
+            return
+        self._tree_had_own = own is not None
+        self._tree_original = tree.on_error
+        tree.on_error = self._tree_wrapper  # type: ignore[method-assign]
+
+    def _finish_interaction(self, interaction: discord.Interaction[Any], *, failed: bool) -> None:
+        started = interaction.extras.pop(_STARTED, None)
+        self.commands.finished(self._elapsed(started), failed=failed)
+
+    def _elapsed(self, started: float | None) -> float | None:
+        return None if started is None else (self._clock() - started) * 1000.0
+
+    # Gateway.
+
+    async def _on_up(self) -> None:
+        self.gateway.connected()
+
+    async def _on_down(self) -> None:
+        self.gateway.disconnected()
+
+    async def _on_shard_up(self, shard_id: int) -> None:
+        self.gateway.connected(shard_id)
+
+    async def _on_shard_down(self, shard_id: int) -> None:
+        self.gateway.disconnected(shard_id)
+
+
+def _trace_http(bot: commands.Bot, recorder: Recorder, window: float) -> HttpTracker | None:
+    http = bot.http
+    trace: aiohttp.TraceConfig | None = http.http_trace
+    if trace is not None:
+        found = HttpTracker.of(trace)
+        if found is not None:
+            found.window = window
+            return found
+    if http.token is None:  # not logged in: discord.py reads http_trace when it creates its session
+        tracker = HttpTracker(recorder, window=window)
+        if trace is None:
+            http.http_trace = tracker.trace_config()
+            return tracker
+        try:
+            tracker.attach(trace)
+        except RuntimeError:
+            pass
+        else:
+            return tracker
+    _log.warning(
+        "Vigil cannot trace this bot's HTTP requests (api_rate_limit_usage, "
+        "api_rate_limit_hits): discord.py created its HTTP session at login, before "
+        "instrument() ran. Construct the bot with http_trace=vigil_trace_config(), or call "
+        "instrument() before bot.start()."
+    )
+    return None
+
+
+def _loop_stale_after(loop: tasks.Loop[Any], default: float) -> float:
+    if loop.time is None:
+        period = (loop.seconds or 0.0) + 60.0 * (loop.minutes or 0.0) + 3600.0 * (loop.hours or 0.0)
+    else:
+        seconds = sorted(t.hour * 3600 + t.minute * 60 + t.second for t in loop.time)
+        gaps = [b - a for a, b in itertools.pairwise(seconds)]
+        gaps.append(86400 - seconds[-1] + seconds[0])
+        period = float(max(gaps))
+    return max(default, 2.0 * period) if math.isfinite(period) else default
