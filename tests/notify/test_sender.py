@@ -182,6 +182,7 @@ async def test_discord_gets_an_embed_coloured_by_severity(
     assert embed["color"] == colour
     assert embed["title"] == title
     assert embed["url"] == f"{BASE_URL}/incidents/{INCIDENT_ID}"
+    assert embed["author"] == {"name": "Vigil", "url": BASE_URL}
     assert f"[Open incident]({BASE_URL}/incidents/{INCIDENT_ID})" in embed["description"]
     fields = {f["name"]: f["value"] for f in embed["fields"]}
     assert list(fields)[:6] == ["Metric", "Value", "Threshold", "Peak", "Duration", "Status"]

@@ -61,6 +61,7 @@ class Message:
     tone: Tone
     link: str | None
     idempotency_key: str
+    base_url: str | None = None  # the dashboard, where the service can link "Vigil" to
 
     @property
     def text(self) -> str:
@@ -164,6 +165,7 @@ def format_event(
         tone=_tone(event.kind, incident),
         link=incident_link(base_url, incident.id),
         idempotency_key=idempotency_key(incident.id, event.id, channel.name, repeat=repeat),
+        base_url=_base(base_url),
     )
 
 
@@ -179,6 +181,7 @@ def format_test(channel: Channel, *, now: datetime, base_url: str | None = None)
         tone=Tone.INFO,
         link=_base(base_url),
         idempotency_key=str(uuid.uuid5(_KEY_NAMESPACE, f"test/{channel.name}/{now.isoformat()}")),
+        base_url=_base(base_url),
     )
 
 

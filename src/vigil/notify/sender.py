@@ -1,8 +1,9 @@
 """Delivery of one message to one channel through apprise, without blocking the event loop.
 
 ``Apprise.async_notify`` runs each service's blocking send in apprise's own worker threads and
-awaits it, so the loop stays free. apprise is told not to retry: retries, backoff and the
-outbox belong to the dispatcher, which calls ``send`` once per attempt.
+awaits it, so the loop stays free. apprise's own retries are off (its default, unless a channel
+URL sets ``retry=N``): retries, backoff and the outbox belong to the dispatcher, which calls
+``send`` once per attempt.
 
 Per message, apprise's URL options carry what a plain URL cannot:
 - Discord: ``format=markdown`` makes apprise post an embed (title, description, one field per
@@ -14,6 +15,7 @@ Per message, apprise's URL options carry what a plain URL cannot:
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import apprise
@@ -49,7 +51,7 @@ async def send(channel: Channel, message: Message) -> None:
     (apprise's connect and read timeouts); a caller wanting a tighter bound wraps the call
     in ``asyncio.timeout``.
     """
-    asset = _asset()
+    asset = _asset(message)
     service = _service(channel, message, asset)
     body, body_format = message.body_for(channel.service)
     notifier = apprise.Apprise(asset=asset)
@@ -78,9 +80,13 @@ async def send_test(
     await send(channel, message)
 
 
-def _asset() -> apprise.AppriseAsset:
+def _asset(message: Message) -> apprise.AppriseAsset:
+    """Vigil's name and colours for apprise (the Discord embed's author and colour)."""
     colours = {notify_type: f"#{tone.colour:06X}" for tone, notify_type in _NOTIFY_TYPES.items()}
-    return apprise.AppriseAsset(app_id="Vigil", app_desc="Vigil alerts", html_notify_map=colours)
+    identity: dict[str, Any] = {"app_id": "Vigil", "app_desc": "Vigil alerts"}
+    if message.base_url:
+        identity["app_url"] = message.base_url  # else apprise's own project page
+    return apprise.AppriseAsset(html_notify_map=colours, **identity)
 
 
 def _service(channel: Channel, message: Message, asset: apprise.AppriseAsset) -> apprise.NotifyBase:
