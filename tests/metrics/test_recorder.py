@@ -223,6 +223,18 @@ def test_memory_is_fixed_per_metric_and_as_stated() -> None:
     assert Recorder().capacity("x") == DEFAULT_CAPACITY
 
 
+def test_a_stored_sample_costs_16_bytes() -> None:
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        recorder = Recorder(capacity=50_000)
+        recorder.record("m", 1.0)
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert 16.0 <= (after - before) / 50_000 < 16.1
+
+
 def test_recording_allocates_nothing_once_a_metric_exists() -> None:
     recorder = Recorder(capacity=1000)
     recorder.record("m", 0.0)

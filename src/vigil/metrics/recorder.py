@@ -46,7 +46,7 @@ class _Ring:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self.values = array("d", bytes(8 * capacity))
+        self.values = array("d", [0.0]) * capacity  # exact size; array("d", bytes) over-allocates
         self.times = array("d", [-float("inf")]) * capacity
         self.next = 0
         self.total = 0
