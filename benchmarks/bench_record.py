@@ -10,7 +10,8 @@ Figures, all in one run on the same machine:
   4. bytes per stored sample, measured with tracemalloc.
 
 Each figure is the best of several repeats (timeit's advice: the minimum is the figure least
-disturbed by other work on a shared machine). Runs in about ten seconds.
+disturbed by other work on a shared machine); the window queries are timed in turn, so a burst
+of other work cannot favour one of them. Runs in under ten seconds.
 """
 
 from __future__ import annotations
@@ -34,6 +35,16 @@ WINDOW_SAMPLES = 10_000
 def per_call(fn: Callable[[], object], number: int) -> float:
     """Seconds per call of ``fn``, best of REPEAT runs of ``number`` calls."""
     return min(timeit.repeat(fn, repeat=REPEAT, number=number)) / number
+
+
+def interleaved(fns: dict[str, Callable[[], object]], number: int, rounds: int) -> dict[str, float]:
+    """Seconds per call of each function, best of ``rounds`` runs taken in turn, so a burst of
+    other work on the machine cannot favour one of them."""
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            best[name] = min(best[name], timeit.timeit(fn, number=number) / number)
+    return best
 
 
 def per_statement(statement: str, namespace: dict[str, object], number: int) -> float:
@@ -132,12 +143,19 @@ def percentiles() -> tuple[float, float]:
     stats = recorder.window("latency", 3600)
     assert numpy.allclose([stats.p50, stats.p95, stats.p99], expected, rtol=1e-12)
 
-    number = 30
-    base = per_call(numpy_percentiles, number)
-    ours = per_call(vigil_percentiles, number)
-    full_numpy = per_call(numpy_window, number)
-    full = per_call(vigil_window, number)
-    hypothetical = per_call(ring_then_numpy, number)
+    timings = interleaved(
+        {
+            "base": numpy_percentiles,
+            "ours": vigil_percentiles,
+            "full_numpy": numpy_window,
+            "full": vigil_window,
+            "hypothetical": ring_then_numpy,
+        },
+        number=30,
+        rounds=12,
+    )
+    base, ours, full_numpy = timings["base"], timings["ours"], timings["full_numpy"]
+    full, hypothetical = timings["full"], timings["hypothetical"]
     print(f"3. p50/p95/p99 of a {WINDOW_SAMPLES:,}-sample window (per query)")
     line("numpy.percentile(data, [50, 95, 99])", base, base, unit="us")
     line("vigil: window values, sort, 3 percentiles", ours, base, unit="us")
