@@ -369,6 +369,38 @@ async def test_detach_removes_everything_it_added(harness: Harness) -> None:
     assert "on_error" not in vars(harness.bot().tree)
 
 
+async def test_detach_before_login_takes_back_sources_and_http_hooks(harness: Harness) -> None:
+    bot = harness.bot()
+    instrument(bot, harness.metrics).detach()
+    assert bot.http.http_trace is None
+    assert [source.name for source in harness.metrics.sources] == ["health"]
+
+    trace = aiohttp.TraceConfig()
+    own_bot = harness.bot(http_trace=trace)
+    instrument(own_bot, harness.metrics).detach()
+    assert own_bot.http.http_trace is trace
+    assert list(trace.on_request_end) == []
+
+
+async def test_a_clashing_source_name_leaves_the_bot_untouched(harness: Harness) -> None:
+    class Taken:
+        name = "gateway"
+
+        async def read(self) -> dict[str, float | None]:
+            return {}
+
+    harness.metrics.add_source(Taken())
+    bot = harness.bot()
+    listeners_before = {event: list(h) for event, h in bot.extra_events.items() if h}
+    with pytest.raises(ValueError, match="'gateway' is already registered"):
+        instrument(bot, harness.metrics)
+    assert {event: list(h) for event, h in bot.extra_events.items() if h} == listeners_before
+    assert bot.http.http_trace is None
+    assert "on_error" not in vars(bot.tree)
+    assert [source.name for source in harness.metrics.sources] == ["health", "gateway"]
+    instrument(bot, Metrics())  # and it can still be instrumented elsewhere
+
+
 async def test_detach_restores_the_trees_default_error_handler(harness: Harness) -> None:
     bot = harness.bot()
     instrument(bot, harness.metrics).detach()

@@ -101,6 +101,18 @@ async def test_hooks_join_an_existing_trace_config_without_replacing_its_own() -
     assert tracker.recorder.total("api_request_latency") == 1
 
 
+async def test_hooks_can_be_taken_out_until_a_session_freezes_them() -> None:
+    tracker = HttpTracker()
+    trace = tracker.trace_config()
+    tracker.detach(trace)
+    assert HttpTracker.of(trace) is None
+    assert len(trace.on_request_start) == len(trace.on_request_exception) == 0
+    tracker.attach(trace)
+    async with aiohttp.ClientSession(trace_configs=[trace]):
+        with pytest.raises(RuntimeError, match="keeps its hooks"):
+            tracker.detach(trace)
+
+
 def test_observe_reads_headers_case_insensitively_and_ignores_nonsense() -> None:
     tracker = HttpTracker()
     tracker.observe(200, {"x-ratelimit-limit": "4", "x-ratelimit-remaining": "1"})

@@ -150,8 +150,13 @@ def instrument(
         is_failure=is_failure,
         connect_grace=connect_grace,
     )
-    for source in instrumentation.sources:
-        host.add_source(source)
+    try:
+        for source in instrumentation.sources:
+            host.add_source(source)
+            instrumentation._added.append(source.name)
+    except BaseException:
+        instrumentation.detach()  # a source name clashed: leave the bot as it was
+        raise
     _instrumented[bot] = instrumentation
     return instrumentation
 
@@ -170,6 +175,8 @@ class DiscordInstrumentation:
         connect_grace: float,
     ) -> None:
         self.bot = bot
+        self._host = host
+        self._added: list[str] = []
         recorder = host.recorder
         self._clock = recorder.clock
         self._is_failure = is_failure
@@ -177,7 +184,13 @@ class DiscordInstrumentation:
         self.gateway = GatewaySource(
             lambda: bot.latency, connect_grace=connect_grace, clock=recorder.clock
         )
-        self.http = _trace_http(bot, recorder, window) if trace_http else None
+        self.http: HttpTracker | None = None
+        self._installed_trace: aiohttp.TraceConfig | None = None
+        self._created_trace = False
+        if trace_http:
+            self.http, self._installed_trace, self._created_trace = _trace_http(
+                bot, recorder, window
+            )
         self._started: weakref.WeakKeyDictionary[commands.Context[Any], float] = (
             weakref.WeakKeyDictionary()
         )
@@ -223,8 +236,9 @@ class DiscordInstrumentation:
         return tuple(parts)
 
     def detach(self) -> None:
-        """Remove every listener and restore the tree's error handler. The sources stay with
-        the host (remove them there if they should go)."""
+        """Undo ``instrument``: remove the listeners and the sources it added, restore the
+        tree's error handler, and take the HTTP hooks out again if discord.py has not created
+        its session yet (a session keeps the hooks it was created with)."""
         if not self._attached:
             return
         self._attached = False
@@ -236,6 +250,17 @@ class DiscordInstrumentation:
                 tree.on_error = self._tree_original  # type: ignore[method-assign]
             else:
                 del tree.on_error
+        for name in self._added:
+            self._host.remove_source(name)
+        self._added.clear()
+        http = self.bot.http
+        trace = self._installed_trace
+        if self.http is not None and trace is not None and http.token is None:
+            if http.http_trace is trace and not trace.on_request_end.frozen:
+                if self._created_trace:
+                    http.http_trace = None
+                else:
+                    self.http.detach(trace)
         _instrumented.pop(self.bot, None)
 
     # Prefix commands, and hybrid commands however they are invoked.
@@ -306,32 +331,37 @@ class DiscordInstrumentation:
         self.gateway.disconnected(shard_id)
 
 
-def _trace_http(bot: commands.Bot, recorder: Recorder, window: float) -> HttpTracker | None:
+def _trace_http(
+    bot: commands.Bot, recorder: Recorder, window: float
+) -> tuple[HttpTracker | None, aiohttp.TraceConfig | None, bool]:
+    """The tracker that will see the bot's requests, the TraceConfig this call put hooks into
+    (None when they were there already, or could not be added), and whether this call created
+    that TraceConfig."""
     http = bot.http
     trace: aiohttp.TraceConfig | None = http.http_trace
     if trace is not None:
         found = HttpTracker.of(trace)
         if found is not None:
             found.window = window
-            return found
+            return found, None, False
     if http.token is None:  # not logged in: discord.py reads http_trace when it creates its session
         tracker = HttpTracker(recorder, window=window)
         if trace is None:
-            http.http_trace = tracker.trace_config()
-            return tracker
+            trace = http.http_trace = tracker.trace_config()
+            return tracker, trace, True
         try:
             tracker.attach(trace)
         except RuntimeError:
             pass
         else:
-            return tracker
+            return tracker, trace, False
     _log.warning(
         "Vigil cannot trace this bot's HTTP requests (api_rate_limit_usage, "
         "api_rate_limit_hits): discord.py created its HTTP session at login, before "
         "instrument() ran. Construct the bot with http_trace=vigil_trace_config(), or call "
         "instrument() before bot.start()."
     )
-    return None
+    return None, None, False
 
 
 def _loop_stale_after(loop: tasks.Loop[Any], default: float) -> float:

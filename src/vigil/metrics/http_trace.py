@@ -76,6 +76,18 @@ class HttpTracker:
         trace.on_request_end.append(self._on_request_end)
         trace.on_request_exception.append(self._on_request_exception)
 
+    def detach(self, trace: aiohttp.TraceConfig) -> None:
+        """Take this tracker's hooks out of ``trace`` again, unless a session froze it."""
+        if trace.on_request_end.frozen:
+            raise RuntimeError("this TraceConfig belongs to an aiohttp session: it keeps its hooks")
+        for signal, hook in (
+            (trace.on_request_start, self._on_request_start),
+            (trace.on_request_end, self._on_request_end),
+            (trace.on_request_exception, self._on_request_exception),
+        ):
+            while hook in signal:
+                signal.remove(hook)
+
     @staticmethod
     def of(trace: aiohttp.TraceConfig) -> HttpTracker | None:
         """The tracker whose hooks ``trace`` carries, if any."""

@@ -17,7 +17,8 @@ from vigil.metrics.source import DEFAULT_WINDOW, MetricSource, collect
 
 class MetricHost(Protocol):
     """What an integration plugs into: it records into ``recorder``, registers tasks with
-    ``health`` and adds the sources it creates, whose windows span ``window`` seconds."""
+    ``health``, and adds (and on detaching removes) the sources it creates, whose windows span
+    ``window`` seconds."""
 
     @property
     def recorder(self) -> Recorder: ...
@@ -29,6 +30,8 @@ class MetricHost(Protocol):
     def window(self) -> float: ...
 
     def add_source(self, source: MetricSource) -> None: ...
+
+    def remove_source(self, name: str) -> None: ...
 
 
 class Metrics:
