@@ -16,15 +16,11 @@ from vigil.metrics.source import DEFAULT_WINDOW, MetricSource, collect
 
 
 class MetricHost(Protocol):
-    """What an integration plugs into: it records into ``recorder``, registers tasks with
-    ``health``, and adds (and on detaching removes) the sources it creates, whose windows span
-    ``window`` seconds."""
+    """What an integration plugs into: it records into ``recorder`` and adds (and on detaching
+    removes) the sources it creates, whose windows span ``window`` seconds."""
 
     @property
     def recorder(self) -> Recorder: ...
-
-    @property
-    def health(self) -> HealthRegistry: ...
 
     @property
     def window(self) -> float: ...
