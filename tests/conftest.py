@@ -54,3 +54,42 @@ def postgres_url() -> Iterator[str]:
 def sqlite_url(tmp_path: Path) -> str:
     """A fresh SQLite database file for one test."""
     return f"sqlite+aiosqlite:///{tmp_path / 'vigil.db'}"
+
+
+async def _reset_postgres(url: str) -> None:
+    """Empty the run's database: one schema dropped and recreated is far cheaper than a
+    database per test, and just as clean."""
+    import asyncpg
+
+    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    try:
+        await connection.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_kind(request: pytest.FixtureRequest) -> tuple[str, str]:
+    """Run the test on each database. Synchronous on purpose: the session's postgres_url
+    fixture runs its own event loop."""
+    fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    return request.param, request.getfixturevalue(fixture)
+
+
+@pytest.fixture
+async def database_url(database_kind: tuple[str, str]) -> str:
+    """An empty database of each kind."""
+    kind, url = database_kind
+    if kind == "postgres":
+        await _reset_postgres(url)
+    return url
+
+
+@pytest.fixture
+async def migrated_url(database_url: str) -> str:
+    """A database of each kind with Vigil's schema and default rules."""
+    from vigil.store import Store
+
+    store = await Store.open(database_url, upgrade=True)
+    await store.close()
+    return database_url

@@ -81,7 +81,7 @@ async def test_sqlite_runs_in_wal_mode_with_foreign_keys_on(sqlite_url: str) -> 
 async def test_an_unmigrated_postgres_database_is_refused_with_the_fix(
     postgres_url: str,
 ) -> None:
-    from tests.store.conftest import _reset_postgres
+    from tests.conftest import _reset_postgres
 
     await _reset_postgres(postgres_url)
     with pytest.raises(VigilStorageError, match="vigil db upgrade"):

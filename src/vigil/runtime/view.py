@@ -39,6 +39,18 @@ class LiveView:
             rule = Rule.from_dict(event.data["rule"])
             self.rules[rule.metric] = rule
 
+    def refresh(self, incidents: Iterable[Incident]) -> None:
+        """Take newer copies of open incidents (peak and last value change without an event)."""
+        for incident in incidents:
+            if incident.is_open and incident.id in self._open:
+                self._open[incident.id] = incident
+                self._active_cache = None
+
+    def replace_open(self, incidents: Iterable[Incident]) -> None:
+        """Take the database's open incidents as they are (a follower, each cycle)."""
+        self._open = {i.id: i for i in incidents if i.is_open}
+        self._active_cache = None
+
     def set_values(self, values: Mapping[str, float | None], *, at: datetime) -> None:
         """Record a cycle's combined value of every rule's metric (and any other metric)."""
         for metric, value in values.items():

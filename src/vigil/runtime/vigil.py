@@ -1,0 +1,252 @@
+"""``Vigil``: what a host embeds. An async context manager that owns the recorder, the sources,
+the store, the monitor and the event bus, and tracks every task it starts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+from vigil.core import Evaluator, Event, Incident, Rule, Sample, VigilError
+from vigil.metrics import HealthRegistry, LoopLagProbe, Metrics, MetricSource, ProcessSource
+from vigil.metrics.recorder import Recorder
+from vigil.runtime.bus import EventBus
+from vigil.runtime.leader import Leadership, leadership_for
+from vigil.runtime.monitor import Monitor, MonitorStatus
+from vigil.runtime.view import LiveView
+from vigil.settings import Settings
+from vigil.store import Store, VigilStorageError
+
+logger = logging.getLogger(__name__)
+
+EVENT_POLL_SECONDS = 1.0  # how often an instance looks for events stored by other processes
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class NotStartedError(VigilError):
+    def __init__(self) -> None:
+        super().__init__("Vigil is not running: use `async with Vigil(...)` or await start()")
+
+
+class Vigil:
+    """Embed in a host's event loop::
+
+        async with Vigil(Settings.from_env()) as vigil:
+            instrument(bot, vigil)
+            await bot.start(token)
+
+    Vigil never calls ``asyncio.run``, installs no signal handler and configures no logging.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        sources: Iterable[MetricSource] = (),
+        process_metrics: bool = True,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.settings = settings if settings is not None else Settings.from_env()
+        recorder = Recorder()
+        health = HealthRegistry(stale_after=self.settings.health_stale_after, clock=recorder.clock)
+        self.metrics = Metrics(recorder=recorder, health=health, window=self.settings.interval)
+        self._loop_lag = LoopLagProbe(self.metrics.recorder, window=self.settings.interval)
+        self.metrics.add_source(self._loop_lag)
+        if process_metrics:
+            self.metrics.add_source(ProcessSource())
+        for source in sources:
+            self.metrics.add_source(source)
+        self.clock = clock
+        self._store: Store | None = None
+        self._monitor: Monitor | None = None
+        self._bus: EventBus | None = None
+        self._view: LiveView | None = None
+        self._leadership: Leadership | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stop = asyncio.Event()
+
+    # -- the MetricHost shape integrations plug into ----------------------------------------
+
+    @property
+    def recorder(self) -> Recorder:
+        return self.metrics.recorder
+
+    @property
+    def health_registry(self) -> HealthRegistry:
+        return self.metrics.health
+
+    @property
+    def window(self) -> float:
+        return self.metrics.window
+
+    def add_source(self, source: MetricSource) -> None:
+        self.metrics.add_source(source)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Vigil:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    @property
+    def running(self) -> bool:
+        return self._monitor is not None
+
+    async def start(self) -> None:
+        if self._monitor is not None:
+            raise VigilError("Vigil is already running")
+        store = await Store.open(self.settings.database_url)
+        leadership = leadership_for(self.settings.database_url)
+        try:
+            await leadership.try_acquire()  # SQLite: refuses a second monitor right here
+            rules = await store.list_rules()
+            states = await store.load_states()
+            last_id = await store.last_event_id()
+        except BaseException:
+            await leadership.release()
+            await store.close()
+            raise
+        evaluator = Evaluator(rules, states=states)
+        view = LiveView(rules, [s.incident for s in states.values() if s.incident is not None])
+        bus = EventBus(store, last_id=last_id)
+        bus.add_listener(view.apply)
+        self._store, self._bus, self._view, self._leadership = store, bus, view, leadership
+        self._monitor = Monitor(
+            store=store,
+            metrics=self.metrics,
+            evaluator=evaluator,
+            bus=bus,
+            view=view,
+            leadership=leadership,
+            instance=self.settings.instance,
+            interval=self.settings.interval,
+            clock=self.clock,
+        )
+        self._stop = asyncio.Event()
+        self._loop_lag.start()
+        self._spawn(self._monitor.run(self._stop), "vigil-monitor")
+        self._spawn(self._follow_log(), "vigil-events")
+
+    async def aclose(self) -> None:
+        """Stop cleanly: the running cycle finishes and commits, every task ends."""
+        if self._monitor is None:
+            return
+        self._stop.set()
+        monitor_tasks = [t for t in self._tasks if t.get_name() == "vigil-monitor"]
+        await asyncio.gather(*monitor_tasks, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self._loop_lag.stop()
+        assert self._bus is not None and self._leadership is not None and self._store is not None
+        self._bus.close()
+        await self._leadership.release()
+        await self._store.close()
+        self._monitor = self._bus = self._view = self._store = self._leadership = None
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._reap)
+
+    def _reap(self, task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("Vigil task %s crashed", task.get_name(), exc_info=task.exception())
+
+    async def _follow_log(self) -> None:
+        """Pick up events stored by other processes (other instances, the CLI)."""
+        while True:
+            await asyncio.sleep(EVENT_POLL_SECONDS)
+            try:
+                await self.bus.catch_up()
+            except VigilStorageError as exc:
+                logger.debug("event log unavailable: %s", exc)
+
+    # -- parts -----------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise NotStartedError()
+        return self._store
+
+    @property
+    def bus(self) -> EventBus:
+        if self._bus is None:
+            raise NotStartedError()
+        return self._bus
+
+    @property
+    def view(self) -> LiveView:
+        if self._view is None:
+            raise NotStartedError()
+        return self._view
+
+    @property
+    def monitor(self) -> Monitor:
+        if self._monitor is None:
+            raise NotStartedError()
+        return self._monitor
+
+    def subscribe(self, after: int | None = None) -> AsyncIterator[Event]:
+        return self.bus.subscribe(after)
+
+    def health(self) -> dict[str, Any]:
+        """The whole picture: this monitor, leadership, and every registered task."""
+        status: MonitorStatus | None = self._monitor.status() if self._monitor else None
+        return {
+            "running": self.running,
+            "monitor": status,
+            "tasks": self.metrics.health.snapshot(),
+        }
+
+    # -- actions: the store is the truth, the bus tells everyone -----------------------------
+
+    async def acknowledge(
+        self, incident_id: uuid.UUID | str, *, by: str, notes: str | None = None
+    ) -> Incident:
+        incident, event = await self.store.acknowledge_incident(
+            incident_id, by=by, now=self.clock(), notes=notes
+        )
+        self.bus.publish([event])
+        return incident
+
+    async def acknowledge_all(self, *, by: str, notes: str | None = None) -> list[Incident]:
+        changed = await self.store.acknowledge_all(by=by, now=self.clock(), notes=notes)
+        self.bus.publish(event for _, event in changed)
+        return [incident for incident, _ in changed]
+
+    async def resolve(
+        self, incident_id: uuid.UUID | str, *, by: str, notes: str | None = None
+    ) -> Incident:
+        incident, event = await self.store.resolve_incident(
+            incident_id, by=by, now=self.clock(), notes=notes
+        )
+        self.bus.publish([event])
+        return incident
+
+    async def update_rule(self, metric: str, changes: Mapping[str, Any], *, by: str) -> Rule:
+        rule, event = await self.store.update_rule(metric, changes, by=by, now=self.clock())
+        self.bus.publish([event])
+        return rule
+
+    async def ingest(self, samples: Sequence[Sample]) -> int:
+        """Store samples pushed by another process; the leader combines them next cycle."""
+        await self.store.add_samples(samples)
+        return len(samples)
