@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -43,6 +43,20 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address the web server listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port the web server listens on.")
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Signs session cookies. Set it when several instances serve the dashboard "
+        "or sessions should survive a restart; unset, each process makes a random one.",
+    )
+    base_url: str | None = Field(
+        None,
+        description="Public address of the dashboard, for links in notifications; "
+        "http://HOST:PORT by default.",
+    )
+
+    @property
+    def public_url(self) -> str:
+        return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
