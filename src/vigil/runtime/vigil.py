@@ -4,12 +4,15 @@ the store, the monitor and the event bus, and tracks every task it starts."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
+
+from sqlalchemy.engine import make_url
 
 from vigil.core import Evaluator, Event, Incident, Rule, Sample, VigilError
 from vigil.metrics import HealthRegistry, LoopLagProbe, Metrics, MetricSource, ProcessSource
@@ -20,10 +23,12 @@ from vigil.runtime.monitor import Monitor, MonitorStatus
 from vigil.runtime.view import LiveView
 from vigil.settings import Settings
 from vigil.store import Store, VigilStorageError
+from vigil.store._base import EVENTS_CHANNEL
 
 logger = logging.getLogger(__name__)
 
 EVENT_POLL_SECONDS = 1.0  # how often an instance looks for events stored by other processes
+EVENT_RECHECK_SECONDS = 10.0  # the same, when NOTIFY wakes it (a lost notification costs this)
 
 
 def utcnow() -> datetime:
@@ -88,6 +93,9 @@ class Vigil:
 
     def add_source(self, source: MetricSource) -> None:
         self.metrics.add_source(source)
+
+    def remove_source(self, name: str) -> None:
+        self.metrics.remove_source(name)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -170,13 +178,19 @@ class Vigil:
             logger.error("Vigil task %s crashed", task.get_name(), exc_info=task.exception())
 
     async def _follow_log(self) -> None:
-        """Pick up events stored by other processes (other instances, the CLI)."""
-        while True:
-            await asyncio.sleep(EVENT_POLL_SECONDS)
-            try:
-                await self.bus.catch_up()
-            except VigilStorageError as exc:
-                logger.debug("event log unavailable: %s", exc)
+        """Pick up events stored by other processes (other instances, the CLI): woken by
+        PostgreSQL's NOTIFY where there is one, and by a poll in any case."""
+        wake = asyncio.Event()
+        async with _notifications(self.settings.database_url, wake) as listening:
+            poll = EVENT_RECHECK_SECONDS if listening else EVENT_POLL_SECONDS
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), poll)
+                wake.clear()
+                try:
+                    await self.bus.catch_up()
+                except VigilStorageError as exc:
+                    logger.debug("event log unavailable: %s", exc)
 
     # -- parts -----------------------------------------------------------------------------
 
@@ -250,3 +264,28 @@ class Vigil:
         """Store samples pushed by another process; the leader combines them next cycle."""
         await self.store.add_samples(samples)
         return len(samples)
+
+
+@contextlib.asynccontextmanager
+async def _notifications(url: str, wake: asyncio.Event) -> AsyncIterator[bool]:
+    """LISTEN for new events on PostgreSQL, on a connection of its own. Yields whether it
+    listens; without PostgreSQL (or without reaching it) the caller polls."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        yield False
+        return
+    import asyncpg
+
+    dsn = parsed.set(drivername="postgresql").render_as_string(False)
+    try:
+        connection = await asyncpg.connect(dsn, timeout=10)
+        await connection.add_listener(EVENTS_CHANNEL, lambda *_: wake.set())
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        logger.warning("cannot LISTEN for events (%s): polling the event log instead", exc)
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        with contextlib.suppress(Exception):
+            await connection.close(timeout=10)

@@ -97,7 +97,14 @@ class StoreBase:
             )
             assert new_id is not None
             stored.append(_with_id(item, int(new_id)))
+        if self._dialect == "postgresql":
+            # Delivered at commit, never for a rolled-back transaction: wakes every instance
+            # to read the log (the truth), so the payload is only a hint.
+            await connection.execute(select(func.pg_notify(EVENTS_CHANNEL, str(stored[-1].id))))
         return stored
+
+
+EVENTS_CHANNEL = "vigil_events"
 
 
 def _json_ready(item: Event) -> dict[str, Any]:
