@@ -93,3 +93,14 @@ async def migrated_url(database_url: str) -> str:
     store = await Store.open(database_url, upgrade=True)
     await store.close()
     return database_url
+
+
+@pytest.fixture
+async def migrated_postgres_url(postgres_url: str) -> str:
+    """This run's PostgreSQL database, emptied, with Vigil's schema and default rules."""
+    from vigil.store import Store
+
+    await _reset_postgres(postgres_url)
+    store = await Store.open(postgres_url, upgrade=True)
+    await store.close()
+    return postgres_url

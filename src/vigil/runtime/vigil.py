@@ -179,18 +179,21 @@ class Vigil:
 
     async def _follow_log(self) -> None:
         """Pick up events stored by other processes (other instances, the CLI): woken by
-        PostgreSQL's NOTIFY where there is one, and by a poll in any case."""
+        PostgreSQL's NOTIFY where there is one, and by a poll in any case. A lost LISTEN
+        connection (a database outage) is opened again."""
         wake = asyncio.Event()
-        async with _notifications(self.settings.database_url, wake) as listening:
-            poll = EVENT_RECHECK_SECONDS if listening else EVENT_POLL_SECONDS
-            while True:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), poll)
-                wake.clear()
-                try:
-                    await self.bus.catch_up()
-                except VigilStorageError as exc:
-                    logger.debug("event log unavailable: %s", exc)
+        while True:
+            async with _notifications(self.settings.database_url, wake) as lost:
+                poll = EVENT_POLL_SECONDS if lost is None else EVENT_RECHECK_SECONDS
+                while lost is None or not lost.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), poll)
+                    wake.clear()
+                    try:
+                        await self.bus.catch_up()
+                    except VigilStorageError as exc:
+                        logger.debug("event log unavailable: %s", exc)
+            await asyncio.sleep(EVENT_POLL_SECONDS)
 
     # -- parts -----------------------------------------------------------------------------
 
@@ -267,25 +270,30 @@ class Vigil:
 
 
 @contextlib.asynccontextmanager
-async def _notifications(url: str, wake: asyncio.Event) -> AsyncIterator[bool]:
-    """LISTEN for new events on PostgreSQL, on a connection of its own. Yields whether it
-    listens; without PostgreSQL (or without reaching it) the caller polls."""
+async def _notifications(url: str, wake: asyncio.Event) -> AsyncIterator[asyncio.Event | None]:
+    """LISTEN for new events on PostgreSQL, on a connection of its own, setting ``wake`` for
+    each. Yields an event that is set when the connection is lost (already set when it could
+    not be opened), or ``None`` without PostgreSQL, where the caller simply polls."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "postgresql":
-        yield False
+        yield None
         return
     import asyncpg
 
     dsn = parsed.set(drivername="postgresql").render_as_string(False)
+    lost = asyncio.Event()
     try:
         connection = await asyncpg.connect(dsn, timeout=10)
+        connection.add_termination_listener(lambda *_: lost.set())
         await connection.add_listener(EVENTS_CHANNEL, lambda *_: wake.set())
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        logger.warning("cannot LISTEN for events (%s): polling the event log instead", exc)
-        yield False
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        logger.warning("cannot LISTEN for events (%s): trying again", exc)
+        lost.set()  # the caller waits a moment and calls again
+        yield lost
         return
+    wake.set()  # events stored while nobody listened
     try:
-        yield True
+        yield lost
     finally:
         with contextlib.suppress(Exception):
             await connection.close(timeout=10)
