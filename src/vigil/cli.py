@@ -6,6 +6,7 @@ import typer
 
 from vigil.backtest import backtest_command
 from vigil.store.cli import cleanup_command, db_app
+from vigil.web.cli import serve_command, tokens_app, users_app
 
 app = typer.Typer(
     name="vigil",
@@ -26,6 +27,9 @@ app.command("backtest")(backtest_command)
 app.add_typer(db_app, name="db")
 app.command("cleanup")(cleanup_command)
 # [metrics commands]
+app.command("serve")(serve_command)
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
 
 
 def main() -> None:

@@ -1,0 +1,97 @@
+"""``create_app(vigil)``: the FastAPI app serving a running ``Vigil``.
+
+No module-level app: each call builds one, with its own caches, live stream and Prometheus
+registry. ``vigil serve`` runs it on uvicorn; a host can mount it in its own ASGI app
+(``host.mount("/vigil", create_app(vigil))``) and should then ``await close_streams(app)``
+when its server shuts down, so open event streams end instead of holding the shutdown.
+"""
+
+from __future__ import annotations
+
+from argon2 import PasswordHasher
+from fastapi import FastAPI
+
+from vigil.runtime import Vigil
+from vigil.web import errors
+from vigil.web.auth import Authenticator
+from vigil.web.cache import ReadCache
+from vigil.web.live import KEEPALIVE_SECONDS, RING, LiveStream
+from vigil.web.prometheus import WebMetrics
+from vigil.web.ratelimit import SignInLimiter
+from vigil.web.routes import alerts, auth, metrics, system
+from vigil.web.security import Keys, Passwords
+from vigil.web.state import WebState, generation_of
+
+SESSION_SECONDS = 12 * 3600
+AUTH_CACHE_SECONDS = 2.0
+READ_CACHE_SECONDS = 10.0
+
+DESCRIPTION = """\
+Vigil's REST API. Authenticate with an API token (`Authorization: Bearer ...`, from
+`vigil tokens create`) or a session cookie from `POST /api/auth/login` (then send its CSRF
+token as `X-CSRF-Token` on every change). Viewers read everything; admins also change rules
+and act on incidents; `ingest` tokens only push samples. Errors are
+`{"error": {"code", "message", "field"}}`.
+"""
+
+
+def create_app(
+    vigil: Vigil,
+    *,
+    password_hasher: PasswordHasher | None = None,
+    limiter: SignInLimiter | None = None,
+    session_seconds: float = SESSION_SECONDS,
+    auth_cache_seconds: float = AUTH_CACHE_SECONDS,
+    read_cache_seconds: float = READ_CACHE_SECONDS,
+    keepalive_seconds: float = KEEPALIVE_SECONDS,
+    event_ring: int = RING,
+) -> FastAPI:
+    """The API for ``vigil`` (started now or later: routes answer 503 until it runs).
+
+    The keyword arguments exist for tests and tuning; the defaults suit production.
+    """
+    secret = vigil.settings.secret_key
+    live = LiveStream(vigil, keepalive=keepalive_seconds, ring=event_ring)
+    state = WebState(
+        vigil=vigil,
+        auth=Authenticator(
+            vigil,
+            keys=Keys.from_setting(secret.get_secret_value() if secret is not None else None),
+            passwords=Passwords(password_hasher),
+            limiter=limiter or SignInLimiter(),
+            session_seconds=session_seconds,
+            cache_seconds=auth_cache_seconds,
+        ),
+        cache=ReadCache(lambda: generation_of(vigil), ttl=read_cache_seconds),
+        live=live,
+        metrics=WebMetrics(vigil, live),
+    )
+    app = FastAPI(
+        title="Vigil",
+        description=DESCRIPTION,
+        version=_version(),
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
+    )
+    app.state.vigil_web = state
+    errors.install(app)
+    for module in (alerts, metrics, system, auth):
+        app.include_router(module.router)
+    return app
+
+
+async def close_streams(app: FastAPI) -> None:
+    """End every open event stream of ``app`` and refuse new ones (server shutdown)."""
+    state: WebState = app.state.vigil_web
+    await state.live.aclose()
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("vigil")
+    except PackageNotFoundError:
+        return "0"

@@ -1,0 +1,325 @@
+"""Who is calling, and may they: sessions, tokens, roles and CSRF, as FastAPI dependencies.
+
+The dashboard reuses all of it: ``principal_from(request)`` (who, or ``None``),
+``require_viewer`` / ``require_admin`` (dependencies that raise 401/403), ``sign_in`` /
+``sign_out`` (set or clear the session cookie) and ``Principal.csrf_token``.
+
+Lookups are cached for ``cache_seconds`` (2 s by default), so a hot read costs no query for
+its credentials; a revoked token, a removed or demoted user, or a changed password (which
+ends every session of that user) take effect within that time.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, Request, Response
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+
+from vigil.core import NotFoundError
+from vigil.store import ApiToken, Role, User
+from vigil.web.errors import CsrfError, ForbiddenError, NotAuthenticatedError, RateLimitedError
+from vigil.web.ratelimit import SignInLimiter
+from vigil.web.security import (
+    Keys,
+    Passwords,
+    Session,
+    SignedOut,
+    looks_like_token,
+    token_hash,
+)
+
+if TYPE_CHECKING:
+    from vigil.runtime import Vigil
+    from vigil.web.state import WebState
+
+SESSION_COOKIE = "vigil_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+READ_ROLES = frozenset({Role.VIEWER, Role.ADMIN})
+LAST_USED_PRECISION = timedelta(seconds=60)
+MAX_CACHED = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who made a request: a user signed in by cookie, or an API token."""
+
+    name: str
+    role: Role
+    kind: str  # "session" or "token"
+    session_id: str | None = None
+    csrf_token: str | None = field(default=None, repr=False)
+
+    @property
+    def can_read(self) -> bool:
+        return self.role in READ_ROLES
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
+
+
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    principal: Principal
+    cookie: str
+    expires_at: datetime
+
+
+class Authenticator:
+    def __init__(
+        self,
+        vigil: Vigil,
+        *,
+        keys: Keys,
+        passwords: Passwords,
+        limiter: SignInLimiter,
+        session_seconds: float,
+        cache_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.vigil = vigil
+        self.keys = keys
+        self.passwords = passwords
+        self.limiter = limiter
+        self.session_seconds = session_seconds
+        self.cache_seconds = cache_seconds
+        self._clock = clock
+        self._wall = wall
+        self._tokens: dict[str, tuple[ApiToken, float]] = {}
+        self._users: dict[str, tuple[User | None, float]] = {}
+        self._signed_out = SignedOut()
+
+    # -- tokens ----------------------------------------------------------------------------
+
+    async def from_token(self, secret: str) -> Principal:
+        if not looks_like_token(secret):
+            raise NotAuthenticatedError("the token is malformed")
+        digest = token_hash(secret)
+        cached = self._tokens.get(digest)
+        if cached is not None and cached[1] > self._clock():
+            record = cached[0]
+        else:
+            record = await self._load_token(digest)
+        return Principal(name=record.name, role=Role(record.role), kind="token")
+
+    async def _load_token(self, digest: str) -> ApiToken:
+        store = self.vigil.store
+        try:
+            record = await store.token_by_hash(digest)
+            now = self.vigil.clock()
+            # Last use is recorded to the minute: a write per request would cost more than
+            # the request itself.
+            if record.last_used_at is None or now - record.last_used_at >= LAST_USED_PRECISION:
+                record = await store.token_by_hash(digest, now=now)
+        except NotFoundError:
+            self._tokens.pop(digest, None)
+            raise NotAuthenticatedError("the token is unknown or revoked") from None
+        if len(self._tokens) >= MAX_CACHED:
+            self._tokens.clear()
+        self._tokens[digest] = (record, self._clock() + self.cache_seconds)
+        return record
+
+    # -- sessions --------------------------------------------------------------------------
+
+    async def from_cookie(self, cookie: str) -> Principal | None:
+        """The signed-in user, or ``None`` for a forged, expired or ended session."""
+        session = self.keys.open(cookie, now=self._wall())
+        if session is None or session.session_id in self._signed_out:
+            return None
+        user = await self._user(session.name)
+        if user is None or self.keys.password_mark(user.password_hash) != session.password_mark:
+            return None
+        return self._principal(user, session)
+
+    def _principal(self, user: User, session: Session) -> Principal:
+        return Principal(
+            name=user.name,
+            role=user.role,
+            kind="session",
+            session_id=session.session_id,
+            csrf_token=self.keys.csrf_token(session.session_id),
+        )
+
+    async def _user(self, name: str) -> User | None:
+        cached = self._users.get(name)
+        if cached is not None and cached[1] > self._clock():
+            return cached[0]
+        try:
+            user: User | None = await self.vigil.store.get_user(name)
+        except NotFoundError:
+            user = None
+        if len(self._users) >= MAX_CACHED:
+            self._users.clear()
+        self._users[name] = (user, self._clock() + self.cache_seconds)
+        return user
+
+    async def sign_in(self, name: str, password: str, *, address: str) -> SignedIn:
+        """Check a password and open a session. ``RateLimitedError`` after too many failures
+        for this name or address; ``NotAuthenticatedError`` for a wrong name or password
+        (the same message for both)."""
+        wait = self.limiter.retry_after(name, address)
+        if wait > 0:
+            raise RateLimitedError("too many failed sign-ins: try again later", retry_after=wait)
+        try:
+            user: User | None = await self.vigil.store.get_user(name)
+        except NotFoundError:
+            user = None
+        ok = await self.passwords.check(user.password_hash if user else None, password)
+        if user is None or not ok:
+            self.limiter.failed(name, address)
+            raise NotAuthenticatedError("wrong user name or password")
+        self.limiter.succeeded(name)
+        if self.passwords.needs_rehash(user.password_hash):
+            user = await self.vigil.store.update_user(
+                user.name, password_hash=self.passwords.hash(password)
+            )
+        self._users[user.name] = (user, self._clock() + self.cache_seconds)
+        issued = int(self._wall())
+        session = Session(
+            name=user.name,
+            session_id=secrets.token_urlsafe(18),
+            issued_at=issued,
+            expires_at=issued + int(self.session_seconds),
+            password_mark=self.keys.password_mark(user.password_hash),
+        )
+        expires_at = datetime.fromtimestamp(session.expires_at, tz=UTC)
+        return SignedIn(self._principal(user, session), self.keys.sign(session), expires_at)
+
+    def sign_out(self, cookie: str) -> None:
+        session = self.keys.open(cookie, now=self._wall())
+        if session is not None:
+            self._signed_out.add(session, now=self._wall())
+
+
+# -- request level: what routes and pages call -------------------------------------------------
+
+
+def web_state(request: Request) -> WebState:
+    state: WebState = request.app.state.vigil_web
+    return state
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client is not None else "unknown"
+
+
+async def principal_from(request: Request) -> Principal | None:
+    """Who sent ``request``: an ``Authorization: Bearer`` token first, else the session
+    cookie; ``None`` when neither. A bad token is an error (401), a bad cookie is ignored
+    (the browser keeps stale cookies). Memoised on the request."""
+    if hasattr(request.state, "vigil_principal"):
+        known: Principal | None = request.state.vigil_principal
+        return known
+    auth = web_state(request).auth
+    principal: Principal | None = None
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, secret = header.strip().partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise NotAuthenticatedError("send the token as 'Authorization: Bearer <token>'")
+        principal = await auth.from_token(secret.strip())
+    else:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie:
+            principal = await auth.from_cookie(cookie)
+    request.state.vigil_principal = principal
+    return principal
+
+
+def authorize(request: Request, principal: Principal | None, roles: frozenset[Role]) -> Principal:
+    """401 without credentials, 403 for a role not in ``roles``, 403 for a change made with
+    the session cookie but without its CSRF token."""
+    if principal is None:
+        raise NotAuthenticatedError("sign in, or send an API token")
+    if principal.role not in roles:
+        allowed = " or ".join(sorted(role.value for role in roles))
+        raise ForbiddenError(
+            f"this needs the {allowed} role; {principal.name!r} is {principal.role}"
+        )
+    if principal.kind == "session" and request.method not in SAFE_METHODS:
+        assert principal.session_id is not None
+        keys = web_state(request).auth.keys
+        if not keys.check_csrf(principal.session_id, request.headers.get(CSRF_HEADER)):
+            raise CsrfError(f"a change made with the session cookie needs the {CSRF_HEADER} header")
+    return principal
+
+
+# The security schemes are declared for the OpenAPI schema; principal_from reads the request.
+_bearer = HTTPBearer(auto_error=False, description="An API token: `vigil tokens create`.")
+_cookie = APIKeyCookie(
+    name=SESSION_COOKIE, auto_error=False, description="The session of POST /api/auth/login."
+)
+_Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+_Cookie = Annotated[str | None, Depends(_cookie)]
+
+
+async def optional_principal(request: Request, _b: _Bearer, _c: _Cookie) -> Principal | None:
+    """Who is calling, if anyone; an invalid token counts as nobody (for /api/health)."""
+    try:
+        return await principal_from(request)
+    except NotAuthenticatedError:
+        return None
+
+
+async def require_viewer(request: Request, _b: _Bearer, _c: _Cookie) -> Principal:
+    return authorize(request, await principal_from(request), READ_ROLES)
+
+
+async def require_admin(request: Request, _b: _Bearer, _c: _Cookie) -> Principal:
+    return authorize(request, await principal_from(request), frozenset({Role.ADMIN}))
+
+
+async def require_ingest(request: Request, _b: _Bearer, _c: _Cookie) -> Principal:
+    return authorize(request, await principal_from(request), frozenset({Role.INGEST}))
+
+
+Viewer = Annotated[Principal, Depends(require_viewer)]
+Admin = Annotated[Principal, Depends(require_admin)]
+Ingester = Annotated[Principal, Depends(require_ingest)]
+MaybePrincipal = Annotated[Principal | None, Depends(optional_principal)]
+
+
+def cookie_path(request: Request) -> str:
+    """The app's own path: mounted under /vigil, the cookie is sent only under /vigil."""
+    root: str = request.scope.get("root_path", "")
+    return root.rstrip("/") or "/"
+
+
+async def sign_in(request: Request, response: Response, name: str, password: str) -> SignedIn:
+    """Check the password (rate-limited per name and address) and set the session cookie
+    on ``response``: signed, HttpOnly, SameSite=Lax, Secure over HTTPS."""
+    state = web_state(request)
+    signed = await state.auth.sign_in(name, password, address=client_address(request))
+    response.set_cookie(
+        SESSION_COOKIE,
+        signed.cookie,
+        max_age=int(state.auth.session_seconds),
+        path=cookie_path(request),
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
+    request.state.vigil_principal = signed.principal
+    return signed
+
+
+def sign_out(request: Request, response: Response) -> None:
+    """End the request's session (if any) and clear its cookie."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        web_state(request).auth.sign_out(cookie)
+    response.delete_cookie(
+        SESSION_COOKIE,
+        path=cookie_path(request),
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )

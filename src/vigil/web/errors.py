@@ -1,0 +1,201 @@
+"""Errors: the one place where exceptions become HTTP status codes.
+
+Every error response has the same body, ``{"error": {"code", "message", "field"}}``, whether
+it comes from the domain (``NotFoundError`` ...), from authentication, from FastAPI's own
+request validation or from Starlette's routing (unknown path, wrong method).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from vigil.core.errors import (
+    DuplicateIncidentError,
+    IllegalTransitionError,
+    NotFoundError,
+    ValidationError,
+    VigilError,
+)
+from vigil.runtime import NotStartedError
+from vigil.store import VigilStorageError
+
+logger = logging.getLogger(__name__)
+
+
+class NotAuthenticatedError(VigilError):
+    """No valid session or token: the caller must sign in (or send a valid token)."""
+
+
+class ForbiddenError(VigilError):
+    """Signed in, but this role may not do this."""
+
+
+class CsrfError(ForbiddenError):
+    """A change made with a session cookie but without its CSRF token."""
+
+
+class RateLimitedError(VigilError):
+    """Too many failed sign-ins; ``retry_after`` seconds until the next attempt counts."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StreamClosedError(VigilError):
+    """The live stream is shutting down with the server."""
+
+
+# Most specific first: the first class an exception is an instance of decides.
+STATUS: tuple[tuple[type[Exception], int, str], ...] = (
+    (NotAuthenticatedError, 401, "not_authenticated"),
+    (CsrfError, 403, "csrf_failed"),
+    (ForbiddenError, 403, "forbidden"),
+    (NotFoundError, 404, "not_found"),
+    (IllegalTransitionError, 409, "illegal_transition"),
+    (DuplicateIncidentError, 409, "conflict"),
+    (ValidationError, 422, "invalid"),
+    (RateLimitedError, 429, "rate_limited"),
+    (NotStartedError, 503, "not_running"),
+    (StreamClosedError, 503, "shutting_down"),
+    (VigilStorageError, 503, "storage_unavailable"),
+)
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "too_large",
+    415: "unsupported_media_type",
+}
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """The body of every error response."""
+
+    error: ErrorDetail
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    field: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    body = {"error": {"code": code, "message": message, "field": field}}
+    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+
+
+def status_of(exc: Exception) -> tuple[int, str]:
+    for kind, status, code in STATUS:
+        if isinstance(exc, kind):
+            return status, code
+    return 500, "internal_error"
+
+
+async def _vigil_error(request: Request, exc: Exception) -> JSONResponse:
+    status, code = status_of(exc)
+    headers: dict[str, str] = {}
+    field = None
+    message = str(exc)
+    if isinstance(exc, ValidationError):
+        field, message = exc.field, exc.message
+    elif isinstance(exc, NotAuthenticatedError):
+        headers["WWW-Authenticate"] = "Bearer"
+    elif isinstance(exc, RateLimitedError):
+        headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    elif isinstance(exc, VigilStorageError):
+        logger.warning("%s %s: %s", request.method, request.url.path, exc)
+        message = "the database is unavailable; try again shortly"
+    if status == 500:  # a VigilError nobody mapped is a bug, not bad input
+        logger.error("unmapped %s on %s", type(exc).__name__, request.url.path, exc_info=exc)
+        message = "internal error"
+    return error_response(status, code, message, field=field, headers=headers)
+
+
+def field_name(location: Sequence[Any]) -> str | None:
+    """``("body", "samples", 3, "value")`` -> ``samples[3].value``; the request part that the
+    location starts with (body, query, path, header) is dropped."""
+    parts = list(location[1:]) if location and location[0] in _SOURCES else list(location)
+    name = ""
+    for part in parts:
+        if isinstance(part, int):
+            name += f"[{part}]"
+        else:
+            name += f".{part}" if name else str(part)
+    if not name and location:
+        return str(location[0])
+    return name or None
+
+
+_SOURCES = ("body", "query", "path", "header", "cookie")
+
+
+async def _request_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+    field = field_name(first.get("loc", ()))
+    message = str(first.get("msg", "invalid"))
+    if first.get("type") == "json_invalid":
+        context = first.get("ctx")
+        detail = context.get("error", message) if isinstance(context, dict) else message
+        field, message = "body", f"not valid JSON: {detail}"
+    elif field:
+        message = f"{field}: {message}"
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+    return error_response(422, "invalid", message, field=field)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "error")
+    return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # Starlette logs the traceback itself after this response is sent.
+    return error_response(500, "internal_error", "internal error")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(VigilError, _vigil_error)
+    app.add_exception_handler(RequestValidationError, _request_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+# For the OpenAPI schema: the error statuses each kind of route can answer.
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    descriptions = {
+        401: "Not signed in, or the token is invalid or revoked",
+        403: "A role that may not do this, or a cookie change without its CSRF token",
+        404: "Unknown id or name",
+        409: "The incident's status does not allow this action",
+        422: "Invalid input; `field` names it",
+        429: "Too many failed sign-ins",
+        503: "Vigil is not running or its database is unavailable",
+    }
+    return {
+        status: {"model": ErrorBody, "description": descriptions[status]} for status in statuses
+    }

@@ -1,0 +1,257 @@
+"""The live event stream (Server-Sent Events) and how it fans out.
+
+One follower task per app reads the bus and renders each event to its SSE frame once, into a
+bounded ring shared by every client. Each client keeps only a cursor (the last id it was
+sent): it wakes when the ring grows, writes what is past its cursor, and waits again. A slow
+client therefore blocks only its own writes (uvicorn's flow control) and holds no queue; one
+that falls behind the ring reads what it missed from the event log, as a client resuming with
+``Last-Event-ID`` does. A keep-alive comment goes to every idle client every ``keepalive``
+seconds; ``close()`` (server shutdown) and the bus closing (Vigil stopping) end every stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Iterable
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from vigil.core import Event
+from vigil.runtime import EventBus
+from vigil.web.errors import StreamClosedError
+from vigil.web.schemas import EventOut
+
+if TYPE_CHECKING:
+    from vigil.runtime import Vigil
+
+logger = logging.getLogger(__name__)
+
+RING = 1024
+KEEPALIVE_SECONDS = 15.0
+RETRY_MS = 3000
+REPLAY_BATCH = 500
+MAX_WRITE = 64 * 1024  # bytes per write, so a stalled client's buffer stays small
+
+
+class Wake(Enum):
+    EVENTS = "events"
+    KEEPALIVE = "keepalive"
+    END = "end"
+
+
+def render(event: Event) -> bytes:
+    """One event as an SSE frame: its id, its kind as the event name, its JSON as data."""
+    data = EventOut.of(event).model_dump_json()
+    return f"id: {event.id}\nevent: {event.kind.value}\ndata: {data}\n\n".encode()
+
+
+class _Client:
+    __slots__ = ("gone", "waiter")
+
+    def __init__(self) -> None:
+        self.waiter: asyncio.Future[Wake] | None = None
+        self.gone = False
+
+    def wake(self, why: Wake) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(why)
+
+
+class LiveStream:
+    def __init__(
+        self, vigil: Vigil, *, ring: int = RING, keepalive: float = KEEPALIVE_SECONDS
+    ) -> None:
+        self.vigil = vigil
+        self.keepalive = keepalive
+        self._frames: deque[tuple[int, bytes]] = deque(maxlen=ring)
+        self._floor = 0  # the ring holds every event with floor < id <= last
+        self._last = 0
+        self._bus: EventBus | None = None
+        self._clients: set[_Client] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    @property
+    def clients(self) -> int:
+        return len(self._clients)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def response(self, after: int | None) -> EventStreamResponse:
+        """The stream for one client: events after ``after`` (replayed from the log), or
+        from now when ``None``."""
+        if self._closed:
+            raise StreamClosedError("the server is shutting down")
+        bus = self.vigil.bus  # NotStartedError (503) when Vigil is not running
+        if bus is not self._bus:
+            self._follow(bus)
+        # An id ahead of this instance's bus is kept: another instance may have sent it, and
+        # this one will catch up; nothing at or below it is sent again.
+        return EventStreamResponse(self, bus.last_id if after is None else after)
+
+    async def aclose(self) -> None:
+        """End every stream now (server shutdown) and refuse new ones."""
+        self._closed = True
+        self._end_all()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- the shared side ------------------------------------------------------------------
+
+    def _follow(self, bus: EventBus) -> None:
+        """Start (or, after Vigil restarted, restart) following the bus."""
+        for task in self._tasks:
+            task.cancel()
+        self._end_all()  # streams of a previous run of Vigil
+        self._bus = bus
+        self._frames.clear()
+        self._floor = self._last = bus.last_id
+        loop = asyncio.get_running_loop()
+        for coroutine, name in ((self._read(bus), "vigil-web-events"), (self._tick(), "ticks")):
+            task = loop.create_task(coroutine, name=name)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _read(self, bus: EventBus) -> None:
+        try:
+            async for event in bus.subscribe(after=self._last):
+                assert event.id is not None
+                if len(self._frames) == self._frames.maxlen:
+                    self._floor = self._frames[0][0]
+                self._frames.append((event.id, render(event)))
+                self._last = event.id
+                self._wake_all(Wake.EVENTS)
+        except Exception:
+            logger.exception("the live stream stopped following events")
+        # The bus closed (Vigil stopped): end the streams; a restarted Vigil starts afresh.
+        if self._bus is bus:
+            self._bus = None
+            self._end_all()
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.keepalive)
+            self._wake_all(Wake.KEEPALIVE)
+
+    def _wake_all(self, why: Wake) -> None:
+        for client in self._clients:
+            client.wake(why)
+
+    def _end_all(self) -> None:
+        for client in self._clients:
+            client.gone = True
+            client.wake(Wake.END)
+
+    def _after(self, cursor: int) -> tuple[bytes, int]:
+        """The frames right after ``cursor`` (at or above the floor), joined up to
+        ``MAX_WRITE`` bytes, and the id of the last one taken."""
+        newer: list[tuple[int, bytes]] = []
+        for ident, frame in reversed(self._frames):
+            if ident <= cursor:
+                break
+            newer.append((ident, frame))
+        return _take(reversed(newer), cursor)
+
+    # -- one client -----------------------------------------------------------------------
+
+    async def serve(self, start: int, receive: Receive, send: Send) -> None:
+        client = _Client()
+        self._clients.add(client)
+        bus = self._bus
+        watcher = asyncio.get_running_loop().create_task(self._watch(receive, client))
+        try:
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": f"retry: {RETRY_MS}\n\n".encode(),
+                    "more_body": True,
+                }
+            )
+            cursor = start
+            while not client.gone and not self._closed and self._bus is bus:
+                if cursor < self._floor:
+                    cursor = await self._replay(cursor, send)
+                    continue
+                chunk, cursor = self._after(cursor)
+                if chunk:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    continue
+                client.waiter = asyncio.get_running_loop().create_future()
+                why = await client.waiter
+                client.waiter = None
+                if why is Wake.KEEPALIVE:
+                    await send(
+                        {
+                            "type": "http.response.body",
+                            "body": b": keep-alive\n\n",
+                            "more_body": True,
+                        }
+                    )
+        finally:
+            self._clients.discard(client)
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _replay(self, cursor: int, send: Send) -> int:
+        """Events past ``cursor`` from the log: the client is behind the ring."""
+        events = await self.vigil.store.events_after(cursor, limit=REPLAY_BATCH)
+        if not events:  # ids up to the floor no longer exist (retention): skip the gap
+            return self._floor
+        frames = [(event.id or 0, render(event)) for event in events]
+        while frames:
+            chunk, cursor = _take(frames, cursor)
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            frames = [(ident, frame) for ident, frame in frames if ident > cursor]
+        return cursor
+
+    @staticmethod
+    async def _watch(receive: Receive, client: _Client) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                client.gone = True
+                client.wake(Wake.END)
+                return
+
+
+def _take(frames: Iterable[tuple[int, bytes]], cursor: int) -> tuple[bytes, int]:
+    """Join frames in order up to ``MAX_WRITE`` bytes (at least one); the last id taken."""
+    taken: list[bytes] = []
+    size = 0
+    for ident, frame in frames:
+        if taken and size + len(frame) > MAX_WRITE:
+            break
+        taken.append(frame)
+        size += len(frame)
+        cursor = ident
+    return b"".join(taken), cursor
+
+
+class EventStreamResponse(Response):
+    media_type = "text/event-stream"
+
+    def __init__(self, stream: LiveStream, start: int) -> None:
+        # No body and so no Content-Length: the response is as long as the stream lasts.
+        self.status_code = 200
+        self.background = None
+        self.init_headers({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        self.stream = stream
+        self.start = start
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        await self.stream.serve(self.start, receive, send)

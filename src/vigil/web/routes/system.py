@@ -1,0 +1,119 @@
+"""Health, push ingestion, the live event stream and the Prometheus exposition."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from vigil.core import Sample, ValidationError
+from vigil.web.auth import Ingester, MaybePrincipal, Viewer, web_state
+from vigil.web.errors import responses
+from vigil.web.live import EventStreamResponse
+from vigil.web.schemas import MAX_SAMPLES, HealthDetails, HealthOut, IngestIn, IngestOut
+
+router = APIRouter(tags=["system"])
+
+MAX_FUTURE = timedelta(minutes=5)  # clock skew allowed to a pusher
+
+
+@router.get(
+    "/api/health",
+    summary="Liveness, and details for viewers",
+    description="Needs no credentials. `status` is `ok`, or `degraded` when the database or "
+    "a background task is failing; signed-in viewers and admins also get `details`.",
+    responses=responses(503),
+)
+async def health(request: Request, principal: MaybePrincipal) -> HealthOut:
+    vigil = web_state(request).vigil
+    status = vigil.monitor.status()  # NotStartedError: 503
+    tasks = vigil.metrics.health.snapshot()
+    failing = not status.database_ok or any(task.status.failing for task in tasks)
+    details = None
+    if principal is not None and principal.can_read:
+        details = HealthDetails.of(
+            status,
+            tasks,
+            last_event_id=vigil.bus.last_id,
+            clients=web_state(request).live.clients,
+        )
+    return HealthOut(status="degraded" if failing else "ok", details=details)
+
+
+@router.post(
+    "/api/ingest",
+    summary="Push samples from another process",
+    description=f"Needs a token with the `ingest` scope. At most {MAX_SAMPLES:,} samples; "
+    "values must be finite; `time` defaults to now and may be at most 5 minutes ahead. Any "
+    "invalid sample rejects the whole request (422, `field` names the sample's index).",
+    responses=responses(401, 403, 422, 503),
+)
+async def ingest(request: Request, batch: IngestIn, _: Ingester) -> IngestOut:
+    state = web_state(request)
+    now = state.vigil.clock()
+    latest = now + MAX_FUTURE
+    samples = []
+    for index, item in enumerate(batch.samples):
+        when = item.time if item.time is not None else now
+        if when > latest:
+            raise ValidationError(f"samples[{index}].time", "is more than 5 minutes ahead")
+        try:
+            samples.append(Sample(batch.instance, item.metric, when, item.value))
+        except ValidationError as exc:
+            raise ValidationError(f"samples[{index}].{exc.field}", exc.message) from None
+    accepted = await state.vigil.ingest(samples)
+    state.metrics.ingested.inc(accepted)
+    return IngestOut(accepted=accepted)
+
+
+_STREAM_DOC = {
+    200: {
+        "description": "Server-Sent Events: one `id:`/`event:`/`data:` frame per event of the "
+        "log, in id order; `data` is an Event as JSON. A `: keep-alive` comment every ~15 s.",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    },
+    **responses(401, 403, 422, 503),
+}
+
+
+@router.get(
+    "/api/events",
+    summary="The live event stream",
+    description="Every event from now on; with `Last-Event-ID` (or `?last_event_id=`), every "
+    "event after that id first, replayed from the log.",
+    response_class=EventStreamResponse,
+    responses=_STREAM_DOC,
+)
+async def events(
+    request: Request,
+    _: Viewer,
+    last_event_id: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
+    last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> EventStreamResponse:
+    after = last_event_id
+    if last_event_id_header is not None and last_event_id_header.strip():
+        try:
+            after = int(last_event_id_header.strip())
+        except ValueError:
+            after = -1
+        if not 0 <= after < 2**63:
+            raise ValidationError("Last-Event-ID", "must be an event id (an integer >= 0)")
+    return web_state(request).live.response(after)
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus exposition",
+    description="Needs a viewer or admin token (`Authorization: Bearer`), as Prometheus "
+    "sends with `authorization: {credentials: ...}`.",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+        **responses(401, 403),
+    },
+)
+async def prometheus(request: Request, _: Viewer) -> Response:
+    registry = web_state(request).metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,432 @@
+"""The API's JSON shapes. Pydantic lives here and only here; the domain stays plain dataclasses.
+
+Times are UTC ISO-8601, enums lowercase strings, names snake_case (DESIGN section 4).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+)
+
+from vigil.core import (
+    Aggregate,
+    Direction,
+    Event,
+    Incident,
+    Level,
+    Resolution,
+    Rule,
+    Severity,
+    Status,
+)
+from vigil.core.incidents import MAX_NOTES
+from vigil.core.rules import MAX_STREAK
+from vigil.metrics import TaskHealth
+from vigil.runtime import CurrentValue, MonitorStatus
+from vigil.store import DayCount, MetricPoint, Page, Role
+
+METRIC_REGEX = r"^[a-z0-9_.]{1,100}$"
+INSTANCE_REGEX = r"^[A-Za-z0-9_.:@/-]{1,100}$"
+_UNSAFE_TEXT = re.compile(r"[\x00\ud800-\udfff]")  # PostgreSQL and UTF-8 refuse these
+
+
+def _safe_text(value: str) -> str:
+    if _UNSAFE_TEXT.search(value):
+        raise ValueError("must not contain NUL characters or unpaired surrogates")
+    return value
+
+
+def _utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range once converted to UTC") from None
+
+
+Text = Annotated[str, AfterValidator(_safe_text)]
+UtcDateTime = Annotated[AwareDatetime, AfterValidator(_utc)]
+Finite = Annotated[float, Field(allow_inf_nan=False, strict=True)]
+
+
+def utc(value: datetime | None) -> datetime | None:
+    return None if value is None else value.astimezone(UTC)
+
+
+# -- rules ----------------------------------------------------------------------------------
+
+
+class RuleOut(BaseModel):
+    metric: str
+    display_name: str
+    description: str
+    unit: str
+    warning: float | None
+    critical: float | None
+    direction: Direction
+    enabled: bool
+    breaches_required: int
+    recoveries_required: int
+    recovery: float | None
+    aggregate: Aggregate
+    updated_at: datetime | None
+    updated_by: str | None
+
+    @classmethod
+    def of(cls, rule: Rule) -> RuleOut:
+        return cls(
+            metric=rule.metric,
+            display_name=rule.display_name,
+            description=rule.description,
+            unit=rule.unit,
+            warning=rule.warning,
+            critical=rule.critical,
+            direction=rule.direction,
+            enabled=rule.enabled,
+            breaches_required=rule.breaches_required,
+            recoveries_required=rule.recoveries_required,
+            recovery=rule.recovery,
+            aggregate=rule.aggregate,
+            updated_at=utc(rule.updated_at),
+            updated_by=rule.updated_by,
+        )
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def _optional(**kwargs: Any) -> Any:
+    """A field that may be left out but, when given, must not be null: its type stays
+    non-nullable in the schema and an explicit null fails validation."""
+    return Field(default=None, json_schema_extra=_no_default, **kwargs)
+
+
+class RuleUpdate(BaseModel):
+    """Fields to change; a field left out keeps its value. ``warning``, ``critical`` and
+    ``recovery`` accept an explicit ``null``, which clears them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: Text = _optional(min_length=1, max_length=200)
+    description: Text = _optional(max_length=2000)
+    unit: Text = _optional(max_length=32)
+    warning: Finite | None = None
+    critical: Finite | None = None
+    recovery: Finite | None = None
+    direction: Direction = _optional()
+    enabled: StrictBool = _optional()
+    breaches_required: StrictInt = _optional(ge=1, le=MAX_STREAK)
+    recoveries_required: StrictInt = _optional(ge=1, le=MAX_STREAK)
+    aggregate: Aggregate = _optional()
+
+    def changes(self) -> dict[str, Any]:
+        """Only what the client sent: an explicit null is kept, a left-out field is not."""
+        return {name: getattr(self, name) for name in sorted(self.model_fields_set)}
+
+
+# -- incidents ------------------------------------------------------------------------------
+
+
+class IncidentOut(BaseModel):
+    id: uuid.UUID
+    metric: str
+    severity: Severity
+    status: Status
+    triggered_at: datetime
+    resolved_at: datetime | None
+    resolution: Resolution | None
+    threshold: float
+    value: float
+    peak_value: float
+    last_value: float
+    message: str
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    notes: str | None
+    resolved_by: str | None
+    duration_s: float = Field(description="Seconds from trigger to resolution, or to now.")
+
+    @classmethod
+    def of(cls, incident: Incident, *, now: datetime) -> IncidentOut:
+        return cls(
+            id=incident.id,
+            metric=incident.metric,
+            severity=incident.severity,
+            status=incident.status,
+            triggered_at=incident.triggered_at.astimezone(UTC),
+            resolved_at=utc(incident.resolved_at),
+            resolution=incident.resolution,
+            threshold=incident.threshold,
+            value=incident.value,
+            peak_value=incident.peak_value,
+            last_value=incident.last_value,
+            message=incident.message,
+            acknowledged_by=incident.acknowledged_by,
+            acknowledged_at=utc(incident.acknowledged_at),
+            notes=incident.notes,
+            resolved_by=incident.resolved_by,
+            duration_s=max(0.0, incident.duration_s(now)),
+        )
+
+
+class IncidentPage(BaseModel):
+    items: list[IncidentOut]
+    total: int
+    page: int
+    page_size: int
+    pages: int
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` (same filters) for the next page in constant time; "
+        "null on the last page."
+    )
+
+    @classmethod
+    def of(cls, page: Page[Incident], *, now: datetime) -> IncidentPage:
+        return cls(
+            items=[IncidentOut.of(item, now=now) for item in page.items],
+            total=page.total,
+            page=page.page,
+            page_size=page.page_size,
+            pages=page.pages,
+            next_cursor=page.next_cursor,
+        )
+
+
+class IncidentAction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    notes: Text | None = Field(None, max_length=MAX_NOTES)
+
+
+class SummaryOut(BaseModel):
+    """Open incidents (active or acknowledged), by severity and by status."""
+
+    total: int
+    active: int
+    acknowledged: int
+    critical: int
+    warning: int
+    info: int
+
+
+class DayCountOut(BaseModel):
+    day: date
+    info: int
+    warning: int
+    critical: int
+    total: int
+
+    @classmethod
+    def of(cls, count: DayCount) -> DayCountOut:
+        return cls(
+            day=count.day,
+            info=count.info,
+            warning=count.warning,
+            critical=count.critical,
+            total=count.total,
+        )
+
+
+# -- metrics --------------------------------------------------------------------------------
+
+
+class CurrentValueOut(BaseModel):
+    metric: str
+    display_name: str
+    unit: str
+    value: float | None = Field(description="The last cycle's value; null without data.")
+    level: Level | None
+    at: datetime | None
+    rule: RuleOut | None
+
+    @classmethod
+    def of(cls, metric: str, current: CurrentValue | None, rule: Rule | None) -> CurrentValueOut:
+        return cls(
+            metric=metric,
+            display_name=rule.display_name if rule is not None else metric,
+            unit=rule.unit if rule is not None else "",
+            value=current.value if current is not None else None,
+            level=current.level if current is not None else None,
+            at=utc(current.at) if current is not None else None,
+            rule=RuleOut.of(rule) if rule is not None else None,
+        )
+
+
+class MetricPointOut(BaseModel):
+    time: datetime = Field(description="Start of the bucket.")
+    mean: float
+    min: float
+    max: float
+    count: int
+
+    @classmethod
+    def of(cls, point: MetricPoint) -> MetricPointOut:
+        return cls(
+            time=point.time.astimezone(UTC),
+            mean=point.mean,
+            min=point.min,
+            max=point.max,
+            count=point.count,
+        )
+
+
+class MetricHistoryOut(BaseModel):
+    metric: str
+    start: datetime
+    end: datetime
+    max_points: int
+    points: list[MetricPointOut]
+
+
+# -- ingestion ------------------------------------------------------------------------------
+
+MAX_SAMPLES = 10_000
+
+
+class SampleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str = Field(pattern=METRIC_REGEX)
+    value: Finite
+    time: UtcDateTime | None = Field(None, description="When it was measured; default: now.")
+
+
+class IngestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    instance: str = Field(
+        pattern=INSTANCE_REGEX, description="The pushing process, e.g. `shard-0`."
+    )
+    samples: list[SampleIn] = Field(max_length=MAX_SAMPLES)
+
+
+class IngestOut(BaseModel):
+    accepted: int
+
+
+# -- health ---------------------------------------------------------------------------------
+
+
+class TaskOut(BaseModel):
+    name: str
+    status: str
+    last_heartbeat: datetime | None
+    last_error: str | None
+    age_s: float
+
+    @classmethod
+    def of(cls, task: TaskHealth) -> TaskOut:
+        return cls(
+            name=task.name,
+            status=task.status.value,
+            last_heartbeat=utc(task.last_heartbeat),
+            last_error=task.last_error,
+            age_s=task.age,
+        )
+
+
+class HealthDetails(BaseModel):
+    instance: str
+    leader: bool
+    cycles: int
+    cycles_late: int
+    last_cycle_at: datetime | None
+    last_cycle_seconds: float | None
+    database_ok: bool
+    last_error: str | None
+    pending_samples: int
+    dropped_samples: int
+    last_event_id: int
+    stream_clients: int
+    tasks: list[TaskOut]
+
+    @classmethod
+    def of(
+        cls, status: MonitorStatus, tasks: list[TaskHealth], *, last_event_id: int, clients: int
+    ) -> HealthDetails:
+        return cls(
+            instance=status.instance,
+            leader=status.leader,
+            cycles=status.cycles,
+            cycles_late=status.cycles_late,
+            last_cycle_at=utc(status.last_cycle_at),
+            last_cycle_seconds=status.last_cycle_seconds,
+            database_ok=status.database_ok,
+            last_error=status.last_error,
+            pending_samples=status.pending_samples,
+            dropped_samples=status.dropped_samples,
+            last_event_id=last_event_id,
+            stream_clients=clients,
+            tasks=[TaskOut.of(task) for task in tasks],
+        )
+
+
+class HealthOut(BaseModel):
+    status: str = Field(description="`ok`, or `degraded` (database or a task failing).")
+    details: HealthDetails | None = Field(description="For signed-in viewers and admins only.")
+
+
+# -- auth -----------------------------------------------------------------------------------
+
+
+class LoginIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Text = Field(min_length=1, max_length=100)
+    password: Text = Field(min_length=1, max_length=1024)
+
+
+class WhoAmI(BaseModel):
+    name: str
+    role: Role
+    kind: str = Field(description="`session` (browser cookie) or `token`.")
+    csrf_token: str | None = Field(
+        description="Send it back as the X-CSRF-Token header on every change made with the "
+        "session cookie; null for tokens."
+    )
+
+
+class LoginOut(WhoAmI):
+    expires_at: datetime
+
+
+# -- events ---------------------------------------------------------------------------------
+
+
+class EventOut(BaseModel):
+    """One event of the log, as the live stream sends it (the SSE `data:` line)."""
+
+    id: int
+    kind: str
+    at: datetime
+    metric: str | None
+    by: str | None
+    incident: IncidentOut | None
+    data: dict[str, Any]
+
+    @classmethod
+    def of(cls, event: Event) -> EventOut:
+        assert event.id is not None
+        return cls(
+            id=event.id,
+            kind=event.kind.value,
+            at=event.at.astimezone(UTC),
+            metric=event.metric,
+            by=event.by,
+            incident=IncidentOut.of(event.incident, now=event.at)
+            if event.incident is not None
+            else None,
+            data=dict(event.data),
+        )

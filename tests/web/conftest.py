@@ -1,0 +1,15 @@
+"""Every API test runs against a real Vigil on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from .support import Api, running_api
+
+
+@pytest.fixture
+async def api(migrated_url: str) -> AsyncIterator[Api]:
+    async with running_api(migrated_url) as started:
+        yield started
