@@ -73,6 +73,24 @@ async def test_latest_samples_are_one_per_instance_and_metric(store: Store) -> N
     assert await store.latest_samples(since=T0 + timedelta(hours=1)) == []
 
 
+async def test_latest_values_leave_out_the_asking_instance(store: Store) -> None:
+    await store.add_samples(
+        _minute_samples("bot-1", [1.0, 2.0, 3.0])
+        + _minute_samples("bot-2", [7.0, 8.0])
+        + _minute_samples("bot-3", [4.0], metric="error_rate")
+    )
+    since = T0
+    assert await store.latest_values(since=since) == {
+        "gateway_latency": [3.0, 8.0],
+        "error_rate": [4.0],
+    }
+    assert await store.latest_values(since=since, exclude_instance="bot-1") == {
+        "gateway_latency": [8.0],
+        "error_rate": [4.0],
+    }
+    assert await store.latest_values(since=T0 + timedelta(hours=1)) == {}
+
+
 @pytest.mark.parametrize(
     ("arguments", "field"),
     [

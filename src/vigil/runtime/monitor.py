@@ -211,10 +211,7 @@ class Monitor:
     ) -> dict[str, float | None]:
         """Each rule's value across instances: this instance's fresh reading plus every other
         instance's (or pusher's) newest sample of the last interval, combined per ``aggregate``."""
-        values: dict[str, list[float]] = {}
-        for sample in await self.store.latest_samples(since=since):
-            if sample.instance != self.instance:
-                values.setdefault(sample.metric, []).append(sample.value)
+        values = await self.store.latest_values(since=since, exclude_instance=self.instance)
         for metric, value in local.items():
             if value is not None:
                 values.setdefault(metric, []).append(value)

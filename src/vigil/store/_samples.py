@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Double, Integer, and_, cast, func, literal_column, select
+from sqlalchemy import (
+    BigInteger,
+    Double,
+    Integer,
+    Select,
+    and_,
+    cast,
+    func,
+    literal_column,
+    select,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
 from vigil.core.errors import ValidationError
@@ -87,18 +97,48 @@ class SampleQueries(StoreBase):
         for combining instances (core ``combine``)."""
         check_time("since", since)
         table = models.samples
+        columns = (table.c.id, table.c.instance, table.c.metric, table.c.time, table.c.value)
+        async with self._read("reading latest samples") as connection:
+            rows = (await connection.execute(self._newest(columns, since))).all()
+        # Two samples with the same newest time: the one stored last wins.
+        latest = {(row.instance, row.metric): row for row in rows}
+        return [
+            Sample(row.instance, row.metric, row.time, row.value)
+            for row in sorted(latest.values(), key=lambda row: (row.metric, row.instance))
+        ]
+
+    async def latest_values(
+        self, *, since: datetime, exclude_instance: str | None = None
+    ) -> dict[str, list[float]]:
+        """The values of ``latest_samples`` by metric, leaving out one instance (the caller's
+        own, whose fresh readings it has): the monitor's hot query, so no times are parsed and
+        no sample objects built."""
+        check_time("since", since)
+        table = models.samples
+        columns = (table.c.id, table.c.instance, table.c.metric, table.c.value)
+        statement = self._newest(columns, since)
+        if exclude_instance is not None:
+            statement = statement.where(table.c.instance != exclude_instance)
+        async with self._read("reading latest values") as connection:
+            rows = (await connection.execute(statement)).all()
+        latest = {(row.instance, row.metric): row.value for row in rows}
+        values: dict[str, list[float]] = {}
+        for (_, metric), value in latest.items():
+            values.setdefault(metric, []).append(value)
+        return values
+
+    def _newest(self, columns: tuple[Any, ...], since: datetime) -> Select[Any]:
+        """Rows holding each (instance, metric)'s newest time at or after ``since``, oldest
+        id first (two samples with the same newest time: the one stored last wins)."""
+        table = models.samples
         newest = (
-            select(
-                table.c.instance,
-                table.c.metric,
-                func.max(table.c.time).label("time"),
-            )
+            select(table.c.instance, table.c.metric, func.max(table.c.time).label("time"))
             .where(table.c.time >= since)
             .group_by(table.c.instance, table.c.metric)
             .subquery()
         )
-        statement = (
-            select(table.c.id, table.c.instance, table.c.metric, table.c.time, table.c.value)
+        return (
+            select(*columns)
             .join(
                 newest,
                 and_(
@@ -110,14 +150,6 @@ class SampleQueries(StoreBase):
             .where(table.c.time >= since)
             .order_by(table.c.id)
         )
-        async with self._read("reading latest samples") as connection:
-            rows = (await connection.execute(statement)).all()
-        # Two samples with the same newest time: the one stored last wins.
-        latest = {(row.instance, row.metric): row for row in rows}
-        return [
-            Sample(row.instance, row.metric, row.time, row.value)
-            for row in sorted(latest.values(), key=lambda row: (row.metric, row.instance))
-        ]
 
     def _bucket(self, column: Any, start: datetime, width: float) -> ColumnElement[int]:
         """``floor((time - start) / width)`` in SQL; times are never before ``start`` here."""
