@@ -20,6 +20,8 @@ class EventKind(StrEnum):
     RULE_CHANGED = "rule.changed"
     SNOOZE_STARTED = "snooze.started"
     SNOOZE_ENDED = "snooze.ended"
+    MAINTENANCE_ADDED = "maintenance.added"
+    MAINTENANCE_REMOVED = "maintenance.removed"
     LEADER_CHANGED = "leader.changed"
 
 

@@ -8,7 +8,7 @@ the caller (the store) asks for it in full.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -128,14 +128,28 @@ _FIELDS = frozenset({"name", "url", "min_severity", "events", "enabled", "renoti
 def wants(channel: Channel, event: Event) -> bool:
     """Whether ``channel`` is to be told about ``event``: an incident event it subscribes to,
     at or above its minimum severity, and the channel is enabled."""
+    return subscribed(
+        event,
+        enabled=channel.enabled,
+        events=channel.events,
+        min_severity=channel.min_severity,
+    )
+
+
+def subscribed(
+    event: Event, *, enabled: bool, events: Collection[NotifyOn], min_severity: Severity
+) -> bool:
+    """``wants`` on a channel's stored settings alone: the outbox decides with it inside the
+    transaction that stores the event, where a channel URL that apprise stopped accepting must
+    not stop the incident from being recorded (its delivery fails visibly instead)."""
     on = NotifyOn.of(event.kind)
     incident = event.incident
     return (
-        channel.enabled
+        enabled
         and on is not None
-        and on in channel.events
+        and on in events
         and incident is not None
-        and incident.severity.rank >= channel.min_severity.rank
+        and incident.severity.rank >= min_severity.rank
     )
 
 

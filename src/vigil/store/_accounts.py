@@ -12,6 +12,7 @@ from sqlalchemy import Row, delete, select, update
 from vigil.core.errors import NotFoundError, ValidationError
 from vigil.store import models
 from vigil.store._base import StoreBase, check_enum, check_int, check_name, check_time
+from vigil.store._outbox import key_for, outbox_item
 from vigil.store.records import USER_ROLES, ApiToken, OutboxItem, OutboxStatus, Role, User
 
 MAX_ERROR = 2000
@@ -156,8 +157,9 @@ class Accounts(StoreBase):
     async def enqueue_notifications(
         self, event_id: int, channels: Sequence[str], *, now: datetime
     ) -> list[OutboxItem]:
-        """One pending row per channel for an event. Idempotent: the key ``event:channel`` is
-        unique, so enqueueing again after a crash adds nothing."""
+        """One pending row per channel for an event, by hand (stored incident events get theirs
+        in their own transaction). Idempotent: the key (the message's idempotency key for an
+        incident event) is unique, so enqueueing again after a crash adds nothing."""
         check_time("now", now)
         for channel in channels:
             check_name("channel", channel)
@@ -167,13 +169,17 @@ class Accounts(StoreBase):
         statement = self._upsert(table).on_conflict_do_nothing(
             index_elements=[table.c.idempotency_key]
         )
-        keys = [f"{event_id}:{channel}" for channel in channels]
         async with self._write("enqueueing notifications") as connection:
+            incident_id = await connection.scalar(
+                select(models.events.c.incident_id).where(models.events.c.id == event_id)
+            )
+            keys = [key_for(event_id, incident_id, channel) for channel in channels]
             await connection.execute(
                 statement,
                 [
                     {
                         "event_id": event_id,
+                        "incident_id": incident_id,
                         "channel": channel,
                         "idempotency_key": key,
                         "status": OutboxStatus.PENDING,
@@ -189,7 +195,7 @@ class Accounts(StoreBase):
                     select(table).where(table.c.idempotency_key.in_(keys)).order_by(table.c.id)
                 )
             ).all()
-        return [_outbox(row) for row in rows]
+        return [outbox_item(row) for row in rows]
 
     async def due_notifications(self, *, now: datetime, limit: int = 100) -> list[OutboxItem]:
         """Pending rows whose next attempt is due, oldest due first."""
@@ -204,7 +210,7 @@ class Accounts(StoreBase):
         )
         async with self._read("reading due notifications") as connection:
             rows = (await connection.execute(statement)).all()
-        return [_outbox(row) for row in rows]
+        return [outbox_item(row) for row in rows]
 
     async def mark_notification_sent(self, item_id: int, *, now: datetime) -> OutboxItem:
         check_time("now", now)
@@ -236,7 +242,7 @@ class Accounts(StoreBase):
             ).first()
         if row is None:
             raise NotFoundError("notification", item_id)
-        return _outbox(row)
+        return outbox_item(row)
 
 
 def _user_role(role: object) -> Role:
@@ -264,19 +270,4 @@ def _token(row: Row[Any]) -> ApiToken:
         created_at=row.created_at,
         last_used_at=row.last_used_at,
         revoked_at=row.revoked_at,
-    )
-
-
-def _outbox(row: Row[Any]) -> OutboxItem:
-    return OutboxItem(
-        id=row.id,
-        event_id=row.event_id,
-        channel=row.channel,
-        idempotency_key=row.idempotency_key,
-        status=row.status,
-        attempts=row.attempts,
-        next_attempt_at=row.next_attempt_at,
-        last_error=row.last_error,
-        sent_at=row.sent_at,
-        created_at=row.created_at,
     )

@@ -20,6 +20,7 @@ from vigil.core.events import Event
 from vigil.core.incidents import Incident
 from vigil.core.rules import Rule
 from vigil.store import models
+from vigil.store._outbox import enqueue_for_events
 from vigil.store.engine import SQLITE_BEGIN
 from vigil.store.errors import translated_errors
 
@@ -97,6 +98,9 @@ class StoreBase:
             )
             assert new_id is not None
             stored.append(_with_id(item, int(new_id)))
+        # The one place incident events are stored, so the one place their notifications are
+        # written: same transaction, same fate.
+        await enqueue_for_events(connection, stored, upsert=self._upsert)
         if self._dialect == "postgresql":
             # Delivered at commit, never for a rolled-back transaction: wakes every instance
             # to read the log (the truth), so the payload is only a hint.

@@ -32,6 +32,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from vigil.core.incidents import Resolution, Severity, Status
 from vigil.core.rules import Aggregate, Direction
+from vigil.core.suppression import WindowKind
 from vigil.store.records import OutboxStatus, Role
 from vigil.store.types import UTCDateTime
 
@@ -46,6 +47,8 @@ NAMING_CONVENTION = {
 # Inlined, not a bound parameter: SQLite and PostgreSQL use a partial index only when the
 # query's predicate matches the index's literally.
 OPEN_PREDICATE = text("status != 'resolved'")
+# A snooze that nobody ended and that the leader has not yet marked expired.
+LIVE_SNOOZE_PREDICATE = text("ended_at IS NULL")
 
 # INTEGER PRIMARY KEY is SQLite's rowid; BIGINT would not auto-increment there.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -210,11 +213,74 @@ class OutboxRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None] = mapped_column(index=True)
     created_at: Mapped[datetime]
+    # Since 0002: the incident the event is about (deliveries of one incident to one channel
+    # keep their order; reminders look up what was last sent), and the reminder number.
+    incident_id: Mapped[uuid.UUID | None]
+    repeat: Mapped[int] = mapped_column(server_default=text("0"))
 
     __table_args__ = (
         # What is due: pending rows by next attempt time.
         Index("ix_notification_outbox_status_next_attempt_at", "status", "next_attempt_at"),
+        # One incident's deliveries to one channel: their order, and the last one sent.
+        Index("ix_notification_outbox_incident_id_channel", "incident_id", "channel"),
     )
+
+
+class ChannelRow(Base):
+    """A notification channel. ``url`` is stored in full: it holds the secrets delivery needs;
+    the repository's readers mask it (``Channel.to_dict``)."""
+
+    __tablename__ = "notification_channels"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(50), unique=True)
+    url: Mapped[str] = mapped_column(Text)
+    min_severity: Mapped[Severity] = mapped_column(_enum(Severity, "severity"))
+    events: Mapped[list[str]] = mapped_column(JSON)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    renotify_minutes: Mapped[int | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class SnoozeRow(Base):
+    """A snooze, live until a person ends it or the leader marks it expired (``ended_at``)."""
+
+    __tablename__ = "snoozes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    metric: Mapped[str] = mapped_column(ForeignKey("rules.metric", ondelete="CASCADE"))
+    until: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(Text)
+    by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    ended_by: Mapped[str | None] = mapped_column(String(200))
+
+    __table_args__ = (
+        # At most one live snooze per rule; snoozing again replaces it. Also what the
+        # runtime loads: the live ones.
+        Index(
+            "uq_snoozes_live_metric",
+            "metric",
+            unique=True,
+            sqlite_where=LIVE_SNOOZE_PREDICATE,
+            postgresql_where=LIVE_SNOOZE_PREDICATE,
+        ),
+    )
+
+
+class MaintenanceWindowRow(Base):
+    """A maintenance window: ``spec`` is ``MaintenanceWindow.to_dict()``, read back through
+    ``MaintenanceWindow.from_dict`` (the core validates it both ways)."""
+
+    __tablename__ = "maintenance_windows"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(50), unique=True)
+    kind: Mapped[WindowKind] = mapped_column(_enum(WindowKind, "window_kind"))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
 
 
 class UserRow(Base):
@@ -262,5 +328,8 @@ incident_daily_counts = _table(IncidentDailyCountRow)
 events = _table(EventRow)
 samples = _table(SampleRow)
 outbox = _table(OutboxRow)
+channels = _table(ChannelRow)
+snoozes = _table(SnoozeRow)
+maintenance_windows = _table(MaintenanceWindowRow)
 users = _table(UserRow)
 api_tokens = _table(ApiTokenRow)

@@ -8,9 +8,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from vigil.core.errors import ValidationError
+from vigil.core.events import Event
+
+if TYPE_CHECKING:
+    from vigil.notify.channels import Channel
 
 T = TypeVar("T")
 
@@ -152,6 +156,59 @@ class OutboxItem:
     last_error: str | None
     sent_at: datetime | None
     created_at: datetime
+    incident_id: uuid.UUID | None = None
+    repeat: int = 0  # 0: the event itself; n > 0: the n-th reminder of an open incident
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A claimed outbox row and the stored event it tells of: what the dispatcher sends."""
+
+    item: OutboxItem
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxCounts:
+    """Outbox rows by status, and when the earliest pending one is next due."""
+
+    pending: int = 0
+    sent: int = 0
+    failed: int = 0
+    next_attempt_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LastNotification:
+    """What one channel last heard about one incident: the basis of reminders."""
+
+    incident_id: uuid.UUID
+    channel: str
+    event_id: int  # the newest event the channel was told about
+    at: datetime  # when that row was sent (when it was written, if it never was)
+    repeats: int  # reminders written so far
+    pending: bool  # a row of this incident for this channel is still on its way
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChannel:
+    """A channel as stored, with its timestamps. ``to_dict`` masks the URL."""
+
+    channel: Channel
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def name(self) -> str:
+        return self.channel.name
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.channel.to_dict(),
+            "service": self.channel.service.name,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
 
 
 @dataclass(frozen=True, slots=True)

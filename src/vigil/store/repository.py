@@ -15,15 +15,26 @@ from sqlalchemy import inspect
 from vigil.store import migrate
 from vigil.store._accounts import Accounts
 from vigil.store._changes import IncidentChanges
+from vigil.store._channels import Channels
 from vigil.store._incidents import IncidentQueries
 from vigil.store._retention import Retention
 from vigil.store._rules import RulesAndEvents
 from vigil.store._samples import SampleQueries
+from vigil.store._suppressions import Suppressions
 from vigil.store.engine import create_engine
 from vigil.store.errors import VigilStorageError, translated_errors
 
 
-class Store(IncidentQueries, IncidentChanges, RulesAndEvents, SampleQueries, Accounts, Retention):
+class Store(
+    IncidentQueries,
+    IncidentChanges,
+    RulesAndEvents,
+    SampleQueries,
+    Accounts,
+    Channels,
+    Suppressions,
+    Retention,
+):
     """Open with ``await Store.open(url)`` (or ``async with await Store.open(url) as store``);
     ``await store.close()`` releases every connection."""
 
