@@ -8,18 +8,21 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
 
 from sqlalchemy.engine import make_url
 
 from vigil.core import Evaluator, Event, Incident, Rule, Sample, VigilError
+from vigil.core.suppression import MaintenanceWindow, Snooze
 from vigil.metrics import HealthRegistry, LoopLagProbe, Metrics, MetricSource, ProcessSource
 from vigil.metrics.recorder import Recorder
 from vigil.runtime.bus import EventBus
 from vigil.runtime.leader import Leadership, leadership_for
 from vigil.runtime.monitor import Monitor, MonitorStatus
+from vigil.runtime.notifier import DeliveryPolicy, Notifier
+from vigil.runtime.quiet import SuppressionCache
 from vigil.runtime.view import LiveView
 from vigil.settings import Settings
 from vigil.store import Store, VigilStorageError
@@ -57,7 +60,9 @@ class Vigil:
         sources: Iterable[MetricSource] = (),
         process_metrics: bool = True,
         clock: Callable[[], datetime] = utcnow,
+        delivery: DeliveryPolicy | None = None,
     ) -> None:
+        """``delivery``: retries, backoff and timing of notification delivery."""
         self.settings = settings if settings is not None else Settings.from_env()
         recorder = Recorder()
         health = HealthRegistry(stale_after=self.settings.health_stale_after, clock=recorder.clock)
@@ -74,6 +79,9 @@ class Vigil:
         self._bus: EventBus | None = None
         self._view: LiveView | None = None
         self._leadership: Leadership | None = None
+        self.delivery = delivery if delivery is not None else DeliveryPolicy()
+        self._notifier: Notifier | None = None
+        self._suppressions: SuppressionCache | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stop = asyncio.Event()
 
@@ -134,6 +142,19 @@ class Vigil:
         bus = EventBus(store, last_id=last_id)
         bus.add_listener(view.apply)
         self._store, self._bus, self._view, self._leadership = store, bus, view, leadership
+        self._suppressions = SuppressionCache(store, bus)
+        bus.add_listener(self._suppressions.follow)
+        self._notifier = Notifier(
+            store=store,
+            leadership=leadership,
+            health=self.metrics.health,
+            clock=self.clock,
+            rules=lambda: view.rules,
+            open_incidents=view.active,
+            base_url=self.settings.public_url,
+            policy=self.delivery,
+        )
+        bus.add_listener(self._notifier.follow)
         self._monitor = Monitor(
             store=store,
             metrics=self.metrics,
@@ -144,18 +165,22 @@ class Vigil:
             instance=self.settings.instance,
             interval=self.settings.interval,
             clock=self.clock,
+            suppressions=self._suppressions,
         )
         self._stop = asyncio.Event()
         self._loop_lag.start()
         self._spawn(self._monitor.run(self._stop), "vigil-monitor")
         self._spawn(self._follow_log(), "vigil-events")
+        self._spawn(self._notifier.run(self._stop), "vigil-notifier")
 
     async def aclose(self) -> None:
-        """Stop cleanly: the running cycle finishes and commits, every task ends."""
+        """Stop cleanly: the running cycle finishes and commits, deliveries under way finish
+        and are recorded, every task ends."""
         if self._monitor is None:
             return
         self._stop.set()
-        monitor_tasks = [t for t in self._tasks if t.get_name() == "vigil-monitor"]
+        finishing = ("vigil-monitor", "vigil-notifier")
+        monitor_tasks = [t for t in self._tasks if t.get_name() in finishing]
         await asyncio.gather(*monitor_tasks, return_exceptions=True)
         for task in self._tasks:
             task.cancel()
@@ -167,6 +192,7 @@ class Vigil:
         await self._leadership.release()
         await self._store.close()
         self._monitor = self._bus = self._view = self._store = self._leadership = None
+        self._notifier = self._suppressions = None
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.get_running_loop().create_task(coroutine, name=name)
@@ -221,6 +247,18 @@ class Vigil:
             raise NotStartedError()
         return self._monitor
 
+    @property
+    def notifier(self) -> Notifier:
+        if self._notifier is None:
+            raise NotStartedError()
+        return self._notifier
+
+    @property
+    def suppressions(self) -> SuppressionCache:
+        if self._suppressions is None:
+            raise NotStartedError()
+        return self._suppressions
+
     def subscribe(self, after: int | None = None) -> AsyncIterator[Event]:
         return self.bus.subscribe(after)
 
@@ -230,6 +268,7 @@ class Vigil:
         return {
             "running": self.running,
             "monitor": status,
+            "notifications": self._notifier.status() if self._notifier else None,
             "tasks": self.metrics.health.snapshot(),
         }
 
@@ -262,6 +301,27 @@ class Vigil:
         rule, event = await self.store.update_rule(metric, changes, by=by, now=self.clock())
         self.bus.publish([event])
         return rule
+
+    async def snooze(self, metric: str, *, duration: timedelta, reason: str, by: str) -> Snooze:
+        """Silence a rule for ``duration`` (replacing a snooze it has); it resumes by itself."""
+        snooze = Snooze.for_duration(
+            metric, duration=duration, reason=reason, by=by, now=self.clock()
+        )
+        self.bus.publish(await self.store.set_snooze(snooze))
+        return snooze
+
+    async def end_snooze(self, metric: str, *, by: str) -> None:
+        self.bus.publish([await self.store.end_snooze(metric, by=by, now=self.clock())])
+
+    async def add_maintenance(
+        self, window: MaintenanceWindow | Mapping[str, Any]
+    ) -> MaintenanceWindow:
+        added, event = await self.store.add_window(window, now=self.clock())
+        self.bus.publish([event])
+        return added
+
+    async def remove_maintenance(self, name: str, *, by: str | None = None) -> None:
+        self.bus.publish([await self.store.delete_window(name, by=by, now=self.clock())])
 
     async def ingest(self, samples: Sequence[Sample]) -> int:
         """Store samples pushed by another process; the leader combines them next cycle."""

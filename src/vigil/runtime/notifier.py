@@ -1,0 +1,340 @@
+"""The dispatcher: delivers the notification outbox, on the leader only.
+
+The store writes one outbox row per (incident event, channel) in the transaction that stores
+the event. The dispatcher claims the rows that are due, sends each once per attempt through
+``vigil.notify.send`` and records the outcome:
+
+- sent: never sent again (a sent row is never made pending);
+- failed attempt: due again after an exponential backoff (``DeliveryPolicy.retry_delay``),
+  until ``max_attempts`` attempts, then failed for good (visible in ``Store.outbox_counts``,
+  ``Store.list_notifications(status="failed")`` and ``Vigil.health()``);
+- the process died mid-attempt: the claim expires after ``lease`` and the row is due again.
+
+Delivery is therefore at least once: a crash after the message left and before it was marked
+sent sends it again, under the same idempotency key. The dispatcher wakes when incident events
+are published and checks every ``check_every`` seconds in any case (rows written by another
+process, retries coming due, reminders).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from vigil.core import Event, Incident, Rule, Severity, Status, ValidationError
+from vigil.metrics import HealthRegistry
+from vigil.notify import Channel, DeliveryError, Message, format_event, renotify_due, send
+from vigil.runtime.leader import Leadership
+from vigil.store import Delivery, OutboxCounts, Store, VigilStorageError
+
+logger = logging.getLogger(__name__)
+
+NOTIFIER_TASK = "vigil.notifier"
+Sender = Callable[[Channel, Message], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliveryPolicy:
+    """How hard the dispatcher tries. Times in seconds.
+
+    Attempt n (n >= 1) that fails is retried ``backoff * 2 ** (n - 1)`` seconds later (at most
+    ``max_backoff``); the ``max_attempts``-th failure is final. With the defaults: 10 s, 20 s,
+    40 s ... about 21 minutes from the first attempt to the eighth.
+    """
+
+    max_attempts: int = 8
+    backoff: float = 10.0
+    max_backoff: float = 3600.0
+    send_timeout: float = 30.0  # one attempt; apprise bounds its own network waits too
+    lease: float = 300.0  # a claimed row is due again after this if its attempt never settled
+    concurrency: int = 8  # deliveries in flight at once
+    batch: int = 32  # rows claimed at a time
+    check_every: float = 30.0  # the periodic look for due rows and reminders
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_attempts, bool) or not 1 <= self.max_attempts <= 100:
+            raise ValidationError("max_attempts", "must be between 1 and 100")
+        for name in ("backoff", "max_backoff", "send_timeout", "lease", "check_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+                raise ValidationError(name, f"must be a positive number of seconds, got {value!r}")
+        for name in ("concurrency", "batch"):
+            if not 1 <= getattr(self, name) <= 1000:
+                raise ValidationError(name, "must be between 1 and 1000")
+        # Every claimed row must be settled before its claim expires, or a second attempt
+        # could start while the first is still queued here.
+        waves = math.ceil(self.batch / self.concurrency)
+        if self.lease <= self.send_timeout * waves:
+            raise ValidationError(
+                "lease",
+                f"must exceed send_timeout x batch / concurrency ({self.send_timeout * waves:g} s)",
+            )
+
+    def retry_delay(self, attempts: int) -> float:
+        """Seconds to wait after the ``attempts``-th failed attempt."""
+        return float(min(self.backoff * 2 ** max(0, attempts - 1), self.max_backoff))
+
+
+@dataclass(frozen=True, slots=True)
+class NotifierStatus:
+    dispatching: bool  # this instance is the leader, so it delivers
+    pending: int  # outbox rows still to deliver (as of last_check_at)
+    failed: int  # rows given up on, all time (until cleanup)
+    sent: int
+    delivered: int  # messages this process delivered since it started
+    failed_attempts: int  # attempts that failed in this process (each retried or given up)
+    given_up: int  # rows this process marked failed
+    last_error: str | None  # the last failed attempt: "channel: reason"
+    last_error_at: datetime | None
+    last_check_at: datetime | None
+    database_ok: bool
+
+
+class Notifier:
+    """Runs as one of Vigil's tasks (``run``); ``run_once`` is one round, for tests and tools.
+
+    ``sender`` is the transport: ``vigil.notify.send`` unless replaced (a test double, or a
+    gate that holds a delivery to crash the process in the middle of it).
+    """
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        leadership: Leadership,
+        health: HealthRegistry,
+        clock: Callable[[], datetime],
+        rules: Callable[[], Mapping[str, Rule]] = dict,
+        open_incidents: Callable[[], Iterable[Incident]] = tuple,
+        base_url: str | None = None,
+        policy: DeliveryPolicy | None = None,
+        sender: Sender = send,
+    ) -> None:
+        self.store = store
+        self.leadership = leadership
+        self.health = health
+        self.clock = clock
+        self.rules = rules
+        self.open_incidents = open_incidents
+        self.base_url = base_url
+        self.policy = policy if policy is not None else DeliveryPolicy()
+        self.sender = sender
+        self._wake = asyncio.Event()
+        self._counts = OutboxCounts()
+        self._delivered = 0
+        self._failed_attempts = 0
+        self._given_up = 0
+        self._last_error: str | None = None
+        self._last_error_at: datetime | None = None
+        self._last_check_at: datetime | None = None
+        self._database_ok = True
+        self._next_reminder_check: datetime | None = None
+
+    def follow(self, event: Event) -> None:
+        """An event listener: a stored incident event may have outbox rows; go and look."""
+        if event.incident is not None:
+            self._wake.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def status(self) -> NotifierStatus:
+        return NotifierStatus(
+            dispatching=self.leadership.is_leader,
+            pending=self._counts.pending,
+            failed=self._counts.failed,
+            sent=self._counts.sent,
+            delivered=self._delivered,
+            failed_attempts=self._failed_attempts,
+            given_up=self._given_up,
+            last_error=self._last_error,
+            last_error_at=self._last_error_at,
+            last_check_at=self._last_check_at,
+            database_ok=self._database_ok,
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Round after round until ``stop`` is set; a round in progress finishes first (its
+        attempts are bounded by ``send_timeout``), so a clean stop leaves nothing claimed."""
+        policy = self.policy
+        self.health.register(NOTIFIER_TASK, stale_after=max(3 * policy.check_every, 60.0))
+        while not stop.is_set():
+            self._wake.clear()
+            wait = policy.check_every
+            if self.leadership.is_leader:
+                wait = await self._guarded_round(stop)
+            else:
+                self.health.beat(NOTIFIER_TASK)
+            wakers = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+            try:
+                await asyncio.wait(wakers, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in wakers:
+                    waiter.cancel()
+                await asyncio.gather(*wakers, return_exceptions=True)
+
+    async def _guarded_round(self, stop: asyncio.Event) -> float:
+        """One round that never raises; returns how long to sleep before the next."""
+        policy = self.policy
+        try:
+            await self.run_once(stop)
+            self._counts = await self.store.outbox_counts()
+        except VigilStorageError as exc:
+            self._database_ok = False
+            self.health.report_error(NOTIFIER_TASK, f"database unavailable: {exc}")
+            logger.warning("Vigil notifier: database unavailable: %s", exc)
+            return min(policy.check_every, 5.0)
+        except Exception as exc:  # a bug must not end delivery for good: report, go on
+            logger.exception("Vigil notifier round failed")
+            self.health.report_error(NOTIFIER_TASK, exc)
+            return policy.check_every
+        self._database_ok = True
+        self.health.beat(NOTIFIER_TASK)
+        now = self._last_check_at = self.clock()
+        due = self._counts.next_attempt_at
+        if due is None:
+            return policy.check_every
+        return min(policy.check_every, max(0.0, (due - now).total_seconds()))
+
+    async def run_once(self, stop: asyncio.Event | None = None) -> int:
+        """Deliver every row due now, then write the reminders that are due (and deliver
+        them). Returns how many messages were delivered."""
+        delivered = 0
+        while stop is None or not stop.is_set():
+            claimed = await self.store.claim_notifications(
+                now=self.clock(),
+                lease=timedelta(seconds=self.policy.lease),
+                limit=self.policy.batch,
+            )
+            if not claimed:
+                now = self.clock()
+                if self._next_reminder_check is not None and now < self._next_reminder_check:
+                    break
+                self._next_reminder_check = now + timedelta(seconds=self.policy.check_every)
+                if not await self.remind(now):
+                    break
+                continue
+            delivered += await self._deliver_all(claimed)
+        return delivered
+
+    async def _deliver_all(self, claimed: list[Delivery]) -> int:
+        """Claimed rows hold at most one per incident and channel, so none waits for another:
+        they go out together, ``concurrency`` at a time."""
+        channels = {stored.name: stored.channel for stored in await self.store.list_channels()}
+        limit = asyncio.Semaphore(self.policy.concurrency)
+
+        async def one(delivery: Delivery) -> bool:
+            async with limit:
+                return await self._deliver(delivery, channels)
+
+        # Every attempt runs to its end (each bounded by send_timeout) before a failure to
+        # record one (the database went away) is raised: nothing is left running behind.
+        results = await asyncio.gather(*(one(d) for d in claimed), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return sum(1 for result in results if result is True)
+
+    async def remind(self, now: datetime) -> int:
+        """Write a reminder for each open, unacknowledged critical incident whose last message
+        to a channel with ``renotify_minutes`` is that old. Returns how many were written."""
+        incidents = [
+            incident
+            for incident in self.open_incidents()
+            if incident.status is Status.ACTIVE and incident.severity is Severity.CRITICAL
+        ]
+        if not incidents:
+            return 0
+        channels = [
+            stored.channel
+            for stored in await self.store.list_channels()
+            if stored.channel.renotify_minutes is not None
+        ]
+        if not channels:
+            return 0
+        last = {
+            (item.incident_id, item.channel): item
+            for item in await self.store.last_notifications([i.id for i in incidents])
+        }
+        written = 0
+        for incident in incidents:
+            for channel in channels:
+                previous = last.get((incident.id, channel.name))
+                if previous is None or previous.pending:
+                    continue  # never told of it, or still being told
+                if renotify_due(channel, incident, last_sent_at=previous.at, now=now):
+                    if await self.store.enqueue_reminder(previous, now=now) is not None:
+                        written += 1
+        return written
+
+    async def _deliver(self, delivery: Delivery, channels: Mapping[str, Channel]) -> bool:
+        item, event = delivery.item, delivery.event
+        channel = channels.get(item.channel)
+        final = True
+        if channel is None:
+            error: str | None = f"there is no channel named {item.channel!r}"
+        elif not channel.enabled:
+            error = "the channel was disabled before delivery"
+        else:
+            error, final = await self._attempt(delivery, channel)
+        now = self.clock()
+        if error is None:
+            await self.store.settle_notification(item.id, now=now)
+            self._delivered += 1
+            return True
+        self._failed_attempts += 1
+        self._last_error, self._last_error_at = f"{item.channel}: {error}", now
+        if final or item.attempts >= self.policy.max_attempts:
+            await self.store.settle_notification(item.id, now=now, error=error)
+            self._given_up += 1
+            logger.warning(
+                "Vigil gave up notifying %r of event %s after %d attempt(s): %s",
+                item.channel,
+                event.id,
+                item.attempts,
+                error,
+            )
+        else:
+            delay = timedelta(seconds=self.policy.retry_delay(item.attempts))
+            await self.store.settle_notification(
+                item.id, now=now, error=error, retry_at=now + delay
+            )
+            logger.info(
+                "Vigil could not notify %r (attempt %d), retrying in %s: %s",
+                item.channel,
+                item.attempts,
+                delay,
+                error,
+            )
+        return False
+
+    async def _attempt(self, delivery: Delivery, channel: Channel) -> tuple[str | None, bool]:
+        """One attempt: the reason it failed (None if it did not) and whether trying again
+        is pointless."""
+        item, event = delivery.item, delivery.event
+        try:
+            message = format_event(
+                event,
+                channel,
+                base_url=self.base_url,
+                rule=self.rules().get(event.metric or ""),
+                repeat=item.repeat,
+                now=item.created_at if item.repeat else None,
+            )
+        except ValidationError as exc:
+            return f"cannot format the message: {exc}", True
+        try:
+            async with asyncio.timeout(self.policy.send_timeout):
+                await self.sender(channel, message)
+        except DeliveryError as exc:
+            return exc.reason, False
+        except TimeoutError:
+            return f"no answer within {self.policy.send_timeout:g} s", False
+        except Exception as exc:  # the transport's bug is this row's failure, not the loop's
+            logger.exception("Vigil notifier: sending to %r raised", channel.name)
+            return f"{type(exc).__name__}: {exc}", False
+        return None, False
