@@ -118,7 +118,7 @@ async def _vigil_error(request: Request, exc: Exception) -> JSONResponse:
     field = None
     message = str(exc)
     if isinstance(exc, ValidationError):
-        field, message = exc.field, exc.message
+        field = exc.field  # the message starts with it too: "field: what is wrong"
     elif isinstance(exc, NotAuthenticatedError):
         headers["WWW-Authenticate"] = "Bearer"
     elif isinstance(exc, RateLimitedError):
