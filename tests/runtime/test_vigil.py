@@ -24,6 +24,7 @@ from .support import (
     cycle,
     make_vigil,
     settings,
+    wait_until,
 )
 
 LATENCY = "gateway_latency"
@@ -175,3 +176,42 @@ async def _until(stream: AsyncIterator[Event], kind: EventKind) -> AsyncIterator
 
     for event in await asyncio.wait_for(run(), DEADLINE):
         yield event
+
+
+class Slow:
+    """A source slower than the interval: each cycle overruns."""
+
+    name = "slow"
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.reads = 0
+        self.inside = asyncio.Event()
+
+    async def read(self) -> dict[str, float | None]:
+        self.reads += 1
+        self.inside.set()
+        await asyncio.sleep(self.seconds)  # the system under test is slow, not the test
+        return {"gateway_latency": 20.0}
+
+
+async def test_an_overrunning_cycle_is_reported_late_never_overlapped(migrated_url: str) -> None:
+    slow = Slow(1.6)
+    vigil = Vigil(settings(migrated_url, interval=1), sources=[slow], process_metrics=False)
+    async with vigil:
+        await wait_until(lambda: vigil.monitor.status().cycles >= 2)
+        status = vigil.monitor.status()
+        assert status.cycles_late >= 1  # every cycle covered at least one tick
+        assert slow.reads in (status.cycles, status.cycles + 1)  # one read per cycle, in turn
+
+
+async def test_shutdown_lets_the_running_cycle_commit(migrated_url: str) -> None:
+    slow = Slow(0.5)
+    vigil = Vigil(settings(migrated_url, interval=3600), sources=[slow], process_metrics=False)
+    await vigil.start()
+    await asyncio.wait_for(slow.inside.wait(), DEADLINE)  # the first cycle is reading now
+    await vigil.aclose()
+    assert not vigil.running
+    async with await Store.open(migrated_url) as store:
+        values = await store.latest_values(since=T0.replace(year=2000))
+    assert values["gateway_latency"] == [20.0]  # the interrupted cycle still stored its sample
