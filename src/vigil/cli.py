@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from vigil.backtest import backtest_command
+from vigil.notify.cli import channels_app, maintenance_app, snooze_command
 from vigil.store.cli import cleanup_command, db_app
 from vigil.web.cli import serve_command, tokens_app, users_app
 
@@ -30,6 +31,9 @@ app.command("cleanup")(cleanup_command)
 app.command("serve")(serve_command)
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(channels_app, name="channels")
+app.command("snooze")(snooze_command)
+app.add_typer(maintenance_app, name="maintenance")
 
 
 def main() -> None:
