@@ -3,14 +3,22 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Chart.js comes from the npm registry (package.json + lock), copied into the package's
+# static files: the dashboard loads nothing from a CDN and works offline.
+VENDOR := src/vigil/web/static/vendor/chart.umd.min.js
 
 .PHONY: install demo test lint bench trace clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(VENDOR)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+$(VENDOR): package.json package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts
+	mkdir -p $(dir $(VENDOR))
+	cp node_modules/chart.js/dist/chart.umd.min.js $(VENDOR)
 
 install: $(STAMP)
 
