@@ -125,7 +125,9 @@ async def test_windows_are_stored_listed_and_removed_with_events(store: Store) -
         },
         now=T0,
     )
-    assert once.kind is WindowKind.ONCE and once.metrics == {LATENCY, "database_query_time"}
+    assert once.kind is WindowKind.ONCE and once.metrics == frozenset(
+        {LATENCY, "database_query_time"}
+    )
     assert await store.list_windows() == [once, nightly]
     stored = await store.get_window("nightly")
     assert stored.start_time == time(23, 0) and stored.timezone == "Europe/Berlin"
