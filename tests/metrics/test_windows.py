@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from array import array
 
 import numpy
 import pytest
@@ -23,9 +24,10 @@ def close(actual: float | None, expected: float, scale: float) -> bool:
 
 
 @PROPERTY
-@given(samples)
-def test_statistics_match_statistics_and_numpy(values: list[float]) -> None:
-    stats = summarize(values, seconds=30.0)
+@given(samples, st.booleans())
+def test_statistics_match_statistics_and_numpy(values: list[float], fast: bool) -> None:
+    """Both engines: pure Python, and numpy over the ring's array buffer."""
+    stats = summarize(array("d", values), seconds=30.0, fast=fast)
     scale = max(abs(v) for v in values) or 1.0
     expected = numpy.percentile(numpy.array(values), [50, 95, 99])  # numpy's default: linear
 
@@ -51,17 +53,18 @@ def test_percentiles_match_statistics_quantiles_inclusive(values: list[float]) -
 
 
 @PROPERTY
-@given(samples)
-def test_statistics_are_ordered_and_inside_the_range(values: list[float]) -> None:
-    stats = summarize(values, seconds=30.0)
+@given(samples, st.booleans())
+def test_statistics_are_ordered_and_inside_the_range(values: list[float], fast: bool) -> None:
+    stats = summarize(array("d", values), seconds=30.0, fast=fast)
     assert stats.min is not None and stats.max is not None and stats.mean is not None
     assert stats.p50 is not None and stats.p95 is not None and stats.p99 is not None
     assert stats.min <= stats.p50 <= stats.p95 <= stats.p99 <= stats.max
     assert stats.min <= stats.mean <= stats.max
 
 
-def test_an_empty_window_has_no_statistics_but_counts_zero() -> None:
-    stats = summarize([], seconds=60.0)
+@pytest.mark.parametrize("fast", [False, True])
+def test_an_empty_window_has_no_statistics_but_counts_zero(fast: bool) -> None:
+    stats = summarize(array("d"), seconds=60.0, fast=fast)
     assert stats.count == 0
     assert stats.total == 0.0
     assert stats.rate == 0.0
