@@ -61,12 +61,19 @@ class Vigil:
         process_metrics: bool = True,
         clock: Callable[[], datetime] = utcnow,
         delivery: DeliveryPolicy | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
-        """``delivery``: retries, backoff and timing of notification delivery."""
+        """``delivery``: retries, backoff and timing of notification delivery. ``metrics``:
+        a hub of the caller's own (a recorder on a simulated clock, say); by default one
+        whose windows span the interval."""
         self.settings = settings if settings is not None else Settings.from_env()
-        recorder = Recorder()
-        health = HealthRegistry(stale_after=self.settings.health_stale_after, clock=recorder.clock)
-        self.metrics = Metrics(recorder=recorder, health=health, window=self.settings.interval)
+        if metrics is None:
+            recorder = Recorder()
+            health = HealthRegistry(
+                stale_after=self.settings.health_stale_after, clock=recorder.clock
+            )
+            metrics = Metrics(recorder=recorder, health=health, window=self.settings.interval)
+        self.metrics = metrics
         self._loop_lag = LoopLagProbe(self.metrics.recorder, window=self.settings.interval)
         self.metrics.add_source(self._loop_lag)
         if process_metrics:
