@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -183,3 +183,13 @@ async def past_incident(
         return done.incident
     manual, _ = await store.resolve_incident(stored.incident.id, by="ops", now=end)
     return manual
+
+
+async def eventually(check: Callable[[], Awaitable[bool]]) -> None:
+    """Wait until ``check()`` holds (a cache expiring, say), with a generous deadline."""
+
+    async def poll() -> None:
+        while not await check():  # noqa: ASYNC110 - a condition over HTTP: poll it
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(poll(), DEADLINE)

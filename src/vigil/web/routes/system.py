@@ -84,6 +84,7 @@ _STREAM_DOC = {
     description="Every event from now on; with `Last-Event-ID` (or `?last_event_id=`), every "
     "event after that id first, replayed from the log.",
     response_class=EventStreamResponse,
+    status_code=200,
     responses=_STREAM_DOC,
 )
 async def events(

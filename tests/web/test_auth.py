@@ -1,0 +1,327 @@
+"""Sign-in, sessions, CSRF, tokens and roles, against the real app on both databases."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from vigil.store import Role
+from vigil.web.accounts import set_password
+from vigil.web.auth import SESSION_COOKIE
+from vigil.web.ratelimit import SignInLimiter
+from vigil.web.security import Passwords, Session
+from vigil.web.state import WebState
+
+from .support import CHEAP_HASHER, LATENCY, PASSWORD, Api, eventually, running_api
+
+RULE = f"/api/alerts/config/{LATENCY}"
+
+
+def cookie_header(value: str) -> dict[str, str]:
+    return {"Cookie": f"{SESSION_COOKIE}={value}"}
+
+
+def state_of(api: Api) -> WebState:
+    state: WebState = api.app.state.vigil_web
+    return state
+
+
+async def test_sign_in_sets_a_safe_cookie_and_returns_the_csrf_token(api: Api) -> None:
+    response = await api.client.post("/api/auth/login", json={"name": "ana", "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == {"name", "role", "kind", "csrf_token", "expires_at"}
+    assert (body["name"], body["role"], body["kind"]) == ("ana", "admin", "session")
+    expires = datetime.fromisoformat(body["expires_at"])
+    assert timedelta(hours=11) < expires - datetime.now(UTC) <= timedelta(hours=12)
+    cookie = response.headers["set-cookie"]
+    attributes = {part.strip().split("=")[0].lower() for part in cookie.split(";")}
+    assert {SESSION_COOKIE, "httponly", "path", "samesite", "max-age"} <= attributes
+    assert "samesite=lax" in cookie.lower() and "path=/;" in cookie.lower() + ";"
+    assert "secure" not in attributes  # plain http here; https adds it
+    me = await api.client.get("/api/auth/me")
+    assert me.json() == {
+        "name": "ana",
+        "role": "admin",
+        "kind": "session",
+        "csrf_token": body["csrf_token"],
+    }
+
+
+async def test_wrong_credentials_are_401_with_one_message(api: Api) -> None:
+    messages = set()
+    for name, password in (("ana", "wrong password"), ("nobody", PASSWORD), ("admin", "admin")):
+        response = await api.client.post(
+            "/api/auth/login", json={"name": name, "password": password}
+        )
+        assert response.status_code == 401
+        assert "set-cookie" not in response.headers
+        messages.add(response.json()["error"]["message"])
+    assert messages == {"wrong user name or password"}
+    for body, field in (
+        ({"name": "ana"}, "password"),
+        ({"name": "a\x00", "password": "x"}, "name"),
+    ):
+        response = await api.client.post("/api/auth/login", json=body)
+        assert (response.status_code, response.json()["error"]["field"]) == (422, field)
+
+
+async def test_changes_with_the_cookie_need_the_csrf_token(api: Api) -> None:
+    csrf = await api.sign_in("ana")
+    for headers in ({}, {"X-CSRF-Token": "forged"}, {"X-CSRF-Token": ""}):
+        response = await api.client.put(RULE, json={"unit": "x"}, headers=headers)
+        assert response.status_code == 403, headers
+        assert response.json()["error"]["code"] == "csrf_failed"
+    assert (await api.client.get(RULE)).json()["unit"] == "ms"  # reads need none
+    response = await api.client.put(RULE, json={"unit": "x"}, headers={"X-CSRF-Token": csrf})
+    assert response.status_code == 200
+    assert response.json()["updated_by"] == "ana"  # the user, not a token
+    # the token belongs to this session only
+    other = httpx.AsyncClient(transport=httpx.ASGITransport(app=api.app), base_url="http://t")
+    async with other:
+        response = await other.post("/api/auth/login", json={"name": "ana", "password": PASSWORD})
+        second = response.json()["csrf_token"]
+        assert second != csrf
+        response = await other.put(RULE, json={"unit": "y"}, headers={"X-CSRF-Token": csrf})
+        assert response.status_code == 403
+
+
+async def test_a_viewer_session_reads_but_may_not_change(api: Api) -> None:
+    csrf = await api.sign_in("vic")
+    assert (await api.client.get("/api/alerts/active")).status_code == 200
+    response = await api.client.put(RULE, json={"unit": "x"}, headers={"X-CSRF-Token": csrf})
+    assert (response.status_code, response.json()["error"]["code"]) == (403, "forbidden")
+
+
+async def test_sign_out_ends_the_session_even_for_a_copied_cookie(api: Api) -> None:
+    csrf = await api.sign_in("ana")
+    copied = api.client.cookies[SESSION_COOKIE]
+    refused = await api.client.post("/api/auth/logout")
+    assert refused.status_code == 403  # a live session signs out with its CSRF token only
+    response = await api.client.post("/api/auth/logout", headers={"X-CSRF-Token": csrf})
+    assert response.status_code == 204
+    assert SESSION_COOKIE not in api.client.cookies
+    assert (await api.client.get("/api/auth/me")).status_code == 401
+    replay = await api.client.get("/api/auth/me", headers=cookie_header(copied))
+    assert replay.status_code == 401
+    # signing out without a session is harmless
+    assert (await api.client.post("/api/auth/logout")).status_code == 204
+
+
+async def test_forged_tampered_and_expired_cookies_count_as_nobody(api: Api) -> None:
+    await api.sign_in("vic")
+    good = api.client.cookies[SESSION_COOKIE]
+    api.client.cookies.clear()
+    payload, _, signature = good.partition(".")
+    keys = state_of(api).auth.keys
+    now = int(datetime.now(UTC).timestamp())
+    user = await api.vigil.store.get_user("ana")
+    forged_admin = keys.sign(
+        Session("ana", "s1", now - 100, now - 1, keys.password_mark(user.password_hash))
+    )
+    for cookie in (
+        f"{payload}x.{signature}",
+        f"{payload}.{signature[:-2]}",
+        "garbage",
+        forged_admin,  # correctly signed, but expired
+    ):
+        response = await api.client.get("/api/auth/me", headers=cookie_header(cookie))
+        assert response.status_code == 401, cookie
+
+
+async def test_a_password_change_or_removal_ends_sessions(api: Api) -> None:
+    await api.sign_in("vic")
+
+    async def signed_in() -> bool:
+        return (await api.client.get("/api/auth/me")).status_code == 200
+
+    assert await signed_in()
+    await set_password(
+        api.vigil.store, "vic", password="another password", passwords=Passwords(CHEAP_HASHER)
+    )
+    await eventually(lambda: _not(signed_in))
+    await api.sign_in("vic", "another password")
+    assert await signed_in()
+    await api.vigil.store.delete_user("vic")
+    await eventually(lambda: _not(signed_in))
+
+
+async def test_a_demoted_admin_loses_admin_rights(api: Api) -> None:
+    csrf = await api.sign_in("ana")
+
+    async def may_change() -> bool:
+        response = await api.client.put(RULE, json={"unit": "x"}, headers={"X-CSRF-Token": csrf})
+        return response.status_code == 200
+
+    assert await may_change()
+    await api.vigil.store.update_user("ana", role=Role.VIEWER)
+    await eventually(lambda: _not(may_change))
+
+
+async def _not(check: object) -> bool:
+    result: bool = await check()  # type: ignore[operator]
+    return not result
+
+
+# -- tokens -----------------------------------------------------------------------------------
+
+
+async def test_bad_authorization_headers_are_401_with_a_challenge(api: Api) -> None:
+    for header in (
+        "Basic YW5hOnB3",
+        "Bearer",
+        "Bearer ",
+        "Bearer not-a-vigil-token",
+        "Bearer vgl_" + "a" * 43,  # well-formed, unknown
+        "Token " + api.tokens["admin"],
+    ):
+        response = await api.client.get("/api/alerts/active", headers={"Authorization": header})
+        assert response.status_code == 401, header
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert response.json()["error"]["code"] == "not_authenticated"
+    assert (await api.client.get("/api/alerts/active")).status_code == 401
+
+
+async def test_a_token_wins_over_the_cookie_and_needs_no_csrf(api: Api) -> None:
+    await api.sign_in("ana")  # an admin cookie is present
+    viewer = await api.put(RULE, role="viewer", json={"unit": "x"})
+    assert viewer.status_code == 403  # the viewer token decides, not the admin cookie
+    admin = await api.put(RULE, role="admin", json={"unit": "x"})
+    assert admin.status_code == 200 and admin.json()["updated_by"] == "admin-bot"
+
+
+async def test_a_revoked_token_stops_working(api: Api) -> None:
+    [record] = [t for t in await api.vigil.store.list_tokens() if t.name == "viewer-bot"]
+    assert (await api.get("/api/alerts/active")).status_code == 200
+    await api.vigil.store.revoke_token(record.id, now=datetime.now(UTC))
+
+    async def refused() -> bool:
+        return (await api.get("/api/alerts/active")).status_code == 401
+
+    await eventually(refused)
+
+
+async def test_last_use_is_recorded_to_the_minute(migrated_url: str) -> None:
+    async with running_api(migrated_url, auth_cache_seconds=0) as api:
+
+        async def last_used() -> datetime | None:
+            [record] = [t for t in await api.vigil.store.list_tokens() if t.name == "viewer-bot"]
+            return record.last_used_at
+
+        assert await last_used() is None
+        await api.get("/api/alerts/active")
+        first = await last_used()
+        assert first == api.clock.now
+        api.clock.advance(30)
+        await api.get("/api/alerts/active")
+        assert await last_used() == first  # within the minute: no write
+        api.clock.advance(30)
+        await api.get("/api/alerts/active")
+        assert await last_used() == api.clock.now
+
+
+# -- rate limiting ----------------------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@contextlib.asynccontextmanager
+async def limited(url: str, clock: FakeClock) -> AsyncIterator[Api]:
+    limiter = SignInLimiter(per_name=3, per_address=5, window=60, clock=clock)
+    async with running_api(url, limiter=limiter) as api:
+        yield api
+
+
+async def login(api: Api, name: str, password: str) -> httpx.Response:
+    return await api.client.post("/api/auth/login", json={"name": name, "password": password})
+
+
+async def test_failed_sign_ins_are_limited_per_name(migrated_url: str) -> None:
+    clock = FakeClock()
+    async with limited(migrated_url, clock) as api:
+        for _ in range(3):
+            assert (await login(api, "ana", "guess")).status_code == 401
+        refused = await login(api, "ana", PASSWORD)  # even the right password now
+        assert refused.status_code == 429
+        assert refused.json()["error"]["code"] == "rate_limited"
+        assert refused.headers["retry-after"] == "60"
+        assert (await login(api, "ANA", PASSWORD)).status_code == 429  # names fold case
+        assert (await login(api, "vic", PASSWORD)).status_code == 200  # others are not held
+        clock.now += 61
+        assert (await login(api, "ana", PASSWORD)).status_code == 200
+
+
+async def test_failed_sign_ins_are_limited_per_address(migrated_url: str) -> None:
+    clock = FakeClock()
+    async with limited(migrated_url, clock) as api:
+        for n in range(5):
+            assert (await login(api, f"user{n}", "guess")).status_code == 401
+        assert (await login(api, "vic", PASSWORD)).status_code == 429
+        clock.now += 61
+        assert (await login(api, "vic", PASSWORD)).status_code == 200
+
+
+def test_the_limiter_forgets_the_oldest_names_first() -> None:
+    clock = FakeClock()
+    limiter = SignInLimiter(per_name=1, per_address=1000, window=60, capacity=3, clock=clock)
+    for name in ("a", "b", "c", "d"):
+        limiter.failed(name, "127.0.0.1")
+    assert len(limiter.names) == 3
+    assert limiter.retry_after("a", "127.0.0.1") == 0  # forgotten: memory stays bounded
+    assert limiter.retry_after("d", "127.0.0.1") == 60
+
+
+# -- mounting ---------------------------------------------------------------------------------
+
+
+async def test_the_app_works_mounted_under_a_prefix(api: Api) -> None:
+    host = FastAPI()
+    host.mount("/vigil", api.app)
+    transport = httpx.ASGITransport(app=host)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await client.get("/vigil/api/alerts/summary", headers=api.auth("viewer"))
+        assert response.status_code == 200 and response.json()["total"] == 0
+        response = await client.post(
+            "/vigil/api/auth/login", json={"name": "ana", "password": PASSWORD}
+        )
+        assert "path=/vigil" in response.headers["set-cookie"].lower()
+        csrf = response.json()["csrf_token"]
+        assert (await client.get("/vigil/api/auth/me")).json()["name"] == "ana"
+        response = await client.put(
+            f"/vigil{RULE}", json={"unit": "x"}, headers={"X-CSRF-Token": csrf}
+        )
+        assert response.status_code == 200
+        assert (await client.get("/api/alerts/summary")).status_code == 404
+        schema = (await client.get("/vigil/api/openapi.json")).json()
+        assert "/api/alerts/config/{metric}" in schema["paths"]
+
+
+@pytest.mark.parametrize("path", ["/api/auth/me", "/api/alerts/active"])
+async def test_no_account_exists_until_the_cli_makes_one(sqlite_url: str, path: str) -> None:
+    from vigil.runtime import Vigil
+    from vigil.settings import Settings
+    from vigil.web import create_app
+
+    async with Vigil(Settings(database_url=sqlite_url), process_metrics=False) as vigil:
+        assert await vigil.store.list_users() == []
+        transport = httpx.ASGITransport(app=create_app(vigil))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            for name, password in (("admin", "admin"), ("admin", ""), ("root", "root")):
+                response = await login_raw(client, name, password)
+                assert response.status_code in (401, 422)
+            assert (await client.get(path)).status_code == 401
+
+
+async def login_raw(client: httpx.AsyncClient, name: str, password: str) -> httpx.Response:
+    return await client.post("/api/auth/login", json={"name": name, "password": password})

@@ -1,0 +1,151 @@
+"""Who may call what: every route of the app, from its router, against an explicit policy,
+for anonymous callers, viewer and admin (token and session) and the ingest token.
+
+A route added without a line in POLICY fails here, so none can be forgotten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
+
+from vigil.web.auth import CSRF_HEADER, SESSION_COOKIE
+
+from .support import LATENCY, PASSWORD, Api, served
+
+PUBLIC = "public"  # anyone, even anonymous
+READ = "read"  # viewer or admin
+ADMIN = "admin"
+INGEST = "ingest"  # only a token with the ingest scope
+
+
+@dataclass(frozen=True)
+class Rule:
+    policy: str
+    body: Any = None
+    csrf: bool = False  # a change that a cookie session must confirm with its CSRF token
+
+
+POLICY: dict[tuple[str, str], Rule] = {
+    ("GET", "/api/alerts/config"): Rule(READ),
+    ("GET", "/api/alerts/config/{metric}"): Rule(READ),
+    ("PUT", "/api/alerts/config/{metric}"): Rule(ADMIN, {"unit": "ms"}, csrf=True),
+    ("GET", "/api/alerts/active"): Rule(READ),
+    ("GET", "/api/alerts/summary"): Rule(READ),
+    ("GET", "/api/alerts/incidents"): Rule(READ),
+    ("GET", "/api/alerts/incidents/{incident_id}"): Rule(READ),
+    ("POST", "/api/alerts/incidents/acknowledge-all"): Rule(ADMIN, {}, csrf=True),
+    ("POST", "/api/alerts/incidents/{incident_id}/acknowledge"): Rule(ADMIN, {}, csrf=True),
+    ("POST", "/api/alerts/incidents/{incident_id}/resolve"): Rule(ADMIN, {}, csrf=True),
+    ("GET", "/api/alerts/stats"): Rule(READ),
+    ("GET", "/api/alerts/auto-recovery"): Rule(READ),
+    ("GET", "/api/metrics"): Rule(READ),
+    ("GET", "/api/metrics/{metric}/history"): Rule(READ),
+    ("GET", "/api/health"): Rule(PUBLIC),
+    ("POST", "/api/ingest"): Rule(
+        INGEST, {"instance": "i", "samples": [{"metric": LATENCY, "value": 1}]}, csrf=True
+    ),
+    ("GET", "/api/events"): Rule(READ),
+    ("GET", "/metrics"): Rule(READ),
+    ("POST", "/api/auth/login"): Rule(PUBLIC, {"name": "vic", "password": PASSWORD}),
+    ("POST", "/api/auth/logout"): Rule(PUBLIC, csrf=True),
+    ("GET", "/api/auth/me"): Rule(READ),
+    ("GET", "/api/openapi.json"): Rule(PUBLIC),
+    ("GET", "/api/docs"): Rule(PUBLIC),
+}
+
+ALLOWED = {
+    "anonymous": {PUBLIC},
+    "viewer-token": {PUBLIC, READ},
+    "viewer-session": {PUBLIC, READ},
+    "admin-token": {PUBLIC, READ, ADMIN},
+    "admin-session": {PUBLIC, READ, ADMIN},
+    "ingest-token": {PUBLIC, INGEST},
+}
+
+
+def routes_of(app: FastAPI) -> set[tuple[str, str]]:
+    """(method, path) of every route the app serves, included routers flattened."""
+    found = set()
+    for route in iter_route_contexts(app.routes):
+        assert route.path is not None and route.methods, f"unexpected route {route!r}"
+        for method in route.methods:
+            if method != "HEAD":
+                found.add((method, route.path))
+    return found
+
+
+Headers = Callable[[], Awaitable[dict[str, str]]]
+
+
+async def status_of(
+    client: httpx.AsyncClient, method: str, path: str, rule: Rule, headers: dict[str, str]
+) -> int:
+    client.cookies.clear()  # only the identity's own headers count
+    kwargs: dict[str, Any] = {"headers": headers}
+    if rule.body is not None:
+        kwargs["json"] = rule.body
+    async with client.stream(method, path, **kwargs) as response:
+        return response.status_code  # never reads the body: /api/events streams on
+
+
+async def test_every_route_against_the_policy(api: Api) -> None:
+    assert routes_of(api.app) == set(POLICY), "every route needs a line in POLICY"
+    [opened] = await api.breach(LATENCY, 150)
+    assert opened.incident is not None
+    values = {"{metric}": LATENCY, "{incident_id}": str(opened.incident.id)}
+
+    async with served(api.app) as (base, _), httpx.AsyncClient(base_url=base) as client:
+
+        async def session(name: str) -> dict[str, str]:
+            client.cookies.clear()
+            response = await client.post(
+                "/api/auth/login", json={"name": name, "password": PASSWORD}
+            )
+            cookie = response.cookies[SESSION_COOKIE]
+            csrf = response.json()["csrf_token"]
+            return {"Cookie": f"{SESSION_COOKIE}={cookie}", CSRF_HEADER: csrf}
+
+        async def token(role: str) -> dict[str, str]:
+            return api.auth(role)
+
+        async def nobody() -> dict[str, str]:
+            return {}
+
+        identities: dict[str, Headers] = {
+            "anonymous": nobody,
+            "viewer-token": lambda: token("viewer"),
+            "viewer-session": lambda: session("vic"),
+            "admin-token": lambda: token("admin"),
+            "admin-session": lambda: session("ana"),
+            "ingest-token": lambda: token("ingest"),
+        }
+        failures = []
+        for (method, template), rule in sorted(POLICY.items()):
+            path = template
+            for name, value in values.items():
+                path = path.replace(name, value)
+            for identity, headers in identities.items():
+                status = await status_of(client, method, path, rule, await headers())
+                allowed = rule.policy in ALLOWED[identity]
+                if allowed:
+                    ok = status not in (401, 403) and status < 500
+                    expected = "allowed"
+                else:
+                    expected = "401" if identity == "anonymous" else "403"
+                    ok = str(status) == expected
+                if not ok:
+                    failures.append(f"{method} {template} as {identity}: {status}, want {expected}")
+
+            if rule.csrf and rule.policy in (ADMIN, PUBLIC):
+                without = await session("ana")
+                del without[CSRF_HEADER]
+                status = await status_of(client, method, path, rule, without)
+                if status != 403:
+                    failures.append(f"{method} {template} by cookie without CSRF: {status}")
+    assert failures == []
