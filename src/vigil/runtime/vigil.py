@@ -74,7 +74,9 @@ class Vigil:
             )
             metrics = Metrics(recorder=recorder, health=health, window=self.settings.interval)
         self.metrics = metrics
-        self._loop_lag = LoopLagProbe(self.metrics.recorder, window=self.settings.interval)
+        # Lag is real time on the real loop: the probe keeps its own recorder on the
+        # monotonic clock, even when the hub's recorder runs on a simulated one.
+        self._loop_lag = LoopLagProbe(window=self.settings.interval)
         self.metrics.add_source(self._loop_lag)
         if process_metrics:
             self.metrics.add_source(ProcessSource())

@@ -1,0 +1,84 @@
+"""The demo's scenario, played on a fast clock through a real Vigil on SQLite."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from vigil.core import EventKind, Severity
+from vigil.demo import SCENARIO_CYCLES, DemoBot, activity
+from vigil.metrics import HealthRegistry, Metrics, Recorder
+from vigil.runtime import Vigil
+from vigil.settings import Settings
+
+from .runtime.support import Started
+
+INTERVAL = 3.0
+T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+
+
+class Mono:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_story_covers_every_default_rule_it_promises() -> None:
+    phases = {activity(c).phase for c in range(SCENARIO_CYCLES)}
+    assert "calm" in phases
+    for episode in (
+        "gateway latency critical",
+        "error storm",
+        "slow database",
+        "rate-limit pressure",
+        "gateway disconnected",
+        "reminders task stalled",
+        "command burst",
+    ):
+        assert any(episode in phase for phase in phases), episode
+    assert activity(3).phase == activity(3 + SCENARIO_CYCLES).phase  # it repeats
+
+
+async def test_the_demo_opens_escalates_and_resolves_incidents(sqlite_url: str) -> None:
+    mono = Mono()
+    recorder = Recorder(clock=mono)
+    health = HealthRegistry(clock=mono)
+    metrics = Metrics(recorder=recorder, health=health, window=INTERVAL)
+    bot = DemoBot(recorder, health, interval=INTERVAL)
+    wall = [T0]
+    settings = Settings(database_url=sqlite_url, interval=3600, instance="demo")
+    vigil = Vigil(
+        settings, sources=bot.sources, process_metrics=False, metrics=metrics, clock=lambda: wall[0]
+    )
+    events = []
+    async with Started(vigil):
+        for _ in range(SCENARIO_CYCLES):  # the whole story, once
+            for _ in range(6):  # the bot acts between cycles, half a second at a time
+                mono.now += INTERVAL / 6
+                bot.advance(mono.now)
+            wall[0] += timedelta(seconds=INTERVAL)
+            events += await vigil.monitor.cycle()
+        leftover = vigil.view.active()
+
+    def kinds(metric: str) -> list[tuple[EventKind, Severity]]:
+        return [(e.kind, e.incident.severity) for e in events if e.metric == metric and e.incident]
+
+    assert kinds("gateway_latency") == [
+        (EventKind.INCIDENT_OPENED, Severity.WARNING),
+        (EventKind.INCIDENT_ESCALATED, Severity.CRITICAL),
+        (EventKind.INCIDENT_RESOLVED, Severity.CRITICAL),
+    ]
+    for metric in (
+        "error_rate",
+        "command_p95_latency",
+        "database_query_time",
+        "api_rate_limit_usage",
+        "api_rate_limit_hits",
+        "bot_disconnected",
+        "service_failure",
+    ):
+        opened_then_resolved = [k for k, _ in kinds(metric)]
+        assert opened_then_resolved[0] is EventKind.INCIDENT_OPENED, metric
+        assert opened_then_resolved[-1] is EventKind.INCIDENT_RESOLVED, metric
+    assert leftover == []  # after the story, everything has recovered by itself
