@@ -1,0 +1,262 @@
+"""The live event stream over real HTTP: a running uvicorn server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import httpx
+
+from vigil.core import Event, EventKind
+
+from .support import DEADLINE, LATENCY, T0, Api, running_api, served, wait_until
+
+
+@dataclass(frozen=True)
+class Frame:
+    id: int
+    event: str
+    data: dict[str, Any]
+
+
+class Reader:
+    """Reads an SSE response: frames, and the comments between them."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+        self._lines = response.aiter_lines()
+        self.comments: list[str] = []
+
+    async def next(self) -> Frame | None:
+        """The next frame; ``None`` when the stream ends."""
+
+        async def read() -> Frame | None:
+            fields: dict[str, str] = {}
+            async for line in self._lines:
+                if not line:
+                    if "id" in fields:
+                        data = json.loads(fields["data"])
+                        return Frame(int(fields["id"]), fields["event"], data)
+                    fields.clear()
+                elif line.startswith(":"):
+                    self.comments.append(line)
+                else:
+                    name, _, value = line.partition(": ")
+                    fields[name] = value
+            return None
+
+        return await asyncio.wait_for(read(), DEADLINE)
+
+    async def take(self, count: int) -> list[Frame]:
+        frames: list[Frame] = []
+        for _ in range(count):
+            frame = await self.next()
+            assert frame is not None, f"the stream ended after {len(frames)} of {count} frames"
+            frames.append(frame)
+        return frames
+
+
+@contextlib.asynccontextmanager
+async def stream(
+    client: httpx.AsyncClient, api: Api, *, after: int | None = None, query: bool = False
+) -> AsyncIterator[Reader]:
+    headers = api.auth("viewer")
+    params = {}
+    if after is not None and query:
+        params["last_event_id"] = str(after)
+    elif after is not None:
+        headers["Last-Event-ID"] = str(after)
+    async with client.stream("GET", "/api/events", headers=headers, params=params) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["cache-control"] == "no-cache"
+        yield Reader(response)
+
+
+async def events_after(api: Api, last_id: int) -> list[Event]:
+    return list(await api.vigil.store.events_after(last_id, limit=10_000))
+
+
+async def test_every_event_arrives_in_order_with_its_id_kind_and_data(api: Api) -> None:
+    async with served(api.app) as (base, _), httpx.AsyncClient(base_url=base) as client:
+        async with stream(client, api) as reader:
+            await wait_until(lambda: api.app.state.vigil_web.live.clients == 1)
+            [opened] = await api.breach(LATENCY, 150)
+            assert opened.incident is not None
+            await api.post(f"/api/alerts/incidents/{opened.incident.id}/acknowledge")
+            await api.put(f"/api/alerts/config/{LATENCY}", json={"unit": "s"})
+            frames = await reader.take(3)
+    assert [frame.event for frame in frames] == [
+        "incident.opened",
+        "incident.acknowledged",
+        "rule.changed",
+    ]
+    stored = await events_after(api, opened.id - 1)  # type: ignore[operator]
+    assert [frame.id for frame in frames] == [event.id for event in stored]
+    first = frames[0].data
+    assert set(first) == {"id", "kind", "at", "metric", "by", "incident", "data"}
+    assert (first["id"], first["kind"], first["metric"]) == (opened.id, "incident.opened", LATENCY)
+    assert first["incident"]["id"] == str(opened.incident.id)
+    assert first["incident"]["status"] == "active" and first["incident"]["duration_s"] == 0
+    assert (frames[1].data["by"], frames[1].data["incident"]["status"]) == (
+        "admin-bot",
+        "acknowledged",
+    )
+    assert frames[2].data["data"]["changes"] == {"unit": "s"}
+
+
+async def missed_and_resumed(api: Api, *, query: bool) -> None:
+    async with served(api.app) as (base, _), httpx.AsyncClient(base_url=base) as client:
+        async with stream(client, api) as reader:
+            await wait_until(lambda: api.app.state.vigil_web.live.clients == 1)
+            await api.breach(LATENCY, 150)
+            [seen] = await reader.take(1)
+        # gone: everything in between is missed (several rule changes, an escalation...)
+        for unit in ("a", "b", "c", "d", "e", "f"):
+            await api.put(f"/api/alerts/config/{LATENCY}", json={"unit": unit})
+        await api.breach(LATENCY, 250)
+        missed = await events_after(api, seen.id)
+        assert len(missed) == 7
+        async with stream(client, api, after=seen.id, query=query) as reader:
+            replayed = await reader.take(len(missed))
+            assert [(f.id, f.event) for f in replayed] == [(e.id, e.kind.value) for e in missed]
+            await api.post("/api/alerts/incidents/acknowledge-all")  # then live
+            [live] = await reader.take(1)
+    assert live.event == "incident.acknowledged" and live.id == (missed[-1].id or 0) + 1
+
+
+async def test_reconnecting_with_last_event_id_gets_exactly_the_missed_events(api: Api) -> None:
+    await missed_and_resumed(api, query=False)
+
+
+async def test_the_query_parameter_resumes_too(api: Api) -> None:
+    await missed_and_resumed(api, query=True)
+
+
+async def test_missed_events_older_than_the_ring_come_from_the_log(migrated_url: str) -> None:
+    async with running_api(migrated_url, event_ring=3) as api:
+        await missed_and_resumed(api, query=False)
+
+
+async def test_a_bad_last_event_id_is_422(api: Api) -> None:
+    for header in ("abc", "-1", "1.5", str(2**63)):
+        response = await api.get("/api/events", headers={"Last-Event-ID": header})
+        assert response.status_code == 422, header
+        assert response.json()["error"]["field"] == "Last-Event-ID"
+    response = await api.get("/api/events", params={"last_event_id": -1})
+    assert (response.status_code, response.json()["error"]["field"]) == (422, "last_event_id")
+
+
+async def test_an_idle_stream_gets_keep_alive_comments(migrated_url: str) -> None:
+    async with running_api(migrated_url, keepalive_seconds=0.05) as api:
+        async with served(api.app) as (base, _), httpx.AsyncClient(base_url=base) as client:
+            async with stream(client, api) as reader:
+
+                async def two_keep_alives() -> None:
+                    count = 0
+                    async for line in reader.response.aiter_lines():
+                        count += line == ": keep-alive"
+                        if count == 2:
+                            return
+
+                await asyncio.wait_for(two_keep_alives(), DEADLINE)
+
+
+async def test_streams_end_when_the_server_shuts_down(api: Api) -> None:
+    async with served(api.app) as (base, server), httpx.AsyncClient(base_url=base) as client:
+        async with stream(client, api) as first, stream(client, api, after=0) as second:
+            await wait_until(lambda: api.app.state.vigil_web.live.clients == 2)
+            server.should_exit = True
+            assert await first.next() is None
+            while await second.next() is not None:  # it replays the log, then ends too
+                pass
+    assert api.app.state.vigil_web.live.clients == 0
+
+
+async def test_streams_end_when_vigil_stops(api: Api) -> None:
+    async with served(api.app) as (base, _), httpx.AsyncClient(base_url=base) as client:
+        async with stream(client, api) as reader:
+            await wait_until(lambda: api.app.state.vigil_web.live.clients == 1)
+            await api.vigil.aclose()
+            assert await reader.next() is None
+        response = await client.get("/api/events", headers=api.auth("viewer"))
+        assert response.status_code == 503
+
+
+# -- back-pressure ----------------------------------------------------------------------------
+
+BIG_EVENTS = 3000  # x ~2.3 kB: far more than a small socket buffer and the shared ring hold
+ID_LINE = re.compile(rb"^id: (\d+)$", re.MULTILINE)
+
+
+async def publish_big_events(api: Api, count: int) -> list[int]:
+    """Real, stored events (so a client behind the ring can replay them from the log)."""
+    padding = "x" * 2000
+    made = [
+        Event(kind=EventKind.LEADER_CHANGED, at=T0 + timedelta(seconds=n), data={"pad": padding})
+        for n in range(count)
+    ]
+    stored = await api.vigil.store.append_events(made)
+    api.vigil.bus.publish(stored)
+    return [event.id or 0 for event in stored]
+
+
+def stalled_connection(port: int, token: str) -> socket.socket:
+    """A client that asks for the stream and then reads nothing, with a tiny receive buffer."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(
+        b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        + f"Authorization: Bearer {token}\r\n\r\n".encode()
+    )
+    sock.setblocking(False)
+    return sock
+
+
+async def test_a_stalled_client_delays_no_one_and_catches_up_later(api: Api) -> None:
+    async with served(api.app) as (base, server), httpx.AsyncClient(base_url=base) as client:
+        port = int(base.rsplit(":", 1)[1])
+        stalled = stalled_connection(port, api.tokens["viewer"])
+        try:
+            async with stream(client, api) as fast:
+                await wait_until(lambda: api.app.state.vigil_web.live.clients == 2)
+                ids = await publish_big_events(api, BIG_EVENTS)
+                # the reading client gets every event, in order, while the other reads nothing
+                received = [frame.id for frame in await fast.take(BIG_EVENTS)]
+                assert received == ids
+
+                # ...and the stalled one really is held back by flow control, with only a
+                # bounded amount buffered for it
+                def paused() -> list[Any]:
+                    connections: list[Any] = list(server.server_state.connections)  # h11
+                    return [c for c in connections if c.flow.write_paused]
+
+                await wait_until(lambda: len(paused()) == 1)
+                [held] = paused()
+                assert held.transport.get_write_buffer_size() <= 4 * 64 * 1024
+
+            # the stalled client reads again: it gets everything, in order, nothing twice
+            loop = asyncio.get_running_loop()
+            seen: list[int] = []
+            buffer = b""
+
+            async def read_all() -> None:
+                nonlocal buffer
+                while not seen or seen[-1] != ids[-1]:
+                    chunk = await loop.sock_recv(stalled, 1 << 16)
+                    assert chunk, "the server closed the stalled stream"
+                    complete, newline, buffer = (buffer + chunk).rpartition(b"\n")
+                    seen.extend(int(n) for n in ID_LINE.findall(complete + newline))
+
+            await asyncio.wait_for(read_all(), DEADLINE)
+            assert [n for n in seen if n >= ids[0]] == ids
+        finally:
+            stalled.close()
