@@ -1,4 +1,8 @@
-"""Vigil: performance alerting and incidents for Discord bots and asyncio services."""
+"""Vigil: performance alerting and incidents for Discord bots and asyncio services.
+
+The public API. Everything else is reachable through its module (``vigil.store``,
+``vigil.web``, ``vigil.integrations.discord``...) and may change between releases.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ from vigil.core import (
     Aggregate,
     Direction,
     DuplicateIncidentError,
-    Evaluator,
     Event,
     EventKind,
     IllegalTransitionError,
@@ -16,12 +19,14 @@ from vigil.core import (
     NotFoundError,
     Resolution,
     Rule,
-    RuleState,
     Severity,
     Status,
     ValidationError,
     VigilError,
 )
+from vigil.metrics import HealthRegistry, Metrics, MetricSource, Recorder, WindowSource
+from vigil.runtime import Vigil
+from vigil.settings import Settings
 
 __version__ = "0.1.0.dev0"
 
@@ -30,19 +35,24 @@ __all__ = [
     "Aggregate",
     "Direction",
     "DuplicateIncidentError",
-    "Evaluator",
     "Event",
     "EventKind",
+    "HealthRegistry",
     "IllegalTransitionError",
     "Incident",
     "Level",
+    "MetricSource",
+    "Metrics",
     "NotFoundError",
+    "Recorder",
     "Resolution",
     "Rule",
-    "RuleState",
+    "Settings",
     "Severity",
     "Status",
     "ValidationError",
+    "Vigil",
     "VigilError",
+    "WindowSource",
     "__version__",
 ]
