@@ -215,3 +215,15 @@ async def test_shutdown_lets_the_running_cycle_commit(migrated_url: str) -> None
     async with await Store.open(migrated_url) as store:
         values = await store.latest_values(since=T0.replace(year=2000))
     assert values["gateway_latency"] == [20.0]  # the interrupted cycle still stored its sample
+
+
+async def test_retention_deletes_what_the_settings_no_longer_keep(migrated_url: str) -> None:
+    script, clock = Script(), Clock()
+    async with make_vigil(migrated_url, script, clock) as vigil:
+        for value in [150, 150, 50, 50, 50]:
+            await cycle(vigil, clock, {LATENCY: value}, script)
+        assert (await vigil.store.incident_history()).total == 1
+        clock.advance(91 * 86_400)  # past both retentions (90 and 30 days)
+        report = await vigil.cleanup()
+        assert report.incidents == 1 and report.samples >= 5
+        assert (await vigil.store.incident_history()).total == 0

@@ -25,12 +25,14 @@ from vigil.runtime.notifier import DeliveryPolicy, Notifier
 from vigil.runtime.quiet import SuppressionCache
 from vigil.runtime.view import LiveView
 from vigil.settings import Settings
-from vigil.store import Store, VigilStorageError
+from vigil.store import CleanupReport, Store, VigilStorageError
 from vigil.store._base import EVENTS_CHANNEL
 
 logger = logging.getLogger(__name__)
 
 EVENT_POLL_SECONDS = 1.0  # how often an instance looks for events stored by other processes
+RETENTION_FIRST_SECONDS = 300.0
+RETENTION_EVERY_SECONDS = 86_400.0
 EVENT_RECHECK_SECONDS = 10.0  # the same, when NOTIFY wakes it (a lost notification costs this)
 
 
@@ -181,6 +183,7 @@ class Vigil:
         self._spawn(self._monitor.run(self._stop), "vigil-monitor")
         self._spawn(self._follow_log(), "vigil-events")
         self._spawn(self._notifier.run(self._stop), "vigil-notifier")
+        self._spawn(self._retention(), "vigil-retention")
 
     async def aclose(self) -> None:
         """Stop cleanly: the running cycle finishes and commits, deliveries under way finish
@@ -229,6 +232,27 @@ class Vigil:
                     except VigilStorageError as exc:
                         logger.debug("event log unavailable: %s", exc)
             await asyncio.sleep(EVENT_POLL_SECONDS)
+
+    async def _retention(self) -> None:
+        """Apply the retention settings once a day (a few minutes after start first), on the
+        leader only; cleanup deletes in small batches, so cycles are never held up long."""
+        await asyncio.sleep(RETENTION_FIRST_SECONDS)
+        while True:
+            if self.monitor.leadership.is_leader:
+                try:
+                    report = await self.cleanup()
+                    logger.info("Vigil retention: %s", report)
+                except VigilStorageError as exc:
+                    logger.warning("Vigil retention failed, trying again tomorrow: %s", exc)
+            await asyncio.sleep(RETENTION_EVERY_SECONDS)
+
+    async def cleanup(self) -> CleanupReport:
+        """Delete what the retention settings no longer keep (what ``vigil cleanup`` does)."""
+        return await self.store.cleanup(
+            now=self.clock(),
+            incident_retention_days=self.settings.incident_retention_days,
+            sample_retention_days=self.settings.sample_retention_days,
+        )
 
     # -- parts -----------------------------------------------------------------------------
 
