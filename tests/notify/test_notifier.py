@@ -1,0 +1,192 @@
+"""The dispatcher on its own: its policy, leadership, a clean stop, and rows it cannot send."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+
+from tests.runtime.support import wait_until
+from vigil.core import ValidationError
+from vigil.core.incidents import Severity
+from vigil.metrics import HealthRegistry
+from vigil.notify import Channel, Message
+from vigil.runtime.notifier import NOTIFIER_TASK, DeliveryPolicy, Notifier
+from vigil.runtime.vigil import utcnow
+from vigil.store import OutboxStatus, Store
+
+from .receiver import Receiver, serving
+
+
+class Switch:
+    """Leadership the test hands out and takes back."""
+
+    def __init__(self, leader: bool) -> None:
+        self.is_leader = leader
+
+    async def try_acquire(self) -> bool:
+        return self.is_leader
+
+    async def still_leader(self) -> bool:
+        return self.is_leader
+
+    async def release(self) -> None:
+        self.is_leader = False
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with serving() as found:
+        yield found
+
+
+@pytest.fixture
+async def store(migrated_url: str) -> AsyncIterator[Store]:
+    async with await Store.open(migrated_url) as opened:
+        yield opened
+
+
+def notifier(store: Store, *, leader: bool = True, **options: object) -> Notifier:
+    policy = DeliveryPolicy(backoff=0.1, check_every=0.2)
+    fields: dict[str, object] = {
+        "store": store,
+        "leadership": Switch(leader),
+        "health": HealthRegistry(),
+        "clock": utcnow,
+        "policy": policy,
+    }
+    fields.update(options)
+    return Notifier(**fields)  # type: ignore[arg-type]
+
+
+async def open_incident(store: Store) -> None:
+    """An incident opened the way the monitor does it, stamped now."""
+    from tests.store.conftest import make_incident, open_incident
+
+    await open_incident(store, make_incident(severity=Severity.CRITICAL, at=utcnow()))
+
+
+# -- the policy ---------------------------------------------------------------------------------
+
+
+def test_the_backoff_doubles_up_to_its_ceiling() -> None:
+    policy = DeliveryPolicy(backoff=10, max_backoff=60)
+    assert [policy.retry_delay(n) for n in range(1, 7)] == [10, 20, 40, 60, 60, 60]
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"max_attempts": 0}, "max_attempts"),
+        ({"backoff": 0}, "backoff"),
+        ({"backoff": float("inf")}, "backoff"),
+        ({"send_timeout": -1}, "send_timeout"),
+        ({"concurrency": 0}, "concurrency"),
+        ({"lease": 30, "send_timeout": 30}, "lease"),
+        ({"lease": 100, "send_timeout": 30, "batch": 32, "concurrency": 8}, "lease"),
+    ],
+)
+def test_a_policy_that_cannot_work_is_refused(options: dict[str, float], field: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        DeliveryPolicy(**options)  # type: ignore[arg-type]
+    assert caught.value.field == field
+
+
+# -- leadership and stopping ---------------------------------------------------------------------
+
+
+async def test_only_the_leader_dispatches(store: Store, receiver: Receiver) -> None:
+    await store.add_channel({"name": "ops", "url": receiver.url()}, now=utcnow())
+    await open_incident(store)
+    follower = notifier(store, leader=False)
+    stop = asyncio.Event()
+    task = asyncio.create_task(follower.run(stop))
+    try:
+        # a follower's round ends with a heartbeat, having claimed nothing
+        await wait_until(
+            lambda: (
+                (h := follower.health.get(NOTIFIER_TASK)) is not None
+                and (h.last_heartbeat is not None)
+            )
+        )
+        [row] = await store.list_notifications()
+        assert (row.status, row.attempts) == (OutboxStatus.PENDING, 0)
+        assert receiver.hits == [] and not follower.status().dispatching
+
+        follower.leadership.is_leader = True  # type: ignore[misc]  # the test's Switch
+        follower.wake()
+        await receiver.wait_for(lambda: len(receiver.hits) == 1)
+        await wait_until(lambda: follower.status().delivered == 1)
+    finally:
+        stop.set()
+        await task
+
+
+async def test_a_clean_stop_finishes_and_records_the_delivery_under_way(
+    store: Store, receiver: Receiver
+) -> None:
+    receiver.hold["/slow"] = asyncio.Event()
+    await store.add_channel({"name": "slow", "url": receiver.url("/slow")}, now=utcnow())
+    await open_incident(store)
+    dispatcher = notifier(store)
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop))
+    await receiver.wait_for(lambda: len(receiver.hits) == 1)
+    stop.set()  # while the request is held open
+    receiver.hold["/slow"].set()
+    await task
+    [row] = await store.list_notifications()
+    assert (row.status, row.attempts) == (OutboxStatus.SENT, 1)
+
+
+# -- rows that cannot be sent ------------------------------------------------------------------
+
+
+async def test_a_disabled_or_missing_channel_fails_its_rows_at_once(
+    store: Store, receiver: Receiver
+) -> None:
+    await store.add_channel({"name": "paused", "url": receiver.url("/paused")}, now=utcnow())
+    await open_incident(store)
+    await store.update_channel("paused", {"enabled": False}, now=utcnow())
+    await store.enqueue_notifications(1, ["never-added"], now=utcnow())
+    dispatcher = notifier(store)
+    assert await dispatcher.run_once() == 0
+    failed = {row.channel: row for row in await store.list_notifications(status="failed")}
+    assert failed["paused"].last_error == "the channel was disabled before delivery"
+    assert failed["never-added"].last_error == "there is no channel named 'never-added'"
+    assert failed["paused"].attempts == 1  # no retry: another attempt cannot do better
+    assert receiver.hits == []
+    assert dispatcher.status().given_up == 2
+
+
+async def test_a_transport_that_raises_is_retried_not_fatal(store: Store) -> None:
+    await store.add_channel({"name": "ops", "url": "json://127.0.0.1:9/hook"}, now=utcnow())
+    await open_incident(store)
+    calls: list[str] = []
+
+    async def broken(channel: Channel, message: Message) -> None:
+        calls.append(message.idempotency_key)
+        raise RuntimeError("transport bug")
+
+    dispatcher = notifier(store, sender=broken)
+    assert await dispatcher.run_once() == 0
+    [row] = await store.list_notifications()
+    assert (row.status, row.attempts) == (OutboxStatus.PENDING, 1)
+    assert row.last_error == "RuntimeError: transport bug"
+    assert row.next_attempt_at > utcnow() - timedelta(seconds=1)
+    assert calls == [row.idempotency_key]
+
+
+async def test_a_message_that_cannot_be_formatted_fails_without_retrying(
+    store: Store, receiver: Receiver
+) -> None:
+    await store.add_channel({"name": "ops", "url": receiver.url()}, now=utcnow())
+    await open_incident(store)
+    dispatcher = notifier(store, base_url="ftp://not-a-dashboard")
+    await dispatcher.run_once()
+    [row] = await store.list_notifications()
+    assert row.status is OutboxStatus.FAILED
+    assert row.last_error is not None and row.last_error.startswith("cannot format the message")
+    assert receiver.hits == []
