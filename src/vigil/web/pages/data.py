@@ -1,0 +1,418 @@
+"""What each page section shows, read the way the JSON API reads it.
+
+Every loader calls the API's own route function (``vigil.web.routes``), so a page does exactly
+the reads the API would, through the same read cache, and hands the templates the API's
+response models. A page loads its sections concurrently (``asyncio.gather``). Hot data (open
+incidents, the summary, rules, current values, health) comes from the live view, history from
+the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy import select
+
+from vigil.core import Event, NotFoundError, Severity, Status, ValidationError
+from vigil.core.rules import METRIC_PATTERN
+from vigil.runtime import Vigil
+from vigil.store import models
+from vigil.store._base import event_from_row
+from vigil.store.errors import translated_errors
+from vigil.web.auth import Principal, web_state
+from vigil.web.routes import alerts as alerts_api
+from vigil.web.routes import metrics as metrics_api
+from vigil.web.routes import system as system_api
+
+HISTORY_PAGE_SIZE = 25
+RECOVERIES_SHOWN = 10
+LATEST_SHOWN = 8
+FREQUENCY_DAYS = (7, 30, 90)
+DEFAULT_DAYS = 30
+SPARKLINE_POINTS = 60
+SPARKLINE_RANGE = timedelta(hours=1)
+# Ranges end just after now: the last cycle's samples are stamped now, and ends are exclusive.
+LATEST = timedelta(seconds=1)
+CHART_POINTS = 300
+TIMELINE_LIMIT = 200
+
+Context = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class HistoryFilters:
+    """The history section's query, parsed from the page's query string. ``errors`` names
+    each field that could not be used (the rest still apply)."""
+
+    severity: Severity | None = None
+    status: Status | None = None
+    metric: str | None = None
+    start_day: date | None = None
+    end_day: date | None = None
+    page: int = 1
+    days: int = DEFAULT_DAYS
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def start(self) -> datetime | None:
+        if self.start_day is None:
+            return None
+        return datetime(self.start_day.year, self.start_day.month, self.start_day.day, tzinfo=UTC)
+
+    @property
+    def end(self) -> datetime | None:
+        """Exclusive: the day after the last day asked for."""
+        if self.end_day is None:
+            return None
+        last = datetime(self.end_day.year, self.end_day.month, self.end_day.day, tzinfo=UTC)
+        return last + timedelta(days=1)
+
+    def query(self, **overrides: Any) -> dict[str, str]:
+        """The query string that shows these filters (for links: pages, frequency days)."""
+        values: dict[str, Any] = {
+            "severity": self.severity.value if self.severity else "",
+            "status": self.status.value if self.status else "",
+            "metric": self.metric or "",
+            "from": self.start_day.isoformat() if self.start_day else "",
+            "to": self.end_day.isoformat() if self.end_day else "",
+            "page": self.page,
+            "days": self.days,
+        }
+        values.update(overrides)
+        defaults = {"page": 1, "days": DEFAULT_DAYS}
+        return {
+            key: str(value)
+            for key, value in values.items()
+            if value not in ("", None) and defaults.get(key) != value
+        }
+
+    @property
+    def active(self) -> bool:
+        return any((self.severity, self.status, self.metric, self.start_day, self.end_day))
+
+    @classmethod
+    def parse(cls, params: Mapping[str, str]) -> HistoryFilters:
+        errors: dict[str, str] = {}
+
+        def choice(name: str, kind: type[Severity] | type[Status]) -> Any:
+            raw = params.get(name, "").strip()
+            if not raw:
+                return None
+            try:
+                return kind(raw)
+            except ValueError:
+                errors[name] = f"{raw!r} is not a {name}"
+                return None
+
+        def day(name: str) -> date | None:
+            raw = params.get(name, "").strip()
+            if not raw:
+                return None
+            try:
+                return date.fromisoformat(raw)
+            except ValueError:
+                errors[name] = "must be a date (YYYY-MM-DD)"
+                return None
+
+        severity, status = choice("severity", Severity), choice("status", Status)
+        metric = params.get("metric", "").strip() or None
+        if metric is not None and not METRIC_PATTERN.fullmatch(metric):
+            errors["metric"] = f"{metric[:100]!r} is not a metric name"
+            metric = None
+        start_day, end_day = day("from"), day("to")
+        if start_day and end_day and end_day < start_day:
+            errors["to"] = "must be on or after the 'from' day"
+            end_day = None
+        page = _int(params.get("page"), default=1, low=1, high=alerts_api.MAX_PAGE)
+        days = _int(params.get("days"), default=DEFAULT_DAYS, low=1, high=365)
+        return cls(
+            severity=severity,
+            status=status,
+            metric=metric,
+            start_day=start_day,
+            end_day=end_day,
+            page=page,
+            days=days if days in FREQUENCY_DAYS else DEFAULT_DAYS,
+            errors=errors,
+        )
+
+
+def _int(raw: str | None, *, default: int, low: int, high: int) -> int:
+    try:
+        value = int(raw) if raw else default
+    except ValueError:
+        return default
+    return min(max(value, low), high)
+
+
+@dataclass(frozen=True)
+class Reads:
+    """One request's reads: the request and caller the API route functions expect."""
+
+    request: Request
+    principal: Principal
+    filters: HistoryFilters = field(default_factory=HistoryFilters)
+
+    @property
+    def vigil(self) -> Vigil:
+        return web_state(self.request).vigil
+
+
+# -- the Alerts & Incidents page ----------------------------------------------------------------
+
+
+async def summary_section(reads: Reads) -> Context:
+    return {"summary": await alerts_api.summary(reads.request, reads.principal)}
+
+
+async def active_section(reads: Reads) -> Context:
+    return {"active": await alerts_api.active(reads.request, reads.principal)}
+
+
+async def rules_section(reads: Reads) -> Context:
+    # /api/metrics answers both: every rule with its current value and level.
+    current = await metrics_api.current(reads.request, reads.principal)
+    return {"rules": [item for item in current if item.rule is not None]}
+
+
+async def history_section(reads: Reads) -> Context:
+    filters = reads.filters
+    try:
+        page = await alerts_api.history(
+            reads.request,
+            reads.principal,
+            severity=filters.severity,
+            status=filters.status,
+            metric=filters.metric,
+            start=filters.start,
+            end=filters.end,
+            page=filters.page,
+            page_size=HISTORY_PAGE_SIZE,
+        )
+    except ValidationError as exc:  # the filters' own checks leave nothing for the store
+        return {"history": None, "history_error": str(exc)}
+    return {"history": page, "history_error": None}
+
+
+async def recoveries_section(reads: Reads) -> Context:
+    found = await alerts_api.auto_recovery(reads.request, reads.principal, limit=RECOVERIES_SHOWN)
+    return {"recoveries": found}
+
+
+async def frequency_section(reads: Reads) -> Context:
+    days = reads.filters.days
+    counts = await alerts_api.stats(reads.request, reads.principal, days=days)
+    totals = {
+        "total": sum(day.total for day in counts),
+        "critical": sum(day.critical for day in counts),
+        "warning": sum(day.warning for day in counts),
+        "info": sum(day.info for day in counts),
+    }
+    return {
+        "frequency": counts,
+        "frequency_json": [day.model_dump(mode="json") for day in counts],
+        "frequency_totals": totals,
+        "frequency_days": days,
+    }
+
+
+Loader = Callable[[Reads], Awaitable[Context]]
+
+ALERTS_SECTIONS: dict[str, Loader] = {
+    "summary": summary_section,
+    "active": active_section,
+    "rules": rules_section,
+    "history": history_section,
+    "recoveries": recoveries_section,
+    "frequency": frequency_section,
+}
+
+
+# -- the Overview -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Spark:
+    """A sparkline drawn on the server (an SVG polyline in a 0..100 x 0..30 box), so the card
+    reads without JavaScript."""
+
+    points: str
+    warning_y: float | None
+    critical_y: float | None
+    low: float
+    high: float
+    samples: int
+
+
+def sparkline(
+    values: list[float], *, warning: float | None, critical: float | None
+) -> Spark | None:
+    if not values:
+        return None
+    marks = [v for v in (warning, critical) if v is not None]
+    low, high = min([*values, *marks]), max([*values, *marks])
+    if high == low:
+        high, low = high + 1, low - 1
+    span = high - low
+
+    def y(value: float) -> float:
+        return round(28 - (value - low) / span * 26, 2)
+
+    step = 100 / max(1, len(values) - 1)
+    points = " ".join(f"{round(i * step, 2)},{y(v)}" for i, v in enumerate(values))
+    if len(values) == 1:
+        points = f"0,{y(values[0])} 100,{y(values[0])}"
+    return Spark(
+        points=points,
+        warning_y=y(warning) if warning is not None else None,
+        critical_y=y(critical) if critical is not None else None,
+        low=min(values),
+        high=max(values),
+        samples=len(values),
+    )
+
+
+async def cards_section(reads: Reads) -> Context:
+    current = await metrics_api.current(reads.request, reads.principal)
+    end = reads.vigil.clock() + LATEST
+    histories = await asyncio.gather(
+        *(
+            metrics_api.history(
+                reads.request,
+                reads.principal,
+                metric=item.metric,
+                start=end - SPARKLINE_RANGE,
+                end=end,
+                max_points=SPARKLINE_POINTS,
+            )
+            for item in current
+        )
+    )
+    cards = []
+    for item, history in zip(current, histories, strict=True):
+        rule = item.rule
+        spark = sparkline(
+            [point.mean for point in history.points],
+            warning=rule.warning if rule else None,
+            critical=rule.critical if rule else None,
+        )
+        cards.append({"metric": item, "spark": spark})
+    return {"cards": cards}
+
+
+async def health_section(reads: Reads) -> Context:
+    health = await system_api.health(reads.request, reads.principal)
+    return {"health": health}
+
+
+async def latest_section(reads: Reads) -> Context:
+    page = await alerts_api.history(reads.request, reads.principal, page=1, page_size=LATEST_SHOWN)
+    return {"latest": page.items}
+
+
+OVERVIEW_SECTIONS: dict[str, Loader] = {
+    "cards": cards_section,
+    "health": health_section,
+    "latest": latest_section,
+}
+
+
+# -- one incident -------------------------------------------------------------------------------
+
+
+async def incident_events(reads: Reads, incident_id: uuid.UUID) -> list[Event]:
+    """The incident's events in order: its timeline.
+
+    The store has no such read yet, and neither has the API; this is the one query pages make
+    themselves (indexed: ``ix_events_incident_id``). It belongs in ``Store`` when the API
+    grows ``GET /api/alerts/incidents/{id}/events``.
+    """
+    table = models.events
+    statement = (
+        select(table)
+        .where(table.c.incident_id == incident_id)
+        .order_by(table.c.id)
+        .limit(TIMELINE_LIMIT)
+    )
+    with translated_errors("reading an incident's events"):
+        async with reads.vigil.store.engine.connect() as connection:
+            rows = (await connection.execute(statement)).all()
+    return [event_from_row(row) for row in rows]
+
+
+def chart_window(
+    triggered: datetime, resolved: datetime | None, now: datetime
+) -> tuple[datetime, datetime]:
+    """The time range around an incident: some calm before it, all of it, and (once it is
+    resolved) some calm after it, never past now."""
+    end = resolved if resolved is not None else now
+    pad = max(timedelta(minutes=15), (end - triggered) / 2)
+    end = min(now, end + pad) + LATEST if resolved is not None else now + LATEST
+    start = triggered - pad
+    return start, max(end, start + timedelta(minutes=1))
+
+
+def incident_uuid(text: str) -> uuid.UUID:
+    """An incident id from a URL; a malformed one is simply not found."""
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise NotFoundError("incident", text[:64]) from None
+
+
+async def incident_detail(reads: Reads, incident_id: str) -> Context:
+    ident = incident_uuid(incident_id)
+    incident = await alerts_api.get_incident(reads.request, ident, reads.principal)
+    now = reads.vigil.clock()
+    start, end = chart_window(incident.triggered_at, incident.resolved_at, now)
+    events, history = await asyncio.gather(
+        incident_events(reads, incident.id),
+        metrics_api.history(
+            reads.request,
+            reads.principal,
+            metric=incident.metric,
+            start=start,
+            end=end,
+            max_points=CHART_POINTS,
+        ),
+    )
+    rule = reads.vigil.view.rules.get(incident.metric)
+    chart = {
+        "metric": incident.metric,
+        "unit": rule.unit if rule else "",
+        "label": rule.display_name if rule else incident.metric,
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "triggered_at": incident.triggered_at.isoformat(),
+        "resolved_at": incident.resolved_at.isoformat() if incident.resolved_at else None,
+        "points": [
+            {"t": point.time.isoformat(), "mean": point.mean, "min": point.min, "max": point.max}
+            for point in history.points
+        ],
+        "thresholds": {
+            "warning": rule.warning if rule else None,
+            "critical": rule.critical if rule else None,
+            "at_trigger": incident.threshold,
+        },
+    }
+    return {
+        "incident": incident,
+        "events": events,
+        "rule": rule,
+        "chart": chart,
+        "history": history,
+    }
+
+
+async def load(loaders: Mapping[str, Loader], names: list[str], reads: Reads) -> Context:
+    """Several sections at once; their reads run concurrently."""
+    context: Context = {}
+    for part in await asyncio.gather(*(loaders[name](reads) for name in names)):
+        context.update(part)
+    return context

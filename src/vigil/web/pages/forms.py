@@ -1,0 +1,79 @@
+"""Plain HTML forms: reading an urlencoded body, checking its CSRF field, and where to go back.
+
+The API takes JSON and its CSRF token in a header; a form without JavaScript can send neither,
+so pages accept ``application/x-www-form-urlencoded`` with the token as a hidden field, checked
+with the same keys as the header. (python-multipart is not needed for urlencoded bodies.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from urllib.parse import parse_qsl, urlsplit
+
+from fastapi import Request
+
+from vigil.core import ValidationError
+from vigil.store import Role
+from vigil.web.auth import Principal, web_state
+from vigil.web.errors import CsrfError, ForbiddenError, NotAuthenticatedError
+
+CSRF_FIELD = "csrf_token"
+MAX_FORM_BYTES = 64 * 1024
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+class FormTooLargeError(ValidationError):
+    def __init__(self) -> None:
+        super().__init__("form", f"is larger than {MAX_FORM_BYTES // 1024} KiB")
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """The submitted fields (the last value of a repeated field wins)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in ("", FORM_TYPE):
+        raise ValidationError("form", f"must be sent as {FORM_TYPE}")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise FormTooLargeError()
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValidationError("form", "must be UTF-8") from None
+    return dict(parse_qsl(text, keep_blank_values=True, max_num_fields=100))
+
+
+def authorize_form(
+    request: Request,
+    principal: Principal | None,
+    form: Mapping[str, str],
+    *,
+    admin: bool,
+) -> Principal:
+    """The checks ``vigil.web.auth.authorize`` makes for an API change, with the CSRF token
+    taken from the form instead of a header."""
+    if principal is None:
+        raise NotAuthenticatedError("sign in first")
+    if admin and principal.role is not Role.ADMIN:
+        raise ForbiddenError(f"this needs the admin role; {principal.name!r} is {principal.role}")
+    if not admin and not principal.can_read:
+        raise ForbiddenError(f"{principal.name!r} may not use the dashboard")
+    if principal.kind == "session":
+        assert principal.session_id is not None
+        keys = web_state(request).auth.keys
+        if not keys.check_csrf(principal.session_id, form.get(CSRF_FIELD)):
+            raise CsrfError("the form is out of date or was not sent from this dashboard")
+    return principal
+
+
+def local_path(target: str | None, *, default: str = "/") -> str:
+    """``target`` if it is a path on this site, else ``default``: no open redirects."""
+    if not target:
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return default
+    if "\\" in target or any(ord(c) < 32 for c in target):
+        return default
+    return target
