@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -70,7 +71,6 @@ STATUS: tuple[tuple[type[Exception], int, str], ...] = (
 )
 
 _HTTP_CODES = {
-    400: "bad_request",
     401: "not_authenticated",
     403: "forbidden",
     404: "not_found",
@@ -169,8 +169,28 @@ async def _request_validation_error(request: Request, exc: Exception) -> JSONRes
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:  # FastAPI could not read the body (not UTF-8, say): bad input
+        return error_response(422, "invalid", f"body: {exc.detail}", field="body")
     code = _HTTP_CODES.get(exc.status_code, "error")
-    return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Starlette names only the methods of the first route with this path; a path can
+        # have several (GET and PUT of a rule).
+        headers["Allow"] = ", ".join(sorted(_methods_for(request)))
+    return error_response(exc.status_code, code, str(exc.detail), headers=headers)
+
+
+def _methods_for(request: Request) -> set[str]:
+    path: str = request.scope["path"]
+    root: str = request.scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.router.routes):
+        pattern = getattr(route, "path_regex", None)
+        if pattern is not None and pattern.match(path) and route.methods:
+            methods |= route.methods
+    return methods
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -14,10 +14,12 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
     StrictInt,
+    StringConstraints,
 )
 
 from vigil.core import (
@@ -48,6 +50,16 @@ def _safe_text(value: str) -> str:
     return value
 
 
+_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def _iso_only(value: object) -> object:
+    """Pydantic would read a number as Unix time; the API speaks ISO-8601 only."""
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("must be an ISO-8601 date and time with a time zone")
+    return value
+
+
 def _utc(value: datetime) -> datetime:
     try:
         return value.astimezone(UTC)
@@ -55,8 +67,8 @@ def _utc(value: datetime) -> datetime:
         raise ValueError("is out of range once converted to UTC") from None
 
 
-Text = Annotated[str, AfterValidator(_safe_text)]
-UtcDateTime = Annotated[AwareDatetime, AfterValidator(_utc)]
+Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$"), AfterValidator(_safe_text)]
+UtcDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_only), AfterValidator(_utc)]
 Finite = Annotated[float, Field(allow_inf_nan=False, strict=True)]
 
 

@@ -6,6 +6,7 @@ auto-recoveries from the database through the read cache.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC
 from typing import Annotated
 
@@ -141,9 +142,9 @@ async def history(
 
 
 @router.get(
-    "/incidents/{incident_id}", responses=responses(401, 403, 404, 503), summary="One incident"
+    "/incidents/{incident_id:uuid}", responses=responses(401, 403, 404, 503), summary="One incident"
 )
-async def get_incident(request: Request, incident_id: str, _: Viewer) -> IncidentOut:
+async def get_incident(request: Request, incident_id: uuid.UUID, _: Viewer) -> IncidentOut:
     vigil = web_state(request).vigil
     return IncidentOut.of(await vigil.store.get_incident(incident_id), now=vigil.clock())
 
@@ -169,12 +170,12 @@ async def acknowledge_all(
 
 
 @router.post(
-    "/incidents/{incident_id}/acknowledge",
+    "/incidents/{incident_id:uuid}/acknowledge",
     responses=ACTION,
     summary="Acknowledge an active incident",
 )
 async def acknowledge(
-    request: Request, incident_id: str, principal: Admin, body: Notes = None
+    request: Request, incident_id: uuid.UUID, principal: Admin, body: Notes = None
 ) -> IncidentOut:
     vigil = web_state(request).vigil
     notes = body.notes if body is not None else None
@@ -183,12 +184,12 @@ async def acknowledge(
 
 
 @router.post(
-    "/incidents/{incident_id}/resolve",
+    "/incidents/{incident_id:uuid}/resolve",
     responses=ACTION,
     summary="Resolve an open incident by hand",
 )
 async def resolve(
-    request: Request, incident_id: str, principal: Admin, body: Notes = None
+    request: Request, incident_id: uuid.UUID, principal: Admin, body: Notes = None
 ) -> IncidentOut:
     vigil = web_state(request).vigil
     notes = body.notes if body is not None else None

@@ -25,6 +25,7 @@ MAX_FUTURE = timedelta(minutes=5)  # clock skew allowed to a pusher
     description="Needs no credentials. `status` is `ok`, or `degraded` when the database or "
     "a background task is failing; signed-in viewers and admins also get `details`.",
     responses=responses(503),
+    openapi_extra={"security": [{}]},  # anonymous callers too: the schemes are optional
 )
 async def health(request: Request, principal: MaybePrincipal) -> HealthOut:
     vigil = web_state(request).vigil
