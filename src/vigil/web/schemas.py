@@ -192,6 +192,13 @@ class IncidentOut(BaseModel):
             duration_s=max(0.0, incident.duration_s(now)),
         )
 
+    def at(self, now: datetime) -> IncidentOut:
+        """This incident with its duration counted to ``now`` if it is still open."""
+        if self.status is Status.RESOLVED:
+            return self
+        duration = max(0.0, (now - self.triggered_at).total_seconds())
+        return self.model_copy(update={"duration_s": duration})
+
 
 class IncidentPage(BaseModel):
     items: list[IncidentOut]
@@ -214,6 +221,13 @@ class IncidentPage(BaseModel):
             pages=page.pages,
             next_cursor=page.next_cursor,
         )
+
+    def at(self, now: datetime) -> IncidentPage:
+        """The same page with open incidents' durations counted to ``now`` (a cached page is
+        built once; only these change until the data does)."""
+        if all(item.status is Status.RESOLVED for item in self.items):
+            return self
+        return self.model_copy(update={"items": [item.at(now) for item in self.items]})
 
 
 class IncidentAction(BaseModel):

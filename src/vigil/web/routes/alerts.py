@@ -12,9 +12,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request
 
-from vigil.core import Incident, NotFoundError, Severity, Status
+from vigil.core import NotFoundError, Severity, Status
 from vigil.core.rules import METRIC_PATTERN
-from vigil.store.records import Page
 from vigil.web.auth import Admin, Viewer, web_state
 from vigil.web.errors import responses
 from vigil.web.schemas import (
@@ -125,8 +124,8 @@ async def history(
     vigil = state.vigil
     key = ("history", severity, status, metric, start, end, page, page_size, cursor)
 
-    async def load() -> Page[Incident]:
-        return await vigil.store.incident_history(
+    async def load() -> IncidentPage:
+        found = await vigil.store.incident_history(
             severity=severity,
             status=status,
             metric=metric,
@@ -136,9 +135,11 @@ async def history(
             page_size=page_size,
             cursor=cursor,
         )
+        return IncidentPage.of(found, now=vigil.clock())
 
-    found = await state.cache.get(key, load)
-    return IncidentPage.of(found, now=vigil.clock())
+    # Built once per change of the data; only open incidents' durations move with the clock.
+    cached = await state.cache.get(key, load)
+    return cached.at(vigil.clock())
 
 
 @router.get(
@@ -213,8 +214,12 @@ async def stats(
     vigil = state.vigil
     now = vigil.clock()
     key = ("stats", days, now.astimezone(UTC).date())
-    counts = await state.cache.get(key, lambda: vigil.store.frequency(days=days, now=now))
-    return [DayCountOut.of(count) for count in counts]
+
+    async def load() -> list[DayCountOut]:
+        counts = await vigil.store.frequency(days=days, now=now)
+        return [DayCountOut.of(count) for count in counts]
+
+    return await state.cache.get(key, load)
 
 
 @router.get(
@@ -228,8 +233,10 @@ async def auto_recovery(
 ) -> list[IncidentOut]:
     state = web_state(request)
     vigil = state.vigil
-    found = await state.cache.get(
-        ("auto-recovery", limit), lambda: vigil.store.auto_recoveries(limit=limit)
-    )
-    now = vigil.clock()
-    return [IncidentOut.of(incident, now=now) for incident in found]
+
+    async def load() -> list[IncidentOut]:
+        found = await vigil.store.auto_recoveries(limit=limit)
+        now = vigil.clock()
+        return [IncidentOut.of(incident, now=now) for incident in found]  # all resolved
+
+    return await state.cache.get(("auto-recovery", limit), load)
