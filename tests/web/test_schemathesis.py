@@ -134,3 +134,35 @@ def test_the_api_honours_its_own_schema(case: Case[Any], server: ServerThread) -
         # critical, a cursor this server issued, a password that matches (422 or 401).
         excluded_checks=[schemathesis.checks.positive_data_acceptance],
     )
+
+
+def test_call_sequences_honour_the_schema(server: ServerThread) -> None:
+    """Stateful: responses feed later requests (an incident id from the active list into
+    acknowledge and resolve, a metric into its rule), with the same checks."""
+    machine: Any = schema.as_state_machine()
+
+    class Workflow(machine):  # type: ignore[misc]
+        def get_call_kwargs(self, case: Case[Any]) -> dict[str, Any]:
+            role = "ingest" if case.path == "/api/ingest" else "admin"
+            return {
+                "base_url": server.base,
+                "headers": {"Authorization": f"Bearer {server.tokens[role]}"},
+            }
+
+        def validate_response(
+            self, response: Any, case: Case[Any], additional_checks: Any = None, **kwargs: Any
+        ) -> None:
+            case.validate_response(
+                response,
+                excluded_checks=[schemathesis.checks.positive_data_acceptance],
+                transport_kwargs=kwargs,
+            )
+
+    Workflow.run(
+        settings=settings(
+            max_examples=15,
+            stateful_step_count=6,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
