@@ -12,7 +12,7 @@ from argon2 import PasswordHasher
 from fastapi import FastAPI
 
 from vigil.runtime import Vigil
-from vigil.web import errors
+from vigil.web import errors, pages
 from vigil.web.auth import Authenticator
 from vigil.web.cache import ReadCache
 from vigil.web.live import KEEPALIVE_SECONDS, RING, LiveStream
@@ -79,6 +79,7 @@ def create_app(
     errors.install(app)
     for module in (alerts, metrics, system, auth):
         app.include_router(module.router)
+    app.include_router(pages.router)  # the dashboard's HTML pages and static files
     return app
 
 
