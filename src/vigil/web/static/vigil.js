@@ -143,11 +143,18 @@
     return element.value !== element.defaultValue;
   }
 
-  // A keyed element (an incident, a rule row) that the user is in the middle of.
+  // A keyed element (an incident, a rule row) that the user is in the middle of: typing in
+  // it, or with changes not yet saved.
   function busy(element) {
-    if (element.classList.contains("dirty") || element.contains(document.activeElement)) return true;
+    if (element.classList.contains("dirty")) return true;
+    const focused = document.activeElement;
+    if (isControl(focused) && focused.type !== "hidden" && element.contains(focused)) return true;
     return Array.from(element.querySelectorAll("input, select, textarea")).some(changed);
   }
+
+  // Where keyboard focus goes once an acted-on element is swapped: back to it, or to its
+  // section when it left (resolved).
+  let focusAfter = null;
 
   const deferred = new Set();
 
@@ -173,6 +180,16 @@
     });
     charts.destroyIn(old);
     old.replaceWith(fresh);
+    if (focusAfter && focusAfter.section === name) {
+      const target =
+        (focusAfter.key && fresh.querySelector('[data-key="' + CSS.escape(focusAfter.key) + '"] a')) ||
+        fresh.querySelector("h1, h2");
+      focusAfter = null;
+      if (target) {
+        if (!target.hasAttribute("tabindex") && target.tagName !== "A") target.setAttribute("tabindex", "-1");
+        target.focus();
+      }
+    }
     if (keep && document.contains(keep.element)) {
       keep.element.focus();
       try {
@@ -371,6 +388,12 @@
     buttons.forEach((button) => (button.disabled = false));
     if (result.ok) {
       if (note) note.value = note.defaultValue = "";
+      const keyed = form.closest("[data-key]");
+      const section = form.closest("[data-section]");
+      if (section && form.contains(document.activeElement)) {
+        focusAfter = { key: keyed ? keyed.dataset.key : "", section: section.dataset.section };
+        document.activeElement.blur(); // let the refreshed card replace this one
+      }
       if (errorBox) errorBox.hidden = true;
       notice(done[form.dataset.action], "ok");
     } else if (errorBox) {
