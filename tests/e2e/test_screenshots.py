@@ -1,0 +1,90 @@
+"""Every page in light and dark, on a desktop and on a phone, saved under artifacts/e2e/.
+
+With VIGIL_UPDATE_SCREENSHOTS=1 the Alerts page and the Overview are also copied into
+docs/screenshots/ for the README (commit them when the pages change).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from .support import Dashboard, new_tab, populate, screenshot_path, sign_in, wait_live
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+BACKGROUND = {"light": "rgb(246, 247, 249)", "dark": "rgb(17, 20, 24)"}
+
+
+async def settled(page: Page, *, charts: int = 0) -> None:
+    """Live, and its charts drawn: what a person would see after a moment."""
+    await wait_live(page)
+    if charts:
+        await expect(page.locator("canvas")).to_have_count(charts)
+        await page.wait_for_function(
+            "() => [...document.querySelectorAll('canvas')].every(c => Chart.getChart(c))"
+        )
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+async def test_screenshots_of_every_page(browser: Browser, board: Dashboard, scheme: str) -> None:
+    await populate(board)
+    incident = board.running.view.active()[0]
+    shots: list[Path] = []
+
+    anonymous = await new_tab(browser, scheme=scheme)
+    await anonymous.page.goto(f"{board.url}/login")
+    shots.append(screenshot_path("login", scheme))
+    await anonymous.page.screenshot(path=shots[-1], full_page=True)
+
+    tab = await new_tab(browser, scheme=scheme)
+    page = tab.page
+    await sign_in(tab, board, "ana")
+    background = await page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == BACKGROUND[scheme]
+    await settled(page, charts=1)
+    await expect(page.locator("#active li.incident")).to_have_count(2)
+    shots.append(screenshot_path("alerts", scheme))
+    await page.screenshot(path=shots[-1], full_page=True)
+
+    await page.goto(f"{board.url}/")
+    await settled(page)
+    await expect(page.locator("#cards svg.spark")).to_have_count(10)
+    shots.append(screenshot_path("overview", scheme))
+    await page.screenshot(path=shots[-1], full_page=True)
+
+    await page.goto(f"{board.url}/incidents/{incident.id}")
+    await settled(page, charts=1)
+    shots.append(screenshot_path("incident", scheme))
+    await page.screenshot(path=shots[-1], full_page=True)
+
+    viewer = await new_tab(browser, scheme=scheme)
+    await sign_in(viewer, board, "vic")
+    await settled(viewer.page, charts=1)
+    shots.append(screenshot_path("alerts-viewer", scheme))
+    await viewer.page.screenshot(path=shots[-1], full_page=True)
+
+    phone = await new_tab(browser, scheme=scheme, width=390)
+    await sign_in(phone, board, "ana", path="/")
+    await settled(phone.page)
+    shots.append(screenshot_path("overview-phone", scheme))
+    await phone.page.screenshot(path=shots[-1])
+    await phone.page.goto(f"{board.url}/alerts")
+    await settled(phone.page, charts=1)
+    shots.append(screenshot_path("alerts-phone", scheme))
+    await phone.page.screenshot(path=shots[-1])
+    await phone.page.locator("#rules").scroll_into_view_if_needed()
+    shots.append(screenshot_path("rules-phone", scheme))
+    await phone.page.screenshot(path=shots[-1])
+
+    for shot in shots:
+        assert shot.stat().st_size > 10_000, shot  # a page, not a blank
+    if os.environ.get("VIGIL_UPDATE_SCREENSHOTS") == "1":
+        DOCS.mkdir(parents=True, exist_ok=True)
+        for name in ("alerts", "overview"):
+            shutil.copyfile(screenshot_path(name, scheme), DOCS / f"{name}-{scheme}.png")
+    for each in (anonymous, tab, viewer, phone):
+        each.assert_clean()
