@@ -293,3 +293,19 @@ async def test_migration_0002_goes_down_and_up_keeping_the_outbox(store: Store) 
     [row] = await store.list_notifications()
     assert (row.incident_id, row.repeat, row.channel) == (incident.id, 0, "ops")
     assert await store.list_channels() == []
+
+
+async def test_deliveries_recorded_together_mark_only_pending_rows(store: Store) -> None:
+    await _channel(store, "a")
+    await _channel(store, "b")
+    await _channel(store, "c")
+    await open_incident(store)
+    a, b, c = sorted(
+        await store.claim_notifications(now=T0, lease=LEASE), key=lambda d: d.item.channel
+    )
+    await store.settle_notification(c.item.id, now=T0, error="gone")  # failed meanwhile
+    assert await store.settle_sent([a.item.id, b.item.id, c.item.id], now=T0) == 2
+    assert await store.settle_sent([a.item.id], now=T0) == 0  # already sent: unchanged
+    status = {row.channel: row.status for row in await store.list_notifications()}
+    assert status == {"a": OutboxStatus.SENT, "b": OutboxStatus.SENT, "c": OutboxStatus.FAILED}
+    assert await store.settle_sent([], now=T0) == 0

@@ -133,6 +133,10 @@ class Notifier:
         self._last_check_at: datetime | None = None
         self._database_ok = True
         self._next_reminder_check: datetime | None = None
+        # Outcomes are written one transaction at a time, deliveries that finished meanwhile
+        # together (group commit): concurrent writers would only queue on SQLite's lock.
+        self._writing = asyncio.Lock()
+        self._unrecorded: dict[int, asyncio.Future[None]] = {}
 
     def follow(self, event: Event) -> None:
         """An event listener: a stored incident event may have outbox rows; go and look."""
@@ -281,15 +285,16 @@ class Notifier:
             error = "the channel was disabled before delivery"
         else:
             error, final = await self._attempt(delivery, channel)
-        now = self.clock()
         if error is None:
-            await self.store.settle_notification(item.id, now=now)
+            await self._record_sent(item.id)
             self._delivered += 1
             return True
+        now = self.clock()
         self._failed_attempts += 1
         self._last_error, self._last_error_at = f"{item.channel}: {error}", now
         if final or item.attempts >= self.policy.max_attempts:
-            await self.store.settle_notification(item.id, now=now, error=error)
+            async with self._writing:
+                await self.store.settle_notification(item.id, now=now, error=error)
             self._given_up += 1
             logger.warning(
                 "Vigil gave up notifying %r of event %s after %d attempt(s): %s",
@@ -300,9 +305,10 @@ class Notifier:
             )
         else:
             delay = timedelta(seconds=self.policy.retry_delay(item.attempts))
-            await self.store.settle_notification(
-                item.id, now=now, error=error, retry_at=now + delay
-            )
+            async with self._writing:
+                await self.store.settle_notification(
+                    item.id, now=now, error=error, retry_at=now + delay
+                )
             logger.info(
                 "Vigil could not notify %r (attempt %d), retrying in %s: %s",
                 item.channel,
@@ -311,6 +317,24 @@ class Notifier:
                 error,
             )
         return False
+
+    async def _record_sent(self, item_id: int) -> None:
+        """Mark a row sent; returns once that is committed. Whoever gets to write takes every
+        delivery waiting to be recorded into the same transaction."""
+        recorded = asyncio.get_running_loop().create_future()
+        self._unrecorded[item_id] = recorded
+        async with self._writing:
+            if not recorded.done():
+                batch, self._unrecorded = self._unrecorded, {}
+                try:
+                    await self.store.settle_sent(list(batch), now=self.clock())
+                except BaseException as exc:
+                    for waiting in batch.values():
+                        waiting.set_exception(exc)
+                else:
+                    for waiting in batch.values():
+                        waiting.set_result(None)
+        await recorded
 
     async def _attempt(self, delivery: Delivery, channel: Channel) -> tuple[str | None, bool]:
         """One attempt: the reason it failed (None if it did not) and whether trying again

@@ -218,6 +218,21 @@ class Channels(StoreBase):
             raise NotFoundError("notification", item_id)
         return outbox_item(row)
 
+    async def settle_sent(self, item_ids: Collection[int], *, now: datetime) -> int:
+        """Record several deliveries at once (a dispatcher's group commit); rows no longer
+        pending are left as they are. Returns how many were marked sent."""
+        check_time("now", now)
+        if not item_ids:
+            return 0
+        outbox = models.outbox
+        async with self._write("recording deliveries") as connection:
+            result = await connection.execute(
+                update(outbox)
+                .where(outbox.c.id.in_(list(item_ids)), outbox.c.status == OutboxStatus.PENDING)
+                .values(status=OutboxStatus.SENT, sent_at=now)
+            )
+        return int(result.rowcount)
+
     async def outbox_counts(self) -> OutboxCounts:
         outbox = models.outbox
         async with self._read("counting notifications") as connection:
