@@ -8,9 +8,11 @@ closes.
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import TracebackType
 
 from sqlalchemy import inspect
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vigil.store import migrate
 from vigil.store._accounts import Accounts
@@ -49,6 +51,7 @@ class Store(
         """
         engine = create_engine(url)
         store = cls(engine)
+        _check_sqlite_directory(engine)
         try:
             if upgrade is None:
                 upgrade = store.dialect == "sqlite"
@@ -103,4 +106,18 @@ class Store(
         state = "has no Vigil schema" if current is None else f"is at revision {current}"
         raise VigilStorageError(
             f"the database {state}; this Vigil needs {head}: run `vigil db upgrade`"
+        )
+
+
+def _check_sqlite_directory(engine: AsyncEngine) -> None:
+    """A SQLite file in a directory that does not exist cannot be created: say so before
+    connecting. (aiosqlite's failed connect also leaves its worker thread to report back to
+    the event loop later, which a caller that closes its loop at once then sees fail.)"""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return
+    directory = Path(database).expanduser().resolve().parent
+    if not directory.is_dir():
+        raise VigilStorageError(
+            f"cannot open the SQLite database {database}: the directory {directory} does not exist"
         )
