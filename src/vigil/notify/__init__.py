@@ -1,6 +1,7 @@
 """Notification channels through apprise: validation, message formatting and delivery.
 
-Importing this package imports apprise; nothing else in Vigil does.
+Importing this package imports apprise. The store imports it too (which channels want an
+event, and the outbox's keys); the dispatcher lives in ``vigil.runtime.notifier``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from vigil.notify.channels import (
     inspect_url,
     redacted_url,
     renotify_due,
+    subscribed,
     wants,
 )
 from vigil.notify.format import (
@@ -44,5 +46,6 @@ __all__ = [
     "renotify_due",
     "send",
     "send_test",
+    "subscribed",
     "wants",
 ]
