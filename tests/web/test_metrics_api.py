@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -250,3 +251,26 @@ async def test_two_apps_over_one_vigil_do_not_collide(api: Api) -> None:
         response = await client.get("/metrics", headers=api.auth("viewer"))
     assert response.status_code == 200
     assert ("vigil_ingested_samples_total", ()) in samples_of(response.text)
+
+
+async def test_an_oversized_body_is_refused_before_it_is_read(api: Api) -> None:
+    huge = b'{"instance": "s", "samples": [' + b" " * (9 * 1024 * 1024) + b"]}"
+    response = await api.post(
+        "/api/ingest", role="ingest", content=huge, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "too_large"
+
+
+async def test_an_oversized_body_without_a_length_is_cut_off_too(api: Api) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"instance": "s", "samples": ['
+        for _ in range(10):
+            yield b" " * (1024 * 1024)
+        yield b"]}"
+
+    response = await api.post(
+        "/api/ingest", role="ingest", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "too_large"

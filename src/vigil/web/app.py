@@ -25,6 +25,7 @@ from vigil.web.state import WebState, generation_of
 SESSION_SECONDS = 12 * 3600
 AUTH_CACHE_SECONDS = 2.0
 READ_CACHE_SECONDS = 10.0
+MAX_BODY = 8 * 1024 * 1024  # a full ingest batch is under 2 MiB; anything far larger is abuse
 
 DESCRIPTION = """\
 Vigil's REST API. Authenticate with an API token (`Authorization: Bearer ...`, from
@@ -77,6 +78,7 @@ def create_app(
     )
     app.state.vigil_web = state
     errors.install(app)
+    app.add_middleware(errors.BodyLimit, max_bytes=MAX_BODY)
     for module in (alerts, metrics, system, auth):
         app.include_router(module.router)
     app.include_router(pages.router)  # the dashboard's HTML pages and static files

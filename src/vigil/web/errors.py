@@ -12,11 +12,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import HTTPException as FastAPIHTTPException
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vigil.core.errors import (
     DuplicateIncidentError,
@@ -205,6 +207,39 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected)
 
 
+class BodyLimit:
+    """Refuses request bodies over ``max_bytes`` with 413, by their Content-Length before
+    reading, or as soon as a body without one grows past it: never held whole in memory."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        message = f"the request body is larger than {self.max_bytes // (1024 * 1024)} MiB"
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await error_response(413, "too_large", message)(scope, receive, send)
+                return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            incoming = await receive()
+            if incoming["type"] == "http.request":
+                received += len(incoming.get("body", b""))
+                if received > self.max_bytes:
+                    # An HTTPException passes FastAPI's body reading untouched (anything else
+                    # would become a 400); the handler above answers it in our shape.
+                    raise FastAPIHTTPException(413, message)
+            return incoming
+
+        await self.app(scope, limited, send)
+
+
 # For the OpenAPI schema: the error statuses each kind of route can answer.
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     descriptions = {
@@ -213,6 +248,7 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         404: "Unknown id or name",
         409: "The incident's status does not allow this action",
         422: "Invalid input; `field` names it",
+        413: "The request body is larger than 8 MiB",
         429: "Too many failed sign-ins",
         503: "Vigil is not running or its database is unavailable",
     }
