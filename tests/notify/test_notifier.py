@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from tests.runtime.support import wait_until
-from vigil.core import ValidationError
+from vigil.core import Event, EventKind, ValidationError
 from vigil.core.incidents import Severity
 from vigil.metrics import HealthRegistry
 from vigil.notify import Channel, Message
@@ -48,8 +48,10 @@ async def store(migrated_url: str) -> AsyncIterator[Store]:
         yield opened
 
 
-def notifier(store: Store, *, leader: bool = True, **options: object) -> Notifier:
-    policy = DeliveryPolicy(backoff=0.1, check_every=0.2)
+def notifier(
+    store: Store, *, leader: bool = True, check_every: float = 0.2, **options: object
+) -> Notifier:
+    policy = DeliveryPolicy(backoff=0.1, check_every=check_every)
     fields: dict[str, object] = {
         "store": store,
         "leadership": Switch(leader),
@@ -100,7 +102,7 @@ def test_a_policy_that_cannot_work_is_refused(options: dict[str, float], field: 
 async def test_only_the_leader_dispatches(store: Store, receiver: Receiver) -> None:
     await store.add_channel({"name": "ops", "url": receiver.url()}, now=utcnow())
     await open_incident(store)
-    follower = notifier(store, leader=False)
+    follower = notifier(store, leader=False, check_every=3600.0)
     stop = asyncio.Event()
     task = asyncio.create_task(follower.run(stop))
     try:
@@ -115,8 +117,10 @@ async def test_only_the_leader_dispatches(store: Store, receiver: Receiver) -> N
         assert (row.status, row.attempts) == (OutboxStatus.PENDING, 0)
         assert receiver.hits == [] and not follower.status().dispatching
 
+        # it becomes the leader: the leader.changed event wakes it (the periodic check would
+        # take check_every)
         follower.leadership.is_leader = True  # type: ignore[misc]  # the test's Switch
-        follower.wake()
+        follower.follow(Event(kind=EventKind.LEADER_CHANGED, at=utcnow(), id=99))
         await receiver.wait_for(lambda: len(receiver.hits) == 1)
         await wait_until(lambda: follower.status().delivered == 1)
     finally:

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from vigil.core import Event, Incident, Rule, Severity, Status, ValidationError
+from vigil.core import Event, EventKind, Incident, Rule, Severity, Status, ValidationError
 from vigil.metrics import HealthRegistry
 from vigil.notify import Channel, DeliveryError, Message, format_event, renotify_due, send
 from vigil.runtime.leader import Leadership
@@ -139,8 +139,9 @@ class Notifier:
         self._unrecorded: dict[int, asyncio.Future[None]] = {}
 
     def follow(self, event: Event) -> None:
-        """An event listener: a stored incident event may have outbox rows; go and look."""
-        if event.incident is not None:
+        """An event listener: a stored incident event may have outbox rows, and a new leader
+        (maybe this instance) takes over what the last one left; go and look."""
+        if event.incident is not None or event.kind is EventKind.LEADER_CHANGED:
             self._wake.set()
 
     def wake(self) -> None:
