@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import update
 
 from tests.runtime.support import wait_until
 from vigil.core import Event, EventKind, ValidationError
@@ -15,7 +16,7 @@ from vigil.metrics import HealthRegistry
 from vigil.notify import Channel, Message
 from vigil.runtime.notifier import NOTIFIER_TASK, DeliveryPolicy, Notifier
 from vigil.runtime.vigil import utcnow
-from vigil.store import OutboxStatus, Store
+from vigil.store import OutboxStatus, Store, models
 
 from .receiver import Receiver, serving
 
@@ -194,3 +195,28 @@ async def test_a_message_that_cannot_be_formatted_fails_without_retrying(
     assert row.status is OutboxStatus.FAILED
     assert row.last_error is not None and row.last_error.startswith("cannot format the message")
     assert receiver.hits == []
+
+
+async def test_a_stored_url_apprise_stopped_accepting_fails_only_its_own_rows(
+    store: Store, receiver: Receiver
+) -> None:
+    await store.add_channel({"name": "stale", "url": receiver.url("/stale")}, now=utcnow())
+    await store.add_channel({"name": "fine", "url": receiver.url("/fine")}, now=utcnow())
+    # What an apprise upgrade that drops a service looks like from here: the stored URL
+    # no longer validates.
+    async with store.engine.begin() as connection:
+        await connection.execute(
+            update(models.channels)
+            .where(models.channels.c.name == "stale")
+            .values(url="gone://127.0.0.1/hook")
+        )
+    await open_incident(store)  # the incident is recorded, with a row for each channel
+    assert sorted(row.channel for row in await store.list_notifications()) == ["fine", "stale"]
+
+    dispatcher = notifier(store)
+    assert await dispatcher.run_once() == 1
+    [failed] = await store.list_notifications(status="failed")
+    assert failed.channel == "stale" and failed.attempts == 1
+    assert failed.last_error is not None
+    assert failed.last_error.startswith("the stored channel is no longer valid: url:")
+    assert [hit.path for hit in receiver.hits] == ["/fine"]

@@ -229,7 +229,7 @@ class Notifier:
     async def _deliver_all(self, claimed: list[Delivery]) -> int:
         """Claimed rows hold at most one per incident and channel, so none waits for another:
         they go out together, ``concurrency`` at a time."""
-        channels = {stored.name: stored.channel for stored in await self.store.list_channels()}
+        channels = await self.store.delivery_channels()
         limit = asyncio.Semaphore(self.policy.concurrency)
 
         async def one(delivery: Delivery) -> bool:
@@ -255,9 +255,9 @@ class Notifier:
         if not incidents:
             return 0
         channels = [
-            stored.channel
-            for stored in await self.store.list_channels()
-            if stored.channel.renotify_minutes is not None
+            channel
+            for channel in (await self.store.delivery_channels()).values()
+            if isinstance(channel, Channel) and channel.renotify_minutes is not None
         ]
         if not channels:
             return 0
@@ -276,12 +276,16 @@ class Notifier:
                         written += 1
         return written
 
-    async def _deliver(self, delivery: Delivery, channels: Mapping[str, Channel]) -> bool:
+    async def _deliver(
+        self, delivery: Delivery, channels: Mapping[str, Channel | ValidationError]
+    ) -> bool:
         item, event = delivery.item, delivery.event
         channel = channels.get(item.channel)
         final = True
         if channel is None:
             error: str | None = f"there is no channel named {item.channel!r}"
+        elif isinstance(channel, ValidationError):
+            error = f"the stored channel is no longer valid: {channel}"
         elif not channel.enabled:
             error = "the channel was disabled before delivery"
         else:

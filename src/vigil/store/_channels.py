@@ -110,6 +110,21 @@ class Channels(StoreBase):
             rows = (await connection.execute(select(table).order_by(table.c.name))).all()
         return [_stored_channel(row) for row in rows]
 
+    async def delivery_channels(self) -> dict[str, Channel | ValidationError]:
+        """Every channel by name, for the dispatcher: a stored URL that no longer passes
+        validation (apprise changed under it) is its error instead of failing the read, so
+        only that channel's deliveries fail."""
+        table = models.channels
+        async with self._read("reading channels") as connection:
+            rows = (await connection.execute(select(table))).all()
+        found: dict[str, Channel | ValidationError] = {}
+        for row in rows:
+            try:
+                found[row.name] = _channel(row)
+            except ValidationError as exc:
+                found[row.name] = exc
+        return found
+
     async def delete_channel(self, name: str, *, now: datetime) -> None:
         """Remove a channel. Its undelivered notifications are marked failed, saying why."""
         check_time("now", now)
