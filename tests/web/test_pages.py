@@ -13,6 +13,7 @@ from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+from fastapi import FastAPI
 
 from vigil.core import EventKind, Incident, Severity, Status
 
@@ -550,3 +551,25 @@ async def test_static_files_are_served_and_stay_inside_their_folder(api: Api) ->
     assert "Chart.js v4.6.1" in script.text[:300]
     for path in ("/static/../templates/base.html", "/static/%2e%2e/pages/render.py", "/static/x"):
         assert (await api.client.get(path)).status_code == 404, path
+
+
+async def test_pages_work_mounted_under_a_prefix(api: Api) -> None:
+    host = FastAPI()
+    host.mount("/vigil", api.app)
+    transport = httpx.ASGITransport(app=host)
+    async with httpx.AsyncClient(transport=transport, base_url="http://host") as client:
+        sent = await client.get("/vigil/alerts", params={"status": "active"})
+        assert location(sent) == "/vigil/login?next=/vigil/alerts%3Fstatus%3Dactive"
+        form = html(await client.get(location(sent)))
+        assert form.find("form").attrs["action"] == "/vigil/login"
+        signed = await client.post(
+            "/vigil/login", data={"name": "ana", "password": PASSWORD, "next": "/vigil/alerts"}
+        )
+        assert location(signed) == "/vigil/alerts"
+        page = html(await client.get("/vigil/alerts"))
+        assert page.find("body").attrs["data-root"] == "/vigil"
+        assert page.find("link", rel="stylesheet").attrs["href"] == "/vigil/static/vigil.css"
+        rule = page.find("form", id=f"rule-form-{LATENCY}")
+        assert rule.attrs["action"] == f"/vigil/alerts/rules/{LATENCY}"
+        assert rule.attrs["data-api"] == f"/vigil/api/alerts/config/{LATENCY}"
+        assert (await client.get("/vigil/static/vigil.js")).status_code == 200

@@ -35,11 +35,11 @@ TITLES = {
 
 
 def login_redirect(request: Request) -> RedirectResponse:
-    target = request.url.path
+    target = request.url.path  # the full path: under a mount it starts with the root path
     if request.method == "GET" and request.url.query:
         target += "?" + request.url.query
     root = request.scope.get("root_path", "").rstrip("/")
-    return RedirectResponse(f"{root}/login?next={quote(root + target, safe='/')}", 303)
+    return RedirectResponse(f"{root}/login?next={quote(target, safe='/')}", 303)
 
 
 def error_page(request: Request, exc: VigilError) -> Response:
