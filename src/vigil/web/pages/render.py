@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from vigil.core import Severity
 from vigil.web.auth import Principal, web_state
@@ -65,7 +65,7 @@ def number(value: float | None) -> str:
 
 
 def measured(value: float | None, unit: str = "") -> str:
-    """A value with its unit: ``231.4 ms``, ``4.2%``, ``no data``."""
+    """A value with its unit: ``231.4 ms``, ``4.2%``, ``no data`` (never split by a line)."""
     if value is None:
         return "no data"
     text = number(value)
@@ -74,8 +74,8 @@ def measured(value: float | None, unit: str = "") -> str:
     if unit == "%":
         return f"{text}%"
     if unit == "event":
-        return f"{text} event{'' if value == 1 else 's'}"
-    return f"{text} {unit}"
+        unit = "event" if value == 1 else "events"
+    return f"{text}\u00a0{unit}"
 
 
 def threshold_input(value: float | None) -> str:
@@ -86,19 +86,22 @@ def threshold_input(value: float | None) -> str:
 
 
 def duration(seconds: float | None) -> str:
+    """``45 s``, ``12 min``, ``1 h 5 min``, ``2 d 3 h``; no-break spaces keep each together."""
     if seconds is None:
         return "—"
     seconds = max(0, round(seconds))
     if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min" if seconds == 0 or minutes >= 10 else f"{minutes} min {seconds} s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h" if hours else f"{days} d"
+        text = f"{seconds} s"
+    elif seconds < 3600:
+        minutes, rest = divmod(seconds, 60)
+        text = f"{minutes} min" if rest == 0 or minutes >= 10 else f"{minutes} min {rest} s"
+    elif seconds < 86400:
+        hours, minutes = divmod(seconds // 60, 60)
+        text = f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    else:
+        days, hours = divmod(seconds // 3600, 24)
+        text = f"{days} d {hours} h" if hours else f"{days} d"
+    return text.replace(" ", "\u00a0")
 
 
 def json_script(value: Any) -> Markup:
@@ -106,6 +109,55 @@ def json_script(value: Any) -> Markup:
     text = json.dumps(value, separators=(",", ":"), default=str)
     text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return Markup(text)
+
+
+# The small pieces every page repeats, as Python functions returning markup: a Jinja macro
+# call (or Markup.format) costs several times more, and a page has hundreds of them.
+_NO_DATA = Markup(
+    '<span class="badge lvl-none"><span class="icon" aria-hidden="true">\u2013</span>'
+    " No data</span>"
+)
+_AUTO = Markup('<span class="res res-auto"><span aria-hidden="true">↺</span> Auto</span>')
+_OPEN = Markup('<span class="muted">open</span>')
+
+
+def time_tag(value: datetime | None) -> Markup:
+    """``<time>`` in UTC; the browser's script shows it relative and in local time."""
+    if value is None:
+        return Markup("—")
+    return Markup(f'<time datetime="{iso(value)}" data-time>{utc_text(value)}</time>')
+
+
+def _badge(prefix: str, icons: Mapping[str, str], value: str) -> Markup:
+    word = escape(str(value))
+    icon = icons.get(value, "")
+    return Markup(
+        f'<span class="badge {prefix}-{word}"><span class="icon" aria-hidden="true">{icon}'
+        f"</span> {word.capitalize()}</span>"
+    )
+
+
+def severity_badge(value: str) -> Markup:
+    return _badge("sev", SEVERITY_ICONS, value)
+
+
+def status_badge(value: str) -> Markup:
+    return _badge("st", STATUS_ICONS, value)
+
+
+def level_badge(value: str | None) -> Markup:
+    return _badge("lvl", LEVEL_ICONS, value) if value else _NO_DATA
+
+
+def resolution(incident: Any) -> Markup:
+    if incident.resolution == "auto":
+        return _AUTO
+    if incident.resolution == "manual":
+        by = f" by {escape(incident.resolved_by)}" if incident.resolved_by else ""
+        return Markup(
+            f'<span class="res res-manual"><span aria-hidden="true">✎</span> Manual{by}</span>'
+        )
+    return _OPEN
 
 
 def qs(params: Mapping[str, str]) -> str:
@@ -134,6 +186,7 @@ def environment() -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # templates ship with the package: no stat() per include
     )
     env.filters.update(
         iso=iso,
@@ -143,6 +196,11 @@ def environment() -> Environment:
         threshold_input=threshold_input,
         duration=duration,
         json_script=json_script,
+        time_tag=time_tag,
+        severity_badge=severity_badge,
+        status_badge=status_badge,
+        level_badge=level_badge,
+        resolution=resolution,
     )
     env.globals.update(
         qs=qs,
