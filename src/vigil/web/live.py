@@ -76,6 +76,7 @@ class LiveStream:
         self._clients: set[_Client] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._wake_due = False
 
     @property
     def clients(self) -> int:
@@ -130,13 +131,19 @@ class LiveStream:
                     self._floor = self._frames[0][0]
                 self._frames.append((event.id, render(event)))
                 self._last = event.id
-                self._wake_all(Wake.EVENTS)
+                if not self._wake_due:  # once per batch of events, not once per event
+                    self._wake_due = True
+                    asyncio.get_running_loop().call_soon(self._wake_readers)
         except Exception:
             logger.exception("the live stream stopped following events")
         # The bus closed (Vigil stopped): end the streams; a restarted Vigil starts afresh.
         if self._bus is bus:
             self._bus = None
             self._end_all()
+
+    def _wake_readers(self) -> None:
+        self._wake_due = False
+        self._wake_all(Wake.EVENTS)
 
     async def _tick(self) -> None:
         while True:
