@@ -17,9 +17,10 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from vigil.core import Direction, NotFoundError, Rule, ValidationError
-from vigil.web.auth import principal_from, sign_in, sign_out, web_state
+from vigil.web.auth import Principal, principal_from, sign_in, sign_out, web_state
 from vigil.web.errors import NotAuthenticatedError, RateLimitedError
-from vigil.web.pages.data import HistoryFilters, incident_uuid
+from vigil.web.pages.data import incident_uuid
+from vigil.web.pages.filters import HistoryFilters
 from vigil.web.pages.forms import authorize_form, local_path, read_form
 from vigil.web.pages.render import header_context, render
 from vigil.web.pages.route import PageRoute
@@ -50,7 +51,7 @@ def back(request: Request, form: dict[str, str], *, done: str, default: str) -> 
 # -- signing in and out -------------------------------------------------------------------------
 
 
-async def _signed_in(request: Request) -> Any:
+async def _signed_in(request: Request) -> Principal | None:
     try:
         return await principal_from(request)
     except NotAuthenticatedError:  # a bad token on the sign-in page: show the form

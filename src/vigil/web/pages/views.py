@@ -14,15 +14,8 @@ from fastapi.responses import HTMLResponse
 
 from vigil.core import NotFoundError, ValidationError
 from vigil.web.auth import Principal
-from vigil.web.pages.data import (
-    ALERTS_SECTIONS,
-    FREQUENCY_DAYS,
-    OVERVIEW_SECTIONS,
-    HistoryFilters,
-    Reads,
-    incident_detail,
-    load,
-)
+from vigil.web.pages.data import ALERTS_SECTIONS, OVERVIEW_SECTIONS, Reads, incident_detail, load
+from vigil.web.pages.filters import FREQUENCY_DAYS, HistoryFilters
 from vigil.web.pages.render import header_context, render
 from vigil.web.pages.route import PageRoute, Reader
 
