@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from vigil.backtest import backtest_command
+from vigil.demo_server import demo_command
 from vigil.notify.cli import channels_app, maintenance_app, snooze_command
 from vigil.store.cli import cleanup_command, db_app
 from vigil.web.cli import serve_command, tokens_app, users_app
@@ -24,10 +25,9 @@ def _root() -> None:
 
 
 app.command("backtest")(backtest_command)
-# Command groups of the other parts register below, one line each.
+app.command("demo")(demo_command)
 app.add_typer(db_app, name="db")
 app.command("cleanup")(cleanup_command)
-# [metrics commands]
 app.command("serve")(serve_command)
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")

@@ -1,0 +1,160 @@
+"""``vigil demo``: the whole of Vigil on one machine, fed by a simulated bot.
+
+A fresh SQLite database, an admin and a viewer (credentials printed once), the monitor, the
+API and the dashboard on http://127.0.0.1:8000, a local notification channel whose messages
+are printed here, and the scripted story of ``vigil.demo``. Ctrl-C stops it all cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from aiohttp import web
+from rich.console import Console
+
+from vigil.core import VigilError
+from vigil.demo import DemoBot
+from vigil.metrics import HealthRegistry, Metrics, Recorder
+from vigil.notify import Channel
+from vigil.runtime import Vigil
+from vigil.settings import Settings
+from vigil.store import Store
+
+DEMO_INTERVAL = 3.0  # seconds: the whole story takes two minutes
+STEP = 0.25  # how often the simulated bot acts
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    admin: str
+    viewer: str
+
+
+async def prepare(database: Path, *, now: datetime) -> Credentials:
+    """A fresh demo database with two users; the old one (if any) is replaced."""
+    from vigil.web.accounts import add_user  # argon2 only for this
+
+    await asyncio.to_thread(_remove, database)
+    credentials = Credentials(admin=secrets.token_urlsafe(9), viewer=secrets.token_urlsafe(9))
+    async with await Store.open(f"sqlite+aiosqlite:///{database}") as store:
+        await add_user(store, "admin", role="admin", password=credentials.admin, now=now)
+        await add_user(store, "viewer", role="viewer", password=credentials.viewer, now=now)
+    return credentials
+
+
+def _remove(database: Path) -> None:
+    for suffix in ("", "-wal", "-shm", ".monitor.lock"):
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
+
+
+@contextlib.asynccontextmanager
+async def receiver(say: Say) -> AsyncIterator[int]:
+    """A local webhook that prints what it receives: the demo's notification channel."""
+
+    async def receive(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = {"body": await request.text()}
+        title = body.get("title") or "(no title)"
+        say(f"  >> notification received on the demo channel: {title}")
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_post("/notify", receive)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield int(port)
+    finally:
+        await runner.cleanup()
+
+
+async def play(bot: DemoBot, say: Say) -> None:
+    """Act out the story in real time, narrating each change of phase."""
+    started = time.monotonic()
+    phase = ""
+    while True:
+        activity = bot.advance(bot.recorder.clock())
+        if activity.phase != phase:
+            phase = activity.phase
+            say(f"[{time.monotonic() - started:5.0f} s] {phase}")
+        await asyncio.sleep(STEP)
+
+
+async def run_demo(*, database: Path, host: str, port: int, say: Say = print) -> None:
+    from vigil.web.app import create_app
+    from vigil.web.serve import server_for
+
+    now = datetime.now(UTC)
+    credentials = await prepare(database, now=now)
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{database}",
+        host=host,
+        port=port,
+        interval=DEMO_INTERVAL,
+        instance="demo-bot",
+    )
+    recorder = Recorder()
+    health = HealthRegistry(clock=recorder.clock)
+    metrics = Metrics(recorder=recorder, health=health, window=DEMO_INTERVAL)
+    bot = DemoBot(recorder, health, interval=DEMO_INTERVAL)
+    async with receiver(say) as hook_port:
+        async with await Store.open(settings.database_url) as store:
+            channel = Channel(name="demo", url=f"json://127.0.0.1:{hook_port}/notify")
+            await store.add_channel(channel, now=now)
+        vigil = Vigil(settings, sources=bot.sources, metrics=metrics, process_metrics=True)
+        await vigil.start()
+        actor = asyncio.create_task(play(bot, say), name="vigil-demo-bot")
+        try:
+            url = settings.public_url
+            say(
+                f"\nVigil demo: {url}\n"
+                f"  sign in as admin / {credentials.admin}  (or viewer / {credentials.viewer})\n"
+                f"  API docs: {url}/docs   live events: {url}/api/events\n"
+                f"  a simulated bot runs a two-minute story of trouble every "
+                f"{DEMO_INTERVAL * 40:.0f} s; incidents open, escalate and resolve by themselves.\n"
+                "  Press Ctrl-C to stop.\n"
+            )
+            await server_for(create_app(vigil), host=host, port=port, vigil=vigil).serve()
+        finally:
+            actor.cancel()
+            await asyncio.gather(actor, return_exceptions=True)
+            await vigil.aclose()  # already closed by the server's shutdown, unless it never ran
+
+
+def demo_command(
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port for the dashboard.")] = 8000,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    database: Annotated[
+        Path, typer.Option(help="SQLite file for the demo; replaced at every start.")
+    ] = Path("vigil-demo.db"),
+) -> None:
+    """Run Vigil with a simulated bot: dashboard, API, incidents and notifications."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(name)s: %(message)s")
+    try:
+        asyncio.run(run_demo(database=database, host=host, port=port, say=_say))
+    except VigilError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(code=1) from None
+    except KeyboardInterrupt:
+        print("\nVigil demo stopped.", flush=True)
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
