@@ -82,12 +82,19 @@ async def serve(url: str, port: int, plain_port: int, *, cache: bool) -> None:
         database_url=url, interval=3600, instance="bench", secret_key=secrets.token_hex(16)
     )
     writers: list[asyncio.StreamWriter] = []
+    # The "tasks" variant: each connection's handler waits for the broadcast and writes, as
+    # a plain asyncio socket server is usually written (and as each SSE client does).
+    broadcast: dict[str, Any] = {"frame": b"", "signal": asyncio.Event()}
 
     async def plain_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writers.append(writer)
-        with suppress(ConnectionError):
-            await reader.read()  # until the client goes
-        writers.remove(writer)
+        try:
+            while True:
+                await broadcast["signal"].wait()
+                writer.write(broadcast["frame"])
+        except asyncio.CancelledError:
+            writers.remove(writer)
+            raise
 
     vigil = Vigil(settings)
     await vigil.start()
@@ -108,10 +115,14 @@ async def serve(url: str, port: int, plain_port: int, *, cache: bool) -> None:
         )
         if mode == "sse":
             vigil.bus.publish([event])  # the live stream renders it once for everyone
-        else:
+        elif mode == "plain":
             frame = render(event)
             for writer in writers:
                 writer.write(frame)
+        else:
+            broadcast["frame"] = render(event)
+            signal, broadcast["signal"] = broadcast["signal"], asyncio.Event()
+            signal.set()
         return {"t": began}
 
     @app.get("/bench/clients", include_in_schema=False)
@@ -134,6 +145,7 @@ async def serve(url: str, port: int, plain_port: int, *, cache: bool) -> None:
         plain.close()
         for writer in list(writers):
             writer.close()
+        await plain.wait_closed()
         await vigil.aclose()
 
 
@@ -250,9 +262,10 @@ def fanout(port: int, plain_port: int, token: str, clients: int) -> dict[str, li
     for sock in streams + plains:
         sock.setblocking(False)
         selector.register(sock, selectors.EVENT_READ)
-    results: dict[str, list[float]] = {"sse": [], "plain": []}
-    for number in range(FANOUT_ROUNDS * 2):
-        mode = "sse" if number % 2 == 0 else "plain"
+    modes = ("sse", "plain", "tasks")
+    results: dict[str, list[float]] = {mode: [] for mode in modes}
+    for number in range(FANOUT_ROUNDS * len(modes)):
+        mode = modes[number % len(modes)]
         group = streams if mode == "sse" else plains
         marker = f'"round":{number}'.encode()
         waiting = {sock.fileno(): b"" for sock in group}
@@ -270,7 +283,7 @@ def fanout(port: int, plain_port: int, token: str, clients: int) -> dict[str, li
                     if marker in waiting[fd]:
                         del waiting[fd]
                         last = now
-        if number >= 2:  # the first round of each kind warms up
+        if number >= len(modes):  # the first round of each kind warms up
             results[mode].append(last - published)
     for sock in streams + plains:
         sock.close()
@@ -383,16 +396,28 @@ def measure(url: str, token: str, *, seconds: float, clients: int) -> None:
         f"  {'  same, read cache off (database)':<36} {uncached['rps']:>8.0f} "
         f"{uncached['p50_ms']:>8.2f} {uncached['p99_ms']:>8.2f} {share:>10.0%}  (for reference)"
     )
-    sse, plain = fanned["sse"], fanned["plain"]
-    sse_median, plain_median = statistics.median(sse) * 1000, statistics.median(plain) * 1000
-    sse_p99, plain_p99 = percentile(sse, 0.99) * 1000, percentile(plain, 0.99) * 1000
+    figures = {
+        mode: (statistics.median(times) * 1000, percentile(times, 0.99) * 1000)
+        for mode, times in fanned.items()
+    }
+    print(
+        f"  fan-out of one event to {clients:,} clients "
+        f"(publish to last arrival; {len(fanned['sse'])} broadcasts each):"
+    )
+    labels = {
+        "sse": "/api/events (SSE)",
+        "plain": "plain sockets, one write loop (ceiling)",
+        "tasks": "plain sockets, a task per connection",
+    }
+    for mode, (median, p99) in figures.items():
+        print(f"    {labels[mode]:<42} median {median:7.2f} ms   p99 {p99:7.2f} ms")
+    (sse_median, sse_p99), (plain_median, plain_p99) = figures["sse"], figures["plain"]
     ratio = sse_median / plain_median
-    print(f"  fan-out of one event to {clients:,} clients, over {len(sse)} broadcasts each:")
-    print(f"    /api/events (SSE)       median {sse_median:7.2f} ms   p99 {sse_p99:7.2f} ms")
-    print(f"    plain sockets (ceiling) median {plain_median:7.2f} ms   p99 {plain_p99:7.2f} ms")
     verdict = "ok" if ratio <= 2.0 else "MISSED"
     print(
-        f"    ratio: median {ratio:.2f}x, p99 {sse_p99 / plain_p99:.2f}x  (target <= 2x) {verdict}"
+        f"    SSE vs the ceiling: median {ratio:.2f}x, p99 {sse_p99 / plain_p99:.2f}x "
+        f"(target <= 2x) {verdict}; vs a task per connection: "
+        f"median {sse_median / figures['tasks'][0]:.2f}x"
     )
     sys.stdout.flush()
 

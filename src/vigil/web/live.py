@@ -162,6 +162,8 @@ class LiveStream:
     def _after(self, cursor: int) -> tuple[bytes, int]:
         """The frames right after ``cursor`` (at or above the floor), joined up to
         ``MAX_WRITE`` bytes, and the id of the last one taken."""
+        if self._frames and self._frames[-1][0] == cursor + 1:  # the usual case: one new event
+            return self._frames[-1][1], cursor + 1
         newer: list[tuple[int, bytes]] = []
         for ident, frame in reversed(self._frames):
             if ident <= cursor:
@@ -172,44 +174,38 @@ class LiveStream:
     # -- one client -----------------------------------------------------------------------
 
     async def serve(self, start: int, receive: Receive, send: Send) -> None:
+        # The writing runs in a task of its own: woken for each event, it resumes one short
+        # coroutine, not the request's whole stack of ASGI middleware coroutines.
+        loop = asyncio.get_running_loop()
         client = _Client()
         self._clients.add(client)
-        bus = self._bus
-        watcher = asyncio.get_running_loop().create_task(self._watch(receive, client))
+        watcher = loop.create_task(self._watch(receive, client))
         try:
-            await send(
-                {
-                    "type": "http.response.body",
-                    "body": f"retry: {RETRY_MS}\n\n".encode(),
-                    "more_body": True,
-                }
-            )
-            cursor = start
-            while not client.gone and not self._closed and self._bus is bus:
-                if cursor < self._floor:
-                    cursor = await self._replay(cursor, send)
-                    continue
-                chunk, cursor = self._after(cursor)
-                if chunk:
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                    continue
-                client.waiter = asyncio.get_running_loop().create_future()
-                why = await client.waiter
-                client.waiter = None
-                if why is Wake.KEEPALIVE:
-                    await send(
-                        {
-                            "type": "http.response.body",
-                            "body": b": keep-alive\n\n",
-                            "more_body": True,
-                        }
-                    )
+            await loop.create_task(self._pump(client, start, send))
         finally:
             self._clients.discard(client)
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _pump(self, client: _Client, start: int, send: Send) -> None:
+        bus = self._bus
+        await _write(send, f"retry: {RETRY_MS}\n\n".encode())
+        cursor = start
+        while not client.gone and not self._closed and self._bus is bus:
+            if cursor < self._floor:
+                cursor = await self._replay(cursor, send)
+                continue
+            chunk, cursor = self._after(cursor)
+            if chunk:
+                await _write(send, chunk)
+                continue
+            client.waiter = asyncio.get_running_loop().create_future()
+            why = await client.waiter
+            client.waiter = None
+            if why is Wake.KEEPALIVE:
+                await _write(send, b": keep-alive\n\n")
 
     async def _replay(self, cursor: int, send: Send) -> int:
         """Events past ``cursor`` from the log: the client is behind the ring."""
@@ -219,7 +215,7 @@ class LiveStream:
         frames = [(event.id or 0, render(event)) for event in events]
         while frames:
             chunk, cursor = _take(frames, cursor)
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await _write(send, chunk)
             frames = [(ident, frame) for ident, frame in frames if ident > cursor]
         return cursor
 
@@ -244,6 +240,10 @@ def _take(frames: Iterable[tuple[int, bytes]], cursor: int) -> tuple[bytes, int]
         size += len(frame)
         cursor = ident
     return b"".join(taken), cursor
+
+
+async def _write(send: Send, body: bytes) -> None:
+    await send({"type": "http.response.body", "body": body, "more_body": True})
 
 
 class EventStreamResponse(Response):
