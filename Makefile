@@ -28,13 +28,13 @@ demo: $(STAMP)
 	$(BIN)/vigil backtest src/vigil/data/sample_trace.csv
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff check src tests benchmarks scripts examples
 	$(BIN)/mypy
 	$(BIN)/pytest --cov --cov-report=term
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks scripts
-	$(BIN)/ruff format --check src tests benchmarks scripts
+	$(BIN)/ruff check src tests benchmarks scripts examples
+	$(BIN)/ruff format --check src tests benchmarks scripts examples
 	$(BIN)/mypy
 
 # Runs every benchmark (each prints its ratio against its baseline) and writes BENCHMARKS.md.

@@ -7,11 +7,15 @@ cycle commits) — all before uvicorn hands the signal back to the process.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
+from collections.abc import AsyncIterator, Iterator
 
 import uvicorn
 from fastapi import FastAPI
 
+from vigil.core import VigilError
 from vigil.runtime import Vigil
 from vigil.settings import Settings
 from vigil.web.app import close_streams, create_app
@@ -35,8 +39,23 @@ class VigilServer(uvicorn.Server):
             await self.vigil.aclose()
 
 
+class EmbeddedServer(VigilServer):
+    """The server inside a host's own program (a bot): the host owns the signals, so this
+    one neither captures nor re-raises them, and the host stops Vigil itself."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 def server_for(
-    app: FastAPI, *, host: str, port: int, vigil: Vigil | None = None, log_level: str = "info"
+    app: FastAPI,
+    *,
+    host: str,
+    port: int,
+    vigil: Vigil | None = None,
+    log_level: str = "info",
+    embedded: bool = False,
 ) -> VigilServer:
     config = uvicorn.Config(
         app,
@@ -47,7 +66,8 @@ def server_for(
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
         server_header=False,
     )
-    return VigilServer(config, app=app, vigil=vigil)
+    kind = EmbeddedServer if embedded else VigilServer
+    return kind(config, app=app, vigil=vigil)
 
 
 async def serve(settings: Settings, *, log_level: str = "info") -> None:
@@ -60,3 +80,41 @@ async def serve(settings: Settings, *, log_level: str = "info") -> None:
         ).serve()
     finally:
         await vigil.aclose()  # when the server never started; otherwise already closed
+
+
+@contextlib.asynccontextmanager
+async def dashboard(
+    vigil: Vigil, *, host: str | None = None, port: int | None = None, log_level: str = "warning"
+) -> AsyncIterator[VigilServer]:
+    """Serve the dashboard and the API inside the running event loop, beside a bot::
+
+        async with dashboard(vigil):
+            await bot.start(token)
+
+    Listens on ``host``/``port`` (default: the settings'). Leaves signals to the host and
+    Vigil's lifetime to its owner. A port that cannot be opened is a ``VigilError``.
+    """
+    address = host or vigil.settings.host
+    number = vigil.settings.port if port is None else port
+    server = server_for(
+        create_app(vigil),
+        host=address,
+        port=number,
+        log_level=log_level,
+        embedded=True,
+    )
+    task = asyncio.create_task(server.serve(), name="vigil-dashboard")
+    # uvicorn offers no event for "started": poll its flag (or the task's end).
+    while not server.started and not task.done():  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    if task.done():
+        try:
+            task.result()
+        except SystemExit:  # uvicorn exits when it cannot bind
+            raise VigilError(f"the dashboard cannot listen on {address}:{number}") from None
+        raise VigilError(f"the dashboard on {address}:{number} stopped as it started")
+    try:
+        yield server
+    finally:
+        server.should_exit = True
+        await task
