@@ -148,24 +148,29 @@ def read_trace(lines: Iterable[str], rules: Mapping[str, Rule]) -> list[Cycle]:
     return [cycles[moment] for moment in sorted(cycles)]
 
 
+def parse_rule_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """``metric:key=value,key=value`` -> (metric, changes); ``null`` clears a field."""
+    metric, sep, body = spec.partition(":")
+    if not sep or not body:
+        raise ValidationError("--rule", f"{spec!r}: expected METRIC:KEY=VALUE[,KEY=VALUE]")
+    changes: dict[str, Any] = {}
+    for item in body.split(","):
+        key, eq, raw = item.partition("=")
+        name = RULE_KEYS.get(key.strip())
+        if not eq or name is None:
+            known = ", ".join(sorted(RULE_KEYS))
+            reason = f"{spec!r}: unknown setting {key!r} (known: {known})"
+            raise ValidationError("--rule", reason)
+        changes[name] = _setting(name, raw.strip(), spec)
+    return metric.strip(), changes
+
+
 def apply_overrides(rules: Mapping[str, Rule], specs: Sequence[str]) -> dict[str, Rule]:
     """``metric:key=value,key=value``; ``null`` clears a threshold; an unknown metric with a
     threshold defines a new rule."""
     result = dict(rules)
     for spec in specs:
-        metric, sep, body = spec.partition(":")
-        if not sep or not body:
-            raise ValidationError("--rule", f"{spec!r}: expected METRIC:KEY=VALUE[,KEY=VALUE]")
-        changes: dict[str, Any] = {}
-        for item in body.split(","):
-            key, eq, raw = item.partition("=")
-            name = RULE_KEYS.get(key.strip())
-            if not eq or name is None:
-                known = ", ".join(sorted(RULE_KEYS))
-                reason = f"{spec!r}: unknown setting {key!r} (known: {known})"
-                raise ValidationError("--rule", reason)
-            changes[name] = _setting(name, raw.strip(), spec)
-        metric = metric.strip()
+        metric, changes = parse_rule_spec(spec)
         try:
             if metric in result:
                 result[metric] = result[metric].updated(changes)

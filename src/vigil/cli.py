@@ -7,6 +7,7 @@ import typer
 from vigil.backtest import backtest_command
 from vigil.demo_server import demo_command
 from vigil.notify.cli import channels_app, maintenance_app, snooze_command
+from vigil.rules_cli import rules_app
 from vigil.store.cli import cleanup_command, db_app
 from vigil.web.cli import serve_command, tokens_app, users_app
 
@@ -26,6 +27,7 @@ def _root() -> None:
 
 app.command("backtest")(backtest_command)
 app.command("demo")(demo_command)
+app.add_typer(rules_app, name="rules")
 app.add_typer(db_app, name="db")
 app.command("cleanup")(cleanup_command)
 app.command("serve")(serve_command)
