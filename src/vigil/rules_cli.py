@@ -36,6 +36,13 @@ def _run(work: Callable[[Store], Awaitable[T]]) -> T:
         raise typer.Exit(code=2) from None
 
 
+def _console() -> Console:
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console.width = 160  # a pipe or a file has no width: do not squeeze the table
+    return console
+
+
 def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:g}"
 
@@ -74,7 +81,7 @@ def _table(rules: list[Rule]) -> Table:
 @rules_app.command("list")
 def rules_list() -> None:
     """Every rule and its thresholds."""
-    Console(highlight=False).print(_table(_run(lambda store: store.list_rules())))
+    _console().print(_table(_run(lambda store: store.list_rules())))
 
 
 @rules_app.command("set")
@@ -101,4 +108,4 @@ def rules_set(
         rule, _ = await store.update_rule(metric, changes, by=author, now=datetime.now(UTC))
         return rule
 
-    Console(highlight=False).print(_table([_run(change)]))
+    _console().print(_table([_run(change)]))
