@@ -22,10 +22,10 @@ $(VENDOR): package.json package-lock.json
 
 install: $(STAMP)
 
-# Until the web dashboard exists, the demo replays a day of a bot's metrics through
-# the real evaluator and prints the incidents Vigil would have raised.
+# A fresh SQLite database (migrated), an admin and a viewer, and the whole of Vigil on
+# http://127.0.0.1:8000 fed by a simulated bot. Ctrl-C stops it.
 demo: $(STAMP)
-	$(BIN)/vigil backtest src/vigil/data/sample_trace.csv
+	$(BIN)/vigil demo
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts examples
