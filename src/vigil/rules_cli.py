@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import getpass
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -15,25 +13,12 @@ from rich.table import Table
 
 from vigil.backtest import parse_rule_spec
 from vigil.core import Rule, VigilError
-from vigil.settings import Settings
 from vigil.store import Store
+from vigil.store.cli import with_store
 
-T = TypeVar("T")
 rules_app = typer.Typer(
     help="Alert rules: list them, change their thresholds.", no_args_is_help=True
 )
-
-
-def _run(work: Callable[[Store], Awaitable[T]]) -> T:
-    async def run() -> T:
-        async with await Store.open(Settings.from_env().database_url) as store:
-            return await work(store)
-
-    try:
-        return asyncio.run(run())
-    except VigilError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(code=2) from None
 
 
 def _console() -> Console:
@@ -81,7 +66,7 @@ def _table(rules: list[Rule]) -> Table:
 @rules_app.command("list")
 def rules_list() -> None:
     """Every rule and its thresholds."""
-    _console().print(_table(_run(lambda store: store.list_rules())))
+    _console().print(_table(with_store(lambda store: store.list_rules())))
 
 
 @rules_app.command("set")
@@ -108,4 +93,4 @@ def rules_set(
         rule, _ = await store.update_rule(metric, changes, by=author, now=datetime.now(UTC))
         return rule
 
-    _console().print(_table([_run(change)]))
+    _console().print(_table([with_store(change)]))

@@ -7,26 +7,23 @@ two (at once on PostgreSQL).
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import re
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, TypeVar
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from vigil.core.errors import ValidationError, VigilError
+from vigil.core.errors import ValidationError
 from vigil.core.suppression import MaintenanceWindow, Snooze, WindowKind
 from vigil.notify.channels import NotifyOn
 from vigil.notify.sender import send_test
 from vigil.settings import Settings
+from vigil.store.cli import with_store
 from vigil.store.repository import Store
-
-T = TypeVar("T")
 
 channels_app = typer.Typer(
     help="Notification channels: where Vigil sends incidents (any apprise URL).",
@@ -51,23 +48,6 @@ def _default_actor() -> str:
 ByOption = Annotated[
     str | None, typer.Option("--by", help="Who is doing this; the OS user by default.")
 ]
-
-
-def _run(work: Callable[[Store], Awaitable[T]]) -> T:
-    """Open the store, do ``work``, close it; a ``VigilError`` becomes a clear message."""
-
-    async def main() -> T:
-        store = await Store.open(Settings.from_env().database_url)
-        try:
-            return await work(store)
-        finally:
-            await store.close()
-
-    try:
-        return asyncio.run(main())
-    except VigilError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(code=1) from exc
 
 
 def _now() -> datetime:
@@ -105,7 +85,7 @@ def add_channel_command(
         "enabled": not disabled,
         "renotify_minutes": renotify_minutes,
     }
-    stored = _run(lambda store: store.add_channel(data, now=_now()))
+    stored = with_store(lambda store: store.add_channel(data, now=_now()))
     Console().print(
         f"Added channel {stored.name} ({stored.channel.service.name}, "
         f"{stored.channel.redacted_url}).",
@@ -116,7 +96,7 @@ def add_channel_command(
 @channels_app.command("list")
 def list_channels_command() -> None:
     """List the channels; URLs are shown masked."""
-    stored = _run(lambda store: store.list_channels())
+    stored = with_store(lambda store: store.list_channels())
     if not stored:
         Console().print("No channels. Add one with `vigil channels add NAME URL`.")
         return
@@ -148,7 +128,7 @@ def test_channel_command(
         await send_test(stored.channel, base_url=settings.public_url)
         return stored.channel.redacted_url
 
-    shown = _run(work)
+    shown = with_store(work)
     Console().print(f"Test message delivered to {name} ({shown}).", highlight=False)
 
 
@@ -157,7 +137,7 @@ def remove_channel_command(
     name: Annotated[str, typer.Argument(help="The channel to remove.")],
 ) -> None:
     """Remove a channel; notifications not yet delivered to it are marked failed."""
-    _run(lambda store: store.delete_channel(name, now=_now()))
+    with_store(lambda store: store.delete_channel(name, now=_now()))
     Console().print(f"Removed channel {name}.", highlight=False)
 
 
@@ -190,7 +170,7 @@ def snooze_command(
     if metric == "end":
         if end_metric is None:
             raise typer.BadParameter("name the rule: vigil snooze end METRIC")
-        _run(lambda store: store.end_snooze(end_metric, by=actor, now=_now()))
+        with_store(lambda store: store.end_snooze(end_metric, by=actor, now=_now()))
         Console().print(f"{end_metric} resumed.", highlight=False)
         return
     if end_metric is not None:
@@ -209,14 +189,14 @@ def snooze_command(
         await store.set_snooze(snooze)
         return snooze
 
-    snooze = _run(work)
+    snooze = with_store(work)
     Console().print(
         f"{metric} snoozed until {snooze.until.isoformat(timespec='seconds')}.", highlight=False
     )
 
 
 def _list_snoozes() -> None:
-    snoozes = _run(lambda store: store.active_snoozes(now=_now()))
+    snoozes = with_store(lambda store: store.active_snoozes(now=_now()))
     if not snoozes:
         Console().print("No rule is snoozed.")
         return
@@ -300,14 +280,14 @@ def add_window_command(
         window, _ = await store.add_window(data, now=_now())
         return window
 
-    window = _run(work)
+    window = with_store(work)
     Console().print(f"Added maintenance window {window.name}: {_when(window)}.", highlight=False)
 
 
 @maintenance_app.command("list")
 def list_windows_command() -> None:
     """List the maintenance windows and whether each is active now."""
-    windows = _run(lambda store: store.list_windows())
+    windows = with_store(lambda store: store.list_windows())
     if not windows:
         Console().print("No maintenance windows.")
         return
@@ -333,7 +313,7 @@ def remove_window_command(
 ) -> None:
     """Remove a maintenance window (rules it silences resume at once)."""
     actor = by or _default_actor()
-    _run(lambda store: store.delete_window(name, by=actor, now=_now()))
+    with_store(lambda store: store.delete_window(name, by=actor, now=_now()))
     Console().print(f"Removed maintenance window {name}.", highlight=False)
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -24,9 +25,26 @@ db_app = typer.Typer(
 _KINDS = ("incidents", "events", "samples", "outbox")
 
 
+T = TypeVar("T")
+
+
 def _fail(exc: VigilError) -> typer.Exit:
     Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
     return typer.Exit(code=1)
+
+
+def with_store(work: Callable[[Store], Awaitable[T]]) -> T:
+    """For CLI commands: open the store the settings name (``VIGIL_DATABASE_URL``), do
+    ``work``, close it. A ``VigilError`` becomes a one-line message and exit status 1."""
+
+    async def run() -> T:
+        async with await Store.open(Settings.from_env().database_url) as store:
+            return await work(store)
+
+    try:
+        return asyncio.run(run())
+    except VigilError as exc:
+        raise _fail(exc) from None
 
 
 @db_app.command("upgrade")

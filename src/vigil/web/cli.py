@@ -9,10 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -20,10 +19,8 @@ from rich.table import Table
 
 from vigil.core import VigilError
 from vigil.settings import Settings
-from vigil.store import Store
+from vigil.store.cli import with_store
 from vigil.web.accounts import add_user, check_password, create_token, set_password
-
-T = TypeVar("T")
 
 users_app = typer.Typer(help="Dashboard and API users (viewer or admin).", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens: viewer, admin, or ingest-only.", no_args_is_help=True)
@@ -38,21 +35,6 @@ class TokenRole(StrEnum):
     VIEWER = "viewer"
     ADMIN = "admin"
     INGEST = "ingest"
-
-
-def _run(work: Callable[[Store], Awaitable[T]]) -> T:
-    async def run() -> T:
-        store = await Store.open(Settings.from_env().database_url)
-        try:
-            return await work(store)
-        finally:
-            await store.close()
-
-    try:
-        return asyncio.run(run())
-    except VigilError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(code=1) from None
 
 
 def _password(from_stdin: bool) -> str:
@@ -81,14 +63,14 @@ def users_add(
 ) -> None:
     """Add a user. There is no default account: create the first admin this way."""
     password = _password(password_stdin)
-    user = _run(lambda store: add_user(store, name, role=role.value, password=password))
+    user = with_store(lambda store: add_user(store, name, role=role.value, password=password))
     Console().print(f"Added {user.role} {user.name!r}.", highlight=False)
 
 
 @users_app.command("list")
 def users_list() -> None:
     """List users."""
-    users = _run(lambda store: store.list_users())
+    users = with_store(lambda store: store.list_users())
     table = Table("name", "role", "created")
     for user in users:
         table.add_row(user.name, user.role.value, f"{user.created_at:%Y-%m-%d %H:%M} UTC")
@@ -103,7 +85,7 @@ def users_remove(
     """Remove a user; their sessions end."""
     if not yes:
         typer.confirm(f"Remove user {name!r}?", abort=True)
-    _run(lambda store: store.delete_user(name))
+    with_store(lambda store: store.delete_user(name))
     Console().print(f"Removed {name!r}.", highlight=False)
 
 
@@ -111,7 +93,7 @@ def users_remove(
 def users_passwd(name: str, password_stdin: PasswordStdin = False) -> None:
     """Set a user's password; their other sessions end."""
     password = _password(password_stdin)
-    _run(lambda store: set_password(store, name, password=password))
+    with_store(lambda store: set_password(store, name, password=password))
     Console().print(f"Password of {name!r} changed.", highlight=False)
 
 
@@ -121,7 +103,7 @@ def tokens_create(
     role: Annotated[TokenRole, typer.Option(help="viewer, admin, or ingest (push only).")],
 ) -> None:
     """Create an API token and print it. It is shown this once: only its hash is kept."""
-    record, secret = _run(lambda store: create_token(store, name, role=role.value))
+    record, secret = with_store(lambda store: create_token(store, name, role=role.value))
     Console(stderr=True).print(
         f"Token {record.id} ({record.role}) for {record.name!r}; store it now, it is not "
         "shown again:",
@@ -133,7 +115,7 @@ def tokens_create(
 @tokens_app.command("list")
 def tokens_list() -> None:
     """List tokens (never their secrets)."""
-    tokens = _run(lambda store: store.list_tokens())
+    tokens = with_store(lambda store: store.list_tokens())
     table = Table("id", "name", "role", "created", "last used", "revoked")
     for token in tokens:
         table.add_row(
@@ -152,7 +134,7 @@ def tokens_revoke(
     token_id: Annotated[int, typer.Argument(help="The id from `tokens list`.")],
 ) -> None:
     """Revoke a token: requests with it fail from now on (within 2 s on a running server)."""
-    token = _run(lambda store: store.revoke_token(token_id, now=datetime.now(UTC)))
+    token = with_store(lambda store: store.revoke_token(token_id, now=datetime.now(UTC)))
     Console().print(f"Revoked token {token.id} ({token.name!r}).", highlight=False)
 
 
