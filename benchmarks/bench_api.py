@@ -9,9 +9,10 @@ One server process runs Vigil and its app on uvicorn at 127.0.0.1 over a databas
    history page >= 25%. The history page is also measured with the read cache off, to show
    what the database costs per request.
 2. Fan-out: time for one event to reach 1,000 clients of /api/events (from publishing on the
-   server to the last client receiving it; median and p99 over repeated broadcasts), against
-   the same bytes written by the same server process to 1,000 plain socket connections in a
-   loop. Target: at most 2x.
+   server to the last client receiving it; median and p99 over 100 broadcasts), against the
+   same bytes written by the same server process to 1,000 plain socket connections, both as
+   one loop over the connections and as a task per connection, broadcasts of the three kinds
+   taking turns. Target: at most 2x the faster plain server.
 
 The load client speaks HTTP/1.1 over raw keep-alive sockets (asyncio streams): an httpx client
 costs more per request than the server does, so it would measure itself, not the server.
@@ -23,11 +24,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import resource
 import secrets
 import selectors
+import signal
 import socket
 import statistics
 import subprocess
@@ -48,7 +51,7 @@ CONNECTIONS = 32
 WARMUP_SECONDS = 0.5
 ROUNDS = 5
 MAX_REQUESTS = 60_000
-FANOUT_ROUNDS = 40
+FANOUT_ROUNDS = 100
 READY_SECONDS = 120.0
 
 ENDPOINTS = [
@@ -130,6 +133,7 @@ async def serve(url: str, port: int, plain_port: int, *, cache: bool) -> None:
         return {"sse": app.state.vigil_web.live.clients, "plain": len(writers)}
 
     plain = await asyncio.start_server(plain_client, HOST, plain_port, backlog=2048)
+    gc.freeze()  # as vigil serve does: start-up objects out of the collector's way
     config = uvicorn.Config(
         app,
         host=HOST,
@@ -236,8 +240,10 @@ def fanout(port: int, plain_port: int, token: str, clients: int) -> dict[str, li
     plains = [socket.create_connection((HOST, plain_port)) for _ in range(clients)]
     control = socket.create_connection((HOST, port))
 
-    def ask(method: str, path: str) -> dict[str, Any]:
+    def request(method: str, path: str) -> None:
         control.sendall(f"{method} {path} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+
+    def answer() -> dict[str, Any]:
         data = b""
         while b"\r\n\r\n" not in data:
             data += control.recv(65536)
@@ -251,6 +257,10 @@ def fanout(port: int, plain_port: int, token: str, clients: int) -> dict[str, li
             body += control.recv(65536)
         result: dict[str, Any] = json.loads(body)
         return result
+
+    def ask(method: str, path: str) -> dict[str, Any]:
+        request(method, path)
+        return answer()
 
     deadline = time.monotonic() + READY_SECONDS
     while ask("GET", "/bench/clients") != {"sse": clients, "plain": clients}:
@@ -269,7 +279,9 @@ def fanout(port: int, plain_port: int, token: str, clients: int) -> dict[str, li
         group = streams if mode == "sse" else plains
         marker = f'"round":{number}'.encode()
         waiting = {sock.fileno(): b"" for sock in group}
-        published = ask("POST", f"/bench/publish?mode={mode}&round={number}")["t"]
+        # Read the clients while the server answers: its answer (the publishing time) is
+        # collected afterwards, so waiting for it delays no arrival.
+        request("POST", f"/bench/publish?mode={mode}&round={number}")
         last = 0.0
         while waiting:
             for key, _ in selector.select(timeout=READY_SECONDS):
@@ -283,6 +295,7 @@ def fanout(port: int, plain_port: int, token: str, clients: int) -> dict[str, li
                     if marker in waiting[fd]:
                         del waiting[fd]
                         last = now
+        published = answer()["t"]
         if number >= len(modes):  # the first round of each kind warms up
             results[mode].append(last - published)
     for sock in streams + plains:
@@ -322,7 +335,9 @@ def start_server(url: str, *, cache: bool) -> tuple[subprocess.Popen[bytes], int
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(2)  # SIGINT: uvicorn's clean shutdown
+    # SIGTERM: uvicorn shuts down (Vigil stops inside its shutdown), then the process ends
+    # at once when uvicorn hands the signal back, without unwinding the plain sockets.
+    process.send_signal(signal.SIGTERM)
     try:
         process.wait(timeout=60)
     except subprocess.TimeoutExpired:
@@ -406,18 +421,20 @@ def measure(url: str, token: str, *, seconds: float, clients: int) -> None:
     )
     labels = {
         "sse": "/api/events (SSE)",
-        "plain": "plain sockets, one write loop (ceiling)",
+        "plain": "plain sockets, one write loop",
         "tasks": "plain sockets, a task per connection",
     }
     for mode, (median, p99) in figures.items():
-        print(f"    {labels[mode]:<42} median {median:7.2f} ms   p99 {p99:7.2f} ms")
-    (sse_median, sse_p99), (plain_median, plain_p99) = figures["sse"], figures["plain"]
+        print(f"    {labels[mode]:<38} median {median:7.2f} ms   p99 {p99:7.2f} ms")
+    (sse_median, sse_p99) = figures["sse"]
+    # The ceiling is whichever plain server did better in this run, median and p99 alike.
+    plain_median = min(figures["plain"][0], figures["tasks"][0])
+    plain_p99 = min(figures["plain"][1], figures["tasks"][1])
     ratio = sse_median / plain_median
     verdict = "ok" if ratio <= 2.0 else "MISSED"
     print(
-        f"    SSE vs the ceiling: median {ratio:.2f}x, p99 {sse_p99 / plain_p99:.2f}x "
-        f"(target <= 2x) {verdict}; vs a task per connection: "
-        f"median {sse_median / figures['tasks'][0]:.2f}x"
+        f"    SSE vs the faster plain server: median {ratio:.2f}x (target <= 2x) {verdict}, "
+        f"p99 {sse_p99 / plain_p99:.2f}x"
     )
     sys.stdout.flush()
 
