@@ -113,7 +113,7 @@ async def events(
     response_class=Response,
     responses={
         200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
-        **responses(401, 403),
+        **responses(401, 403, 503),
     },
 )
 async def prometheus(request: Request, _: Viewer) -> Response:
