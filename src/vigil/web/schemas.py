@@ -1,4 +1,6 @@
-"""The API's JSON shapes. Pydantic lives here and only here; the domain stays plain dataclasses.
+"""The API's shared JSON shapes: rules, incidents, metrics, events, and the input types the
+routes share. Shapes only one route module uses live in it (health and ingestion, sign-in).
+Pydantic stays in ``vigil.web``; the domain is plain dataclasses.
 
 Times are UTC ISO-8601, enums lowercase strings, names snake_case (DESIGN section 4).
 """
@@ -35,9 +37,8 @@ from vigil.core import (
 )
 from vigil.core.incidents import MAX_NOTES
 from vigil.core.rules import MAX_STREAK
-from vigil.metrics import TaskHealth
-from vigil.runtime import CurrentValue, MonitorStatus
-from vigil.store import DayCount, MetricPoint, Page, Role
+from vigil.runtime import CurrentValue
+from vigil.store import DayCount, MetricPoint, Page
 
 METRIC_REGEX = r"^[a-z0-9_.]{1,100}$"
 INSTANCE_REGEX = r"^[A-Za-z0-9_.:@/-]{1,100}$"
@@ -314,118 +315,6 @@ class MetricHistoryOut(BaseModel):
     end: datetime
     max_points: int
     points: list[MetricPointOut]
-
-
-# -- ingestion ------------------------------------------------------------------------------
-
-MAX_SAMPLES = 10_000
-
-
-class SampleIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    metric: str = Field(pattern=METRIC_REGEX)
-    value: Finite
-    time: UtcDateTime | None = Field(None, description="When it was measured; default: now.")
-
-
-class IngestIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    instance: str = Field(
-        pattern=INSTANCE_REGEX, description="The pushing process, e.g. `shard-0`."
-    )
-    samples: list[SampleIn] = Field(max_length=MAX_SAMPLES)
-
-
-class IngestOut(BaseModel):
-    accepted: int
-
-
-# -- health ---------------------------------------------------------------------------------
-
-
-class TaskOut(BaseModel):
-    name: str
-    status: str
-    last_heartbeat: datetime | None
-    last_error: str | None
-    age_s: float
-
-    @classmethod
-    def of(cls, task: TaskHealth) -> TaskOut:
-        return cls(
-            name=task.name,
-            status=task.status.value,
-            last_heartbeat=utc(task.last_heartbeat),
-            last_error=task.last_error,
-            age_s=task.age,
-        )
-
-
-class HealthDetails(BaseModel):
-    instance: str
-    leader: bool
-    cycles: int
-    cycles_late: int
-    last_cycle_at: datetime | None
-    last_cycle_seconds: float | None
-    database_ok: bool
-    last_error: str | None
-    pending_samples: int
-    dropped_samples: int
-    last_event_id: int
-    stream_clients: int
-    tasks: list[TaskOut]
-
-    @classmethod
-    def of(
-        cls, status: MonitorStatus, tasks: list[TaskHealth], *, last_event_id: int, clients: int
-    ) -> HealthDetails:
-        return cls(
-            instance=status.instance,
-            leader=status.leader,
-            cycles=status.cycles,
-            cycles_late=status.cycles_late,
-            last_cycle_at=utc(status.last_cycle_at),
-            last_cycle_seconds=status.last_cycle_seconds,
-            database_ok=status.database_ok,
-            last_error=status.last_error,
-            pending_samples=status.pending_samples,
-            dropped_samples=status.dropped_samples,
-            last_event_id=last_event_id,
-            stream_clients=clients,
-            tasks=[TaskOut.of(task) for task in tasks],
-        )
-
-
-class HealthOut(BaseModel):
-    status: str = Field(description="`ok`, or `degraded` (database or a task failing).")
-    details: HealthDetails | None = Field(description="For signed-in viewers and admins only.")
-
-
-# -- auth -----------------------------------------------------------------------------------
-
-
-class LoginIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: Text = Field(min_length=1, max_length=100)
-    password: Text = Field(min_length=1, max_length=1024)
-
-
-class WhoAmI(BaseModel):
-    name: str
-    role: Role
-    kind: str = Field(description="`session` (browser cookie) or `token`.")
-    csrf_token: str | None = Field(
-        description="Send it back as the X-CSRF-Token header on every change made with the "
-        "session cookie; null for tokens."
-    )
-
-
-class LoginOut(WhoAmI):
-    expires_at: datetime
 
 
 # -- events ---------------------------------------------------------------------------------

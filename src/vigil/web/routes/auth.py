@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from datetime import datetime
 
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from vigil.store import Role
 from vigil.web.auth import (
     READ_ROLES,
     SignedIn,
@@ -15,9 +19,33 @@ from vigil.web.auth import (
     web_state,
 )
 from vigil.web.errors import NotAuthenticatedError, RateLimitedError, responses
-from vigil.web.schemas import LoginIn, LoginOut, WhoAmI
+from vigil.web.schemas import Text
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
+
+
+# -- auth -----------------------------------------------------------------------------------
+
+
+class LoginIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Text = Field(min_length=1, max_length=100)
+    password: Text = Field(min_length=1, max_length=1024)
+
+
+class WhoAmI(BaseModel):
+    name: str
+    role: Role
+    kind: str = Field(description="`session` (browser cookie) or `token`.")
+    csrf_token: str | None = Field(
+        description="Send it back as the X-CSRF-Token header on every change made with the "
+        "session cookie; null for tokens."
+    )
+
+
+class LoginOut(WhoAmI):
+    expires_at: datetime
 
 
 @router.post(

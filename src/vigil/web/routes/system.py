@@ -2,19 +2,111 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field
 
 from vigil.core import Sample, ValidationError
+from vigil.metrics import TaskHealth
+from vigil.runtime import MonitorStatus
 from vigil.web.auth import Ingester, MaybePrincipal, Viewer, web_state
 from vigil.web.errors import responses
 from vigil.web.live import EventStreamResponse
-from vigil.web.schemas import MAX_SAMPLES, HealthDetails, HealthOut, IngestIn, IngestOut
+from vigil.web.schemas import INSTANCE_REGEX, METRIC_REGEX, Finite, UtcDateTime, utc
 
 router = APIRouter(tags=["system"])
+
+
+# -- ingestion ------------------------------------------------------------------------------
+
+MAX_SAMPLES = 10_000
+
+
+class SampleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str = Field(pattern=METRIC_REGEX)
+    value: Finite
+    time: UtcDateTime | None = Field(None, description="When it was measured; default: now.")
+
+
+class IngestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    instance: str = Field(
+        pattern=INSTANCE_REGEX, description="The pushing process, e.g. `shard-0`."
+    )
+    samples: list[SampleIn] = Field(max_length=MAX_SAMPLES)
+
+
+class IngestOut(BaseModel):
+    accepted: int
+
+
+# -- health ---------------------------------------------------------------------------------
+
+
+class TaskOut(BaseModel):
+    name: str
+    status: str
+    last_heartbeat: datetime | None
+    last_error: str | None
+    age_s: float
+
+    @classmethod
+    def of(cls, task: TaskHealth) -> TaskOut:
+        return cls(
+            name=task.name,
+            status=task.status.value,
+            last_heartbeat=utc(task.last_heartbeat),
+            last_error=task.last_error,
+            age_s=task.age,
+        )
+
+
+class HealthDetails(BaseModel):
+    instance: str
+    leader: bool
+    cycles: int
+    cycles_late: int
+    last_cycle_at: datetime | None
+    last_cycle_seconds: float | None
+    database_ok: bool
+    last_error: str | None
+    pending_samples: int
+    dropped_samples: int
+    last_event_id: int
+    stream_clients: int
+    tasks: list[TaskOut]
+
+    @classmethod
+    def of(
+        cls, status: MonitorStatus, tasks: list[TaskHealth], *, last_event_id: int, clients: int
+    ) -> HealthDetails:
+        return cls(
+            instance=status.instance,
+            leader=status.leader,
+            cycles=status.cycles,
+            cycles_late=status.cycles_late,
+            last_cycle_at=utc(status.last_cycle_at),
+            last_cycle_seconds=status.last_cycle_seconds,
+            database_ok=status.database_ok,
+            last_error=status.last_error,
+            pending_samples=status.pending_samples,
+            dropped_samples=status.dropped_samples,
+            last_event_id=last_event_id,
+            stream_clients=clients,
+            tasks=[TaskOut.of(task) for task in tasks],
+        )
+
+
+class HealthOut(BaseModel):
+    status: str = Field(description="`ok`, or `degraded` (database or a task failing).")
+    details: HealthDetails | None = Field(description="For signed-in viewers and admins only.")
+
 
 MAX_FUTURE = timedelta(minutes=5)  # clock skew allowed to a pusher
 
