@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from vigil.core import EventKind, Severity
+from vigil.core import DEFAULT_RULES, EventKind, Severity
 from vigil.demo import SCENARIO_CYCLES, DemoBot, activity
 from vigil.metrics import HealthRegistry, Metrics, Recorder
+from vigil.notify import Channel
 from vigil.runtime import Vigil
 from vigil.settings import Settings
+from vigil.store import Store
 
+from .notify.receiver import serving
 from .runtime.support import Started
 
 INTERVAL = 3.0
+NAMES = {rule.metric: rule.display_name for rule in DEFAULT_RULES}
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 
 
@@ -40,7 +44,9 @@ def test_the_story_covers_every_default_rule_it_promises() -> None:
     assert activity(3).phase == activity(3 + SCENARIO_CYCLES).phase  # it repeats
 
 
-async def test_the_demo_opens_escalates_and_resolves_incidents(sqlite_url: str) -> None:
+async def test_the_demo_opens_escalates_and_resolves_incidents_and_notifies(
+    sqlite_url: str,
+) -> None:
     mono = Mono()
     recorder = Recorder(clock=mono)
     health = HealthRegistry(clock=mono)
@@ -52,14 +58,27 @@ async def test_the_demo_opens_escalates_and_resolves_incidents(sqlite_url: str) 
         settings, sources=bot.sources, process_metrics=False, metrics=metrics, clock=lambda: wall[0]
     )
     events = []
-    async with Started(vigil):
-        for _ in range(SCENARIO_CYCLES):  # the whole story, once
-            for _ in range(6):  # the bot acts between cycles, half a second at a time
-                mono.now += INTERVAL / 6
-                bot.advance(mono.now)
-            wall[0] += timedelta(seconds=INTERVAL)
-            events += await vigil.monitor.cycle()
-        leftover = vigil.view.active()
+    async with serving() as receiver:
+        async with await Store.open(sqlite_url) as store:  # the demo's local channel
+            await store.add_channel(Channel(name="demo", url=receiver.url("/demo")), now=T0)
+        async with Started(vigil):
+            for _ in range(SCENARIO_CYCLES):  # the whole story, once
+                for _ in range(6):  # the bot acts between cycles, half a second at a time
+                    mono.now += INTERVAL / 6
+                    bot.advance(mono.now)
+                wall[0] += timedelta(seconds=INTERVAL)
+                events += await vigil.monitor.cycle()
+            leftover = vigil.view.active()
+            incident_events = [e for e in events if e.incident is not None]
+            await receiver.wait_for(lambda: len(receiver.on("/demo")) >= len(incident_events))
+        # one message per incident event, each once, naming its incident
+        assert len(receiver.on("/demo")) == len(incident_events)
+        assert set(receiver.copies().values()) == {1}
+        titles = [str(hit.body.get("title", "")) for hit in receiver.on("/demo")]
+        for event in incident_events:
+            assert event.incident is not None
+            name = NAMES[event.incident.metric]
+            assert any(name in title for title in titles), name
 
     def kinds(metric: str) -> list[tuple[EventKind, Severity]]:
         return [(e.kind, e.incident.severity) for e in events if e.metric == metric and e.incident]
