@@ -227,3 +227,10 @@ async def test_retention_deletes_what_the_settings_no_longer_keep(migrated_url: 
         report = await vigil.cleanup()
         assert report.incidents == 1 and report.samples >= 5
         assert (await vigil.store.incident_history()).total == 0
+
+
+def test_process_metrics_are_the_process_own_sources() -> None:
+    watched = {s.name for s in Vigil(settings("sqlite+aiosqlite://")).metrics.sources}
+    assert {"loop_lag", "process", "health"} <= watched
+    quiet = Vigil(settings("sqlite+aiosqlite://"), process_metrics=False)
+    assert {s.name for s in quiet.metrics.sources} == {"health"}

@@ -65,9 +65,12 @@ class Vigil:
         delivery: DeliveryPolicy | None = None,
         metrics: Metrics | None = None,
     ) -> None:
-        """``delivery``: retries, backoff and timing of notification delivery. ``metrics``:
-        a hub of the caller's own (a recorder on a simulated clock, say); by default one
-        whose windows span the interval."""
+        """``process_metrics``: watch this process itself (memory, CPU and event-loop lag);
+        off, only ``sources`` (and the health registry) are read, which is what a test on a
+        busy machine or a process that only relays pushed metrics wants. ``delivery``:
+        retries, backoff and timing of notification delivery. ``metrics``: a hub of the
+        caller's own (a recorder on a simulated clock, say); by default one whose windows
+        span the interval."""
         self.settings = settings if settings is not None else Settings.from_env()
         if metrics is None:
             recorder = Recorder()
@@ -78,9 +81,10 @@ class Vigil:
         self.metrics = metrics
         # Lag is real time on the real loop: the probe keeps its own recorder on the
         # monotonic clock, even when the hub's recorder runs on a simulated one.
-        self._loop_lag = LoopLagProbe(window=self.settings.interval)
-        self.metrics.add_source(self._loop_lag)
+        self._loop_lag: LoopLagProbe | None = None
         if process_metrics:
+            self._loop_lag = LoopLagProbe(window=self.settings.interval)
+            self.metrics.add_source(self._loop_lag)
             self.metrics.add_source(ProcessSource())
         for source in sources:
             self.metrics.add_source(source)
@@ -179,7 +183,8 @@ class Vigil:
             suppressions=self._suppressions,
         )
         self._stop = asyncio.Event()
-        self._loop_lag.start()
+        if self._loop_lag is not None:
+            self._loop_lag.start()
         self._spawn(self._monitor.run(self._stop), "vigil-monitor")
         self._spawn(self._follow_log(), "vigil-events")
         self._spawn(self._notifier.run(self._stop), "vigil-notifier")
@@ -198,7 +203,8 @@ class Vigil:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        await self._loop_lag.stop()
+        if self._loop_lag is not None:
+            await self._loop_lag.stop()
         assert self._bus is not None and self._leadership is not None and self._store is not None
         self._bus.close()
         await self._leadership.release()
