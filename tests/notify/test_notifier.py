@@ -175,12 +175,15 @@ async def test_a_transport_that_raises_is_retried_not_fatal(store: Store) -> Non
         calls.append(message.idempotency_key)
         raise RuntimeError("transport bug")
 
-    dispatcher = notifier(store, sender=broken)
+    # A backoff far longer than any slowness of the machine: one run, exactly one attempt
+    # (with a short one, a slow database lets the retry fall due within the same run).
+    policy = DeliveryPolicy(backoff=60.0, check_every=0.2)
+    dispatcher = notifier(store, sender=broken, policy=policy)
     assert await dispatcher.run_once() == 0
     [row] = await store.list_notifications()
     assert (row.status, row.attempts) == (OutboxStatus.PENDING, 1)
     assert row.last_error == "RuntimeError: transport bug"
-    assert row.next_attempt_at > utcnow() - timedelta(seconds=1)
+    assert row.next_attempt_at > utcnow() + timedelta(seconds=30)  # retried, after a backoff
     assert calls == [row.idempotency_key]
 
 
