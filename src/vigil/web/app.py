@@ -18,7 +18,7 @@ from vigil.web.cache import ReadCache
 from vigil.web.live import KEEPALIVE_SECONDS, RING, LiveStream
 from vigil.web.prometheus import WebMetrics
 from vigil.web.ratelimit import SignInLimiter
-from vigil.web.routes import alerts, auth, metrics, system
+from vigil.web.routes import alerts, auth, channels, metrics, quiet, system
 from vigil.web.security import Keys, Passwords
 from vigil.web.state import WebState, generation_of
 
@@ -30,8 +30,9 @@ MAX_BODY = 8 * 1024 * 1024  # a full ingest batch is under 2 MiB; anything far l
 DESCRIPTION = """\
 Vigil's REST API. Authenticate with an API token (`Authorization: Bearer ...`, from
 `vigil tokens create`) or a session cookie from `POST /api/auth/login` (then send its CSRF
-token as `X-CSRF-Token` on every change). Viewers read everything; admins also change rules
-and act on incidents; `ingest` tokens only push samples. Errors are
+token as `X-CSRF-Token` on every change). Viewers read everything; admins also change rules,
+act on incidents, and manage channels, snoozes and maintenance windows; `ingest` tokens only
+push samples. Errors are
 `{"error": {"code", "message", "field"}}`.
 """
 
@@ -79,7 +80,7 @@ def create_app(
     app.state.vigil_web = state
     errors.install(app)
     app.add_middleware(errors.BodyLimit, max_bytes=MAX_BODY)
-    for module in (alerts, metrics, system, auth):
+    for module in (alerts, metrics, channels, quiet, system, auth):
         app.include_router(module.router)
     app.include_router(pages.router)  # the dashboard's HTML pages and static files
     return app

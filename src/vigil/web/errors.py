@@ -27,6 +27,7 @@ from vigil.core.errors import (
     ValidationError,
     VigilError,
 )
+from vigil.notify import DeliveryError
 from vigil.runtime import NotStartedError
 from vigil.store import VigilStorageError
 
@@ -67,6 +68,7 @@ STATUS: tuple[tuple[type[Exception], int, str], ...] = (
     (DuplicateIncidentError, 409, "conflict"),
     (ValidationError, 422, "invalid"),
     (RateLimitedError, 429, "rate_limited"),
+    (DeliveryError, 502, "delivery_failed"),
     (NotStartedError, 503, "not_running"),
     (StreamClosedError, 503, "shutting_down"),
     (VigilStorageError, 503, "storage_unavailable"),
@@ -250,6 +252,8 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         422: "Invalid input; `field` names it",
         413: "The request body is larger than 8 MiB",
         429: "Too many failed sign-ins",
+        502: "The channel's service refused the message or did not answer in time; "
+        "`message` says why, secrets masked",
         503: "Vigil is not running or its database is unavailable",
     }
     return {

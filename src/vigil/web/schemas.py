@@ -120,7 +120,7 @@ def _no_default(schema: dict[str, Any]) -> None:
     schema.pop("default", None)
 
 
-def _optional(**kwargs: Any) -> Any:
+def optional(**kwargs: Any) -> Any:
     """A field that may be left out but, when given, must not be null: its type stays
     non-nullable in the schema and an explicit null fails validation."""
     return Field(default=None, json_schema_extra=_no_default, **kwargs)
@@ -132,17 +132,17 @@ class RuleUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    display_name: Text = _optional(min_length=1, max_length=200)
-    description: Text = _optional(max_length=2000)
-    unit: Text = _optional(max_length=32)
+    display_name: Text = optional(min_length=1, max_length=200)
+    description: Text = optional(max_length=2000)
+    unit: Text = optional(max_length=32)
     warning: Finite | None = None
     critical: Finite | None = None
     recovery: Finite | None = None
-    direction: Direction = _optional()
-    enabled: StrictBool = _optional()
-    breaches_required: StrictInt = _optional(ge=1, le=MAX_STREAK)
-    recoveries_required: StrictInt = _optional(ge=1, le=MAX_STREAK)
-    aggregate: Aggregate = _optional()
+    direction: Direction = optional()
+    enabled: StrictBool = optional()
+    breaches_required: StrictInt = optional(ge=1, le=MAX_STREAK)
+    recoveries_required: StrictInt = optional(ge=1, le=MAX_STREAK)
+    aggregate: Aggregate = optional()
 
     def changes(self) -> dict[str, Any]:
         """Only what the client sent: an explicit null is kept, a left-out field is not."""

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from vigil.core import Sample, ValidationError
 from vigil.metrics import TaskHealth
 from vigil.runtime import MonitorStatus
+from vigil.runtime.notifier import NotifierStatus
 from vigil.web.auth import Ingester, MaybePrincipal, Viewer, web_state
 from vigil.web.errors import responses
 from vigil.web.live import EventStreamResponse
@@ -67,6 +68,29 @@ class TaskOut(BaseModel):
         )
 
 
+class NotificationsOut(BaseModel):
+    """The outbox: messages waiting, delivered and given up on (all instances), and this
+    instance's last failed attempt."""
+
+    dispatching: bool = Field(description="This instance is the leader, so it delivers.")
+    pending: int
+    sent: int
+    failed: int = Field(description="Given up on after every attempt: see /api/notifications.")
+    last_error: str | None
+    last_error_at: datetime | None
+
+    @classmethod
+    def of(cls, status: NotifierStatus) -> NotificationsOut:
+        return cls(
+            dispatching=status.dispatching,
+            pending=status.pending,
+            sent=status.sent,
+            failed=status.failed,
+            last_error=status.last_error,
+            last_error_at=utc(status.last_error_at),
+        )
+
+
 class HealthDetails(BaseModel):
     instance: str
     leader: bool
@@ -81,10 +105,17 @@ class HealthDetails(BaseModel):
     last_event_id: int
     stream_clients: int
     tasks: list[TaskOut]
+    notifications: NotificationsOut
 
     @classmethod
     def of(
-        cls, status: MonitorStatus, tasks: list[TaskHealth], *, last_event_id: int, clients: int
+        cls,
+        status: MonitorStatus,
+        tasks: list[TaskHealth],
+        notifications: NotifierStatus,
+        *,
+        last_event_id: int,
+        clients: int,
     ) -> HealthDetails:
         return cls(
             instance=status.instance,
@@ -100,6 +131,7 @@ class HealthDetails(BaseModel):
             last_event_id=last_event_id,
             stream_clients=clients,
             tasks=[TaskOut.of(task) for task in tasks],
+            notifications=NotificationsOut.of(notifications),
         )
 
 
@@ -129,6 +161,7 @@ async def health(request: Request, principal: MaybePrincipal) -> HealthOut:
         details = HealthDetails.of(
             status,
             tasks,
+            vigil.notifier.status(),
             last_event_id=vigil.bus.last_id,
             clients=web_state(request).live.clients,
         )
