@@ -361,6 +361,18 @@ _WINDOW_FIELDS = frozenset(
 )
 
 
+def wall_clock(field: str, text: str | None, timezone: str) -> datetime:
+    """A date and time as a person types it (``2026-12-01T22:00``): without an offset it is
+    local time in ``timezone``; with one, the offset wins."""
+    if not text:
+        raise ValidationError(field, "is required for a one-off window")
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(field, f"{text!r} is not an ISO date and time") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=_zone(timezone))
+
+
 def suppressed_metrics(
     now: datetime,
     *,

@@ -11,14 +11,13 @@ import getpass
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from vigil.core.errors import ValidationError
-from vigil.core.suppression import MaintenanceWindow, Snooze, WindowKind
+from vigil.core.suppression import MaintenanceWindow, Snooze, WindowKind, wall_clock
 from vigil.notify.channels import NotifyOn
 from vigil.notify.sender import send_test
 from vigil.settings import Settings
@@ -274,8 +273,8 @@ def add_window_command(
         else:
             data.update(
                 kind=WindowKind.ONCE.value,
-                start=_local_datetime("start", start, timezone),
-                end=_local_datetime("end", end, timezone),
+                start=_one_off("start", start, timezone),
+                end=_one_off("end", end, timezone),
             )
         window, _ = await store.add_window(data, now=_now())
         return window
@@ -335,19 +334,10 @@ def _weekdays(text: str) -> list[str]:
     return days
 
 
-def _local_datetime(field: str, text: str | None, timezone: str) -> datetime:
+def _one_off(field: str, text: str | None, timezone: str) -> datetime:
     if text is None:
         raise ValidationError(field, "is required for a one-off window (or use --weekly)")
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValidationError(field, f"{text!r} is not an ISO date and time") from None
-    if moment.tzinfo is not None:
-        return moment
-    try:
-        return moment.replace(tzinfo=ZoneInfo(timezone))
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValidationError("timezone", f"unknown time zone {timezone!r}") from None
+    return wall_clock(field, text, timezone)
 
 
 def _when(window: MaintenanceWindow) -> str:

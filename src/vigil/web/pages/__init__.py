@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from vigil.web.pages import actions, assets, views
+from vigil.web.pages import actions, assets, channels, silences, views
 
 router = APIRouter(include_in_schema=False)
-for module in (views, actions, assets):
+for module in (views, actions, channels, silences, assets):
     router.include_router(module.router)
 
 __all__ = ["router"]

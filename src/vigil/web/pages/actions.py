@@ -12,7 +12,6 @@ import math
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import pydantic
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
@@ -21,7 +20,7 @@ from vigil.web.auth import Principal, principal_from, sign_in, sign_out, web_sta
 from vigil.web.errors import NotAuthenticatedError, RateLimitedError
 from vigil.web.pages.data import incident_uuid
 from vigil.web.pages.filters import HistoryFilters
-from vigil.web.pages.forms import authorize_form, local_path, read_form
+from vigil.web.pages.forms import authorize_form, checked, local_path, read_form, validated
 from vigil.web.pages.render import header_context, render
 from vigil.web.pages.route import PageRoute
 from vigil.web.pages.views import alerts_page
@@ -133,10 +132,7 @@ async def logout(request: Request) -> Response:
 
 
 def _notes(form: dict[str, str]) -> IncidentAction:
-    try:
-        return IncidentAction(notes=form.get("notes", "").strip() or None)
-    except pydantic.ValidationError as exc:
-        raise ValidationError("notes", exc.errors()[0]["msg"]) from None
+    return validated(IncidentAction, {"notes": form.get("notes", "").strip() or None})
 
 
 @router.post("/alerts/incidents/acknowledge-all")
@@ -189,7 +185,7 @@ def rule_changes(rule: Rule, form: dict[str, str]) -> dict[str, Any]:
             wanted["direction"] = Direction(form["direction"])
         except ValueError:
             raise ValidationError("direction", "must be 'above' or 'below'") from None
-    wanted["enabled"] = form.get("enabled") in ("on", "true", "1")
+    wanted["enabled"] = checked(form, "enabled")
     return {name: value for name, value in wanted.items() if getattr(rule, name) != value}
 
 
@@ -204,12 +200,7 @@ async def update_rule(request: Request, metric: str) -> Response:
         changes = rule_changes(rule, form)
         if not changes:
             return back(request, form, done="unchanged", default="/alerts")
-        try:
-            update = RuleUpdate.model_validate(changes)
-        except pydantic.ValidationError as exc:
-            problem = exc.errors()[0]
-            field = str(problem["loc"][0]) if problem["loc"] else "rule"
-            raise ValidationError(field, problem["msg"]) from None
+        update = validated(RuleUpdate, changes)
         await alerts_api.update_rule(request, metric, update, principal)
     except ValidationError as exc:
         next_path = local_path(form.get("next"), default="/alerts")

@@ -70,7 +70,22 @@ async def active_section(reads: Reads) -> Context:
 async def rules_section(reads: Reads) -> Context:
     # /api/metrics answers both: every rule with its current value and level.
     current = await metrics_api.current(reads.request, reads.principal)
-    return {"rules": [item for item in current if item.rule is not None]}
+    # Which rules are silenced now, from the monitor's own cache (reloaded when a snooze or
+    # window changes anywhere): the same answer the monitor acts on, without a query.
+    vigil = reads.vigil
+    quiet = vigil.suppressions
+    await quiet.load()
+    now = vigil.clock()
+    windows: dict[str, list[str]] = {}
+    for window in quiet.active_windows(now):
+        for item in current:
+            if window.applies_to(item.metric):
+                windows.setdefault(item.metric, []).append(window.name)
+    return {
+        "rules": [item for item in current if item.rule is not None],
+        "snoozed": {snooze.metric: snooze for snooze in quiet.active_snoozes(now)},
+        "maintenance": windows,
+    }
 
 
 async def history_section(reads: Reads) -> Context:

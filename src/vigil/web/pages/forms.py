@@ -8,8 +8,10 @@ with the same keys as the header. (python-multipart is not needed for urlencoded
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
+import pydantic
 from fastapi import Request
 
 from vigil.core import ValidationError
@@ -20,6 +22,8 @@ from vigil.web.errors import CsrfError, ForbiddenError, NotAuthenticatedError
 CSRF_FIELD = "csrf_token"
 MAX_FORM_BYTES = 64 * 1024
 FORM_TYPE = "application/x-www-form-urlencoded"
+
+Model = TypeVar("Model", bound=pydantic.BaseModel)
 
 
 class FormTooLargeError(ValidationError):
@@ -77,3 +81,20 @@ def local_path(target: str | None, *, default: str = "/") -> str:
     if "\\" in target or any(ord(c) < 32 for c in target):
         return default
     return target
+
+
+def validated(model: type[Model], data: Mapping[str, Any]) -> Model:
+    """``data`` as the API's input ``model``; its first problem as a ``ValidationError`` that
+    names the field, as the API's 422 would."""
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        problem = exc.errors()[0]
+        location = [str(part) for part in problem["loc"]]
+        field = location[0] if location else "form"
+        raise ValidationError(field, problem["msg"]) from None
+
+
+def checked(form: Mapping[str, str], name: str) -> bool:
+    """A checkbox: sent (as ``on``) when ticked, left out when not."""
+    return form.get(name) in ("on", "true", "1")

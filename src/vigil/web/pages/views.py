@@ -27,10 +27,20 @@ NOTICES = {
     "resolved": "Incident resolved.",
     "saved": "Rule saved.",
     "unchanged": "Nothing to save: the rule is as it was.",
+    "channel-added": "Channel added.",
+    "channel-saved": "Channel saved.",
+    "channel-removed": "Channel removed.",
+    "channel-tested": "Test message delivered.",
+    "snoozed": "Rule snoozed.",
+    "snooze-ended": "Snooze ended: the rule is watched again.",
+    "window-added": "Maintenance window added.",
+    "window-removed": "Maintenance window removed.",
 }
 
 
-def _base(request: Request, principal: Principal, page: str, title: str) -> dict[str, Any]:
+def base_context(request: Request, principal: Principal, page: str, title: str) -> dict[str, Any]:
+    """What every page's template needs: the header's facts, the page and the notice that a
+    redirect after an action asked for (``?done=``)."""
     # Read first: the event id the page is at must not be newer than its data.
     context = header_context(request, principal)
     done = request.query_params.get("done", "")
@@ -40,7 +50,7 @@ def _base(request: Request, principal: Principal, page: str, title: str) -> dict
 
 @router.get("/", response_class=HTMLResponse, name="overview")
 async def overview(request: Request, principal: Reader) -> HTMLResponse:
-    context = _base(request, principal, "overview", "Overview")
+    context = base_context(request, principal, "overview", "Overview")
     context.update(
         await load(OVERVIEW_SECTIONS, list(OVERVIEW_SECTIONS), Reads(request, principal))
     )
@@ -58,7 +68,7 @@ async def alerts_page(
 ) -> HTMLResponse:
     """The whole Alerts & Incidents page; with ``rule_error``, a rule form sent without
     JavaScript is shown again with its values and what was wrong."""
-    context = _base(request, principal, "alerts", "Alerts & Incidents")
+    context = base_context(request, principal, "alerts", "Alerts & Incidents")
     context.update(alerts_extras(filters, rule_error=rule_error, rule_form=rule_form))
     context.update(
         await load(ALERTS_SECTIONS, list(ALERTS_SECTIONS), Reads(request, principal, filters))
@@ -87,7 +97,7 @@ async def alerts(request: Request, principal: Reader) -> HTMLResponse:
 
 @router.get("/incidents/{incident_id}", response_class=HTMLResponse, name="incident")
 async def incident(request: Request, incident_id: str, principal: Reader) -> HTMLResponse:
-    context = _base(request, principal, "incident", "Incident")
+    context = base_context(request, principal, "incident", "Incident")
     context.update(await incident_detail(Reads(request, principal), incident_id))
     return render(request, "incident.html", context)
 
@@ -101,7 +111,7 @@ async def alerts_section(request: Request, name: str, principal: Reader) -> HTML
     if loader is None:
         raise NotFoundError("section", name)
     filters = HistoryFilters.parse(request.query_params)
-    context = _base(request, principal, "alerts", "")
+    context = base_context(request, principal, "alerts", "")
     context.update(alerts_extras(filters))
     context.update(await loader(Reads(request, principal, filters)))
     return render(request, f"alerts/{name}.html", context)
@@ -112,13 +122,13 @@ async def overview_section(request: Request, name: str, principal: Reader) -> HT
     loader = OVERVIEW_SECTIONS.get(name)
     if loader is None:
         raise NotFoundError("section", name)
-    context = _base(request, principal, "overview", "")
+    context = base_context(request, principal, "overview", "")
     context.update(await loader(Reads(request, principal)))
     return render(request, f"overview/{name}.html", context)
 
 
 @router.get("/sections/incidents/{incident_id}", response_class=HTMLResponse)
 async def incident_section(request: Request, incident_id: str, principal: Reader) -> HTMLResponse:
-    context = _base(request, principal, "incident", "")
+    context = base_context(request, principal, "incident", "")
     context.update(await incident_detail(Reads(request, principal), incident_id))
     return render(request, "incident/detail.html", context)

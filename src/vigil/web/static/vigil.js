@@ -70,6 +70,8 @@
     if (!incident) {
       if (event.kind === "rule.changed") return ["Rule " + event.metric + " changed by " + (event.by || "someone"), ""];
       if (event.kind === "leader.changed") return ["The monitor's leader changed", ""];
+      if (event.kind === "snooze.started") return ["⏸ " + event.metric + " snoozed by " + event.by, ""];
+      if (event.kind === "snooze.ended") return ["▶ " + event.metric + " is watched again", ""];
       return null;
     }
     const icon = icons[incident.severity] || "";
@@ -128,6 +130,7 @@
   function sectionUrl(name) {
     if (pageName === "alerts") return root + "/sections/alerts/" + name + location.search;
     if (pageName === "overview") return root + "/sections/overview/" + name;
+    if (pageName === "silences") return root + "/sections/silences/" + name;
     const section = document.querySelector('[data-section="incident"]');
     return section ? root + "/sections/incidents/" + section.dataset.incidentId : null;
   }
@@ -260,11 +263,14 @@
     alerts: ["summary", "active", "rules", "history", "recoveries", "frequency"],
     overview: ["cards", "health", "latest"],
     incident: ["incident"],
+    silences: ["snoozes", "windows"],
+    channels: [],
   };
   const periodic = {
     alerts: ["active", "rules"],
     overview: ["cards", "health"],
     incident: [],
+    silences: ["snoozes", "windows"],
   };
 
   function sectionsFor(event) {
@@ -283,6 +289,9 @@
       }
     } else if (event.kind === "rule.changed") {
       names.push(pageName === "alerts" ? "rules" : "cards");
+    } else if (event.kind.startsWith("snooze.") || event.kind.startsWith("maintenance.")) {
+      if (pageName === "alerts") names.push("rules");
+      if (pageName === "silences") names.push(event.kind.startsWith("snooze.") ? "snoozes" : "windows");
     } else if (event.kind === "leader.changed" && pageName === "overview") {
       names.push("health");
     }

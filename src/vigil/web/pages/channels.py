@@ -1,0 +1,183 @@
+"""The Channels page: where incidents are sent, a test message, and the deliveries that failed.
+
+Viewers see the channels (their addresses masked, as the API shows them) and the deliveries;
+admins also add, edit, test and remove channels with plain forms that redirect back. A form
+that is refused is shown again with what was wrong next to it, and its values, except the
+address: a secret typed into it is never sent back to the browser.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse
+
+from vigil.core import Severity, ValidationError
+from vigil.notify import DeliveryError, NotifyOn
+from vigil.store import OutboxStatus
+from vigil.web.auth import Principal, principal_from
+from vigil.web.pages.actions import back
+from vigil.web.pages.forms import authorize_form, checked, read_form, validated
+from vigil.web.pages.render import render
+from vigil.web.pages.route import PageRoute, Reader
+from vigil.web.pages.views import base_context
+from vigil.web.routes import channels as channels_api
+from vigil.web.routes import system as system_api
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+FAILED_SHOWN = 20
+ADD_FORM = "add"
+
+Problem = ValidationError | DeliveryError
+
+
+async def channels_page(
+    request: Request,
+    principal: Principal,
+    *,
+    problem: tuple[str, Problem] | None = None,
+    sent: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """The page; with ``problem`` (the form it concerns, and the error), that form is shown
+    again with the values ``sent`` and what was wrong."""
+    context = base_context(request, principal, "channels", "Channels")
+    channels = await channels_api.list_channels(request, principal)
+    failed = await channels_api.list_notifications(
+        request, principal, status=OutboxStatus.FAILED, incident_id=None, limit=FAILED_SHOWN
+    )
+    health = await system_api.health(request, principal)
+    values = {channel.name: _shown(channel) for channel in channels}
+    values[ADD_FORM] = _shown(None)
+    if problem is not None and sent is not None:
+        masked = values[problem[0]]["url"]  # an edit shows the stored address masked again
+        values[problem[0]] = {**_sent_back(sent), "url": masked}
+    context.update(
+        channels=channels,
+        failed=failed,
+        outbox=health.details.notifications if health.details is not None else None,
+        severities=list(Severity),
+        notify_on=list(NotifyOn),
+        problem=problem,
+        error_field=problem[1].field
+        if problem is not None and isinstance(problem[1], ValidationError)
+        else "",
+        values=values,
+        add_form=ADD_FORM,
+    )
+    return render(request, "channels.html", context, status_code=status_code)
+
+
+def _shown(channel: channels_api.ChannelOut | None) -> dict[str, Any]:
+    """A channel form's values: the channel's (its address masked), or a new one's defaults."""
+    if channel is None:
+        events = list(NotifyOn)
+        return {
+            "name": "",
+            "url": "",
+            "min_severity": "info",
+            "events": events,
+            "renotify_minutes": "",
+            "enabled": True,
+        }
+    return {
+        "name": channel.name,
+        "url": channel.url,
+        "min_severity": channel.min_severity.value,
+        "events": channel.events,
+        "renotify_minutes": channel.renotify_minutes or "",
+        "enabled": channel.enabled,
+    }
+
+
+def _sent_back(form: dict[str, str]) -> dict[str, Any]:
+    """A refused form's values as they were sent, except the address: it may hold a secret."""
+    return {
+        "name": form.get("name", ""),
+        "url": "",
+        "min_severity": form.get("min_severity", "info"),
+        "events": [on for on in NotifyOn if checked(form, f"event_{on.value}")],
+        "renotify_minutes": form.get("renotify_minutes", ""),
+        "enabled": checked(form, "enabled"),
+    }
+
+
+@router.get("/channels", response_class=HTMLResponse, name="channels")
+async def channels(request: Request, principal: Reader) -> HTMLResponse:
+    return await channels_page(request, principal)
+
+
+def channel_fields(form: dict[str, str]) -> dict[str, Any]:
+    """What a channel form says, in the API's terms. An empty address is left out (an edit
+    keeps the stored one); an empty reminder interval turns reminders off."""
+    fields: dict[str, Any] = {
+        "min_severity": form.get("min_severity", Severity.INFO.value),
+        "events": [on.value for on in NotifyOn if checked(form, f"event_{on.value}")],
+        "enabled": checked(form, "enabled"),
+        "renotify_minutes": None,
+    }
+    url = form.get("url", "").strip()
+    if url:
+        fields["url"] = url
+    minutes = form.get("renotify_minutes", "").strip()
+    if minutes:
+        if not minutes.isdigit():
+            raise ValidationError("renotify_minutes", f"{minutes[:20]!r} is not whole minutes")
+        fields["renotify_minutes"] = int(minutes)
+    return fields
+
+
+@router.post("/channels", response_class=HTMLResponse)
+async def add_channel(request: Request) -> Response:
+    form = await read_form(request)
+    principal = authorize_form(request, await principal_from(request), form, admin=True)
+    try:
+        data = {"name": form.get("name", "").strip(), **channel_fields(form)}
+        if "url" not in data:
+            raise ValidationError("url", "is required: the channel's apprise URL")
+        channel = validated(channels_api.ChannelIn, data)
+        await channels_api.add_channel(request, channel, principal)
+    except ValidationError as exc:
+        return await channels_page(
+            request,
+            principal,
+            problem=(ADD_FORM, exc),
+            sent=form,
+            status_code=422,
+        )
+    return back(request, form, done="channel-added", default="/channels")
+
+
+@router.post("/channels/{name}", response_class=HTMLResponse)
+async def update_channel(request: Request, name: str) -> Response:
+    form = await read_form(request)
+    principal = authorize_form(request, await principal_from(request), form, admin=True)
+    try:
+        changes = validated(channels_api.ChannelUpdate, channel_fields(form))
+        await channels_api.update_channel(request, name, changes, principal)
+    except ValidationError as exc:
+        return await channels_page(
+            request, principal, problem=(name, exc), sent=form, status_code=422
+        )
+    return back(request, form, done="channel-saved", default="/channels")
+
+
+@router.post("/channels/{name}/test", response_class=HTMLResponse)
+async def test_channel(request: Request, name: str) -> Response:
+    form = await read_form(request)
+    principal = authorize_form(request, await principal_from(request), form, admin=True)
+    try:
+        await channels_api.test_channel(request, name, principal)
+    except DeliveryError as exc:
+        return await channels_page(request, principal, problem=(name, exc), status_code=502)
+    return back(request, form, done="channel-tested", default="/channels")
+
+
+@router.post("/channels/{name}/remove")
+async def remove_channel(request: Request, name: str) -> Response:
+    form = await read_form(request)
+    principal = authorize_form(request, await principal_from(request), form, admin=True)
+    await channels_api.delete_channel(request, name, principal)
+    return back(request, form, done="channel-removed", default="/channels")
