@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 import shutil
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Page, expect
+
+from vigil.core.suppression import MaintenanceWindow
 
 from .support import Dashboard, new_tab, populate, screenshot_path, sign_in, wait_live
 
@@ -27,6 +30,45 @@ async def settled(page: Page, *, charts: int = 0) -> None:
         await page.wait_for_function(
             "() => [...document.querySelectorAll('canvas')].every(c => Chart.getChart(c))"
         )
+
+
+async def silence_and_notify(board: Dashboard) -> None:
+    """A snooze, two maintenance windows and two channels, for the pages that show them."""
+    vigil = board.running
+    await vigil.snooze(
+        "memory_usage", duration=timedelta(hours=2), reason="Known leak, fix deploying", by="ana"
+    )
+    now = vigil.clock()
+    await vigil.add_maintenance(
+        MaintenanceWindow.weekly(
+            "nightly-backup",
+            weekdays=["sat", "sun"],
+            start_time="23:00",
+            end_time="02:00",
+            timezone="Europe/Paris",
+            metrics=["database_query_time"],
+            reason="Backups slow the database",
+            by="ana",
+        )
+    )
+    await vigil.add_maintenance(
+        MaintenanceWindow.once(
+            "shard-move", start=now - timedelta(minutes=5), end=now + timedelta(hours=1), by="ana"
+        )
+    )
+    await vigil.store.add_channel(
+        {"name": "ops-discord", "url": "discord://1234567890/token", "min_severity": "warning"},
+        now=now,
+    )
+    await vigil.store.add_channel(
+        {
+            "name": "on-call-mail",
+            "url": "mailtos://bot:secret@mail.example.com?to=oncall@example.com",
+            "events": ["opened", "escalated"],
+            "renotify_minutes": 30,
+        },
+        now=now,
+    )
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
@@ -60,6 +102,13 @@ async def test_screenshots_of_every_page(browser: Browser, board: Dashboard, sch
     await settled(page, charts=1)
     shots.append(screenshot_path("incident", scheme))
     await page.screenshot(path=shots[-1], full_page=True)
+
+    await silence_and_notify(board)
+    for name in ("silences", "channels"):
+        await page.goto(f"{board.url}/{name}")
+        await settled(page)
+        shots.append(screenshot_path(name, scheme))
+        await page.screenshot(path=shots[-1], full_page=True)
 
     viewer = await new_tab(browser, scheme=scheme)
     await sign_in(viewer, board, "vic")
