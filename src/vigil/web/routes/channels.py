@@ -116,7 +116,9 @@ class NotificationOut(BaseModel):
     repeat: int = Field(description="0 for the event itself; n for the n-th reminder.")
     status: OutboxStatus
     attempts: int
-    next_attempt_at: datetime
+    next_attempt_at: datetime | None = Field(
+        description="When it is tried next; null once sent or given up on."
+    )
     last_error: str | None
     sent_at: datetime | None
     created_at: datetime
@@ -131,7 +133,7 @@ class NotificationOut(BaseModel):
             repeat=item.repeat,
             status=item.status,
             attempts=item.attempts,
-            next_attempt_at=item.next_attempt_at,
+            next_attempt_at=item.next_attempt_at if item.status is OutboxStatus.PENDING else None,
             last_error=item.last_error,
             sent_at=utc(item.sent_at),
             created_at=item.created_at,

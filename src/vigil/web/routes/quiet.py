@@ -81,7 +81,7 @@ async def snooze(request: Request, metric: str, body: SnoozeIn, principal: Admin
     snoozed = await vigil.snooze(
         _known_metric(metric),
         duration=timedelta(minutes=body.minutes),
-        reason=body.reason.strip(),
+        reason=body.reason,
         by=principal.name,
     )
     return SnoozeOut.of(snoozed)
