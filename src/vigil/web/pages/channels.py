@@ -13,8 +13,9 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
-from vigil.core import Severity, ValidationError
+from vigil.core import NotFoundError, Severity, ValidationError
 from vigil.notify import DeliveryError, NotifyOn
+from vigil.notify.channels import MAX_RENOTIFY_MINUTES
 from vigil.store import OutboxStatus
 from vigil.web.auth import Principal, principal_from
 from vigil.web.pages.actions import back
@@ -28,7 +29,7 @@ from vigil.web.routes import system as system_api
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 FAILED_SHOWN = 20
-ADD_FORM = "add"
+ADD_FORM = "+add"  # the add form's key among the channels' forms: no channel can be named so
 
 Problem = ValidationError | DeliveryError
 
@@ -52,6 +53,8 @@ async def channels_page(
     values = {channel.name: _shown(channel) for channel in channels}
     values[ADD_FORM] = _shown(None)
     if problem is not None and sent is not None:
+        if problem[0] not in values:  # an edit refused of a channel removed meanwhile
+            raise NotFoundError("channel", problem[0])
         masked = values[problem[0]]["url"]  # an edit shows the stored address masked again
         values[problem[0]] = {**_sent_back(sent), "url": masked}
     context.update(
@@ -123,8 +126,12 @@ def channel_fields(form: dict[str, str]) -> dict[str, Any]:
         fields["url"] = url
     minutes = form.get("renotify_minutes", "").strip()
     if minutes:
-        if not minutes.isdigit():
+        if not (minutes.isascii() and minutes.isdigit()):  # "²" is a digit int() refuses
             raise ValidationError("renotify_minutes", f"{minutes[:20]!r} is not whole minutes")
+        if len(minutes) > 9:  # out of range, and past 4300 digits int() refuses it too
+            raise ValidationError(
+                "renotify_minutes", f"must be at most {MAX_RENOTIFY_MINUTES} (a week)"
+            )
         fields["renotify_minutes"] = int(minutes)
     return fields
 

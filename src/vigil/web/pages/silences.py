@@ -120,10 +120,12 @@ async def snooze(request: Request) -> Response:
         if not metric:
             raise ValidationError("metric", "choose the rule to snooze")
         minutes = form.get("minutes", "")
+        # Only plain digits to int(): it refuses "²" (a digit to isdigit) and 4300+ digits.
+        whole = minutes.isascii() and minutes.isdigit() and len(minutes) <= 9
         body = validated(
             quiet_api.SnoozeIn,
             {
-                "minutes": int(minutes) if minutes.isdigit() else minutes,
+                "minutes": int(minutes) if whole else minutes,
                 "reason": form.get("reason", ""),
             },
         )
