@@ -18,13 +18,14 @@ from fastapi import FastAPI
 from vigil.core import Event, EventKind, Incident, Severity, Status, resolve
 from vigil.core.evaluation import CycleResult
 from vigil.runtime import Vigil
+from vigil.runtime.notifier import DeliveryPolicy
 from vigil.store import Store
 from vigil.web import close_streams, create_app
 from vigil.web.accounts import add_user, create_token
 from vigil.web.security import Passwords
 from vigil.web.serve import VigilServer, server_for
 
-from ..runtime.support import DEADLINE, T0, Clock, Script, cycle, make_vigil, wait_until
+from ..runtime.support import DEADLINE, T0, Clock, Script, Started, cycle, settings, wait_until
 
 LATENCY = "gateway_latency"
 PASSWORD = "correct horse battery"
@@ -99,9 +100,15 @@ async def seed_accounts(store: Store) -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def running_api(url: str, **app_options: Any) -> AsyncIterator[Api]:
+async def running_api(
+    url: str, *, delivery: DeliveryPolicy | None = None, **app_options: Any
+) -> AsyncIterator[Api]:
+    """Vigil on ``url`` (its dispatcher trying as ``delivery`` says) and its app, in process."""
     script, clock = Script(), Clock()
-    async with make_vigil(url, script, clock) as vigil:
+    vigil = Vigil(
+        settings(url), sources=[script], process_metrics=False, clock=clock, delivery=delivery
+    )
+    async with Started(vigil):
         tokens = await seed_accounts(vigil.store)
         app = create_app(vigil, password_hasher=CHEAP_HASHER, **app_options)
         transport = httpx.ASGITransport(app=app)

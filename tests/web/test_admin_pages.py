@@ -11,8 +11,7 @@ from vigil.runtime.notifier import DeliveryPolicy
 from vigil.store import OutboxStatus
 
 from ..notify.receiver import serving
-from .support import LATENCY, T0, Api, wait_until
-from .test_channels_api import delivering_api
+from .support import LATENCY, T0, Api, running_api, wait_until
 from .test_pages import MEMORY, Node, facts, html, location, post_form, sign_in
 
 SECRET_URL = "discord://1234567890/supersecrettoken"
@@ -317,7 +316,7 @@ async def test_a_removed_channel_is_gone(api: Api) -> None:
 
 async def test_a_delivery_given_up_on_is_listed_with_its_error(migrated_url: str) -> None:
     policy = DeliveryPolicy(max_attempts=1)  # the first failure is final
-    async with serving() as receiver, delivering_api(migrated_url, policy) as api:
+    async with serving() as receiver, running_api(migrated_url, delivery=policy) as api:
         receiver.always_fail.add("/down")
         store = api.vigil.store
         for name in ("down", "up"):

@@ -4,7 +4,6 @@ that failed for good, as the real dispatcher leaves it."""
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -13,13 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from vigil.runtime import Vigil
 from vigil.runtime.notifier import DeliveryPolicy
-from vigil.web import close_streams, create_app
 
 from ..notify.receiver import Receiver, serving
-from ..runtime.support import Clock, Script, Started, settings
-from .support import CHEAP_HASHER, LATENCY, T0, Api, eventually, seed_accounts
+from .support import LATENCY, T0, Api, eventually, running_api
 
 DISCORD = "discord://1234567890/secrettokenABC"
 NEW_DISCORD = "discord://9876543210/othertokenXYZ"
@@ -317,30 +313,12 @@ async def test_a_test_message_the_receiver_refuses_is_502(api: Api, receiver: Re
 # -- the outbox ---------------------------------------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def delivering_api(url: str, policy: DeliveryPolicy) -> AsyncIterator[Api]:
-    """``running_api``, with a Vigil whose dispatcher tries as ``policy`` says."""
-    script, clock = Script(), Clock()
-    vigil = Vigil(
-        settings(url), sources=[script], process_metrics=False, clock=clock, delivery=policy
-    )
-    async with Started(vigil):
-        tokens = await seed_accounts(vigil.store)
-        app = create_app(vigil, password_hasher=CHEAP_HASHER)
-        transport = httpx.ASGITransport(app=app)
-        try:
-            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-                yield Api(vigil, app, c, script, clock, tokens)
-        finally:
-            await close_streams(app)
-
-
 async def test_deliveries_given_up_on_are_listed_with_their_error_and_counted(
     migrated_url: str, receiver: Receiver
 ) -> None:
     receiver.always_fail.add("/down")
     policy = DeliveryPolicy(max_attempts=2, backoff=0.5, check_every=0.5)
-    async with delivering_api(migrated_url, policy) as api:
+    async with running_api(migrated_url, delivery=policy) as api:
         await add(api, "down", receiver.url("/down"))
         await add(api, "up", receiver.url("/up"))
         [opened] = await api.breach(LATENCY, 150)
