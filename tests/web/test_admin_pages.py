@@ -183,7 +183,7 @@ async def test_an_edit_keeps_the_masked_address_and_refuses_bad_minutes(api: Api
     refused = await post_form(api, "/channels/ops", {**fields, "renotify_minutes": "abc"})
     assert refused.status_code == 422
     row = html(refused).find("tr", id="channel-ops")
-    assert error_of(row, "channel-error-ops") == "✗ renotify_minutes: 'abc' is not whole minutes"
+    assert error_of(row, "channel-error-ops") == "✗ renotify_minutes: 'abc' is not a whole number"
     assert "open" in row.find("details", class_="edit").attrs
     minutes = row.find(id="edit-ops-renotify")
     assert minutes.attrs["value"] == "abc" and invalid(minutes)
@@ -236,10 +236,11 @@ async def test_odd_numbers_and_a_channel_gone_meanwhile_are_refused_not_crashed(
     csrf = await sign_in(api)
     edit = {"csrf_token": csrf, **EVERY_EVENT, "enabled": "on"}
     for minutes, says in (
-        ("²", "'²' is not whole minutes"),  # a digit to str.isdigit, not to int()
-        ("-5", "'-5' is not whole minutes"),
-        ("<b>5</b>", "'<b>5</b>' is not whole minutes"),  # shown as text, not markup
-        ("9" * 5000, "must be at most 10080 (a week)"),  # past int()'s 4300 digits
+        ("²", "'²' is not a whole number"),  # a digit to str.isdigit, not to int()
+        ("-5", "'-5' is not a whole number"),
+        ("<b>5</b>", "'<b>5</b>' is not a whole number"),  # shown as text, not markup
+        ("9" * 5000, "is far too large"),  # past int()'s 4300 digits
+        ("10081", "Input should be less than or equal to 10080"),  # the API's bound
     ):
         response = await post_form(api, "/channels/ops", {**edit, "renotify_minutes": minutes})
         assert response.status_code == 422, minutes

@@ -15,11 +15,10 @@ from fastapi.responses import HTMLResponse
 
 from vigil.core import NotFoundError, Severity, ValidationError
 from vigil.notify import DeliveryError, NotifyOn
-from vigil.notify.channels import MAX_RENOTIFY_MINUTES
 from vigil.store import OutboxStatus
 from vigil.web.auth import Principal, principal_from
 from vigil.web.pages.actions import back
-from vigil.web.pages.forms import authorize_form, checked, read_form, validated
+from vigil.web.pages.forms import authorize_form, checked, read_form, validated, whole_number
 from vigil.web.pages.render import render
 from vigil.web.pages.route import PageRoute, Reader
 from vigil.web.pages.views import base_context
@@ -114,25 +113,16 @@ async def channels(request: Request, principal: Reader) -> HTMLResponse:
 
 def channel_fields(form: dict[str, str]) -> dict[str, Any]:
     """What a channel form says, in the API's terms. An empty address is left out (an edit
-    keeps the stored one); an empty reminder interval turns reminders off."""
+    keeps the stored one); an empty reminder interval turns reminders off (null)."""
     fields: dict[str, Any] = {
         "min_severity": form.get("min_severity", Severity.INFO.value),
         "events": [on.value for on in NotifyOn if checked(form, f"event_{on.value}")],
         "enabled": checked(form, "enabled"),
-        "renotify_minutes": None,
     }
     url = form.get("url", "").strip()
     if url:
         fields["url"] = url
-    minutes = form.get("renotify_minutes", "").strip()
-    if minutes:
-        if not (minutes.isascii() and minutes.isdigit()):  # "²" is a digit int() refuses
-            raise ValidationError("renotify_minutes", f"{minutes[:20]!r} is not whole minutes")
-        if len(minutes) > 9:  # out of range, and past 4300 digits int() refuses it too
-            raise ValidationError(
-                "renotify_minutes", f"must be at most {MAX_RENOTIFY_MINUTES} (a week)"
-            )
-        fields["renotify_minutes"] = int(minutes)
+    fields["renotify_minutes"] = whole_number(form, "renotify_minutes")
     return fields
 
 

@@ -98,3 +98,17 @@ def validated(model: type[Model], data: Mapping[str, Any]) -> Model:
 def checked(form: Mapping[str, str], name: str) -> bool:
     """A checkbox: sent (as ``on``) when ticked, left out when not."""
     return form.get(name) in ("on", "true", "1")
+
+
+def whole_number(form: Mapping[str, str], name: str) -> int | None:
+    """A field of whole minutes, hours...: ``None`` when left empty; its bounds are the API
+    model's to check. Only ASCII digits reach ``int()`` ("²" is a digit to ``isdigit`` that
+    ``int`` refuses), and no more than nine (``int`` refuses 4,300 and more)."""
+    text = form.get(name, "").strip()
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit()):
+        raise ValidationError(name, f"{text[:20]!r} is not a whole number")
+    if len(text) > 9:
+        raise ValidationError(name, "is far too large")
+    return int(text)

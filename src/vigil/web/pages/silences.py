@@ -21,7 +21,7 @@ from vigil.core import NotFoundError, ValidationError
 from vigil.core.suppression import Weekday, WindowKind, wall_clock
 from vigil.web.auth import Principal, principal_from
 from vigil.web.pages.actions import back
-from vigil.web.pages.forms import authorize_form, checked, read_form, validated
+from vigil.web.pages.forms import authorize_form, checked, read_form, validated, whole_number
 from vigil.web.pages.render import render
 from vigil.web.pages.route import PageRoute, Reader
 from vigil.web.pages.views import base_context
@@ -119,15 +119,9 @@ async def snooze(request: Request) -> Response:
         metric = form.get("metric", "")
         if not metric:
             raise ValidationError("metric", "choose the rule to snooze")
-        minutes = form.get("minutes", "")
-        # Only plain digits to int(): it refuses "²" (a digit to isdigit) and 4300+ digits.
-        whole = minutes.isascii() and minutes.isdigit() and len(minutes) <= 9
+        reason = form.get("reason", "")
         body = validated(
-            quiet_api.SnoozeIn,
-            {
-                "minutes": int(minutes) if whole else minutes,
-                "reason": form.get("reason", ""),
-            },
+            quiet_api.SnoozeIn, {"minutes": whole_number(form, "minutes"), "reason": reason}
         )
         await quiet_api.snooze(request, metric, body, principal)
     except ValidationError as exc:
