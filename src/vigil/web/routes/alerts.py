@@ -35,7 +35,8 @@ MAX_PAGE_SIZE = 200
 MAX_PAGE = 1_000_000
 
 
-def _known_metric(metric: str) -> str:
+def known_metric(metric: str) -> str:
+    """``metric`` from a path, or 404 at once when no rule can have that name."""
     if not METRIC_PATTERN.fullmatch(metric):
         raise NotFoundError("rule", metric)  # no rule can have this name
     return metric
@@ -52,7 +53,7 @@ async def list_rules(request: Request, _: Viewer) -> list[RuleOut]:
 
 @router.get("/config/{metric}", responses=responses(401, 403, 404, 503), summary="One rule")
 async def get_rule(request: Request, metric: str, _: Viewer) -> RuleOut:
-    rule = web_state(request).vigil.view.rules.get(_known_metric(metric))
+    rule = web_state(request).vigil.view.rules.get(known_metric(metric))
     if rule is None:
         raise NotFoundError("rule", metric)
     return RuleOut.of(rule)
@@ -70,7 +71,7 @@ async def update_rule(
     request: Request, metric: str, changes: RuleUpdate, principal: Admin
 ) -> RuleOut:
     vigil = web_state(request).vigil
-    rule = await vigil.update_rule(_known_metric(metric), changes.changes(), by=principal.name)
+    rule = await vigil.update_rule(known_metric(metric), changes.changes(), by=principal.name)
     return RuleOut.of(rule)
 
 

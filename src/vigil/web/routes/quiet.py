@@ -14,11 +14,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from vigil.core import NotFoundError
-from vigil.core.rules import METRIC_PATTERN
 from vigil.core.suppression import MAX_REASON, MaintenanceWindow, Snooze, Weekday, WindowKind
 from vigil.web.auth import Admin, Viewer, web_state
 from vigil.web.errors import responses
+from vigil.web.routes.alerts import known_metric
 from vigil.web.routes.channels import NAME_REGEX
 from vigil.web.schemas import METRIC_REGEX, Text, UtcDateTime, utc
 
@@ -26,12 +25,6 @@ router = APIRouter(tags=["snoozes and maintenance"])
 
 MAX_SNOOZE_MINUTES = 30 * 24 * 60
 TIME_REGEX = r"^([01]\d|2[0-3]):[0-5]\d$"
-
-
-def _known_metric(metric: str) -> str:
-    if not METRIC_PATTERN.fullmatch(metric):
-        raise NotFoundError("rule", metric)  # no rule can have this name
-    return metric
 
 
 # -- snoozes ----------------------------------------------------------------------------------
@@ -79,7 +72,7 @@ async def list_snoozes(request: Request, _: Viewer) -> list[SnoozeOut]:
 async def snooze(request: Request, metric: str, body: SnoozeIn, principal: Admin) -> SnoozeOut:
     vigil = web_state(request).vigil
     snoozed = await vigil.snooze(
-        _known_metric(metric),
+        known_metric(metric),
         duration=timedelta(minutes=body.minutes),
         reason=body.reason,
         by=principal.name,
@@ -96,7 +89,7 @@ async def snooze(request: Request, metric: str, body: SnoozeIn, principal: Admin
 )
 async def end_snooze(request: Request, metric: str, principal: Admin) -> Response:
     vigil = web_state(request).vigil
-    await vigil.end_snooze(_known_metric(metric), by=principal.name)
+    await vigil.end_snooze(known_metric(metric), by=principal.name)
     return Response(status_code=204)
 
 
