@@ -1,6 +1,7 @@
 """Snoozes, maintenance windows and channels in a browser: an admin silences a rule from its
 page and everyone else's Alerts page says so as it happens; a channel is added, edited and
-removed without its secret ever reaching the page."""
+removed without its secret ever reaching the page, and a viewer's Channels page follows
+live."""
 
 from __future__ import annotations
 
@@ -59,6 +60,10 @@ async def test_a_snooze_set_on_its_page_shows_live_on_the_alerts_page(
 async def test_a_channel_is_added_edited_and_removed_from_its_page(
     browser: Browser, board: Dashboard
 ) -> None:
+    watcher = await new_tab(browser)
+    await sign_in(watcher, board, "vic", path="/channels")
+    await wait_live(watcher.page)
+    seen = watcher.page.locator("#channel-ops")
     tab = await new_tab(browser)
     await sign_in(tab, board, "ana", path="/channels")
     page = tab.page
@@ -80,6 +85,9 @@ async def test_a_channel_is_added_edited_and_removed_from_its_page(
     await expect(row).to_contain_text("Discord")
     await expect(row).to_contain_text("discord://1...0/***")
     assert "webhook-secret-token" not in await page.content()
+    # The viewer's page was not reloaded: the channel.added event refreshed its list.
+    await expect(seen).to_contain_text("discord://1...0/***")
+    await expect(watcher.page.locator("#notices")).to_contain_text("Channel ops added by ana")
 
     await row.get_by_text("Edit").click()
     edit = row.locator("form.grid-form")
@@ -95,4 +103,7 @@ async def test_a_channel_is_added_edited_and_removed_from_its_page(
     await page.locator("#channel-ops").get_by_role("button", name="Remove ops").click()
     await expect(page.locator(".flash")).to_have_text("✓ Channel removed.")
     await expect(page.locator("#channel-ops")).to_have_count(0)
+    await expect(seen).to_have_count(0)
+    assert "webhook-secret-token" not in await watcher.page.content()
     tab.assert_clean(allow=("status of 422",))  # the refused form's page
+    watcher.assert_clean()

@@ -13,7 +13,7 @@ from vigil.core.evaluation import CycleResult
 from vigil.core.events import Event, EventKind
 from vigil.core.incidents import Incident, Severity
 from vigil.notify import Channel, idempotency_key
-from vigil.store import OutboxStatus, Store
+from vigil.store import OutboxStatus, Store, models
 
 from .conftest import T0, make_incident, open_incident
 
@@ -22,7 +22,7 @@ LEASE = timedelta(minutes=5)
 
 
 async def _channel(store: Store, name: str = "ops", **fields: object) -> Channel:
-    stored = await store.add_channel({"name": name, "url": HOOK, **fields}, now=T0)
+    stored, _ = await store.add_channel({"name": name, "url": HOOK, **fields}, now=T0)
     return stored.channel
 
 
@@ -39,7 +39,7 @@ async def _escalate(store: Store, incident: Incident, *, at: timedelta) -> Event
 
 
 async def test_a_channel_is_stored_in_full_and_shown_masked(store: Store) -> None:
-    added = await store.add_channel(
+    added, _ = await store.add_channel(
         {"name": "ops", "url": HOOK, "min_severity": "warning", "renotify_minutes": 30},
         now=T0,
     )
@@ -78,6 +78,42 @@ async def test_bad_channel_input_is_refused_and_nothing_is_stored(
     assert await store.list_channels() == []
 
 
+async def test_every_change_is_an_event_naming_who_with_the_url_masked(store: Store) -> None:
+    later = T0 + timedelta(minutes=5)
+    _, added = await store.add_channel({"name": "ops", "url": HOOK}, now=T0, by="ana")
+    _, changed = await store.update_channel(
+        "ops", {"min_severity": "critical", "enabled": False}, now=later, by="bob"
+    )
+    _, unchanged = await store.update_channel("ops", {"enabled": False}, now=later, by="bob")
+    removed = await store.delete_channel("ops", now=later, by="cli")
+
+    logged = await store.events_after(0)
+    assert [(e.kind, e.by, e.at) for e in logged] == [
+        (EventKind.CHANNEL_ADDED, "ana", T0),
+        (EventKind.CHANNEL_CHANGED, "bob", later),
+        (EventKind.CHANNEL_CHANGED, "bob", later),
+        (EventKind.CHANNEL_REMOVED, "cli", later),
+    ]
+    assert [e.id for e in logged] == [added.id, changed.id, unchanged.id, removed.id]
+    assert "s3cret" not in str([e.to_dict() for e in logged])  # every viewer reads the log
+    assert added.data["channel"]["url"] == "json://127.0.0.1:8080/***?***"
+    assert changed.data["changed"] == ["enabled", "min_severity"]
+    assert changed.data["channel"]["min_severity"] == "critical"
+    assert unchanged.data["changed"] == []
+    assert removed.data == {"channel": {"name": "ops"}}
+
+
+async def test_a_channel_whose_url_apprise_no_longer_accepts_can_still_be_removed(
+    store: Store,
+) -> None:
+    await _channel(store)
+    async with store.engine.begin() as connection:  # as if apprise dropped the service
+        await connection.execute(models.channels.update().values(url="nosuchservice://gone/token"))
+    event = await store.delete_channel("ops", now=T0, by="ana")
+    assert event.kind is EventKind.CHANNEL_REMOVED
+    assert await store.list_channels() == []
+
+
 async def test_a_taken_name_is_refused(store: Store) -> None:
     await _channel(store)
     with pytest.raises(ValidationError, match="already exists") as caught:
@@ -87,18 +123,18 @@ async def test_a_taken_name_is_refused(store: Store) -> None:
 
 
 async def test_an_update_changes_only_what_it_names(store: Store) -> None:
-    before = await store.add_channel({"name": "ops", "url": HOOK}, now=T0)
+    before, _ = await store.add_channel({"name": "ops", "url": HOOK}, now=T0)
     later = T0 + timedelta(hours=1)
     # what an edit form sends back: every field as shown, the URL masked
     form = {**before.to_dict(), "min_severity": "critical", "enabled": False}
     for key in ("service", "created_at", "updated_at"):
         del form[key]
-    updated = await store.update_channel("ops", form, now=later)
+    updated, _ = await store.update_channel("ops", form, now=later)
     assert updated.channel.url == HOOK  # the masked URL did not replace the real one
     assert (updated.channel.min_severity, updated.channel.enabled) == (Severity.CRITICAL, False)
     assert (updated.created_at, updated.updated_at) == (T0, later)
 
-    moved = await store.update_channel("ops", {"url": "json://127.0.0.1:9000/new"}, now=later)
+    moved, _ = await store.update_channel("ops", {"url": "json://127.0.0.1:9000/new"}, now=later)
     assert moved.channel.url == "json://127.0.0.1:9000/new"
     assert moved.channel.min_severity is Severity.CRITICAL
 
@@ -122,9 +158,10 @@ async def test_an_incident_event_writes_a_row_for_each_channel_that_wants_it(
     await _channel(store, "critical-only", min_severity="critical")
     await _channel(store, "resolutions", events=["resolved"])
     await _channel(store, "off", enabled=False)
+    [*_, last] = await store.events_after(0)  # the channels' own events
 
     incident = await open_incident(store)  # a warning
-    [opened] = await store.events_after(0)
+    [opened] = await store.events_after(last.id or 0)
     rows = await store.list_notifications()
     assert [row.channel for row in rows] == ["everything"]
     [row] = rows

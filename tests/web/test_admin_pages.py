@@ -670,3 +670,20 @@ async def test_the_silences_sections_render_alone_for_live_updates(api: Api) -> 
     assert windows.find(class_="empty").text == "No maintenance window."
     missing = await api.client.get("/sections/silences/nothing")
     assert missing.status_code == 404 and "Not found" in html(missing).find("h1").text
+
+
+async def test_the_channels_sections_render_alone_for_live_updates(api: Api) -> None:
+    await api.vigil.add_channel({"name": "ops", "url": "json://127.0.0.1:9/hook"}, by="ana")
+    await sign_in(api, "vic")
+    for name in ("list", "deliveries"):
+        response = await api.client.get(f"/sections/channels/{name}")
+        assert response.status_code == 200, name
+        assert "<html" not in response.text
+        [section] = [n for n in html(response).children if isinstance(n, Node)]
+        assert section.attrs["data-section"] == name
+    listing = html(await api.client.get("/sections/channels/list"))
+    row = listing.find("tr", id="channel-ops")
+    assert row.attrs["data-key"] == "channel-ops"  # kept as it is while someone edits it
+    assert row.find("td", data_label="Address").text == "json://127.0.0.1:9/***"
+    missing = await api.client.get("/sections/channels/nothing")
+    assert missing.status_code == 404 and "Not found" in html(missing).find("h1").text

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from vigil.core import EventKind
 from vigil.runtime.notifier import DeliveryPolicy
 
 from ..notify.receiver import Receiver, serving
@@ -276,6 +277,26 @@ async def test_a_removed_channel_is_gone(api: Api) -> None:
     assert [channel["name"] for channel in (await api.get("/api/channels")).json()] == ["other"]
     again = await api.request("DELETE", "/api/channels/ops", role="admin")
     assert again.status_code == 404 and again.json()["error"]["code"] == "not_found"
+
+
+async def test_every_change_is_published_naming_who_made_it_without_the_secret(
+    api: Api,
+) -> None:
+    stream = api.vigil.subscribe(after=api.vigil.bus.last_id)
+    await add(api, "ops", DISCORD)
+    await patch(api, "ops", {"enabled": False})
+    await api.request("DELETE", "/api/channels/ops", role="admin")
+
+    published = [await anext(stream) for _ in range(3)]
+    assert [(e.kind, e.by) for e in published] == [
+        (EventKind.CHANNEL_ADDED, "admin-bot"),
+        (EventKind.CHANNEL_CHANGED, "admin-bot"),
+        (EventKind.CHANNEL_REMOVED, "admin-bot"),
+    ]
+    assert published[1].data["changed"] == ["enabled"]
+    assert "secrettokenABC" not in str([e.to_dict() for e in published])
+    logged = [e.id for e in await api.vigil.store.events_after(0) if e.kind.startswith("channel.")]
+    assert logged == [e.id for e in published]  # what the log holds, for other instances
 
 
 # -- test messages ------------------------------------------------------------------------------

@@ -22,6 +22,9 @@ class EventKind(StrEnum):
     SNOOZE_ENDED = "snooze.ended"
     MAINTENANCE_ADDED = "maintenance.added"
     MAINTENANCE_REMOVED = "maintenance.removed"
+    CHANNEL_ADDED = "channel.added"
+    CHANNEL_CHANGED = "channel.changed"
+    CHANNEL_REMOVED = "channel.removed"
     LEADER_CHANGED = "leader.changed"
 
 

@@ -74,6 +74,7 @@ def add_channel_command(
         typer.Option(help="Resend an open, unacknowledged critical incident this often."),
     ] = None,
     disabled: Annotated[bool, typer.Option("--disabled", help="Add it switched off.")] = False,
+    by: ByOption = None,
 ) -> None:
     """Add a channel. The URL is checked by apprise; nothing is stored if it is refused."""
     data = {
@@ -84,7 +85,8 @@ def add_channel_command(
         "enabled": not disabled,
         "renotify_minutes": renotify_minutes,
     }
-    stored = with_store(lambda store: store.add_channel(data, now=_now()))
+    actor = by or _default_actor()
+    stored, _ = with_store(lambda store: store.add_channel(data, now=_now(), by=actor))
     Console().print(
         f"Added channel {stored.name} ({stored.channel.service.name}, "
         f"{stored.channel.redacted_url}).",
@@ -134,9 +136,11 @@ def test_channel_command(
 @channels_app.command("remove")
 def remove_channel_command(
     name: Annotated[str, typer.Argument(help="The channel to remove.")],
+    by: ByOption = None,
 ) -> None:
     """Remove a channel; notifications not yet delivered to it are marked failed."""
-    with_store(lambda store: store.delete_channel(name, now=_now()))
+    actor = by or _default_actor()
+    with_store(lambda store: store.delete_channel(name, now=_now(), by=actor))
     Console().print(f"Removed channel {name}.", highlight=False)
 
 

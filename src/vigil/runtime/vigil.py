@@ -25,7 +25,7 @@ from vigil.runtime.notifier import DeliveryPolicy, Notifier
 from vigil.runtime.quiet import SuppressionCache
 from vigil.runtime.view import LiveView
 from vigil.settings import Settings
-from vigil.store import CleanupReport, Store, VigilStorageError
+from vigil.store import CleanupReport, Store, StoredChannel, VigilStorageError
 from vigil.store._base import EVENTS_CHANNEL
 
 logger = logging.getLogger(__name__)
@@ -361,6 +361,22 @@ class Vigil:
 
     async def remove_maintenance(self, name: str, *, by: str | None = None) -> None:
         self.bus.publish([await self.store.delete_window(name, by=by, now=self.clock())])
+
+    async def add_channel(self, channel: Mapping[str, Any], *, by: str) -> StoredChannel:
+        stored, event = await self.store.add_channel(channel, now=self.clock(), by=by)
+        self.bus.publish([event])
+        return stored
+
+    async def update_channel(
+        self, name: str, changes: Mapping[str, Any], *, by: str
+    ) -> StoredChannel:
+        """Change some fields of a channel; a URL sent back masked keeps the stored one."""
+        stored, event = await self.store.update_channel(name, changes, now=self.clock(), by=by)
+        self.bus.publish([event])
+        return stored
+
+    async def remove_channel(self, name: str, *, by: str) -> None:
+        self.bus.publish([await self.store.delete_channel(name, now=self.clock(), by=by)])
 
     async def ingest(self, samples: Sequence[Sample]) -> int:
         """Store samples pushed by another process; the leader combines them next cycle."""

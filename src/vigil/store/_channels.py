@@ -2,7 +2,9 @@
 each attempt, count, and write reminders.
 
 Channels are validated by ``vigil.notify.Channel`` before anything is written: bad input
-raises ``ValidationError`` naming the field and stores nothing.
+raises ``ValidationError`` naming the field and stores nothing. Each change is a
+``channel.*`` event in the same transaction, naming who made it and showing the channel with
+its URL masked (the log is read by every viewer's live stream).
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vigil.core.errors import NotFoundError, ValidationError
-from vigil.core.events import Event
+from vigil.core.events import Event, EventKind
 from vigil.notify.channels import Channel
 from vigil.store import models
-from vigil.store._base import StoreBase, check_int, check_time, event_from_row
+from vigil.store._base import StoreBase, check_int, check_name, check_time, event_from_row
 from vigil.store._outbox import notify_on, outbox_item, outbox_row
 from vigil.store.records import (
     Delivery,
@@ -39,11 +41,13 @@ class Channels(StoreBase):
     # -- channels -------------------------------------------------------------------------------
 
     async def add_channel(
-        self, channel: Channel | Mapping[str, Any], *, now: datetime
-    ) -> StoredChannel:
-        """A new channel; ``ValidationError`` on ``name`` if it is taken."""
+        self, channel: Channel | Mapping[str, Any], *, now: datetime, by: str | None = None
+    ) -> tuple[StoredChannel, Event]:
+        """A new channel and its ``channel.added`` event; ``ValidationError`` on ``name`` if it
+        is taken."""
         checked = channel if isinstance(channel, Channel) else Channel.from_dict(channel)
         check_time("now", now)
+        _check_by(by)
         table = models.channels
         async with self._write("adding a channel") as connection:
             taken = await connection.scalar(select(table.c.id).where(table.c.name == checked.name))
@@ -59,17 +63,23 @@ class Channels(StoreBase):
                 ).one()
             except sa_exc.IntegrityError:  # added by someone else since the check
                 raise _name_taken(checked.name) from None
-        return _stored_channel(row)
+            stored = _stored_channel(row)
+            [event] = await self._append_events(
+                connection, [_channel_event(EventKind.CHANNEL_ADDED, stored, by=by, now=now)]
+            )
+        return stored, event
 
     async def update_channel(
-        self, name: str, changes: Mapping[str, Any], *, now: datetime
-    ) -> StoredChannel:
-        """Change some fields of a channel; the rest keep their values.
+        self, name: str, changes: Mapping[str, Any], *, now: datetime, by: str | None = None
+    ) -> tuple[StoredChannel, Event]:
+        """Change some fields of a channel (the rest keep their values); the changed channel
+        and its ``channel.changed`` event, which names the fields that changed.
 
         ``url`` left out, or sent back in its masked form (as an edit form shows it), keeps the
         stored URL. The name cannot change: outbox rows refer to it.
         """
         check_time("now", now)
+        _check_by(by)
         if "name" in changes and changes["name"] != name:
             raise ValidationError("name", "cannot be changed; remove the channel and add it anew")
         table = models.channels
@@ -94,7 +104,17 @@ class Channels(StoreBase):
                     .returning(*table.c)
                 )
             ).one()
-        return _stored_channel(row)
+            stored = _stored_channel(row)
+            changed = sorted(
+                key
+                for key, value in updated.to_dict(reveal_url=True).items()
+                if value != current.to_dict(reveal_url=True)[key]
+            )
+            event = _channel_event(
+                EventKind.CHANNEL_CHANGED, stored, by=by, now=now, changed=changed
+            )
+            [event] = await self._append_events(connection, [event])
+        return stored, event
 
     async def get_channel(self, name: str) -> StoredChannel:
         table = models.channels
@@ -125,19 +145,31 @@ class Channels(StoreBase):
                 found[row.name] = exc
         return found
 
-    async def delete_channel(self, name: str, *, now: datetime) -> None:
-        """Remove a channel. Its undelivered notifications are marked failed, saying why."""
+    async def delete_channel(self, name: str, *, now: datetime, by: str | None = None) -> Event:
+        """Remove a channel; its ``channel.removed`` event. Its undelivered notifications are
+        marked failed, saying why."""
         check_time("now", now)
+        _check_by(by)
         table, outbox = models.channels, models.outbox
         async with self._write("removing a channel") as connection:
-            result = await connection.execute(delete(table).where(table.c.name == name))
-            if result.rowcount == 0:
+            row = (
+                await connection.execute(
+                    delete(table).where(table.c.name == name).returning(*table.c)
+                )
+            ).first()
+            if row is None:
                 raise NotFoundError("channel", name)
             await connection.execute(
                 update(outbox)
                 .where(outbox.c.channel == name, outbox.c.status == OutboxStatus.PENDING)
                 .values(status=OutboxStatus.FAILED, last_error="the channel was removed")
             )
+            # Only its name: a stored URL that apprise no longer accepts must not stop removal.
+            removed = Event(
+                kind=EventKind.CHANNEL_REMOVED, at=now, by=by, data={"channel": {"name": row.name}}
+            )
+            [event] = await self._append_events(connection, [removed])
+        return event
 
     # -- the outbox, as the dispatcher works it ---------------------------------------------------
 
@@ -345,6 +377,25 @@ class Channels(StoreBase):
                 )
             ).first()
         return None if inserted is None else outbox_item(inserted)
+
+
+def _check_by(by: str | None) -> None:
+    if by is not None:
+        check_name("by", by, max_length=200)
+
+
+def _channel_event(
+    kind: EventKind,
+    stored: StoredChannel,
+    *,
+    by: str | None,
+    now: datetime,
+    changed: list[str] | None = None,
+) -> Event:
+    data: dict[str, Any] = {"channel": stored.to_dict()}  # the URL masked
+    if changed is not None:
+        data["changed"] = changed
+    return Event(kind=kind, at=now, by=by, data=data)
 
 
 async def _events(connection: AsyncConnection, ids: Collection[int]) -> dict[int, Event]:

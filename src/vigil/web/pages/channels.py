@@ -1,5 +1,8 @@
 """The Channels page: where incidents are sent, a test message, and the deliveries that failed.
 
+The list of channels is refreshed live on a ``channel.*`` event (a row someone is editing is
+kept as it is), the deliveries every little while.
+
 Viewers see the channels (their addresses masked, as the API shows them) and the deliveries;
 admins also add, edit, test and remove channels with plain forms that redirect back. A form
 that is refused is shown again with what was wrong next to it, and its values, except the
@@ -33,6 +36,45 @@ ADD_FORM = "+add"  # the add form's key among the channels' forms: no channel ca
 Problem = ValidationError | DeliveryError
 
 
+async def list_section(
+    request: Request,
+    principal: Principal,
+    *,
+    problem: tuple[str, Problem] | None = None,
+    sent: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The channels and their forms' values; with ``problem`` (the form it concerns, and the
+    error), that form gets the values ``sent`` back and what was wrong."""
+    channels = await channels_api.list_channels(request, principal)
+    values = {channel.name: _shown(channel) for channel in channels}
+    values[ADD_FORM] = _shown(None)
+    if problem is not None and sent is not None:
+        if problem[0] not in values:  # an edit refused of a channel removed meanwhile
+            raise NotFoundError("channel", problem[0])
+        masked = values[problem[0]]["url"]  # an edit shows the stored address masked again
+        values[problem[0]] = {**_sent_back(sent), "url": masked}
+    return {
+        "channels": channels,
+        "values": values,
+        "problem": problem,
+        "error_field": problem[1].field
+        if problem is not None and isinstance(problem[1], ValidationError)
+        else "",
+        "severities": list(Severity),
+        "notify_on": list(NotifyOn),
+        "add_form": ADD_FORM,
+    }
+
+
+async def deliveries_section(request: Request, principal: Principal) -> dict[str, Any]:
+    failed = await channels_api.list_notifications(
+        request, principal, status=OutboxStatus.FAILED, incident_id=None, limit=FAILED_SHOWN
+    )
+    health = await system_api.health(request, principal)
+    details = health.details
+    return {"failed": failed, "outbox": details.notifications if details is not None else None}
+
+
 async def channels_page(
     request: Request,
     principal: Principal,
@@ -41,34 +83,9 @@ async def channels_page(
     sent: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    """The page; with ``problem`` (the form it concerns, and the error), that form is shown
-    again with the values ``sent`` and what was wrong."""
     context = base_context(request, principal, "channels", "Channels")
-    channels = await channels_api.list_channels(request, principal)
-    failed = await channels_api.list_notifications(
-        request, principal, status=OutboxStatus.FAILED, incident_id=None, limit=FAILED_SHOWN
-    )
-    health = await system_api.health(request, principal)
-    values = {channel.name: _shown(channel) for channel in channels}
-    values[ADD_FORM] = _shown(None)
-    if problem is not None and sent is not None:
-        if problem[0] not in values:  # an edit refused of a channel removed meanwhile
-            raise NotFoundError("channel", problem[0])
-        masked = values[problem[0]]["url"]  # an edit shows the stored address masked again
-        values[problem[0]] = {**_sent_back(sent), "url": masked}
-    context.update(
-        channels=channels,
-        failed=failed,
-        outbox=health.details.notifications if health.details is not None else None,
-        severities=list(Severity),
-        notify_on=list(NotifyOn),
-        problem=problem,
-        error_field=problem[1].field
-        if problem is not None and isinstance(problem[1], ValidationError)
-        else "",
-        values=values,
-        add_form=ADD_FORM,
-    )
+    context.update(await list_section(request, principal, problem=problem, sent=sent))
+    context.update(await deliveries_section(request, principal))
     return render(request, "channels.html", context, status_code=status_code)
 
 
@@ -109,6 +126,20 @@ def _sent_back(form: dict[str, str]) -> dict[str, Any]:
 @router.get("/channels", response_class=HTMLResponse, name="channels")
 async def channels(request: Request, principal: Reader) -> HTMLResponse:
     return await channels_page(request, principal)
+
+
+@router.get("/sections/channels/{name}", response_class=HTMLResponse)
+async def channels_section(request: Request, name: str, principal: Reader) -> HTMLResponse:
+    """A section alone, for live updates: the list on a ``channel.*`` event, the deliveries
+    now and then."""
+    context = base_context(request, principal, "channels", "")
+    if name == "list":
+        context.update(await list_section(request, principal))
+    elif name == "deliveries":
+        context.update(await deliveries_section(request, principal))
+    else:
+        raise NotFoundError("section", name)
+    return render(request, f"channels/{name}.html", context)
 
 
 def channel_fields(form: dict[str, str]) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """``/api/channels`` and ``/api/notifications``: where incidents are sent, and what became of
 each message.
 
-A channel's URL holds its secrets (webhook tokens, passwords), so no answer shows it in full:
+Each change is a ``channel.*`` event naming who made it. A channel's URL holds its secrets
+(webhook tokens, passwords), so no answer (and no event) shows it in full:
 ``url`` is masked (scheme and host, ``***`` for the rest). An edit may send that masked form
 back unchanged, which keeps the stored URL. Reads are for viewers; changes and test messages
 for admins.
@@ -159,9 +160,9 @@ async def get_channel(request: Request, name: str, _: Viewer) -> ChannelOut:
     description="The URL is checked by apprise; a name already taken, an unsupported scheme "
     "or a URL its service refuses is a 422 naming the field.",
 )
-async def add_channel(request: Request, channel: ChannelIn, _: Admin) -> ChannelOut:
+async def add_channel(request: Request, channel: ChannelIn, principal: Admin) -> ChannelOut:
     vigil = web_state(request).vigil
-    return ChannelOut.of(await vigil.store.add_channel(channel.data(), now=vigil.clock()))
+    return ChannelOut.of(await vigil.add_channel(channel.data(), by=principal.name))
 
 
 @router.patch(
@@ -171,11 +172,10 @@ async def add_channel(request: Request, channel: ChannelIn, _: Admin) -> Channel
     description="Fields left out keep their value. The name cannot change.",
 )
 async def update_channel(
-    request: Request, name: str, changes: ChannelUpdate, _: Admin
+    request: Request, name: str, changes: ChannelUpdate, principal: Admin
 ) -> ChannelOut:
     vigil = web_state(request).vigil
-    stored = await vigil.store.update_channel(name, changes.changes(), now=vigil.clock())
-    return ChannelOut.of(stored)
+    return ChannelOut.of(await vigil.update_channel(name, changes.changes(), by=principal.name))
 
 
 @router.delete(
@@ -185,9 +185,8 @@ async def update_channel(
     summary="Remove a channel",
     description="Its messages not yet delivered are marked failed, saying why.",
 )
-async def delete_channel(request: Request, name: str, _: Admin) -> Response:
-    vigil = web_state(request).vigil
-    await vigil.store.delete_channel(name, now=vigil.clock())
+async def delete_channel(request: Request, name: str, principal: Admin) -> Response:
+    await web_state(request).vigil.remove_channel(name, by=principal.name)
     return Response(status_code=204)
 
 

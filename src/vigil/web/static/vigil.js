@@ -72,6 +72,11 @@
       if (event.kind === "leader.changed") return ["The monitor's leader changed", ""];
       if (event.kind === "snooze.started") return ["⏸ " + event.metric + " snoozed by " + event.by, ""];
       if (event.kind === "snooze.ended") return ["▶ " + event.metric + " is watched again", ""];
+      if (event.kind.startsWith("channel.")) {
+        const name = (event.data.channel && event.data.channel.name) || "?";
+        const verb = event.kind.slice("channel.".length);
+        return ["Channel " + name + " " + verb + (event.by ? " by " + event.by : ""), ""];
+      }
       return null;
     }
     const icon = icons[incident.severity] || "";
@@ -131,6 +136,7 @@
     if (pageName === "alerts") return root + "/sections/alerts/" + name + location.search;
     if (pageName === "overview") return root + "/sections/overview/" + name;
     if (pageName === "silences") return root + "/sections/silences/" + name;
+    if (pageName === "channels") return root + "/sections/channels/" + name;
     const section = document.querySelector('[data-section="incident"]');
     return section ? root + "/sections/incidents/" + section.dataset.incidentId : null;
   }
@@ -146,10 +152,10 @@
     return element.value !== element.defaultValue;
   }
 
-  // A keyed element (an incident, a rule row) that the user is in the middle of: typing in
-  // it, or with changes not yet saved.
+  // A keyed element (an incident, a rule row, a channel) that the user is in the middle of:
+  // typing in it, with changes not yet saved, or with its edit form open.
   function busy(element) {
-    if (element.classList.contains("dirty")) return true;
+    if (element.classList.contains("dirty") || element.querySelector("details[open]")) return true;
     const focused = document.activeElement;
     if (isControl(focused) && focused.type !== "hidden" && element.contains(focused)) return true;
     return Array.from(element.querySelectorAll("input, select, textarea")).some(changed);
@@ -264,13 +270,14 @@
     overview: ["cards", "health", "latest"],
     incident: ["incident"],
     silences: ["snoozes", "windows"],
-    channels: [],
+    channels: ["list", "deliveries"],
   };
   const periodic = {
     alerts: ["active", "rules"],
     overview: ["cards", "health"],
     incident: [],
     silences: ["snoozes", "windows"],
+    channels: ["deliveries"],
   };
 
   function sectionsFor(event) {
@@ -289,6 +296,8 @@
       }
     } else if (event.kind === "rule.changed") {
       names.push(pageName === "alerts" ? "rules" : "cards");
+    } else if (event.kind.startsWith("channel.")) {
+      if (pageName === "channels") names.push("list");
     } else if (event.kind.startsWith("snooze.") || event.kind.startsWith("maintenance.")) {
       if (pageName === "alerts") names.push("rules");
       if (pageName === "silences") names.push(event.kind.startsWith("snooze.") ? "snoozes" : "windows");
@@ -311,6 +320,9 @@
     "snooze.ended",
     "maintenance.added",
     "maintenance.removed",
+    "channel.added",
+    "channel.changed",
+    "channel.removed",
     "leader.changed",
   ];
   let lastId = Number(body.dataset.lastEventId) || 0;
