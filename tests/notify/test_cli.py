@@ -88,6 +88,17 @@ def test_a_refused_channel_is_an_error_and_stores_nothing(
     assert "No channels" in run(migrated_url, "channels", "list")[1]
 
 
+async def test_channel_changes_are_events_naming_who(migrated_url: str) -> None:
+    await in_thread(migrated_url, "channels", "add", "ops", SECRET_URL, "--by", "ana")
+    await in_thread(migrated_url, "channels", "remove", "ops")  # by the OS user
+    async with await stored(migrated_url) as store:
+        added, removed = await store.events_after(0)
+    assert (added.kind, added.by) == (EventKind.CHANNEL_ADDED, "ana")
+    assert added.data["channel"]["url"] == "json://127.0.0.1:9/***?***"
+    assert removed.kind is EventKind.CHANNEL_REMOVED and removed.by is not None
+    assert removed.by.endswith("(cli)")
+
+
 async def test_channels_test_sends_a_test_message(migrated_url: str, receiver: Receiver) -> None:
     code, output = await in_thread(migrated_url, "channels", "add", "ops", receiver.url("/t"))
     assert code == 0, output
