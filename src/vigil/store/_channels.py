@@ -105,11 +105,8 @@ class Channels(StoreBase):
                 )
             ).one()
             stored = _stored_channel(row)
-            changed = sorted(
-                key
-                for key, value in updated.to_dict(reveal_url=True).items()
-                if value != current.to_dict(reveal_url=True)[key]
-            )
+            before, after = current.to_dict(reveal_url=True), updated.to_dict(reveal_url=True)
+            changed = sorted(key for key, value in after.items() if value != before[key])
             event = _channel_event(
                 EventKind.CHANNEL_CHANGED, stored, by=by, now=now, changed=changed
             )
@@ -152,12 +149,8 @@ class Channels(StoreBase):
         _check_by(by)
         table, outbox = models.channels, models.outbox
         async with self._write("removing a channel") as connection:
-            row = (
-                await connection.execute(
-                    delete(table).where(table.c.name == name).returning(*table.c)
-                )
-            ).first()
-            if row is None:
+            result = await connection.execute(delete(table).where(table.c.name == name))
+            if result.rowcount == 0:
                 raise NotFoundError("channel", name)
             await connection.execute(
                 update(outbox)
@@ -166,7 +159,7 @@ class Channels(StoreBase):
             )
             # Only its name: a stored URL that apprise no longer accepts must not stop removal.
             removed = Event(
-                kind=EventKind.CHANNEL_REMOVED, at=now, by=by, data={"channel": {"name": row.name}}
+                kind=EventKind.CHANNEL_REMOVED, at=now, by=by, data={"channel": {"name": name}}
             )
             [event] = await self._append_events(connection, [removed])
         return event
