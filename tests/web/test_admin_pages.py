@@ -344,6 +344,10 @@ async def test_a_delivery_given_up_on_is_listed_with_its_error(migrated_url: str
         assert cells[2].find("a").attrs["href"] == f"/incidents/{ident}"
         assert cells[0].find("time").attrs["datetime"] == stamp(opened.at)
 
+        health = html(await api.client.get("/")).find(id="health")
+        link = health.find("a", href="/channels#deliveries")
+        assert link.text == "✗ 1 failed"  # the Overview points at what failed
+
 
 # -- snoozes --------------------------------------------------------------------------------------
 

@@ -126,7 +126,15 @@ def optional(**kwargs: Any) -> Any:
     return Field(default=None, json_schema_extra=_no_default, **kwargs)
 
 
-class RuleUpdate(BaseModel):
+class Changes(BaseModel):
+    """A partial update: only the fields the client sent count."""
+
+    def changes(self) -> dict[str, Any]:
+        """Only what the client sent: an explicit null is kept, a left-out field is not."""
+        return {name: getattr(self, name) for name in sorted(self.model_fields_set)}
+
+
+class RuleUpdate(Changes):
     """Fields to change; a field left out keeps its value. ``warning``, ``critical`` and
     ``recovery`` accept an explicit ``null``, which clears them."""
 
@@ -143,10 +151,6 @@ class RuleUpdate(BaseModel):
     breaches_required: StrictInt = optional(ge=1, le=MAX_STREAK)
     recoveries_required: StrictInt = optional(ge=1, le=MAX_STREAK)
     aggregate: Aggregate = optional()
-
-    def changes(self) -> dict[str, Any]:
-        """Only what the client sent: an explicit null is kept, a left-out field is not."""
-        return {name: getattr(self, name) for name in sorted(self.model_fields_set)}
 
 
 # -- incidents ------------------------------------------------------------------------------

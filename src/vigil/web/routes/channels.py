@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
@@ -24,7 +24,7 @@ from vigil.notify.channels import MAX_RENOTIFY_MINUTES, MAX_URL
 from vigil.store import OutboxItem, OutboxStatus, StoredChannel
 from vigil.web.auth import Admin, Viewer, web_state
 from vigil.web.errors import responses
-from vigil.web.schemas import Text, optional, utc
+from vigil.web.schemas import Changes, Text, optional, utc
 
 router = APIRouter(tags=["notifications"])
 
@@ -82,11 +82,8 @@ class ChannelIn(BaseModel):
         description="Resend an open, unacknowledged critical incident this often; null: never.",
     )
 
-    def data(self) -> dict[str, Any]:
-        return self.model_dump()
 
-
-class ChannelUpdate(BaseModel):
+class ChannelUpdate(Changes):
     """Fields to change; a field left out keeps its value. ``url`` sent back in its masked
     form keeps the stored URL; ``renotify_minutes: null`` turns reminders off."""
 
@@ -97,9 +94,6 @@ class ChannelUpdate(BaseModel):
     events: list[NotifyOn] = optional(min_length=1)
     enabled: StrictBool = optional()
     renotify_minutes: Renotify = None
-
-    def changes(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in sorted(self.model_fields_set)}
 
 
 class TestOut(BaseModel):
@@ -162,7 +156,7 @@ async def get_channel(request: Request, name: str, _: Viewer) -> ChannelOut:
 )
 async def add_channel(request: Request, channel: ChannelIn, principal: Admin) -> ChannelOut:
     vigil = web_state(request).vigil
-    return ChannelOut.of(await vigil.add_channel(channel.data(), by=principal.name))
+    return ChannelOut.of(await vigil.add_channel(channel.model_dump(), by=principal.name))
 
 
 @router.patch(
