@@ -565,4 +565,4 @@ def test_vigil_and_vigil_metrics_import_without_discord_py() -> None:
         [sys.executable, "-W", "error", "-c", script], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
-    assert "pip install 'vigil[discord]'" in result.stdout
+    assert "pip install 'vigil-alerts[discord]'" in result.stdout

@@ -38,7 +38,7 @@ except ModuleNotFoundError as exc:
         raise
     raise ModuleNotFoundError(
         "vigil.integrations.discord needs discord.py, which is not installed. "
-        "Install it with: pip install 'vigil[discord]'  (or: pip install discord.py)",
+        "Install it with: pip install 'vigil-alerts[discord]'  (or: pip install discord.py)",
         name=exc.name,
     ) from exc
 
