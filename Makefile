@@ -15,6 +15,9 @@ NPM_STAMP := node_modules/.package-lock.json
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	# Before 0.2 the distribution was named vigil: one editable install of the code, not two.
+	$(BIN)/python -m pip uninstall --quiet --yes vigil 2>/dev/null || true
+	rm -rf src/vigil.egg-info
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 

@@ -20,6 +20,8 @@ import httpx
 import pytest
 from playwright.async_api import Browser, expect
 
+from vigil._version import __version__
+
 from .support import new_tab
 
 ROOT = Path(__file__).parents[2]
@@ -159,6 +161,10 @@ async def test_a_wheel_installed_elsewhere_serves_a_dashboard_with_charts(
     python = str(installed.venv / "bin" / "python")
     where = installed.run(python, "-c", "import vigil; print(vigil.__file__)").strip()
     assert Path(where).is_relative_to(installed.venv), f"vigil imported from {where}"
+    versions = installed.run(
+        python, "-c", "import importlib.metadata as m; print(m.version('vigil-alerts'))"
+    )
+    assert versions.strip() == __version__
 
     tab = await new_tab(browser)
     page = tab.page
