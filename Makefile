@@ -3,31 +3,39 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Chart.js comes from the npm registry (package.json + lock), copied into the package's
-# static files: the dashboard loads nothing from a CDN and works offline.
+# Chart.js comes from the npm registry (package.json + lock) and is committed into the
+# package's static files, so every install (a wheel, an sdist, a git URL) serves it without
+# npm and nothing loads from a CDN. tests/web/test_vendor.py checks the committed file is the
+# lockfile's, byte for byte; `make vendor` refreshes it after a change to package.json.
 VENDOR := src/vigil/web/static/vendor/chart.umd.min.js
+NPM_STAMP := node_modules/.package-lock.json
 
-.PHONY: install demo test lint bench trace clean
+.PHONY: install demo test lint bench trace vendor clean
 
-$(STAMP): pyproject.toml $(VENDOR)
+$(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	# Before 0.2 the distribution was named vigil: one editable install of the code, not two.
+	$(BIN)/python -m pip uninstall --quiet --yes vigil 2>/dev/null || true
+	rm -rf src/vigil.egg-info
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-$(VENDOR): package.json package-lock.json
+$(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --ignore-scripts
+
+install: $(STAMP) $(NPM_STAMP)
+
+vendor: $(NPM_STAMP)
 	mkdir -p $(dir $(VENDOR))
 	cp node_modules/chart.js/dist/chart.umd.min.js $(VENDOR)
-
-install: $(STAMP)
 
 # A fresh SQLite database (migrated), an admin and a viewer, and the whole of Vigil on
 # http://127.0.0.1:8000 fed by a simulated bot. Ctrl-C stops it.
 demo: $(STAMP)
 	$(BIN)/vigil demo
 
-test: $(STAMP)
+test: $(STAMP) $(NPM_STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts examples
 	$(BIN)/mypy
 	$(BIN)/pytest --cov --cov-report=term
@@ -46,4 +54,4 @@ trace: $(STAMP)
 	$(BIN)/python scripts/make_sample_trace.py src/vigil/data/sample_trace.csv
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage build src/*.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage build dist src/*.egg-info

@@ -1,6 +1,6 @@
 """A small discord.py bot watched by Vigil, with the dashboard served beside it.
 
-    pip install 'vigil[discord]'
+    pip install 'vigil-alerts[discord]'
     vigil users add admin --role admin          # once: who may sign in to the dashboard
     DISCORD_TOKEN=... python examples/discord_bot.py
 

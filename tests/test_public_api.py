@@ -75,4 +75,4 @@ def test_the_discord_integration_says_how_to_install_discord_py() -> None:
     code = BLOCK_OPTIONAL + "import vigil.integrations.discord\n"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode != 0
-    assert "pip install 'vigil[discord]'" in result.stderr
+    assert "pip install 'vigil-alerts[discord]'" in result.stderr

@@ -6,6 +6,7 @@ The public API. Everything else is reachable through its module (``vigil.store``
 
 from __future__ import annotations
 
+from vigil._version import __version__
 from vigil.core import (
     DEFAULT_RULES,
     Aggregate,
@@ -27,8 +28,6 @@ from vigil.core import (
 from vigil.metrics import HealthRegistry, Metrics, MetricSource, Recorder, WindowSource
 from vigil.runtime import Vigil
 from vigil.settings import Settings
-
-__version__ = "0.1.0.dev0"
 
 __all__ = [
     "DEFAULT_RULES",

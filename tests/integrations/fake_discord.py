@@ -57,10 +57,12 @@ class Throttle:
 
 class FakeDiscordAPI:
     """``async with FakeDiscordAPI() as api``: ``api.base`` is the ``/api/v10`` URL to point
-    ``discord.http.Route.BASE`` (or any client) at."""
+    ``discord.http.Route.BASE`` (or any client) at. With ``token`` set, a request with any
+    other bot token is refused with 401, as Discord refuses a wrong token."""
 
-    def __init__(self, *, limit: int = 10) -> None:
+    def __init__(self, *, limit: int = 10, token: str | None = None) -> None:
         self.limit = limit
+        self.token = token
         self.requests: list[tuple[str, str]] = []
         self._counts: Counter[str] = Counter()
         self._throttles: list[Throttle] = []
@@ -103,6 +105,8 @@ class FakeDiscordAPI:
     async def _handle(self, request: web.Request) -> web.Response:
         path = "/" + request.match_info["path"]
         self.requests.append((request.method, path))
+        if self.token is not None and request.headers.get("Authorization") != f"Bot {self.token}":
+            return self._json({"message": "401: Unauthorized", "code": 0}, status=401)
         bucket = self.bucket(request.method, path)
         if self._throttles:
             throttle = self._throttles.pop(0)

@@ -230,6 +230,52 @@ async def test_the_bots_own_handlers_keep_running(harness: Harness) -> None:
     assert (await harness.metrics.read())["error_rate"] == pytest.approx(75.0)
 
 
+def _logged(records: list[logging.LogRecord]) -> list[tuple[str, int, str, str | None]]:
+    """What a reader of the log sees: who logged, how severe, the message, the exception."""
+    return [
+        (
+            record.name,
+            record.levelno,
+            record.getMessage(),
+            None if record.exc_info is None else repr(record.exc_info[1]),
+        )
+        for record in records
+    ]
+
+
+async def test_a_failing_prefix_command_is_logged_as_without_vigil(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """discord.py logs a prefix command's exception only while no extra on_command_error
+    listener exists: instrumenting a bot must not silence it."""
+
+    async def run_boom(bot: commands.Bot) -> list[tuple[str, int, str, str | None]]:
+        caplog.clear()
+        sent = len(harness.api.requests)
+        with caplog.at_level(logging.INFO):  # every logger; DEBUG has nonces and ports
+            harness.message(bot, "!boom")
+            await wait_until(lambda: any(r.levelno >= logging.ERROR for r in caplog.records))
+            harness.message(bot, "!ping")  # later than anything !boom scheduled
+            await wait_until(lambda: len(harness.api.requests) > sent)
+        return _logged(caplog.records)
+
+    plain = harness.bot()
+    await plain.login("token")
+    unwatched = await run_boom(plain)
+    watched = harness.bot()
+    instrument(watched, harness.metrics)
+    await watched.login("token")
+    assert await run_boom(watched) == unwatched
+    assert (
+        "discord.ext.commands.bot",
+        logging.ERROR,
+        "Ignoring exception in command boom",
+        repr(commands.CommandInvokeError(RuntimeError("the command's own bug"))),
+    ) in unwatched
+    await harness.finished(2)
+    assert (await harness.metrics.read())["error_rate"] == pytest.approx(50.0)
+
+
 async def test_connection_events_and_gateway_latency(harness: Harness) -> None:
     bot = harness.bot()
     gateway = instrument(bot, harness.metrics).gateway
@@ -360,6 +406,7 @@ async def test_detach_removes_everything_it_added(harness: Harness) -> None:
     instrumentation.detach()
     instrumentation.detach()
     assert bot.tree.on_error is own
+    assert "dispatch" not in vars(bot)  # discord.py's own method again
     harness.message(bot, "!boom")
     harness.message(bot, "!ping")
     await wait_until(lambda: len(harness.api.requests) >= 4)  # the second pong went out
@@ -397,6 +444,7 @@ async def test_a_clashing_source_name_leaves_the_bot_untouched(harness: Harness)
     assert {event: list(h) for event, h in bot.extra_events.items() if h} == listeners_before
     assert bot.http.http_trace is None
     assert "on_error" not in vars(bot.tree)
+    assert "dispatch" not in vars(bot)
     assert [source.name for source in harness.metrics.sources] == ["health", "gateway"]
     instrument(bot, Metrics())  # and it can still be instrumented elsewhere
 
@@ -517,4 +565,4 @@ def test_vigil_and_vigil_metrics_import_without_discord_py() -> None:
         [sys.executable, "-W", "error", "-c", script], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
-    assert "pip install 'vigil[discord]'" in result.stdout
+    assert "pip install 'vigil-alerts[discord]'" in result.stdout

@@ -4,9 +4,14 @@
     bot = commands.Bot(command_prefix="!", intents=intents, http_trace=vigil_trace_config())
     instrument(bot, metrics)            # in setup_hook, or anywhere before bot.start()
 
-Everything is added beside what the bot already has: event listeners through
-``bot.add_listener`` (your ``on_command_error`` and friends still run) and the command tree's
-``on_error`` wrapped, never replaced. ``detach()`` undoes it all.
+Everything is added beside what the bot already has, and changes nothing the bot does:
+gateway event listeners through ``bot.add_listener``, the command tree's ``on_error`` wrapped,
+never replaced, and ``bot.dispatch`` wrapped to see prefix and hybrid commands start, finish
+and fail. ``detach()`` undoes it all.
+
+Prefix commands are not followed through an ``on_command_error`` listener: discord.py's default
+``Bot.on_command_error`` logs a command's exception only while no such listener exists, so one
+would silence the bot's error log.
 
 HTTP tracking needs aiohttp trace hooks in discord.py's HTTP session, which is created at
 login and cannot take hooks afterwards. Called before login, ``instrument`` adds them itself
@@ -33,7 +38,7 @@ except ModuleNotFoundError as exc:
         raise
     raise ModuleNotFoundError(
         "vigil.integrations.discord needs discord.py, which is not installed. "
-        "Install it with: pip install 'vigil[discord]'  (or: pip install discord.py)",
+        "Install it with: pip install 'vigil-alerts[discord]'  (or: pip install discord.py)",
         name=exc.name,
     ) from exc
 
@@ -211,15 +216,22 @@ class DiscordInstrumentation:
             }
         )
         self._listeners: dict[str, Callable[..., Any]] = {
-            "on_command": self._on_command,
-            "on_command_completion": self._on_command_completion,
-            "on_command_error": self._on_command_error,
             "on_interaction": self._on_interaction,
             "on_app_command_completion": self._on_app_command_completion,
             **gateway_events,
         }
         for event, listener in self._listeners.items():
             bot.add_listener(listener, event)
+        self._command_events: dict[str, Callable[..., None]] = {
+            "command": self._on_command,
+            "command_completion": self._on_command_completion,
+            "command_error": self._on_command_error,
+        }
+        # Same trick as the tree's wrapper: one bound method, compared by identity in detach().
+        self._dispatch_original: Callable[..., None] = bot.dispatch
+        self._dispatch_had_own = "dispatch" in vars(bot)
+        self._dispatch_wrapper = self._dispatch
+        bot.dispatch = self._dispatch_wrapper  # type: ignore[method-assign]
         self._tree_original: Any = None
         self._tree_had_own = False
         # One bound method, kept: each attribute access would make a new one, and the check
@@ -244,6 +256,12 @@ class DiscordInstrumentation:
         self._attached = False
         for event, listener in self._listeners.items():
             self.bot.remove_listener(listener, event)
+        # Wrapped again by someone since: the wrapper stays in their chain and passes through.
+        if vars(self.bot).get("dispatch") is self._dispatch_wrapper:
+            if self._dispatch_had_own:
+                self.bot.dispatch = self._dispatch_original  # type: ignore[method-assign]
+            else:
+                del self.bot.dispatch
         tree = self.bot.tree
         if vars(tree).get("on_error") is self._tree_wrapper:
             if self._tree_had_own:
@@ -263,15 +281,27 @@ class DiscordInstrumentation:
                     self.http.detach(trace)
         _instrumented.pop(self.bot, None)
 
-    # Prefix commands, and hybrid commands however they are invoked.
+    # Prefix commands, and hybrid commands however they are invoked. discord.py dispatches
+    # "command", "command_completion" and "command_error" through bot.dispatch (Bot.invoke,
+    # Command.dispatch_error, the hybrid app command): seen there, synchronously, as they
+    # happen, and without the on_command_error listener that would mute discord.py's log.
 
-    async def _on_command(self, ctx: commands.Context[Any]) -> None:
+    def _dispatch(self, event: str, /, *args: Any, **kwargs: Any) -> None:
+        seen = self._command_events.get(event) if self._attached else None
+        if seen is not None:
+            try:
+                seen(*args)
+            except Exception:  # a metric must never stop the bot's own event
+                _log.exception("Vigil could not record the command event %r", event)
+        self._dispatch_original(event, *args, **kwargs)
+
+    def _on_command(self, ctx: commands.Context[Any]) -> None:
         self._started[ctx] = self._clock()
 
-    async def _on_command_completion(self, ctx: commands.Context[Any]) -> None:
+    def _on_command_completion(self, ctx: commands.Context[Any]) -> None:
         self.commands.finished(self._elapsed(self._started.pop(ctx, None)), failed=False)
 
-    async def _on_command_error(self, ctx: commands.Context[Any], error: Exception) -> None:
+    def _on_command_error(self, ctx: commands.Context[Any], error: Exception) -> None:
         if ctx.command is None or isinstance(error, commands.CommandNotFound):
             return  # not a command at all: nothing ran
         started = self._started.pop(ctx, None)

@@ -95,7 +95,9 @@ def summarize(
         fast = numpy is not None and isinstance(values, array) and len(values) >= FAST_FROM
     if fast:
         if numpy is None:
-            raise RuntimeError("fast window statistics need numpy: pip install 'vigil[speedups]'")
+            raise RuntimeError(
+                "fast window statistics need numpy: pip install 'vigil-alerts[speedups]'"
+            )
         return _summarize_numpy(numpy, values, seconds=seconds, covered=covered)
     ordered = sorted(values)
     if not ordered:
