@@ -12,9 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 from vigil.backtest import parse_rule_spec
+from vigil.cli._common import with_store
 from vigil.core import Rule, VigilError
 from vigil.store import Store
-from vigil.store.cli import with_store
 
 rules_app = typer.Typer(
     help="Alert rules: list them, change their thresholds.", no_args_is_help=True

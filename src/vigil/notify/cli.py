@@ -16,12 +16,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from vigil.cli._common import with_store
 from vigil.core.errors import ValidationError
 from vigil.core.suppression import MaintenanceWindow, Snooze, WindowKind, wall_clock
 from vigil.notify.channels import NotifyOn
 from vigil.notify.sender import send_test
 from vigil.settings import Settings
-from vigil.store.cli import with_store
 from vigil.store.repository import Store
 
 channels_app = typer.Typer(

@@ -17,9 +17,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from vigil.cli._common import with_store
 from vigil.core import VigilError
 from vigil.settings import Settings
-from vigil.store.cli import with_store
 from vigil.web.accounts import add_user, check_password, create_token, set_password
 
 users_app = typer.Typer(help="Dashboard and API users (viewer or admin).", no_args_is_help=True)
