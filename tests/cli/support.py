@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from typer.testing import CliRunner
 
 from vigil.cli import app
+from vigil.store import Store
+
+T = TypeVar("T")
 
 
 def vigil(url: str, *args: str, stdin: str | None = None) -> tuple[int, str]:
@@ -20,3 +25,13 @@ def vigil(url: str, *args: str, stdin: str | None = None) -> tuple[int, str]:
 async def in_thread(url: str, *args: str, stdin: str | None = None) -> tuple[int, str]:
     """Run a command beside this test's event loop (the command runs a loop of its own)."""
     return await asyncio.to_thread(vigil, url, *args, stdin=stdin)
+
+
+def stored(url: str, work: Callable[[Store], Awaitable[T]]) -> T:
+    """What ``work`` reads from the database at ``url`` (outside any event loop)."""
+
+    async def run() -> T:
+        async with await Store.open(url) as store:
+            return await work(store)
+
+    return asyncio.run(run())

@@ -7,10 +7,12 @@ import typer
 from vigil.backtest import backtest_command
 from vigil.cli.cleanup import cleanup_command
 from vigil.cli.db import db_app
+from vigil.cli.serve import serve_command
+from vigil.cli.tokens import tokens_app
+from vigil.cli.users import users_app
 from vigil.demo_server import demo_command
 from vigil.notify.cli import channels_app, maintenance_app, snooze_command
 from vigil.rules_cli import rules_app
-from vigil.web.cli import serve_command, tokens_app, users_app
 
 app = typer.Typer(
     name="vigil",
