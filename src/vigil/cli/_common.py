@@ -22,7 +22,7 @@ ByOption = Annotated[
 ]
 
 
-def now() -> datetime:
+def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
