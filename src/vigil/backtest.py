@@ -21,22 +21,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from vigil.cli.rules import parse_rule_spec
 from vigil.core import DEFAULT_RULES, Evaluator, EventKind, Rule, ValidationError, VigilError
 
 HEADER = ["timestamp", "metric", "value"]
-RULE_KEYS = {
-    "warning": "warning",
-    "critical": "critical",
-    "recovery": "recovery",
-    "breaches": "breaches_required",
-    "breaches_required": "breaches_required",
-    "recoveries": "recoveries_required",
-    "recoveries_required": "recoveries_required",
-    "direction": "direction",
-    "enabled": "enabled",
-    "aggregate": "aggregate",
-    "unit": "unit",
-}
 
 
 class TraceError(VigilError):
@@ -148,23 +136,6 @@ def read_trace(lines: Iterable[str], rules: Mapping[str, Rule]) -> list[Cycle]:
     return [cycles[moment] for moment in sorted(cycles)]
 
 
-def parse_rule_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """``metric:key=value,key=value`` -> (metric, changes); ``null`` clears a field."""
-    metric, sep, body = spec.partition(":")
-    if not sep or not body:
-        raise ValidationError("--rule", f"{spec!r}: expected METRIC:KEY=VALUE[,KEY=VALUE]")
-    changes: dict[str, Any] = {}
-    for item in body.split(","):
-        key, eq, raw = item.partition("=")
-        name = RULE_KEYS.get(key.strip())
-        if not eq or name is None:
-            known = ", ".join(sorted(RULE_KEYS))
-            reason = f"{spec!r}: unknown setting {key!r} (known: {known})"
-            raise ValidationError("--rule", reason)
-        changes[name] = _setting(name, raw.strip(), spec)
-    return metric.strip(), changes
-
-
 def apply_overrides(rules: Mapping[str, Rule], specs: Sequence[str]) -> dict[str, Rule]:
     """``metric:key=value,key=value``; ``null`` clears a threshold; an unknown metric with a
     threshold defines a new rule."""
@@ -179,21 +150,6 @@ def apply_overrides(rules: Mapping[str, Rule], specs: Sequence[str]) -> dict[str
         except ValidationError as exc:
             raise ValidationError("--rule", f"{spec!r}: {exc}") from None
     return result
-
-
-def _setting(name: str, raw: str, spec: str) -> object:
-    if raw.lower() in ("null", "none", ""):
-        return None
-    if name in ("direction", "aggregate", "unit"):
-        return raw
-    if name == "enabled":
-        if raw.lower() not in ("true", "false"):
-            raise ValidationError("--rule", f"{spec!r}: enabled must be true or false")
-        return raw.lower() == "true"
-    try:
-        return int(raw) if name.endswith("_required") else float(raw)
-    except ValueError:
-        raise ValidationError("--rule", f"{spec!r}: {name} {raw!r} is not a number") from None
 
 
 def replay(cycles: Sequence[Cycle], rules: Mapping[str, Rule]) -> Report:
