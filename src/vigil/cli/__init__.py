@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from vigil.backtest import backtest_command
+from vigil.cli.backtest import backtest_command
 from vigil.cli.channels import channels_app
 from vigil.cli.cleanup import cleanup_command
 from vigil.cli.db import db_app

@@ -10,6 +10,7 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from vigil.core.errors import VigilError
 from vigil.settings import Settings
@@ -43,7 +44,8 @@ def console() -> Console:
 
 
 def print_error(message: object) -> None:
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    # escaped: a message quoting user input ("[x].csv") is text, not Rich markup
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(str(message))}", highlight=False)
 
 
 def fail(exc: VigilError, *, code: int = 1) -> typer.Exit:
