@@ -8,12 +8,12 @@ from vigil.cli.backtest import backtest_command
 from vigil.cli.channels import channels_app
 from vigil.cli.cleanup import cleanup_command
 from vigil.cli.db import db_app
+from vigil.cli.demo import demo_command
 from vigil.cli.rules import rules_app
 from vigil.cli.serve import serve_command
 from vigil.cli.silences import maintenance_app, snooze_command
 from vigil.cli.tokens import tokens_app
 from vigil.cli.users import users_app
-from vigil.demo_server import demo_command
 
 app = typer.Typer(
     name="vigil",
