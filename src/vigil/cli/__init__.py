@@ -11,7 +11,7 @@ from vigil.cli.db import db_app
 from vigil.cli.demo import demo_command
 from vigil.cli.rules import rules_app
 from vigil.cli.serve import serve_command
-from vigil.cli.silences import maintenance_app, snooze_command
+from vigil.cli.silences import SILENCES, maintenance_app, snooze_command
 from vigil.cli.tokens import tokens_app
 from vigil.cli.users import users_app
 
@@ -38,8 +38,8 @@ app.command("serve")(serve_command)
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(channels_app, name="channels")
-app.command("snooze")(snooze_command)
-app.add_typer(maintenance_app, name="maintenance")
+app.command("snooze", rich_help_panel=SILENCES)(snooze_command)
+app.add_typer(maintenance_app, name="maintenance", rich_help_panel=SILENCES)
 
 
 def main() -> None:

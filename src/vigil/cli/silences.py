@@ -21,6 +21,9 @@ from vigil.core.errors import ValidationError
 from vigil.core.suppression import MaintenanceWindow, Snooze, WindowKind, wall_clock
 from vigil.store.repository import Store
 
+# Where `vigil --help` lists the two commands: one concept, as on the dashboard and in the API.
+SILENCES = "Silences: rules that open no incident for a while"
+
 maintenance_app = typer.Typer(
     help="Maintenance windows: planned periods in which rules open no incident.",
     no_args_is_help=True,
@@ -48,9 +51,11 @@ def snooze_command(
     reason: Annotated[str | None, typer.Option(help="Why (required to snooze).")] = None,
     by: ByOption = None,
 ) -> None:
-    """Snooze a rule: `vigil snooze METRIC --for 30m --reason "..."`. It opens no incident
-    and sends nothing until then, and resumes by itself. `vigil snooze end METRIC` resumes it
-    now; `vigil snooze list` shows the active snoozes."""
+    """Snooze a rule for a while: it opens no incident and sends nothing, then resumes by itself.
+
+    `vigil snooze METRIC --for 30m --reason "..."` snoozes it;
+    `vigil snooze end METRIC` resumes it now;
+    `vigil snooze list` shows the active snoozes."""
     actor = by or default_actor()
     if metric == "list":
         _list_snoozes()
