@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from vigil.cli._common import fail
+from vigil.cli._common import fail, utcnow
 from vigil.core.errors import VigilError
 from vigil.settings import Settings
 from vigil.store.records import CleanupReport
@@ -46,7 +45,7 @@ def cleanup_command(
 
 
 async def _cleanup(settings: Settings, *, batch_size: int, dry_run: bool) -> CleanupReport:
-    now = datetime.now(UTC)
+    now = utcnow()
     retention = {
         "incident_retention_days": settings.incident_retention_days,
         "sample_retention_days": settings.sample_retention_days,

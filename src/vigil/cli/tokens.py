@@ -6,7 +6,6 @@ auth cache time (2 s).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
@@ -14,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from vigil.cli._common import with_store
+from vigil.cli._common import utcnow, with_store
 from vigil.web.accounts import create_token
 
 tokens_app = typer.Typer(help="API tokens: viewer, admin, or ingest-only.", no_args_is_help=True)
@@ -63,5 +62,5 @@ def tokens_revoke(
     token_id: Annotated[int, typer.Argument(help="The id from `tokens list`.")],
 ) -> None:
     """Revoke a token: requests with it fail from now on (within 2 s on a running server)."""
-    token = with_store(lambda store: store.revoke_token(token_id, now=datetime.now(UTC)))
+    token = with_store(lambda store: store.revoke_token(token_id, now=utcnow()))
     Console().print(f"Revoked token {token.id} ({token.name!r}).", highlight=False)
