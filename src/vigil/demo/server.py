@@ -1,29 +1,24 @@
-"""``vigil demo``: the whole of Vigil on one machine, fed by a simulated bot.
+"""The whole of Vigil on one machine, fed by a simulated bot: what ``vigil demo`` runs.
 
 A fresh SQLite database, an admin and a viewer (credentials printed once), the monitor, the
 API and the dashboard on http://127.0.0.1:8000, a local notification channel whose messages
-are printed here, and the scripted story of ``vigil.demo``. Ctrl-C stops it all cleanly.
+are printed here, and the scripted story of ``vigil.demo.bot``. Ctrl-C stops it all cleanly.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
 
-import typer
 from aiohttp import web
-from rich.console import Console
 
-from vigil.core import VigilError
-from vigil.demo import DemoBot
+from vigil.demo.bot import DemoBot
 from vigil.metrics import HealthRegistry, Metrics, Recorder
 from vigil.notify import Channel
 from vigil.runtime import Vigil
@@ -136,25 +131,3 @@ async def run_demo(*, database: Path, host: str, port: int, say: Say = print) ->
             actor.cancel()
             await asyncio.gather(actor, return_exceptions=True)
             await vigil.aclose()  # already closed by the server's shutdown, unless it never ran
-
-
-def demo_command(
-    port: Annotated[int, typer.Option(min=0, max=65535, help="Port for the dashboard.")] = 8000,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    database: Annotated[
-        Path, typer.Option(help="SQLite file for the demo; replaced at every start.")
-    ] = Path("vigil-demo.db"),
-) -> None:
-    """Run Vigil with a simulated bot: dashboard, API, incidents and notifications."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(name)s: %(message)s")
-    try:
-        asyncio.run(run_demo(database=database, host=host, port=port, say=_say))
-    except VigilError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(code=1) from None
-    except KeyboardInterrupt:
-        print("\nVigil demo stopped.", flush=True)
-
-
-def _say(text: str) -> None:
-    print(text, flush=True)

@@ -1,7 +1,9 @@
-"""`vigil demo` as a newcomer runs it: a real process serving the dashboard and the API."""
+"""The demo's server: its parts in this process, then `vigil demo` as a newcomer runs it, a real
+process serving the dashboard and the API."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import signal
 import socket
@@ -10,13 +12,69 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
+from vigil.demo.bot import DemoBot
+from vigil.demo.server import play, prepare, receiver
+from vigil.metrics import HealthRegistry, Recorder
+from vigil.store import Role, Store
+from vigil.web.security import Passwords
+
+from ..runtime.support import wait_until
+
 DEADLINE = 180.0  # generous: only a broken demo gets near it
 VIGIL = Path(sys.executable).parent / "vigil"
+
+
+T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+
+
+async def test_each_start_replaces_the_database_with_two_fresh_accounts(tmp_path: Path) -> None:
+    database = tmp_path / "demo.db"
+    first = await prepare(database, now=T0)
+    stale_lock = Path(f"{database}.monitor.lock")
+    await asyncio.to_thread(stale_lock.write_text, "left by a demo that was killed")
+    second = await prepare(database, now=T0)  # the same names again: refused unless replaced
+    assert not await asyncio.to_thread(stale_lock.exists)
+    async with await Store.open(f"sqlite+aiosqlite:///{database}") as store:
+        users = {user.name: user for user in await store.list_users()}
+    assert {name: user.role for name, user in users.items()} == {
+        "admin": Role.ADMIN,
+        "viewer": Role.VIEWER,
+    }
+    passwords = Passwords()
+    assert await passwords.check(users["admin"].password_hash, second.admin)
+    assert await passwords.check(users["viewer"].password_hash, second.viewer)
+    assert not await passwords.check(users["admin"].password_hash, first.admin)
+
+
+async def test_the_demo_channel_prints_what_it_receives() -> None:
+    said: list[str] = []
+    async with receiver(said.append) as port, httpx.AsyncClient() as client:
+        url = f"http://127.0.0.1:{port}/notify"
+        assert (await client.post(url, json={"title": "Gateway Latency opened"})).is_success
+        assert (await client.post(url, content=b"not json")).is_success
+    assert said == [
+        "  >> notification received on the demo channel: Gateway Latency opened",
+        "  >> notification received on the demo channel: (no title)",
+    ]
+
+
+async def test_the_bot_acts_out_the_story_and_names_its_phase() -> None:
+    said: list[str] = []
+    recorder = Recorder()
+    bot = DemoBot(recorder, HealthRegistry(clock=recorder.clock), interval=3.0)
+    actor = asyncio.create_task(play(bot, said.append))
+    try:
+        await wait_until(lambda: bool(said))
+    finally:
+        actor.cancel()
+        await asyncio.gather(actor, return_exceptions=True)
+    assert re.fullmatch(r"\[ +0 s\] calm", said[0]), said
 
 
 class Output:

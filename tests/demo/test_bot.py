@@ -5,15 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from vigil.core import DEFAULT_RULES, EventKind, Severity
-from vigil.demo import SCENARIO_CYCLES, DemoBot, activity
+from vigil.demo.bot import SCENARIO_CYCLES, DemoBot, activity
 from vigil.metrics import HealthRegistry, Metrics, Recorder
 from vigil.notify import Channel
 from vigil.runtime import Vigil
 from vigil.settings import Settings
 from vigil.store import Store
 
-from .notify.receiver import serving
-from .runtime.support import Started
+from ..notify.receiver import serving
+from ..runtime.support import Started
 
 INTERVAL = 3.0
 NAMES = {rule.metric: rule.display_name for rule in DEFAULT_RULES}

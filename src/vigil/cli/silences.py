@@ -1,4 +1,5 @@
-"""``vigil channels``, ``vigil snooze`` and ``vigil maintenance``.
+"""Silences from the shell: ``vigil snooze`` (one rule, for a while) and ``vigil maintenance``
+(planned one-off or weekly windows). A silenced rule keeps its history but opens no incident.
 
 Each command opens the database the server uses (``VIGIL_DATABASE_URL``), does one thing and
 closes it. Changes are events in the log, so a running Vigil picks them up within a second or
@@ -7,141 +8,28 @@ two (at once on PostgreSQL).
 
 from __future__ import annotations
 
-import getpass
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from vigil.cli._common import ByOption, default_actor, utcnow, with_store
 from vigil.core.errors import ValidationError
 from vigil.core.suppression import MaintenanceWindow, Snooze, WindowKind, wall_clock
-from vigil.notify.channels import NotifyOn
-from vigil.notify.sender import send_test
-from vigil.settings import Settings
-from vigil.store.cli import with_store
 from vigil.store.repository import Store
 
-channels_app = typer.Typer(
-    help="Notification channels: where Vigil sends incidents (any apprise URL).",
-    no_args_is_help=True,
-)
+# Where `vigil --help` lists the two commands: one concept, as on the dashboard and in the API.
+SILENCES = "Silences: rules that open no incident for a while"
+
 maintenance_app = typer.Typer(
     help="Maintenance windows: planned periods in which rules open no incident.",
     no_args_is_help=True,
 )
 
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
-_EVENTS = ", ".join(on.value for on in NotifyOn)
-
-
-def _default_actor() -> str:
-    try:
-        return f"{getpass.getuser()} (cli)"
-    except (KeyError, OSError):  # no user name in a bare container
-        return "cli"
-
-
-ByOption = Annotated[
-    str | None, typer.Option("--by", help="Who is doing this; the OS user by default.")
-]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-# -- channels ----------------------------------------------------------------------------------
-
-
-@channels_app.command("add")
-def add_channel_command(
-    name: Annotated[str, typer.Argument(help="Name: a-z, 0-9, '_' and '-'.")],
-    url: Annotated[
-        str,
-        typer.Argument(help="An apprise URL: discord://ID/TOKEN, mailtos://..., json://host/path"),
-    ],
-    min_severity: Annotated[
-        str, typer.Option(help="info, warning or critical: lower incidents are not sent.")
-    ] = "info",
-    events: Annotated[
-        str, typer.Option(help=f"Comma-separated, among {_EVENTS}.")
-    ] = "opened,escalated,acknowledged,resolved",
-    renotify_minutes: Annotated[
-        int | None,
-        typer.Option(help="Resend an open, unacknowledged critical incident this often."),
-    ] = None,
-    disabled: Annotated[bool, typer.Option("--disabled", help="Add it switched off.")] = False,
-    by: ByOption = None,
-) -> None:
-    """Add a channel. The URL is checked by apprise; nothing is stored if it is refused."""
-    data = {
-        "name": name,
-        "url": url,
-        "min_severity": min_severity,
-        "events": [part.strip() for part in events.split(",") if part.strip()],
-        "enabled": not disabled,
-        "renotify_minutes": renotify_minutes,
-    }
-    actor = by or _default_actor()
-    stored, _ = with_store(lambda store: store.add_channel(data, now=_now(), by=actor))
-    Console().print(
-        f"Added channel {stored.name} ({stored.channel.service.name}, "
-        f"{stored.channel.redacted_url}).",
-        highlight=False,
-    )
-
-
-@channels_app.command("list")
-def list_channels_command() -> None:
-    """List the channels; URLs are shown masked."""
-    stored = with_store(lambda store: store.list_channels())
-    if not stored:
-        Console().print("No channels. Add one with `vigil channels add NAME URL`.")
-        return
-    table = Table("name", "service", "url", "min severity", "events", "enabled", "renotify")
-    for item in stored:
-        data = item.to_dict()
-        minutes = data["renotify_minutes"]
-        table.add_row(
-            data["name"],
-            data["service"],
-            data["url"],
-            data["min_severity"],
-            ",".join(data["events"]),
-            "yes" if data["enabled"] else "no",
-            f"{minutes} min" if minutes else "off",
-        )
-    Console().print(table)
-
-
-@channels_app.command("test")
-def test_channel_command(
-    name: Annotated[str, typer.Argument(help="The channel to send a test message to.")],
-) -> None:
-    """Send a test message now (also to a disabled channel)."""
-    settings = Settings.from_env()
-
-    async def work(store: Store) -> str:
-        stored = await store.get_channel(name)
-        await send_test(stored.channel, base_url=settings.public_url)
-        return stored.channel.redacted_url
-
-    shown = with_store(work)
-    Console().print(f"Test message delivered to {name} ({shown}).", highlight=False)
-
-
-@channels_app.command("remove")
-def remove_channel_command(
-    name: Annotated[str, typer.Argument(help="The channel to remove.")],
-    by: ByOption = None,
-) -> None:
-    """Remove a channel; notifications not yet delivered to it are marked failed."""
-    actor = by or _default_actor()
-    with_store(lambda store: store.delete_channel(name, now=_now(), by=actor))
-    Console().print(f"Removed channel {name}.", highlight=False)
 
 
 # -- snooze -----------------------------------------------------------------------------------
@@ -163,17 +51,19 @@ def snooze_command(
     reason: Annotated[str | None, typer.Option(help="Why (required to snooze).")] = None,
     by: ByOption = None,
 ) -> None:
-    """Snooze a rule: `vigil snooze METRIC --for 30m --reason "..."`. It opens no incident
-    and sends nothing until then, and resumes by itself. `vigil snooze end METRIC` resumes it
-    now; `vigil snooze list` shows the active snoozes."""
-    actor = by or _default_actor()
+    """Snooze a rule for a while: it opens no incident and sends nothing, then resumes by itself.
+
+    `vigil snooze METRIC --for 30m --reason "..."` snoozes it;
+    `vigil snooze end METRIC` resumes it now;
+    `vigil snooze list` shows the active snoozes."""
+    actor = by or default_actor()
     if metric == "list":
         _list_snoozes()
         return
     if metric == "end":
         if end_metric is None:
             raise typer.BadParameter("name the rule: vigil snooze end METRIC")
-        with_store(lambda store: store.end_snooze(end_metric, by=actor, now=_now()))
+        with_store(lambda store: store.end_snooze(end_metric, by=actor, now=utcnow()))
         Console().print(f"{end_metric} resumed.", highlight=False)
         return
     if end_metric is not None:
@@ -187,7 +77,7 @@ def snooze_command(
             duration=parse_duration(duration),
             reason=reason or "",
             by=actor,
-            now=_now(),
+            now=utcnow(),
         )
         await store.set_snooze(snooze)
         return snooze
@@ -199,7 +89,7 @@ def snooze_command(
 
 
 def _list_snoozes() -> None:
-    snoozes = with_store(lambda store: store.active_snoozes(now=_now()))
+    snoozes = with_store(lambda store: store.active_snoozes(now=utcnow()))
     if not snoozes:
         Console().print("No rule is snoozed.")
         return
@@ -262,7 +152,7 @@ def add_window_command(
         "name": name,
         "metrics": metric or None,
         "reason": reason,
-        "by": by or _default_actor(),
+        "by": by or default_actor(),
     }
 
     async def work(store: Store) -> MaintenanceWindow:
@@ -280,7 +170,7 @@ def add_window_command(
                 start=_one_off("start", start, timezone),
                 end=_one_off("end", end, timezone),
             )
-        window, _ = await store.add_window(data, now=_now())
+        window, _ = await store.add_window(data, now=utcnow())
         return window
 
     window = with_store(work)
@@ -294,7 +184,7 @@ def list_windows_command() -> None:
     if not windows:
         Console().print("No maintenance windows.")
         return
-    now = _now()
+    now = utcnow()
     table = Table("name", "when", "rules", "active now", "next change", "reason")
     for window in windows:
         change = window.next_change(now)
@@ -315,8 +205,8 @@ def remove_window_command(
     by: ByOption = None,
 ) -> None:
     """Remove a maintenance window (rules it silences resume at once)."""
-    actor = by or _default_actor()
-    with_store(lambda store: store.delete_window(name, by=actor, now=_now()))
+    actor = by or default_actor()
+    with_store(lambda store: store.delete_window(name, by=actor, now=utcnow()))
     Console().print(f"Removed maintenance window {name}.", highlight=False)
 
 

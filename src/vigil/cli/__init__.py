@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from vigil.backtest import backtest_command
-from vigil.demo_server import demo_command
-from vigil.notify.cli import channels_app, maintenance_app, snooze_command
-from vigil.rules_cli import rules_app
-from vigil.store.cli import cleanup_command, db_app
-from vigil.web.cli import serve_command, tokens_app, users_app
+from vigil.cli.backtest import backtest_command
+from vigil.cli.channels import channels_app
+from vigil.cli.cleanup import cleanup_command
+from vigil.cli.db import db_app
+from vigil.cli.demo import demo_command
+from vigil.cli.rules import rules_app
+from vigil.cli.serve import serve_command
+from vigil.cli.silences import SILENCES, maintenance_app, snooze_command
+from vigil.cli.tokens import tokens_app
+from vigil.cli.users import users_app
 
 app = typer.Typer(
     name="vigil",
@@ -34,8 +38,8 @@ app.command("serve")(serve_command)
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(channels_app, name="channels")
-app.command("snooze")(snooze_command)
-app.add_typer(maintenance_app, name="maintenance")
+app.command("snooze", rich_help_panel=SILENCES)(snooze_command)
+app.add_typer(maintenance_app, name="maintenance", rich_help_panel=SILENCES)
 
 
 def main() -> None:

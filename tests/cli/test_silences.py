@@ -1,116 +1,19 @@
-"""``vigil channels``, ``vigil snooze`` and ``vigil maintenance``, run as a user runs them,
-against both databases."""
+"""``vigil snooze`` and ``vigil maintenance`` (silences), run as a user runs them, against
+both databases."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from typer.testing import CliRunner
 
-from vigil.cli import app
+from vigil.cli.silences import parse_duration
 from vigil.core import EventKind
 from vigil.core.suppression import WindowKind
-from vigil.notify.cli import parse_duration
 from vigil.runtime.vigil import utcnow
 from vigil.store import Store
 
-from .receiver import Receiver, serving
-
-SECRET_URL = "json://127.0.0.1:9/hook?+Authorization=Bearer%20s3cret"
-
-
-def run(url: str, *args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(app, list(args), env={"VIGIL_DATABASE_URL": url, "COLUMNS": "200"})
-    return result.exit_code, result.output
-
-
-async def in_thread(url: str, *args: str) -> tuple[int, str]:
-    """Run a command beside this test's event loop (the command runs a loop of its own)."""
-    return await asyncio.to_thread(run, url, *args)
-
-
-async def stored(url: str) -> Store:
-    return await Store.open(url)
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with serving() as found:
-        yield found
-
-
-def test_channels_add_list_remove_with_masked_urls(migrated_url: str) -> None:
-    code, output = run(
-        migrated_url,
-        "channels",
-        "add",
-        "ops",
-        SECRET_URL,
-        "--min-severity",
-        "warning",
-        "--events",
-        "opened,resolved",
-        "--renotify-minutes",
-        "30",
-    )
-    assert code == 0, output
-    assert "Added channel ops (JSON, json://127.0.0.1:9/***?***)" in output
-    code, output = run(migrated_url, "channels", "list")
-    assert code == 0
-    assert "json://127.0.0.1:9/***?***" in output and "s3cret" not in output
-    assert "opened,resolved" in output and "30 min" in output
-
-    code, output = run(migrated_url, "channels", "remove", "ops")
-    assert code == 0 and "Removed channel ops" in output
-    code, output = run(migrated_url, "channels", "list")
-    assert "No channels" in output
-    code, output = run(migrated_url, "channels", "remove", "ops")
-    assert code == 1 and "channel ops not found" in output
-
-
-@pytest.mark.parametrize(
-    ("url", "says"),
-    [
-        ("nope://somewhere", "unsupported scheme nope://"),
-        ("discord://only-an-id", "is not a valid Discord URL"),
-        ("https://example.com/hook", "json://"),
-    ],
-)
-def test_a_refused_channel_is_an_error_and_stores_nothing(
-    migrated_url: str, url: str, says: str
-) -> None:
-    code, output = run(migrated_url, "channels", "add", "ops", url)
-    assert code == 1
-    assert "error: url:" in output and says in " ".join(output.split())
-    assert "No channels" in run(migrated_url, "channels", "list")[1]
-
-
-async def test_channel_changes_are_events_naming_who(migrated_url: str) -> None:
-    await in_thread(migrated_url, "channels", "add", "ops", SECRET_URL, "--by", "ana")
-    await in_thread(migrated_url, "channels", "remove", "ops")  # by the OS user
-    async with await stored(migrated_url) as store:
-        added, removed = await store.events_after(0)
-    assert (added.kind, added.by) == (EventKind.CHANNEL_ADDED, "ana")
-    assert added.data["channel"]["url"] == "json://127.0.0.1:9/***?***"
-    assert removed.kind is EventKind.CHANNEL_REMOVED and removed.by is not None
-    assert removed.by.endswith("(cli)")
-
-
-async def test_channels_test_sends_a_test_message(migrated_url: str, receiver: Receiver) -> None:
-    code, output = await in_thread(migrated_url, "channels", "add", "ops", receiver.url("/t"))
-    assert code == 0, output
-    code, output = await in_thread(migrated_url, "channels", "test", "ops")
-    assert code == 0 and "Test message delivered to ops" in output
-    [hit] = receiver.hits
-    assert hit.body["title"] == "Vigil test message"
-    assert "http://127.0.0.1:8000" in hit.body["message"]  # the dashboard it links to
-
-    receiver.always_fail.add("/t")
-    code, output = await in_thread(migrated_url, "channels", "test", "ops")
-    assert code == 1 and "error: channel 'ops'" in output and "500" in output
+from .support import in_thread
 
 
 async def test_snooze_list_and_end(migrated_url: str) -> None:
@@ -124,7 +27,7 @@ async def test_snooze_list_and_end(migrated_url: str) -> None:
     assert code == 0 and "resumed" in output
     assert "No rule is snoozed" in (await in_thread(migrated_url, "snooze", "list"))[1]
 
-    async with await stored(migrated_url) as store:
+    async with await Store.open(migrated_url) as store:
         events = await store.events_after(0)
     assert [e.kind for e in events] == [EventKind.SNOOZE_STARTED, EventKind.SNOOZE_ENDED]
     started, ended = events
@@ -147,7 +50,7 @@ async def test_a_bad_snooze_is_an_error_and_stores_nothing(
 ) -> None:
     code, output = await in_thread(migrated_url, "snooze", *args)
     assert code == 1 and says in output
-    async with await stored(migrated_url) as store:
+    async with await Store.open(migrated_url) as store:
         assert await store.events_after(0) == []
 
 
@@ -195,7 +98,7 @@ async def test_maintenance_add_list_remove(migrated_url: str) -> None:
     code, output = await in_thread(migrated_url, "maintenance", "list")
     assert "nightly" in output and "db-move" in output and "database_query_time" in output
 
-    async with await stored(migrated_url) as store:
+    async with await Store.open(migrated_url) as store:
         windows = {w.name: w for w in await store.list_windows()}
     assert windows["nightly"].kind is WindowKind.WEEKLY and windows["nightly"].metrics is None
     assert windows["db-move"].start is not None
@@ -228,7 +131,7 @@ async def test_a_bad_window_is_an_error_and_stores_nothing(
 ) -> None:
     code, output = await in_thread(migrated_url, "maintenance", "add", "w", *args)
     assert code == 1 and says in output, output
-    async with await stored(migrated_url) as store:
+    async with await Store.open(migrated_url) as store:
         assert await store.list_windows() == []
         assert await store.events_after(0) == []
 
@@ -247,6 +150,6 @@ async def test_a_command_needs_no_running_vigil_and_leaves_an_event_for_one(
         "--end",
         (before + timedelta(hours=1)).isoformat(),
     )
-    async with await stored(migrated_url) as store:
+    async with await Store.open(migrated_url) as store:
         [event] = await store.events_after(0)
     assert event.kind is EventKind.MAINTENANCE_ADDED and event.data["window"]["name"] == "now"

@@ -1,0 +1,32 @@
+"""``vigil cleanup``, run as a user runs it, against both databases."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from vigil.core.samples import Sample
+from vigil.store import Store
+
+from .support import vigil
+
+LONG_AGO = datetime(2020, 3, 1, 12, 0, tzinfo=UTC)  # far past the 30-day sample retention
+
+
+async def _old_samples(url: str) -> None:
+    store = await Store.open(url, upgrade=True)
+    try:
+        await store.add_samples([Sample("bot", "gateway_latency", LONG_AGO, 1.0)] * 3)
+    finally:
+        await store.close()
+
+
+def test_cleanup_reports_what_it_deleted(database_url: str) -> None:
+    asyncio.run(_old_samples(database_url))
+
+    code, output = vigil(database_url, "cleanup", "--dry-run")
+    assert code == 0 and "Would delete 0 incidents, 0 events, 3 samples" in output
+    code, output = vigil(database_url, "cleanup", "--batch-size", "2")
+    assert code == 0 and "Deleted 0 incidents, 0 events, 3 samples" in output
+    code, output = vigil(database_url, "cleanup")
+    assert code == 0 and "Deleted 0 incidents, 0 events, 0 samples" in output

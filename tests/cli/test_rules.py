@@ -1,0 +1,112 @@
+"""``vigil rules``, run as a user runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from vigil.cli import app
+from vigil.cli.rules import parse_rule_spec
+from vigil.core import EventKind, Rule, ValidationError
+from vigil.store import Store
+
+
+def rules(url: str, *args: str) -> Result:
+    return CliRunner().invoke(
+        app, ["rules", *args], env={"VIGIL_DATABASE_URL": url, "COLUMNS": "200"}
+    )
+
+
+def stored(url: str, metric: str) -> tuple[Rule, list[str | None]]:
+    async def read() -> tuple[Rule, list[str | None]]:
+        async with await Store.open(url) as store:
+            events = await store.events_after(0, limit=100)
+            authors = [e.by for e in events if e.kind is EventKind.RULE_CHANGED]
+            return await store.get_rule(metric), authors
+
+    return asyncio.run(read())
+
+
+def test_list_shows_every_rule(sqlite_url: str) -> None:
+    result = rules(sqlite_url, "list")
+    assert result.exit_code == 0, result.output
+    for metric in ("gateway_latency", "error_rate", "service_failure"):
+        assert metric in result.stdout
+
+
+def test_set_changes_the_rule_and_records_who(sqlite_url: str) -> None:
+    result = rules(sqlite_url, "set", "gateway_latency:warning=150,critical=null", "--by", "ana")
+    assert result.exit_code == 0, result.output
+    rule, authors = stored(sqlite_url, "gateway_latency")
+    assert (rule.warning, rule.critical, rule.updated_by) == (150, None, "ana")
+    assert authors == ["ana"]
+
+
+def test_a_change_without_by_is_recorded_under_the_os_user_like_every_command(
+    sqlite_url: str,
+) -> None:
+    result = rules(sqlite_url, "set", "gateway_latency:warning=150")
+    assert result.exit_code == 0, result.output
+    rule, authors = stored(sqlite_url, "gateway_latency")
+    assert rule.updated_by == authors[0] == f"{getpass.getuser()} (cli)"
+
+
+@pytest.mark.parametrize(
+    ("spec", "message", "status"),
+    [
+        ("gateway_latency:speed=1", "METRIC:CHANGES: 'gateway_latency:speed=1': unknown", 2),
+        ("gateway_latency", "expected METRIC:KEY=VALUE", 2),  # a malformed argument
+        ("gateway_latency:warning=900", "must be below critical", 1),  # refused by the rule
+        ("no_such_metric:warning=1", "rule no_such_metric not found", 1),
+    ],
+)
+def test_bad_changes_are_refused_and_nothing_changes(
+    sqlite_url: str, spec: str, message: str, status: int
+) -> None:
+    result = rules(sqlite_url, "set", spec)
+    assert result.exit_code == status
+    assert message in result.stderr
+    rule, authors = stored(sqlite_url, "gateway_latency")
+    assert (rule.warning, rule.critical, authors) == (100, 200, [])
+
+
+@pytest.mark.parametrize(
+    ("spec", "changes"),
+    [
+        ("gateway_latency:warning=150", {"warning": 150.0}),
+        (" error_rate : critical=null,breaches=3", {"critical": None, "breaches_required": 3}),
+        (
+            "m:enabled=FALSE,direction=below,unit=ms",
+            {"enabled": False, "direction": "below", "unit": "ms"},
+        ),
+        (
+            "m:recoveries_required=4,recovery=none,aggregate=avg",
+            {"recoveries_required": 4, "recovery": None, "aggregate": "avg"},
+        ),
+    ],
+)
+def test_a_rule_spec_reads_as_written(spec: str, changes: dict[str, object]) -> None:
+    metric, parsed = parse_rule_spec(spec)
+    assert metric == spec.partition(":")[0].strip()
+    assert parsed == changes
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        ("gateway_latency", "expected METRIC:KEY=VALUE"),
+        ("gateway_latency:", "expected METRIC:KEY=VALUE"),
+        ("gateway_latency:warning", "unknown setting 'warning'"),
+        ("gateway_latency:speed=3", "unknown setting 'speed'"),
+        ("gateway_latency:warning=high", "warning 'high' is not a number"),
+        ("gateway_latency:breaches=2.5", "breaches_required '2.5' is not a number"),
+        ("gateway_latency:enabled=maybe", "enabled must be true or false"),
+    ],
+)
+def test_a_malformed_rule_spec_names_the_field_it_came_from(spec: str, fragment: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        parse_rule_spec(spec, field="--rule")
+    assert caught.value.field == "--rule" and fragment in caught.value.message

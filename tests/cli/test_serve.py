@@ -1,0 +1,125 @@
+"""``vigil serve``, run as an operator runs it: a real process, stopped by a signal."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from ..runtime.support import DEADLINE
+from .support import vigil
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Served:
+    def __init__(self, url: str, token: str) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.headers = {"Authorization": f"Bearer {token}"}
+        env = {
+            **os.environ,
+            "VIGIL_DATABASE_URL": url,
+            "VIGIL_PORT": str(self.port),
+            "VIGIL_INTERVAL": "1",
+            "VIGIL_INSTANCE": "served",
+            "VIGIL_SECRET_KEY": "a-test-secret-of-enough-length",
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", "from vigil.cli import main; main()", "serve"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def wait_ready(self) -> None:
+        deadline = DEADLINE
+        with httpx.Client(base_url=self.base) as client:
+            while deadline > 0:
+                assert self.process.poll() is None, self.process.communicate()[0]
+                try:
+                    if client.get("/api/health").status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                threading.Event().wait(0.1)
+                deadline -= 0.1
+        raise TimeoutError("vigil serve did not answer")
+
+    def stop(self, signum: int) -> tuple[int, str]:
+        self.process.send_signal(signum)
+        output, _ = self.process.communicate(timeout=DEADLINE)
+        return self.process.returncode, output
+
+
+@contextlib.contextmanager
+def start_served(url: str) -> Iterator[Served]:
+    code, output = vigil(url, "tokens", "create", "ops", "--role", "viewer")
+    assert code == 0, output
+    server = Served(url, output.strip().splitlines()[-1])
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.communicate()
+
+
+@pytest.fixture
+def served(migrated_url: str) -> Iterator[Served]:
+    with start_served(migrated_url) as server:
+        yield server
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_serve_stops_cleanly_with_a_stream_open(served: Served, signum: int) -> None:
+    ended = threading.Event()
+    lines: list[str] = []
+
+    def listen() -> None:
+        with httpx.Client(base_url=served.base, timeout=DEADLINE) as client:
+            with client.stream(
+                "GET", "/api/events", headers={**served.headers, "Last-Event-ID": "0"}
+            ) as response:
+                for line in response.iter_lines():
+                    lines.append(line)
+        ended.set()
+
+    listener = threading.Thread(target=listen)
+    listener.start()
+    with httpx.Client(base_url=served.base) as client:
+        details = client.get("/api/health", headers=served.headers).json()["details"]
+        assert details["instance"] == "served"
+        while not any(line.startswith("event: leader.changed") for line in lines):
+            assert listener.is_alive()
+            threading.Event().wait(0.05)
+    code, output = served.stop(signum)
+    listener.join(DEADLINE)
+    assert ended.is_set(), "the event stream did not end with the server"
+    assert "Traceback" not in output, output
+    assert "Shutting down" in output and "Finished server process" in output
+    expected = 130 if signum == signal.SIGINT else -signal.SIGTERM
+    assert code == expected, output
+
+
+def test_a_second_server_on_one_sqlite_file_is_refused(sqlite_url: str) -> None:
+    with start_served(sqlite_url) as served:
+        code, output = vigil(sqlite_url, "serve", "--port", str(free_port()))
+        assert code == 1
+        assert "another Vigil monitor" in output and "Traceback" not in output
+        assert served.stop(signal.SIGINT)[0] == 130
