@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from vigil.cli import app
 from vigil.core import EventKind
-from vigil.core.suppression import WindowKind
+from vigil.core.silences import WindowKind
 from vigil.notify.cli import parse_duration
 from vigil.runtime.vigil import utcnow
 from vigil.store import Store

@@ -17,7 +17,8 @@ from rich.console import Console
 from rich.table import Table
 
 from vigil.core.errors import ValidationError
-from vigil.core.suppression import MaintenanceWindow, Snooze, WindowKind, wall_clock
+from vigil.core.localtime import wall_clock
+from vigil.core.silences import MaintenanceWindow, Snooze, WindowKind
 from vigil.notify.channels import NotifyOn
 from vigil.notify.sender import send_test
 from vigil.settings import Settings

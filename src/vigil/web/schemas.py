@@ -37,10 +37,13 @@ from vigil.core import (
 )
 from vigil.core.incidents import MAX_NOTES
 from vigil.core.rules import MAX_STREAK
+from vigil.core.validation import METRIC_PATTERN, NAME_PATTERN
 from vigil.runtime import CurrentValue
 from vigil.store import DayCount, MetricPoint, Page
 
-METRIC_REGEX = r"^[a-z0-9_.]{1,100}$"
+# The core's patterns, anchored, as OpenAPI and pydantic want them.
+METRIC_REGEX = f"^{METRIC_PATTERN.pattern}$"
+NAME_REGEX = f"^{NAME_PATTERN.pattern}$"
 INSTANCE_REGEX = r"^[A-Za-z0-9_.:@/-]{1,100}$"
 _UNSAFE_TEXT = re.compile(r"[\x00\ud800-\udfff]")  # PostgreSQL and UTF-8 refuse these
 

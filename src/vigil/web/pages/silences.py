@@ -18,7 +18,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
 from vigil.core import NotFoundError, ValidationError
-from vigil.core.suppression import Weekday, WindowKind, wall_clock
+from vigil.core.localtime import wall_clock
+from vigil.core.silences import Weekday, WindowKind
 from vigil.web.auth import Principal, principal_from
 from vigil.web.pages.actions import back
 from vigil.web.pages.forms import authorize_form, checked, read_form, validated, whole_number

@@ -24,11 +24,10 @@ from vigil.notify.channels import MAX_RENOTIFY_MINUTES, MAX_URL
 from vigil.store import OutboxItem, OutboxStatus, StoredChannel
 from vigil.web.auth import Admin, Viewer, web_state
 from vigil.web.errors import responses
-from vigil.web.schemas import Changes, Text, optional, utc
+from vigil.web.schemas import NAME_REGEX, Changes, Text, optional, utc
 
 router = APIRouter(tags=["notifications"])
 
-NAME_REGEX = r"^[a-z0-9_-]{1,50}$"
 TEST_TIMEOUT = 30.0  # seconds a test message may take before the answer says it failed
 MAX_LISTED = 200
 

@@ -14,12 +14,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from vigil.core.suppression import MAX_REASON, MaintenanceWindow, Snooze, Weekday, WindowKind
+from vigil.core.silences import MAX_REASON, MaintenanceWindow, Snooze, Weekday, WindowKind
 from vigil.web.auth import Admin, Viewer, web_state
 from vigil.web.errors import responses
 from vigil.web.routes.alerts import known_metric
-from vigil.web.routes.channels import NAME_REGEX
-from vigil.web.schemas import METRIC_REGEX, Text, UtcDateTime, utc
+from vigil.web.schemas import METRIC_REGEX, NAME_REGEX, Text, UtcDateTime, utc
 
 router = APIRouter(tags=["snoozes and maintenance"])
 
