@@ -26,7 +26,7 @@ from vigil.web.pages.forms import authorize_form, checked, read_form, validated,
 from vigil.web.pages.render import render
 from vigil.web.pages.route import PageRoute, Reader
 from vigil.web.pages.views import base_context
-from vigil.web.routes import quiet as quiet_api
+from vigil.web.routes import silences as silences_api
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -47,11 +47,11 @@ DURATIONS = (  # minutes, as the snooze form offers them
 
 
 async def snoozes_section(request: Request, principal: Principal) -> dict[str, Any]:
-    return {"snoozes": await quiet_api.list_snoozes(request, principal)}
+    return {"snoozes": await silences_api.list_snoozes(request, principal)}
 
 
 async def windows_section(request: Request, principal: Principal) -> dict[str, Any]:
-    return {"windows": await quiet_api.list_windows(request, principal)}
+    return {"windows": await silences_api.list_windows(request, principal)}
 
 
 SECTIONS = {"snoozes": snoozes_section, "windows": windows_section}
@@ -122,9 +122,9 @@ async def snooze(request: Request) -> Response:
             raise ValidationError("metric", "choose the rule to snooze")
         reason = form.get("reason", "")
         body = validated(
-            quiet_api.SnoozeIn, {"minutes": whole_number(form, "minutes"), "reason": reason}
+            silences_api.SnoozeIn, {"minutes": whole_number(form, "minutes"), "reason": reason}
         )
-        await quiet_api.snooze(request, metric, body, principal)
+        await silences_api.snooze(request, metric, body, principal)
     except ValidationError as exc:
         return await silences_page(
             request, principal, problem=(SNOOZE_FORM, exc), sent=form, status_code=422
@@ -136,7 +136,7 @@ async def snooze(request: Request) -> Response:
 async def end_snooze(request: Request, metric: str) -> Response:
     form = await read_form(request)
     principal = authorize_form(request, await principal_from(request), form, admin=True)
-    await quiet_api.end_snooze(request, metric, principal)
+    await silences_api.end_snooze(request, metric, principal)
     return back(request, form, done="snooze-ended", default="/silences")
 
 
@@ -176,8 +176,8 @@ async def add_window(request: Request) -> Response:
     form = await read_form(request)
     principal = authorize_form(request, await principal_from(request), form, admin=True)
     try:
-        window = validated(quiet_api.WindowIn, window_fields(form))
-        await quiet_api.add_window(request, window, principal)
+        window = validated(silences_api.WindowIn, window_fields(form))
+        await silences_api.add_window(request, window, principal)
     except ValidationError as exc:
         return await silences_page(
             request, principal, problem=(WINDOW_FORM, exc), sent=form, status_code=422
@@ -189,5 +189,5 @@ async def add_window(request: Request) -> Response:
 async def remove_window(request: Request, name: str) -> Response:
     form = await read_form(request)
     principal = authorize_form(request, await principal_from(request), form, admin=True)
-    await quiet_api.delete_window(request, name, principal)
+    await silences_api.delete_window(request, name, principal)
     return back(request, form, done="window-removed", default="/silences")

@@ -1,4 +1,5 @@
-"""``/api/snoozes`` and ``/api/maintenance``: when rules open no incident and send nothing.
+"""``/api/snoozes`` and ``/api/maintenance``: silences, when rules open no incident and send
+nothing.
 
 A snooze silences one rule for a while, with a reason, and ends by itself; a maintenance
 window silences some rules (or all) once or every week. Either way readings still go to the
