@@ -511,6 +511,9 @@ async def test_the_overview_shows_metrics_health_and_latest_incidents(api: Api) 
     assert "vigil.monitor" in tasks
     latest = page.find(id="latest").find_all("li")
     assert len(latest) == 1 and "Gateway Latency exceeded critical threshold" in latest[0].text
+    # The script refreshes what no event announces every interval (at least 5 s), in seconds.
+    interval = page.find("body").attrs["data-interval"]
+    assert float(interval) == max(5.0, api.vigil.settings.interval)
 
 
 async def test_sections_render_alone_for_live_updates(api: Api) -> None:
@@ -521,6 +524,11 @@ async def test_sections_render_alone_for_live_updates(api: Api) -> None:
         ("/sections/alerts/history?severity=critical", "history"),
         ("/sections/alerts/frequency?days=7", "frequency"),
         ("/sections/overview/cards", "cards"),
+        ("/sections/overview/health", "health"),
+        ("/sections/silences/snoozes", "snoozes"),
+        ("/sections/silences/windows", "windows"),
+        ("/sections/channels/list", "list"),
+        ("/sections/channels/deliveries", "deliveries"),
     ):
         response = await api.client.get(path)
         assert response.status_code == 200, path
@@ -529,7 +537,8 @@ async def test_sections_render_alone_for_live_updates(api: Api) -> None:
         assert section.attrs["data-section"] == name
     week = html(await api.client.get("/sections/alerts/frequency?days=7"))
     assert len(json.loads(week.find("script", id="frequency-data").text)) == 7
-    assert (await api.client.get("/sections/alerts/nothing")).status_code == 404
+    for page in ("alerts", "overview", "silences", "channels"):
+        assert (await api.client.get(f"/sections/{page}/nothing")).status_code == 404
     api.client.cookies.clear()
     assert location(await api.client.get("/sections/alerts/active")).startswith("/login")
 

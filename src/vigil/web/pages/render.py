@@ -247,7 +247,7 @@ def header_context(request: Request, principal: Principal | None) -> dict[str, A
         "open_count": 0,
         "worst": None,
         "last_event_id": 0,
-        "refresh_seconds": max(5.0, vigil.settings.interval),
+        "interval": max(5.0, vigil.settings.interval),  # seconds between periodic refreshes
         "server_now": iso(vigil.clock()),
         "page": "",
         "title": "",
