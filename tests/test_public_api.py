@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -81,6 +83,26 @@ def test_exported_names_are_pinned() -> None:
 )
 def test_a_public_name_is_the_object_its_module_defines(name: str, home: str) -> None:
     assert getattr(vigil, name) is getattr(importlib.import_module(home), name)
+
+
+def test_type_checkers_see_each_name_where_it_is_loaded_from() -> None:
+    """The façade says each name twice, for type checkers (imports under TYPE_CHECKING) and
+    for the lazy lookup (its module): both say the same."""
+    tree = ast.parse(Path(vigil.__file__).read_text(encoding="utf-8"))
+    [guarded] = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"
+    ]
+    seen = {
+        alias.name: node.module or ""
+        for node in ast.walk(guarded)
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    assert set(seen) == PUBLIC - {"__version__"}
+    for name, module in seen.items():
+        assert getattr(importlib.import_module(module), name) is getattr(vigil, name), name
 
 
 def test_an_unknown_name_is_an_attribute_error() -> None:
