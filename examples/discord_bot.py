@@ -22,10 +22,9 @@ from discord.ext import commands, tasks
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from vigil import Settings, Vigil
+from vigil import Settings, Vigil, dashboard
 from vigil.integrations.discord import instrument, track_loop, vigil_trace_config
 from vigil.metrics import QueryTimer
-from vigil.web.serve import dashboard
 
 log = logging.getLogger("example_bot")
 

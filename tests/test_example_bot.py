@@ -15,8 +15,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from vigil import Settings, Vigil
-from vigil.web.serve import dashboard
+from vigil import Settings, Vigil, dashboard
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "discord_bot.py"
 

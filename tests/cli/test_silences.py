@@ -9,7 +9,7 @@ import pytest
 
 from vigil.cli.silences import parse_duration
 from vigil.core import EventKind
-from vigil.core.suppression import WindowKind
+from vigil.core.silences import WindowKind
 from vigil.runtime.vigil import utcnow
 from vigil.store import Store
 

@@ -33,15 +33,15 @@ def latency_rule(**overrides: object) -> Rule:
 
 
 def run(
-    rule: Rule, readings: Sequence[float | None], *, suppressed: Iterable[int] = ()
+    rule: Rule, readings: Sequence[float | None], *, silenced: Iterable[int] = ()
 ) -> tuple[Evaluator, list[tuple[int, Event]]]:
     """Feed one reading per cycle; return the evaluator and (cycle index, event) pairs."""
-    quiet = set(suppressed)
+    silent = set(silenced)
     evaluator = Evaluator([rule], new_id=counter_ids())
     events: list[tuple[int, Event]] = []
     for i, value in enumerate(readings):
         result = evaluator.evaluate(
-            {rule.metric: value}, now=at(i), suppressed={rule.metric} if i in quiet else ()
+            {rule.metric: value}, now=at(i), silenced={rule.metric} if i in silent else ()
         )
         events.extend((i, event) for event in result.events)
     return evaluator, events

@@ -182,13 +182,13 @@ def test_resolution_is_automatic_and_timed() -> None:
     assert resolved.duration_s(at(99)) == 90
 
 
-def test_suppression_blocks_opening_and_escalation_but_not_recovery() -> None:
+def test_silencing_blocks_opening_and_escalation_but_not_recovery() -> None:
     rule = latency_rule()
     # snoozed through the first two breaches: the streak still counts, so it opens on resume
-    assert [(i, e.kind) for i, e in run(rule, [150, 150, 150], suppressed={0, 1})[1]] == [
+    assert [(i, e.kind) for i, e in run(rule, [150, 150, 150], silenced={0, 1})[1]] == [
         (2, EventKind.INCIDENT_OPENED)
     ]
-    _, events = run(rule, [150, 150, 250, 250, 50, 50, 50], suppressed={2, 3, 4, 5, 6})
+    _, events = run(rule, [150, 150, 250, 250, 50, 50, 50], silenced={2, 3, 4, 5, 6})
     assert [(i, e.kind) for i, e in events] == [
         (1, EventKind.INCIDENT_OPENED),
         (6, EventKind.INCIDENT_RESOLVED),

@@ -50,18 +50,18 @@ def readings_for(
 def scenarios(draw: st.DrawFn) -> tuple[Rule, list[float | None], list[bool]]:
     rule = draw(rules())
     readings = draw(readings_for(rule))
-    quiet = draw(st.lists(st.booleans(), min_size=len(readings), max_size=len(readings)))
-    return rule, readings, quiet
+    silent = draw(st.lists(st.booleans(), min_size=len(readings), max_size=len(readings)))
+    return rule, readings, silent
 
 
 def evaluate(
-    rule: Rule, readings: Sequence[float | None], quiet: Sequence[bool]
+    rule: Rule, readings: Sequence[float | None], silent: Sequence[bool]
 ) -> tuple[list[tuple[int, Event]], list[RuleState]]:
     evaluator = Evaluator([rule], new_id=counter_ids())
     events: list[tuple[int, Event]] = []
     states: list[RuleState] = []
-    for i, (value, q) in enumerate(zip(readings, quiet, strict=True)):
-        result = evaluator.evaluate({rule.metric: value}, now=at(i), suppressed={"m"} if q else ())
+    for i, (value, q) in enumerate(zip(readings, silent, strict=True)):
+        result = evaluator.evaluate({rule.metric: value}, now=at(i), silenced={"m"} if q else ())
         events.extend((i, event) for event in result.events)
         states.append(evaluator.state(rule.metric))
     return events, states
@@ -76,8 +76,8 @@ def present(readings: Sequence[float | None], upto: int) -> list[tuple[int, floa
 def test_incidents_open_and_close_only_as_the_streaks_allow(
     scenario: tuple[Rule, list[float | None], list[bool]],
 ) -> None:
-    rule, readings, quiet = scenario
-    events, states = evaluate(rule, readings, quiet)
+    rule, readings, silent = scenario
+    events, states = evaluate(rule, readings, silent)
     open_id: uuid.UUID | None = None
     severity: Severity | None = None
     for i, event in events:
@@ -86,7 +86,7 @@ def test_incidents_open_and_close_only_as_the_streaks_allow(
         seen = present(readings, i)
         if event.kind is EventKind.INCIDENT_OPENED:
             assert open_id is None, "two open incidents for one rule"
-            assert rule.enabled and not quiet[i]
+            assert rule.enabled and not silent[i]
             last = [v for _, v in seen[-rule.breaches_required :]]
             assert len(last) == rule.breaches_required
             assert all(rule.level(v) is not Level.NORMAL for v in last)
@@ -94,7 +94,7 @@ def test_incidents_open_and_close_only_as_the_streaks_allow(
             open_id, severity = incident.id, incident.severity
         elif event.kind is EventKind.INCIDENT_ESCALATED:
             assert incident.id == open_id and severity is Severity.WARNING
-            assert rule.enabled and not quiet[i]
+            assert rule.enabled and not silent[i]
             last = [v for _, v in seen[-rule.breaches_required :]]
             assert all(rule.level(v) is Level.CRITICAL for v in last)
             severity = incident.severity
@@ -120,12 +120,12 @@ def test_incidents_open_and_close_only_as_the_streaks_allow(
 def test_the_evaluator_equals_a_fold_of_step(
     scenario: tuple[Rule, list[float | None], list[bool]],
 ) -> None:
-    rule, readings, quiet = scenario
-    events, states = evaluate(rule, readings, quiet)
+    rule, readings, silent = scenario
+    events, states = evaluate(rule, readings, silent)
     state, new_id = RuleState(), counter_ids()
     folded: list[tuple[int, Event]] = []
-    for i, (value, q) in enumerate(zip(readings, quiet, strict=True)):
-        state, produced = step(rule, state, value, now=at(i), suppressed=q, new_id=new_id)
+    for i, (value, q) in enumerate(zip(readings, silent, strict=True)):
+        state, produced = step(rule, state, value, now=at(i), silenced=q, new_id=new_id)
         folded.extend((i, e) for e in produced)
         assert states[i] == state
     assert events == folded
@@ -137,15 +137,15 @@ def test_results_do_not_depend_on_how_cycles_are_batched(
     scenario: tuple[Rule, list[float | None], list[bool]], cuts: list[int]
 ) -> None:
     """Stopping and restoring the evaluator at any cycle (a restart) changes nothing."""
-    rule, readings, quiet = scenario
-    expected, _ = evaluate(rule, readings, quiet)
+    rule, readings, silent = scenario
+    expected, _ = evaluate(rule, readings, silent)
     new_id = counter_ids()
     evaluator = Evaluator([rule], new_id=new_id)
     events: list[tuple[int, Event]] = []
-    for i, (value, q) in enumerate(zip(readings, quiet, strict=True)):
+    for i, (value, q) in enumerate(zip(readings, silent, strict=True)):
         if i in cuts:
             evaluator = Evaluator([rule], states=evaluator.states(), new_id=new_id)
-        result = evaluator.evaluate({"m": value}, now=at(i), suppressed={"m"} if q else ())
+        result = evaluator.evaluate({"m": value}, now=at(i), silenced={"m"} if q else ())
         events.extend((i, e) for e in result.events)
     assert events == expected
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from vigil.core.suppression import MaintenanceWindow
+from vigil.core.silences import MaintenanceWindow
 
 from .support import Dashboard, new_tab, populate, screenshot_path, sign_in, wait_live
 

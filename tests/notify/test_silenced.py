@@ -10,7 +10,7 @@ import pytest
 
 from tests.runtime.support import Clock, Script, cycle, make_vigil
 from vigil.core import Event, EventKind
-from vigil.core.suppression import MaintenanceWindow, Snooze
+from vigil.core.silences import MaintenanceWindow, Snooze
 from vigil.runtime import Vigil
 from vigil.store import Store
 

@@ -10,7 +10,7 @@ import pytest
 
 from vigil.core.errors import NotFoundError, ValidationError
 from vigil.core.events import EventKind
-from vigil.core.suppression import MaintenanceWindow, Snooze, WindowKind
+from vigil.core.silences import MaintenanceWindow, Snooze, WindowKind
 from vigil.store import Store
 
 from .conftest import T0

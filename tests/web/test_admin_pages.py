@@ -352,10 +352,10 @@ async def test_a_delivery_given_up_on_is_listed_with_its_error(migrated_url: str
 # -- snoozes --------------------------------------------------------------------------------------
 
 
-def quiet_notes(page: Node, metric: str) -> list[str]:
+def silence_notes(page: Node, metric: str) -> list[str]:
     """What the Alerts page says under a rule about its being silenced."""
     row = page.find("tr", id=f"rule-{metric}")
-    return [note.text for note in row.find_all("span", class_="rule-quiet")]
+    return [note.text for note in row.find_all("span", class_="rule-silenced")]
 
 
 async def test_an_admin_snoozes_a_rule_and_ends_it(api: Api) -> None:
@@ -387,12 +387,12 @@ async def test_an_admin_snoozes_a_rule_and_ends_it(api: Api) -> None:
     assert row.find("td", data_label="Why").text == "Deploying shard 3"
 
     alerts = html(await api.client.get("/alerts"))
-    [note] = quiet_notes(alerts, LATENCY)
+    [note] = silence_notes(alerts, LATENCY)
     row = alerts.find("tr", id=f"rule-{LATENCY}")
-    shown_until = row.find("span", class_="rule-quiet").find("time")
+    shown_until = row.find("span", class_="rule-silenced").find("time")
     assert shown_until.attrs["datetime"] == stamp(until)
     assert note == f"‖ Snoozed until {shown_until.text} by ana: Deploying shard 3"
-    assert quiet_notes(alerts, MEMORY) == []
+    assert silence_notes(alerts, MEMORY) == []
 
     end = after.find("form", action=f"/silences/snoozes/{LATENCY}/end")
     assert spoken(end.find("button")) == f"End now for {LATENCY}"
@@ -402,7 +402,7 @@ async def test_an_admin_snoozes_a_rule_and_ends_it(api: Api) -> None:
     resumed = html(await api.client.get(location(ended)))
     assert resumed.find(class_="flash").text == "✓ Snooze ended: the rule is watched again."
     assert resumed.find_all("tr", id=f"snooze-{LATENCY}") == []
-    assert quiet_notes(html(await api.client.get("/alerts")), LATENCY) == []
+    assert silence_notes(html(await api.client.get("/alerts")), LATENCY) == []
 
 
 async def test_a_refused_snooze_is_explained_with_its_values_kept(api: Api) -> None:
@@ -505,10 +505,10 @@ async def test_windows_are_added_listed_shown_on_their_rules_and_removed(api: Ap
     assert row["Next change"].find("time").attrs["datetime"] == "2026-11-27T21:00:00Z"
 
     alerts = html(await api.client.get("/alerts"))
-    assert quiet_notes(alerts, LATENCY) == ["‖ In maintenance: db-upgrade"]
-    link = alerts.find("tr", id=f"rule-{LATENCY}").find("span", class_="rule-quiet").find("a")
+    assert silence_notes(alerts, LATENCY) == ["‖ In maintenance: db-upgrade"]
+    link = alerts.find("tr", id=f"rule-{LATENCY}").find("span", class_="rule-silenced").find("a")
     assert link.attrs["href"] == "/silences#window-db-upgrade"
-    assert quiet_notes(alerts, MEMORY) == []
+    assert silence_notes(alerts, MEMORY) == []
 
     # Half past midnight in Berlin, Saturday: the weekly window runs over into the next day.
     api.clock.now = datetime(2026, 11, 27, 23, 30, tzinfo=UTC)
@@ -519,8 +519,8 @@ async def test_windows_are_added_listed_shown_on_their_rules_and_removed(api: Ap
     row = window_row(late, "db-upgrade")
     assert (row["Now"].text, row["Next change"].text) == ("Not active", "never (over)")
     alerts = html(await api.client.get("/alerts"))
-    assert quiet_notes(alerts, LATENCY) == quiet_notes(alerts, MEMORY)
-    assert quiet_notes(alerts, MEMORY) == ["‖ In maintenance: nightly-backup"]
+    assert silence_notes(alerts, LATENCY) == silence_notes(alerts, MEMORY)
+    assert silence_notes(alerts, MEMORY) == ["‖ In maintenance: nightly-backup"]
 
     remove = late.find("form", action="/silences/windows/nightly-backup/remove")
     assert spoken(remove.find("button")) == "Remove nightly-backup"
@@ -532,7 +532,7 @@ async def test_windows_are_added_listed_shown_on_their_rules_and_removed(api: Ap
     assert gone.find(class_="flash").text == "✓ Maintenance window removed."
     assert gone.find_all("tr", id="window-nightly-backup") == []
     assert [w.name for w in await api.vigil.store.list_windows()] == ["db-upgrade"]
-    assert quiet_notes(html(await api.client.get("/alerts")), MEMORY) == []
+    assert silence_notes(html(await api.client.get("/alerts")), MEMORY) == []
 
 
 async def test_a_refused_window_points_at_the_field_and_stores_nothing(api: Api) -> None:

@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
 
 from vigil.core import EventKind, Incident, Severity, Status
 
@@ -392,6 +393,57 @@ async def test_an_admin_acknowledges_with_a_note_and_resolves_with_plain_forms(a
     assert unknown.status_code == 404
 
 
+ADMIN_FORMS = (
+    "/alerts/incidents/acknowledge-all",
+    "/alerts/incidents/{incident_id}/acknowledge",
+    "/alerts/incidents/{incident_id}/resolve",
+    "/alerts/rules/{metric}",
+    "/channels",
+    "/channels/{name}",
+    "/channels/{name}/test",
+    "/channels/{name}/remove",
+    "/silences/snoozes",
+    "/silences/snoozes/{metric}/end",
+    "/silences/windows",
+    "/silences/windows/{name}/remove",
+)
+
+
+async def test_every_admin_form_wants_an_admin_signed_in_and_the_forms_csrf_token(
+    api: Api,
+) -> None:
+    """The admin forms share one preamble: signed out, the browser goes to sign in and back;
+    a viewer, or an admin without the form's CSRF token, is refused; nothing changes."""
+    posted = {
+        route.path
+        for route in iter_route_contexts(api.app.routes)
+        if route.path is not None
+        and "POST" in (route.methods or ())
+        and getattr(route.endpoint, "__module__", "").startswith("vigil.web.pages")
+    }
+    assert posted - {"/login", "/logout"} == set(ADMIN_FORMS)  # a new one is listed here
+    [opened] = await api.breach(LATENCY, 250)
+    assert opened.incident is not None
+    values = {"incident_id": str(opened.incident.id), "metric": LATENCY, "name": "ops"}
+    paths = [template.format(**values) for template in ADMIN_FORMS]
+    for path in paths:
+        sent = location(await post_form(api, path, {"reason": "x"}))
+        assert sent == f"/login?next={path}", path
+    await sign_in(api, "vic")
+    for path in paths:
+        refused = await post_form(api, path, {"csrf_token": "forged"})
+        assert refused.status_code == 403, path
+        assert "this needs the admin role" in html(refused).find(class_="error").text
+    api.client.cookies.clear()
+    await sign_in(api)
+    for path in paths:
+        refused = await post_form(api, path, {"csrf_token": "forged", "reason": "x"})
+        assert refused.status_code == 403, path
+        assert "the form is out of date" in html(refused).find(class_="error").text
+    assert (await api.vigil.store.get_incident(opened.incident.id)).status is Status.ACTIVE
+    assert await api.vigil.store.active_snoozes(now=api.clock.now) == []
+
+
 async def test_a_rule_form_saves_valid_values_and_explains_invalid_ones(api: Api) -> None:
     csrf = await sign_in(api)
     page = html(await api.client.get("/alerts"))
@@ -511,6 +563,9 @@ async def test_the_overview_shows_metrics_health_and_latest_incidents(api: Api) 
     assert "vigil.monitor" in tasks
     latest = page.find(id="latest").find_all("li")
     assert len(latest) == 1 and "Gateway Latency exceeded critical threshold" in latest[0].text
+    # The script refreshes what no event announces every interval (at least 5 s), in seconds.
+    interval = page.find("body").attrs["data-interval"]
+    assert float(interval) == max(5.0, api.vigil.settings.interval)
 
 
 async def test_sections_render_alone_for_live_updates(api: Api) -> None:
@@ -521,6 +576,11 @@ async def test_sections_render_alone_for_live_updates(api: Api) -> None:
         ("/sections/alerts/history?severity=critical", "history"),
         ("/sections/alerts/frequency?days=7", "frequency"),
         ("/sections/overview/cards", "cards"),
+        ("/sections/overview/health", "health"),
+        ("/sections/silences/snoozes", "snoozes"),
+        ("/sections/silences/windows", "windows"),
+        ("/sections/channels/list", "list"),
+        ("/sections/channels/deliveries", "deliveries"),
     ):
         response = await api.client.get(path)
         assert response.status_code == 200, path
@@ -529,7 +589,8 @@ async def test_sections_render_alone_for_live_updates(api: Api) -> None:
         assert section.attrs["data-section"] == name
     week = html(await api.client.get("/sections/alerts/frequency?days=7"))
     assert len(json.loads(week.find("script", id="frequency-data").text)) == 7
-    assert (await api.client.get("/sections/alerts/nothing")).status_code == 404
+    for page in ("alerts", "overview", "silences", "channels"):
+        assert (await api.client.get(f"/sections/{page}/nothing")).status_code == 404
     api.client.cookies.clear()
     assert location(await api.client.get("/sections/alerts/active")).startswith("/login")
 

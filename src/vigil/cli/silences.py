@@ -18,7 +18,8 @@ from rich.table import Table
 
 from vigil.cli._common import ByOption, default_actor, utcnow, with_store
 from vigil.core.errors import ValidationError
-from vigil.core.suppression import MaintenanceWindow, Snooze, WindowKind, wall_clock
+from vigil.core.localtime import wall_clock
+from vigil.core.silences import MaintenanceWindow, Snooze, WindowKind
 from vigil.store.repository import Store
 
 # Where `vigil --help` lists the two commands: one concept, as on the dashboard and in the API.

@@ -1,4 +1,5 @@
-"""The alerting core: rules, evaluation, incidents, events. Stdlib only; time is passed in."""
+"""The alerting core: rules, evaluation, incidents, events, silences. Stdlib only; time is
+passed in."""
 
 from __future__ import annotations
 
@@ -15,6 +16,14 @@ from vigil.core.events import Event, EventKind
 from vigil.core.incidents import Incident, Resolution, Severity, Status, acknowledge, resolve
 from vigil.core.rules import Aggregate, Direction, Level, Rule
 from vigil.core.samples import Sample, combine
+from vigil.core.silences import (
+    MaintenanceWindow,
+    Snooze,
+    Weekday,
+    WindowKind,
+    next_silence_change,
+    silenced_metrics,
+)
 
 __all__ = [
     "DEFAULT_RULES",
@@ -28,17 +37,23 @@ __all__ = [
     "IllegalTransitionError",
     "Incident",
     "Level",
+    "MaintenanceWindow",
     "NotFoundError",
     "Resolution",
     "Rule",
     "RuleState",
     "Sample",
     "Severity",
+    "Snooze",
     "Status",
     "ValidationError",
     "VigilError",
+    "Weekday",
+    "WindowKind",
     "acknowledge",
     "combine",
+    "next_silence_change",
     "resolve",
+    "silenced_metrics",
     "step",
 ]

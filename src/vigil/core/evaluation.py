@@ -45,20 +45,20 @@ def step(
     value: float | None,
     *,
     now: datetime,
-    suppressed: bool = False,
+    silenced: bool = False,
     new_id: IdFactory = uuid.uuid4,
 ) -> tuple[RuleState, list[Event]]:
     """One reading of one rule: the new state and the events it causes.
 
-    ``suppressed`` (snoozed, in maintenance) and a disabled rule still count streaks and may
-    auto-resolve, but neither open nor escalate an incident.
+    A ``silenced`` rule (snoozed, in maintenance) and a disabled one still count streaks and
+    may auto-resolve, but neither open nor escalate an incident.
     """
     if value is None:
         return state, []
     _check_reading(rule.metric, value)
     level = rule.level(value)
     incident = state.incident
-    quiet = suppressed or not rule.enabled
+    held = silenced or not rule.enabled
 
     if level is Level.NORMAL:
         if incident is None:
@@ -78,7 +78,7 @@ def step(
     breach = min(state.breach_streak + 1, MAX_STREAK)
     critical = min(state.critical_streak + 1, MAX_STREAK) if level is Level.CRITICAL else 0
     if incident is None:
-        if breach >= rule.breaches_required and not quiet:
+        if breach >= rule.breaches_required and not held:
             opened = _open(rule, level, value, now=now, new_id=new_id)
             event = Event.for_incident(EventKind.INCIDENT_OPENED, opened, at=now)
             return RuleState(breach, 0, critical, opened), [event]
@@ -86,7 +86,7 @@ def step(
 
     incident = _observe(rule, incident, value)
     events: list[Event] = []
-    if incident.severity is Severity.WARNING and critical >= rule.breaches_required and not quiet:
+    if incident.severity is Severity.WARNING and critical >= rule.breaches_required and not held:
         threshold = rule.threshold_for(Level.CRITICAL)
         incident = dataclasses.replace(
             incident,
@@ -246,11 +246,12 @@ class Evaluator:
         readings: Mapping[str, float | None],
         *,
         now: datetime,
-        suppressed: Collection[str] = (),
+        silenced: Collection[str] = (),
     ) -> CycleResult:
         """Apply one cycle. Atomic: invalid input raises before any state changes.
 
-        A metric left out of ``readings`` (or given as ``None``) is missing data.
+        A metric left out of ``readings`` (or given as ``None``) is missing data. A metric in
+        ``silenced`` (``vigil.core.silences.silenced_metrics``) opens and escalates nothing.
         """
         slots = self._slots
         pending: list[tuple[_Slot, float]] = []
@@ -280,7 +281,7 @@ class Evaluator:
                 slot.state,
                 value,
                 now=now,
-                suppressed=rule.metric in suppressed,
+                silenced=rule.metric in silenced,
                 new_id=self._new_id,
             )
             if state != slot.state:

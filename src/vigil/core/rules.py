@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
-import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
 from vigil.core.errors import ValidationError
+from vigil.core.validation import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_keys,
+    check_metric,
+    check_optional_finite,
+)
 
-METRIC_PATTERN = re.compile(r"[a-z0-9_.]{1,100}")
 MAX_STREAK = 100
 
 
@@ -62,24 +67,16 @@ class Rule:
     updated_by: str | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.metric, str) or not METRIC_PATTERN.fullmatch(self.metric):
-            raise ValidationError(
-                "metric", f"{self.metric!r} must be 1-100 characters of a-z, 0-9, '_' and '.'"
-            )
+        check_metric("metric", self.metric)
         if not self.display_name:
             object.__setattr__(self, "display_name", _title(self.metric))
-        object.__setattr__(self, "direction", _enum(Direction, "direction", self.direction))
-        object.__setattr__(self, "aggregate", _enum(Aggregate, "aggregate", self.aggregate))
+        object.__setattr__(self, "direction", check_choice(Direction, "direction", self.direction))
+        object.__setattr__(self, "aggregate", check_choice(Aggregate, "aggregate", self.aggregate))
         for name in ("warning", "critical", "recovery"):
-            object.__setattr__(self, name, _optional_finite(name, getattr(self, name)))
+            object.__setattr__(self, name, check_optional_finite(name, getattr(self, name)))
         for name in ("breaches_required", "recoveries_required"):
-            count = getattr(self, name)
-            if isinstance(count, bool) or not isinstance(count, int):
-                raise ValidationError(name, f"must be an integer, got {count!r}")
-            if not 1 <= count <= MAX_STREAK:
-                raise ValidationError(name, f"must be between 1 and {MAX_STREAK}, got {count}")
-        if not isinstance(self.enabled, bool):
-            raise ValidationError("enabled", f"must be true or false, got {self.enabled!r}")
+            check_int(name, getattr(self, name), 1, MAX_STREAK)
+        check_bool("enabled", self.enabled)
         for name in ("display_name", "description", "unit"):
             if not isinstance(getattr(self, name), str):
                 raise ValidationError(name, "must be a string")
@@ -167,9 +164,7 @@ class Rule:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Rule:
-        unknown = sorted(set(data) - ALL_FIELDS)
-        if unknown:
-            raise ValidationError(unknown[0], "is not a rule field")
+        check_keys(data, ALL_FIELDS, "a rule")
         values = dict(data)
         if isinstance(values.get("updated_at"), str):
             values["updated_at"] = datetime.fromisoformat(values["updated_at"])
@@ -182,27 +177,3 @@ EDITABLE_FIELDS = ALL_FIELDS - {"metric", "updated_at", "updated_by"}
 
 def _title(metric: str) -> str:
     return metric.replace("_", " ").replace(".", " ").title()
-
-
-E = TypeVar("E", bound=StrEnum)
-
-
-def _enum(kind: type[E], field: str, value: object) -> E:
-    if isinstance(value, kind):
-        return value
-    try:
-        return kind(str(value)) if isinstance(value, str) else kind("\0")
-    except ValueError:
-        allowed = ", ".join(member.value for member in kind)
-        raise ValidationError(field, f"must be one of {allowed}, got {value!r}") from None
-
-
-def _optional_finite(field: str, value: object) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValidationError(field, f"must be a number or null, got {value!r}")
-    number = float(value)
-    if not math.isfinite(number):
-        raise ValidationError(field, f"must be a finite number, got {value!r}")
-    return number

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from vigil.core.errors import ValidationError
-from vigil.core.rules import METRIC_PATTERN, Aggregate
+from vigil.core.rules import Aggregate
+from vigil.core.validation import METRIC_PATTERN
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Literal, Protocol, runtime_checkable
 
-from vigil.core.rules import METRIC_PATTERN
+from vigil.core.validation import METRIC_PATTERN
 from vigil.metrics.recorder import Recorder
 
 DEFAULT_WINDOW = 30.0

@@ -20,8 +20,8 @@ import apprise
 from vigil.core.errors import ValidationError
 from vigil.core.events import Event, EventKind
 from vigil.core.incidents import Incident, Severity, Status
+from vigil.core.validation import check_bool, check_choice, check_keys, check_name, frozen
 
-NAME_PATTERN = re.compile(r"[a-z0-9_-]{1,50}")
 SCHEME_PATTERN = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 MAX_URL = 2000
 MAX_RENOTIFY_MINUTES = 7 * 24 * 60
@@ -73,16 +73,13 @@ class Channel:
     service: Service = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not NAME_PATTERN.fullmatch(self.name):
-            raise ValidationError(
-                "name", f"{self.name!r} must be 1-50 characters of a-z, 0-9, '_' and '-'"
-            )
+        check_name("name", self.name)
         object.__setattr__(self, "url", _clean_url(self.url))
         object.__setattr__(self, "service", inspect_url(self.url))
-        object.__setattr__(self, "min_severity", _severity(self.min_severity))
+        severity = check_choice(Severity, "min_severity", self.min_severity)
+        object.__setattr__(self, "min_severity", severity)
         object.__setattr__(self, "events", _events(self.events))
-        if not isinstance(self.enabled, bool):
-            raise ValidationError("enabled", f"must be true or false, got {self.enabled!r}")
+        check_bool("enabled", self.enabled)
         minutes = self.renotify_minutes
         if minutes is not None:
             if isinstance(minutes, bool) or not isinstance(minutes, int):
@@ -110,15 +107,13 @@ class Channel:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Channel:
-        unknown = sorted(set(data) - _FIELDS)
-        if unknown:
-            raise ValidationError(unknown[0], "is not a channel field")
+        check_keys(data, _FIELDS, "a channel")
         for required in ("name", "url"):
             if required not in data:
                 raise ValidationError(required, "is required")
         values = dict(data)
-        if "events" in values and not isinstance(values["events"], str | bytes):
-            values["events"] = _frozen(values["events"])
+        if "events" in values:
+            values["events"] = frozen(values["events"])
         return cls(**values)
 
 
@@ -285,16 +280,6 @@ def _clean_url(url: object) -> str:
     return url
 
 
-def _severity(value: object) -> Severity:
-    if isinstance(value, str):
-        try:
-            return Severity(value)
-        except ValueError:
-            pass
-    allowed = ", ".join(s.value for s in Severity)
-    raise ValidationError("min_severity", f"must be one of {allowed}, got {value!r}")
-
-
 def _events(values: object) -> frozenset[NotifyOn]:
     allowed = ", ".join(on.value for on in NotifyOn)
     if isinstance(values, str | bytes) or not isinstance(values, Iterable):
@@ -310,7 +295,3 @@ def _events(values: object) -> frozenset[NotifyOn]:
     if not checked:
         raise ValidationError("events", f"choose at least one of {allowed}")
     return frozenset(checked)
-
-
-def _frozen(values: Any) -> Any:
-    return frozenset(values) if isinstance(values, Iterable) else values

@@ -167,7 +167,7 @@ class Monitor:
             self.view.replace_open(await self.store.active_incidents())
             return []
         readings = {metric: combined.get(metric) for metric in self.evaluator.rules}
-        result = self.evaluator.evaluate(readings, now=now, suppressed=await self._quiet(now))
+        result = self.evaluator.evaluate(readings, now=now, silenced=await self._quiet(now))
         try:
             events = await self.store.commit_cycle(
                 samples=list(self._pending), result=result, now=now

@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection
 from datetime import datetime
 
 from vigil.core import Event, EventKind
-from vigil.core.suppression import MaintenanceWindow, Snooze, suppressed_metrics
+from vigil.core.silences import MaintenanceWindow, Snooze, silenced_metrics
 from vigil.runtime.bus import EventBus
 from vigil.store import Store
 
@@ -77,7 +77,7 @@ class SuppressionCache:
                 logger.info("Vigil: the snooze of %r ended", event.metric)
             self.invalidate()
             await self.load()
-        return suppressed_metrics(now, metrics=metrics, snoozes=self.snoozes, windows=self.windows)
+        return silenced_metrics(now, metrics=metrics, snoozes=self.snoozes, windows=self.windows)
 
     def active_windows(self, now: datetime) -> list[MaintenanceWindow]:
         return [window for window in self.windows if window.is_active(now)]

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from vigil.core import Evaluator, Event, Incident, Rule, Sample, VigilError
-from vigil.core.suppression import MaintenanceWindow, Snooze
+from vigil.core.silences import MaintenanceWindow, Snooze
 from vigil.metrics import HealthRegistry, LoopLagProbe, Metrics, MetricSource, ProcessSource
 from vigil.metrics.recorder import Recorder
 from vigil.runtime.bus import EventBus

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Row, Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from vigil.core import validation
 from vigil.core.errors import NotFoundError, ValidationError
 from vigil.core.events import Event
 from vigil.core.incidents import Incident
@@ -23,8 +22,6 @@ from vigil.store import models
 from vigil.store._outbox import enqueue_for_events
 from vigil.store.engine import SQLITE_BEGIN
 from vigil.store.errors import translated_errors
-
-E = TypeVar("E")
 
 # Event ids come from a sequence, and PostgreSQL hands out sequence values at insert time, not
 # at commit: a reader could see id 12 before a slower transaction commits id 11, and then skip
@@ -207,43 +204,11 @@ def event_from_row(row: Row[Any]) -> Event:
 
 # -- input checks: the field named, nothing touched ----------------------------------------------
 
-
-def check_time(field: str, value: object) -> datetime:
-    if not isinstance(value, datetime):
-        raise ValidationError(field, f"must be a datetime, got {value!r}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValidationError(field, "must carry a time zone (UTC)")
-    return value
-
-
-def check_int(field: str, value: object, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError(field, f"must be an integer, got {value!r}")
-    if not low <= value <= high:
-        raise ValidationError(field, f"must be between {low} and {high}, got {value}")
-    return value
-
-
-def check_enum(kind: type[E], field: str, value: object) -> E:
-    try:
-        return kind(value)  # type: ignore[call-arg]
-    except ValueError:
-        allowed = ", ".join(str(member) for member in kind)  # type: ignore[attr-defined]
-        raise ValidationError(field, f"must be one of {allowed}, got {value!r}") from None
-
-
-def check_name(field: str, value: object, *, max_length: int = 100) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError(field, "must be a non-empty string")
-    if len(value) > max_length:
-        raise ValidationError(field, f"must be at most {max_length} characters")
-    return value
-
-
-def check_finite(field: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValidationError(field, f"must be a finite number, got {value!r}")
-    return float(value)
+# The core's checks, under the names the store's modules know them by.
+check_time = validation.check_aware
+check_enum = validation.check_choice
+check_int = validation.check_int
+check_name = validation.check_text
 
 
 def parse_incident_id(value: uuid.UUID | str) -> uuid.UUID:

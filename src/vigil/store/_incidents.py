@@ -22,7 +22,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from vigil.core.errors import NotFoundError, ValidationError
 from vigil.core.incidents import Incident, Resolution, Severity, Status
-from vigil.core.rules import METRIC_PATTERN
+from vigil.core.validation import METRIC_PATTERN
 from vigil.store import models
 from vigil.store._base import (
     MAX_PAGE_SIZE,

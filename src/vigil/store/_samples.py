@@ -19,8 +19,8 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from vigil.core.errors import ValidationError
-from vigil.core.rules import METRIC_PATTERN
 from vigil.core.samples import Sample
+from vigil.core.validation import METRIC_PATTERN
 from vigil.store import models
 from vigil.store._base import StoreBase, check_int, check_name, check_time
 from vigil.store.records import MetricPoint

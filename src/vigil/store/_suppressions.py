@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vigil.core.errors import NotFoundError, ValidationError
 from vigil.core.events import Event, EventKind
-from vigil.core.suppression import MaintenanceWindow, Snooze
+from vigil.core.silences import MaintenanceWindow, Snooze
 from vigil.store import models
 from vigil.store._base import StoreBase, check_name, check_time
 

@@ -32,7 +32,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from vigil.core.incidents import Resolution, Severity, Status
 from vigil.core.rules import Aggregate, Direction
-from vigil.core.suppression import WindowKind
+from vigil.core.silences import WindowKind
 from vigil.store.records import OutboxStatus, Role
 from vigil.store.types import UTCDateTime
 

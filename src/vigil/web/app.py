@@ -18,7 +18,7 @@ from vigil.web.cache import ReadCache
 from vigil.web.live import KEEPALIVE_SECONDS, RING, LiveStream
 from vigil.web.prometheus import WebMetrics
 from vigil.web.ratelimit import SignInLimiter
-from vigil.web.routes import alerts, auth, channels, metrics, quiet, system
+from vigil.web.routes import alerts, auth, channels, metrics, silences, system
 from vigil.web.security import Keys, Passwords
 from vigil.web.state import WebState, generation_of
 
@@ -80,7 +80,7 @@ def create_app(
     app.state.vigil_web = state
     errors.install(app)
     app.add_middleware(errors.BodyLimit, max_bytes=MAX_BODY)
-    for module in (alerts, metrics, channels, quiet, system, auth):
+    for module in (alerts, metrics, channels, silences, system, auth):
         app.include_router(module.router)
     app.include_router(pages.router)  # the dashboard's HTML pages and static files
     return app

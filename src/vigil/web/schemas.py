@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from pydantic import (
     AfterValidator,
@@ -37,10 +37,13 @@ from vigil.core import (
 )
 from vigil.core.incidents import MAX_NOTES
 from vigil.core.rules import MAX_STREAK
+from vigil.core.validation import METRIC_PATTERN, NAME_PATTERN
 from vigil.runtime import CurrentValue
-from vigil.store import DayCount, MetricPoint, Page
+from vigil.store import Page
 
-METRIC_REGEX = r"^[a-z0-9_.]{1,100}$"
+# The core's patterns, anchored, as OpenAPI and pydantic want them.
+METRIC_REGEX = f"^{METRIC_PATTERN.pattern}$"
+NAME_REGEX = f"^{NAME_PATTERN.pattern}$"
 INSTANCE_REGEX = r"^[A-Za-z0-9_.:@/-]{1,100}$"
 _UNSAFE_TEXT = re.compile(r"[\x00\ud800-\udfff]")  # PostgreSQL and UTF-8 refuse these
 
@@ -77,10 +80,30 @@ def utc(value: datetime | None) -> datetime | None:
     return None if value is None else value.astimezone(UTC)
 
 
+UtcOut = Annotated[datetime, AfterValidator(lambda value: value.astimezone(UTC))]
+"""A time in an answer, shown in UTC whatever offset the domain object carries."""
+
+
+def fields_of(model: type[BaseModel], source: object, **given: Any) -> dict[str, Any]:
+    """``model``'s fields read off ``source``: each the attribute of the same name, except
+    those ``given`` (derived values)."""
+    return {
+        name: given[name] if name in given else getattr(source, name) for name in model.model_fields
+    }
+
+
+class Shown(BaseModel):
+    """An answer that is a domain object's attributes of the same names, as they are."""
+
+    @classmethod
+    def of(cls, source: object) -> Self:
+        return cls.model_validate(fields_of(cls, source))
+
+
 # -- rules ----------------------------------------------------------------------------------
 
 
-class RuleOut(BaseModel):
+class RuleOut(Shown):
     metric: str
     display_name: str
     description: str
@@ -93,27 +116,8 @@ class RuleOut(BaseModel):
     recoveries_required: int
     recovery: float | None
     aggregate: Aggregate
-    updated_at: datetime | None
+    updated_at: UtcOut | None
     updated_by: str | None
-
-    @classmethod
-    def of(cls, rule: Rule) -> RuleOut:
-        return cls(
-            metric=rule.metric,
-            display_name=rule.display_name,
-            description=rule.description,
-            unit=rule.unit,
-            warning=rule.warning,
-            critical=rule.critical,
-            direction=rule.direction,
-            enabled=rule.enabled,
-            breaches_required=rule.breaches_required,
-            recoveries_required=rule.recoveries_required,
-            recovery=rule.recovery,
-            aggregate=rule.aggregate,
-            updated_at=utc(rule.updated_at),
-            updated_by=rule.updated_by,
-        )
 
 
 def _no_default(schema: dict[str, Any]) -> None:
@@ -161,8 +165,8 @@ class IncidentOut(BaseModel):
     metric: str
     severity: Severity
     status: Status
-    triggered_at: datetime
-    resolved_at: datetime | None
+    triggered_at: UtcOut
+    resolved_at: UtcOut | None
     resolution: Resolution | None
     threshold: float
     value: float
@@ -170,32 +174,15 @@ class IncidentOut(BaseModel):
     last_value: float
     message: str
     acknowledged_by: str | None
-    acknowledged_at: datetime | None
+    acknowledged_at: UtcOut | None
     notes: str | None
     resolved_by: str | None
     duration_s: float = Field(description="Seconds from trigger to resolution, or to now.")
 
     @classmethod
     def of(cls, incident: Incident, *, now: datetime) -> IncidentOut:
-        return cls(
-            id=incident.id,
-            metric=incident.metric,
-            severity=incident.severity,
-            status=incident.status,
-            triggered_at=incident.triggered_at.astimezone(UTC),
-            resolved_at=utc(incident.resolved_at),
-            resolution=incident.resolution,
-            threshold=incident.threshold,
-            value=incident.value,
-            peak_value=incident.peak_value,
-            last_value=incident.last_value,
-            message=incident.message,
-            acknowledged_by=incident.acknowledged_by,
-            acknowledged_at=utc(incident.acknowledged_at),
-            notes=incident.notes,
-            resolved_by=incident.resolved_by,
-            duration_s=max(0.0, incident.duration_s(now)),
-        )
+        duration = max(0.0, incident.duration_s(now))
+        return cls.model_validate(fields_of(cls, incident, duration_s=duration))
 
     def at(self, now: datetime) -> IncidentOut:
         """This incident with its duration counted to ``now`` if it is still open."""
@@ -218,14 +205,8 @@ class IncidentPage(BaseModel):
 
     @classmethod
     def of(cls, page: Page[Incident], *, now: datetime) -> IncidentPage:
-        return cls(
-            items=[IncidentOut.of(item, now=now) for item in page.items],
-            total=page.total,
-            page=page.page,
-            page_size=page.page_size,
-            pages=page.pages,
-            next_cursor=page.next_cursor,
-        )
+        items = [IncidentOut.of(item, now=now) for item in page.items]
+        return cls.model_validate(fields_of(cls, page, items=items))
 
     def at(self, now: datetime) -> IncidentPage:
         """The same page with open incidents' durations counted to ``now`` (a cached page is
@@ -252,22 +233,12 @@ class SummaryOut(BaseModel):
     info: int
 
 
-class DayCountOut(BaseModel):
+class DayCountOut(Shown):
     day: date
     info: int
     warning: int
     critical: int
     total: int
-
-    @classmethod
-    def of(cls, count: DayCount) -> DayCountOut:
-        return cls(
-            day=count.day,
-            info=count.info,
-            warning=count.warning,
-            critical=count.critical,
-            total=count.total,
-        )
 
 
 # -- metrics --------------------------------------------------------------------------------
@@ -295,22 +266,12 @@ class CurrentValueOut(BaseModel):
         )
 
 
-class MetricPointOut(BaseModel):
-    time: datetime = Field(description="Start of the bucket.")
+class MetricPointOut(Shown):
+    time: UtcOut = Field(description="Start of the bucket.")
     mean: float
     min: float
     max: float
     count: int
-
-    @classmethod
-    def of(cls, point: MetricPoint) -> MetricPointOut:
-        return cls(
-            time=point.time.astimezone(UTC),
-            mean=point.mean,
-            min=point.min,
-            max=point.max,
-            count=point.count,
-        )
 
 
 class MetricHistoryOut(BaseModel):
@@ -329,7 +290,7 @@ class EventOut(BaseModel):
 
     id: int
     kind: str
-    at: datetime
+    at: UtcOut
     metric: str | None
     by: str | None
     incident: IncidentOut | None
@@ -338,14 +299,8 @@ class EventOut(BaseModel):
     @classmethod
     def of(cls, event: Event) -> EventOut:
         assert event.id is not None
-        return cls(
-            id=event.id,
-            kind=event.kind.value,
-            at=event.at.astimezone(UTC),
-            metric=event.metric,
-            by=event.by,
-            incident=IncidentOut.of(event.incident, now=event.at)
-            if event.incident is not None
-            else None,
-            data=dict(event.data),
+        incident = event.incident
+        shown = IncidentOut.of(incident, now=event.at) if incident is not None else None
+        return cls.model_validate(
+            fields_of(cls, event, kind=event.kind.value, incident=shown, data=dict(event.data))
         )

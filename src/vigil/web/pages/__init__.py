@@ -1,18 +1,23 @@
 """The dashboard: server-rendered HTML pages over the same reads and actions as the JSON API.
 
-``router`` holds every page, its live sections, its form actions and the static files.
-``create_app`` includes it after the API's routers. Templates live in ``vigil/web/templates``,
-the stylesheet and scripts in ``vigil/web/static``.
+One module per page, each with its sections (``sections``) and its form actions: ``overview``,
+``alerts``, ``incident``, ``silences`` (Snoozes & Maintenance), ``channels`` and ``login``;
+``assets`` serves the static files. What they share: ``render`` (templates, filters, the
+header), ``sections`` (reads and live sections), ``forms`` (form bodies, the admin-form
+dependency, redirects back) and ``route`` (who may see a page, error pages).
+
+``router`` holds them all; ``create_app`` includes it after the API's routers. Templates live
+in ``vigil/web/templates``, the stylesheet and scripts in ``vigil/web/static``.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from vigil.web.pages import actions, assets, channels, silences, views
+from vigil.web.pages import alerts, assets, channels, incident, login, overview, silences
 
 router = APIRouter(include_in_schema=False)
-for module in (views, actions, channels, silences, assets):
+for module in (overview, alerts, incident, silences, channels, login, assets):
     router.include_router(module.router)
 
 __all__ = ["router"]

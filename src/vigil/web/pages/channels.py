@@ -19,12 +19,11 @@ from fastapi.responses import HTMLResponse
 from vigil.core import NotFoundError, Severity, ValidationError
 from vigil.notify import DeliveryError, NotifyOn
 from vigil.store import OutboxStatus
-from vigil.web.auth import Principal, principal_from
-from vigil.web.pages.actions import back
-from vigil.web.pages.forms import authorize_form, checked, read_form, validated, whole_number
-from vigil.web.pages.render import render
+from vigil.web.auth import Principal
+from vigil.web.pages.forms import AdminForm, back, checked, validated, whole_number
+from vigil.web.pages.render import base_context, render
 from vigil.web.pages.route import PageRoute, Reader
-from vigil.web.pages.views import base_context
+from vigil.web.pages.sections import Context, Loader, Reads, section
 from vigil.web.routes import channels as channels_api
 from vigil.web.routes import system as system_api
 
@@ -37,15 +36,14 @@ Problem = ValidationError | DeliveryError
 
 
 async def list_section(
-    request: Request,
-    principal: Principal,
+    reads: Reads,
     *,
     problem: tuple[str, Problem] | None = None,
     sent: dict[str, str] | None = None,
-) -> dict[str, Any]:
+) -> Context:
     """The channels and their forms' values; with ``problem`` (the form it concerns, and the
     error), that form gets the values ``sent`` back and what was wrong."""
-    channels = await channels_api.list_channels(request, principal)
+    channels = await channels_api.list_channels(reads.request, reads.principal)
     values = {channel.name: _shown(channel) for channel in channels}
     values[ADD_FORM] = _shown(None)
     if problem is not None and sent is not None:
@@ -66,13 +64,21 @@ async def list_section(
     }
 
 
-async def deliveries_section(request: Request, principal: Principal) -> dict[str, Any]:
+async def deliveries_section(reads: Reads) -> Context:
     failed = await channels_api.list_notifications(
-        request, principal, status=OutboxStatus.FAILED, incident_id=None, limit=FAILED_SHOWN
+        reads.request,
+        reads.principal,
+        status=OutboxStatus.FAILED,
+        incident_id=None,
+        limit=FAILED_SHOWN,
     )
-    health = await system_api.health(request, principal)
+    health = await system_api.health(reads.request, reads.principal)
     details = health.details
     return {"failed": failed, "outbox": details.notifications if details is not None else None}
+
+
+# The list on a ``channel.*`` event, the deliveries now and then.
+SECTIONS: dict[str, Loader] = {"list": list_section, "deliveries": deliveries_section}
 
 
 async def channels_page(
@@ -83,9 +89,10 @@ async def channels_page(
     sent: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
+    reads = Reads(request, principal)
     context = base_context(request, principal, "channels", "Channels")
-    context.update(await list_section(request, principal, problem=problem, sent=sent))
-    context.update(await deliveries_section(request, principal))
+    context.update(await list_section(reads, problem=problem, sent=sent))
+    context.update(await deliveries_section(reads))
     return render(request, "channels.html", context, status_code=status_code)
 
 
@@ -130,16 +137,7 @@ async def channels(request: Request, principal: Reader) -> HTMLResponse:
 
 @router.get("/sections/channels/{name}", response_class=HTMLResponse)
 async def channels_section(request: Request, name: str, principal: Reader) -> HTMLResponse:
-    """A section alone, for live updates: the list on a ``channel.*`` event, the deliveries
-    now and then."""
-    context = base_context(request, principal, "channels", "")
-    if name == "list":
-        context.update(await list_section(request, principal))
-    elif name == "deliveries":
-        context.update(await deliveries_section(request, principal))
-    else:
-        raise NotFoundError("section", name)
-    return render(request, f"channels/{name}.html", context)
+    return await section(Reads(request, principal), SECTIONS, page="channels", name=name)
 
 
 def channel_fields(form: dict[str, str]) -> dict[str, Any]:
@@ -158,54 +156,44 @@ def channel_fields(form: dict[str, str]) -> dict[str, Any]:
 
 
 @router.post("/channels", response_class=HTMLResponse)
-async def add_channel(request: Request) -> Response:
-    form = await read_form(request)
-    principal = authorize_form(request, await principal_from(request), form, admin=True)
+async def add_channel(request: Request, form: AdminForm) -> Response:
+    fields, principal = form.fields, form.principal
     try:
-        data = {"name": form.get("name", "").strip(), **channel_fields(form)}
+        data = {"name": fields.get("name", "").strip(), **channel_fields(fields)}
         if "url" not in data:
             raise ValidationError("url", "is required: the channel's apprise URL")
         channel = validated(channels_api.ChannelIn, data)
         await channels_api.add_channel(request, channel, principal)
     except ValidationError as exc:
         return await channels_page(
-            request,
-            principal,
-            problem=(ADD_FORM, exc),
-            sent=form,
-            status_code=422,
+            request, principal, problem=(ADD_FORM, exc), sent=fields, status_code=422
         )
-    return back(request, form, done="channel-added", default="/channels")
+    return back(request, fields, done="channel-added", default="/channels")
 
 
 @router.post("/channels/{name}", response_class=HTMLResponse)
-async def update_channel(request: Request, name: str) -> Response:
-    form = await read_form(request)
-    principal = authorize_form(request, await principal_from(request), form, admin=True)
+async def update_channel(request: Request, name: str, form: AdminForm) -> Response:
+    fields, principal = form.fields, form.principal
     try:
-        changes = validated(channels_api.ChannelUpdate, channel_fields(form))
+        changes = validated(channels_api.ChannelUpdate, channel_fields(fields))
         await channels_api.update_channel(request, name, changes, principal)
     except ValidationError as exc:
         return await channels_page(
-            request, principal, problem=(name, exc), sent=form, status_code=422
+            request, principal, problem=(name, exc), sent=fields, status_code=422
         )
-    return back(request, form, done="channel-saved", default="/channels")
+    return back(request, fields, done="channel-saved", default="/channels")
 
 
 @router.post("/channels/{name}/test", response_class=HTMLResponse)
-async def test_channel(request: Request, name: str) -> Response:
-    form = await read_form(request)
-    principal = authorize_form(request, await principal_from(request), form, admin=True)
+async def test_channel(request: Request, name: str, form: AdminForm) -> Response:
     try:
-        await channels_api.test_channel(request, name, principal)
+        await channels_api.test_channel(request, name, form.principal)
     except DeliveryError as exc:
-        return await channels_page(request, principal, problem=(name, exc), status_code=502)
-    return back(request, form, done="channel-tested", default="/channels")
+        return await channels_page(request, form.principal, problem=(name, exc), status_code=502)
+    return back(request, form.fields, done="channel-tested", default="/channels")
 
 
 @router.post("/channels/{name}/remove")
-async def remove_channel(request: Request, name: str) -> Response:
-    form = await read_form(request)
-    principal = authorize_form(request, await principal_from(request), form, admin=True)
-    await channels_api.delete_channel(request, name, principal)
-    return back(request, form, done="channel-removed", default="/channels")
+async def remove_channel(request: Request, name: str, form: AdminForm) -> Response:
+    await channels_api.delete_channel(request, name, form.principal)
+    return back(request, form.fields, done="channel-removed", default="/channels")

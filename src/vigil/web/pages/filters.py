@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from vigil.core import Severity, Status
-from vigil.core.rules import METRIC_PATTERN
+from vigil.core.validation import METRIC_PATTERN
 from vigil.web.routes.alerts import MAX_PAGE
 
 FREQUENCY_DAYS = (7, 30, 90)

@@ -3,21 +3,28 @@
 The API takes JSON and its CSRF token in a header; a form without JavaScript can send neither,
 so pages accept ``application/x-www-form-urlencoded`` with the token as a hidden field, checked
 with the same keys as the header. (python-multipart is not needed for urlencoded bodies.)
+
+Every admin action starts the same way, so it is one dependency: a route that takes an
+``AdminForm`` gets the fields sent and the admin who sent them, the CSRF field checked. It
+answers with ``back(...)``: POST/redirect/GET to the page the form came from.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlsplit
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pydantic
-from fastapi import Request
+from fastapi import Depends, Request
+from fastapi.responses import RedirectResponse
 
 from vigil.core import ValidationError
 from vigil.store import Role
-from vigil.web.auth import Principal, web_state
+from vigil.web.auth import Principal, principal_from, web_state
 from vigil.web.errors import CsrfError, ForbiddenError, NotAuthenticatedError
+from vigil.web.pages.render import root_of
 
 CSRF_FIELD = "csrf_token"
 MAX_FORM_BYTES = 64 * 1024
@@ -69,6 +76,35 @@ def authorize_form(
         if not keys.check_csrf(principal.session_id, form.get(CSRF_FIELD)):
             raise CsrfError("the form is out of date or was not sent from this dashboard")
     return principal
+
+
+@dataclass(frozen=True, slots=True)
+class SentForm:
+    """A form an admin sent: its fields, and who."""
+
+    fields: dict[str, str]
+    principal: Principal
+
+
+async def admin_form(request: Request) -> SentForm:
+    """The form of an admin action: read (urlencoded, bounded), then its sender checked: signed
+    in, an admin, and the form's CSRF field matching the session."""
+    fields = await read_form(request)
+    principal = authorize_form(request, await principal_from(request), fields, admin=True)
+    return SentForm(fields, principal)
+
+
+AdminForm = Annotated[SentForm, Depends(admin_form)]
+
+
+def back(request: Request, form: Mapping[str, str], *, done: str, default: str) -> RedirectResponse:
+    """303 to the page the form came from (its ``next`` field), telling it what was done
+    (``?done=``, a key of ``render.NOTICES``); ``default`` (a path under the root) without one."""
+    target = local_path(form.get("next"), default=root_of(request) + default)
+    parts = urlsplit(target)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "done"]
+    query.append(("done", done))
+    return RedirectResponse(urlunsplit(parts._replace(query=urlencode(query))), 303)
 
 
 def local_path(target: str | None, *, default: str = "/") -> str:

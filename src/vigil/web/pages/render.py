@@ -1,5 +1,6 @@
-"""Rendering pages: one Jinja2 environment per process, the filters the templates use, and
-the headers every page carries.
+"""Rendering pages: one Jinja2 environment per process, the filters the templates use, what
+every page's header needs, and the headers every page carries. Every page module renders
+through ``base_context`` and ``render``.
 
 Templates receive the API's own response models (``IncidentOut``, ``RuleOut`` ...), so a page
 shows exactly what the JSON API would return, and the browser's script sees the same shapes.
@@ -33,6 +34,23 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
+}
+
+# What a page says after an action sent the browser back to it (``?done=``, see ``forms.back``).
+NOTICES = {
+    "acknowledged": "Incident acknowledged.",
+    "acknowledged-all": "Every active incident acknowledged.",
+    "resolved": "Incident resolved.",
+    "saved": "Rule saved.",
+    "unchanged": "Nothing to save: the rule is as it was.",
+    "channel-added": "Channel added.",
+    "channel-saved": "Channel saved.",
+    "channel-removed": "Channel removed.",
+    "channel-tested": "Test message delivered.",
+    "snoozed": "Rule snoozed.",
+    "snooze-ended": "Snooze ended: the rule is watched again.",
+    "window-added": "Maintenance window added.",
+    "window-removed": "Maintenance window removed.",
 }
 
 SEVERITY_ICONS = {"critical": "▲", "warning": "◆", "info": "●"}
@@ -212,6 +230,12 @@ def environment() -> Environment:
     return env
 
 
+def root_of(request: Request) -> str:
+    """The path the app is mounted at (``""`` at the site's root), for links and redirects."""
+    root: str = request.scope.get("root_path", "")
+    return root.rstrip("/")
+
+
 def header_context(request: Request, principal: Principal | None) -> dict[str, Any]:
     """What the header and the live script need on every page: who, the open incidents
     counted (from the live view), the event id the page's data is at, how often to refresh."""
@@ -219,11 +243,11 @@ def header_context(request: Request, principal: Principal | None) -> dict[str, A
     context: dict[str, Any] = {
         "principal": principal,
         "csrf_token": principal.csrf_token if principal is not None else None,
-        "root": request.scope.get("root_path", "").rstrip("/"),
+        "root": root_of(request),
         "open_count": 0,
         "worst": None,
         "last_event_id": 0,
-        "refresh_seconds": max(5.0, vigil.settings.interval),
+        "interval": max(5.0, vigil.settings.interval),  # seconds between periodic refreshes
         "server_now": iso(vigil.clock()),
         "page": "",
         "title": "",
@@ -244,6 +268,16 @@ def header_context(request: Request, principal: Principal | None) -> dict[str, A
         worst = [s for s in sorted(Severity, key=lambda s: -s.rank) if counts[s]]
         context["worst"] = worst[0].value if worst else None
         context["last_event_id"] = vigil.bus.last_id
+    return context
+
+
+def base_context(request: Request, principal: Principal, page: str, title: str) -> dict[str, Any]:
+    """What every page's template needs: the header's facts, the page and the notice that a
+    redirect after an action asked for (``?done=``)."""
+    # Read first: the event id the page is at must not be newer than its data.
+    context = header_context(request, principal)
+    done = request.query_params.get("done", "")
+    context.update(page=page, title=title, notice=NOTICES.get(done))
     return context
 
 

@@ -20,7 +20,7 @@ from vigil.core import VigilError
 from vigil.store import VigilStorageError
 from vigil.web.auth import READ_ROLES, Principal, authorize, principal_from
 from vigil.web.errors import NotAuthenticatedError, status_of
-from vigil.web.pages.render import header_context, render
+from vigil.web.pages.render import header_context, render, root_of
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +38,7 @@ def login_redirect(request: Request) -> RedirectResponse:
     target = request.url.path  # the full path: under a mount it starts with the root path
     if request.method == "GET" and request.url.query:
         target += "?" + request.url.query
-    root = request.scope.get("root_path", "").rstrip("/")
-    return RedirectResponse(f"{root}/login?next={quote(target, safe='/')}", 303)
+    return RedirectResponse(f"{root_of(request)}/login?next={quote(target, safe='/')}", 303)
 
 
 def error_page(request: Request, exc: VigilError) -> Response:

@@ -17,15 +17,15 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
-from vigil.core import NotFoundError, ValidationError
-from vigil.core.suppression import Weekday, WindowKind, wall_clock
-from vigil.web.auth import Principal, principal_from
-from vigil.web.pages.actions import back
-from vigil.web.pages.forms import authorize_form, checked, read_form, validated, whole_number
-from vigil.web.pages.render import render
+from vigil.core import ValidationError
+from vigil.core.localtime import wall_clock
+from vigil.core.silences import Weekday, WindowKind
+from vigil.web.auth import Principal
+from vigil.web.pages.forms import AdminForm, back, checked, validated, whole_number
+from vigil.web.pages.render import base_context, render
 from vigil.web.pages.route import PageRoute, Reader
-from vigil.web.pages.views import base_context
-from vigil.web.routes import quiet as quiet_api
+from vigil.web.pages.sections import Context, Loader, Reads, load, section
+from vigil.web.routes import silences as silences_api
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -45,15 +45,15 @@ DURATIONS = (  # minutes, as the snooze form offers them
 )
 
 
-async def snoozes_section(request: Request, principal: Principal) -> dict[str, Any]:
-    return {"snoozes": await quiet_api.list_snoozes(request, principal)}
+async def snoozes_section(reads: Reads) -> Context:
+    return {"snoozes": await silences_api.list_snoozes(reads.request, reads.principal)}
 
 
-async def windows_section(request: Request, principal: Principal) -> dict[str, Any]:
-    return {"windows": await quiet_api.list_windows(request, principal)}
+async def windows_section(reads: Reads) -> Context:
+    return {"windows": await silences_api.list_windows(reads.request, reads.principal)}
 
 
-SECTIONS = {"snoozes": snoozes_section, "windows": windows_section}
+SECTIONS: dict[str, Loader] = {"snoozes": snoozes_section, "windows": windows_section}
 
 
 @cache
@@ -72,8 +72,7 @@ async def silences_page(
     """The page; with ``problem`` (which form, what was wrong) that form is shown again with
     the values ``sent``."""
     context = base_context(request, principal, "silences", "Snoozes & Maintenance")
-    for loader in SECTIONS.values():
-        context.update(await loader(request, principal))
+    context.update(await load(SECTIONS.values(), Reads(request, principal)))
     # Only the refused form gets its values back; a missing field reads as "".
     values: dict[str, defaultdict[str, str]] = {
         form: defaultdict(str) for form in (SNOOZE_FORM, WINDOW_FORM)
@@ -100,43 +99,33 @@ async def silences(request: Request, principal: Reader) -> HTMLResponse:
 
 @router.get("/sections/silences/{name}", response_class=HTMLResponse)
 async def silences_section(request: Request, name: str, principal: Reader) -> HTMLResponse:
-    loader = SECTIONS.get(name)
-    if loader is None:
-        raise NotFoundError("section", name)
-    context = base_context(request, principal, "silences", "")
-    context.update(await loader(request, principal))
-    return render(request, f"silences/{name}.html", context)
+    return await section(Reads(request, principal), SECTIONS, page="silences", name=name)
 
 
 # -- snoozes ----------------------------------------------------------------------------------
 
 
 @router.post("/silences/snoozes", response_class=HTMLResponse)
-async def snooze(request: Request) -> Response:
-    form = await read_form(request)
-    principal = authorize_form(request, await principal_from(request), form, admin=True)
+async def snooze(request: Request, form: AdminForm) -> Response:
+    fields, principal = form.fields, form.principal
     try:
-        metric = form.get("metric", "")
+        metric = fields.get("metric", "")
         if not metric:
             raise ValidationError("metric", "choose the rule to snooze")
-        reason = form.get("reason", "")
-        body = validated(
-            quiet_api.SnoozeIn, {"minutes": whole_number(form, "minutes"), "reason": reason}
-        )
-        await quiet_api.snooze(request, metric, body, principal)
+        minutes, reason = whole_number(fields, "minutes"), fields.get("reason", "")
+        body = validated(silences_api.SnoozeIn, {"minutes": minutes, "reason": reason})
+        await silences_api.snooze(request, metric, body, principal)
     except ValidationError as exc:
         return await silences_page(
-            request, principal, problem=(SNOOZE_FORM, exc), sent=form, status_code=422
+            request, principal, problem=(SNOOZE_FORM, exc), sent=fields, status_code=422
         )
-    return back(request, form, done="snoozed", default="/silences")
+    return back(request, fields, done="snoozed", default="/silences")
 
 
 @router.post("/silences/snoozes/{metric}/end")
-async def end_snooze(request: Request, metric: str) -> Response:
-    form = await read_form(request)
-    principal = authorize_form(request, await principal_from(request), form, admin=True)
-    await quiet_api.end_snooze(request, metric, principal)
-    return back(request, form, done="snooze-ended", default="/silences")
+async def end_snooze(request: Request, metric: str, form: AdminForm) -> Response:
+    await silences_api.end_snooze(request, metric, form.principal)
+    return back(request, form.fields, done="snooze-ended", default="/silences")
 
 
 # -- maintenance windows ----------------------------------------------------------------------
@@ -171,22 +160,19 @@ def window_fields(form: dict[str, str]) -> dict[str, Any]:
 
 
 @router.post("/silences/windows", response_class=HTMLResponse)
-async def add_window(request: Request) -> Response:
-    form = await read_form(request)
-    principal = authorize_form(request, await principal_from(request), form, admin=True)
+async def add_window(request: Request, form: AdminForm) -> Response:
+    fields, principal = form.fields, form.principal
     try:
-        window = validated(quiet_api.WindowIn, window_fields(form))
-        await quiet_api.add_window(request, window, principal)
+        window = validated(silences_api.WindowIn, window_fields(fields))
+        await silences_api.add_window(request, window, principal)
     except ValidationError as exc:
         return await silences_page(
-            request, principal, problem=(WINDOW_FORM, exc), sent=form, status_code=422
+            request, principal, problem=(WINDOW_FORM, exc), sent=fields, status_code=422
         )
-    return back(request, form, done="window-added", default="/silences")
+    return back(request, fields, done="window-added", default="/silences")
 
 
 @router.post("/silences/windows/{name}/remove")
-async def remove_window(request: Request, name: str) -> Response:
-    form = await read_form(request)
-    principal = authorize_form(request, await principal_from(request), form, admin=True)
-    await quiet_api.delete_window(request, name, principal)
-    return back(request, form, done="window-removed", default="/silences")
+async def remove_window(request: Request, name: str, form: AdminForm) -> Response:
+    await silences_api.delete_window(request, name, form.principal)
+    return back(request, form.fields, done="window-removed", default="/silences")

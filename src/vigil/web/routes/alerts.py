@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Request
 
 from vigil.core import NotFoundError, Severity, Status
-from vigil.core.rules import METRIC_PATTERN
+from vigil.core.validation import METRIC_PATTERN
 from vigil.web.auth import Admin, Viewer, web_state
 from vigil.web.errors import responses
 from vigil.web.schemas import (

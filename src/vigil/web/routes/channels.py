@@ -13,22 +13,21 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Self
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
 from vigil.core import Severity
 from vigil.notify import DeliveryError, NotifyOn, send_test
 from vigil.notify.channels import MAX_RENOTIFY_MINUTES, MAX_URL
-from vigil.store import OutboxItem, OutboxStatus, StoredChannel
+from vigil.store import OutboxStatus, StoredChannel
 from vigil.web.auth import Admin, Viewer, web_state
 from vigil.web.errors import responses
-from vigil.web.schemas import Changes, Text, optional, utc
+from vigil.web.schemas import NAME_REGEX, Changes, Shown, Text, UtcOut, optional
 
 router = APIRouter(tags=["notifications"])
 
-NAME_REGEX = r"^[a-z0-9_-]{1,50}$"
 TEST_TIMEOUT = 30.0  # seconds a test message may take before the answer says it failed
 MAX_LISTED = 200
 
@@ -101,7 +100,7 @@ class TestOut(BaseModel):
     delivered: bool = Field(description="Always true: a failed test answers 502.")
 
 
-class NotificationOut(BaseModel):
+class NotificationOut(Shown):
     """One message of the outbox: one event (or reminder) to one channel."""
 
     id: int
@@ -115,24 +114,15 @@ class NotificationOut(BaseModel):
         description="When it is tried next; null once sent or given up on."
     )
     last_error: str | None
-    sent_at: datetime | None
+    sent_at: UtcOut | None
     created_at: datetime
 
-    @classmethod
-    def of(cls, item: OutboxItem) -> NotificationOut:
-        return cls(
-            id=item.id,
-            channel=item.channel,
-            incident_id=item.incident_id,
-            event_id=item.event_id,
-            repeat=item.repeat,
-            status=item.status,
-            attempts=item.attempts,
-            next_attempt_at=item.next_attempt_at if item.status is OutboxStatus.PENDING else None,
-            last_error=item.last_error,
-            sent_at=utc(item.sent_at),
-            created_at=item.created_at,
-        )
+    @model_validator(mode="after")
+    def _no_next_attempt_unless_pending(self) -> Self:
+        # The store keeps the last retry time of a message given up on; it has no next one.
+        if self.status is not OutboxStatus.PENDING:
+            self.next_attempt_at = None
+        return self
 
 
 @router.get("/api/channels", responses=responses(401, 403, 503), summary="Every channel")

@@ -9,7 +9,7 @@
   const pageName = body.dataset.page;
   const csrfMeta = document.querySelector('meta[name="csrf-token"]');
   const csrf = csrfMeta ? csrfMeta.content : "";
-  const refreshMs = Math.max(5, Number(body.dataset.refreshSeconds) || 30) * 1000;
+  const intervalMs = Math.max(5, Number(body.dataset.interval) || 30) * 1000;
   const serverNow = Date.parse(body.dataset.serverNow);
   // Relative times count from the server's clock, whatever the browser's says.
   const offset = Number.isNaN(serverNow) ? 0 : serverNow - Date.now();
@@ -581,6 +581,6 @@
     if (document.visibilityState === "visible" && source && source.readyState === EventSource.OPEN) {
       refresh(periodic[pageName] || []);
     }
-  }, refreshMs);
+  }, intervalMs);
   connect();
 })();

@@ -1,4 +1,5 @@
-"""Snoozes and maintenance windows, with time passed in: tables, DST days, and properties."""
+"""Silences (snoozes and maintenance windows), with time passed in: tables, DST days, and
+properties."""
 
 from __future__ import annotations
 
@@ -12,13 +13,13 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from vigil.core import Evaluator, EventKind, ValidationError
-from vigil.core.suppression import (
+from vigil.core.silences import (
     MaintenanceWindow,
     Snooze,
     Weekday,
     WindowKind,
-    next_suppression_change,
-    suppressed_metrics,
+    next_silence_change,
+    silenced_metrics,
 )
 
 from .helpers import latency_rule
@@ -393,7 +394,7 @@ def test_windows_round_trip_through_a_dict() -> None:
 # -- what the evaluator is told ----------------------------------------------------------------
 
 
-def test_suppressed_metrics_combines_snoozes_and_windows() -> None:
+def test_silenced_metrics_combines_snoozes_and_windows() -> None:
     metrics = ["gateway_latency", "database_query_time", "error_rate"]
     snoozes = [snooze(), snooze(metric="error_rate", until=utc("2026-11-27T10:30:00"))]
     windows = [ONE_OFF]
@@ -404,30 +405,28 @@ def test_suppressed_metrics_combines_snoozes_and_windows() -> None:
         "2026-11-28T02:00:00": set(),
     }
     for now, expected in at.items():
-        got = suppressed_metrics(utc(now), metrics=metrics, snoozes=snoozes, windows=windows)
+        got = silenced_metrics(utc(now), metrics=metrics, snoozes=snoozes, windows=windows)
         assert got == expected, now
     everything = MaintenanceWindow.once(
         "all", start=utc("2026-11-27T00:00:00"), end=utc("2026-11-28T00:00:00")
     )
-    assert suppressed_metrics(
+    assert silenced_metrics(
         utc("2026-11-27T09:00:00"), metrics=metrics, windows=[everything]
     ) == set(metrics)
     # A snooze for a metric that has no rule is not reported.
-    assert (
-        suppressed_metrics(utc("2026-11-27T10:15:00"), metrics=["other"], snoozes=snoozes) == set()
-    )
+    assert silenced_metrics(utc("2026-11-27T10:15:00"), metrics=["other"], snoozes=snoozes) == set()
 
 
-def test_next_suppression_change_is_the_earliest_expiry_or_window_edge() -> None:
+def test_next_silence_change_is_the_earliest_expiry_or_window_edge() -> None:
     snoozes = [snooze(), snooze(metric="error_rate", until=utc("2026-11-27T10:30:00"))]
     now = utc("2026-11-27T10:15:00")
-    assert next_suppression_change(now, snoozes=snoozes, windows=[ONE_OFF]) == utc(
+    assert next_silence_change(now, snoozes=snoozes, windows=[ONE_OFF]) == utc(
         "2026-11-27T10:30:00"
     )
-    assert next_suppression_change(
+    assert next_silence_change(
         utc("2026-11-27T13:00:00"), snoozes=snoozes, windows=[ONE_OFF]
     ) == utc("2026-11-27T21:00:00")
-    assert next_suppression_change(utc("2026-12-01T00:00:00"), snoozes=snoozes) is None
+    assert next_silence_change(utc("2026-12-01T00:00:00"), snoozes=snoozes) is None
 
 
 def test_a_rule_in_maintenance_opens_no_incident_and_resumes_by_itself() -> None:
@@ -438,8 +437,8 @@ def test_a_rule_in_maintenance_opens_no_incident_and_resumes_by_itself() -> None
     opened: list[datetime] = []
     for minute in range(65):
         now = start + timedelta(minutes=minute)
-        quiet = suppressed_metrics(now, metrics=evaluator.rules, windows=[window])
-        result = evaluator.evaluate({rule.metric: 250.0}, now=now, suppressed=quiet)
+        silent = silenced_metrics(now, metrics=evaluator.rules, windows=[window])
+        result = evaluator.evaluate({rule.metric: 250.0}, now=now, silenced=silent)
         opened += [e.at for e in result.events if e.kind is EventKind.INCIDENT_OPENED]
     # Breaching all along: nothing while the window lasts, an incident on its first reading
     # after the window (the breach streak kept counting).

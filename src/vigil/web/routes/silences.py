@@ -1,4 +1,5 @@
-"""``/api/snoozes`` and ``/api/maintenance``: when rules open no incident and send nothing.
+"""``/api/snoozes`` and ``/api/maintenance``: silences, when rules open no incident and send
+nothing.
 
 A snooze silences one rule for a while, with a reason, and ends by itself; a maintenance
 window silences some rules (or all) once or every week. Either way readings still go to the
@@ -14,12 +15,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from vigil.core.suppression import MAX_REASON, MaintenanceWindow, Snooze, Weekday, WindowKind
+from vigil.core.silences import MAX_REASON, MaintenanceWindow, Weekday, WindowKind
 from vigil.web.auth import Admin, Viewer, web_state
 from vigil.web.errors import responses
 from vigil.web.routes.alerts import known_metric
-from vigil.web.routes.channels import NAME_REGEX
-from vigil.web.schemas import METRIC_REGEX, Text, UtcDateTime, utc
+from vigil.web.schemas import METRIC_REGEX, NAME_REGEX, Shown, Text, UtcDateTime, utc
 
 router = APIRouter(tags=["snoozes and maintenance"])
 
@@ -30,22 +30,12 @@ TIME_REGEX = r"^([01]\d|2[0-3]):[0-5]\d$"
 # -- snoozes ----------------------------------------------------------------------------------
 
 
-class SnoozeOut(BaseModel):
+class SnoozeOut(Shown):
     metric: str
     until: datetime
     reason: str
     by: str
     created_at: datetime
-
-    @classmethod
-    def of(cls, snooze: Snooze) -> SnoozeOut:
-        return cls(
-            metric=snooze.metric,
-            until=snooze.until,
-            reason=snooze.reason,
-            by=snooze.by,
-            created_at=snooze.created_at,
-        )
 
 
 class SnoozeIn(BaseModel):

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from vigil.core import Event, EventKind
-from vigil.core.suppression import Weekday
+from vigil.core.silences import Weekday
 
 from .support import LATENCY, T0, Api
 

@@ -1,0 +1,152 @@
+"""One incident (``/incidents/{id}``): its facts, its timeline of events and a chart of its
+metric around it; and the forms that acknowledge and resolve an incident (sent from this page
+and from the open incidents on Alerts & Incidents)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime, timedelta
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse
+from sqlalchemy import select
+
+from vigil.core import Event, NotFoundError
+from vigil.store import models
+from vigil.store._base import event_from_row
+from vigil.store.errors import translated_errors
+from vigil.web.pages.forms import AdminForm, back, validated
+from vigil.web.pages.render import base_context, render
+from vigil.web.pages.route import PageRoute, Reader
+from vigil.web.pages.sections import Context, Reads
+from vigil.web.routes import alerts as alerts_api
+from vigil.web.routes import metrics as metrics_api
+from vigil.web.schemas import IncidentAction
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+# Ranges end just after now: the last cycle's samples are stamped now, and ends are exclusive.
+LATEST = timedelta(seconds=1)
+CHART_POINTS = 300
+TIMELINE_LIMIT = 200
+
+
+async def incident_events(reads: Reads, incident_id: uuid.UUID) -> list[Event]:
+    """The incident's events in order: its timeline.
+
+    The store has no such read yet, and neither has the API; this is the one query pages make
+    themselves (indexed: ``ix_events_incident_id``). It belongs in ``Store`` when the API
+    grows ``GET /api/alerts/incidents/{id}/events``.
+    """
+    table = models.events
+    statement = (
+        select(table)
+        .where(table.c.incident_id == incident_id)
+        .order_by(table.c.id)
+        .limit(TIMELINE_LIMIT)
+    )
+    with translated_errors("reading an incident's events"):
+        async with reads.vigil.store.engine.connect() as connection:
+            rows = (await connection.execute(statement)).all()
+    return [event_from_row(row) for row in rows]
+
+
+def chart_window(
+    triggered: datetime, resolved: datetime | None, now: datetime
+) -> tuple[datetime, datetime]:
+    """The time range around an incident: some calm before it, all of it, and (once it is
+    resolved) some calm after it, never past now."""
+    end = resolved if resolved is not None else now
+    pad = max(timedelta(minutes=15), (end - triggered) / 2)
+    end = min(now, end + pad) + LATEST if resolved is not None else now + LATEST
+    start = triggered - pad
+    return start, max(end, start + timedelta(minutes=1))
+
+
+def incident_uuid(text: str) -> uuid.UUID:
+    """An incident id from a URL; a malformed one is simply not found."""
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise NotFoundError("incident", text[:64]) from None
+
+
+async def incident_detail(reads: Reads, incident_id: str) -> Context:
+    ident = incident_uuid(incident_id)
+    incident = await alerts_api.get_incident(reads.request, ident, reads.principal)
+    now = reads.vigil.clock()
+    start, end = chart_window(incident.triggered_at, incident.resolved_at, now)
+    events, history = await asyncio.gather(
+        incident_events(reads, incident.id),
+        metrics_api.history(
+            reads.request,
+            reads.principal,
+            metric=incident.metric,
+            start=start,
+            end=end,
+            max_points=CHART_POINTS,
+        ),
+    )
+    rule = reads.vigil.view.rules.get(incident.metric)
+    chart = {
+        "metric": incident.metric,
+        "unit": rule.unit if rule else "",
+        "label": rule.display_name if rule else incident.metric,
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "triggered_at": incident.triggered_at.isoformat(),
+        "resolved_at": incident.resolved_at.isoformat() if incident.resolved_at else None,
+        "points": [
+            {"t": point.time.isoformat(), "mean": point.mean, "min": point.min, "max": point.max}
+            for point in history.points
+        ],
+        "thresholds": {
+            "warning": rule.warning if rule else None,
+            "critical": rule.critical if rule else None,
+            "at_trigger": incident.threshold,
+        },
+    }
+    return {
+        "incident": incident,
+        "events": events,
+        "rule": rule,
+        "chart": chart,
+        "history": history,
+    }
+
+
+@router.get("/incidents/{incident_id}", response_class=HTMLResponse, name="incident")
+async def incident(request: Request, incident_id: str, principal: Reader) -> HTMLResponse:
+    context = base_context(request, principal, "incident", "Incident")
+    context.update(await incident_detail(Reads(request, principal), incident_id))
+    return render(request, "incident.html", context)
+
+
+@router.get("/sections/incidents/{incident_id}", response_class=HTMLResponse)
+async def incident_section(request: Request, incident_id: str, principal: Reader) -> HTMLResponse:
+    context = base_context(request, principal, "incident", "")
+    context.update(await incident_detail(Reads(request, principal), incident_id))
+    return render(request, "incident/detail.html", context)
+
+
+# -- actions ----------------------------------------------------------------------------------
+
+
+def notes_of(fields: dict[str, str]) -> IncidentAction:
+    """An incident action's optional note, as the API takes it."""
+    return validated(IncidentAction, {"notes": fields.get("notes", "").strip() or None})
+
+
+@router.post("/alerts/incidents/{incident_id}/acknowledge")
+async def acknowledge(request: Request, incident_id: str, form: AdminForm) -> Response:
+    ident, notes = incident_uuid(incident_id), notes_of(form.fields)
+    await alerts_api.acknowledge(request, ident, form.principal, notes)
+    return back(request, form.fields, done="acknowledged", default="/alerts")
+
+
+@router.post("/alerts/incidents/{incident_id}/resolve")
+async def resolve(request: Request, incident_id: str, form: AdminForm) -> Response:
+    ident, notes = incident_uuid(incident_id), notes_of(form.fields)
+    await alerts_api.resolve(request, ident, form.principal, notes)
+    return back(request, form.fields, done="resolved", default="/alerts")
