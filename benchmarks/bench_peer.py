@@ -497,8 +497,12 @@ def main(argv: Sequence[str]) -> int:
     metrics = ", ".join(t.metric for t in WORKLOAD)
     print(f"workload: {len(WORKLOAD)} rules ({metrics}); probe {PROBE}: {GOOD:g} -> {BAD:g}")
     assert set(NORMAL) == {t.metric for t in WORKLOAD}
-    with terminate_on_sigterm(), deadline(options.deadline):
-        results = run(options, tools)
+    try:
+        with terminate_on_sigterm(), deadline(options.deadline):
+            results = run(options, tools)
+    except BenchError as exc:
+        print(f"failed: {exc}", file=sys.stderr)
+        return 1
     print(f"after: {machine_load()}")
     report(results, options)
     return 0

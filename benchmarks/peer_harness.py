@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -109,6 +110,7 @@ def terminate_on_sigterm() -> Iterator[None]:
     the children are stopped."""
 
     def handler(signum: int, frame: object) -> None:
+        print("terminated: stopping every child process", file=sys.stderr, flush=True)
         raise SystemExit(128 + signum)
 
     previous = signal.signal(signal.SIGTERM, handler)
@@ -176,12 +178,24 @@ def cpu_mark(roots: Sequence[int]) -> CpuMark:
     return CpuMark(cpu_seconds(process_tree(roots)), time.monotonic())
 
 
+def own_cpu() -> float:
+    """This process's CPU time alone (its pushers, exporter and receiver threads)."""
+    return cpu_seconds([os.getpid()])
+
+
 # -- HTTP servers in the benchmark process ------------------------------------------------------
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
+    aborted = 0  # responses the client hung up on (a scrape past its timeout, a shutdown)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            self.aborted += 1
+        else:
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
 class _Quiet(BaseHTTPRequestHandler):
@@ -206,6 +220,10 @@ class _Background:
 
     def start(self) -> None:
         self._thread.start()
+
+    @property
+    def aborted(self) -> int:
+        return self.server.aborted
 
     def close(self) -> None:
         self.server.shutdown()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import statistics
 import subprocess
 import threading
 import time
@@ -46,6 +47,7 @@ from peer_harness import (
     cpu_mark,
     free_port,
     metric_sum,
+    own_cpu,
     scrape,
     series_body,
     wait_until,
@@ -59,7 +61,10 @@ class Saturation:
     samples: float  # stored in the window
     seconds: float
     cpu: float  # CPU seconds of the system's process tree in the window
+    load_cpu: float = 0.0  # CPU seconds of the benchmark's own process (pushers, exporter)
     offered: float | None = None  # samples/s the peer's scrape configuration offers
+    aborted: int = 0  # peer: scrapes Prometheus hung up on (past their timeout)
+    request_ms: float | None = None  # Vigil: median time of one ingest request
     refused: Mapping[int, int] = field(default_factory=dict)  # Vigil: HTTP status -> requests
 
     @property
@@ -79,11 +84,16 @@ class Saturation:
     def describe(self) -> str:
         text = (
             f"{self.samples:,.0f} samples in {self.seconds:.1f} s = {self.samples_per_s:,.0f}/s, "
-            f"{self.cpu:.2f} CPU s ({self.cpu / self.seconds:.0%} of a core)"
+            f"{self.cpu / self.seconds:.0%} of a core"
         )
+        if self.request_ms is not None:
+            text += f", requests {self.request_ms:.0f} ms median"
         if self.offered is not None:
             text += f"; offered {self.offered:,.0f}/s"
             text += "" if self.saturated else " (kept up: not saturated)"
+        if self.aborted:
+            text += f"; {self.aborted} scrapes cut off"
+        text += f"; load generator {self.load_cpu / self.seconds:.0%} of a core"
         if self.refused:
             text += "; refused requests " + ", ".join(
                 f"HTTP {code}: {n}" for code, n in sorted(self.refused.items())
@@ -315,28 +325,29 @@ class VigilSide:
         """``pushers`` threads, each a service pushing ``batch`` samples a request (the ten
         metrics over recent instants) as fast as Vigil answers."""
         stop = threading.Event()
-        done: list[list[tuple[float, int, int]]] = [[] for _ in range(pushers)]
+        done: list[list[tuple[float, int, int, float]]] = [[] for _ in range(pushers)]
         failures: list[BaseException] = []
 
         def push(k: int) -> None:
             client = Client(self.port, token=self.ingest_token, timeout=60)
             try:
                 while not stop.is_set():
+                    # the ten metrics at successive instants 50 ms apart, newest first
                     now = datetime.now(UTC)
-                    samples = [
-                        {
-                            "metric": WORKLOAD[i % len(WORKLOAD)].metric,
-                            "value": WORKLOAD[i % len(WORKLOAD)].normal,
-                            "time": (
-                                now - timedelta(milliseconds=50 * (i // len(WORKLOAD)))
-                            ).isoformat(),
-                        }
-                        for i in range(batch)
+                    steps = -(-batch // len(WORKLOAD))
+                    times = [
+                        (now - timedelta(milliseconds=50 * j)).isoformat() for j in range(steps)
                     ]
+                    samples = [
+                        {"metric": t.metric, "value": t.normal, "time": when}
+                        for when in times
+                        for t in WORKLOAD
+                    ][:batch]
                     payload = json.dumps({"instance": f"load-{k}", "samples": samples}).encode()
+                    sent = time.monotonic()
                     status, data = client.request("POST", "/api/ingest", payload)
                     accepted = int(json.loads(data)["accepted"]) if status == 200 else 0
-                    done[k].append((time.monotonic(), status, accepted))
+                    done[k].append((time.monotonic(), status, accepted, sent))
             except Exception as exc:
                 failures.append(exc)
             finally:
@@ -347,9 +358,9 @@ class VigilSide:
             thread.start()
         try:
             time.sleep(2.0)  # connections open, the server warm
-            before = cpu_mark(self.roots())
+            before, load = cpu_mark(self.roots()), own_cpu()
             time.sleep(seconds)
-            after = cpu_mark(self.roots())
+            after, load = cpu_mark(self.roots()), own_cpu() - load
         finally:
             stop.set()
             for thread in threads:
@@ -357,11 +368,15 @@ class VigilSide:
         if failures:
             raise BenchError(f"a pusher failed: {failures[0]!r}")
         window = [r for rows in done for r in rows if before.at < r[0] <= after.at]
-        refused = Counter(status for _, status, _ in window if status != 200)
+        if not window:
+            raise BenchError(f"no ingest request completed within {seconds:.0f} s")
+        refused = Counter(status for _, status, _, _ in window if status != 200)
         return Saturation(
-            samples=sum(accepted for _, _, accepted in window),
+            samples=sum(accepted for _, _, accepted, _ in window),
             seconds=after.at - before.at,
             cpu=after.cpu - before.cpu,
+            load_cpu=load,
+            request_ms=statistics.median(end - sent for end, _, _, sent in window) * 1e3,
             refused=dict(refused),
         )
 
@@ -552,13 +567,17 @@ class PeerSide:
             )
             time.sleep(max(2.0, 4 * interval))
             count, before = appended(), cpu_mark(self.roots())
+            load, aborted = own_cpu(), self.exporter.aborted
             time.sleep(seconds)
             after, count_after = cpu_mark(self.roots()), appended()
+            load, aborted = own_cpu() - load, self.exporter.aborted - aborted
         return Saturation(
             samples=count_after - count,
             seconds=after.at - before.at,
             cpu=after.cpu - before.cpu,
+            load_cpu=load,
             offered=targets * series / interval,
+            aborted=aborted,
         )
 
     def rule_cycle_ms(self, *, rules: int, samples: int) -> float:
