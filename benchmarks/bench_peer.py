@@ -18,7 +18,8 @@ Figures, and exactly what is measured:
 1. bad value -> alert received (and normal value -> resolution received): from just before the
    bad value is made available (the ingest POST is sent / the exporter's value is set; the
    moment is drawn at random within the 1 s grid) to the webhook request arriving at the
-   receiver; median and p95 over the repetitions of all rounds.
+   receiver; median and p95 over the repetitions of all rounds, after one unmeasured
+   repetition (the first notification after start pays one-off costs: it is shown apart).
 2. of which trigger -> receiver: Vigil: the incident's triggered_at (resolved_at), read from the
    API by the id in the message, which is the start of the cycle that opened it; peer: the
    alert's startsAt (endsAt) in the webhook, which is the timestamp of the Prometheus
@@ -39,7 +40,7 @@ Figures, and exactly what is measured:
 
     python benchmarks/bench_peer.py [--quick] [--rounds N] [--reps N] [--rest-seconds S] ...
 
-VIGIL_BENCH_QUICK=1 (or --quick) makes a short run (2 rounds, 3 repetitions, 15 s windows).
+VIGIL_BENCH_QUICK=1 (or --quick) makes a short run (2 rounds, 3 repetitions, a 20 s rest window).
 VIGIL_BENCH_PROMETHEUS and VIGIL_BENCH_ALERTMANAGER name other binaries than those on PATH.
 """
 
@@ -51,13 +52,12 @@ import os
 import random
 import shutil
 import signal
-import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Protocol
@@ -76,31 +76,13 @@ from peer_harness import (
     rss_bytes,
     terminate_on_sigterm,
 )
+from peer_prometheus import PeerSide
+from peer_results import Options, Round, report
 from peer_rules import build_rule_database, cycle_ms
-from peer_sides import PeerSide, Saturation, VigilSide
+from peer_vigil import VigilSide
 
 ROOT = Path(__file__).resolve().parents[1]
 ALERT_TIMEOUT = 30.0  # a notification later than this is a failure, not a figure
-
-
-@dataclass(frozen=True, slots=True)
-class Options:
-    rounds: int
-    reps: int
-    warmup: float
-    rest_seconds: float
-    saturation_seconds: float
-    pushers: int
-    batch: int
-    sat_targets: int
-    sat_series: int
-    sat_interval: float
-    big_rules: int
-    big_cycles: int
-    group_interval: float
-    deadline: float
-    seed: int
-    quick: bool
 
 
 def parse_options(argv: Sequence[str]) -> Options:
@@ -109,7 +91,7 @@ def parse_options(argv: Sequence[str]) -> Options:
     parser.add_argument("--quick", action="store_true", default=quick_env)
     parser.add_argument("--rounds", type=int, help="alternating rounds (3; quick 2)")
     parser.add_argument("--reps", type=int, help="detections per round (10; quick 3)")
-    parser.add_argument("--rest-seconds", type=float, help="CPU-at-rest window (60; quick 15)")
+    parser.add_argument("--rest-seconds", type=float, help="CPU-at-rest window (60; quick 20)")
     parser.add_argument("--saturation-seconds", type=float, help="(30; quick 8)")
     parser.add_argument("--pushers", type=int, default=4, help="concurrent Vigil pushers")
     parser.add_argument("--batch", type=int, default=100, help="samples per push")
@@ -136,7 +118,7 @@ def parse_options(argv: Sequence[str]) -> Options:
         rounds=int(pick(args.rounds, 3, 2)),
         reps=int(pick(args.reps, 10, 3)),
         warmup=5.0 if quick else 10.0,
-        rest_seconds=pick(args.rest_seconds, 60, 15),
+        rest_seconds=pick(args.rest_seconds, 60, 20),
         saturation_seconds=pick(args.saturation_seconds, 30, 8),
         pushers=args.pushers,
         batch=args.batch,
@@ -166,20 +148,6 @@ class Side(Protocol):
     def feed_every(self, period: float) -> None: ...
 
 
-@dataclass
-class Round:
-    """One system's figures in one round."""
-
-    detect: list[float] = field(default_factory=list)
-    resolve: list[float] = field(default_factory=list)
-    deliver_open: list[float] = field(default_factory=list)
-    deliver_resolve: list[float] = field(default_factory=list)
-    rest_cpu: float = 0.0  # CPU seconds per 5 minutes
-    rest_rss: float = 0.0  # bytes
-    saturation: Saturation | None = None
-    cycle_ms: float = 0.0
-
-
 def at_rest(side: Side, seconds: float) -> tuple[float, float]:
     side.feed_every(INTERVAL)
     before = cpu_mark(side.roots())
@@ -190,14 +158,19 @@ def at_rest(side: Side, seconds: float) -> tuple[float, float]:
 
 
 def detections(side: Side, receiver: Receiver, reps: int, rng: random.Random, out: Round) -> None:
+    """``reps`` times: break the probe, wait for the alert, repair it, wait for the
+    resolution. One more time first, kept apart: a system's first notification after start
+    pays one-off costs (Vigil's apprise loads its plugins then)."""
     # Vigil reads a pushed metric's newest sample of the last interval: a pusher at exactly the
     # interval would leave some cycles without data, so the feed runs at twice the rate here.
     side.feed_every(INTERVAL / 2)
     time.sleep(2 * INTERVAL)
-    for _ in range(reps):
+    for rep in range(reps + 1):
+        first = Round()
+        into = first if rep == 0 else out
         for bad, series, deliveries, match in (
-            (True, out.detect, out.deliver_open, side.is_opened),
-            (False, out.resolve, out.deliver_resolve, side.is_resolved),
+            (True, into.detect, into.deliver_open, side.is_opened),
+            (False, into.resolve, into.deliver_resolve, side.is_resolved),
         ):
             time.sleep(rng.uniform(0, INTERVAL))  # a random phase against both 1 s grids
             since = receiver.mark()
@@ -205,6 +178,8 @@ def detections(side: Side, receiver: Receiver, reps: int, rng: random.Random, ou
             arrival = receiver.wait(_matching(match), since=since, timeout=ALERT_TIMEOUT)
             series.append(arrival.mono - began)
             deliveries.append(arrival.wall - side.triggered(_body(arrival.body), resolved=not bad))
+        if rep == 0:
+            out.first_detect, out.first_deliver = first.detect[0], first.deliver_open[0]
         time.sleep(INTERVAL)
 
 
@@ -337,140 +312,6 @@ def measure(
 
 
 # -- the report -----------------------------------------------------------------------------
-
-
-def quantile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-@dataclass(frozen=True, slots=True)
-class Figure:
-    name: str
-    per_round: Callable[[Round], float]  # a round's figure (for the spread)
-    overall: Callable[[list[Round]], float]  # all rounds' figure
-    show: Callable[[float], str]
-
-
-def pooled(pick: Callable[[Round], list[float]], q: float) -> Callable[[list[Round]], float]:
-    return lambda rounds: quantile([v for r in rounds for v in pick(r)], q)
-
-
-def median_of(pick: Callable[[Round], float]) -> Callable[[list[Round]], float]:
-    return lambda rounds: statistics.median(pick(r) for r in rounds)
-
-
-def _s(v: float) -> str:
-    return f"{v:.2f} s"
-
-
-def _ms(v: float) -> str:
-    return f"{v * 1e3:.0f} ms" if v >= 0.01 else f"{v * 1e3:.1f} ms"
-
-
-def _sat(r: Round) -> Saturation:
-    if r.saturation is None:
-        raise BenchError("a round has no saturation figure")
-    return r.saturation
-
-
-def figures(big_rules: int) -> list[Figure]:
-    def latency(
-        name: str, pick: Callable[[Round], list[float]], show: Callable[[float], str]
-    ) -> list[Figure]:
-        return [
-            Figure(f"{name}, median", lambda r: quantile(pick(r), 0.5), pooled(pick, 0.5), show),
-            Figure(f"{name}, p95", lambda r: quantile(pick(r), 0.95), pooled(pick, 0.95), show),
-        ]
-
-    def sample_cpu(r: Round) -> float:
-        return _sat(r).cpu_per_sample
-
-    def rate(r: Round) -> float:
-        return _sat(r).samples_per_s
-
-    return [
-        *latency("bad value -> alert received", lambda r: r.detect, _s),
-        *latency("normal value -> resolution received", lambda r: r.resolve, _s),
-        *latency("of which trigger -> receiver (alert)", lambda r: r.deliver_open, _ms),
-        *latency("of which trigger -> receiver (resolution)", lambda r: r.deliver_resolve, _ms),
-        Figure(
-            "CPU at rest, per 5 minutes", lambda r: r.rest_cpu, median_of(lambda r: r.rest_cpu), _s
-        ),
-        Figure(
-            "memory at rest (RSS)",
-            lambda r: r.rest_rss,
-            median_of(lambda r: r.rest_rss),
-            lambda v: f"{v / 2**20:.0f} MiB",
-        ),
-        Figure(
-            "CPU per ingested sample",
-            sample_cpu,
-            median_of(sample_cpu),
-            lambda v: f"{v * 1e6:.2f} µs",
-        ),
-        Figure("samples/s at saturation", rate, median_of(rate), lambda v: f"{v:,.0f}"),
-        Figure(
-            f"{big_rules:,} rules: one cycle",
-            lambda r: r.cycle_ms / 1e3,
-            median_of(lambda r: r.cycle_ms / 1e3),
-            _ms,
-        ),
-    ]
-
-
-def report(results: dict[str, list[Round]], options: Options) -> None:
-    vigil, peer = results["vigil"], results["peer"]
-    peer_saturated = all(_sat(r).saturated for r in peer)
-    header = f"  {'figure':<52}{'Vigil':>10}{'Prom+AM':>10}{'ratio':>8}   spread (per round)"
-    print(header)
-    print("  " + "-" * (len(header) - 2))
-    for figure in figures(options.big_rules):
-        v, p = figure.overall(vigil), figure.overall(peer)
-        ratios = [
-            figure.per_round(a) / figure.per_round(b) if figure.per_round(b) else float("inf")
-            for a, b in zip(vigil, peer, strict=True)
-        ]
-        bound = "<" if figure.name.startswith("samples/s") and not peer_saturated else ""
-        ratio = f"{bound}{v / p:.2f}" if p else "inf"
-        spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
-        print(f"  {figure.name:<52}{figure.show(v):>10}{figure.show(p):>10}{ratio:>8}   {spread}")
-    print()
-    for key, rounds in results.items():
-        for number, r in enumerate(rounds, 1):
-            s = _sat(r)
-            print(f"  {key} round {number}: saturation {s.describe()}")
-    if not peer_saturated:
-        print(
-            "  Prometheus kept up with the offered load (not saturated): its samples/s is a "
-            "lower bound and the samples/s ratio an upper bound; raise --sat-series or lower "
-            "--sat-interval"
-        )
-    o = options
-    for line in (
-        f"{o.rounds} alternating rounds (Vigil, then Prometheus + Alertmanager); spread: the "
-        "lowest and highest per-round ratio; medians and p95 pooled over the rounds.",
-        f"detection: {o.reps} a round, from just before the bad value is pushed to Vigil "
-        "(POST /api/ingest) / set on the exporter Prometheus scrapes, at a random phase of "
-        "the 1 s grid, to the webhook arriving; Vigil's feed pushes every 0.5 s meanwhile.",
-        "trigger -> receiver: Vigil: the incident's triggered_at / resolved_at (start of the "
-        "cycle that opened / resolved it, from the API) to arrival; Prometheus: the alert's "
-        "startsAt / endsAt (the evaluation that fired / resolved it) to arrival; Alertmanager "
-        f"group_wait 0, group_interval {o.group_interval * 1e3:g} ms.",
-        f"at rest: CPU of the process tree (vigil serve / prometheus + alertmanager) over "
-        f"{o.rest_seconds:.0f} s scaled to 5 min, both fed the ten values once a second, no "
-        "alert open; memory: RSS of the same tree.",
-        f"per sample: the tree's CPU over {o.saturation_seconds:.0f} s of saturation / samples "
-        f"stored (Vigil: {o.pushers} pushers of {o.batch}-sample batches as fast as it "
-        f"answers; Prometheus: {o.sat_targets} targets x {o.sat_series:,} series every "
-        f"{o.sat_interval:g} s, by prometheus_tsdb_head_samples_appended_total).",
-        f"{o.big_rules:,} rules: Vigil's monitor cycle with storage in process on SQLite "
-        f"(benchmarks/peer_rules.py: extra metrics' rules added through the store, as user "
-        f"rules do not exist yet, issue 13), median of {o.big_cycles}; Prometheus: "
-        "prometheus_rule_group_last_duration_seconds of one group holding the two thresholds "
-        f"over {o.big_rules:,} series; 1 in 50 breaching in both.",
-    ):
-        print(f"  - {line}")
 
 
 def machine_load() -> str:

@@ -10,6 +10,7 @@ import contextlib
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -18,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -118,6 +120,28 @@ def terminate_on_sigterm() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def parse_time(text: str) -> float:
+    """An RFC 3339 time (Prometheus writes nanoseconds, Vigil microseconds) as epoch seconds."""
+    match = re.fullmatch(r"(.+?)(\.\d+)?(Z|[+-]\d\d:\d\d)", text)
+    if match is None:
+        raise BenchError(f"not a time: {text!r}")
+    base, fraction, zone = match.groups()
+    zone = "+00:00" if zone == "Z" else zone
+    return datetime.fromisoformat(f"{base}{(fraction or '.0')[:7]}{zone}").timestamp()
+
+
+def log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def check_alive(process: subprocess.Popen[bytes], log: Path, what: str) -> None:
+    if process.poll() is not None:
+        raise BenchError(f"{what} exited with {process.returncode}:\n{log_tail(log)}")
 
 
 # -- /proc --------------------------------------------------------------------------------------
