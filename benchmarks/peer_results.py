@@ -205,7 +205,8 @@ def report(results: dict[str, list[Round]], options: Options) -> None:
     for line in (
         f"{o.rounds} alternating rounds (Vigil, then Prometheus + Alertmanager); spread: the "
         "lowest and highest per-round ratio; medians and p95 pooled over the rounds.",
-        f"detection: {o.reps} a round after one unmeasured (the first alert), from just before the bad value is pushed to Vigil "
+        f"detection: {o.reps} a round after one unmeasured (the first alert), from just "
+        "before the bad value is pushed to Vigil "
         "(POST /api/ingest) / set on the exporter Prometheus scrapes, at a random phase of "
         "the 1 s grid, to the webhook arriving; Vigil's feed pushes every 0.5 s meanwhile.",
         "trigger -> receiver: Vigil: the incident's triggered_at / resolved_at (start of the "
