@@ -110,6 +110,11 @@ def parse_options(argv: Sequence[str]) -> Options:
     parser.add_argument("--seed", type=int, default=20)
     args = parser.parse_args(argv)
     quick = bool(args.quick)
+    for name, value in vars(args).items():
+        if isinstance(value, int | float) and not isinstance(value, bool) and value <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive, got {value}")
+    if args.big_rules < len(WORKLOAD):
+        parser.error(f"--big-rules must be at least the {len(WORKLOAD)} default rules")
 
     def pick(value: float | None, full: float, short: float) -> float:
         return value if value is not None else (short if quick else full)

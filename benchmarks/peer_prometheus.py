@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 import time
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,7 +81,9 @@ class PeerSide:
         folder = self.folder / name
         folder.mkdir()
         prometheus, alertmanager = self.binaries
-        am_port, prom_port = free_port(), free_port()
+        am_port = prom_port = free_port()
+        while prom_port == am_port:
+            prom_port = free_port()
         (folder / "alertmanager.yml").write_text(
             alertmanager_config(
                 receiver_url=f"http://{HOST}:{self.receiver}/am",
@@ -250,7 +252,8 @@ class PeerSide:
 
             def firing() -> bool:
                 found = self.query(instance, 'count(ALERTS{alertstate="firing"})')
-                return bool(found) and int(float(found[0]["value"][1])) == expected  # type: ignore[index]
+                value = found[0].get("value") if found else None
+                return isinstance(value, list) and int(float(value[1])) == expected
 
             wait_until(firing, timeout=START_TIMEOUT, what=f"{expected} alerts firing")
             durations: list[float] = []
@@ -258,23 +261,8 @@ class PeerSide:
             deadline = time.monotonic() + samples * INTERVAL * 4 + 30
             while len(durations) < samples and time.monotonic() < deadline:
                 metrics = scrape(instance.prometheus_port)
-                group = {k: v for k, v in metrics.items() if f';{BIG_GROUP}"' in k}
-                at = next(
-                    (
-                        v
-                        for k, v in group.items()
-                        if k.startswith("prometheus_rule_group_last_evaluation_timestamp_seconds")
-                    ),
-                    None,
-                )
-                took = next(
-                    (
-                        v
-                        for k, v in group.items()
-                        if k.startswith("prometheus_rule_group_last_duration_seconds")
-                    ),
-                    None,
-                )
+                at = _of_group(metrics, "prometheus_rule_group_last_evaluation_timestamp_seconds")
+                took = _of_group(metrics, "prometheus_rule_group_last_duration_seconds")
                 if at is not None and took is not None and at != last:
                     durations.append(took)
                     last = at
@@ -283,3 +271,9 @@ class PeerSide:
                 raise BenchError(f"only {len(durations)} evaluations of the rule group seen")
         durations.sort()
         return durations[len(durations) // 2] * 1e3
+
+
+def _of_group(metrics: Mapping[str, float], name: str) -> float | None:
+    """The value of ``name`` for the 10,000-series rule group."""
+    group = f';{BIG_GROUP}"'
+    return next((v for k, v in metrics.items() if k.startswith(name + "{") and group in k), None)

@@ -156,7 +156,8 @@ class VigilSide:
 
         def ready() -> bool:
             check_alive(process, self.log, "vigil serve")
-            details = reader.json("GET", "/api/health").get("details") or {}
+            status, body = reader.request("GET", "/api/health")
+            details = (json.loads(body).get("details") or {}) if status == 200 else {}
             return bool(details.get("leader")) and int(details.get("cycles", 0)) >= 2
 
         wait_until(ready, timeout=START_TIMEOUT, what="vigil serve to be up and cycling")
