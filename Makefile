@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 VENDOR := src/vigil/web/static/vendor/chart.umd.min.js
 NPM_STAMP := node_modules/.package-lock.json
 
-.PHONY: install demo test lint bench trace vendor clean
+.PHONY: install demo test lint bench peers trace vendor clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,8 +46,32 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # Runs every benchmark (each prints its ratio against its baseline) and writes BENCHMARKS.md.
-bench: $(STAMP)
+# VIGIL_BENCH_QUICK=1 shortens benchmarks/bench_peer.py (the side-by-side with Prometheus).
+bench: $(STAMP) peers
 	$(BIN)/python scripts/run_benchmarks.py BENCHMARKS.md
+
+# Prometheus and Alertmanager for benchmarks/bench_peer.py, from Debian's packages when they
+# are missing (as root, or with sudo if it needs no password). Never fails: without them that
+# benchmark says why and skips.
+PEER_PACKAGES := prometheus prometheus-alertmanager
+peers:
+	@if command -v prometheus >/dev/null 2>&1 && \
+	    { command -v prometheus-alertmanager || command -v alertmanager; } >/dev/null 2>&1; then \
+	  exit 0; \
+	fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "peers: no apt-get here; install Prometheus and Alertmanager to run bench_peer.py"; \
+	  exit 0; \
+	fi; \
+	if [ "$$(id -u)" = 0 ]; then sudo=; \
+	elif sudo -n true 2>/dev/null; then sudo="sudo -n"; \
+	else echo "peers: not root and no password-less sudo: bench_peer.py will skip"; exit 0; fi; \
+	echo "peers: installing $(PEER_PACKAGES) with apt-get"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	$$sudo apt-get install -y --no-install-recommends $(PEER_PACKAGES) || \
+	  { $$sudo apt-get update && \
+	    $$sudo apt-get install -y --no-install-recommends $(PEER_PACKAGES); } || \
+	  echo "peers: apt-get could not install $(PEER_PACKAGES): bench_peer.py will skip"
 
 # Regenerates the sample trace shipped with the package (deterministic: fixed seed).
 trace: $(STAMP)
