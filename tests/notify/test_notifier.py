@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from tests.runtime.support import wait_until
 from vigil.core import Event, EventKind, ValidationError
@@ -153,9 +153,15 @@ async def test_a_disabled_or_missing_channel_fails_its_rows_at_once(
     store: Store, receiver: Receiver
 ) -> None:
     await store.add_channel({"name": "paused", "url": receiver.url("/paused")}, now=utcnow())
+    await store.add_channel({"name": "never-added", "url": receiver.url("/gone")}, now=utcnow())
     await open_incident(store)
     await store.update_channel("paused", {"enabled": False}, now=utcnow())
-    await store.enqueue_notifications(1, ["never-added"], now=utcnow())
+    # Its row stays pending (removing a channel would fail it): as if the channel went in
+    # between the claim and the delivery.
+    async with store.engine.begin() as connection:
+        await connection.execute(
+            delete(models.channels).where(models.channels.c.name == "never-added")
+        )
     dispatcher = notifier(store)
     assert await dispatcher.run_once() == 0
     failed = {row.channel: row for row in await store.list_notifications(status="failed")}

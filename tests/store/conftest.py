@@ -11,9 +11,11 @@ import pytest
 from vigil.core.evaluation import CycleResult
 from vigil.core.events import Event, EventKind
 from vigil.core.incidents import Incident, Severity, Status, resolve
+from vigil.notify import Channel
 from vigil.store import Store
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+HOOK = "json://127.0.0.1:8080/hook?+Authorization=Bearer%20s3cret"
 
 
 @pytest.fixture
@@ -67,3 +69,9 @@ async def auto_resolve(store: Store, incident: Incident, *, at: datetime) -> Inc
     [stored] = await store.commit_cycle(samples=[], result=CycleResult(events=[event]), now=at)
     assert stored.incident is not None
     return stored.incident
+
+
+async def add_channel(store: Store, name: str = "ops", **fields: object) -> Channel:
+    """A channel (a webhook nobody listens on: the store never sends)."""
+    stored, _ = await store.add_channel({"name": name, "url": HOOK, **fields}, now=T0)
+    return stored.channel

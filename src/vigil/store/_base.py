@@ -20,7 +20,6 @@ from vigil.core.events import Event
 from vigil.core.incidents import Incident
 from vigil.core.rules import Rule
 from vigil.store import models
-from vigil.store._outbox import enqueue_for_events
 from vigil.store.engine import SQLITE_BEGIN
 from vigil.store.errors import translated_errors
 
@@ -100,12 +99,18 @@ class StoreBase:
             stored.append(_with_id(item, int(new_id)))
         # The one place incident events are stored, so the one place their notifications are
         # written: same transaction, same fate.
-        await enqueue_for_events(connection, stored, upsert=self._upsert)
+        await self._enqueue_notifications(connection, stored)
         if self._dialect == "postgresql":
             # Delivered at commit, never for a rolled-back transaction: wakes every instance
             # to read the log (the truth), so the payload is only a hint.
             await connection.execute(select(func.pg_notify(EVENTS_CHANNEL, str(stored[-1].id))))
         return stored
+
+    async def _enqueue_notifications(
+        self, connection: AsyncConnection, events: Sequence[Event]
+    ) -> None:
+        """The outbox's share of storing events: ``_outbox.Outbox`` writes it."""
+        raise NotImplementedError
 
 
 EVENTS_CHANNEL = "vigil_events"

@@ -19,6 +19,7 @@ from vigil.store._accounts import Accounts
 from vigil.store._changes import IncidentChanges
 from vigil.store._channels import Channels
 from vigil.store._incidents import IncidentQueries
+from vigil.store._outbox import Outbox
 from vigil.store._retention import Retention
 from vigil.store._rules import RulesAndEvents
 from vigil.store._samples import SampleQueries
@@ -34,6 +35,7 @@ class Store(
     SampleQueries,
     Accounts,
     Channels,
+    Outbox,
     Suppressions,
     Retention,
 ):
