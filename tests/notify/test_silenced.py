@@ -137,4 +137,4 @@ async def test_a_window_for_other_rules_silences_only_them_and_removal_resumes(
         events = await cycle(vigil, clock, {LATENCY: 250, "memory_usage": 900}, script)
         events += await cycle(vigil, clock, {LATENCY: 250, "memory_usage": 900}, script)
         assert events == []
-        assert [w.name for w in vigil.suppressions.active_windows(clock())] == ["db-move"]
+        assert [w.name for w in vigil.silences.active_windows(clock())] == ["db-move"]

@@ -22,7 +22,7 @@ from vigil.runtime.bus import EventBus
 from vigil.runtime.leader import Leadership, leadership_for
 from vigil.runtime.monitor import Monitor, MonitorStatus
 from vigil.runtime.notifier import DeliveryPolicy, Notifier
-from vigil.runtime.quiet import SuppressionCache
+from vigil.runtime.silences import SilenceCache
 from vigil.runtime.view import LiveView
 from vigil.settings import Settings
 from vigil.store import CleanupReport, Store, StoredChannel, VigilStorageError
@@ -96,7 +96,7 @@ class Vigil:
         self._leadership: Leadership | None = None
         self.delivery = delivery if delivery is not None else DeliveryPolicy()
         self._notifier: Notifier | None = None
-        self._suppressions: SuppressionCache | None = None
+        self._silences: SilenceCache | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stop = asyncio.Event()
 
@@ -157,8 +157,8 @@ class Vigil:
         bus = EventBus(store, last_id=last_id)
         bus.add_listener(view.apply)
         self._store, self._bus, self._view, self._leadership = store, bus, view, leadership
-        self._suppressions = SuppressionCache(store, bus)
-        bus.add_listener(self._suppressions.follow)
+        self._silences = SilenceCache(store, bus)
+        bus.add_listener(self._silences.follow)
         self._notifier = Notifier(
             store=store,
             leadership=leadership,
@@ -180,7 +180,7 @@ class Vigil:
             instance=self.settings.instance,
             interval=self.settings.interval,
             clock=self.clock,
-            suppressions=self._suppressions,
+            silences=self._silences,
         )
         self._stop = asyncio.Event()
         if self._loop_lag is not None:
@@ -210,7 +210,7 @@ class Vigil:
         await self._leadership.release()
         await self._store.close()
         self._monitor = self._bus = self._view = self._store = self._leadership = None
-        self._notifier = self._suppressions = None
+        self._notifier = self._silences = None
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.get_running_loop().create_task(coroutine, name=name)
@@ -293,10 +293,10 @@ class Vigil:
         return self._notifier
 
     @property
-    def suppressions(self) -> SuppressionCache:
-        if self._suppressions is None:
+    def silences(self) -> SilenceCache:
+        if self._silences is None:
             raise NotStartedError()
-        return self._suppressions
+        return self._silences
 
     def subscribe(self, after: int | None = None) -> AsyncIterator[Event]:
         return self.bus.subscribe(after)

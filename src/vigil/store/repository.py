@@ -23,7 +23,7 @@ from vigil.store._outbox import Outbox
 from vigil.store._retention import Retention
 from vigil.store._rules import RulesAndEvents
 from vigil.store._samples import SampleQueries
-from vigil.store._suppressions import Suppressions
+from vigil.store._silences import Silences
 from vigil.store.engine import create_engine
 from vigil.store.errors import VigilStorageError, translated_errors
 
@@ -36,7 +36,7 @@ class Store(
     Accounts,
     Channels,
     Outbox,
-    Suppressions,
+    Silences,
     Retention,
 ):
     """Open with ``await Store.open(url)`` (or ``async with await Store.open(url) as store``);

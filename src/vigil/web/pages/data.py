@@ -73,7 +73,7 @@ async def rules_section(reads: Reads) -> Context:
     # Which rules are silenced now, from the monitor's own cache (reloaded when a snooze or
     # window changes anywhere): the same answer the monitor acts on, without a query.
     vigil = reads.vigil
-    quiet = vigil.suppressions
+    quiet = vigil.silences
     await quiet.load()
     now = vigil.clock()
     windows: dict[str, list[str]] = {}

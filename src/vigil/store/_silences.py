@@ -1,6 +1,6 @@
-"""Snoozes and maintenance windows: stored, listed, ended; each change an event in the same
-transaction. The core types (``Snooze``, ``MaintenanceWindow``) validate everything before a
-row is written."""
+"""Silences, that is snoozes and maintenance windows: stored, listed, ended; each change an event
+in the same transaction. The core types (``Snooze``, ``MaintenanceWindow``) validate everything
+before a row is written."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from vigil.store import models
 from vigil.store._base import StoreBase, check_name, check_time
 
 
-class Suppressions(StoreBase):
+class Silences(StoreBase):
     # -- snoozes --------------------------------------------------------------------------------
 
     async def set_snooze(self, snooze: Snooze) -> list[Event]:
