@@ -25,11 +25,10 @@ from vigil.core import (
 )
 from vigil.metrics import HealthRegistry, Metrics
 from vigil.runtime.bus import EventBus
-from vigil.runtime.leader import Leadership
 from vigil.runtime.schedule import next_tick
 from vigil.runtime.silences import SilenceCache
 from vigil.runtime.view import LiveView
-from vigil.store import Store, VigilStorageError
+from vigil.store import Leadership, Store, VigilStorageError
 
 logger = logging.getLogger(__name__)
 

@@ -28,8 +28,7 @@ from datetime import datetime, timedelta
 from vigil.core import Event, EventKind, Incident, Rule, Severity, Status, ValidationError
 from vigil.metrics import HealthRegistry
 from vigil.notify import Channel, DeliveryError, Message, format_event, renotify_due, send
-from vigil.runtime.leader import Leadership
-from vigil.store import Delivery, OutboxCounts, Store, VigilStorageError
+from vigil.store import Delivery, Leadership, OutboxCounts, Store, VigilStorageError
 
 logger = logging.getLogger(__name__)
 

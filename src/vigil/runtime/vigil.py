@@ -4,7 +4,6 @@ the store, the monitor and the event bus, and tracks every task it starts."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
@@ -12,28 +11,22 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy.engine import make_url
-
 from vigil.core import Evaluator, Event, Incident, Rule, Sample, VigilError
 from vigil.core.suppression import MaintenanceWindow, Snooze
 from vigil.metrics import HealthRegistry, LoopLagProbe, Metrics, MetricSource, ProcessSource
 from vigil.metrics.recorder import Recorder
 from vigil.runtime.bus import EventBus
-from vigil.runtime.leader import Leadership, leadership_for
 from vigil.runtime.monitor import Monitor, MonitorStatus
 from vigil.runtime.notifier import DeliveryPolicy, Notifier
 from vigil.runtime.silences import SilenceCache
 from vigil.runtime.view import LiveView
 from vigil.settings import Settings
-from vigil.store import CleanupReport, Store, StoredChannel, VigilStorageError
-from vigil.store._base import EVENTS_CHANNEL
+from vigil.store import CleanupReport, Leadership, Store, StoredChannel, VigilStorageError
 
 logger = logging.getLogger(__name__)
 
-EVENT_POLL_SECONDS = 1.0  # how often an instance looks for events stored by other processes
 RETENTION_FIRST_SECONDS = 300.0
 RETENTION_EVERY_SECONDS = 86_400.0
-EVENT_RECHECK_SECONDS = 10.0  # the same, when NOTIFY wakes it (a lost notification costs this)
 
 
 def utcnow() -> datetime:
@@ -142,7 +135,7 @@ class Vigil:
         if self._monitor is not None:
             raise VigilError("Vigil is already running")
         store = await Store.open(self.settings.database_url)
-        leadership = leadership_for(self.settings.database_url)
+        leadership = store.leadership()
         try:
             await leadership.try_acquire()  # SQLite: refuses a second monitor right here
             rules = await store.list_rules()
@@ -222,22 +215,14 @@ class Vigil:
             logger.error("Vigil task %s crashed", task.get_name(), exc_info=task.exception())
 
     async def _follow_log(self) -> None:
-        """Pick up events stored by other processes (other instances, the CLI): woken by
-        PostgreSQL's NOTIFY where there is one, and by a poll in any case. A lost LISTEN
-        connection (a database outage) is opened again."""
-        wake = asyncio.Event()
-        while True:
-            async with _notifications(self.settings.database_url, wake) as lost:
-                poll = EVENT_POLL_SECONDS if lost is None else EVENT_RECHECK_SECONDS
-                while lost is None or not lost.is_set():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wake.wait(), poll)
-                    wake.clear()
-                    try:
-                        await self.bus.catch_up()
-                    except VigilStorageError as exc:
-                        logger.debug("event log unavailable: %s", exc)
-            await asyncio.sleep(EVENT_POLL_SECONDS)
+        """Pick up events stored by other processes (other instances, the CLI), whenever the
+        store says there may be some (``Store.watch_events``)."""
+        async with self.store.watch_events() as watch:
+            async for _ in watch:
+                try:
+                    await self.bus.catch_up()
+                except VigilStorageError as exc:
+                    logger.debug("event log unavailable: %s", exc)
 
     async def _retention(self) -> None:
         """Apply the retention settings once a day (a few minutes after start first), on the
@@ -382,33 +367,3 @@ class Vigil:
         """Store samples pushed by another process; the leader combines them next cycle."""
         await self.store.add_samples(samples)
         return len(samples)
-
-
-@contextlib.asynccontextmanager
-async def _notifications(url: str, wake: asyncio.Event) -> AsyncIterator[asyncio.Event | None]:
-    """LISTEN for new events on PostgreSQL, on a connection of its own, setting ``wake`` for
-    each. Yields an event that is set when the connection is lost (already set when it could
-    not be opened), or ``None`` without PostgreSQL, where the caller simply polls."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "postgresql":
-        yield None
-        return
-    import asyncpg
-
-    dsn = parsed.set(drivername="postgresql").render_as_string(False)
-    lost = asyncio.Event()
-    try:
-        connection = await asyncpg.connect(dsn, timeout=10)
-        connection.add_termination_listener(lambda *_: lost.set())
-        await connection.add_listener(EVENTS_CHANNEL, lambda *_: wake.set())
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        logger.warning("cannot LISTEN for events (%s): trying again", exc)
-        lost.set()  # the caller waits a moment and calls again
-        yield lost
-        return
-    wake.set()  # events stored while nobody listened
-    try:
-        yield lost
-    finally:
-        with contextlib.suppress(Exception):
-            await connection.close(timeout=10)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from vigil.store.errors import VigilStorageError
+from vigil.store.leader import Leadership, MonitorRunningError
+from vigil.store.listen import EventWatch
 from vigil.store.records import (
     ApiToken,
     CleanupReport,
@@ -28,8 +30,11 @@ __all__ = [
     "Cursor",
     "DayCount",
     "Delivery",
+    "EventWatch",
     "LastNotification",
+    "Leadership",
     "MetricPoint",
+    "MonitorRunningError",
     "OutboxCounts",
     "OutboxItem",
     "OutboxStatus",

@@ -22,6 +22,7 @@ from vigil.core.rules import Rule
 from vigil.store import models
 from vigil.store.engine import SQLITE_BEGIN
 from vigil.store.errors import translated_errors
+from vigil.store.listen import EVENTS_CHANNEL
 
 E = TypeVar("E")
 
@@ -111,9 +112,6 @@ class StoreBase:
     ) -> None:
         """The outbox's share of storing events: ``_outbox.Outbox`` writes it."""
         raise NotImplementedError
-
-
-EVENTS_CHANNEL = "vigil_events"
 
 
 def _json_ready(item: Event) -> dict[str, Any]:

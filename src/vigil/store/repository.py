@@ -26,6 +26,8 @@ from vigil.store._samples import SampleQueries
 from vigil.store._silences import Silences
 from vigil.store.engine import create_engine
 from vigil.store.errors import VigilStorageError, translated_errors
+from vigil.store.leader import Leadership, leadership_for
+from vigil.store.listen import POLL_SECONDS, RECHECK_SECONDS, EventWatch
 
 
 class Store(
@@ -76,6 +78,22 @@ class Store(
         traceback: TracebackType | None,
     ) -> None:
         await self.close()
+
+    def leadership(self) -> Leadership:
+        """Who evaluates, for a monitor on this database: one monitor per SQLite file (a
+        second is refused with ``MonitorRunningError``), a PostgreSQL advisory lock that
+        another instance takes over when its holder dies, always this one for an in-memory
+        database. Acquire it before evaluating; release it when done."""
+        return leadership_for(self._engine.url)
+
+    def watch_events(
+        self, *, poll: float = POLL_SECONDS, recheck: float = RECHECK_SECONDS
+    ) -> EventWatch:
+        """Wake-ups for readers of the event log: with PostgreSQL, at once when another
+        process commits events (LISTEN/NOTIFY) and every ``recheck`` seconds; otherwise every
+        ``poll`` seconds. Use as ``async with store.watch_events() as watch: async for _ in
+        watch: ...``."""
+        return EventWatch(self._engine.url, poll=poll, recheck=recheck)
 
     async def upgrade(self, revision: str = "head") -> None:
         """Apply migrations up to ``revision``."""
