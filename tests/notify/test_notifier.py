@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import delete, update
 
 from tests.runtime.support import wait_until
+from tests.store.conftest import raw
 from vigil.core import Event, EventKind, ValidationError
 from vigil.core.incidents import Severity
 from vigil.metrics import HealthRegistry
@@ -150,7 +151,7 @@ async def test_a_clean_stop_finishes_and_records_the_delivery_under_way(
 
 
 async def test_a_disabled_or_missing_channel_fails_its_rows_at_once(
-    store: Store, receiver: Receiver
+    store: Store, receiver: Receiver, migrated_url: str
 ) -> None:
     await store.add_channel({"name": "paused", "url": receiver.url("/paused")}, now=utcnow())
     await store.add_channel({"name": "never-added", "url": receiver.url("/gone")}, now=utcnow())
@@ -158,7 +159,7 @@ async def test_a_disabled_or_missing_channel_fails_its_rows_at_once(
     await store.update_channel("paused", {"enabled": False}, now=utcnow())
     # Its row stays pending (removing a channel would fail it): as if the channel went in
     # between the claim and the delivery.
-    async with store.engine.begin() as connection:
+    async with raw(migrated_url) as connection:
         await connection.execute(
             delete(models.channels).where(models.channels.c.name == "never-added")
         )
@@ -207,13 +208,13 @@ async def test_a_message_that_cannot_be_formatted_fails_without_retrying(
 
 
 async def test_a_stored_url_apprise_stopped_accepting_fails_only_its_own_rows(
-    store: Store, receiver: Receiver
+    store: Store, receiver: Receiver, migrated_url: str
 ) -> None:
     await store.add_channel({"name": "stale", "url": receiver.url("/stale")}, now=utcnow())
     await store.add_channel({"name": "fine", "url": receiver.url("/fine")}, now=utcnow())
     # What an apprise upgrade that drops a service looks like from here: the stored URL
     # no longer validates.
-    async with store.engine.begin() as connection:
+    async with raw(migrated_url) as connection:
         await connection.execute(
             update(models.channels)
             .where(models.channels.c.name == "stale")

@@ -9,9 +9,9 @@ import pytest
 from vigil.core.errors import NotFoundError, ValidationError
 from vigil.core.events import EventKind
 from vigil.core.incidents import Severity
-from vigil.store import Store, models
+from vigil.store import Store, migrate, models
 
-from .conftest import HOOK, T0, add_channel, open_incident
+from .conftest import HOOK, T0, add_channel, open_incident, raw, table_names
 
 # -- channels ----------------------------------------------------------------------------------
 
@@ -82,10 +82,10 @@ async def test_every_change_is_an_event_naming_who_with_the_url_masked(store: St
 
 
 async def test_a_channel_whose_url_apprise_no_longer_accepts_can_still_be_removed(
-    store: Store,
+    store: Store, database_url: str
 ) -> None:
     await add_channel(store)
-    async with store.engine.begin() as connection:  # as if apprise dropped the service
+    async with raw(database_url) as connection:  # as if apprise dropped the service
         await connection.execute(models.channels.update().values(url="nosuchservice://gone/token"))
     event = await store.delete_channel("ops", now=T0, by="ana")
     assert event.kind is EventKind.CHANNEL_REMOVED
@@ -126,14 +126,16 @@ async def test_an_update_changes_only_what_it_names(store: Store) -> None:
     assert await store.get_channel("ops") == moved
 
 
-async def test_migration_0002_goes_down_and_up_keeping_the_outbox(store: Store) -> None:
+async def test_migration_0002_goes_down_and_up_keeping_the_outbox(
+    store: Store, database_url: str
+) -> None:
     await add_channel(store)
     incident = await open_incident(store)
-    await store.downgrade("0001")
-    tables = await store.table_names()
+    await migrate.downgrade(database_url, "0001")
+    tables = await table_names(database_url)
     assert "notification_channels" not in tables and "snoozes" not in tables
     assert "notification_outbox" in tables
-    await store.upgrade()
+    await migrate.upgrade(database_url)
     # the row written before the round trip learned its incident again from its event
     [row] = await store.list_notifications()
     assert (row.incident_id, row.repeat, row.channel) == (incident.id, 0, "ops")

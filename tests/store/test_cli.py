@@ -12,7 +12,7 @@ from vigil.core.samples import Sample
 from vigil.store import Store
 from vigil.store.migrate import head_revision
 
-from .conftest import T0
+from .conftest import T0, table_names
 
 
 def _run(url: str, *args: str) -> tuple[int, str]:
@@ -21,11 +21,7 @@ def _run(url: str, *args: str) -> tuple[int, str]:
 
 
 async def _table_count(url: str) -> int:
-    store = await Store.open(url, upgrade=False)
-    try:
-        return len(await store.table_names())
-    finally:
-        await store.close()
+    return len(await table_names(url))
 
 
 def test_db_upgrade_downgrade_and_current(database_url: str) -> None:

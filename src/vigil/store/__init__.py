@@ -19,7 +19,6 @@ from vigil.store.records import (
     Page,
     Role,
     StoredChannel,
-    Summary,
     User,
 )
 from vigil.store.repository import Store
@@ -42,7 +41,6 @@ __all__ = [
     "Role",
     "Store",
     "StoredChannel",
-    "Summary",
     "User",
     "VigilStorageError",
 ]

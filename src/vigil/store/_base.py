@@ -41,15 +41,6 @@ class StoreBase:
         self._engine = engine
         self._dialect = engine.dialect.name
 
-    @property
-    def engine(self) -> AsyncEngine:
-        return self._engine
-
-    @property
-    def dialect(self) -> str:
-        """``sqlite`` or ``postgresql``."""
-        return self._dialect
-
     @asynccontextmanager
     async def _read(self, action: str) -> AsyncIterator[AsyncConnection]:
         """A read transaction: one consistent snapshot for a count and its page."""

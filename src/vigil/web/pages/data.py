@@ -17,13 +17,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import select
 
 from vigil.core import Event, NotFoundError, ValidationError
 from vigil.runtime import Vigil
-from vigil.store import models
-from vigil.store._base import event_from_row
-from vigil.store.errors import translated_errors
 from vigil.web.auth import Principal, web_state
 from vigil.web.pages.filters import HistoryFilters
 from vigil.web.routes import alerts as alerts_api
@@ -188,24 +184,18 @@ def sparkline(
 async def cards_section(reads: Reads) -> Context:
     current = await metrics_api.current(reads.request, reads.principal)
     end = reads.vigil.clock() + LATEST
-    histories = await asyncio.gather(
-        *(
-            metrics_api.history(
-                reads.request,
-                reads.principal,
-                metric=item.metric,
-                start=end - SPARKLINE_RANGE,
-                end=end,
-                max_points=SPARKLINE_POINTS,
-            )
-            for item in current
-        )
+    # Every card's last hour in one query, however many metrics there are.
+    histories = await reads.vigil.store.metric_histories(
+        [item.metric for item in current],
+        start=end - SPARKLINE_RANGE,
+        end=end,
+        max_points=SPARKLINE_POINTS,
     )
     cards = []
-    for item, history in zip(current, histories, strict=True):
+    for item in current:
         rule = item.rule
         spark = sparkline(
-            [point.mean for point in history.points],
+            [point.mean for point in histories[item.metric]],
             warning=rule.warning if rule else None,
             critical=rule.critical if rule else None,
         )
@@ -234,23 +224,9 @@ OVERVIEW_SECTIONS: dict[str, Loader] = {
 
 
 async def incident_events(reads: Reads, incident_id: uuid.UUID) -> list[Event]:
-    """The incident's events in order: its timeline.
-
-    The store has no such read yet, and neither has the API; this is the one query pages make
-    themselves (indexed: ``ix_events_incident_id``). It belongs in ``Store`` when the API
-    grows ``GET /api/alerts/incidents/{id}/events``.
-    """
-    table = models.events
-    statement = (
-        select(table)
-        .where(table.c.incident_id == incident_id)
-        .order_by(table.c.id)
-        .limit(TIMELINE_LIMIT)
-    )
-    with translated_errors("reading an incident's events"):
-        async with reads.vigil.store.engine.connect() as connection:
-            rows = (await connection.execute(statement)).all()
-    return [event_from_row(row) for row in rows]
+    """The incident's events in order: its timeline. (The API has no such read yet; it would
+    be ``GET /api/alerts/incidents/{id}/events``.)"""
+    return await reads.vigil.store.incident_events(incident_id, limit=TIMELINE_LIMIT)
 
 
 def chart_window(
