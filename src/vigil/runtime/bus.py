@@ -11,19 +11,13 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from typing import Protocol
 
 from vigil.core import Event
+from vigil.runtime.ports import EventLog
 
 logger = logging.getLogger(__name__)
 
 CATCH_UP_BATCH = 500
-
-
-class EventLog(Protocol):
-    """The durable log: the store implements it."""
-
-    async def events_after(self, last_id: int, *, limit: int) -> Sequence[Event]: ...
 
 
 class MemoryEventLog:

@@ -25,10 +25,11 @@ from vigil.core import (
 )
 from vigil.metrics import HealthRegistry, Metrics
 from vigil.runtime.bus import EventBus
+from vigil.runtime.ports import Leadership, MonitorStore
 from vigil.runtime.schedule import next_tick
 from vigil.runtime.silences import SilenceCache
 from vigil.runtime.view import LiveView
-from vigil.store import Leadership, Store, VigilStorageError
+from vigil.store import VigilStorageError
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class Monitor:
     def __init__(
         self,
         *,
-        store: Store,
+        store: MonitorStore,
         metrics: Metrics,
         evaluator: Evaluator,
         bus: EventBus,

@@ -28,7 +28,8 @@ from datetime import datetime, timedelta
 from vigil.core import Event, EventKind, Incident, Rule, Severity, Status, ValidationError
 from vigil.metrics import HealthRegistry
 from vigil.notify import Channel, DeliveryError, Message, format_event, renotify_due, send
-from vigil.store import Delivery, Leadership, OutboxCounts, Store, VigilStorageError
+from vigil.runtime.ports import Leadership, NotifierStore
+from vigil.store import Delivery, OutboxCounts, VigilStorageError
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ class Notifier:
     def __init__(
         self,
         *,
-        store: Store,
+        store: NotifierStore,
         leadership: Leadership,
         health: HealthRegistry,
         clock: Callable[[], datetime],

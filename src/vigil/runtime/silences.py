@@ -17,7 +17,7 @@ from datetime import datetime
 from vigil.core import Event, EventKind
 from vigil.core.suppression import MaintenanceWindow, Snooze, suppressed_metrics
 from vigil.runtime.bus import EventBus
-from vigil.store import Store
+from vigil.runtime.ports import SilenceStore
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ _CHANGES = frozenset(
 class SilenceCache:
     def __init__(
         self,
-        store: Store,
+        store: SilenceStore,
         bus: EventBus,
         *,
         refresh_every: float = REFRESH_EVERY,

@@ -75,7 +75,7 @@ class StoreBase:
         stored: list[Event] = []
         table = models.events
         for item in items:
-            payload = _json_ready(item)
+            payload = event_payload(item)
             new_id = await connection.scalar(
                 table.insert()
                 .values(
@@ -105,7 +105,7 @@ class StoreBase:
         raise NotImplementedError
 
 
-def _json_ready(item: Event) -> dict[str, Any]:
+def event_payload(item: Event) -> dict[str, Any]:
     payload = item.to_dict()
     payload.pop("id")
     try:

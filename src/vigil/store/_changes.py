@@ -37,8 +37,8 @@ from vigil.store._base import (
 
 # What the evaluator owns on an open incident. Acknowledgement and notes belong to people and
 # may have changed on another instance since the evaluator last saw the incident.
-_EVALUATOR_FIELDS = ("severity", "threshold", "message", "peak_value", "last_value")
-_RESOLUTION_FIELDS = ("status", "resolved_at", "resolution", "resolved_by")
+EVALUATOR_FIELDS = ("severity", "threshold", "message", "peak_value", "last_value")
+RESOLUTION_FIELDS = ("status", "resolved_at", "resolution", "resolved_by")
 
 
 def _day(incident: Incident) -> date:
@@ -231,7 +231,7 @@ class IncidentChanges(StoreBase):
     async def _apply_evaluation(self, connection: AsyncConnection, incident: Incident) -> Incident:
         """Write what the evaluator changed on a stored open incident; return the stored row."""
         table = models.incidents
-        fields = _EVALUATOR_FIELDS + (_RESOLUTION_FIELDS if not incident.is_open else ())
+        fields = EVALUATOR_FIELDS + (RESOLUTION_FIELDS if not incident.is_open else ())
         values = incident_values(incident)
         row = (
             await connection.execute(

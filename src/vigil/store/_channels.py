@@ -34,7 +34,7 @@ class Channels(StoreBase):
         is taken."""
         checked = channel if isinstance(channel, Channel) else Channel.from_dict(channel)
         check_time("now", now)
-        _check_by(by)
+        check_by(by)
         table = models.channels
         async with self._write("adding a channel") as connection:
             taken = await connection.scalar(select(table.c.id).where(table.c.name == checked.name))
@@ -52,7 +52,7 @@ class Channels(StoreBase):
                 raise _name_taken(checked.name) from None
             stored = _stored_channel(row)
             [event] = await self._append_events(
-                connection, [_channel_event(EventKind.CHANNEL_ADDED, stored, by=by, now=now)]
+                connection, [channel_event(EventKind.CHANNEL_ADDED, stored, by=by, now=now)]
             )
         return stored, event
 
@@ -66,7 +66,7 @@ class Channels(StoreBase):
         stored URL. The name cannot change: outbox rows refer to it.
         """
         check_time("now", now)
-        _check_by(by)
+        check_by(by)
         if "name" in changes and changes["name"] != name:
             raise ValidationError("name", "cannot be changed; remove the channel and add it anew")
         table = models.channels
@@ -94,7 +94,7 @@ class Channels(StoreBase):
             stored = _stored_channel(row)
             before, after = current.to_dict(reveal_url=True), updated.to_dict(reveal_url=True)
             changed = sorted(key for key, value in after.items() if value != before[key])
-            event = _channel_event(
+            event = channel_event(
                 EventKind.CHANNEL_CHANGED, stored, by=by, now=now, changed=changed
             )
             [event] = await self._append_events(connection, [event])
@@ -133,7 +133,7 @@ class Channels(StoreBase):
         """Remove a channel; its ``channel.removed`` event. Its undelivered notifications are
         marked failed, saying why."""
         check_time("now", now)
-        _check_by(by)
+        check_by(by)
         table = models.channels
         async with self._write("removing a channel") as connection:
             result = await connection.execute(delete(table).where(table.c.name == name))
@@ -148,12 +148,12 @@ class Channels(StoreBase):
         return event
 
 
-def _check_by(by: str | None) -> None:
+def check_by(by: str | None) -> None:
     if by is not None:
         check_name("by", by, max_length=200)
 
 
-def _channel_event(
+def channel_event(
     kind: EventKind,
     stored: StoredChannel,
     *,
