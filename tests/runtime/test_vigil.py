@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from vigil.core import Event, EventKind, Severity, Status
-from vigil.runtime import MonitorRunningError, Vigil
+from vigil.core import Event, EventKind, Severity, Status, ValidationError
+from vigil.metrics import Metrics
+from vigil.runtime import MonitorRunningError, NotStartedError, Vigil
 from vigil.store import Store
 
 from .support import (
@@ -158,9 +159,12 @@ async def test_the_real_loop_opens_an_incident_on_its_own(migrated_url: str) -> 
         opened = [e async for e in _until(stream, EventKind.INCIDENT_OPENED)]
         assert opened[-1].metric == LATENCY
         health = vigil.health()
-        assert health["monitor"].leader and health["monitor"].cycles >= 2
-        assert any(task.name == "vigil.monitor" for task in health["tasks"])
+        assert health.ok and health.monitor.leader and health.monitor.cycles >= 2
+        assert any(task.name == "vigil.monitor" for task in health.tasks)
+        assert health.last_event_id == opened[-1].id
     assert not vigil.running
+    with pytest.raises(NotStartedError):
+        vigil.health()
 
 
 async def _until(stream: AsyncIterator[Event], kind: EventKind) -> AsyncIterator[Event]:
@@ -227,6 +231,17 @@ async def test_retention_deletes_what_the_settings_no_longer_keep(migrated_url: 
         report = await vigil.cleanup()
         assert report.incidents == 1 and report.samples >= 5
         assert (await vigil.store.incident_history()).total == 0
+
+
+def test_a_metrics_hub_must_span_the_interval() -> None:
+    """Each cycle reads one window of the hub's windowed sources: a hub whose window is not
+    the interval would judge a different stretch of time than the cycle covers."""
+    with pytest.raises(ValidationError) as caught:
+        Vigil(settings("sqlite+aiosqlite://", interval=30), metrics=Metrics(window=60))
+    assert caught.value.field == "metrics"
+    assert "60 s" in str(caught.value) and "30 s" in str(caught.value)
+    hub = Metrics(window=30)
+    assert Vigil(settings("sqlite+aiosqlite://", interval=30), metrics=hub).metrics is hub
 
 
 def test_process_metrics_are_the_process_own_sources() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from vigil.runtime.bus import EventBus, MemoryEventLog
+from vigil.runtime.health import Health
 from vigil.runtime.monitor import Monitor, MonitorStatus
 from vigil.runtime.view import CurrentValue, LiveView
 from vigil.runtime.vigil import NotStartedError, Vigil
@@ -11,6 +12,7 @@ from vigil.store import MonitorRunningError  # what a second monitor on one SQLi
 __all__ = [
     "CurrentValue",
     "EventBus",
+    "Health",
     "LiveView",
     "MemoryEventLog",
     "Monitor",
