@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vigil.runtime.bus import EventBus, MemoryEventLog
+from vigil.runtime.bus import EventBus
 from vigil.runtime.health import Health
 from vigil.runtime.monitor import Monitor, MonitorStatus
 from vigil.runtime.view import CurrentValue, LiveView
@@ -14,7 +14,6 @@ __all__ = [
     "EventBus",
     "Health",
     "LiveView",
-    "MemoryEventLog",
     "Monitor",
     "MonitorRunningError",
     "MonitorStatus",

@@ -20,23 +20,6 @@ logger = logging.getLogger(__name__)
 CATCH_UP_BATCH = 500
 
 
-class MemoryEventLog:
-    """An in-memory event log, for tests and for embedding without a database."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def append(self, event: Event) -> Event:
-        from dataclasses import replace
-
-        stored = replace(event, id=len(self.events) + 1)
-        self.events.append(stored)
-        return stored
-
-    async def events_after(self, last_id: int, *, limit: int) -> Sequence[Event]:
-        return self.events[last_id : last_id + limit] if last_id >= 0 else []
-
-
 Listener = Callable[[Event], None]
 
 

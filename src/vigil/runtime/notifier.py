@@ -144,9 +144,6 @@ class Notifier:
         if event.incident is not None or event.kind is EventKind.LEADER_CHANGED:
             self._wake.set()
 
-    def wake(self) -> None:
-        self._wake.set()
-
     def status(self) -> NotifierStatus:
         return NotifierStatus(
             dispatching=self.leadership.is_leader,
