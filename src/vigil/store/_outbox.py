@@ -139,17 +139,7 @@ class Outbox(StoreBase):
         """The outcome of a claimed attempt: sent (no ``error``), pending again at
         ``retry_at``, or failed for good. A row no longer pending (sent or failed meanwhile)
         is left as it is and returned: a sent row is never made pending again."""
-        check_time("now", now)
-        values: dict[str, Any]
-        if error is None:
-            values = {"status": OutboxStatus.SENT, "sent_at": now}
-        elif retry_at is None:
-            values = {"status": OutboxStatus.FAILED, "last_error": str(error)[:MAX_ERROR]}
-        else:
-            values = {
-                "next_attempt_at": check_time("retry_at", retry_at),
-                "last_error": str(error)[:MAX_ERROR],
-            }
+        values = settlement(now=now, error=error, retry_at=retry_at)
         outbox = models.outbox
         async with self._write("settling a notification") as connection:
             row = (
@@ -241,26 +231,7 @@ class Outbox(StoreBase):
                     .order_by(outbox.c.id)
                 )
             ).all()
-        last: dict[tuple[uuid.UUID, str], Row[Any]] = {}
-        pending: set[tuple[uuid.UUID, str]] = set()
-        repeats: dict[tuple[uuid.UUID, str], int] = {}
-        for row in rows:
-            key = (row.incident_id, row.channel)
-            last[key] = row
-            repeats[key] = max(repeats.get(key, 0), row.repeat)
-            if row.status == OutboxStatus.PENDING:
-                pending.add(key)
-        return [
-            LastNotification(
-                incident_id=incident,
-                channel=channel,
-                event_id=row.event_id,
-                at=row.sent_at or row.created_at,
-                repeats=repeats[incident, channel],
-                pending=(incident, channel) in pending,
-            )
-            for (incident, channel), row in last.items()
-        ]
+        return last_of([_item(row) for row in rows])
 
     async def enqueue_reminder(self, last: LastNotification, *, now: datetime) -> OutboxItem | None:
         """Write the next reminder after ``last`` (number ``last.repeats + 1``, about the same
@@ -290,6 +261,46 @@ async def fail_pending(connection: AsyncConnection, channel: str, reason: str) -
         .where(outbox.c.channel == channel, outbox.c.status == OutboxStatus.PENDING)
         .values(status=OutboxStatus.FAILED, last_error=reason)
     )
+
+
+def settlement(*, now: datetime, error: str | None, retry_at: datetime | None) -> dict[str, Any]:
+    """What settling an attempt changes on its row: sent, pending again at ``retry_at``, or
+    failed for good."""
+    check_time("now", now)
+    if error is None:
+        return {"status": OutboxStatus.SENT, "sent_at": now}
+    if retry_at is None:
+        return {"status": OutboxStatus.FAILED, "last_error": str(error)[:MAX_ERROR]}
+    return {
+        "next_attempt_at": check_time("retry_at", retry_at),
+        "last_error": str(error)[:MAX_ERROR],
+    }
+
+
+def last_of(items: Iterable[OutboxItem]) -> list[LastNotification]:
+    """Per incident and channel, the last of ``items`` (oldest first): what reminders follow."""
+    last: dict[tuple[uuid.UUID, str], OutboxItem] = {}
+    pending: set[tuple[uuid.UUID, str]] = set()
+    repeats: dict[tuple[uuid.UUID, str], int] = {}
+    for item in items:
+        if item.incident_id is None:
+            continue
+        key = (item.incident_id, item.channel)
+        last[key] = item
+        repeats[key] = max(repeats.get(key, 0), item.repeat)
+        if item.status is OutboxStatus.PENDING:
+            pending.add(key)
+    return [
+        LastNotification(
+            incident_id=incident,
+            channel=channel,
+            event_id=item.event_id,
+            at=item.sent_at or item.created_at,
+            repeats=repeats[incident, channel],
+            pending=(incident, channel) in pending,
+        )
+        for (incident, channel), item in last.items()
+    ]
 
 
 def notify_on(values: Iterable[str]) -> frozenset[NotifyOn]:

@@ -39,9 +39,9 @@ from vigil.core.suppression import MaintenanceWindow, Snooze
 from vigil.notify.channels import Channel, NotifyOn, subscribed
 from vigil.notify.format import idempotency_key
 from vigil.store._base import check_int, check_name, check_time, event_payload, parse_incident_id
-from vigil.store._changes import EVALUATOR_FIELDS, RESOLUTION_FIELDS
+from vigil.store._changes import EVALUATOR_FIELDS, RESOLUTION_FIELDS, resume_states
 from vigil.store._channels import channel_event, check_by
-from vigil.store._outbox import MAX_CLAIM, MAX_ERROR
+from vigil.store._outbox import MAX_CLAIM, last_of, settlement
 from vigil.store._rules import MAX_EVENTS
 from vigil.store._silences import window_event, window_taken
 from vigil.store.records import (
@@ -52,13 +52,6 @@ from vigil.store.records import (
     OutboxStatus,
     StoredChannel,
 )
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Streaks:
-    breach: int
-    normal: int
-    critical: int
 
 
 @dataclasses.dataclass(slots=True)
@@ -72,7 +65,7 @@ class MemoryStore:
 
     def __init__(self, rules: Iterable[Rule] = DEFAULT_RULES) -> None:
         self._rules: dict[str, Rule] = {rule.metric: rule for rule in rules}
-        self._streaks: dict[str, _Streaks] = {}
+        self._streaks: dict[str, tuple[int, int, int]] = {}  # breach, normal, critical
         self._incidents: dict[uuid.UUID, Incident] = {}
         self._samples: list[Sample] = []
         self._events: list[Event] = []
@@ -93,19 +86,10 @@ class MemoryStore:
         return [self._rules[metric] for metric in sorted(self._rules)]
 
     async def load_states(self) -> dict[str, RuleState]:
-        open_incidents = {i.metric: i for i in self._incidents.values() if i.is_open}
-        states: dict[str, RuleState] = {}
-        for metric, streaks in self._streaks.items():
-            incident = open_incidents.get(metric)
-            states[metric] = RuleState(
-                breach_streak=streaks.breach,
-                normal_streak=streaks.normal if incident is not None else 0,
-                critical_streak=streaks.critical,
-                incident=incident,
-            )
-        for metric, incident in open_incidents.items():
-            states.setdefault(metric, RuleState(incident=incident))
-        return states
+        return resume_states(
+            ((metric, *streaks) for metric, streaks in self._streaks.items()),
+            (incident for incident in self._incidents.values() if incident.is_open),
+        )
 
     async def active_incidents(self) -> list[Incident]:
         found = [i for i in self._incidents.values() if i.is_open]
@@ -166,8 +150,10 @@ class MemoryStore:
         self._incidents = incidents
         self._samples.extend(samples)
         for metric, state in result.changed.items():
-            self._streaks[metric] = _Streaks(
-                state.breach_streak, state.normal_streak, state.critical_streak
+            self._streaks[metric] = (
+                state.breach_streak,
+                state.normal_streak,
+                state.critical_streak,
             )
         return self._append(
             item
@@ -500,17 +486,7 @@ class MemoryStore:
         error: str | None = None,
         retry_at: datetime | None = None,
     ) -> OutboxItem:
-        check_time("now", now)
-        changes: dict[str, Any]
-        if error is None:
-            changes = {"status": OutboxStatus.SENT, "sent_at": now}
-        elif retry_at is None:
-            changes = {"status": OutboxStatus.FAILED, "last_error": str(error)[:MAX_ERROR]}
-        else:
-            changes = {
-                "next_attempt_at": check_time("retry_at", retry_at),
-                "last_error": str(error)[:MAX_ERROR],
-            }
+        changes = settlement(now=now, error=error, retry_at=retry_at)
         item = self._outbox.get(item_id)
         if item is None:
             raise NotFoundError("notification", item_id)
@@ -564,28 +540,11 @@ class MemoryStore:
         self, incident_ids: Collection[uuid.UUID]
     ) -> list[LastNotification]:
         wanted = set(incident_ids)
-        last: dict[tuple[uuid.UUID, str], OutboxItem] = {}
-        pending: set[tuple[uuid.UUID, str]] = set()
-        repeats: dict[tuple[uuid.UUID, str], int] = {}
-        for item in sorted(self._outbox.values(), key=lambda i: i.id):
-            if item.incident_id not in wanted:
-                continue
-            key = (item.incident_id, item.channel)
-            last[key] = item
-            repeats[key] = max(repeats.get(key, 0), item.repeat)
-            if item.status is OutboxStatus.PENDING:
-                pending.add(key)
-        return [
-            LastNotification(
-                incident_id=incident,
-                channel=channel,
-                event_id=item.event_id,
-                at=item.sent_at or item.created_at,
-                repeats=repeats[incident, channel],
-                pending=(incident, channel) in pending,
-            )
-            for (incident, channel), item in last.items()
-        ]
+        return last_of(
+            item
+            for item in sorted(self._outbox.values(), key=lambda i: i.id)
+            if item.incident_id in wanted
+        )
 
     async def enqueue_reminder(self, last: LastNotification, *, now: datetime) -> OutboxItem | None:
         check_time("now", now)
