@@ -366,8 +366,7 @@ async def prepare(url: str, build: Any) -> str:
 
     store = await Store.open(url, upgrade=True)
     try:
-        await build()
-        await store.rebuild_daily_counts()
+        await build()  # the daily counts too
         _, token = await create_token(store, "bench", role="viewer")
         return token
     finally:

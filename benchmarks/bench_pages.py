@@ -75,7 +75,6 @@ async def run(incidents: int, *, repeat: int) -> None:
         build_sqlite(path, rows, [])
         store = await Store.open(url)
         try:
-            await store.rebuild_daily_counts()
             _, token = await create_token(store, "bench", role="viewer")
         finally:
             await store.close()

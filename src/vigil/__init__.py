@@ -37,11 +37,11 @@ if TYPE_CHECKING:
         VigilError,
     )
     from vigil.metrics import HealthRegistry, Metrics, MetricSource, Recorder, WindowSource
-    from vigil.runtime.leader import MonitorRunningError
     from vigil.runtime.notifier import DeliveryPolicy
     from vigil.runtime.vigil import NotStartedError, Vigil
     from vigil.settings import Settings
     from vigil.store.errors import VigilStorageError
+    from vigil.store.leader import MonitorRunningError
     from vigil.store.records import CleanupReport, StoredChannel
     from vigil.web.serve import dashboard
 
@@ -73,7 +73,7 @@ _HOMES = {
     "vigil.metrics": ("HealthRegistry", "MetricSource", "Metrics", "Recorder", "WindowSource"),
     "vigil.settings": ("Settings",),
     "vigil.runtime.vigil": ("NotStartedError", "Vigil"),
-    "vigil.runtime.leader": ("MonitorRunningError",),
+    "vigil.store.leader": ("MonitorRunningError",),
     "vigil.runtime.notifier": ("DeliveryPolicy",),
     "vigil.store.errors": ("VigilStorageError",),
     "vigil.store.records": ("CleanupReport", "StoredChannel"),

@@ -8,18 +8,14 @@ import pytest
 from typer.testing import CliRunner
 
 from vigil.cli import app
-from vigil.store import Store
 from vigil.store.migrate import head_revision
 
+from ..store.conftest import table_names
 from .support import vigil
 
 
 async def _table_count(url: str) -> int:
-    store = await Store.open(url, upgrade=False)
-    try:
-        return len(await store.table_names())
-    finally:
-        await store.close()
+    return len(await table_names(url))
 
 
 def test_db_upgrade_downgrade_and_current(database_url: str) -> None:

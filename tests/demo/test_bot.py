@@ -50,10 +50,12 @@ async def test_the_demo_opens_escalates_and_resolves_incidents_and_notifies(
     mono = Mono()
     recorder = Recorder(clock=mono)
     health = HealthRegistry(clock=mono)
-    metrics = Metrics(recorder=recorder, health=health, window=INTERVAL)
+    # The loop's own cycles wait an hour: the test runs each cycle. The hub spans that interval,
+    # as Vigil requires; the bot's sources keep their own simulated 3 s windows.
+    settings = Settings(database_url=sqlite_url, interval=3600, instance="demo")
+    metrics = Metrics(recorder=recorder, health=health, window=settings.interval)
     bot = DemoBot(recorder, health, interval=INTERVAL)
     wall = [T0]
-    settings = Settings(database_url=sqlite_url, interval=3600, instance="demo")
     vigil = Vigil(
         settings, sources=bot.sources, process_metrics=False, metrics=metrics, clock=lambda: wall[0]
     )

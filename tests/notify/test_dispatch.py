@@ -159,7 +159,7 @@ async def test_a_receiver_failing_at_first_is_retried_with_growing_pauses(
         [row] = await vigil.store.list_notifications()
         assert (row.status, row.attempts) == (OutboxStatus.SENT, 4)
         assert row.last_error is not None and "500" in row.last_error
-        status = vigil.health()["notifications"]
+        status = vigil.health().notifications
         assert (status.delivered, status.failed_attempts, status.given_up) == (1, 3, 0)
 
 
@@ -175,7 +175,7 @@ async def test_a_receiver_that_always_fails_ends_failed_and_visible(
         script.values = {LATENCY: 250.0}
         for _ in range(2):
             await vigil.monitor.cycle()
-        await wait_until(lambda: vigil.health()["notifications"].failed == 1)
+        await wait_until(lambda: vigil.health().notifications.failed == 1)
 
         assert len(receiver.on("/down")) == 3  # max_attempts, then no more
         assert len(receiver.on("/up")) == 1  # one bad channel holds up no other
@@ -184,7 +184,7 @@ async def test_a_receiver_that_always_fails_ends_failed_and_visible(
         [failed] = await vigil.store.list_notifications(status="failed")
         assert (failed.channel, failed.attempts) == ("down", 3)
         assert failed.last_error is not None and "500" in failed.last_error
-        status = vigil.health()["notifications"]
+        status = vigil.health().notifications
         assert (status.failed, status.pending, status.given_up, status.delivered) == (1, 0, 1, 1)
         assert status.last_error is not None and status.last_error.startswith("down: ")
         counts = await vigil.store.outbox_counts()
@@ -198,7 +198,10 @@ async def test_an_unacknowledged_critical_incident_is_sent_again(
     migrated_url: str, receiver: Receiver
 ) -> None:
     script, clock = Script(), Clock()
-    async with started(migrated_url, script, clock) as vigil:
+    # Reminders come due on Vigil's clock, which the test moves; the dispatcher's periodic
+    # check (every 0.2 s here) finds them.
+    policy = DeliveryPolicy(check_every=0.2)
+    async with started(migrated_url, script, clock, policy=policy) as vigil:
         await add_channel(vigil, "pager", receiver.url("/pager"), renotify_minutes=1)
         await add_channel(vigil, "chat", receiver.url("/chat"))
         await breach(vigil, clock, script, 250, 250)
@@ -208,7 +211,6 @@ async def test_an_unacknowledged_critical_incident_is_sent_again(
 
         for reminders in (1, 2):
             clock.advance(61)
-            vigil.notifier.wake()
             await receiver.wait_for(lambda n=reminders: len(receiver.on("/pager")) == 1 + n)  # type: ignore[misc]
             await wait_until(lambda n=reminders: vigil.notifier.status().delivered == 2 + n)  # type: ignore[misc]
         titles = [hit.body["title"] for hit in receiver.on("/pager")]

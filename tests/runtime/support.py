@@ -1,16 +1,22 @@
-"""A scripted source and a controllable clock for driving a real Vigil."""
+"""A scripted source and a controllable clock for driving a real Vigil, and the runtime's parts
+on an in-memory store (``Runtime``)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from vigil.core import Event
-from vigil.metrics import Reading
-from vigil.runtime import Vigil
+from vigil.core import Evaluator, Event, EventKind
+from vigil.metrics import Metrics, MetricSource, Reading
+from vigil.runtime import EventBus, LiveView, Monitor, Vigil
+from vigil.runtime.notifier import DeliveryPolicy, Notifier
+from vigil.runtime.ports import Leadership
+from vigil.runtime.silences import SilenceCache
 from vigil.settings import Settings
+from vigil.store.leader import SoleLeadership
+from vigil.store.memory import MemoryStore
 
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 DEADLINE = 60.0  # generous: reached only when the behaviour under test is broken
@@ -95,3 +101,98 @@ async def collect(stream: AsyncIterator[Event], n: int) -> list[Event]:
         return [await anext(stream) for _ in range(n)]
 
     return await asyncio.wait_for(take(), DEADLINE)
+
+
+class Runtime:
+    """The runtime's parts wired as ``Vigil.start`` wires them, on an in-memory store: for
+    tests of the runtime's own logic (what a real database adds is tested in tests/store and
+    by the tests that run a whole Vigil).
+
+    ``async with Runtime(...) as runtime``: started, its notifier running, and its first cycle
+    over (as a started Vigil's loop runs one at once); then the test runs each cycle."""
+
+    def __init__(
+        self,
+        store: MemoryStore | None = None,
+        *,
+        clock: Clock | None = None,
+        script: Script | None = None,
+        sources: Sequence[MetricSource] = (),
+        instance: str = "test",
+        interval: float = 30.0,
+        policy: DeliveryPolicy | None = None,
+        leadership: Leadership | None = None,
+    ) -> None:
+        self.store = store if store is not None else MemoryStore()
+        self.clock = clock if clock is not None else Clock()
+        self.script = script if script is not None else Script()
+        self.metrics = Metrics(window=interval)
+        for source in (self.script, *sources):
+            self.metrics.add_source(source)
+        self.instance = instance
+        self.interval = interval
+        self.policy = policy if policy is not None else DeliveryPolicy()
+        self.leadership = leadership if leadership is not None else SoleLeadership()
+        self._stop = asyncio.Event()
+        self._notifying: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Runtime:
+        store = self.store
+        rules = await store.list_rules()
+        states = await store.load_states()
+        self.bus = EventBus(store, last_id=await store.last_event_id())
+        self.view = LiveView(rules, [s.incident for s in states.values() if s.incident])
+        self.bus.add_listener(self.view.apply)
+        self.silences = SilenceCache(store, self.bus)
+        self.bus.add_listener(self.silences.follow)
+        self.notifier = Notifier(
+            store=store,
+            leadership=self.leadership,
+            health=self.metrics.health,
+            clock=self.clock,
+            rules=lambda: self.view.rules,
+            open_incidents=self.view.active,
+            policy=self.policy,
+        )
+        self.bus.add_listener(self.notifier.follow)
+        self.monitor = Monitor(
+            store=store,
+            metrics=self.metrics,
+            evaluator=Evaluator(rules, states=states),
+            bus=self.bus,
+            view=self.view,
+            leadership=self.leadership,
+            instance=self.instance,
+            interval=self.interval,
+            clock=self.clock,
+            silences=self.silences,
+        )
+        self._notifying = asyncio.create_task(self.notifier.run(self._stop))
+        await self.monitor.cycle()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._notifying is not None:
+            await self._notifying
+        self.bus.close()
+
+    async def cycle(self, values: Mapping[str, float | None]) -> list[Event]:
+        """The next cycle, ``interval`` later, reading ``values``."""
+        self.clock.advance(self.interval)
+        self.script.values = dict(values)
+        return await self.monitor.cycle()
+
+    async def kinds(self, metric: str, *values: float) -> list[EventKind]:
+        """One cycle per value of ``metric``: the kinds of the events they made."""
+        kinds = []
+        for value in values:
+            kinds += [event.kind for event in await self.cycle({metric: value})]
+        return kinds
+
+    def publish(self, *events: Event) -> None:
+        """What ``Vigil``'s actions do after the store: tell everyone at once."""
+        self.bus.publish(events)
+
+    async def logged(self, kind: EventKind) -> list[Event]:
+        return [event for event in await self.store.events_after(0) if event.kind is kind]

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import inspect
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vigil.core.evaluation import CycleResult
 from vigil.core.events import Event, EventKind
 from vigil.core.incidents import Incident, Severity, Status, resolve
+from vigil.notify import Channel
 from vigil.store import Store
+from vigil.store.engine import create_engine
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+HOOK = "json://127.0.0.1:8080/hook?+Authorization=Bearer%20s3cret"
 
 
 @pytest.fixture
@@ -67,3 +73,26 @@ async def auto_resolve(store: Store, incident: Incident, *, at: datetime) -> Inc
     [stored] = await store.commit_cycle(samples=[], result=CycleResult(events=[event]), now=at)
     assert stored.incident is not None
     return stored.incident
+
+
+async def add_channel(store: Store, name: str = "ops", **fields: object) -> Channel:
+    """A channel (a webhook nobody listens on: the store never sends)."""
+    stored, _ = await store.add_channel({"name": name, "url": HOOK, **fields}, now=T0)
+    return stored.channel
+
+
+@contextlib.asynccontextmanager
+async def raw(url: str) -> AsyncIterator[AsyncConnection]:
+    """A connection of the test's own, in a transaction committed at the end: for what no
+    ``Store`` method does (break a stored row as an apprise upgrade would, read the schema)."""
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            yield connection
+    finally:
+        await engine.dispose()
+
+
+async def table_names(url: str) -> list[str]:
+    async with raw(url) as connection:
+        return sorted(await connection.run_sync(lambda sync: inspect(sync).get_table_names()))

@@ -1,4 +1,4 @@
-"""Users, API tokens and the notification outbox."""
+"""Users and API tokens. (The outbox has its own tests: ``test_outbox``.)"""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 
 from vigil.core.errors import NotFoundError, ValidationError
-from vigil.store import OutboxStatus, Role, Store
+from vigil.store import Role, Store
 
-from .conftest import T0, open_incident
+from .conftest import T0
 
 
 async def test_users_are_created_read_changed_and_deleted(store: Store) -> None:
@@ -64,33 +64,3 @@ async def test_tokens_are_found_by_hash_until_revoked(store: Store) -> None:
         await store.revoke_token(999, now=T0)
     with pytest.raises(ValidationError):
         await store.add_token("dup", role="admin", token_hash="sha256:abc", now=T0)
-
-
-async def test_the_outbox_delivers_each_event_to_each_channel_once(store: Store) -> None:
-    await open_incident(store)
-    event_id = await store.last_event_id()
-    items = await store.enqueue_notifications(event_id, ["ops-email", "discord"], now=T0)
-    again = await store.enqueue_notifications(event_id, ["ops-email"], now=T0)
-    assert [item.channel for item in items] == ["ops-email", "discord"]
-    assert again == items[:1]  # a crash and a retry enqueue nothing new
-    assert all(item.status is OutboxStatus.PENDING for item in items)
-
-    failed = await store.mark_notification_failed(
-        items[0].id, error="timeout", retry_at=T0 + timedelta(minutes=5)
-    )
-    assert (failed.attempts, failed.last_error, failed.status) == (
-        1,
-        "timeout",
-        OutboxStatus.PENDING,
-    )
-    assert await store.due_notifications(now=T0) == [items[1]]
-    sent = await store.mark_notification_sent(items[1].id, now=T0)
-    assert (sent.status, sent.sent_at, sent.attempts) == (OutboxStatus.SENT, T0, 1)
-    assert [item.id for item in await store.due_notifications(now=T0 + timedelta(minutes=5))] == [
-        items[0].id
-    ]
-    given_up = await store.mark_notification_failed(items[0].id, error="gone", retry_at=None)
-    assert given_up.status is OutboxStatus.FAILED
-    assert await store.due_notifications(now=T0 + timedelta(days=1)) == []
-    with pytest.raises(NotFoundError):
-        await store.mark_notification_sent(999, now=T0)

@@ -109,7 +109,7 @@ async def test_a_second_open_incident_for_a_rule_is_refused_and_nothing_is_writt
     assert caught.value.metric == "gateway_latency"
     assert len(await store.active_incidents()) == 1
     assert await store.last_event_id() == events_before
-    assert await store.latest_samples(since=T0) == []  # the cycle's sample went with it
+    assert await store.latest_values(since=T0) == {}  # the cycle's sample went with it
 
 
 async def test_two_concurrent_openings_for_one_rule_one_wins(database_url: str) -> None:
@@ -166,7 +166,7 @@ async def test_updating_an_incident_resolved_elsewhere_aborts_the_cycle(store: S
         )
     assert (await store.get_incident(incident.id)).last_value == 150.0
     assert await store.last_event_id() == last_event
-    assert await store.latest_samples(since=T0) == []
+    assert await store.latest_values(since=T0) == {}
 
 
 def _state_with(incident: Incident) -> RuleState:

@@ -11,9 +11,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from vigil.core.catalogue import DEFAULT_RULES
-from vigil.store import Store, VigilStorageError
+from vigil.store import Store, VigilStorageError, migrate
 from vigil.store.migrate import head_revision
 from vigil.store.models import Base
+
+from .conftest import raw, table_names
 
 VIGIL_TABLES = sorted(Base.metadata.tables)
 
@@ -26,16 +28,14 @@ def _schema_differences(connection: Connection) -> list[Any]:
 async def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     store = await Store.open(database_url, upgrade=True)
     try:
-        assert await store.revision() == head_revision()
-        assert set(VIGIL_TABLES) <= set(await store.table_names())
+        assert await migrate.current(database_url) == head_revision()
+        assert set(VIGIL_TABLES) <= set(await table_names(database_url))
 
-        await store.downgrade("base")
-        assert await store.revision() is None
-        assert set(await store.table_names()) <= {"alembic_version"}
+        assert await migrate.downgrade(database_url, "base") is None
+        assert set(await table_names(database_url)) <= {"alembic_version"}
 
-        await store.upgrade()
-        assert await store.revision() == head_revision()
-        assert set(VIGIL_TABLES) <= set(await store.table_names())
+        assert await migrate.upgrade(database_url) == head_revision()
+        assert set(VIGIL_TABLES) <= set(await table_names(database_url))
         # The seed ran again after the round trip: the catalogue is back, once.
         assert [rule.metric for rule in await store.list_rules()] == sorted(
             rule.metric for rule in DEFAULT_RULES
@@ -44,8 +44,8 @@ async def test_upgrade_downgrade_upgrade(database_url: str) -> None:
         await store.close()
 
 
-async def test_models_match_the_migrated_schema(store: Store) -> None:
-    async with store.engine.connect() as connection:
+async def test_models_match_the_migrated_schema(store: Store, database_url: str) -> None:
+    async with raw(database_url) as connection:
         differences = await connection.run_sync(_schema_differences)
     assert differences == []
 
@@ -58,21 +58,18 @@ async def test_first_migration_seeds_the_default_catalogue(store: Store) -> None
 async def test_an_empty_sqlite_file_is_migrated_on_open(sqlite_url: str) -> None:
     store = await Store.open(sqlite_url)
     try:
-        assert await store.revision() == head_revision()
+        assert await migrate.current(sqlite_url) == head_revision()
         assert len(await store.list_rules()) == len(DEFAULT_RULES)
     finally:
         await store.close()
 
 
 async def test_sqlite_runs_in_wal_mode_with_foreign_keys_on(sqlite_url: str) -> None:
-    store = await Store.open(sqlite_url)
-    try:
-        async with store.engine.connect() as connection:
-            journal = await connection.scalar(text("PRAGMA journal_mode"))
-            foreign_keys = await connection.scalar(text("PRAGMA foreign_keys"))
-            busy_timeout = await connection.scalar(text("PRAGMA busy_timeout"))
-    finally:
-        await store.close()
+    await (await Store.open(sqlite_url)).close()
+    async with raw(sqlite_url) as connection:  # configured as the store's own connections
+        journal = await connection.scalar(text("PRAGMA journal_mode"))
+        foreign_keys = await connection.scalar(text("PRAGMA foreign_keys"))
+        busy_timeout = await connection.scalar(text("PRAGMA busy_timeout"))
     assert (journal, foreign_keys) == ("wal", 1)
     assert busy_timeout is not None and busy_timeout >= 1000
 

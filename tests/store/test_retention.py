@@ -10,7 +10,7 @@ from vigil.core.errors import ValidationError
 from vigil.core.samples import Sample
 from vigil.store import CleanupReport, Store
 
-from .conftest import T0, auto_resolve, open_incident
+from .conftest import HOOK, T0, auto_resolve, open_incident
 
 LATER = T0 + timedelta(days=100)
 
@@ -23,15 +23,23 @@ async def _populate(store: Store) -> dict[str, object]:
         old_resolved.append(await auto_resolve(store, opened, at=opened.triggered_at))
     old_but_open = await open_incident(store, at=T0)  # 100 days open: still kept
     recent = await open_incident(store, metric="memory_usage", at=LATER - timedelta(days=1))
+    # Two channels hear of the recent resolution: one delivery sent long ago (past the outbox
+    # retention, odd as that is for a recent event), one still pending.
+    for name in ("a", "b"):
+        await store.add_channel({"name": name, "url": HOOK}, now=LATER - timedelta(days=1))
     recent = await auto_resolve(store, recent, at=LATER - timedelta(hours=1))
     await store.add_samples(
         [Sample("bot-1", "gateway_latency", T0 + timedelta(seconds=n), 1.0) for n in range(7)]
         + [Sample("bot-1", "gateway_latency", LATER - timedelta(days=1), 2.0)]
     )
-    event_id = await store.last_event_id()
-    [sent, pending] = await store.enqueue_notifications(event_id, ["a", "b"], now=T0)
-    await store.mark_notification_sent(sent.id, now=T0)
-    return {"open": old_but_open, "recent": recent, "pending": pending}
+    sent, pending = sorted(
+        await store.claim_notifications(now=LATER, lease=timedelta(minutes=5)),
+        key=lambda delivery: delivery.item.channel,
+    )
+    await store.settle_notification(sent.item.id, now=T0)
+    [pending_row] = await store.list_notifications(status="pending")
+    assert pending_row.id == pending.item.id
+    return {"open": old_but_open, "recent": recent, "pending": pending_row}
 
 
 async def test_cleanup_deletes_only_what_is_past_retention(store: Store) -> None:
@@ -56,7 +64,7 @@ async def test_cleanup_deletes_only_what_is_past_retention(store: Store) -> None
     assert sorted(i.id for i in history) == sorted([kept["open"].id, kept["recent"].id])  # type: ignore[attr-defined]
     assert await store.active_incidents() == [kept["open"]]
     assert len(await store.metric_history("gateway_latency", start=T0, end=LATER)) == 1
-    assert await store.due_notifications(now=LATER) == [kept["pending"]]
+    assert await store.list_notifications(status="pending") == [kept["pending"]]
     assert await store.expired(**settings) == CleanupReport()  # type: ignore[arg-type]
 
 

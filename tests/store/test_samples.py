@@ -58,19 +58,49 @@ async def test_a_sample_just_before_the_end_stays_within_the_last_bucket(store: 
     assert len(points) == 1 and points[0].time == T0 + timedelta(seconds=6)
 
 
-async def test_latest_samples_are_one_per_instance_and_metric(store: Store) -> None:
+async def test_latest_values_are_one_per_instance_and_metric(store: Store) -> None:
     await store.add_samples(
         _minute_samples("bot-1", [1.0, 2.0, 3.0])
         + _minute_samples("bot-2", [7.0, 8.0])
         + _minute_samples("bot-2", [0.5], metric="error_rate")
     )
-    latest = await store.latest_samples(since=T0 + timedelta(minutes=1))
+    latest = await store.latest_values(since=T0 + timedelta(minutes=1))
     # error_rate's only sample is older than `since`: that metric has no data this cycle.
-    assert latest == [
-        Sample("bot-1", "gateway_latency", T0 + timedelta(minutes=2), 3.0),
-        Sample("bot-2", "gateway_latency", T0 + timedelta(minutes=1), 8.0),
-    ]
-    assert await store.latest_samples(since=T0 + timedelta(hours=1)) == []
+    assert latest == {"gateway_latency": [3.0, 8.0]}
+    # two samples of one instance at the same newest time: the one stored last wins
+    await store.add_samples([Sample("bot-1", "gateway_latency", T0 + timedelta(minutes=2), 4.0)])
+    assert await store.latest_values(since=T0 + timedelta(minutes=1)) == {
+        "gateway_latency": [4.0, 8.0]
+    }
+    assert await store.latest_values(since=T0 + timedelta(hours=1)) == {}
+
+
+async def test_histories_of_several_metrics_in_one_read(store: Store) -> None:
+    await store.add_samples(
+        _minute_samples("bot-1", [float(n) for n in range(60)])
+        + _minute_samples("bot-2", [100.0] * 60)
+        + _minute_samples("bot-1", [5.0] * 30, metric="error_rate")
+    )
+    start, end = T0, T0 + timedelta(hours=1)
+    histories = await store.metric_histories(
+        ["gateway_latency", "error_rate", "memory_usage"], start=start, end=end, max_points=6
+    )
+    assert histories == {
+        "gateway_latency": await store.metric_history(
+            "gateway_latency", start=start, end=end, max_points=6
+        ),
+        "error_rate": await store.metric_history("error_rate", start=start, end=end, max_points=6),
+        "memory_usage": [],
+    }
+    assert [p.count for p in histories["gateway_latency"]] == [20] * 6  # both instances
+    assert [p.count for p in histories["error_rate"]] == [10] * 3
+    assert await store.metric_histories([], start=start, end=end) == {}
+    with pytest.raises(ValidationError) as caught:
+        await store.metric_histories(["gateway_latency", "Bad!"], start=start, end=end)
+    assert caught.value.field == "metric"
+    with pytest.raises(ValidationError) as caught:
+        await store.metric_histories([f"m{n}" for n in range(1001)], start=start, end=end)
+    assert caught.value.field == "metrics"
 
 
 async def test_latest_values_leave_out_the_asking_instance(store: Store) -> None:

@@ -11,36 +11,13 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from typing import Protocol
 
 from vigil.core import Event
+from vigil.runtime.ports import EventLog
 
 logger = logging.getLogger(__name__)
 
 CATCH_UP_BATCH = 500
-
-
-class EventLog(Protocol):
-    """The durable log: the store implements it."""
-
-    async def events_after(self, last_id: int, *, limit: int) -> Sequence[Event]: ...
-
-
-class MemoryEventLog:
-    """An in-memory event log, for tests and for embedding without a database."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def append(self, event: Event) -> Event:
-        from dataclasses import replace
-
-        stored = replace(event, id=len(self.events) + 1)
-        self.events.append(stored)
-        return stored
-
-    async def events_after(self, last_id: int, *, limit: int) -> Sequence[Event]:
-        return self.events[last_id : last_id + limit] if last_id >= 0 else []
 
 
 Listener = Callable[[Event], None]

@@ -25,11 +25,11 @@ from vigil.core import (
 )
 from vigil.metrics import HealthRegistry, Metrics
 from vigil.runtime.bus import EventBus
-from vigil.runtime.leader import Leadership
-from vigil.runtime.quiet import SuppressionCache
+from vigil.runtime.ports import Leadership, MonitorStore
 from vigil.runtime.schedule import next_tick
+from vigil.runtime.silences import SilenceCache
 from vigil.runtime.view import LiveView
-from vigil.store import Store, VigilStorageError
+from vigil.store import VigilStorageError
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class Monitor:
     def __init__(
         self,
         *,
-        store: Store,
+        store: MonitorStore,
         metrics: Metrics,
         evaluator: Evaluator,
         bus: EventBus,
@@ -64,7 +64,7 @@ class Monitor:
         instance: str,
         interval: float,
         clock: Callable[[], datetime],
-        suppressions: SuppressionCache | None = None,
+        silences: SilenceCache | None = None,
     ) -> None:
         self.store = store
         self.metrics = metrics
@@ -75,7 +75,7 @@ class Monitor:
         self.instance = instance
         self.interval = interval
         self.clock = clock
-        self.suppressions = suppressions  # snoozes and maintenance windows; None: none
+        self.silences = silences  # snoozes and maintenance windows; None: none
         self._pending: deque[Sample] = deque()
         self._dropped = 0
         self._cycles = 0
@@ -167,7 +167,7 @@ class Monitor:
             self.view.replace_open(await self.store.active_incidents())
             return []
         readings = {metric: combined.get(metric) for metric in self.evaluator.rules}
-        result = self.evaluator.evaluate(readings, now=now, silenced=await self._quiet(now))
+        result = self.evaluator.evaluate(readings, now=now, silenced=await self._silenced(now))
         try:
             events = await self.store.commit_cycle(
                 samples=list(self._pending), result=result, now=now
@@ -196,14 +196,14 @@ class Monitor:
         states = await self.store.load_states()
         for metric in self.evaluator.rules:
             self.evaluator.restore(metric, states.get(metric) or RuleState())
-        if self.suppressions is not None:
-            self.suppressions.invalidate()
+        if self.silences is not None:
+            self.silences.invalidate()
 
-    async def _quiet(self, now: datetime) -> frozenset[str]:
-        """Rules snoozed or in maintenance at ``now`` (see ``runtime.quiet``)."""
-        if self.suppressions is None:
+    async def _silenced(self, now: datetime) -> frozenset[str]:
+        """Rules snoozed or in maintenance at ``now`` (see ``runtime.silences``)."""
+        if self.silences is None:
             return frozenset()
-        return await self.suppressions.suppressed(now, self.evaluator.rules)
+        return await self.silences.silenced(now, self.evaluator.rules)
 
     async def _elect(self, now: datetime) -> bool:
         leader = await self.leadership.try_acquire()

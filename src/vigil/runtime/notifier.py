@@ -28,8 +28,8 @@ from datetime import datetime, timedelta
 from vigil.core import Event, EventKind, Incident, Rule, Severity, Status, ValidationError
 from vigil.metrics import HealthRegistry
 from vigil.notify import Channel, DeliveryError, Message, format_event, renotify_due, send
-from vigil.runtime.leader import Leadership
-from vigil.store import Delivery, OutboxCounts, Store, VigilStorageError
+from vigil.runtime.ports import Leadership, NotifierStore
+from vigil.store import Delivery, OutboxCounts, VigilStorageError
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class Notifier:
     def __init__(
         self,
         *,
-        store: Store,
+        store: NotifierStore,
         leadership: Leadership,
         health: HealthRegistry,
         clock: Callable[[], datetime],
@@ -143,9 +143,6 @@ class Notifier:
         (maybe this instance) takes over what the last one left; go and look."""
         if event.incident is not None or event.kind is EventKind.LEADER_CHANGED:
             self._wake.set()
-
-    def wake(self) -> None:
-        self._wake.set()
 
     def status(self) -> NotifierStatus:
         return NotifierStatus(

@@ -67,9 +67,6 @@ class LiveView:
             )
         return list(self._active_cache)
 
-    def open_incident(self, incident_id: uuid.UUID) -> Incident | None:
-        return self._open.get(incident_id)
-
     def summary(self) -> dict[Severity, int]:
         counts = dict.fromkeys(Severity, 0)
         for incident in self._open.values():

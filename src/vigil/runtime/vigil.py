@@ -4,36 +4,32 @@ the store, the monitor and the event bus, and tracks every task it starts."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import math
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy.engine import make_url
-
-from vigil.core import Evaluator, Event, Incident, Rule, Sample, VigilError
+from vigil.core import Evaluator, Event, Incident, Rule, Sample, ValidationError, VigilError
 from vigil.core.silences import MaintenanceWindow, Snooze
 from vigil.metrics import HealthRegistry, LoopLagProbe, Metrics, MetricSource, ProcessSource
 from vigil.metrics.recorder import Recorder
 from vigil.runtime.bus import EventBus
-from vigil.runtime.leader import Leadership, leadership_for
-from vigil.runtime.monitor import Monitor, MonitorStatus
+from vigil.runtime.health import Health
+from vigil.runtime.monitor import Monitor
 from vigil.runtime.notifier import DeliveryPolicy, Notifier
-from vigil.runtime.quiet import SuppressionCache
+from vigil.runtime.silences import SilenceCache
 from vigil.runtime.view import LiveView
 from vigil.settings import Settings
-from vigil.store import CleanupReport, Store, StoredChannel, VigilStorageError
-from vigil.store._base import EVENTS_CHANNEL
+from vigil.store import CleanupReport, Leadership, Store, StoredChannel, VigilStorageError
 
 logger = logging.getLogger(__name__)
 
-EVENT_POLL_SECONDS = 1.0  # how often an instance looks for events stored by other processes
 RETENTION_FIRST_SECONDS = 300.0
 RETENTION_EVERY_SECONDS = 86_400.0
-EVENT_RECHECK_SECONDS = 10.0  # the same, when NOTIFY wakes it (a lost notification costs this)
 
 
 def utcnow() -> datetime:
@@ -43,6 +39,20 @@ def utcnow() -> datetime:
 class NotStartedError(VigilError):
     def __init__(self) -> None:
         super().__init__("Vigil is not running: use `async with Vigil(...)` or await start()")
+
+
+@dataclass(frozen=True, slots=True)
+class _Running:
+    """Everything that exists only while Vigil runs: made by ``start``, dropped by ``aclose``."""
+
+    store: Store
+    leadership: Leadership
+    bus: EventBus
+    view: LiveView
+    silences: SilenceCache
+    monitor: Monitor
+    notifier: Notifier
+    stop: asyncio.Event
 
 
 class Vigil:
@@ -69,9 +79,15 @@ class Vigil:
         off, only ``sources`` (and the health registry) are read, which is what a test on a
         busy machine or a process that only relays pushed metrics wants. ``delivery``:
         retries, backoff and timing of notification delivery. ``metrics``: a hub of the
-        caller's own (a recorder on a simulated clock, say); by default one whose windows
-        span the interval."""
+        caller's own (a recorder on a simulated clock, say) whose window is the interval;
+        by default one is made."""
         self.settings = settings if settings is not None else Settings.from_env()
+        if metrics is not None and not math.isclose(metrics.window, self.settings.interval):
+            raise ValidationError(
+                "metrics",
+                f"the hub's window ({metrics.window:g} s) must be the monitor's interval "
+                f"({self.settings.interval:g} s): each cycle reads one window of samples",
+            )
         if metrics is None:
             recorder = Recorder()
             health = HealthRegistry(
@@ -89,16 +105,9 @@ class Vigil:
         for source in sources:
             self.metrics.add_source(source)
         self.clock = clock
-        self._store: Store | None = None
-        self._monitor: Monitor | None = None
-        self._bus: EventBus | None = None
-        self._view: LiveView | None = None
-        self._leadership: Leadership | None = None
         self.delivery = delivery if delivery is not None else DeliveryPolicy()
-        self._notifier: Notifier | None = None
-        self._suppressions: SuppressionCache | None = None
+        self._running: _Running | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._stop = asyncio.Event()
 
     # -- the MetricHost shape integrations plug into ----------------------------------------
 
@@ -136,30 +145,38 @@ class Vigil:
 
     @property
     def running(self) -> bool:
-        return self._monitor is not None
+        return self._running is not None
 
     async def start(self) -> None:
-        if self._monitor is not None:
+        if self._running is not None:
             raise VigilError("Vigil is already running")
         store = await Store.open(self.settings.database_url)
-        leadership = leadership_for(self.settings.database_url)
+        leadership = store.leadership()
         try:
             await leadership.try_acquire()  # SQLite: refuses a second monitor right here
-            rules = await store.list_rules()
-            states = await store.load_states()
-            last_id = await store.last_event_id()
+            running = await self._assemble(store, leadership)
         except BaseException:
             await leadership.release()
             await store.close()
             raise
-        evaluator = Evaluator(rules, states=states)
+        self._running = running
+        if self._loop_lag is not None:
+            self._loop_lag.start()
+        self._spawn(running.monitor.run(running.stop), "vigil-monitor")
+        self._spawn(self._follow_log(), "vigil-events")
+        self._spawn(running.notifier.run(running.stop), "vigil-notifier")
+        self._spawn(self._retention(), "vigil-retention")
+
+    async def _assemble(self, store: Store, leadership: Leadership) -> _Running:
+        """The parts, wired to one another, from the store's rules, states and log."""
+        rules = await store.list_rules()
+        states = await store.load_states()
+        bus = EventBus(store, last_id=await store.last_event_id())
         view = LiveView(rules, [s.incident for s in states.values() if s.incident is not None])
-        bus = EventBus(store, last_id=last_id)
         bus.add_listener(view.apply)
-        self._store, self._bus, self._view, self._leadership = store, bus, view, leadership
-        self._suppressions = SuppressionCache(store, bus)
-        bus.add_listener(self._suppressions.follow)
-        self._notifier = Notifier(
+        silences = SilenceCache(store, bus)
+        bus.add_listener(silences.follow)
+        notifier = Notifier(
             store=store,
             leadership=leadership,
             health=self.metrics.health,
@@ -169,33 +186,37 @@ class Vigil:
             base_url=self.settings.public_url,
             policy=self.delivery,
         )
-        bus.add_listener(self._notifier.follow)
-        self._monitor = Monitor(
+        bus.add_listener(notifier.follow)
+        monitor = Monitor(
             store=store,
             metrics=self.metrics,
-            evaluator=evaluator,
+            evaluator=Evaluator(rules, states=states),
             bus=bus,
             view=view,
             leadership=leadership,
             instance=self.settings.instance,
             interval=self.settings.interval,
             clock=self.clock,
-            suppressions=self._suppressions,
+            silences=silences,
         )
-        self._stop = asyncio.Event()
-        if self._loop_lag is not None:
-            self._loop_lag.start()
-        self._spawn(self._monitor.run(self._stop), "vigil-monitor")
-        self._spawn(self._follow_log(), "vigil-events")
-        self._spawn(self._notifier.run(self._stop), "vigil-notifier")
-        self._spawn(self._retention(), "vigil-retention")
+        return _Running(
+            store=store,
+            leadership=leadership,
+            bus=bus,
+            view=view,
+            silences=silences,
+            monitor=monitor,
+            notifier=notifier,
+            stop=asyncio.Event(),
+        )
 
     async def aclose(self) -> None:
         """Stop cleanly: the running cycle finishes and commits, deliveries under way finish
         and are recorded, every task ends."""
-        if self._monitor is None:
+        running = self._running
+        if running is None:
             return
-        self._stop.set()
+        running.stop.set()
         finishing = ("vigil-monitor", "vigil-notifier")
         monitor_tasks = [t for t in self._tasks if t.get_name() in finishing]
         await asyncio.gather(*monitor_tasks, return_exceptions=True)
@@ -205,12 +226,10 @@ class Vigil:
         self._tasks.clear()
         if self._loop_lag is not None:
             await self._loop_lag.stop()
-        assert self._bus is not None and self._leadership is not None and self._store is not None
-        self._bus.close()
-        await self._leadership.release()
-        await self._store.close()
-        self._monitor = self._bus = self._view = self._store = self._leadership = None
-        self._notifier = self._suppressions = None
+        running.bus.close()
+        await running.leadership.release()
+        await running.store.close()
+        self._running = None
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.get_running_loop().create_task(coroutine, name=name)
@@ -222,22 +241,14 @@ class Vigil:
             logger.error("Vigil task %s crashed", task.get_name(), exc_info=task.exception())
 
     async def _follow_log(self) -> None:
-        """Pick up events stored by other processes (other instances, the CLI): woken by
-        PostgreSQL's NOTIFY where there is one, and by a poll in any case. A lost LISTEN
-        connection (a database outage) is opened again."""
-        wake = asyncio.Event()
-        while True:
-            async with _notifications(self.settings.database_url, wake) as lost:
-                poll = EVENT_POLL_SECONDS if lost is None else EVENT_RECHECK_SECONDS
-                while lost is None or not lost.is_set():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wake.wait(), poll)
-                    wake.clear()
-                    try:
-                        await self.bus.catch_up()
-                    except VigilStorageError as exc:
-                        logger.debug("event log unavailable: %s", exc)
-            await asyncio.sleep(EVENT_POLL_SECONDS)
+        """Pick up events stored by other processes (other instances, the CLI), whenever the
+        store says there may be some (``Store.watch_events``)."""
+        async with self.store.watch_events() as watch:
+            async for _ in watch:
+                try:
+                    await self.bus.catch_up()
+                except VigilStorageError as exc:
+                    logger.debug("event log unavailable: %s", exc)
 
     async def _retention(self) -> None:
         """Apply the retention settings once a day (a few minutes after start first), on the
@@ -260,56 +271,49 @@ class Vigil:
             sample_retention_days=self.settings.sample_retention_days,
         )
 
-    # -- parts -----------------------------------------------------------------------------
+    # -- parts (NotStartedError unless running) ----------------------------------------------
+
+    def _parts(self) -> _Running:
+        if self._running is None:
+            raise NotStartedError()
+        return self._running
 
     @property
     def store(self) -> Store:
-        if self._store is None:
-            raise NotStartedError()
-        return self._store
+        return self._parts().store
 
     @property
     def bus(self) -> EventBus:
-        if self._bus is None:
-            raise NotStartedError()
-        return self._bus
+        return self._parts().bus
 
     @property
     def view(self) -> LiveView:
-        if self._view is None:
-            raise NotStartedError()
-        return self._view
+        return self._parts().view
 
     @property
     def monitor(self) -> Monitor:
-        if self._monitor is None:
-            raise NotStartedError()
-        return self._monitor
+        return self._parts().monitor
 
     @property
     def notifier(self) -> Notifier:
-        if self._notifier is None:
-            raise NotStartedError()
-        return self._notifier
+        return self._parts().notifier
 
     @property
-    def suppressions(self) -> SuppressionCache:
-        if self._suppressions is None:
-            raise NotStartedError()
-        return self._suppressions
+    def silences(self) -> SilenceCache:
+        return self._parts().silences
 
     def subscribe(self, after: int | None = None) -> AsyncIterator[Event]:
         return self.bus.subscribe(after)
 
-    def health(self) -> dict[str, Any]:
-        """The whole picture: this monitor, leadership, and every registered task."""
-        status: MonitorStatus | None = self._monitor.status() if self._monitor else None
-        return {
-            "running": self.running,
-            "monitor": status,
-            "notifications": self._notifier.status() if self._notifier else None,
-            "tasks": self.metrics.health.snapshot(),
-        }
+    def health(self) -> Health:
+        """The whole picture: this monitor, leadership, notifications, every registered task."""
+        running = self._parts()
+        return Health(
+            monitor=running.monitor.status(),
+            notifications=running.notifier.status(),
+            tasks=self.metrics.health.snapshot(),
+            last_event_id=running.bus.last_id,
+        )
 
     # -- actions: the store is the truth, the bus tells everyone -----------------------------
 
@@ -382,33 +386,3 @@ class Vigil:
         """Store samples pushed by another process; the leader combines them next cycle."""
         await self.store.add_samples(samples)
         return len(samples)
-
-
-@contextlib.asynccontextmanager
-async def _notifications(url: str, wake: asyncio.Event) -> AsyncIterator[asyncio.Event | None]:
-    """LISTEN for new events on PostgreSQL, on a connection of its own, setting ``wake`` for
-    each. Yields an event that is set when the connection is lost (already set when it could
-    not be opened), or ``None`` without PostgreSQL, where the caller simply polls."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "postgresql":
-        yield None
-        return
-    import asyncpg
-
-    dsn = parsed.set(drivername="postgresql").render_as_string(False)
-    lost = asyncio.Event()
-    try:
-        connection = await asyncpg.connect(dsn, timeout=10)
-        connection.add_termination_listener(lambda *_: lost.set())
-        await connection.add_listener(EVENTS_CHANNEL, lambda *_: wake.set())
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        logger.warning("cannot LISTEN for events (%s): trying again", exc)
-        lost.set()  # the caller waits a moment and calls again
-        yield lost
-        return
-    wake.set()  # events stored while nobody listened
-    try:
-        yield lost
-    finally:
-        with contextlib.suppress(Exception):
-            await connection.close(timeout=10)

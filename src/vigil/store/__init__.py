@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from vigil.store.errors import VigilStorageError
+from vigil.store.leader import Leadership, MonitorRunningError
+from vigil.store.listen import EventWatch
 from vigil.store.records import (
     ApiToken,
     CleanupReport,
@@ -17,7 +19,6 @@ from vigil.store.records import (
     Page,
     Role,
     StoredChannel,
-    Summary,
     User,
 )
 from vigil.store.repository import Store
@@ -28,8 +29,11 @@ __all__ = [
     "Cursor",
     "DayCount",
     "Delivery",
+    "EventWatch",
     "LastNotification",
+    "Leadership",
     "MetricPoint",
+    "MonitorRunningError",
     "OutboxCounts",
     "OutboxItem",
     "OutboxStatus",
@@ -37,7 +41,6 @@ __all__ = [
     "Role",
     "Store",
     "StoredChannel",
-    "Summary",
     "User",
     "VigilStorageError",
 ]

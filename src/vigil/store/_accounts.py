@@ -1,9 +1,8 @@
-"""Users, API tokens and the notification outbox. Hashing is the caller's job: only hashes
+"""Users and API tokens. Hashing is the caller's job: only hashes
 arrive here."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,11 +10,8 @@ from sqlalchemy import Row, delete, select, update
 
 from vigil.core.errors import NotFoundError, ValidationError
 from vigil.store import models
-from vigil.store._base import StoreBase, check_enum, check_int, check_name, check_time
-from vigil.store._outbox import key_for, outbox_item
-from vigil.store.records import USER_ROLES, ApiToken, OutboxItem, OutboxStatus, Role, User
-
-MAX_ERROR = 2000
+from vigil.store._base import StoreBase, check_enum, check_name, check_time
+from vigil.store.records import USER_ROLES, ApiToken, Role, User
 
 
 class Accounts(StoreBase):
@@ -151,98 +147,6 @@ class Accounts(StoreBase):
         if row is None:
             raise NotFoundError("token", token_id)
         return _token(row)
-
-    # -- notification outbox --------------------------------------------------------------------
-
-    async def enqueue_notifications(
-        self, event_id: int, channels: Sequence[str], *, now: datetime
-    ) -> list[OutboxItem]:
-        """One pending row per channel for an event, by hand (stored incident events get theirs
-        in their own transaction). Idempotent: the key (the message's idempotency key for an
-        incident event) is unique, so enqueueing again after a crash adds nothing."""
-        check_time("now", now)
-        for channel in channels:
-            check_name("channel", channel)
-        if not channels:
-            return []
-        table = models.outbox
-        statement = self._upsert(table).on_conflict_do_nothing(
-            index_elements=[table.c.idempotency_key]
-        )
-        async with self._write("enqueueing notifications") as connection:
-            incident_id = await connection.scalar(
-                select(models.events.c.incident_id).where(models.events.c.id == event_id)
-            )
-            keys = [key_for(event_id, incident_id, channel) for channel in channels]
-            await connection.execute(
-                statement,
-                [
-                    {
-                        "event_id": event_id,
-                        "incident_id": incident_id,
-                        "channel": channel,
-                        "idempotency_key": key,
-                        "status": OutboxStatus.PENDING,
-                        "attempts": 0,
-                        "next_attempt_at": now,
-                        "created_at": now,
-                    }
-                    for channel, key in zip(channels, keys, strict=True)
-                ],
-            )
-            rows = (
-                await connection.execute(
-                    select(table).where(table.c.idempotency_key.in_(keys)).order_by(table.c.id)
-                )
-            ).all()
-        return [outbox_item(row) for row in rows]
-
-    async def due_notifications(self, *, now: datetime, limit: int = 100) -> list[OutboxItem]:
-        """Pending rows whose next attempt is due, oldest due first."""
-        check_time("now", now)
-        check_int("limit", limit, 1, 10_000)
-        table = models.outbox
-        statement = (
-            select(table)
-            .where(table.c.status == OutboxStatus.PENDING, table.c.next_attempt_at <= now)
-            .order_by(table.c.next_attempt_at, table.c.id)
-            .limit(limit)
-        )
-        async with self._read("reading due notifications") as connection:
-            rows = (await connection.execute(statement)).all()
-        return [outbox_item(row) for row in rows]
-
-    async def mark_notification_sent(self, item_id: int, *, now: datetime) -> OutboxItem:
-        check_time("now", now)
-        return await self._set_outbox(
-            item_id, status=OutboxStatus.SENT, sent_at=now, attempts_delta=1
-        )
-
-    async def mark_notification_failed(
-        self, item_id: int, *, error: str, retry_at: datetime | None
-    ) -> OutboxItem:
-        """Record a failed attempt: pending again at ``retry_at``, or failed for good."""
-        values: dict[str, Any] = {"last_error": str(error)[:MAX_ERROR]}
-        if retry_at is None:
-            values["status"] = OutboxStatus.FAILED
-        else:
-            values["next_attempt_at"] = check_time("retry_at", retry_at)
-        return await self._set_outbox(item_id, attempts_delta=1, **values)
-
-    async def _set_outbox(self, item_id: int, *, attempts_delta: int, **values: Any) -> OutboxItem:
-        table = models.outbox
-        async with self._write("updating a notification") as connection:
-            row = (
-                await connection.execute(
-                    update(table)
-                    .where(table.c.id == item_id)
-                    .values(attempts=table.c.attempts + attempts_delta, **values)
-                    .returning(*table.c)
-                )
-            ).first()
-        if row is None:
-            raise NotFoundError("notification", item_id)
-        return outbox_item(row)
 
 
 def _user_role(role: object) -> Role:

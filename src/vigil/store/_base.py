@@ -19,9 +19,9 @@ from vigil.core.events import Event
 from vigil.core.incidents import Incident
 from vigil.core.rules import Rule
 from vigil.store import models
-from vigil.store._outbox import enqueue_for_events
 from vigil.store.engine import SQLITE_BEGIN
 from vigil.store.errors import translated_errors
+from vigil.store.listen import EVENTS_CHANNEL
 
 # Event ids come from a sequence, and PostgreSQL hands out sequence values at insert time, not
 # at commit: a reader could see id 12 before a slower transaction commits id 11, and then skip
@@ -37,15 +37,6 @@ class StoreBase:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._dialect = engine.dialect.name
-
-    @property
-    def engine(self) -> AsyncEngine:
-        return self._engine
-
-    @property
-    def dialect(self) -> str:
-        """``sqlite`` or ``postgresql``."""
-        return self._dialect
 
     @asynccontextmanager
     async def _read(self, action: str) -> AsyncIterator[AsyncConnection]:
@@ -81,7 +72,7 @@ class StoreBase:
         stored: list[Event] = []
         table = models.events
         for item in items:
-            payload = _json_ready(item)
+            payload = event_payload(item)
             new_id = await connection.scalar(
                 table.insert()
                 .values(
@@ -97,18 +88,21 @@ class StoreBase:
             stored.append(_with_id(item, int(new_id)))
         # The one place incident events are stored, so the one place their notifications are
         # written: same transaction, same fate.
-        await enqueue_for_events(connection, stored, upsert=self._upsert)
+        await self._enqueue_notifications(connection, stored)
         if self._dialect == "postgresql":
             # Delivered at commit, never for a rolled-back transaction: wakes every instance
             # to read the log (the truth), so the payload is only a hint.
             await connection.execute(select(func.pg_notify(EVENTS_CHANNEL, str(stored[-1].id))))
         return stored
 
+    async def _enqueue_notifications(
+        self, connection: AsyncConnection, events: Sequence[Event]
+    ) -> None:
+        """The outbox's share of storing events: ``_outbox.Outbox`` writes it."""
+        raise NotImplementedError
 
-EVENTS_CHANNEL = "vigil_events"
 
-
-def _json_ready(item: Event) -> dict[str, Any]:
+def event_payload(item: Event) -> dict[str, Any]:
     payload = item.to_dict()
     payload.pop("id")
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 
 from sqlalchemy import exc as sa_exc
@@ -37,8 +37,8 @@ from vigil.store._base import (
 
 # What the evaluator owns on an open incident. Acknowledgement and notes belong to people and
 # may have changed on another instance since the evaluator last saw the incident.
-_EVALUATOR_FIELDS = ("severity", "threshold", "message", "peak_value", "last_value")
-_RESOLUTION_FIELDS = ("status", "resolved_at", "resolution", "resolved_by")
+EVALUATOR_FIELDS = ("severity", "threshold", "message", "peak_value", "last_value")
+RESOLUTION_FIELDS = ("status", "resolved_at", "resolution", "resolved_by")
 
 
 def _day(incident: Incident) -> date:
@@ -54,20 +54,10 @@ class IncidentChanges(StoreBase):
             open_rows = (
                 await connection.execute(select(models.incidents).where(models.OPEN_PREDICATE))
             ).all()
-        open_incidents = {row.metric: incident_from_row(row) for row in open_rows}
-        states: dict[str, RuleState] = {}
-        for row in streaks:
-            incident = open_incidents.get(row.metric)
-            states[row.metric] = RuleState(
-                breach_streak=row.breach_streak,
-                # The normal streak means something only while an incident is open.
-                normal_streak=row.normal_streak if incident is not None else 0,
-                critical_streak=row.critical_streak,
-                incident=incident,
-            )
-        for metric, incident in open_incidents.items():
-            states.setdefault(metric, RuleState(incident=incident))
-        return states
+        return resume_states(
+            ((r.metric, r.breach_streak, r.normal_streak, r.critical_streak) for r in streaks),
+            (incident_from_row(row) for row in open_rows),
+        )
 
     async def commit_cycle(
         self, *, samples: Sequence[Sample], result: CycleResult, now: datetime
@@ -231,7 +221,7 @@ class IncidentChanges(StoreBase):
     async def _apply_evaluation(self, connection: AsyncConnection, incident: Incident) -> Incident:
         """Write what the evaluator changed on a stored open incident; return the stored row."""
         table = models.incidents
-        fields = _EVALUATOR_FIELDS + (_RESOLUTION_FIELDS if not incident.is_open else ())
+        fields = EVALUATOR_FIELDS + (RESOLUTION_FIELDS if not incident.is_open else ())
         values = incident_values(incident)
         row = (
             await connection.execute(
@@ -280,6 +270,27 @@ class IncidentChanges(StoreBase):
             set_={"count": table.c.count + statement.excluded.count},
         )
         await connection.execute(statement, deltas)
+
+
+def resume_states(
+    streaks: Iterable[tuple[str, int, int, int]], open_incidents: Iterable[Incident]
+) -> dict[str, RuleState]:
+    """Rule states from persisted streaks ``(metric, breach, normal, critical)`` and the open
+    incidents: what a restarted monitor resumes."""
+    by_metric = {incident.metric: incident for incident in open_incidents}
+    states: dict[str, RuleState] = {}
+    for metric, breach, normal, critical in streaks:
+        incident = by_metric.get(metric)
+        states[metric] = RuleState(
+            breach_streak=breach,
+            # The normal streak means something only while an incident is open.
+            normal_streak=normal if incident is not None else 0,
+            critical_streak=critical,
+            incident=incident,
+        )
+    for metric, incident in by_metric.items():
+        states.setdefault(metric, RuleState(incident=incident))
+    return states
 
 
 def _replace_incident(item: Event, incident: Incident) -> Event:

@@ -11,8 +11,6 @@ from sqlalchemy import (
     Uuid,
     bindparam,
     case,
-    cast,
-    delete,
     func,
     literal,
     select,
@@ -21,6 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from vigil.core.errors import NotFoundError, ValidationError
+from vigil.core.events import Event
 from vigil.core.incidents import Incident, Resolution, Severity, Status
 from vigil.core.validation import METRIC_PATTERN
 from vigil.store import models
@@ -30,14 +29,16 @@ from vigil.store._base import (
     check_enum,
     check_int,
     check_time,
+    event_from_row,
     incident_from_row,
     parse_incident_id,
 )
-from vigil.store.records import Cursor, DayCount, Page, Summary
+from vigil.store.records import Cursor, DayCount, Page
 from vigil.store.types import UTCDateTime
 
 MAX_PAGE = 1_000_000
 MAX_DAYS = 365
+MAX_TIMELINE = 1000
 
 _SEVERITY_RANK = case(
     {severity: severity.rank for severity in Severity}, value=models.incidents.c.severity
@@ -54,11 +55,6 @@ _ACTIVE = (
         models.incidents.c.triggered_at.desc(),
         models.incidents.c.id.desc(),
     )
-)
-_SUMMARY = (
-    select(models.incidents.c.severity, models.incidents.c.status, func.count())
-    .where(models.OPEN_PREDICATE)
-    .group_by(models.incidents.c.severity, models.incidents.c.status)
 )
 _DAY_COUNTS = select(
     models.incident_daily_counts.c.day,
@@ -154,16 +150,6 @@ class IncidentQueries(StoreBase):
             next_cursor=next_cursor,
         )
 
-    async def summary(self) -> Summary:
-        """Open incidents counted by severity and by status."""
-        async with self._read("reading the incident summary") as connection:
-            rows = (await connection.execute(_SUMMARY)).all()
-        counts: dict[str, int] = {}
-        for severity, status, count in rows:
-            counts[severity.value] = counts.get(severity.value, 0) + count
-            counts[status.value] = counts.get(status.value, 0) + count
-        return Summary(**counts)
-
     async def frequency(self, *, days: int, now: datetime) -> list[DayCount]:
         """Incidents triggered per UTC day by severity, for the ``days`` days ending today:
         every day present (zero-filled), oldest first. Read from the maintained daily counts."""
@@ -194,23 +180,16 @@ class IncidentQueries(StoreBase):
             rows = (await connection.execute(statement)).all()
         return [incident_from_row(row) for row in rows]
 
-    async def rebuild_daily_counts(self) -> None:
-        """Recount the frequency table from ``incidents``: after a bulk import, or a repair.
-
-        The monitor never needs this: every cycle keeps the counts in step.
-        """
-        table = models.incidents
-        counts = models.incident_daily_counts
-        day = self.incident_day(table.c.triggered_at)
-        recount = select(day, table.c.severity, func.count()).group_by(day, table.c.severity)
-        async with self._write("rebuilding incident counts") as connection:
-            await connection.execute(delete(counts))
-            await connection.execute(
-                counts.insert().from_select(["day", "severity", "count"], recount)
-            )
-
-    def incident_day(self, column: ColumnElement[datetime]) -> ColumnElement[object]:
-        """The UTC calendar day of a stored time, in SQL."""
-        if self._dialect == "postgresql":
-            return cast(func.timezone("UTC", column), Date)
-        return func.date(column)  # SQLite stores naive UTC text
+    async def incident_events(
+        self, incident_id: uuid.UUID | str, *, limit: int = MAX_TIMELINE
+    ) -> list[Event]:
+        """An incident's events in order, oldest first: its timeline (at most ``limit``)."""
+        ident = parse_incident_id(incident_id)
+        check_int("limit", limit, 1, MAX_TIMELINE)
+        table = models.events
+        statement = (
+            select(table).where(table.c.incident_id == ident).order_by(table.c.id).limit(limit)
+        )
+        async with self._read("reading an incident's events") as connection:
+            rows = (await connection.execute(statement)).all()
+        return [event_from_row(row) for row in rows]

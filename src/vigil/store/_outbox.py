@@ -1,6 +1,9 @@
-"""The transactional outbox: the rows that tell channels of incident events, written by the
-very transaction that stores the events (``StoreBase._append_events``), so an incident change
-and its notifications commit together or not at all.
+"""The transactional outbox: one row per notification to send, in one place.
+
+Rows are written by the very transaction that stores their events
+(``StoreBase._append_events`` calls ``_enqueue_notifications``), so an incident change and its
+notifications commit together or not at all. The dispatcher then claims what is due, settles
+each attempt, counts, and writes reminders, all here.
 
 Which channels hear of an event is decided from their stored settings alone (``subscribed``),
 never by re-parsing their URLs: a URL that apprise stopped accepting must not keep an incident
@@ -10,60 +13,305 @@ from being recorded; its delivery fails, visibly, instead.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from collections.abc import Collection, Iterable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, Table, select
+from sqlalchemy import Row, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vigil.core.errors import NotFoundError, ValidationError
 from vigil.core.events import Event
 from vigil.core.incidents import Severity
 from vigil.notify.channels import NotifyOn, subscribed
 from vigil.notify.format import idempotency_key
 from vigil.store import models
-from vigil.store.records import OutboxItem, OutboxStatus
+from vigil.store._base import StoreBase, check_int, check_time, event_from_row
+from vigil.store.records import (
+    Delivery,
+    LastNotification,
+    OutboxCounts,
+    OutboxItem,
+    OutboxStatus,
+)
 
-Upsert = Callable[[Table], Any]
+MAX_ERROR = 2000
+MAX_CLAIM = 1000
 
 
-async def enqueue_for_events(
-    connection: AsyncConnection, events: Sequence[Event], *, upsert: Upsert
-) -> int:
-    """Write one pending row per (incident event, enabled channel that wants it); returns how
-    many. The key is the message's idempotency key, so writing the same again adds nothing."""
-    notified = [e for e in events if e.incident is not None and NotifyOn.of(e.kind) is not None]
-    if not notified:
-        return 0
-    table = models.channels
-    channels = (
-        await connection.execute(
-            select(table.c.name, table.c.events, table.c.min_severity)
-            .where(table.c.enabled.is_(True))
-            .order_by(table.c.name)
-        )
-    ).all()
-    rows = [
-        outbox_row(event, channel.name, now=event.at)
-        for event in notified
-        for channel in channels
-        if subscribed(
-            event,
-            enabled=True,
-            events=notify_on(channel.events),
-            min_severity=Severity(channel.min_severity),
-        )
-    ]
-    if rows:
+class Outbox(StoreBase):
+    async def _enqueue_notifications(
+        self, connection: AsyncConnection, events: Sequence[Event]
+    ) -> None:
+        """Write one pending row per (incident event, enabled channel that wants it). The key
+        is the message's idempotency key, so writing the same again adds nothing."""
+        notified = [e for e in events if e.incident is not None and NotifyOn.of(e.kind) is not None]
+        if not notified:
+            return
+        table = models.channels
+        channels = (
+            await connection.execute(
+                select(table.c.name, table.c.events, table.c.min_severity)
+                .where(table.c.enabled.is_(True))
+                .order_by(table.c.name)
+            )
+        ).all()
+        rows = [
+            _row(event, channel.name, now=event.at)
+            for event in notified
+            for channel in channels
+            if subscribed(
+                event,
+                enabled=True,
+                events=notify_on(channel.events),
+                min_severity=Severity(channel.min_severity),
+            )
+        ]
+        if rows:
+            outbox = models.outbox
+            await connection.execute(
+                self._upsert(outbox).on_conflict_do_nothing(
+                    index_elements=[outbox.c.idempotency_key]
+                ),
+                rows,
+            )
+
+    async def claim_notifications(
+        self, *, now: datetime, lease: timedelta, limit: int = 100
+    ) -> list[Delivery]:
+        """Take up to ``limit`` due rows for one attempt each: their attempt is counted now and
+        they are not due again until ``now + lease``, when a dispatcher that died meanwhile
+        (or one still sending) has surely given up. Settle each with ``settle_notification``.
+
+        Per incident and channel only the oldest pending row is handed out, so one incident's
+        messages reach a channel in order.
+        """
+        check_time("now", now)
+        check_int("limit", limit, 1, MAX_CLAIM)
+        if not isinstance(lease, timedelta) or lease <= timedelta(0):
+            raise ValidationError("lease", f"must be a positive duration, got {lease!r}")
         outbox = models.outbox
-        await connection.execute(
-            upsert(outbox).on_conflict_do_nothing(index_elements=[outbox.c.idempotency_key]),
-            rows,
+        earlier = outbox.alias("earlier")
+        blocked = exists().where(
+            earlier.c.status == OutboxStatus.PENDING,
+            earlier.c.channel == outbox.c.channel,
+            earlier.c.incident_id == outbox.c.incident_id,
+            earlier.c.id < outbox.c.id,
         )
-    return len(rows)
+        due = (
+            select(outbox.c.id)
+            .where(
+                outbox.c.status == OutboxStatus.PENDING,
+                outbox.c.next_attempt_at <= now,
+                ~blocked,
+            )
+            .order_by(outbox.c.next_attempt_at, outbox.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=outbox)
+        )
+        async with self._write("claiming notifications") as connection:
+            ids = list((await connection.scalars(due)).all())
+            if not ids:
+                return []
+            rows = (
+                await connection.execute(
+                    update(outbox)
+                    .where(outbox.c.id.in_(ids))
+                    .values(attempts=outbox.c.attempts + 1, next_attempt_at=now + lease)
+                    .returning(*outbox.c)
+                )
+            ).all()
+            events = await _events(connection, {row.event_id for row in rows})
+        order = {ident: n for n, ident in enumerate(ids)}
+        return [
+            Delivery(_item(row), events[row.event_id])
+            for row in sorted(rows, key=lambda row: order[row.id])
+        ]
+
+    async def settle_notification(
+        self,
+        item_id: int,
+        *,
+        now: datetime,
+        error: str | None = None,
+        retry_at: datetime | None = None,
+    ) -> OutboxItem:
+        """The outcome of a claimed attempt: sent (no ``error``), pending again at
+        ``retry_at``, or failed for good. A row no longer pending (sent or failed meanwhile)
+        is left as it is and returned: a sent row is never made pending again."""
+        values = settlement(now=now, error=error, retry_at=retry_at)
+        outbox = models.outbox
+        async with self._write("settling a notification") as connection:
+            row = (
+                await connection.execute(
+                    update(outbox)
+                    .where(outbox.c.id == item_id, outbox.c.status == OutboxStatus.PENDING)
+                    .values(**values)
+                    .returning(*outbox.c)
+                )
+            ).first()
+            if row is None:
+                row = (
+                    await connection.execute(select(outbox).where(outbox.c.id == item_id))
+                ).first()
+        if row is None:
+            raise NotFoundError("notification", item_id)
+        return _item(row)
+
+    async def settle_sent(self, item_ids: Collection[int], *, now: datetime) -> int:
+        """Record several deliveries at once (a dispatcher's group commit); rows no longer
+        pending are left as they are. Returns how many were marked sent."""
+        check_time("now", now)
+        if not item_ids:
+            return 0
+        outbox = models.outbox
+        async with self._write("recording deliveries") as connection:
+            result = await connection.execute(
+                update(outbox)
+                .where(outbox.c.id.in_(list(item_ids)), outbox.c.status == OutboxStatus.PENDING)
+                .values(status=OutboxStatus.SENT, sent_at=now)
+            )
+        return int(result.rowcount)
+
+    async def outbox_counts(self) -> OutboxCounts:
+        outbox = models.outbox
+        async with self._read("counting notifications") as connection:
+            rows = (
+                await connection.execute(
+                    select(outbox.c.status, func.count()).group_by(outbox.c.status)
+                )
+            ).all()
+            counts: dict[str, int] = {status: int(count) for status, count in rows}
+            next_at = await connection.scalar(
+                select(func.min(outbox.c.next_attempt_at)).where(
+                    outbox.c.status == OutboxStatus.PENDING
+                )
+            )
+        return OutboxCounts(
+            pending=int(counts.get(OutboxStatus.PENDING, 0)),
+            sent=int(counts.get(OutboxStatus.SENT, 0)),
+            failed=int(counts.get(OutboxStatus.FAILED, 0)),
+            next_attempt_at=next_at,
+        )
+
+    async def list_notifications(
+        self,
+        *,
+        status: OutboxStatus | str | None = None,
+        incident_id: uuid.UUID | None = None,
+        limit: int = 100,
+    ) -> list[OutboxItem]:
+        """Outbox rows, newest first: ``status="failed"`` is what an operator looks at."""
+        check_int("limit", limit, 1, MAX_CLAIM)
+        outbox = models.outbox
+        statement = select(outbox).order_by(outbox.c.id.desc()).limit(limit)
+        if status is not None:
+            try:
+                statement = statement.where(outbox.c.status == OutboxStatus(status))
+            except ValueError:
+                raise ValidationError("status", f"unknown status {status!r}") from None
+        if incident_id is not None:
+            statement = statement.where(outbox.c.incident_id == incident_id)
+        async with self._read("reading notifications") as connection:
+            rows = (await connection.execute(statement)).all()
+        return [_item(row) for row in rows]
+
+    async def last_notifications(
+        self, incident_ids: Collection[uuid.UUID]
+    ) -> list[LastNotification]:
+        """Per incident and channel, what was last written for it (for reminders)."""
+        if not incident_ids:
+            return []
+        outbox = models.outbox
+        async with self._read("reading notifications of incidents") as connection:
+            rows = (
+                await connection.execute(
+                    select(outbox)
+                    .where(outbox.c.incident_id.in_(list(incident_ids)))
+                    .order_by(outbox.c.id)
+                )
+            ).all()
+        return last_of([_item(row) for row in rows])
+
+    async def enqueue_reminder(self, last: LastNotification, *, now: datetime) -> OutboxItem | None:
+        """Write the next reminder after ``last`` (number ``last.repeats + 1``, about the same
+        event). Its key is fixed by that number, so writing it twice adds nothing; returns
+        None then."""
+        check_time("now", now)
+        outbox = models.outbox
+        async with self._write("writing a reminder") as connection:
+            [event] = (await _events(connection, {last.event_id})).values()
+            row = _row(event, last.channel, now=now, repeat=last.repeats + 1)
+            inserted = (
+                await connection.execute(
+                    self._upsert(outbox)
+                    .values(row)
+                    .on_conflict_do_nothing(index_elements=[outbox.c.idempotency_key])
+                    .returning(*outbox.c)
+                )
+            ).first()
+        return None if inserted is None else _item(inserted)
 
 
-def outbox_row(event: Event, channel: str, *, now: datetime, repeat: int = 0) -> dict[str, Any]:
+async def fail_pending(connection: AsyncConnection, channel: str, reason: str) -> None:
+    """Give up on every row still waiting for ``channel`` (it is being removed)."""
+    outbox = models.outbox
+    await connection.execute(
+        update(outbox)
+        .where(outbox.c.channel == channel, outbox.c.status == OutboxStatus.PENDING)
+        .values(status=OutboxStatus.FAILED, last_error=reason)
+    )
+
+
+def settlement(*, now: datetime, error: str | None, retry_at: datetime | None) -> dict[str, Any]:
+    """What settling an attempt changes on its row: sent, pending again at ``retry_at``, or
+    failed for good."""
+    check_time("now", now)
+    if error is None:
+        return {"status": OutboxStatus.SENT, "sent_at": now}
+    if retry_at is None:
+        return {"status": OutboxStatus.FAILED, "last_error": str(error)[:MAX_ERROR]}
+    return {
+        "next_attempt_at": check_time("retry_at", retry_at),
+        "last_error": str(error)[:MAX_ERROR],
+    }
+
+
+def last_of(items: Iterable[OutboxItem]) -> list[LastNotification]:
+    """Per incident and channel, the last of ``items`` (oldest first): what reminders follow."""
+    last: dict[tuple[uuid.UUID, str], OutboxItem] = {}
+    pending: set[tuple[uuid.UUID, str]] = set()
+    repeats: dict[tuple[uuid.UUID, str], int] = {}
+    for item in items:
+        if item.incident_id is None:
+            continue
+        key = (item.incident_id, item.channel)
+        last[key] = item
+        repeats[key] = max(repeats.get(key, 0), item.repeat)
+        if item.status is OutboxStatus.PENDING:
+            pending.add(key)
+    return [
+        LastNotification(
+            incident_id=incident,
+            channel=channel,
+            event_id=item.event_id,
+            at=item.sent_at or item.created_at,
+            repeats=repeats[incident, channel],
+            pending=(incident, channel) in pending,
+        )
+        for (incident, channel), item in last.items()
+    ]
+
+
+def notify_on(values: Iterable[str]) -> frozenset[NotifyOn]:
+    """Stored subscriptions; a value this version does not know is ignored, not fatal."""
+    return frozenset(NotifyOn(v) for v in values if v in _KNOWN)
+
+
+_KNOWN = frozenset(on.value for on in NotifyOn)
+
+
+def _row(event: Event, channel: str, *, now: datetime, repeat: int = 0) -> dict[str, Any]:
     assert event.id is not None and event.incident is not None
     return {
         "event_id": event.id,
@@ -78,23 +326,17 @@ def outbox_row(event: Event, channel: str, *, now: datetime, repeat: int = 0) ->
     }
 
 
-def key_for(event_id: int, incident_id: uuid.UUID | None, channel: str) -> str:
-    """The row key: the message's idempotency key for an incident event; for any other event
-    (only ``enqueue_notifications`` writes those) the event id and channel."""
-    if incident_id is None:
-        return f"{event_id}:{channel}"
-    return idempotency_key(incident_id, event_id, channel)
+async def _events(connection: AsyncConnection, ids: Collection[int]) -> dict[int, Event]:
+    table = models.events
+    rows = (await connection.execute(select(table).where(table.c.id.in_(list(ids))))).all()
+    found = {row.id: event_from_row(row) for row in rows}
+    missing = set(ids) - set(found)
+    if missing:
+        raise NotFoundError("event", min(missing))
+    return found
 
 
-def notify_on(values: Iterable[str]) -> frozenset[NotifyOn]:
-    """Stored subscriptions; a value this version does not know is ignored, not fatal."""
-    return frozenset(NotifyOn(v) for v in values if v in _KNOWN)
-
-
-_KNOWN = frozenset(on.value for on in NotifyOn)
-
-
-def outbox_item(row: Row[Any]) -> OutboxItem:
+def _item(row: Row[Any]) -> OutboxItem:
     return OutboxItem(
         id=row.id,
         event_id=row.event_id,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,13 +21,13 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from vigil.core.errors import ValidationError
-from vigil.core.samples import Sample
 from vigil.core.validation import METRIC_PATTERN
 from vigil.store import models
 from vigil.store._base import StoreBase, check_int, check_name, check_time
 from vigil.store.records import MetricPoint
 
 MAX_POINTS = 10_000
+MAX_METRICS = 1000
 
 
 class SampleQueries(StoreBase):
@@ -41,27 +43,15 @@ class SampleQueries(StoreBase):
         """One metric's samples in ``[start, end)``, averaged into at most ``max_points``
         equal time buckets (empty buckets are left out), oldest first. All instances
         together unless ``instance`` is given."""
-        if not isinstance(metric, str) or not METRIC_PATTERN.fullmatch(metric):
-            raise ValidationError("metric", f"{metric!r} is not a metric name")
-        check_time("start", start)
-        check_time("end", end)
-        if end <= start:
-            raise ValidationError("end", "must be after start")
-        check_int("max_points", max_points, 1, MAX_POINTS)
+        _check_metric(metric)
+        width = _check_range(start, end, max_points)
         table = models.samples
-        width = (end - start).total_seconds() / max_points
         bucket = self._bucket(table.c.time, start, width).label("bucket")
         conditions = [table.c.metric == metric, table.c.time >= start, table.c.time < end]
         if instance is not None:
             conditions.append(table.c.instance == check_name("instance", instance))
         statement = (
-            select(
-                bucket,
-                func.avg(table.c.value),
-                func.min(table.c.value),
-                func.max(table.c.value),
-                func.count(),
-            )
+            select(bucket, *_STATISTICS)
             .where(*conditions)
             # By its name: repeating the expression would compute it three times per row.
             .group_by(literal_column("bucket"))
@@ -69,50 +59,45 @@ class SampleQueries(StoreBase):
         )
         async with self._read("reading metric history") as connection:
             rows = (await connection.execute(statement)).all()
-        # Rows come in bucket order. Float rounding can put a sample just before ``end`` one
-        # bucket too far: it is folded into the last bucket.
-        points: list[MetricPoint] = []
-        last_slot = -1
-        for index, mean, low, high, count in rows:
-            slot = min(int(index), max_points - 1)
-            if slot != last_slot:
-                points.append(
-                    MetricPoint(start + timedelta(seconds=slot * width), mean, low, high, count)
-                )
-                last_slot = slot
-                continue
-            before = points[-1]
-            total = before.count + count
-            points[-1] = MetricPoint(
-                before.time,
-                (before.mean * before.count + mean * count) / total,
-                min(before.min, low),
-                max(before.max, high),
-                total,
-            )
-        return points
+        return _points(rows, start=start, width=width, max_points=max_points)
 
-    async def latest_samples(self, *, since: datetime) -> list[Sample]:
-        """Each (instance, metric)'s newest sample at or after ``since``: one cycle's input
-        for combining instances (core ``combine``)."""
-        check_time("since", since)
+    async def metric_histories(
+        self, metrics: Collection[str], *, start: datetime, end: datetime, max_points: int = 60
+    ) -> dict[str, list[MetricPoint]]:
+        """``metric_history`` of several metrics (all instances together) in one query: a
+        page of sparklines reads them at once. A metric without samples maps to ``[]``."""
+        wanted = sorted(set(metrics))
+        if len(wanted) > MAX_METRICS:
+            raise ValidationError("metrics", f"at most {MAX_METRICS} at once, got {len(wanted)}")
+        for metric in wanted:
+            _check_metric(metric)
+        width = _check_range(start, end, max_points)
+        histories: dict[str, list[MetricPoint]] = {metric: [] for metric in wanted}
+        if not wanted:
+            return histories
         table = models.samples
-        columns = (table.c.id, table.c.instance, table.c.metric, table.c.time, table.c.value)
-        async with self._read("reading latest samples") as connection:
-            rows = (await connection.execute(self._newest(columns, since))).all()
-        # Two samples with the same newest time: the one stored last wins.
-        latest = {(row.instance, row.metric): row for row in rows}
-        return [
-            Sample(row.instance, row.metric, row.time, row.value)
-            for row in sorted(latest.values(), key=lambda row: (row.metric, row.instance))
-        ]
+        bucket = self._bucket(table.c.time, start, width).label("bucket")
+        statement = (
+            select(table.c.metric, bucket, *_STATISTICS)
+            .where(table.c.metric.in_(wanted), table.c.time >= start, table.c.time < end)
+            .group_by(table.c.metric, literal_column("bucket"))
+            .order_by(table.c.metric, literal_column("bucket"))
+        )
+        async with self._read("reading metric histories") as connection:
+            rows = (await connection.execute(statement)).all()
+        for metric, group in itertools.groupby(rows, key=lambda row: str(row[0])):
+            histories[metric] = _points(
+                [tuple(row)[1:] for row in group], start=start, width=width, max_points=max_points
+            )
+        return histories
 
     async def latest_values(
         self, *, since: datetime, exclude_instance: str | None = None
     ) -> dict[str, list[float]]:
-        """The values of ``latest_samples`` by metric, leaving out one instance (the caller's
-        own, whose fresh readings it has): the monitor's hot query, so no times are parsed and
-        no sample objects built."""
+        """Each (instance, metric)'s newest value at or after ``since``, by metric, leaving out
+        one instance (the caller's own, whose fresh readings it has): one cycle's input for
+        combining instances (core ``combine``). The monitor's hot query, so no times are parsed
+        and no sample objects built."""
         check_time("since", since)
         table = models.samples
         columns = (table.c.id, table.c.instance, table.c.metric, table.c.value)
@@ -161,3 +146,53 @@ class SampleQueries(StoreBase):
         # the fraction from the text itself (julianday would blur bucket edges).
         seconds = cast(func.strftime("%s", column), Integer) + cast(func.substr(column, 20), Double)
         return cast((seconds - offset) / width, Integer)
+
+
+_STATISTICS = (
+    func.avg(models.samples.c.value),
+    func.min(models.samples.c.value),
+    func.max(models.samples.c.value),
+    func.count(),
+)
+
+
+def _check_metric(metric: object) -> None:
+    if not isinstance(metric, str) or not METRIC_PATTERN.fullmatch(metric):
+        raise ValidationError("metric", f"{metric!r} is not a metric name")
+
+
+def _check_range(start: datetime, end: datetime, max_points: int) -> float:
+    """Check a history's range; the width of one of its buckets, in seconds."""
+    check_time("start", start)
+    check_time("end", end)
+    if end <= start:
+        raise ValidationError("end", "must be after start")
+    check_int("max_points", max_points, 1, MAX_POINTS)
+    return (end - start).total_seconds() / max_points
+
+
+def _points(
+    rows: Sequence[Sequence[Any]], *, start: datetime, width: float, max_points: int
+) -> list[MetricPoint]:
+    """Bucket rows ``(index, mean, min, max, count)`` in index order, as points. Float
+    rounding can put a sample just before the end one bucket too far: it is folded into the
+    last bucket."""
+    points: list[MetricPoint] = []
+    last_slot = -1
+    for index, mean, low, high, count in rows:
+        slot = min(int(index), max_points - 1)
+        if slot != last_slot:
+            time = start + timedelta(seconds=slot * width)
+            points.append(MetricPoint(time, mean, low, high, count))
+            last_slot = slot
+            continue
+        before = points[-1]
+        total = before.count + count
+        points[-1] = MetricPoint(
+            before.time,
+            (before.mean * before.count + mean * count) / total,
+            min(before.min, low),
+            max(before.max, high),
+            total,
+        )
+    return points

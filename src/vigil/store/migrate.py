@@ -44,10 +44,6 @@ async def upgrade_engine(engine: AsyncEngine, revision: str = "head") -> None:
     await _run(engine, "upgrade", revision)
 
 
-async def downgrade_engine(engine: AsyncEngine, revision: str) -> None:
-    await _run(engine, "downgrade", revision)
-
-
 async def upgrade(url: str, revision: str = "head") -> str | None:
     """Migrate the database at ``url`` up to ``revision``; returns the revision reached."""
     return await _with_engine(url, "upgrade", revision)

@@ -78,21 +78,6 @@ class Page(Generic[T]):
 
 
 @dataclass(frozen=True, slots=True)
-class Summary:
-    """Open incidents (active or acknowledged) counted by severity and by status."""
-
-    info: int = 0
-    warning: int = 0
-    critical: int = 0
-    active: int = 0
-    acknowledged: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.active + self.acknowledged
-
-
-@dataclass(frozen=True, slots=True)
 class DayCount:
     """Incidents triggered on one UTC day, by their severity."""
 

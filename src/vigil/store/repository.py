@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from types import TracebackType
 
-from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vigil.store import migrate
@@ -19,12 +18,15 @@ from vigil.store._accounts import Accounts
 from vigil.store._changes import IncidentChanges
 from vigil.store._channels import Channels
 from vigil.store._incidents import IncidentQueries
+from vigil.store._outbox import Outbox
 from vigil.store._retention import Retention
 from vigil.store._rules import RulesAndEvents
 from vigil.store._samples import SampleQueries
-from vigil.store._suppressions import Suppressions
+from vigil.store._silences import Silences
 from vigil.store.engine import create_engine
-from vigil.store.errors import VigilStorageError, translated_errors
+from vigil.store.errors import VigilStorageError
+from vigil.store.leader import Leadership, leadership_for
+from vigil.store.listen import POLL_SECONDS, RECHECK_SECONDS, EventWatch
 
 
 class Store(
@@ -34,7 +36,8 @@ class Store(
     SampleQueries,
     Accounts,
     Channels,
-    Suppressions,
+    Outbox,
+    Silences,
     Retention,
 ):
     """Open with ``await Store.open(url)`` (or ``async with await Store.open(url) as store``);
@@ -54,7 +57,7 @@ class Store(
         _check_sqlite_directory(engine)
         try:
             if upgrade is None:
-                upgrade = store.dialect == "sqlite"
+                upgrade = store._dialect == "sqlite"
             await store._check_schema(upgrade=upgrade)
         except BaseException:
             await engine.dispose()
@@ -75,33 +78,29 @@ class Store(
     ) -> None:
         await self.close()
 
-    async def upgrade(self, revision: str = "head") -> None:
-        """Apply migrations up to ``revision``."""
-        await migrate.upgrade_engine(self._engine, revision)
+    def leadership(self) -> Leadership:
+        """Who evaluates, for a monitor on this database: one monitor per SQLite file (a
+        second is refused with ``MonitorRunningError``), a PostgreSQL advisory lock that
+        another instance takes over when its holder dies, always this one for an in-memory
+        database. Acquire it before evaluating; release it when done."""
+        return leadership_for(self._engine.url)
 
-    async def downgrade(self, revision: str) -> None:
-        """Roll migrations back to ``revision`` (``base``: drop every Vigil table)."""
-        await migrate.downgrade_engine(self._engine, revision)
-
-    async def revision(self) -> str | None:
-        """The schema revision of the database; ``None`` if never migrated."""
-        return await migrate.current_revision(self._engine)
-
-    async def table_names(self) -> list[str]:
-        """Tables present in the database (for diagnostics and tests)."""
-        with translated_errors("listing tables"):
-            async with self._engine.connect() as connection:
-                return sorted(
-                    await connection.run_sync(lambda sync: inspect(sync).get_table_names())
-                )
+    def watch_events(
+        self, *, poll: float = POLL_SECONDS, recheck: float = RECHECK_SECONDS
+    ) -> EventWatch:
+        """Wake-ups for readers of the event log: with PostgreSQL, at once when another
+        process commits events (LISTEN/NOTIFY) and every ``recheck`` seconds; otherwise every
+        ``poll`` seconds. Use as ``async with store.watch_events() as watch: async for _ in
+        watch: ...``."""
+        return EventWatch(self._engine.url, poll=poll, recheck=recheck)
 
     async def _check_schema(self, *, upgrade: bool) -> None:
-        current = await self.revision()
+        current = await migrate.current_revision(self._engine)
         head = migrate.head_revision()
         if current == head:
             return
         if upgrade:
-            await self.upgrade()
+            await migrate.upgrade_engine(self._engine)
             return
         state = "has no Vigil schema" if current is None else f"is at revision {current}"
         raise VigilStorageError(

@@ -1,1 +1,1 @@
-"""Alembic migrations of Vigil's schema. Applied with ``vigil db upgrade`` or ``Store.upgrade``."""
+"""Alembic migrations of Vigil's schema. Applied by ``vigil db upgrade`` or ``Store.open``."""

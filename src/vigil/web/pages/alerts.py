@@ -48,7 +48,7 @@ async def rules_section(reads: Reads) -> Context:
     # Which rules are silenced now, from the monitor's own cache (reloaded when a snooze or
     # window changes anywhere): the same answer the monitor acts on, without a query.
     vigil = reads.vigil
-    silences = vigil.suppressions
+    silences = vigil.silences
     await silences.load()
     now = vigil.clock()
     windows: dict[str, list[str]] = {}

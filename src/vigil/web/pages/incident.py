@@ -10,12 +10,8 @@ from datetime import datetime, timedelta
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
-from sqlalchemy import select
 
 from vigil.core import Event, NotFoundError
-from vigil.store import models
-from vigil.store._base import event_from_row
-from vigil.store.errors import translated_errors
 from vigil.web.pages.forms import AdminForm, back, validated
 from vigil.web.pages.render import base_context, render
 from vigil.web.pages.route import PageRoute, Reader
@@ -33,23 +29,9 @@ TIMELINE_LIMIT = 200
 
 
 async def incident_events(reads: Reads, incident_id: uuid.UUID) -> list[Event]:
-    """The incident's events in order: its timeline.
-
-    The store has no such read yet, and neither has the API; this is the one query pages make
-    themselves (indexed: ``ix_events_incident_id``). It belongs in ``Store`` when the API
-    grows ``GET /api/alerts/incidents/{id}/events``.
-    """
-    table = models.events
-    statement = (
-        select(table)
-        .where(table.c.incident_id == incident_id)
-        .order_by(table.c.id)
-        .limit(TIMELINE_LIMIT)
-    )
-    with translated_errors("reading an incident's events"):
-        async with reads.vigil.store.engine.connect() as connection:
-            rows = (await connection.execute(statement)).all()
-    return [event_from_row(row) for row in rows]
+    """The incident's events in order: its timeline. (The API has no such read yet; it would
+    be ``GET /api/alerts/incidents/{id}/events``.)"""
+    return await reads.vigil.store.incident_events(incident_id, limit=TIMELINE_LIMIT)
 
 
 def chart_window(

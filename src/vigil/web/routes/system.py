@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vigil.core import Sample, ValidationError
 from vigil.metrics import TaskHealth
-from vigil.runtime import MonitorStatus
+from vigil.runtime import Health
 from vigil.runtime.notifier import NotifierStatus
 from vigil.web.auth import Ingester, MaybePrincipal, Viewer, web_state
 from vigil.web.errors import responses
@@ -108,15 +108,8 @@ class HealthDetails(BaseModel):
     notifications: NotificationsOut
 
     @classmethod
-    def of(
-        cls,
-        status: MonitorStatus,
-        tasks: list[TaskHealth],
-        notifications: NotifierStatus,
-        *,
-        last_event_id: int,
-        clients: int,
-    ) -> HealthDetails:
+    def of(cls, health: Health, *, clients: int) -> HealthDetails:
+        status = health.monitor
         return cls(
             instance=status.instance,
             leader=status.leader,
@@ -128,10 +121,10 @@ class HealthDetails(BaseModel):
             last_error=status.last_error,
             pending_samples=status.pending_samples,
             dropped_samples=status.dropped_samples,
-            last_event_id=last_event_id,
+            last_event_id=health.last_event_id,
             stream_clients=clients,
-            tasks=[TaskOut.of(task) for task in tasks],
-            notifications=NotificationsOut.of(notifications),
+            tasks=[TaskOut.of(task) for task in health.tasks],
+            notifications=NotificationsOut.of(health.notifications),
         )
 
 
@@ -152,20 +145,12 @@ MAX_FUTURE = timedelta(minutes=5)  # clock skew allowed to a pusher
     openapi_extra={"security": [{}]},  # anonymous callers too: the schemes are optional
 )
 async def health(request: Request, principal: MaybePrincipal) -> HealthOut:
-    vigil = web_state(request).vigil
-    status = vigil.monitor.status()  # NotStartedError: 503
-    tasks = vigil.metrics.health.snapshot()
-    failing = not status.database_ok or any(task.status.failing for task in tasks)
+    state = web_state(request)
+    health = state.vigil.health()  # NotStartedError: 503
     details = None
     if principal is not None and principal.can_read:
-        details = HealthDetails.of(
-            status,
-            tasks,
-            vigil.notifier.status(),
-            last_event_id=vigil.bus.last_id,
-            clients=web_state(request).live.clients,
-        )
-    return HealthOut(status="degraded" if failing else "ok", details=details)
+        details = HealthDetails.of(health, clients=state.live.clients)
+    return HealthOut(status="ok" if health.ok else "degraded", details=details)
 
 
 @router.post(

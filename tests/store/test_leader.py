@@ -1,3 +1,5 @@
+"""Leader election: one monitor per SQLite file, one leader among PostgreSQL instances."""
+
 from __future__ import annotations
 
 import os
@@ -5,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from vigil.runtime.leader import (
+from vigil.store import Store
+from vigil.store.leader import (
     FileLeadership,
     MonitorRunningError,
     PostgresLeadership,
@@ -36,6 +39,16 @@ def test_the_database_url_picks_the_kind_of_leadership(tmp_path: Path) -> None:
     assert isinstance(file_lock, FileLeadership)
     assert file_lock.path == tmp_path / "v.db.monitor.lock"
     assert isinstance(leadership_for("postgresql+asyncpg://u@h/db"), PostgresLeadership)
+
+
+async def test_a_store_hands_out_the_leadership_of_its_database(sqlite_url: str) -> None:
+    async with await Store.open(sqlite_url) as store, await Store.open(sqlite_url) as other:
+        first, second = store.leadership(), other.leadership()
+        assert isinstance(first, FileLeadership)
+        assert await first.try_acquire()
+        with pytest.raises(MonitorRunningError):
+            await second.try_acquire()
+        await first.release()
 
 
 @pytest.mark.postgres

@@ -1,4 +1,7 @@
-"""The dispatcher on its own: its policy, leadership, a clean stop, and rows it cannot send."""
+"""The dispatcher on its own: its policy, leadership, a clean stop, and rows it cannot send.
+
+On an in-memory store, but for the rows a real database can hold and no store method writes
+(a channel gone under a pending row, a stored URL that apprise stopped accepting)."""
 
 from __future__ import annotations
 
@@ -7,18 +10,22 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
-from tests.runtime.support import wait_until
-from vigil.core import Event, EventKind, ValidationError
+from tests.notify.receiver import Receiver, serving
+from tests.store.conftest import make_incident, raw
+from vigil.core import CycleResult, Event, EventKind, ValidationError
 from vigil.core.incidents import Severity
 from vigil.metrics import HealthRegistry
 from vigil.notify import Channel, Message
 from vigil.runtime.notifier import NOTIFIER_TASK, DeliveryPolicy, Notifier
 from vigil.runtime.vigil import utcnow
 from vigil.store import OutboxStatus, Store, models
+from vigil.store.memory import MemoryStore
 
-from .receiver import Receiver, serving
+from .support import wait_until
+
+AnyStore = Store | MemoryStore
 
 
 class Switch:
@@ -44,13 +51,18 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 @pytest.fixture
-async def store(migrated_url: str) -> AsyncIterator[Store]:
+def store() -> MemoryStore:
+    return MemoryStore()
+
+
+@pytest.fixture
+async def database(migrated_url: str) -> AsyncIterator[Store]:
     async with await Store.open(migrated_url) as opened:
         yield opened
 
 
 def notifier(
-    store: Store, *, leader: bool = True, check_every: float = 0.2, **options: object
+    store: AnyStore, *, leader: bool = True, check_every: float = 0.2, **options: object
 ) -> Notifier:
     policy = DeliveryPolicy(backoff=0.1, check_every=check_every)
     fields: dict[str, object] = {
@@ -64,11 +76,12 @@ def notifier(
     return Notifier(**fields)  # type: ignore[arg-type]
 
 
-async def open_incident(store: Store) -> None:
-    """An incident opened the way the monitor does it, stamped now."""
-    from tests.store.conftest import make_incident, open_incident
-
-    await open_incident(store, make_incident(severity=Severity.CRITICAL, at=utcnow()))
+async def open_incident(store: AnyStore) -> None:
+    """A critical incident opened the way the monitor does it (its outbox rows with it),
+    stamped now."""
+    incident = make_incident(severity=Severity.CRITICAL, at=utcnow())
+    event = Event.for_incident(EventKind.INCIDENT_OPENED, incident, at=incident.triggered_at)
+    await store.commit_cycle(samples=[], result=CycleResult(events=[event]), now=event.at)
 
 
 # -- the policy ---------------------------------------------------------------------------------
@@ -100,7 +113,7 @@ def test_a_policy_that_cannot_work_is_refused(options: dict[str, float], field: 
 # -- leadership and stopping ---------------------------------------------------------------------
 
 
-async def test_only_the_leader_dispatches(store: Store, receiver: Receiver) -> None:
+async def test_only_the_leader_dispatches(store: MemoryStore, receiver: Receiver) -> None:
     await store.add_channel({"name": "ops", "url": receiver.url()}, now=utcnow())
     await open_incident(store)
     follower = notifier(store, leader=False, check_every=3600.0)
@@ -130,7 +143,7 @@ async def test_only_the_leader_dispatches(store: Store, receiver: Receiver) -> N
 
 
 async def test_a_clean_stop_finishes_and_records_the_delivery_under_way(
-    store: Store, receiver: Receiver
+    store: MemoryStore, receiver: Receiver
 ) -> None:
     receiver.hold["/slow"] = asyncio.Event()
     await store.add_channel({"name": "slow", "url": receiver.url("/slow")}, now=utcnow())
@@ -149,24 +162,39 @@ async def test_a_clean_stop_finishes_and_records_the_delivery_under_way(
 # -- rows that cannot be sent ------------------------------------------------------------------
 
 
-async def test_a_disabled_or_missing_channel_fails_its_rows_at_once(
-    store: Store, receiver: Receiver
+async def test_a_channel_disabled_before_delivery_fails_its_rows_at_once(
+    store: MemoryStore, receiver: Receiver
 ) -> None:
     await store.add_channel({"name": "paused", "url": receiver.url("/paused")}, now=utcnow())
     await open_incident(store)
     await store.update_channel("paused", {"enabled": False}, now=utcnow())
-    await store.enqueue_notifications(1, ["never-added"], now=utcnow())
     dispatcher = notifier(store)
     assert await dispatcher.run_once() == 0
-    failed = {row.channel: row for row in await store.list_notifications(status="failed")}
-    assert failed["paused"].last_error == "the channel was disabled before delivery"
-    assert failed["never-added"].last_error == "there is no channel named 'never-added'"
-    assert failed["paused"].attempts == 1  # no retry: another attempt cannot do better
+    [failed] = await store.list_notifications(status="failed")
+    assert failed.last_error == "the channel was disabled before delivery"
+    assert failed.attempts == 1  # no retry: another attempt cannot do better
     assert receiver.hits == []
-    assert dispatcher.status().given_up == 2
+    assert dispatcher.status().given_up == 1
 
 
-async def test_a_transport_that_raises_is_retried_not_fatal(store: Store) -> None:
+async def test_a_row_whose_channel_is_gone_fails_at_once(
+    database: Store, receiver: Receiver, migrated_url: str
+) -> None:
+    await database.add_channel({"name": "gone", "url": receiver.url("/gone")}, now=utcnow())
+    await open_incident(database)
+    # Its row stays pending (removing a channel through the store would fail it): as if the
+    # channel went in between the claim and the delivery.
+    async with raw(migrated_url) as connection:
+        await connection.execute(delete(models.channels).where(models.channels.c.name == "gone"))
+    dispatcher = notifier(database)
+    assert await dispatcher.run_once() == 0
+    [failed] = await database.list_notifications(status="failed")
+    assert failed.last_error == "there is no channel named 'gone'"
+    assert receiver.hits == []
+    assert dispatcher.status().given_up == 1
+
+
+async def test_a_transport_that_raises_is_retried_not_fatal(store: MemoryStore) -> None:
     await store.add_channel({"name": "ops", "url": "json://127.0.0.1:9/hook"}, now=utcnow())
     await open_incident(store)
     calls: list[str] = []
@@ -188,7 +216,7 @@ async def test_a_transport_that_raises_is_retried_not_fatal(store: Store) -> Non
 
 
 async def test_a_message_that_cannot_be_formatted_fails_without_retrying(
-    store: Store, receiver: Receiver
+    store: MemoryStore, receiver: Receiver
 ) -> None:
     await store.add_channel({"name": "ops", "url": receiver.url()}, now=utcnow())
     await open_incident(store)
@@ -201,13 +229,14 @@ async def test_a_message_that_cannot_be_formatted_fails_without_retrying(
 
 
 async def test_a_stored_url_apprise_stopped_accepting_fails_only_its_own_rows(
-    store: Store, receiver: Receiver
+    database: Store, receiver: Receiver, migrated_url: str
 ) -> None:
+    store = database
     await store.add_channel({"name": "stale", "url": receiver.url("/stale")}, now=utcnow())
     await store.add_channel({"name": "fine", "url": receiver.url("/fine")}, now=utcnow())
     # What an apprise upgrade that drops a service looks like from here: the stored URL
     # no longer validates.
-    async with store.engine.begin() as connection:
+    async with raw(migrated_url) as connection:
         await connection.execute(
             update(models.channels)
             .where(models.channels.c.name == "stale")

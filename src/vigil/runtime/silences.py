@@ -1,4 +1,5 @@
-"""Which rules are snoozed or in maintenance: a small cache the leader's monitor asks each cycle.
+"""Which rules are silenced (snoozed or in maintenance): a small cache the leader's monitor asks
+each cycle.
 
 Snoozes and windows live in the database; the cache reloads them when an event says they
 changed (here or, through the event log, in another process such as the CLI), when this
@@ -16,7 +17,7 @@ from datetime import datetime
 from vigil.core import Event, EventKind
 from vigil.core.silences import MaintenanceWindow, Snooze, silenced_metrics
 from vigil.runtime.bus import EventBus
-from vigil.store import Store
+from vigil.runtime.ports import SilenceStore
 
 logger = logging.getLogger(__name__)
 
@@ -31,10 +32,10 @@ _CHANGES = frozenset(
 )
 
 
-class SuppressionCache:
+class SilenceCache:
     def __init__(
         self,
-        store: Store,
+        store: SilenceStore,
         bus: EventBus,
         *,
         refresh_every: float = REFRESH_EVERY,
@@ -66,9 +67,9 @@ class SuppressionCache:
         self.windows = await self.store.list_windows()
         self._loaded_at = self._monotonic()
 
-    async def suppressed(self, now: datetime, metrics: Collection[str]) -> frozenset[str]:
-        """The metrics among ``metrics`` that open no incident at ``now``. Called by the leader
-        only: it first records the end of snoozes whose time is up and publishes it."""
+    async def silenced(self, now: datetime, metrics: Collection[str]) -> frozenset[str]:
+        """The metrics among ``metrics`` silenced at ``now``: they open no incident. Called by
+        the leader only: it first records the end of snoozes whose time is up and publishes it."""
         await self.load()
         if any(not snooze.is_active(now) for snooze in self.snoozes):
             ended = await self.store.expire_snoozes(now=now)

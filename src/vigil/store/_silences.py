@@ -1,6 +1,6 @@
-"""Snoozes and maintenance windows: stored, listed, ended; each change an event in the same
-transaction. The core types (``Snooze``, ``MaintenanceWindow``) validate everything before a
-row is written."""
+"""Silences, that is snoozes and maintenance windows: stored, listed, ended; each change an event
+in the same transaction. The core types (``Snooze``, ``MaintenanceWindow``) validate everything
+before a row is written."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from vigil.store import models
 from vigil.store._base import StoreBase, check_name, check_time
 
 
-class Suppressions(StoreBase):
+class Silences(StoreBase):
     # -- snoozes --------------------------------------------------------------------------------
 
     async def set_snooze(self, snooze: Snooze) -> list[Event]:
@@ -125,7 +125,7 @@ class Suppressions(StoreBase):
                 await _check_rules(connection, sorted(checked.metrics), field="metrics")
             taken = await connection.scalar(select(table.c.id).where(table.c.name == checked.name))
             if taken is not None:
-                raise _window_taken(checked.name)
+                raise window_taken(checked.name)
             try:
                 await connection.execute(
                     table.insert().values(
@@ -133,9 +133,9 @@ class Suppressions(StoreBase):
                     )
                 )
             except sa_exc.IntegrityError:
-                raise _window_taken(checked.name) from None
+                raise window_taken(checked.name) from None
             [event] = await self._append_events(
-                connection, [_window_event(EventKind.MAINTENANCE_ADDED, checked, checked.by, now)]
+                connection, [window_event(EventKind.MAINTENANCE_ADDED, checked, checked.by, now)]
             )
         return checked, event
 
@@ -167,7 +167,7 @@ class Suppressions(StoreBase):
                 raise NotFoundError("maintenance window", name)
             window = MaintenanceWindow.from_dict(row.spec)
             [event] = await self._append_events(
-                connection, [_window_event(EventKind.MAINTENANCE_REMOVED, window, by, now)]
+                connection, [window_event(EventKind.MAINTENANCE_REMOVED, window, by, now)]
             )
         return event
 
@@ -212,11 +212,11 @@ def _snooze(row: Row[Any]) -> Snooze:
     )
 
 
-def _window_event(
+def window_event(
     kind: EventKind, window: MaintenanceWindow, by: str | None, now: datetime
 ) -> Event:
     return Event(kind=kind, at=now, by=by, data={"window": window.to_dict()})
 
 
-def _window_taken(name: str) -> ValidationError:
+def window_taken(name: str) -> ValidationError:
     return ValidationError("name", f"a maintenance window named {name!r} already exists")

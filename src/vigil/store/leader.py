@@ -1,4 +1,4 @@
-"""Who evaluates: exactly one monitor per database.
+"""Who evaluates: exactly one monitor per database (``Store.leadership()``).
 
 SQLite: an OS lock on a file beside the database; a second monitor is refused with a clear
 message. PostgreSQL: a session advisory lock held on a dedicated connection; the server
@@ -15,9 +15,9 @@ import os
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
-from vigil.core import VigilError
+from vigil.core.errors import VigilError
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +30,8 @@ class MonitorRunningError(VigilError):
 
 
 class Leadership(Protocol):
+    """What the monitor and the dispatcher ask before they act."""
+
     @property
     def is_leader(self) -> bool: ...
 
@@ -107,8 +109,8 @@ class FileLeadership:
 class PostgresLeadership:
     """A session advisory lock on a connection of its own (never a pooled one)."""
 
-    def __init__(self, url: str, *, key: int = LOCK_KEY) -> None:
-        self._dsn = make_url(url).set(drivername="postgresql").render_as_string(False)
+    def __init__(self, url: str | URL, *, key: int = LOCK_KEY) -> None:
+        self._dsn = driver_dsn(url)
         self._key = key
         self._connection: Any = None
         self._leader = False
@@ -163,7 +165,7 @@ class PostgresLeadership:
                 await connection.close(timeout=CHECK_TIMEOUT)
 
 
-def leadership_for(url: str) -> Leadership:
+def leadership_for(url: str | URL) -> Leadership:
     parsed = make_url(url)
     if parsed.get_backend_name() == "postgresql":
         return PostgresLeadership(url)
@@ -171,3 +173,9 @@ def leadership_for(url: str) -> Leadership:
     if not database or database == ":memory:":
         return SoleLeadership()
     return FileLeadership(Path(database).resolve())
+
+
+def driver_dsn(url: str | URL) -> str:
+    """asyncpg's own DSN for a ``postgresql+asyncpg`` URL: a connection of its own, outside
+    SQLAlchemy's pool."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)

@@ -1,0 +1,97 @@
+"""What the runtime asks of storage, method by method.
+
+Each part of the runtime takes the narrowest of these it needs. ``vigil.store.Store`` provides
+them all on SQLite and PostgreSQL; ``vigil.store.memory.MemoryStore`` provides them in memory,
+for tests of the runtime's own logic. A shared contract test (``tests/store/test_contract.py``)
+holds the two to the same behaviour.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from vigil.core import Event, Incident, Rule, RuleState, Sample, ValidationError
+from vigil.core.evaluation import CycleResult
+from vigil.core.silences import MaintenanceWindow, Snooze
+from vigil.notify import Channel
+from vigil.store import Delivery, LastNotification, Leadership, OutboxCounts, OutboxItem
+
+__all__ = [
+    "EventLog",
+    "Leadership",
+    "MonitorStore",
+    "NotifierStore",
+    "SilenceStore",
+]
+
+
+class EventLog(Protocol):
+    """The durable event log, which the bus reads when a subscriber falls behind."""
+
+    async def events_after(self, last_id: int, *, limit: int) -> Sequence[Event]: ...
+
+
+class SilenceStore(Protocol):
+    """Snoozes and maintenance windows, as the silence cache reads and expires them."""
+
+    async def active_snoozes(self, *, now: datetime | None = None) -> list[Snooze]: ...
+
+    async def list_windows(self) -> list[MaintenanceWindow]: ...
+
+    async def expire_snoozes(self, *, now: datetime) -> list[Event]: ...
+
+
+class MonitorStore(EventLog, Protocol):
+    """What the monitor reads and writes each cycle (and at start, and on taking over)."""
+
+    async def list_rules(self) -> list[Rule]: ...
+
+    async def load_states(self) -> dict[str, RuleState]: ...
+
+    async def active_incidents(self) -> list[Incident]: ...
+
+    async def latest_values(
+        self, *, since: datetime, exclude_instance: str | None = None
+    ) -> dict[str, list[float]]: ...
+
+    async def add_samples(self, samples: Sequence[Sample]) -> None: ...
+
+    async def append_events(self, items: Sequence[Event]) -> list[Event]: ...
+
+    async def commit_cycle(
+        self, *, samples: Sequence[Sample], result: CycleResult, now: datetime
+    ) -> list[Event]: ...
+
+
+class NotifierStore(Protocol):
+    """The outbox, as the dispatcher works it, and the channels it delivers to."""
+
+    async def claim_notifications(
+        self, *, now: datetime, lease: timedelta, limit: int = 100
+    ) -> list[Delivery]: ...
+
+    async def settle_notification(
+        self,
+        item_id: int,
+        *,
+        now: datetime,
+        error: str | None = None,
+        retry_at: datetime | None = None,
+    ) -> OutboxItem: ...
+
+    async def settle_sent(self, item_ids: Collection[int], *, now: datetime) -> int: ...
+
+    async def outbox_counts(self) -> OutboxCounts: ...
+
+    async def delivery_channels(self) -> dict[str, Channel | ValidationError]: ...
+
+    async def last_notifications(
+        self, incident_ids: Collection[uuid.UUID]
+    ) -> list[LastNotification]: ...
+
+    async def enqueue_reminder(
+        self, last: LastNotification, *, now: datetime
+    ) -> OutboxItem | None: ...

@@ -1,0 +1,110 @@
+"""When to look at the event log again (``Store.watch_events()``).
+
+Other processes (other instances, the CLI) append events too. With PostgreSQL every commit
+that appends events sends a NOTIFY (``StoreBase._append_events``); a watch LISTENs for it on a
+connection of its own and wakes at once, and looks every ``recheck`` seconds in any case (a
+notification lost with its connection costs that much). Without PostgreSQL, or while LISTEN
+cannot be set up, it simply wakes every ``poll`` seconds. The log stays the truth: a wake-up
+only says "read it now".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy.engine import URL
+
+from vigil.store.leader import driver_dsn
+
+logger = logging.getLogger(__name__)
+
+EVENTS_CHANNEL = "vigil_events"
+POLL_SECONDS = 1.0
+RECHECK_SECONDS = 10.0
+CONNECT_TIMEOUT = 10.0
+
+
+class EventWatch:
+    """``async with store.watch_events() as watch: async for _ in watch: ...`` - each step
+    returns when the log may hold new events. It never ends by itself; leaving the ``async
+    with`` closes its connection."""
+
+    def __init__(
+        self, url: URL, *, poll: float = POLL_SECONDS, recheck: float = RECHECK_SECONDS
+    ) -> None:
+        self._dsn = driver_dsn(url) if url.get_backend_name() == "postgresql" else None
+        self._poll = poll
+        self._recheck = recheck
+        self._connection: Any = None
+        self._wake = asyncio.Event()
+        self._lost = asyncio.Event()
+
+    @property
+    def listening(self) -> bool:
+        """A LISTEN connection is open (PostgreSQL only)."""
+        return self._connection is not None and not self._lost.is_set()
+
+    async def __aenter__(self) -> EventWatch:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self._close()
+
+    def __aiter__(self) -> EventWatch:
+        return self
+
+    async def __anext__(self) -> None:
+        if self._dsn is not None and self._connection is None:
+            if await self._listen():
+                return  # events stored while nobody listened: look now
+            await asyncio.sleep(self._poll)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                self._wake.wait(), self._recheck if self.listening else self._poll
+            )
+        self._wake.clear()
+        if self._lost.is_set():
+            await self._close()  # the next step listens again
+
+    async def _listen(self) -> bool:
+        import asyncpg
+
+        self._lost.clear()
+        try:
+            connection = await asyncpg.connect(self._dsn, timeout=CONNECT_TIMEOUT)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            logger.warning("cannot LISTEN for events (%s): trying again", exc)
+            return False
+        try:
+            connection.add_termination_listener(self._on_lost)
+            await connection.add_listener(EVENTS_CHANNEL, self._on_event)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            logger.warning("cannot LISTEN for events (%s): trying again", exc)
+            with contextlib.suppress(Exception):
+                await connection.close(timeout=CONNECT_TIMEOUT)
+            return False
+        self._connection = connection
+        return True
+
+    def _on_event(self, *_: object) -> None:
+        self._wake.set()
+
+    def _on_lost(self, *_: object) -> None:
+        self._lost.set()
+        self._wake.set()
+
+    async def _close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.close(timeout=CONNECT_TIMEOUT)

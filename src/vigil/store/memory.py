@@ -1,0 +1,575 @@
+"""``MemoryStore``: the store's behaviour that the runtime relies on, in memory.
+
+It implements the runtime's ports (``vigil.runtime.ports``: what the monitor, the silence
+cache, the dispatcher and the event bus call) and the actions that change what they see
+(incident transitions, rule changes, snoozes, maintenance windows, channels), with the same
+semantics as ``Store``: one open incident per rule (``DuplicateIncidentError``, nothing
+written), a cycle that would update an incident resolved elsewhere is refused whole, events
+come back as the log stores them (their data through JSON), and the outbox is written with
+its events, claimed per incident and channel in order, leased and settled. The contract tests
+(``tests/store/test_contract.py``) run the same checks on it and on SQLite and PostgreSQL.
+
+It keeps no history for the dashboard (no pages, frequencies or metric histories) and no
+users: the runtime's unit tests need none of that.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import uuid
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from vigil.core.catalogue import DEFAULT_RULES
+from vigil.core.errors import (
+    DuplicateIncidentError,
+    IllegalTransitionError,
+    NotFoundError,
+    ValidationError,
+)
+from vigil.core.evaluation import CycleResult, RuleState
+from vigil.core.events import Event, EventKind
+from vigil.core.incidents import Incident, Status, acknowledge, resolve
+from vigil.core.rules import Rule
+from vigil.core.samples import Sample
+from vigil.core.silences import MaintenanceWindow, Snooze
+from vigil.notify.channels import Channel, NotifyOn, subscribed
+from vigil.notify.format import idempotency_key
+from vigil.store._base import check_int, check_name, check_time, event_payload, parse_incident_id
+from vigil.store._changes import EVALUATOR_FIELDS, RESOLUTION_FIELDS, resume_states
+from vigil.store._channels import channel_event, check_by
+from vigil.store._outbox import MAX_CLAIM, last_of, settlement
+from vigil.store._rules import MAX_EVENTS
+from vigil.store._silences import window_event, window_taken
+from vigil.store.records import (
+    Delivery,
+    LastNotification,
+    OutboxCounts,
+    OutboxItem,
+    OutboxStatus,
+    StoredChannel,
+)
+
+
+@dataclasses.dataclass(slots=True)
+class _SnoozeRow:
+    snooze: Snooze
+    ended_at: datetime | None = None
+
+
+class MemoryStore:
+    """A store in memory, seeded with the default rules as a new database is."""
+
+    def __init__(self, rules: Iterable[Rule] = DEFAULT_RULES) -> None:
+        self._rules: dict[str, Rule] = {rule.metric: rule for rule in rules}
+        self._streaks: dict[str, tuple[int, int, int]] = {}  # breach, normal, critical
+        self._incidents: dict[uuid.UUID, Incident] = {}
+        self._samples: list[Sample] = []
+        self._events: list[Event] = []
+        self._snoozes: list[_SnoozeRow] = []
+        self._windows: dict[str, MaintenanceWindow] = {}
+        self._channels: dict[str, StoredChannel] = {}
+        self._outbox: dict[int, OutboxItem] = {}
+        self._outbox_ids = itertools.count(1)
+
+    @property
+    def samples(self) -> tuple[Sample, ...]:
+        """Every sample stored, in order (what a test of the fake itself may look at)."""
+        return tuple(self._samples)
+
+    # -- the monitor's reads and writes --------------------------------------------------------
+
+    async def list_rules(self) -> list[Rule]:
+        return [self._rules[metric] for metric in sorted(self._rules)]
+
+    async def load_states(self) -> dict[str, RuleState]:
+        return resume_states(
+            ((metric, *streaks) for metric, streaks in self._streaks.items()),
+            (incident for incident in self._incidents.values() if incident.is_open),
+        )
+
+    async def active_incidents(self) -> list[Incident]:
+        found = [i for i in self._incidents.values() if i.is_open]
+        found.sort(key=lambda i: (i.severity.rank, i.triggered_at, i.id), reverse=True)
+        return found
+
+    async def latest_values(
+        self, *, since: datetime, exclude_instance: str | None = None
+    ) -> dict[str, list[float]]:
+        check_time("since", since)
+        newest: dict[tuple[str, str], datetime] = {}
+        for sample in self._samples:
+            key = (sample.instance, sample.metric)
+            if sample.time >= since and (key not in newest or sample.time > newest[key]):
+                newest[key] = sample.time
+        latest: dict[tuple[str, str], float] = {}
+        for sample in self._samples:  # in stored order: the last of equal times wins
+            key = (sample.instance, sample.metric)
+            if newest.get(key) == sample.time and sample.instance != exclude_instance:
+                latest[key] = sample.value
+        values: dict[str, list[float]] = {}
+        for (_, metric), value in latest.items():
+            values.setdefault(metric, []).append(value)
+        return values
+
+    async def add_samples(self, samples: Sequence[Sample]) -> None:
+        self._samples.extend(samples)
+
+    async def commit_cycle(
+        self, *, samples: Sequence[Sample], result: CycleResult, now: datetime
+    ) -> list[Event]:
+        """As ``Store.commit_cycle``: all of the cycle or, on any error, none of it."""
+        check_time("now", now)
+        opened: dict[uuid.UUID, Incident] = {}
+        latest: dict[uuid.UUID, Incident] = {}
+        for item in result.events:
+            if item.incident is None:
+                continue
+            latest[item.incident.id] = item.incident
+            if item.kind is EventKind.INCIDENT_OPENED:
+                opened[item.incident.id] = item.incident
+        for state in result.changed.values():
+            if state.incident is not None:
+                latest[state.incident.id] = state.incident
+        for item in result.events:
+            _check_json(item)
+
+        incidents = dict(self._incidents)
+        stored: dict[uuid.UUID, Incident] = {}
+        for ident in sorted(opened):
+            incident = latest[ident]
+            if any(i.is_open and i.metric == incident.metric for i in incidents.values()):
+                raise DuplicateIncidentError(incident.metric)
+            incidents[ident] = stored[ident] = incident
+        for ident in sorted(set(latest) - set(opened)):
+            incidents[ident] = stored[ident] = _apply_evaluation(incidents, latest[ident])
+
+        self._incidents = incidents
+        self._samples.extend(samples)
+        for metric, state in result.changed.items():
+            self._streaks[metric] = (
+                state.breach_streak,
+                state.normal_streak,
+                state.critical_streak,
+            )
+        return self._append(
+            item
+            if item.incident is None
+            else dataclasses.replace(item, incident=stored[item.incident.id])
+            for item in result.events
+        )
+
+    # -- the event log ------------------------------------------------------------------------
+
+    async def append_events(self, items: Sequence[Event]) -> list[Event]:
+        for item in items:
+            check_time("at", item.at)
+            _check_json(item)
+        return self._append(items)
+
+    async def events_after(self, last_id: int, *, limit: int = 500) -> list[Event]:
+        check_int("last_id", last_id, 0, 2**63 - 1)
+        check_int("limit", limit, 1, MAX_EVENTS)
+        return self._events[last_id : last_id + limit]  # ids are 1, 2, 3...
+
+    async def last_event_id(self) -> int:
+        return len(self._events)
+
+    def _append(self, items: Iterable[Event]) -> list[Event]:
+        appended = []
+        for item in items:
+            event = dataclasses.replace(item, id=len(self._events) + 1)
+            # What the log gives back is what its JSON holds.
+            payload = json.loads(json.dumps(event_payload(event)))
+            self._events.append(Event.from_dict({**payload, "id": event.id}))
+            appended.append(event)
+        self._enqueue(appended)
+        return appended
+
+    # -- people's actions on incidents --------------------------------------------------------
+
+    async def acknowledge_incident(
+        self, incident_id: uuid.UUID | str, *, by: str, now: datetime, notes: str | None = None
+    ) -> tuple[Incident, Event]:
+        ident = parse_incident_id(incident_id)
+        check_time("now", now)
+        updated, event = acknowledge(self._incident(ident), by=by, now=now, notes=notes)
+        self._incidents[ident] = updated
+        [stored] = self._append([event])
+        return updated, stored
+
+    async def acknowledge_all(
+        self, *, by: str, now: datetime, notes: str | None = None
+    ) -> list[tuple[Incident, Event]]:
+        check_name("by", by)
+        check_time("now", now)
+        active = sorted(
+            (i for i in self._incidents.values() if i.status is Status.ACTIVE), key=lambda i: i.id
+        )
+        changes = [acknowledge(incident, by=by, now=now, notes=notes) for incident in active]
+        for updated, _ in changes:
+            self._incidents[updated.id] = updated
+        stored = self._append(event for _, event in changes)
+        return [(updated, event) for (updated, _), event in zip(changes, stored, strict=True)]
+
+    async def resolve_incident(
+        self, incident_id: uuid.UUID | str, *, by: str, now: datetime, notes: str | None = None
+    ) -> tuple[Incident, Event]:
+        ident = parse_incident_id(incident_id)
+        check_name("by", by)
+        check_time("now", now)
+        updated, event = resolve(self._incident(ident), by=by, now=now, notes=notes)
+        self._incidents[ident] = updated
+        [stored] = self._append([event])
+        return updated, stored
+
+    async def get_incident(self, incident_id: uuid.UUID | str) -> Incident:
+        return self._incident(parse_incident_id(incident_id))
+
+    def _incident(self, ident: uuid.UUID) -> Incident:
+        try:
+            return self._incidents[ident]
+        except KeyError:
+            raise NotFoundError("incident", ident) from None
+
+    # -- rules --------------------------------------------------------------------------------
+
+    async def update_rule(
+        self, metric: str, changes: Mapping[str, Any], *, by: str | None, now: datetime
+    ) -> tuple[Rule, Event]:
+        check_time("now", now)
+        current = self._rules.get(metric)
+        if current is None:
+            raise NotFoundError("rule", metric)
+        updated = current.updated(changes, by=by, at=now)
+        after = updated.to_dict()
+        event = Event(
+            kind=EventKind.RULE_CHANGED,
+            at=now,
+            metric=metric,
+            by=by,
+            data={"changes": {name: after[name] for name in changes}, "rule": after},
+        )
+        _check_json(event)
+        self._rules[metric] = updated
+        [stored] = self._append([event])
+        return updated, stored
+
+    # -- silences -----------------------------------------------------------------------------
+
+    async def set_snooze(self, snooze: Snooze) -> list[Event]:
+        if not isinstance(snooze, Snooze):
+            raise ValidationError("snooze", f"must be a Snooze, got {type(snooze).__name__}")
+        if snooze.metric not in self._rules:
+            raise NotFoundError("rule", snooze.metric)
+        events = []
+        live = self._live_snooze(snooze.metric)
+        if live is not None:
+            events.append(_end(live, at=snooze.created_at, by=snooze.by))
+        self._snoozes.append(_SnoozeRow(snooze))
+        events.append(snooze.started_event())
+        return self._append(events)
+
+    async def end_snooze(self, metric: str, *, by: str, now: datetime) -> Event:
+        check_name("by", by, max_length=200)
+        check_time("now", now)
+        live = self._live_snooze(metric)
+        if live is None or live.snooze.until <= now:
+            raise NotFoundError("snooze", metric)
+        [event] = self._append([_end(live, at=now, by=by)])
+        return event
+
+    async def active_snoozes(self, *, now: datetime | None = None) -> list[Snooze]:
+        if now is not None:
+            check_time("now", now)
+        live = [
+            row.snooze
+            for row in self._snoozes
+            if row.ended_at is None and (now is None or row.snooze.until > now)
+        ]
+        return sorted(live, key=lambda snooze: snooze.metric)
+
+    async def expire_snoozes(self, *, now: datetime) -> list[Event]:
+        check_time("now", now)
+        ended = []
+        for row in self._snoozes:
+            if row.ended_at is None and row.snooze.until <= now:
+                row.ended_at = row.snooze.until
+                ended.append(row.snooze.ended_event(at=row.snooze.until))
+        return self._append(sorted(ended, key=lambda e: (e.at, e.metric or "")))
+
+    def _live_snooze(self, metric: str) -> _SnoozeRow | None:
+        return next(
+            (row for row in self._snoozes if row.snooze.metric == metric and row.ended_at is None),
+            None,
+        )
+
+    async def add_window(
+        self, window: MaintenanceWindow | Mapping[str, Any], *, now: datetime
+    ) -> tuple[MaintenanceWindow, Event]:
+        checked = (
+            window if isinstance(window, MaintenanceWindow) else MaintenanceWindow.from_dict(window)
+        )
+        check_time("now", now)
+        for metric in sorted(checked.metrics or ()):
+            if metric not in self._rules:
+                raise ValidationError("metrics", f"there is no rule for {metric!r}")
+        if checked.name in self._windows:
+            raise window_taken(checked.name)
+        self._windows[checked.name] = checked
+        [event] = self._append(
+            [window_event(EventKind.MAINTENANCE_ADDED, checked, checked.by, now)]
+        )
+        return checked, event
+
+    async def list_windows(self) -> list[MaintenanceWindow]:
+        return [self._windows[name] for name in sorted(self._windows)]
+
+    async def delete_window(self, name: str, *, by: str | None, now: datetime) -> Event:
+        check_time("now", now)
+        window = self._windows.pop(name, None)
+        if window is None:
+            raise NotFoundError("maintenance window", name)
+        [event] = self._append([window_event(EventKind.MAINTENANCE_REMOVED, window, by, now)])
+        return event
+
+    # -- channels -----------------------------------------------------------------------------
+
+    async def add_channel(
+        self, channel: Channel | Mapping[str, Any], *, now: datetime, by: str | None = None
+    ) -> tuple[StoredChannel, Event]:
+        checked = channel if isinstance(channel, Channel) else Channel.from_dict(channel)
+        check_time("now", now)
+        check_by(by)
+        if checked.name in self._channels:
+            raise ValidationError("name", f"a channel named {checked.name!r} already exists")
+        stored = StoredChannel(checked, created_at=now, updated_at=now)
+        self._channels[checked.name] = stored
+        [event] = self._append([channel_event(EventKind.CHANNEL_ADDED, stored, by=by, now=now)])
+        return stored, event
+
+    async def update_channel(
+        self, name: str, changes: Mapping[str, Any], *, now: datetime, by: str | None = None
+    ) -> tuple[StoredChannel, Event]:
+        check_time("now", now)
+        check_by(by)
+        if "name" in changes and changes["name"] != name:
+            raise ValidationError("name", "cannot be changed; remove the channel and add it anew")
+        found = self._channels.get(name)
+        if found is None:
+            raise NotFoundError("channel", name)
+        current = found.channel
+        data = {**current.to_dict(reveal_url=True), **changes}
+        if changes.get("url") == current.redacted_url:
+            data["url"] = current.url
+        updated = Channel.from_dict(data)
+        stored = StoredChannel(updated, created_at=found.created_at, updated_at=now)
+        before, after = current.to_dict(reveal_url=True), updated.to_dict(reveal_url=True)
+        changed = sorted(key for key, value in after.items() if value != before[key])
+        self._channels[name] = stored
+        [event] = self._append(
+            [channel_event(EventKind.CHANNEL_CHANGED, stored, by=by, now=now, changed=changed)]
+        )
+        return stored, event
+
+    async def delete_channel(self, name: str, *, now: datetime, by: str | None = None) -> Event:
+        check_time("now", now)
+        check_by(by)
+        if self._channels.pop(name, None) is None:
+            raise NotFoundError("channel", name)
+        for item in list(self._outbox.values()):
+            if item.channel == name and item.status is OutboxStatus.PENDING:
+                self._set(item, status=OutboxStatus.FAILED, last_error="the channel was removed")
+        removed = Event(
+            kind=EventKind.CHANNEL_REMOVED, at=now, by=by, data={"channel": {"name": name}}
+        )
+        [event] = self._append([removed])
+        return event
+
+    async def get_channel(self, name: str) -> StoredChannel:
+        try:
+            return self._channels[name]
+        except KeyError:
+            raise NotFoundError("channel", name) from None
+
+    async def list_channels(self) -> list[StoredChannel]:
+        return [self._channels[name] for name in sorted(self._channels)]
+
+    async def delivery_channels(self) -> dict[str, Channel | ValidationError]:
+        return {name: stored.channel for name, stored in self._channels.items()}
+
+    # -- the outbox ---------------------------------------------------------------------------
+
+    def _enqueue(self, events: Sequence[Event]) -> None:
+        channels = [self._channels[name].channel for name in sorted(self._channels)]
+        for event in events:
+            if event.incident is None or NotifyOn.of(event.kind) is None:
+                continue
+            for channel in channels:
+                if subscribed(
+                    event,
+                    enabled=channel.enabled,
+                    events=channel.events,
+                    min_severity=channel.min_severity,
+                ):
+                    self._add_row(event, channel.name, now=event.at)
+
+    def _add_row(
+        self, event: Event, channel: str, *, now: datetime, repeat: int = 0
+    ) -> OutboxItem | None:
+        assert event.id is not None and event.incident is not None
+        key = idempotency_key(event.incident.id, event.id, channel, repeat=repeat)
+        if any(item.idempotency_key == key for item in self._outbox.values()):
+            return None
+        item = OutboxItem(
+            id=next(self._outbox_ids),
+            event_id=event.id,
+            channel=channel,
+            idempotency_key=key,
+            status=OutboxStatus.PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            last_error=None,
+            sent_at=None,
+            created_at=now,
+            incident_id=event.incident.id,
+            repeat=repeat,
+        )
+        self._outbox[item.id] = item
+        return item
+
+    def _set(self, item: OutboxItem, **changes: Any) -> OutboxItem:
+        updated = dataclasses.replace(item, **changes)
+        self._outbox[item.id] = updated
+        return updated
+
+    async def claim_notifications(
+        self, *, now: datetime, lease: timedelta, limit: int = 100
+    ) -> list[Delivery]:
+        check_time("now", now)
+        check_int("limit", limit, 1, MAX_CLAIM)
+        if not isinstance(lease, timedelta) or lease <= timedelta(0):
+            raise ValidationError("lease", f"must be a positive duration, got {lease!r}")
+        pending = [i for i in self._outbox.values() if i.status is OutboxStatus.PENDING]
+        # Per incident and channel only the oldest pending row is handed out.
+        first: dict[tuple[uuid.UUID | None, str], int] = {}
+        for item in sorted(pending, key=lambda i: i.id):
+            first.setdefault((item.incident_id, item.channel), item.id)
+        due = sorted(
+            (
+                item
+                for item in pending
+                if item.next_attempt_at <= now
+                and (item.incident_id is None or first[item.incident_id, item.channel] == item.id)
+            ),
+            key=lambda i: (i.next_attempt_at, i.id),
+        )[:limit]
+        events = {
+            event.id: event for event in self._events if event.id in {i.event_id for i in due}
+        }
+        return [
+            Delivery(
+                self._set(item, attempts=item.attempts + 1, next_attempt_at=now + lease),
+                events[item.event_id],
+            )
+            for item in due
+        ]
+
+    async def settle_notification(
+        self,
+        item_id: int,
+        *,
+        now: datetime,
+        error: str | None = None,
+        retry_at: datetime | None = None,
+    ) -> OutboxItem:
+        changes = settlement(now=now, error=error, retry_at=retry_at)
+        item = self._outbox.get(item_id)
+        if item is None:
+            raise NotFoundError("notification", item_id)
+        if item.status is not OutboxStatus.PENDING:
+            return item
+        return self._set(item, **changes)
+
+    async def settle_sent(self, item_ids: Collection[int], *, now: datetime) -> int:
+        check_time("now", now)
+        marked = 0
+        for item_id in set(item_ids):
+            item = self._outbox.get(item_id)
+            if item is not None and item.status is OutboxStatus.PENDING:
+                self._set(item, status=OutboxStatus.SENT, sent_at=now)
+                marked += 1
+        return marked
+
+    async def outbox_counts(self) -> OutboxCounts:
+        items = list(self._outbox.values())
+        pending = [i for i in items if i.status is OutboxStatus.PENDING]
+        return OutboxCounts(
+            pending=len(pending),
+            sent=sum(1 for i in items if i.status is OutboxStatus.SENT),
+            failed=sum(1 for i in items if i.status is OutboxStatus.FAILED),
+            next_attempt_at=min((i.next_attempt_at for i in pending), default=None),
+        )
+
+    async def list_notifications(
+        self,
+        *,
+        status: OutboxStatus | str | None = None,
+        incident_id: uuid.UUID | None = None,
+        limit: int = 100,
+    ) -> list[OutboxItem]:
+        check_int("limit", limit, 1, MAX_CLAIM)
+        wanted: OutboxStatus | None = None
+        if status is not None:
+            try:
+                wanted = OutboxStatus(status)
+            except ValueError:
+                raise ValidationError("status", f"unknown status {status!r}") from None
+        found = [
+            item
+            for item in sorted(self._outbox.values(), key=lambda i: i.id, reverse=True)
+            if (wanted is None or item.status is wanted)
+            and (incident_id is None or item.incident_id == incident_id)
+        ]
+        return found[:limit]
+
+    async def last_notifications(
+        self, incident_ids: Collection[uuid.UUID]
+    ) -> list[LastNotification]:
+        wanted = set(incident_ids)
+        return last_of(
+            item
+            for item in sorted(self._outbox.values(), key=lambda i: i.id)
+            if item.incident_id in wanted
+        )
+
+    async def enqueue_reminder(self, last: LastNotification, *, now: datetime) -> OutboxItem | None:
+        check_time("now", now)
+        event = next((e for e in self._events if e.id == last.event_id), None)
+        if event is None:
+            raise NotFoundError("event", last.event_id)
+        return self._add_row(event, last.channel, now=now, repeat=last.repeats + 1)
+
+
+def _apply_evaluation(incidents: Mapping[uuid.UUID, Incident], incident: Incident) -> Incident:
+    current = incidents.get(incident.id)
+    if current is None:
+        raise NotFoundError("incident", incident.id)
+    if current.status is Status.RESOLVED:
+        raise IllegalTransitionError(incident.id, str(current.status), "update")
+    fields = EVALUATOR_FIELDS + (RESOLUTION_FIELDS if not incident.is_open else ())
+    return dataclasses.replace(current, **{name: getattr(incident, name) for name in fields})
+
+
+def _check_json(item: Event) -> None:
+    event_payload(item)
+
+
+def _end(row: _SnoozeRow, *, at: datetime, by: str) -> Event:
+    """End a live snooze: by ``by`` at ``at``, or, if its time was already up, by itself."""
+    expired = not row.snooze.is_active(at)
+    row.ended_at = row.snooze.until if expired else at
+    return row.snooze.ended_event(at=row.ended_at, by=None if expired else by)

@@ -1,0 +1,87 @@
+"""Wake-ups for readers of the event log: NOTIFY on PostgreSQL, a poll everywhere."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+
+from vigil.core.events import Event, EventKind
+from vigil.store import EventWatch, Store
+
+from ..conftest import POSTGRES_ADMIN_URL
+
+DEADLINE = 60.0  # generous: reached only when the behaviour under test is broken
+FOREVER = 3600.0  # a poll that never comes within a test: only a NOTIFY can wake the watch
+
+
+async def _append(store: Store) -> None:
+    event = Event(kind=EventKind.LEADER_CHANGED, at=datetime.now(UTC), data={"instance": "x"})
+    await store.append_events([event])
+
+
+async def _step(watch: object) -> None:
+    await asyncio.wait_for(anext(watch), DEADLINE)  # type: ignore[call-overload]
+
+
+async def test_without_postgres_a_watch_polls(sqlite_url: str) -> None:
+    async with await Store.open(sqlite_url) as store, store.watch_events(poll=0.01) as watch:
+        for _ in range(3):
+            await _step(watch)
+        assert not watch.listening
+
+
+@pytest.mark.postgres
+async def test_an_event_committed_elsewhere_wakes_the_watch_at_once(
+    migrated_postgres_url: str,
+) -> None:
+    async with (
+        await Store.open(migrated_postgres_url) as store,
+        await Store.open(migrated_postgres_url) as other,
+        store.watch_events(poll=FOREVER, recheck=FOREVER) as watch,
+    ):
+        await _step(watch)  # listening now; the first step says "look now" at once
+        assert watch.listening
+        waiting = asyncio.ensure_future(anext(watch))
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        await _append(other)
+        await asyncio.wait_for(waiting, DEADLINE)
+
+
+@pytest.mark.postgres
+async def test_a_lost_listen_connection_is_opened_again(migrated_postgres_url: str) -> None:
+    name = migrated_postgres_url.rsplit("/", 1)[1]
+    async with (
+        await Store.open(migrated_postgres_url) as store,
+        store.watch_events(poll=FOREVER, recheck=FOREVER) as watch,
+    ):
+        await _step(watch)
+        admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
+        try:
+            # the server cuts every connection of the database: the pool's and the watch's
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = $1 AND pid <> pg_backend_pid()",
+                name,
+            )
+        finally:
+            await admin.close()
+        await _step(watch)  # woken by the loss
+        await _step(watch)  # listening again, and looking at once for what it missed
+        assert watch.listening
+        waiting = asyncio.ensure_future(anext(watch))
+        await _append(store)
+        await asyncio.wait_for(waiting, DEADLINE)
+
+
+async def test_an_unreachable_server_is_polled_not_fatal(caplog: pytest.LogCaptureFixture) -> None:
+    nowhere = make_url("postgresql+asyncpg://postgres@127.0.0.1:9/vigil")  # nothing on port 9
+    async with EventWatch(nowhere, poll=0.01) as watch:
+        await _step(watch)
+        await _step(watch)
+        assert not watch.listening
+    assert "cannot LISTEN for events" in caplog.text
