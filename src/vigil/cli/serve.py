@@ -36,7 +36,10 @@ def serve_command(
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
-    settings = Settings.from_env(**overrides)
+    try:
+        settings = Settings.from_env(**overrides)
+    except VigilError as exc:
+        raise fail(exc, code=2) from None
     # The command is the application here, so it configures logging (the library never does).
     logging.basicConfig(
         level=log_level.value.upper(), format="%(levelname)s: %(name)s: %(message)s"
