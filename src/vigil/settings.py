@@ -116,8 +116,8 @@ class Settings(BaseSettings):
     body_timeout: float = Field(
         30.0, gt=0, le=3600, description="Seconds a client has to send a request's body."
     )
-    keepalive_timeout: float = Field(
-        5.0, gt=0, le=3600, description="Seconds an idle keep-alive connection stays open."
+    keepalive_timeout: int = Field(
+        5, ge=1, le=3600, description="Seconds an idle keep-alive connection stays open."
     )
 
     def __init__(self, **values: Any) -> None:
@@ -191,7 +191,7 @@ EXPECTED = {
     "max_connections": "a whole number from 10 to 1000000",
     "header_timeout": "a number of seconds above 0, at most 3600",
     "body_timeout": "a number of seconds above 0, at most 3600",
-    "keepalive_timeout": "a number of seconds above 0, at most 3600",
+    "keepalive_timeout": "a whole number of seconds from 1 to 3600",
 }
 _SECRET = frozenset({"secret_key"})
 

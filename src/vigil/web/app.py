@@ -17,6 +17,7 @@ from vigil.web.auth import Authenticator
 from vigil.web.cache import ReadCache
 from vigil.web.live import KEEPALIVE_SECONDS, RING, LiveStream
 from vigil.web.prometheus import WebMetrics
+from vigil.web.proxies import TrustedProxies
 from vigil.web.ratelimit import SignInLimiter
 from vigil.web.routes import alerts, auth, channels, metrics, silences, system
 from vigil.web.security import Keys, Passwords
@@ -52,7 +53,8 @@ def create_app(
 
     The keyword arguments exist for tests and tuning; the defaults suit production.
     """
-    secret = vigil.settings.secret_key
+    settings = vigil.settings
+    secret = settings.secret_key
     live = LiveStream(vigil, keepalive=keepalive_seconds, ring=event_ring)
     state = WebState(
         vigil=vigil,
@@ -60,7 +62,13 @@ def create_app(
             vigil,
             keys=Keys.from_setting(secret.get_secret_value() if secret is not None else None),
             passwords=Passwords(password_hasher),
-            limiter=limiter or SignInLimiter(),
+            limiter=limiter
+            or SignInLimiter(
+                attempts=settings.signin_attempts,
+                account_attempts=settings.signin_account_attempts,
+                address_attempts=settings.signin_address_attempts,
+                max_delay=settings.signin_max_delay,
+            ),
             session_seconds=session_seconds,
             cache_seconds=auth_cache_seconds,
         ),
@@ -80,6 +88,8 @@ def create_app(
     app.state.vigil_web = state
     errors.install(app)
     app.add_middleware(errors.BodyLimit, max_bytes=MAX_BODY)
+    if settings.trusted_proxies:  # outermost: everything after it sees the real client
+        app.add_middleware(TrustedProxies, networks=settings.trusted_proxies)
     for module in (alerts, metrics, channels, silences, system, auth):
         app.include_router(module.router)
     app.include_router(pages.router)  # the dashboard's HTML pages and static files
