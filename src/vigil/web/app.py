@@ -15,7 +15,7 @@ from vigil.runtime import Vigil
 from vigil.web import errors, pages
 from vigil.web.auth import Authenticator
 from vigil.web.cache import ReadCache
-from vigil.web.live import KEEPALIVE_SECONDS, RING, LiveStream
+from vigil.web.live import KEEPALIVE_SECONDS, RECHECK_SECONDS, RING, LiveStream
 from vigil.web.prometheus import WebMetrics
 from vigil.web.proxies import TrustedProxies
 from vigil.web.ratelimit import SignInLimiter
@@ -47,6 +47,7 @@ def create_app(
     auth_cache_seconds: float = AUTH_CACHE_SECONDS,
     read_cache_seconds: float = READ_CACHE_SECONDS,
     keepalive_seconds: float = KEEPALIVE_SECONDS,
+    recheck_seconds: float = RECHECK_SECONDS,
     event_ring: int = RING,
 ) -> FastAPI:
     """The API for ``vigil`` (started now or later: routes answer 503 until it runs).
@@ -55,7 +56,9 @@ def create_app(
     """
     settings = vigil.settings
     secret = settings.secret_key
-    live = LiveStream(vigil, keepalive=keepalive_seconds, ring=event_ring)
+    live = LiveStream(
+        vigil, keepalive=keepalive_seconds, ring=event_ring, recheck=recheck_seconds
+    )
     state = WebState(
         vigil=vigil,
         auth=Authenticator(

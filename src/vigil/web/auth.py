@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
@@ -245,20 +245,47 @@ async def principal_from(request: Request) -> Principal | None:
     if hasattr(request.state, "vigil_principal"):
         known: Principal | None = request.state.vigil_principal
         return known
-    auth = web_state(request).auth
-    principal: Principal | None = None
-    header = request.headers.get("authorization")
+    principal = await _authenticate(
+        web_state(request).auth,
+        request.headers.get("authorization"),
+        request.cookies.get(SESSION_COOKIE),
+    )
+    request.state.vigil_principal = principal
+    return principal
+
+
+async def _authenticate(
+    auth: Authenticator, header: str | None, cookie: str | None
+) -> Principal | None:
     if header is not None:
         scheme, _, secret = header.strip().partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             raise NotAuthenticatedError("send the token as 'Authorization: Bearer <token>'")
-        principal = await auth.from_token(secret.strip())
-    else:
-        cookie = request.cookies.get(SESSION_COOKIE)
-        if cookie:
-            principal = await auth.from_cookie(cookie)
-    request.state.vigil_principal = principal
-    return principal
+        return await auth.from_token(secret.strip())
+    if cookie:
+        return await auth.from_cookie(cookie)
+    return None
+
+
+def access_check(
+    request: Request, roles: frozenset[Role] = READ_ROLES
+) -> tuple[str | None, Callable[[], Awaitable[bool]]]:
+    """The credential ``request`` was made with, and a check whether it still holds one of
+    ``roles``: for what outlives the request (a live stream). A token revoked, a user removed
+    or demoted, a password changed or a session signed out make it say no (within the
+    lookup cache's few seconds)."""
+    auth = web_state(request).auth
+    header = request.headers.get("authorization")
+    cookie = request.cookies.get(SESSION_COOKIE)
+
+    async def check() -> bool:
+        try:
+            principal = await _authenticate(auth, header, cookie)
+        except NotAuthenticatedError:
+            return False
+        return principal is not None and principal.role in roles
+
+    return header if header is not None else cookie, check
 
 
 def authorize(request: Request, principal: Principal | None, roles: frozenset[Role]) -> Principal:
