@@ -11,8 +11,9 @@ from __future__ import annotations
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 
+from vigil._version import __version__
 from vigil.runtime import Vigil
-from vigil.web import errors, pages
+from vigil.web import apidocs, errors, pages
 from vigil.web.auth import Authenticator
 from vigil.web.cache import ReadCache
 from vigil.web.live import KEEPALIVE_SECONDS, RECHECK_SECONDS, RING, LiveStream
@@ -82,9 +83,9 @@ def create_app(
     app = FastAPI(
         title="Vigil",
         description=DESCRIPTION,
-        version=_version(),
+        version=__version__,
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # vigil.web.apidocs: Swagger UI from the package, not a CDN
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
     )
@@ -95,6 +96,7 @@ def create_app(
         app.add_middleware(TrustedProxies, networks=settings.trusted_proxies)
     for module in (alerts, metrics, channels, silences, system, auth):
         app.include_router(module.router)
+    app.include_router(apidocs.router)
     app.include_router(pages.router)  # the dashboard's HTML pages and static files
     return app
 
@@ -103,12 +105,3 @@ async def close_streams(app: FastAPI) -> None:
     """End every open event stream of ``app`` and refuse new ones (server shutdown)."""
     state: WebState = app.state.vigil_web
     await state.live.aclose()
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("vigil")
-    except PackageNotFoundError:
-        return "0"
