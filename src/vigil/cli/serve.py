@@ -11,6 +11,7 @@ import typer
 
 from vigil.cli._common import fail
 from vigil.core import VigilError
+from vigil.logmask import install_on_handlers
 from vigil.settings import Settings
 
 
@@ -44,6 +45,8 @@ def serve_command(
     logging.basicConfig(
         level=log_level.value.upper(), format="%(levelname)s: %(name)s: %(message)s"
     )
+    # Secrets masked in whatever reaches the handlers, at every level (docs/security.md).
+    install_on_handlers(logging.getLogger().handlers)
     try:
         asyncio.run(serve(settings, log_level=log_level.value))
     except VigilError as exc:

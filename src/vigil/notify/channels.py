@@ -21,6 +21,7 @@ from vigil.core.errors import ValidationError
 from vigil.core.events import Event, EventKind
 from vigil.core.incidents import Incident, Severity, Status
 from vigil.core.validation import check_bool, check_choice, check_keys, check_name, frozen
+from vigil.logmask import remember
 
 SCHEME_PATTERN = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 MAX_URL = 2000
@@ -169,6 +170,7 @@ def renotify_due(
 def inspect_url(url: str) -> Service:
     """Check ``url`` with apprise's own parser; a ``ValidationError("url", ...)`` says why not."""
     url = _clean_url(url)
+    remember(url)  # before apprise sees it: apprise logs a token it refuses, unmasked
     match = SCHEME_PATTERN.match(url)
     if match is None:
         raise ValidationError(

@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 
 from vigil.core import Evaluator, Event, Incident, Rule, Sample, VigilError
 from vigil.core.silences import MaintenanceWindow, Snooze
+from vigil.logmask import install as mask_secrets_in_logs
 from vigil.metrics import HealthRegistry, LoopLagProbe, Metrics, MetricSource, ProcessSource
 from vigil.metrics.recorder import Recorder
 from vigil.runtime.bus import EventBus
@@ -141,6 +142,7 @@ class Vigil:
     async def start(self) -> None:
         if self._monitor is not None:
             raise VigilError("Vigil is already running")
+        mask_secrets_in_logs()  # a filter on the loggers that can carry secrets: masks only
         store = await Store.open(self.settings.database_url)
         leadership = leadership_for(self.settings.database_url)
         try:

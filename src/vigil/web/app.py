@@ -57,9 +57,7 @@ def create_app(
     """
     settings = vigil.settings
     secret = settings.secret_key
-    live = LiveStream(
-        vigil, keepalive=keepalive_seconds, ring=event_ring, recheck=recheck_seconds
-    )
+    live = LiveStream(vigil, keepalive=keepalive_seconds, ring=event_ring, recheck=recheck_seconds)
     state = WebState(
         vigil=vigil,
         auth=Authenticator(
