@@ -59,7 +59,7 @@ async def send(channel: Channel, message: Message) -> None:
     notifier.add(service)
     result = await notifier.async_notify(
         body=body,
-        title=message.title,
+        title=message.title_for(channel.service),
         notify_type=_NOTIFY_TYPES[message.tone],
         body_format=body_format.value,
     )
