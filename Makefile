@@ -3,11 +3,14 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Chart.js comes from the npm registry (package.json + lock) and is committed into the
-# package's static files, so every install (a wheel, an sdist, a git URL) serves it without
-# npm and nothing loads from a CDN. tests/web/test_vendor.py checks the committed file is the
-# lockfile's, byte for byte; `make vendor` refreshes it after a change to package.json.
+# Chart.js and Swagger UI (the /api/docs page) come from the npm registry (package.json +
+# lock) and are committed into the package's static files, so every install (a wheel, an
+# sdist, a git URL) serves them without npm and nothing loads from a CDN.
+# tests/web/test_vendor.py checks the committed files are the lockfile's, byte for byte;
+# `make vendor` refreshes them after a change to package.json.
 VENDOR := src/vigil/web/static/vendor/chart.umd.min.js
+SWAGGER_UI := src/vigil/web/static/vendor/swagger-ui
+SWAGGER_UI_FILES := swagger-ui-bundle.js swagger-ui-bundle.js.LICENSE.txt swagger-ui.css LICENSE NOTICE
 NPM_STAMP := node_modules/.package-lock.json
 
 .PHONY: install demo test lint bench peers trace vendor clean
@@ -27,8 +30,9 @@ $(NPM_STAMP): package.json package-lock.json
 install: $(STAMP) $(NPM_STAMP)
 
 vendor: $(NPM_STAMP)
-	mkdir -p $(dir $(VENDOR))
+	mkdir -p $(dir $(VENDOR)) $(SWAGGER_UI)
 	cp node_modules/chart.js/dist/chart.umd.min.js $(VENDOR)
+	for file in $(SWAGGER_UI_FILES); do cp node_modules/swagger-ui-dist/$$file $(SWAGGER_UI)/; done
 
 # A fresh SQLite database (migrated), an admin and a viewer, and the whole of Vigil on
 # http://127.0.0.1:8000 fed by a simulated bot. Ctrl-C stops it.

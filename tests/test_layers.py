@@ -31,6 +31,7 @@ FACADE = "vigil"
 LAYERS = {
     "_version": 0,
     "core": 0,
+    "logmask": 0,
     "metrics": 1,
     "notify": 1,
     "settings": 1,

@@ -1,22 +1,41 @@
-"""Settings: one class read by the embedded monitor, the server and every CLI command."""
+"""Settings: one class read by the embedded monitor, the server and every CLI command.
+
+Every value is checked when the settings are read: a wrong one is a ``SettingsError`` whose
+one line names the variable and the form it expects, before anything starts.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import socket
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import pydantic
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from vigil.core.errors import ValidationError
+
+ENV_PREFIX = "VIGIL_"
+MIN_SECRET_KEY = 16
+SECRET_KEY_HINT = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
 def _default_instance() -> str:
     return socket.gethostname() or "vigil"
 
 
+class SettingsError(ValidationError):
+    """A setting that cannot be used. ``field`` is the environment variable's name, and the
+    message is one line saying what form it expects."""
+
+
 class Settings(BaseSettings):
     """Every setting has an environment variable: the field name in capitals, prefixed
     ``VIGIL_`` (``database_url`` -> ``VIGIL_DATABASE_URL``)."""
 
-    model_config = SettingsConfigDict(env_prefix="VIGIL_", extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
 
     database_url: str = Field(
         "sqlite+aiosqlite:///vigil.db",
@@ -45,14 +64,100 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535, description="Port the web server listens on.")
     secret_key: SecretStr | None = Field(
         None,
-        description="Signs session cookies. Set it when several instances serve the dashboard "
-        "or sessions should survive a restart; unset, each process makes a random one.",
+        description="Signs session cookies; at least 16 characters. Set it when several "
+        "instances serve the dashboard or sessions should survive a restart; unset, each "
+        "process makes a random one.",
     )
     base_url: str | None = Field(
         None,
-        description="Public address of the dashboard, for links in notifications; "
-        "http://HOST:PORT by default.",
+        description="Public address of the dashboard (an absolute http:// or https:// URL), "
+        "for links in notifications; http://HOST:PORT by default.",
     )
+    # -- exposure: who is a proxy, sign-in limits, connection limits (docs/security.md) ------
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Comma-separated addresses or networks (10.0.0.5, 10.0.0.0/8) of reverse "
+        "proxies whose X-Forwarded-For and X-Forwarded-Proto are believed; none by default.",
+    )
+    signin_attempts: int = Field(
+        5,
+        ge=1,
+        le=100,
+        description="Failed sign-ins for one user from one browser or address before each "
+        "further try waits, the wait doubling from 1 s.",
+    )
+    signin_account_attempts: int = Field(
+        10,
+        ge=1,
+        le=1000,
+        description="Failed sign-ins for one user from browsers and addresses that never "
+        "signed in as that user, before those are slowed the same way.",
+    )
+    signin_address_attempts: int = Field(
+        30,
+        ge=1,
+        le=10_000,
+        description="Failed sign-ins from one address for users it never signed in as, "
+        "before that address is slowed the same way.",
+    )
+    signin_max_delay: float = Field(
+        900.0, ge=1, le=86_400, description="The longest wait between sign-in attempts (s)."
+    )
+    max_connections: int = Field(
+        1000,
+        ge=10,
+        le=1_000_000,
+        description="Open connections `vigil serve` holds at most (kept below the open-files "
+        "limit); more are answered 503 and closed.",
+    )
+    header_timeout: float = Field(
+        10.0, gt=0, le=3600, description="Seconds a client has to send a request's headers."
+    )
+    body_timeout: float = Field(
+        30.0, gt=0, le=3600, description="Seconds a client has to send a request's body."
+    )
+    keepalive_timeout: int = Field(
+        5, ge=1, le=3600, description="Seconds an idle keep-alive connection stays open."
+    )
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except pydantic.ValidationError as exc:
+            raise _one_line(exc) from None
+
+    @field_validator("base_url")
+    @classmethod
+    def _absolute_http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("not an absolute http(s) URL")
+        if any(char.isspace() for char in value.strip()):
+            raise ValueError("contains spaces")
+        _ = parts.port  # raises ValueError for a port out of range
+        return value.strip()
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < MIN_SECRET_KEY:
+            raise ValueError("too short")
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> tuple[str, ...]:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            raise ValueError("not a list")
+        networks = []
+        for item in items:
+            text = str(item).strip()
+            if text:
+                networks.append(str(ipaddress.ip_network(text, strict=False)))
+        return tuple(networks)
 
     @property
     def public_url(self) -> str:
@@ -60,5 +165,52 @@ class Settings(BaseSettings):
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
-        """Read ``VIGIL_*`` variables; keyword arguments win over the environment."""
-        return cls(**overrides)  # type: ignore[arg-type]
+        """Read ``VIGIL_*`` variables; keyword arguments win over the environment. A value
+        that cannot be used raises ``SettingsError``, one line naming the variable."""
+        return cls(**overrides)
+
+
+# What each setting must look like, as its one-line error says it.
+EXPECTED = {
+    "database_url": "a database URL: sqlite+aiosqlite:///path/to/vigil.db or "
+    "postgresql+asyncpg://user@host/db",
+    "instance": "a name of 1 to 100 characters",
+    "interval": "a number of seconds from 1 to 3600",
+    "incident_retention_days": "a whole number of days, 1 or more",
+    "sample_retention_days": "a whole number of days, 1 or more",
+    "health_stale_after": "a number of seconds above 0",
+    "host": "an address to listen on, such as 127.0.0.1 or 0.0.0.0",
+    "port": "a whole number from 1 to 65535",
+    "secret_key": f"at least {MIN_SECRET_KEY} characters (make one with: {SECRET_KEY_HINT})",
+    "base_url": "an absolute http:// or https:// URL such as https://vigil.example.com",
+    "trusted_proxies": "comma-separated IP addresses or networks, such as 10.0.0.5,10.1.0.0/16",
+    "signin_attempts": "a whole number from 1 to 100",
+    "signin_account_attempts": "a whole number from 1 to 1000",
+    "signin_address_attempts": "a whole number from 1 to 10000",
+    "signin_max_delay": "a number of seconds from 1 to 86400",
+    "max_connections": "a whole number from 10 to 1000000",
+    "header_timeout": "a number of seconds above 0, at most 3600",
+    "body_timeout": "a number of seconds above 0, at most 3600",
+    "keepalive_timeout": "a whole number of seconds from 1 to 3600",
+}
+_SECRET = frozenset({"secret_key"})
+
+
+def env_name(field: str) -> str:
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def _one_line(exc: pydantic.ValidationError) -> SettingsError:
+    """The first problem of ``exc`` as one line: the variable, what was given (never for a
+    secret), and the form it expects."""
+    problem = exc.errors()[0]
+    location = problem.get("loc") or ("settings",)
+    field = str(location[0])
+    if field not in EXPECTED:  # an unknown keyword argument (extra="forbid")
+        return SettingsError(field, "is not a setting of Vigil")
+    given = problem.get("input")
+    if field in _SECRET:
+        shown = f"{len(str(given))} characters" if isinstance(given, str) else "too short"
+        return SettingsError(env_name(field), f"is {shown}; it must be {EXPECTED[field]}")
+    got = f", got {str(given)[:80]!r}" if isinstance(given, str | int | float) else ""
+    return SettingsError(env_name(field), f"must be {EXPECTED[field]}{got}")

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import resource
 import signal
 import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -26,24 +29,37 @@ def free_port() -> int:
 
 
 class Served:
-    def __init__(self, url: str, token: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        env: dict[str, str] | None = None,
+        open_files: int | None = None,
+    ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.headers = {"Authorization": f"Bearer {token}"}
-        env = {
-            **os.environ,
+        environment = {
             "VIGIL_DATABASE_URL": url,
             "VIGIL_PORT": str(self.port),
             "VIGIL_INTERVAL": "1",
             "VIGIL_INSTANCE": "served",
             "VIGIL_SECRET_KEY": "a-test-secret-of-enough-length",
+            **(env or {}),
         }
+
+        def limit_files() -> None:  # in the child: as if its hard limit were this low
+            if open_files is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+
         self.process = subprocess.Popen(
             [sys.executable, "-c", "from vigil.cli import main; main()", "serve"],
-            env=env,
+            env={**os.environ, **environment},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            preexec_fn=limit_files,
         )
 
     def wait_ready(self) -> None:
@@ -67,10 +83,10 @@ class Served:
 
 
 @contextlib.contextmanager
-def start_served(url: str) -> Iterator[Served]:
+def start_served(url: str, **options: Any) -> Iterator[Served]:
     code, output = vigil(url, "tokens", "create", "ops", "--role", "viewer")
     assert code == 0, output
-    server = Served(url, output.strip().splitlines()[-1])
+    server = Served(url, output.strip().splitlines()[-1], **options)
     try:
         server.wait_ready()
         yield server
@@ -123,3 +139,47 @@ def test_a_second_server_on_one_sqlite_file_is_refused(sqlite_url: str) -> None:
         assert code == 1
         assert "another Vigil monitor" in output and "Traceback" not in output
         assert served.stop(signal.SIGINT)[0] == 130
+
+
+def test_serve_at_its_open_files_limit_keeps_serving_and_logs_little(sqlite_url: str) -> None:
+    """A process that may open only 512 files, 600 idle connections: past the cap the ones
+    waiting longest are closed to make room, ``accept()`` never runs out of descriptors
+    (asyncio would log each failure, megabytes a second), and a real request is served."""
+    from vigil.web.connections import FILES_HEADROOM
+
+    cap, clients = 512 - FILES_HEADROOM, 600
+    options: dict[str, Any] = {"env": {"VIGIL_HEADER_TIMEOUT": "600"}, "open_files": 512}
+    with start_served(sqlite_url, **options) as served:
+        status = asyncio.run(_crowd(served.port, clients, closed=clients - cap))
+        assert status == 200
+        _code, output = served.stop(signal.SIGTERM)
+    assert "out of system resource" not in output
+    assert "at the connection limit" in output
+    assert len(output) < 100_000, f"{len(output)} characters of log"
+
+
+async def _crowd(port: int, count: int, *, closed: int) -> int:
+    """Hold ``count`` idle connections until the server has closed ``closed`` of them; the
+    status of a health request made then."""
+    ended: list[bytes] = []
+    writers: list[asyncio.StreamWriter] = []
+
+    async def hold() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writers.append(writer)
+        ended.append(await reader.read())
+
+    async def crowded() -> None:
+        while len(ended) < closed:
+            assert not any(h.done() and h.exception() for h in holders), "a client failed"
+            await asyncio.sleep(0.05)
+
+    holders = [asyncio.ensure_future(hold()) for _ in range(count)]
+    try:
+        await asyncio.wait_for(crowded(), DEADLINE)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            return (await client.get("/api/health")).status_code
+    finally:
+        for writer in writers:
+            writer.close()
+        await asyncio.gather(*holders, return_exceptions=True)

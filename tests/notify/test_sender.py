@@ -4,6 +4,7 @@ layer (the webhook host cannot be reached from here)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import socket
 from collections.abc import Iterator
@@ -236,3 +237,48 @@ async def test_discord_keeps_the_channel_options(discord_api: responses.Requests
     payload = json.loads(body)
     assert payload["username"] == "Vigil Bot" and "avatar_url" not in payload
     assert payload["embeds"][0]["color"] == Tone.WARNING.colour
+
+
+async def test_mentions_in_a_note_or_a_name_ping_no_one(
+    discord_api: responses.RequestsMock,
+) -> None:
+    discord_api.post(DISCORD_API, status=204)
+    channel = Channel(name="discord", url=f"discord://{DISCORD_ID}/{DISCORD_TOKEN}")
+    acknowledged = lifecycle()["acknowledged"]
+    assert acknowledged.incident is not None
+    loud = dataclasses.replace(
+        acknowledged,
+        incident=dataclasses.replace(
+            acknowledged.incident,
+            acknowledged_by="<@123456789>",
+            notes="@everyone @here <@&987654321> look at this",
+        ),
+    )
+    await send(channel, format_event(loud, channel, rule=RULE))
+    body = discord_api.calls[0].request.body
+    assert isinstance(body, str | bytes)
+    payload = json.loads(body)
+    assert "content" not in payload  # apprise puts the pings it finds in the content
+    assert "allow_mentions" not in payload and "allowed_mentions" not in payload
+    embed = payload["embeds"][0]
+    notes = next(f["value"] for f in embed["fields"] if f["name"] == "Notes")
+    assert "@\u200beveryone @\u200bhere <@\u200b&987654321>" in notes  # shown, harmless
+    assert "<@\u200b123456789>" in embed["title"]
+
+
+async def test_a_channel_that_asks_for_a_ping_gets_that_ping_only(
+    discord_api: responses.RequestsMock,
+) -> None:
+    discord_api.post(DISCORD_API, status=204)
+    url = f"discord://{DISCORD_ID}/{DISCORD_TOKEN}?ping=%3C%40%26555%3E"  # ping=<@&555>
+    channel = Channel(name="discord", url=url)
+    opened = lifecycle()["opened"]
+    assert opened.incident is not None
+    noisy = dataclasses.replace(
+        opened, incident=dataclasses.replace(opened.incident, message="@everyone down")
+    )
+    await send(channel, format_event(noisy, channel, rule=RULE))
+    body = discord_api.calls[0].request.body
+    assert isinstance(body, str | bytes)
+    payload = json.loads(body)
+    assert payload["content"] == "👉 <@&555>"  # the role the channel names, not everyone

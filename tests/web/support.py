@@ -101,16 +101,20 @@ async def seed_accounts(store: Store) -> dict[str, str]:
 
 @contextlib.asynccontextmanager
 async def running_api(
-    url: str, *, delivery: DeliveryPolicy | None = None, **app_options: Any
+    url: str,
+    *,
+    delivery: DeliveryPolicy | None = None,
+    settings_changes: Mapping[str, Any] | None = None,
+    **app_options: Any,
 ) -> AsyncIterator[Api]:
-    """Vigil on ``url`` (its dispatcher trying as ``delivery`` says) and its app, in process."""
+    """Vigil on ``url`` (its dispatcher trying as ``delivery`` says, its settings changed as
+    ``settings_changes`` says) and its app, in process."""
     script, clock = Script(), Clock()
-    vigil = Vigil(
-        settings(url), sources=[script], process_metrics=False, clock=clock, delivery=delivery
-    )
+    chosen = settings(url).model_copy(update=dict(settings_changes or {}))
+    vigil = Vigil(chosen, sources=[script], process_metrics=False, clock=clock, delivery=delivery)
     async with Started(vigil):
         tokens = await seed_accounts(vigil.store)
-        app = create_app(vigil, password_hasher=CHEAP_HASHER, **app_options)
+        app = create_app(vigil, **{"password_hasher": CHEAP_HASHER, **app_options})
         transport = httpx.ASGITransport(app=app)
         try:
             async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -13,7 +11,6 @@ from fastapi import FastAPI
 from vigil.store import Role
 from vigil.web.accounts import set_password
 from vigil.web.auth import SESSION_COOKIE
-from vigil.web.ratelimit import SignInLimiter
 from vigil.web.security import Passwords, Session
 from vigil.web.state import WebState
 
@@ -225,61 +222,7 @@ async def test_last_use_is_recorded_to_the_minute(migrated_url: str) -> None:
         assert await last_used() == api.clock.now
 
 
-# -- rate limiting ----------------------------------------------------------------------------
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@contextlib.asynccontextmanager
-async def limited(url: str, clock: FakeClock) -> AsyncIterator[Api]:
-    limiter = SignInLimiter(per_name=3, per_address=5, window=60, clock=clock)
-    async with running_api(url, limiter=limiter) as api:
-        yield api
-
-
-async def login(api: Api, name: str, password: str) -> httpx.Response:
-    return await api.client.post("/api/auth/login", json={"name": name, "password": password})
-
-
-async def test_failed_sign_ins_are_limited_per_name(migrated_url: str) -> None:
-    clock = FakeClock()
-    async with limited(migrated_url, clock) as api:
-        for _ in range(3):
-            assert (await login(api, "ana", "guess")).status_code == 401
-        refused = await login(api, "ana", PASSWORD)  # even the right password now
-        assert refused.status_code == 429
-        assert refused.json()["error"]["code"] == "rate_limited"
-        assert refused.headers["retry-after"] == "60"
-        assert (await login(api, "ANA", PASSWORD)).status_code == 429  # names fold case
-        assert (await login(api, "vic", PASSWORD)).status_code == 200  # others are not held
-        clock.now += 61
-        assert (await login(api, "ana", PASSWORD)).status_code == 200
-
-
-async def test_failed_sign_ins_are_limited_per_address(migrated_url: str) -> None:
-    clock = FakeClock()
-    async with limited(migrated_url, clock) as api:
-        for n in range(5):
-            assert (await login(api, f"user{n}", "guess")).status_code == 401
-        assert (await login(api, "vic", PASSWORD)).status_code == 429
-        clock.now += 61
-        assert (await login(api, "vic", PASSWORD)).status_code == 200
-
-
-def test_the_limiter_forgets_the_oldest_names_first() -> None:
-    clock = FakeClock()
-    limiter = SignInLimiter(per_name=1, per_address=1000, window=60, capacity=3, clock=clock)
-    for name in ("a", "b", "c", "d"):
-        limiter.failed(name, "127.0.0.1")
-    assert len(limiter.names) == 3
-    assert limiter.retry_after("a", "127.0.0.1") == 0  # forgotten: memory stays bounded
-    assert limiter.retry_after("d", "127.0.0.1") == 60
+# -- rate limiting: tests/web/test_signin.py ----------------------------------------------------
 
 
 # -- mounting ---------------------------------------------------------------------------------

@@ -125,6 +125,8 @@ async def test_invalid_channels_name_the_field_and_store_nothing(api: Api) -> No
         ({"url": "foo://x"}, "url"),  # no apprise service for the scheme
         ({"url": "https://example.com"}, "url"),  # a web page, not a webhook apprise knows
         ({"url": "json://127.0.0.1/***"}, "url"),  # the masked form of some URL
+        ({"url": "json://127.0.0.1:99999/hook"}, "url"),  # no server listens there
+        ({"url": "mailto://me:pw@mail.example.com:0?to=a@example.com"}, "url"),
         ({"url": ""}, "url"),
         ({"url": None}, "url"),
         ({"name": "Ops"}, "name"),

@@ -16,7 +16,7 @@ import httpx
 
 from vigil.core import Event, EventKind
 
-from .support import DEADLINE, LATENCY, T0, Api, running_api, served, wait_until
+from .support import DEADLINE, LATENCY, PASSWORD, T0, Api, running_api, served, wait_until
 
 
 @dataclass(frozen=True)
@@ -260,3 +260,71 @@ async def test_a_stalled_client_delays_no_one_and_catches_up_later(api: Api) -> 
             assert [n for n in seen if n >= ids[0]] == ids
         finally:
             stalled.close()
+
+
+# -- streams end with their credentials -----------------------------------------------------
+
+
+async def _until_streams(api: Api, count: int) -> None:
+    await wait_until(lambda: api.app.state.vigil_web.live.clients == count)
+
+
+async def _ends(reader: Reader) -> bool:
+    """Whether the stream ends (rather than carrying on), reading through what it sends."""
+    while True:
+        frame = await reader.next()  # the deadline fails the test if it never ends
+        if frame is None:
+            return True
+
+
+@contextlib.asynccontextmanager
+async def quick_checks(url: str) -> AsyncIterator[Api]:
+    async with running_api(url, auth_cache_seconds=0.2, recheck_seconds=0.2) as api:
+        yield api
+
+
+async def test_a_stream_ends_soon_after_its_token_is_revoked(migrated_url: str) -> None:
+    async with quick_checks(migrated_url) as api:
+        async with served(api.app) as (base, _), httpx.AsyncClient(base_url=base) as client:
+            async with (
+                stream(client, api) as revoked,
+                client.stream("GET", "/api/events", headers=api.auth("admin")) as response,
+            ):
+                kept = Reader(response)
+                await _until_streams(api, 2)
+                [token] = [t for t in await api.vigil.store.list_tokens() if t.name == "viewer-bot"]
+                await api.vigil.store.revoke_token(token.id, now=T0)
+                assert await _ends(revoked)
+                await _until_streams(api, 1)
+                await api.breach(LATENCY, 150)  # the admin's stream carries on
+                [frame] = await kept.take(1)
+                assert frame.event == "incident.opened"
+            refused = await client.get("/api/events", headers=api.auth("viewer"))
+            assert refused.status_code == 401
+
+
+async def test_a_stream_ends_when_its_user_is_removed_or_signs_out(migrated_url: str) -> None:
+    async with quick_checks(migrated_url) as api:
+        async with served(api.app) as (base, _):
+            async with (
+                httpx.AsyncClient(base_url=base) as vic,
+                httpx.AsyncClient(base_url=base) as ana,
+            ):
+                for client, name in ((vic, "vic"), (ana, "ana")):
+                    signed = await client.post(
+                        "/api/auth/login", json={"name": name, "password": PASSWORD}
+                    )
+                    assert signed.status_code == 200
+                csrf = signed.json()["csrf_token"]
+                async with (
+                    vic.stream("GET", "/api/events") as one,
+                    ana.stream("GET", "/api/events") as two,
+                ):
+                    await _until_streams(api, 2)
+                    await api.vigil.store.delete_user("vic")
+                    assert await _ends(Reader(one))
+                    await _until_streams(api, 1)
+                    logout = await ana.post("/api/auth/logout", headers={"X-CSRF-Token": csrf})
+                    assert logout.status_code == 204
+                    assert await _ends(Reader(two))
+                    await _until_streams(api, 0)

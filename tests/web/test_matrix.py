@@ -84,6 +84,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/api/auth/me"): Rule(READ),
     ("GET", "/api/openapi.json"): Rule(PUBLIC),
     ("GET", "/api/docs"): Rule(PUBLIC),
+    ("GET", "/docs"): Rule(PUBLIC),
 }
 
 ALLOWED = {

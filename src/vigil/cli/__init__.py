@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from vigil.cli._common import fail
 from vigil.cli.backtest import backtest_command
 from vigil.cli.channels import channels_app
 from vigil.cli.cleanup import cleanup_command
@@ -14,6 +15,7 @@ from vigil.cli.serve import serve_command
 from vigil.cli.silences import SILENCES, maintenance_app, snooze_command
 from vigil.cli.tokens import tokens_app
 from vigil.cli.users import users_app
+from vigil.settings import Settings, SettingsError
 
 app = typer.Typer(
     name="vigil",
@@ -27,6 +29,11 @@ app = typer.Typer(
 @app.callback()
 def _root() -> None:
     """Vigil watches a service's performance and raises incidents on sustained breaches."""
+    # Every command reads the settings: a wrong one is one line naming it, before any work.
+    try:
+        Settings.from_env()
+    except SettingsError as exc:
+        raise fail(exc, code=2) from None
 
 
 app.command("backtest")(backtest_command)

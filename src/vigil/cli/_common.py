@@ -44,8 +44,11 @@ def console() -> Console:
 
 
 def print_error(message: object) -> None:
-    # escaped: a message quoting user input ("[x].csv") is text, not Rich markup
-    Console(stderr=True).print(f"[bold red]error:[/] {escape(str(message))}", highlight=False)
+    # escaped: a message quoting user input ("[x].csv") is text, not Rich markup; one line
+    # however narrow the terminal, so a script can grep it
+    Console(stderr=True, soft_wrap=True).print(
+        f"[bold red]error:[/] {escape(str(message))}", highlight=False
+    )
 
 
 def fail(exc: VigilError, *, code: int = 1) -> typer.Exit:

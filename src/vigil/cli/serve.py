@@ -11,6 +11,7 @@ import typer
 
 from vigil.cli._common import fail
 from vigil.core import VigilError
+from vigil.logmask import install_on_handlers
 from vigil.settings import Settings
 
 
@@ -36,11 +37,16 @@ def serve_command(
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
-    settings = Settings.from_env(**overrides)
+    try:
+        settings = Settings.from_env(**overrides)
+    except VigilError as exc:
+        raise fail(exc, code=2) from None
     # The command is the application here, so it configures logging (the library never does).
     logging.basicConfig(
         level=log_level.value.upper(), format="%(levelname)s: %(name)s: %(message)s"
     )
+    # Secrets masked in whatever reaches the handlers, at every level (docs/security.md).
+    install_on_handlers(logging.getLogger().handlers)
     try:
         asyncio.run(serve(settings, log_level=log_level.value))
     except VigilError as exc:

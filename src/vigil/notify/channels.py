@@ -21,6 +21,7 @@ from vigil.core.errors import ValidationError
 from vigil.core.events import Event, EventKind
 from vigil.core.incidents import Incident, Severity, Status
 from vigil.core.validation import check_bool, check_choice, check_keys, check_name, frozen
+from vigil.logmask import remember
 
 SCHEME_PATTERN = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 MAX_URL = 2000
@@ -169,12 +170,14 @@ def renotify_due(
 def inspect_url(url: str) -> Service:
     """Check ``url`` with apprise's own parser; a ``ValidationError("url", ...)`` says why not."""
     url = _clean_url(url)
+    remember(url)  # before apprise sees it: apprise logs a token it refuses, unmasked
     match = SCHEME_PATTERN.match(url)
     if match is None:
         raise ValidationError(
             "url", "must be an apprise URL such as discord://webhook_id/webhook_token"
         )
     scheme = match.group(1).lower()
+    _check_port(url)
     plugins: Any = _plugin_manager()
     try:
         plugin = apprise.Apprise.instantiate(url, suppress_exceptions=False)
@@ -208,6 +211,15 @@ def inspect_url(url: str) -> Service:
         rich=native in _RICH_FORMATS,
         setup_url=getattr(plugin, "setup_url", None),
     )
+
+
+def _check_port(url: str) -> None:
+    """A port that no server can listen on is refused (apprise would take it and fail at
+    every delivery). Only a number counts as a port: ``tgram://123:ABC/`` is a bot token."""
+    authority = url.partition("://")[2].split("/", 1)[0].split("?", 1)[0]
+    port = re.search(r":(\d+)$", authority.rpartition("@")[2])
+    if port is not None and not 1 <= int(port.group(1)) <= 65535:
+        raise ValidationError("url", f"the port must be from 1 to 65535, not {port.group(1)}")
 
 
 def redacted_url(url: str) -> str:

@@ -25,6 +25,9 @@ from vigil.notify.channels import Channel, NotifyOn, Service
 # Fixed forever: changing it would change every idempotency key.
 _KEY_NAMESPACE = uuid.UUID("5d7c2f4e-3b1a-4c55-9a0e-6f1d2b8c9e47")
 _MARKDOWN_SPECIAL = str.maketrans({c: f"\\{c}" for c in "\\`*_[]<>#|~"})
+# A zero-width space after every "@": "@everyone", "@here", "<@123>" and "<@&456>" in a note or
+# a name are shown as typed but ping no one (apprise turns any it finds into a ping).
+_NO_MENTIONS = str.maketrans({"@": "@\u200b"})
 MAX_FIELD = 1000
 
 
@@ -81,15 +84,20 @@ class Message:
     @property
     def discord_markdown(self) -> str:
         """The layout apprise turns into a Discord embed: text before the first heading is the
-        description, each heading and the line below it one field."""
-        lines = [_escape(self.lead)]
+        description, each heading and the line below it one field. Mentions are disarmed
+        (a channel that wants a ping says so with apprise's ``ping=`` option)."""
+        lines = [_quiet(_escape(self.lead))]
         if self.link:
             lines += ["", f"[Open incident]({self.link})"]
         for name, value in self.fields:
             # apprise puts each value in a code block; only a leading "#" would still be
             # read as the next heading, and a zero-width space in front hides it.
+            value = _quiet(value)
             lines += [f"# {name}", f"\u200b{value}" if value.startswith("#") else value]
         return "\n".join(lines)
+
+    def title_for(self, service: Service) -> str:
+        return _quiet(self.title) if service.schema == "discord" else self.title
 
     def body_for(self, service: Service) -> tuple[str, BodyFormat]:
         if service.schema == "discord":
@@ -262,3 +270,7 @@ def _one_line(text: str) -> str:
 
 def _escape(text: str) -> str:
     return text.translate(_MARKDOWN_SPECIAL)
+
+
+def _quiet(text: str) -> str:
+    return text.translate(_NO_MENTIONS)

@@ -21,6 +21,7 @@ from urllib.parse import quote, urlencode
 import apprise
 
 from vigil.core.errors import VigilError
+from vigil.logmask import mask
 from vigil.notify.channels import Channel, apprise_url
 from vigil.notify.format import Message, Tone, format_test
 
@@ -58,7 +59,7 @@ async def send(channel: Channel, message: Message) -> None:
     notifier.add(service)
     result = await notifier.async_notify(
         body=body,
-        title=message.title,
+        title=message.title_for(channel.service),
         notify_type=_NOTIFY_TYPES[message.tone],
         body_format=body_format.value,
     )
@@ -117,5 +118,6 @@ def _service(channel: Channel, message: Message, asset: apprise.AppriseAsset) ->
 def _reason(result: apprise.AppriseResult) -> str:
     messages = [entry.message for entry in result.logs() if entry.level in ("WARNING", "ERROR")]
     if messages:
-        return " ".join(dict.fromkeys(messages))  # in order, without repeats
+        # in order, without repeats; masked, as it is shown, stored and logged
+        return mask(" ".join(dict.fromkeys(messages)))
     return f"apprise reported {result.status.name.lower()}"

@@ -15,6 +15,7 @@ from typing import Any
 
 from vigil.core import Evaluator, Event, Incident, Rule, Sample, ValidationError, VigilError
 from vigil.core.silences import MaintenanceWindow, Snooze
+from vigil.logmask import install as mask_secrets_in_logs
 from vigil.metrics import HealthRegistry, LoopLagProbe, Metrics, MetricSource, ProcessSource
 from vigil.metrics.recorder import Recorder
 from vigil.runtime.bus import EventBus
@@ -150,6 +151,7 @@ class Vigil:
     async def start(self) -> None:
         if self._running is not None:
             raise VigilError("Vigil is already running")
+        mask_secrets_in_logs()  # a filter on the loggers that can carry secrets: masks only
         store = await Store.open(self.settings.database_url)
         leadership = store.leadership()
         try:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
@@ -27,6 +30,7 @@ def create_engine(url: str) -> AsyncEngine:
     if backend == "sqlite":
         if driver != "aiosqlite":
             raise ValidationError("database_url", "use sqlite+aiosqlite:///path/to/vigil.db")
+        _create_owner_only(parsed.database)  # it holds channel URLs and password hashes
         engine = create_async_engine(parsed)
         _configure_sqlite(engine)
         return engine
@@ -35,6 +39,16 @@ def create_engine(url: str) -> AsyncEngine:
             raise ValidationError("database_url", "use postgresql+asyncpg://user@host/db")
         return create_async_engine(parsed, pool_pre_ping=True)
     raise ValidationError("database_url", f"unsupported database {backend!r}")
+
+
+def _create_owner_only(database: str | None) -> None:
+    """Create a new SQLite file readable by its owner only (0600) before SQLite creates it
+    (0644 less the umask); SQLite gives its -wal and -shm files the same mode. An existing
+    file keeps the mode its owner chose; a directory that does not exist is reported later."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    with contextlib.suppress(OSError):  # exists already, or cannot be made: SQLite says why
+        os.close(os.open(Path(database).expanduser(), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

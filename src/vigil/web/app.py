@@ -11,12 +11,14 @@ from __future__ import annotations
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 
+from vigil._version import __version__
 from vigil.runtime import Vigil
-from vigil.web import errors, pages
+from vigil.web import apidocs, errors, pages
 from vigil.web.auth import Authenticator
 from vigil.web.cache import ReadCache
-from vigil.web.live import KEEPALIVE_SECONDS, RING, LiveStream
+from vigil.web.live import KEEPALIVE_SECONDS, RECHECK_SECONDS, RING, LiveStream
 from vigil.web.prometheus import WebMetrics
+from vigil.web.proxies import TrustedProxies
 from vigil.web.ratelimit import SignInLimiter
 from vigil.web.routes import alerts, auth, channels, metrics, silences, system
 from vigil.web.security import Keys, Passwords
@@ -46,21 +48,29 @@ def create_app(
     auth_cache_seconds: float = AUTH_CACHE_SECONDS,
     read_cache_seconds: float = READ_CACHE_SECONDS,
     keepalive_seconds: float = KEEPALIVE_SECONDS,
+    recheck_seconds: float = RECHECK_SECONDS,
     event_ring: int = RING,
 ) -> FastAPI:
     """The API for ``vigil`` (started now or later: routes answer 503 until it runs).
 
     The keyword arguments exist for tests and tuning; the defaults suit production.
     """
-    secret = vigil.settings.secret_key
-    live = LiveStream(vigil, keepalive=keepalive_seconds, ring=event_ring)
+    settings = vigil.settings
+    secret = settings.secret_key
+    live = LiveStream(vigil, keepalive=keepalive_seconds, ring=event_ring, recheck=recheck_seconds)
     state = WebState(
         vigil=vigil,
         auth=Authenticator(
             vigil,
             keys=Keys.from_setting(secret.get_secret_value() if secret is not None else None),
             passwords=Passwords(password_hasher),
-            limiter=limiter or SignInLimiter(),
+            limiter=limiter
+            or SignInLimiter(
+                attempts=settings.signin_attempts,
+                account_attempts=settings.signin_account_attempts,
+                address_attempts=settings.signin_address_attempts,
+                max_delay=settings.signin_max_delay,
+            ),
             session_seconds=session_seconds,
             cache_seconds=auth_cache_seconds,
         ),
@@ -71,17 +81,20 @@ def create_app(
     app = FastAPI(
         title="Vigil",
         description=DESCRIPTION,
-        version=_version(),
+        version=__version__,
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # vigil.web.apidocs: Swagger UI from the package, not a CDN
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
     )
     app.state.vigil_web = state
     errors.install(app)
     app.add_middleware(errors.BodyLimit, max_bytes=MAX_BODY)
+    if settings.trusted_proxies:  # outermost: everything after it sees the real client
+        app.add_middleware(TrustedProxies, networks=settings.trusted_proxies)
     for module in (alerts, metrics, channels, silences, system, auth):
         app.include_router(module.router)
+    app.include_router(apidocs.router)
     app.include_router(pages.router)  # the dashboard's HTML pages and static files
     return app
 
@@ -90,12 +103,3 @@ async def close_streams(app: FastAPI) -> None:
     """End every open event stream of ``app`` and refuse new ones (server shutdown)."""
     state: WebState = app.state.vigil_web
     await state.live.aclose()
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("vigil")
-    except PackageNotFoundError:
-        return "0"

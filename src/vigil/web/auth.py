@@ -11,12 +11,14 @@ ends every session of that user) take effect within that time.
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request, Response
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
@@ -26,7 +28,9 @@ from vigil.store import ApiToken, Role, User
 from vigil.web.errors import CsrfError, ForbiddenError, NotAuthenticatedError, RateLimitedError
 from vigil.web.ratelimit import SignInLimiter
 from vigil.web.security import (
+    DEVICE_SECONDS,
     Keys,
+    PasswordChecksBusyError,
     Passwords,
     Session,
     SignedOut,
@@ -39,6 +43,7 @@ if TYPE_CHECKING:
     from vigil.web.state import WebState
 
 SESSION_COOKIE = "vigil_session"
+DEVICE_COOKIE = "vigil_device"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 READ_ROLES = frozenset({Role.VIEWER, Role.ADMIN})
@@ -70,6 +75,7 @@ class SignedIn:
     principal: Principal
     cookie: str
     expires_at: datetime
+    device_cookie: str
 
 
 class Authenticator:
@@ -95,7 +101,7 @@ class Authenticator:
         self._wall = wall
         self._tokens: dict[str, tuple[ApiToken, float]] = {}
         self._users: dict[str, tuple[User | None, float]] = {}
-        self._signed_out = SignedOut()
+        self._signed_out = SignedOut(session_seconds=session_seconds)
 
     # -- tokens ----------------------------------------------------------------------------
 
@@ -132,7 +138,7 @@ class Authenticator:
     async def from_cookie(self, cookie: str) -> Principal | None:
         """The signed-in user, or ``None`` for a forged, expired or ended session."""
         session = self.keys.open(cookie, now=self._wall())
-        if session is None or session.session_id in self._signed_out:
+        if session is None or self._signed_out.ended(session):
             return None
         user = await self._user(session.name)
         if user is None or self.keys.password_mark(user.password_hash) != session.password_mark:
@@ -161,28 +167,44 @@ class Authenticator:
         self._users[name] = (user, self._clock() + self.cache_seconds)
         return user
 
-    async def sign_in(self, name: str, password: str, *, address: str) -> SignedIn:
-        """Check a password and open a session. ``RateLimitedError`` after too many failures
-        for this name or address; ``NotAuthenticatedError`` for a wrong name or password
-        (the same message for both)."""
-        wait = self.limiter.retry_after(name, address)
-        if wait > 0:
-            raise RateLimitedError("too many failed sign-ins: try again later", retry_after=wait)
+    async def sign_in(
+        self, name: str, password: str, *, address: str, device_cookie: str | None = None
+    ) -> SignedIn:
+        """Check a password and open a session. ``RateLimitedError`` while this attempt must
+        wait (``vigil.web.ratelimit`` says when); ``NotAuthenticatedError`` for a wrong name or
+        password (the same message for both). ``device_cookie``: the browser's, if any."""
+        now = self._wall()
+        device = self.keys.device_of(device_cookie, name, now=now)
+        attempt = self.limiter.reserve(name, address, device=device)
+        if attempt.wait > 0:
+            raise RateLimitedError(
+                f"too many failed sign-ins: try again in {math.ceil(attempt.wait)} s",
+                retry_after=attempt.wait,
+            )
         try:
             user: User | None = await self.vigil.store.get_user(name)
         except NotFoundError:
             user = None
-        ok = await self.passwords.check(user.password_hash if user else None, password)
+        except BaseException:
+            self.limiter.cancel(attempt)  # no password was checked
+            raise
+        try:
+            password_hash = user.password_hash if user else None
+            ok = await self.passwords.check(password_hash, password, urgent=attempt.known)
+        except PasswordChecksBusyError:
+            self.limiter.cancel(attempt)
+            raise RateLimitedError(
+                "too many sign-ins at once: try again in a moment", retry_after=1
+            ) from None
         if user is None or not ok:
-            self.limiter.failed(name, address)
             raise NotAuthenticatedError("wrong user name or password")
-        self.limiter.succeeded(name)
+        self.limiter.succeeded(attempt)
         if self.passwords.needs_rehash(user.password_hash):
             user = await self.vigil.store.update_user(
                 user.name, password_hash=self.passwords.hash(password)
             )
         self._users[user.name] = (user, self._clock() + self.cache_seconds)
-        issued = int(self._wall())
+        issued = int(now)
         session = Session(
             name=user.name,
             session_id=secrets.token_urlsafe(18),
@@ -191,7 +213,12 @@ class Authenticator:
             password_mark=self.keys.password_mark(user.password_hash),
         )
         expires_at = datetime.fromtimestamp(session.expires_at, tz=UTC)
-        return SignedIn(self._principal(user, session), self.keys.sign(session), expires_at)
+        return SignedIn(
+            self._principal(user, session),
+            self.keys.sign(session),
+            expires_at,
+            self.keys.device_cookie(user.name, device, now=now),
+        )
 
     def sign_out(self, cookie: str) -> None:
         session = self.keys.open(cookie, now=self._wall())
@@ -218,20 +245,47 @@ async def principal_from(request: Request) -> Principal | None:
     if hasattr(request.state, "vigil_principal"):
         known: Principal | None = request.state.vigil_principal
         return known
-    auth = web_state(request).auth
-    principal: Principal | None = None
-    header = request.headers.get("authorization")
+    principal = await _authenticate(
+        web_state(request).auth,
+        request.headers.get("authorization"),
+        request.cookies.get(SESSION_COOKIE),
+    )
+    request.state.vigil_principal = principal
+    return principal
+
+
+async def _authenticate(
+    auth: Authenticator, header: str | None, cookie: str | None
+) -> Principal | None:
     if header is not None:
         scheme, _, secret = header.strip().partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             raise NotAuthenticatedError("send the token as 'Authorization: Bearer <token>'")
-        principal = await auth.from_token(secret.strip())
-    else:
-        cookie = request.cookies.get(SESSION_COOKIE)
-        if cookie:
-            principal = await auth.from_cookie(cookie)
-    request.state.vigil_principal = principal
-    return principal
+        return await auth.from_token(secret.strip())
+    if cookie:
+        return await auth.from_cookie(cookie)
+    return None
+
+
+def access_check(
+    request: Request, roles: frozenset[Role] = READ_ROLES
+) -> tuple[str | None, Callable[[], Awaitable[bool]]]:
+    """The credential ``request`` was made with, and a check whether it still holds one of
+    ``roles``: for what outlives the request (a live stream). A token revoked, a user removed
+    or demoted, a password changed or a session signed out make it say no (within the
+    lookup cache's few seconds)."""
+    auth = web_state(request).auth
+    header = request.headers.get("authorization")
+    cookie = request.cookies.get(SESSION_COOKIE)
+
+    async def check() -> bool:
+        try:
+            principal = await _authenticate(auth, header, cookie)
+        except NotAuthenticatedError:
+            return False
+        return principal is not None and principal.role in roles
+
+    return header if header is not None else cookie, check
 
 
 def authorize(request: Request, principal: Principal | None, roles: frozenset[Role]) -> Principal:
@@ -294,10 +348,20 @@ def cookie_path(request: Request) -> str:
 
 
 async def sign_in(request: Request, response: Response, name: str, password: str) -> SignedIn:
-    """Check the password (rate-limited per name and address) and set the session cookie
-    on ``response``: signed, HttpOnly, SameSite=Lax, Secure over HTTPS."""
+    """Check the password (after the sign-in limits, ``vigil.web.ratelimit``) and set the
+    session cookie on ``response``: signed, HttpOnly, SameSite=Lax, Secure over HTTPS; and the
+    device cookie that tells the limits this browser knew the password. A sign-in sent by
+    another site (login CSRF) is refused."""
+    if not from_this_site(request):
+        raise CsrfError("a sign-in must come from this dashboard, not from another site")
     state = web_state(request)
-    signed = await state.auth.sign_in(name, password, address=client_address(request))
+    signed = await state.auth.sign_in(
+        name,
+        password,
+        address=client_address(request),
+        device_cookie=request.cookies.get(DEVICE_COOKIE),
+    )
+    secure = request.url.scheme == "https"
     response.set_cookie(
         SESSION_COOKIE,
         signed.cookie,
@@ -305,10 +369,55 @@ async def sign_in(request: Request, response: Response, name: str, password: str
         path=cookie_path(request),
         httponly=True,
         samesite="lax",
-        secure=request.url.scheme == "https",
+        secure=secure,
+    )
+    response.set_cookie(
+        DEVICE_COOKIE,
+        signed.device_cookie,
+        max_age=DEVICE_SECONDS,
+        path=cookie_path(request),
+        httponly=True,
+        samesite="strict",
+        secure=secure,
     )
     request.state.vigil_principal = signed.principal
     return signed
+
+
+def from_this_site(request: Request) -> bool:
+    """Whether a browser sent ``request`` from this site's own pages. Browsers say where a
+    request comes from: ``Sec-Fetch-Site`` (every current browser), else ``Origin`` (sent
+    with every cross-origin POST). A request with neither is not a browser's cross-site
+    request (a script, curl) and passes."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site.strip().lower() in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    claimed = _authority(origin)
+    if claimed is None:
+        return False  # "null" (a sandboxed frame, a redirect chain) or garbage
+    scheme = urlsplit(origin.strip().lower()).scheme
+    # The Host header, with the Origin's scheme: behind a TLS proxy that is not trusted the
+    # request itself looks like plain http, but the browser addressed this very host.
+    ours = {_authority(f"{scheme}://{request.headers.get('host', '')}")}
+    base_url = web_state(request).vigil.settings.base_url
+    if base_url:
+        ours.add(_authority(base_url))
+    return claimed in ours
+
+
+def _authority(url: str) -> tuple[str, int] | None:
+    """``(host, port)`` of an origin or URL, the scheme's default port filled in."""
+    try:
+        parts = urlsplit(url.strip().lower())
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.hostname or parts.scheme not in ("http", "https"):
+        return None
+    return parts.hostname, port or (443 if parts.scheme == "https" else 80)
 
 
 def sign_out(request: Request, response: Response) -> None:

@@ -173,8 +173,8 @@ async def _request_validation_error(request: Request, exc: Exception) -> JSONRes
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    if exc.status_code == 400:  # FastAPI could not read the body (not UTF-8, say): bad input
-        return error_response(422, "invalid", f"body: {exc.detail}", field="body")
+    if exc.status_code == 400:  # FastAPI could not read the body: bad input, say which
+        return error_response(422, "invalid", f"body: {_unreadable(exc)}", field="body")
     code = _HTTP_CODES.get(exc.status_code, "error")
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
@@ -182,6 +182,16 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         # have several (GET and PUT of a rule).
         headers["Allow"] = ", ".join(sorted(_methods_for(request)))
     return error_response(exc.status_code, code, str(exc.detail), headers=headers)
+
+
+def _unreadable(exc: StarletteHTTPException) -> str:
+    """Why FastAPI could not read a JSON body (it keeps the reason as the cause)."""
+    cause = exc.__cause__
+    if isinstance(cause, RecursionError):
+        return "the JSON is nested too deeply"
+    if isinstance(cause, UnicodeDecodeError):
+        return f"is not UTF-8 text (byte {cause.start}); JSON must be sent as UTF-8"
+    return str(exc.detail)
 
 
 def _methods_for(request: Request) -> set[str]:

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from enum import Enum
 from typing import TYPE_CHECKING
 
@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 RING = 1024
 KEEPALIVE_SECONDS = 15.0
+RECHECK_SECONDS = 2.0
+RECHECKS_AT_ONCE = 8
 RETRY_MS = 3000
 REPLAY_BATCH = 500
 MAX_WRITE = 64 * 1024  # bytes per write, so a stalled client's buffer stays small
@@ -51,12 +53,17 @@ def render(event: Event) -> bytes:
     return f"id: {event.id}\nevent: {event.kind.value}\ndata: {data}\n\n".encode()
 
 
-class _Client:
-    __slots__ = ("gone", "waiter")
+Check = Callable[[], Awaitable[bool]]
 
-    def __init__(self) -> None:
+
+class _Client:
+    __slots__ = ("check", "credential", "gone", "waiter")
+
+    def __init__(self, credential: str | None = None, check: Check | None = None) -> None:
         self.waiter: asyncio.Future[Wake] | None = None
         self.gone = False
+        self.credential = credential
+        self.check = check
 
     def wake(self, why: Wake) -> None:
         if self.waiter is not None and not self.waiter.done():
@@ -65,10 +72,16 @@ class _Client:
 
 class LiveStream:
     def __init__(
-        self, vigil: Vigil, *, ring: int = RING, keepalive: float = KEEPALIVE_SECONDS
+        self,
+        vigil: Vigil,
+        *,
+        ring: int = RING,
+        keepalive: float = KEEPALIVE_SECONDS,
+        recheck: float = RECHECK_SECONDS,
     ) -> None:
         self.vigil = vigil
         self.keepalive = keepalive
+        self.recheck = recheck
         self._frames: deque[tuple[int, bytes]] = deque(maxlen=ring)
         self._floor = 0  # the ring holds every event with floor < id <= last
         self._last = 0
@@ -86,9 +99,12 @@ class LiveStream:
     def closed(self) -> bool:
         return self._closed
 
-    def response(self, after: int | None) -> EventStreamResponse:
+    def response(
+        self, after: int | None, *, credential: str | None = None, check: Check | None = None
+    ) -> EventStreamResponse:
         """The stream for one client: events after ``after`` (replayed from the log), or
-        from now when ``None``."""
+        from now when ``None``. ``check()`` says whether ``credential`` (the token or cookie
+        that opened it) still may read; the stream ends when it says no."""
         if self._closed:
             raise StreamClosedError("the server is shutting down")
         bus = self.vigil.bus  # NotStartedError (503) when Vigil is not running
@@ -96,7 +112,8 @@ class LiveStream:
             self._follow(bus)
         # An id ahead of this instance's bus is kept: another instance may have sent it, and
         # this one will catch up; nothing at or below it is sent again.
-        return EventStreamResponse(self, bus.last_id if after is None else after)
+        start = bus.last_id if after is None else after
+        return EventStreamResponse(self, start, _Client(credential, check))
 
     async def aclose(self) -> None:
         """End every stream now (server shutdown) and refuse new ones."""
@@ -118,7 +135,11 @@ class LiveStream:
         self._frames.clear()
         self._floor = self._last = bus.last_id
         loop = asyncio.get_running_loop()
-        for coroutine, name in ((self._read(bus), "vigil-web-events"), (self._tick(), "ticks")):
+        for coroutine, name in (
+            (self._read(bus), "vigil-web-events"),
+            (self._tick(), "ticks"),
+            (self._guard(), "credential-checks"),
+        ):
             task = loop.create_task(coroutine, name=name)
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -150,6 +171,35 @@ class LiveStream:
             await asyncio.sleep(self.keepalive)
             self._wake_all(Wake.KEEPALIVE)
 
+    async def _guard(self) -> None:
+        while True:
+            await asyncio.sleep(self.recheck)
+            await self.check_credentials()
+
+    async def check_credentials(self) -> None:
+        """End the streams whose credential no longer lets them read."""
+        by_credential: dict[str, list[_Client]] = {}
+        for client in self._clients:
+            if client.check is not None and client.credential is not None and not client.gone:
+                by_credential.setdefault(client.credential, []).append(client)
+        slots = asyncio.Semaphore(RECHECKS_AT_ONCE)
+
+        async def still_allowed(group: list[_Client]) -> None:
+            check = group[0].check
+            assert check is not None
+            async with slots:
+                try:
+                    allowed = await check()
+                except Exception:  # cannot tell now (database down): keep, ask again later
+                    logger.debug("a live stream's credential could not be checked", exc_info=True)
+                    return
+            if not allowed:
+                for client in group:
+                    client.gone = True
+                    client.wake(Wake.END)
+
+        await asyncio.gather(*(still_allowed(group) for group in by_credential.values()))
+
     def _wake_all(self, why: Wake) -> None:
         for client in self._clients:
             client.wake(why)
@@ -173,11 +223,10 @@ class LiveStream:
 
     # -- one client -----------------------------------------------------------------------
 
-    async def serve(self, start: int, receive: Receive, send: Send) -> None:
+    async def serve(self, start: int, client: _Client, receive: Receive, send: Send) -> None:
         # The writing runs in a task of its own: woken for each event, it resumes one short
         # coroutine, not the request's whole stack of ASGI middleware coroutines.
         loop = asyncio.get_running_loop()
-        client = _Client()
         self._clients.add(client)
         watcher = loop.create_task(self._watch(receive, client))
         try:
@@ -249,16 +298,17 @@ async def _write(send: Send, body: bytes) -> None:
 class EventStreamResponse(Response):
     media_type = "text/event-stream"
 
-    def __init__(self, stream: LiveStream, start: int) -> None:
+    def __init__(self, stream: LiveStream, start: int, client: _Client) -> None:
         # No body and so no Content-Length: the response is as long as the stream lasts.
         self.status_code = 200
         self.background = None
         self.init_headers({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         self.stream = stream
         self.start = start
+        self.client = client
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send(
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         )
-        await self.stream.serve(self.start, receive, send)
+        await self.stream.serve(self.start, self.client, receive, send)

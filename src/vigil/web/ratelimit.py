@@ -1,84 +1,183 @@
-"""Failed sign-ins, counted per user name and per client address, in bounded memory."""
+"""How sign-in attempts are slowed: per user and client, per user, per address; in bounded
+memory, decided before any password is checked.
+
+The policy (docs/security.md says why):
+
+- An attempt is *reserved* before its password is checked: it counts as a failure at once and
+  is taken back only when the password proves right. Concurrent attempts therefore cannot all
+  pass the check that the first of them has not yet failed: 60 at once for one user from one
+  address check at most ``attempts`` passwords.
+- Failures slow rather than lock: once a key has used its free attempts, each further attempt
+  must wait ``2 ** (failures - free)`` seconds after the last one (1 s, 2 s, 4 s ...), at most
+  ``max_delay``. A key is forgotten ``forget`` seconds after its last failure.
+- Three keys. *One user from one client* (a browser holding a device cookie for that user,
+  else the address): ``attempts`` free. *One user* from clients that never signed in as that
+  user: ``account_attempts`` free. *One address* for users it never signed in as:
+  ``address_attempts`` free.
+- A client that signed in as a user before (a valid device cookie, or an address that
+  succeeded within ``known_for``) is *known* for that user: an attacker guessing that user's
+  password from elsewhere, or a crowd failing behind the same proxy, does not slow it, and its
+  password checks go first (``urgent``).
+
+Per process: with several instances behind a balancer each counts alone.
+"""
 
 from __future__ import annotations
 
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass, field
+
+BASE_DELAY = 1.0
+KNOWN_FOR = 30 * 86_400.0
 
 
-class FailureWindow:
-    """At most ``limit`` failures per key within ``window`` seconds. Remembers at most
-    ``capacity`` keys: when full, the key idle the longest is forgotten."""
+@dataclass(slots=True)
+class _Strikes:
+    count: int
+    last: float
 
-    def __init__(self, *, limit: int, window: float, capacity: int) -> None:
-        self.limit = limit
-        self.window = window
+
+class Backoff:
+    """Failures per key, and how long the key must wait before its next attempt: nothing for
+    the first ``free``, then ``BASE_DELAY * 2 ** (failures - free)`` after the last failure,
+    at most ``max_delay``. At most ``capacity`` keys (the one idle longest goes first)."""
+
+    def __init__(self, *, free: int, max_delay: float, forget: float, capacity: int) -> None:
+        self.free = free
+        self.max_delay = max_delay
+        self.forget = forget
         self.capacity = capacity
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self._keys: OrderedDict[str, _Strikes] = OrderedDict()
 
-    def retry_after(self, key: str, now: float) -> float:
+    def wait(self, key: str, now: float) -> float:
         """Seconds until ``key`` may try again; 0 when it may now."""
-        times = self._failures.get(key)
-        if times is None:
+        strikes = self._keys.get(key)
+        if strikes is None:
             return 0.0
-        while times and times[0] <= now - self.window:
-            times.popleft()
-        if not times:
-            del self._failures[key]
+        if now - strikes.last >= self.forget:
+            del self._keys[key]
             return 0.0
-        if len(times) < self.limit:
+        if strikes.count < self.free:
             return 0.0
-        return times[0] + self.window - now
+        delay = min(self.max_delay, BASE_DELAY * 2.0 ** min(strikes.count - self.free, 64))
+        return max(0.0, strikes.last + delay - now)
 
-    def fail(self, key: str, now: float) -> None:
-        times = self._failures.get(key)
-        if times is None:
-            times = self._failures[key] = deque(maxlen=self.limit)
-        self._failures.move_to_end(key)
-        times.append(now)
-        while len(self._failures) > self.capacity:
-            self._failures.popitem(last=False)
+    def strike(self, key: str, now: float) -> None:
+        strikes = self._keys.get(key)
+        if strikes is None or now - strikes.last >= self.forget:
+            self._keys[key] = _Strikes(1, now)
+        else:
+            strikes.count += 1
+            strikes.last = now
+        self._keys.move_to_end(key)
+        while len(self._keys) > self.capacity:
+            self._keys.popitem(last=False)
+
+    def take_back(self, key: str) -> None:
+        """Undo one strike: the attempt it reserved did not fail."""
+        strikes = self._keys.get(key)
+        if strikes is not None:
+            strikes.count -= 1
+            if strikes.count <= 0:
+                del self._keys[key]
 
     def clear(self, key: str) -> None:
-        self._failures.pop(key, None)
+        self._keys.pop(key, None)
+
+    def count(self, key: str) -> int:
+        strikes = self._keys.get(key)
+        return strikes.count if strikes is not None else 0
 
     def __len__(self) -> int:
-        return len(self._failures)
+        return len(self._keys)
+
+
+@dataclass(slots=True)
+class Attempt:
+    """A reserved sign-in attempt: ``wait`` is 0 when it may go ahead (its strikes are then
+    already counted), else the seconds to wait (and nothing was counted)."""
+
+    name: str
+    address: str
+    device: str | None
+    known: bool
+    wait: float = 0.0
+    keys: list[tuple[Backoff, str]] = field(default_factory=list)
 
 
 class SignInLimiter:
-    """Slows password guessing: after ``per_name`` failures for one user name, or
-    ``per_address`` from one client address, within ``window`` seconds, further attempts
-    are refused (even with the right password) until the oldest failure ages out.
-
-    Per process and in memory: with several instances behind a balancer each counts alone.
-    """
-
     def __init__(
         self,
         *,
-        per_name: int = 5,
-        per_address: int = 20,
-        window: float = 900.0,
+        attempts: int = 5,
+        account_attempts: int = 10,
+        address_attempts: int = 30,
+        max_delay: float = 900.0,
+        forget: float | None = None,
         capacity: int = 10_000,
+        known_for: float = KNOWN_FOR,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.names = FailureWindow(limit=per_name, window=window, capacity=capacity)
-        self.addresses = FailureWindow(limit=per_address, window=window, capacity=capacity)
+        forget = forget if forget is not None else 2 * max_delay
+        self.clients, self.accounts, self.addresses = (
+            Backoff(free=free, max_delay=max_delay, forget=forget, capacity=capacity)
+            for free in (attempts, account_attempts, address_attempts)
+        )
+        self.capacity = capacity
+        self.known_for = known_for
+        self._known: OrderedDict[tuple[str, str], float] = OrderedDict()  # -> until
         self._clock = clock
 
-    def retry_after(self, name: str, address: str) -> float:
-        now = self._clock()
-        return max(
-            self.names.retry_after(name.casefold(), now),
-            self.addresses.retry_after(address, now),
-        )
+    def knows(self, name: str, address: str) -> bool:
+        """Whether ``address`` signed in as ``name`` within ``known_for``."""
+        key = (name.casefold(), address)
+        until = self._known.get(key)
+        if until is None:
+            return False
+        if until <= self._clock():
+            del self._known[key]
+            return False
+        return True
 
-    def failed(self, name: str, address: str) -> None:
+    def reserve(self, name: str, address: str, *, device: str | None = None) -> Attempt:
+        """Reserve an attempt by ``name`` from ``address`` (``device``: the id of a valid
+        device cookie for this name). Check ``Attempt.wait`` before checking a password."""
+        folded = name.casefold()
+        known = device is not None or self.knows(name, address)
+        client = f"device\0{device}" if device is not None else f"{folded}\0{address}"
+        keys = [(self.clients, client)]
+        if not known:
+            keys += [(self.accounts, folded), (self.addresses, address)]
+        attempt = Attempt(name=folded, address=address, device=device, known=known)
         now = self._clock()
-        self.names.fail(name.casefold(), now)
-        self.addresses.fail(address, now)
+        wait = max(backoff.wait(key, now) for backoff, key in keys)
+        if wait > 0:
+            attempt.wait = wait
+            return attempt
+        for backoff, key in keys:
+            backoff.strike(key, now)
+        attempt.keys = keys
+        return attempt
 
-    def succeeded(self, name: str) -> None:
-        self.names.clear(name.casefold())
+    def cancel(self, attempt: Attempt) -> None:
+        """Take back a reservation whose password was never checked."""
+        for backoff, key in attempt.keys:
+            backoff.take_back(key)
+        attempt.keys = []
+
+    def succeeded(self, attempt: Attempt) -> None:
+        """The password was right: this client starts afresh and is known for this user; the
+        failures others caused for the user or the address stay."""
+        for backoff, key in attempt.keys:
+            if backoff is self.clients:
+                backoff.clear(key)
+            else:
+                backoff.take_back(key)
+        attempt.keys = []
+        pair = (attempt.name, attempt.address)
+        self._known[pair] = self._clock() + self.known_for
+        self._known.move_to_end(pair)
+        while len(self._known) > self.capacity:
+            self._known.popitem(last=False)

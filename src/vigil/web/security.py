@@ -5,6 +5,8 @@
   hash of a high-entropy secret needs no salt or stretching, and is one indexed lookup).
 - Sessions: ``payload.signature`` with HMAC-SHA256 over the payload; nothing is kept on the
   server but the sessions signed out before they expire.
+- Device cookies: signed ``[user, browser id, issued]``, set at a successful sign-in, so the
+  sign-in limits can tell a browser that knew the password before (``ratelimit``).
 - CSRF: an HMAC of the session id, so it is bound to one session and needs no storage.
 """
 
@@ -18,7 +20,7 @@ import hmac
 import json
 import logging
 import secrets
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -30,14 +32,33 @@ logger = logging.getLogger(__name__)
 TOKEN_PREFIX = "vgl_"
 MAX_TOKEN_LENGTH = 200
 MAX_PASSWORD_CHECKS = 2  # argon2 takes 64 MiB and a core each: a login flood must not OOM
+MAX_WAITING_CHECKS = 16  # sign-ins from unknown clients queued for a check, at most
+DEVICE_SECONDS = 90 * 86_400  # how long a browser stays known to a user after a sign-in
+
+
+class PasswordChecksBusyError(Exception):
+    """Too many sign-ins are already waiting for a password check: try again shortly."""
 
 
 class Passwords:
-    """argon2id hashing and checking. Checks run in threads, at most a few at once."""
+    """argon2id hashing and checking. Checks run in threads, ``slots`` at once; waiting checks
+    are served urgent first (clients known to the user), and at most ``max_waiting`` others
+    wait (beyond, ``PasswordChecksBusyError``), so a flood of guesses neither queues without
+    bound nor holds up a known user's sign-in."""
 
-    def __init__(self, hasher: PasswordHasher | None = None) -> None:
+    def __init__(
+        self,
+        hasher: PasswordHasher | None = None,
+        *,
+        slots: int = MAX_PASSWORD_CHECKS,
+        max_waiting: int = MAX_WAITING_CHECKS,
+    ) -> None:
         self.hasher = hasher or PasswordHasher()
-        self._slots = asyncio.Semaphore(MAX_PASSWORD_CHECKS)
+        self.slots = slots
+        self.max_waiting = max_waiting
+        self._running = 0
+        self._urgent: deque[asyncio.Future[None]] = deque()
+        self._others: deque[asyncio.Future[None]] = deque()
         self._dummy: str | None = None
 
     def hash(self, password: str) -> str:
@@ -49,16 +70,52 @@ class Passwords:
         except InvalidHashError:
             return True
 
-    async def check(self, password_hash: str | None, password: str) -> bool:
+    @property
+    def waiting(self) -> int:
+        return len(self._urgent) + len(self._others)
+
+    async def check(
+        self, password_hash: str | None, password: str, *, urgent: bool = False
+    ) -> bool:
         """Whether ``password`` matches. ``None`` (no such user) costs as much as a real
         check and fails, so response times do not reveal which names exist."""
-        async with self._slots:
+        await self._acquire(urgent=urgent)
+        try:
             if password_hash is None:
                 if self._dummy is None:
                     self._dummy = await run_in_threadpool(self.hash, secrets.token_hex(16))
                 await run_in_threadpool(self._verify, self._dummy, password)
                 return False
             return await run_in_threadpool(self._verify, password_hash, password)
+        finally:
+            self._release()
+
+    async def _acquire(self, *, urgent: bool) -> None:
+        if self._running < self.slots and not self.waiting:
+            self._running += 1
+            return
+        queue = self._urgent if urgent else self._others
+        if not urgent and len(queue) >= self.max_waiting:
+            raise PasswordChecksBusyError("too many sign-ins at once")
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue.append(turn)
+        try:
+            await turn  # the slot is handed over by _release
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self._release()  # handed a slot while being cancelled: pass it on
+            else:
+                queue.remove(turn)
+            raise
+
+    def _release(self) -> None:
+        for queue in (self._urgent, self._others):
+            while queue:
+                turn = queue.popleft()
+                if not turn.done():
+                    turn.set_result(None)
+                    return
+        self._running -= 1
 
     def _verify(self, password_hash: str, password: str) -> bool:
         try:
@@ -131,6 +188,29 @@ class Keys:
     def check_csrf(self, session_id: str, token: str | None) -> bool:
         return token is not None and hmac.compare_digest(self.csrf_token(session_id), token)
 
+    def device_cookie(self, name: str, device: str | None, *, now: float) -> str:
+        """A cookie saying this browser signed in as ``name`` (``device`` keeps its id)."""
+        fields = [name.casefold(), device or secrets.token_urlsafe(12), int(now)]
+        payload = _b64(json.dumps(fields, separators=(",", ":")).encode())
+        return f"{payload}.{self._mac('vigil-device', payload)}"
+
+    def device_of(self, cookie: str | None, name: str, *, now: float) -> str | None:
+        """The id of the browser whose device cookie this is, if it is genuine, recent
+        (``DEVICE_SECONDS``) and for ``name``; else ``None``."""
+        if not cookie:
+            return None
+        payload, _, signature = cookie.partition(".")
+        if not payload or not hmac.compare_digest(self._mac("vigil-device", payload), signature):
+            return None
+        try:
+            owner, device, issued_at = json.loads(_unb64(payload))
+            issued = int(issued_at)
+        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+            return None
+        if owner != name.casefold() or not 0 <= now - issued < DEVICE_SECONDS:
+            return None
+        return str(device)
+
     def sign(self, session: Session) -> str:
         payload = _b64(
             json.dumps(
@@ -160,23 +240,44 @@ class Keys:
 
 
 class SignedOut:
-    """Sessions signed out before they expire, until they expire. In memory and bounded:
-    when full, the oldest sign-out is forgotten (its session would expire first anyway)."""
+    """Sessions signed out before they expire, until they expire; in memory, without a cap
+    that could let a signed-out session back in.
 
-    def __init__(self, capacity: int = 10_000) -> None:
+    At most ``capacity`` sessions are remembered one by one. When more are signed out, the
+    oldest sign-out is folded into a per-user floor: every session of that user issued no
+    later than the forgotten one counts as signed out (a few more sessions end than asked,
+    never fewer). Floors are per user name, so they are bounded by the accounts that exist,
+    and each lasts as long as the sessions it covers could.
+    """
+
+    def __init__(self, capacity: int = 10_000, *, session_seconds: float = 12 * 3600) -> None:
         self._capacity = capacity
-        self._ended: OrderedDict[str, int] = OrderedDict()
+        self._session_seconds = session_seconds
+        self._ended: OrderedDict[str, tuple[str, int, int]] = OrderedDict()
+        self._floors: dict[str, int] = {}  # name -> sessions issued at or before this ended
 
     def add(self, session: Session, *, now: float) -> None:
         self._forget_expired(now)
-        self._ended[session.session_id] = session.expires_at
+        self._ended[session.session_id] = (session.name, session.issued_at, session.expires_at)
         while len(self._ended) > self._capacity:
-            self._ended.popitem(last=False)
+            _, (name, issued_at, _expires) = self._ended.popitem(last=False)
+            self._floors[name] = max(self._floors.get(name, issued_at), issued_at)
 
-    def __contains__(self, session_id: object) -> bool:
-        return session_id in self._ended
+    def ended(self, session: Session) -> bool:
+        if session.session_id in self._ended:
+            return True
+        floor = self._floors.get(session.name)
+        return floor is not None and session.issued_at <= floor
+
+    def __len__(self) -> int:
+        return len(self._ended)
 
     def _forget_expired(self, now: float) -> None:
-        for session_id, expires_at in list(self._ended.items()):
-            if expires_at <= now:
-                del self._ended[session_id]
+        while self._ended:
+            session_id, (_name, _issued, expires_at) = next(iter(self._ended.items()))
+            if expires_at > now:
+                break
+            del self._ended[session_id]
+        for name, floor in list(self._floors.items()):
+            if floor + self._session_seconds <= now:
+                del self._floors[name]

@@ -20,6 +20,14 @@ from vigil.core import VigilError
 from vigil.runtime import Vigil
 from vigil.settings import Settings
 from vigil.web.app import close_streams, create_app
+from vigil.web.connections import (
+    BACKLOG,
+    ConnectionLimits,
+    connection_cap,
+    guarded_protocol,
+    raise_open_files_limit,
+)
+from vigil.web.state import WebState
 
 GRACEFUL_SECONDS = 10
 
@@ -58,6 +66,16 @@ def server_for(
     log_level: str = "info",
     embedded: bool = False,
 ) -> VigilServer:
+    """uvicorn serving ``app`` with the limits of its Vigil's settings: deadlines for slow
+    clients, a connection cap below the open-files limit, the keep-alive timeout. Proxy
+    headers are the app's business (``VIGIL_TRUSTED_PROXIES``), so uvicorn reads none."""
+    state: WebState = app.state.vigil_web
+    settings = state.vigil.settings
+    limits = ConnectionLimits(
+        max_connections=connection_cap(settings.max_connections),
+        header_timeout=settings.header_timeout,
+        body_timeout=settings.body_timeout,
+    )
     config = uvicorn.Config(
         app,
         host=host,
@@ -66,12 +84,19 @@ def server_for(
         log_level=log_level,
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
         server_header=False,
+        http=guarded_protocol(limits),
+        backlog=BACKLOG,
+        timeout_keep_alive=settings.keepalive_timeout,
+        proxy_headers=False,
     )
     kind = EmbeddedServer if embedded else VigilServer
     return kind(config, app=app, vigil=vigil)
 
 
 async def serve(settings: Settings, *, log_level: str = "info") -> None:
+    # The command is the application: it may use every file descriptor it is allowed, and
+    # the connection cap (server_for) stays below that.
+    raise_open_files_limit()
     vigil = Vigil(settings)
     await vigil.start()
     try:

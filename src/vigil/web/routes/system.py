@@ -13,7 +13,7 @@ from vigil.core import Sample, ValidationError
 from vigil.metrics import TaskHealth
 from vigil.runtime import Health
 from vigil.runtime.notifier import NotifierStatus
-from vigil.web.auth import Ingester, MaybePrincipal, Viewer, web_state
+from vigil.web.auth import Ingester, MaybePrincipal, Viewer, access_check, web_state
 from vigil.web.errors import responses
 from vigil.web.live import EventStreamResponse
 from vigil.web.schemas import INSTANCE_REGEX, METRIC_REGEX, Finite, UtcDateTime, utc
@@ -193,7 +193,8 @@ _STREAM_DOC = {
     "/api/events",
     summary="The live event stream",
     description="Every event from now on; with `Last-Event-ID` (or `?last_event_id=`), every "
-    "event after that id first, replayed from the log.",
+    "event after that id first, replayed from the log. The stream ends within a few seconds "
+    "of its credential ending (token revoked, user removed, session signed out).",
     response_class=EventStreamResponse,
     status_code=200,
     responses=_STREAM_DOC,
@@ -212,7 +213,8 @@ async def events(
             after = -1
         if not 0 <= after < 2**63:
             raise ValidationError("Last-Event-ID", "must be an event id (an integer >= 0)")
-    return web_state(request).live.response(after)
+    credential, check = access_check(request)
+    return web_state(request).live.response(after, credential=credential, check=check)
 
 
 @router.get(

@@ -1,0 +1,225 @@
+"""Slow and surplus clients against the real server (uvicorn with Vigil's protocol) on
+127.0.0.1: raw sockets, so the client can be as slow as an attacker. Every wait is for a
+condition (the server closing, an answer), with a generous deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import resource
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from vigil.web import connections
+from vigil.web.connections import GuardedH11Protocol, connection_cap
+from vigil.web.serve import VigilServer
+
+from .support import DEADLINE, Api, running_api, served, wait_until
+
+FAST = {"header_timeout": 0.5, "body_timeout": 0.5}
+
+
+@contextlib.asynccontextmanager
+async def server(url: str, **changes: Any) -> AsyncIterator[tuple[Api, str, int]]:
+    async with running_api(url, settings_changes=changes) as api:
+        async with served(api.app) as (base, _server):
+            yield api, base, int(base.rpartition(":")[2])
+
+
+@contextlib.asynccontextmanager
+async def uvicorn_of(url: str, **changes: Any) -> AsyncIterator[tuple[VigilServer, int]]:
+    async with running_api(url, settings_changes=changes) as api:
+        async with served(api.app) as (base, running):
+            yield running, int(base.rpartition(":")[2])
+
+
+class Slow:
+    """A client that opens a connection and sends what it is told, when it is told."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self._trickle: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def connect(cls, port: int) -> Slow:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return cls(reader, writer)
+
+    def send(self, data: bytes) -> None:
+        self.writer.write(data)
+
+    def trickle(self, piece: bytes, every: float = 0.1) -> None:
+        """Keep sending ``piece`` every ``every`` seconds, as a slowloris client does."""
+
+        async def forever() -> None:
+            with contextlib.suppress(ConnectionError):
+                while True:
+                    await asyncio.sleep(every)
+                    self.writer.write(piece)
+                    await self.writer.drain()
+
+        self._trickle = asyncio.ensure_future(forever())
+
+    async def answer(self) -> bytes:
+        """Everything the server sends until it closes the connection."""
+        try:
+            return await asyncio.wait_for(self.reader.read(), DEADLINE)
+        except ConnectionResetError:
+            return b""
+
+    async def close(self) -> None:
+        if self._trickle is not None:
+            self._trickle.cancel()
+        self.writer.close()
+        with contextlib.suppress(ConnectionError):
+            await self.writer.wait_closed()
+
+
+async def test_a_client_trickling_its_headers_is_closed(sqlite_url: str) -> None:
+    async with server(sqlite_url, **FAST) as (_api, base, port):
+        slow = await Slow.connect(port)
+        slow.send(b"GET /api/health HTTP/1.1\r\nHost: x\r\n")
+        slow.trickle(b"X-Slow: y\r\n")  # never the blank line that ends the head
+        assert await slow.answer() == b""  # closed, without an answer
+        await slow.close()
+        async with httpx.AsyncClient(base_url=base) as client:  # honest clients are served
+            assert (await client.get("/api/health")).status_code == 200
+
+
+async def test_a_client_that_says_nothing_is_closed(sqlite_url: str) -> None:
+    async with server(sqlite_url, **FAST) as (_api, _base, port):
+        silent = await Slow.connect(port)
+        assert await silent.answer() == b""
+        await silent.close()
+
+
+async def test_a_kept_alive_connection_trickling_its_next_request_is_closed(
+    sqlite_url: str,
+) -> None:
+    async with server(sqlite_url, **FAST, keepalive_timeout=60) as (_api, _base, port):
+        slow = await Slow.connect(port)
+        slow.send(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = await asyncio.wait_for(slow.reader.readuntil(b"\r\n\r\n"), DEADLINE)
+        assert first.startswith(b"HTTP/1.1 200")
+        slow.send(b"GET /api/health HTTP/1.1\r\n")  # each byte once reset uvicorn's timer
+        slow.trickle(b"X-Slow: y\r\n")
+        rest = await slow.answer()
+        assert b"HTTP/1.1" not in rest.partition(b"\r\n\r\n")[2]  # no second answer
+        await slow.close()
+
+
+async def test_a_client_trickling_its_body_is_answered_408_and_closed(sqlite_url: str) -> None:
+    async with server(sqlite_url, **FAST) as (api, _base, port):
+        slow = await Slow.connect(port)
+        head = (
+            "POST /api/ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {api.tokens['ingest']}\r\nContent-Length: 100000\r\n\r\n"
+        )
+        slow.send(head.encode() + b'{"instance": "a", "samples": [')
+        slow.trickle(b" ")
+        answer = await slow.answer()
+        assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), answer
+        assert b"connection: close" in answer.lower()
+        await slow.close()
+
+
+async def test_a_long_answer_is_not_cut(sqlite_url: str) -> None:
+    """The deadlines are for what the client sends: a response that lasts longer than them
+    (the event stream) goes on."""
+    async with (
+        running_api(sqlite_url, settings_changes=FAST, keepalive_seconds=0.4) as api,
+        served(api.app) as (base, _server),
+        httpx.AsyncClient(base_url=base, headers=api.auth("viewer")) as client,
+        client.stream("GET", "/api/events") as events,
+    ):
+        lines = events.aiter_lines()
+
+        async def next_line() -> str:
+            return await asyncio.wait_for(anext(lines), DEADLINE)
+
+        comments = 0
+        while comments < 3:  # three keep-alives: past both deadlines
+            comments += (await next_line()) == ": keep-alive"
+        await api.breach("gateway_latency", 500.0)
+        while not (await next_line()).startswith("id: "):
+            pass
+
+
+async def test_at_the_limit_a_new_client_takes_the_place_of_the_slowest(sqlite_url: str) -> None:
+    async with uvicorn_of(sqlite_url, max_connections=10, header_timeout=60) as (running, port):
+        crowd = [await Slow.connect(port) for _ in range(10)]  # each never sends a request
+        await wait_until(lambda: len(running.server_state.connections) == 10)
+        honest = await Slow.connect(port)
+        honest.send(b"GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert (await honest.answer()).startswith(b"HTTP/1.1 200 OK\r\n")
+        assert await crowd[0].answer() == b""  # the one that waited longest made room
+        await honest.close()
+        for client in crowd:
+            await client.close()
+
+
+async def test_when_every_connection_is_busy_the_next_is_refused_clearly(
+    sqlite_url: str,
+) -> None:
+    changes = {"max_connections": 10, "header_timeout": 60, "body_timeout": 60}
+    async with uvicorn_of(sqlite_url, **changes) as (running, port):
+        busy = []
+        for _ in range(10):  # each in the middle of a request: nothing to close for room
+            client = await Slow.connect(port)
+            client.send(b"POST /api/ingest HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+            busy.append(client)
+        await wait_until(lambda: len(running.server_state.connections) == 10)
+        protocol = running.config.http_protocol_class
+        assert issubclass(protocol, GuardedH11Protocol)
+        await wait_until(lambda: not protocol.waiting)  # every head has arrived
+        refused = await Slow.connect(port)
+        refused.send(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = await refused.answer()
+        assert answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n"), answer
+        assert b"retry-after: 5" in answer.lower()
+        assert answer.endswith(b"too many connections: try again shortly\n")
+        await refused.close()
+        for client in busy:
+            await client.close()
+        await wait_until(lambda: not running.server_state.connections)
+        again = await Slow.connect(port)
+        again.send(b"GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert (await again.answer()).startswith(b"HTTP/1.1 200 OK\r\n")
+        await again.close()
+
+
+# -- the open-files limit ---------------------------------------------------------------------
+
+
+def test_the_cap_stays_below_the_open_files_limit(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(resource, "getrlimit", lambda _which: (1024, 1024))
+    assert connection_cap(1000) == 1024 - connections.FILES_HEADROOM
+    assert "the open-files limit is 1024" in caplog.text
+    monkeypatch.setattr(resource, "getrlimit", lambda _which: (65536, 65536))
+    assert connection_cap(1000) == 1000
+
+
+def test_serve_raises_its_open_files_limit_to_the_hard_limit() -> None:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    low = min(256, hard)
+    script = (
+        "import resource; from vigil.web.connections import raise_open_files_limit; "
+        "print(raise_open_files_limit(), resource.getrlimit(resource.RLIMIT_NOFILE)[0])"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=DEADLINE,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard)),
+    ).stdout.split()
+    expected = str(hard if hard != resource.RLIM_INFINITY else max(low, 1 << 20))
+    assert output == [expected, expected]
