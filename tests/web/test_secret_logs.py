@@ -48,7 +48,7 @@ async def test_a_stored_channel_password_is_not_logged_while_it_delivers(
     # the libraries did log (so this test can fail): the statements, the post, the request;
     # on SQLite the driver (aiosqlite) logs each statement with its parameters too
     assert {"sqlalchemy.engine.Engine", "apprise", "urllib3.connectionpool"} <= names
-    if api.vigil.store.dialect == "sqlite":
+    if api.vigil.settings.database_url.startswith("sqlite"):
         assert "aiosqlite" in names
     assert "INSERT INTO notification_channels" in caplog.text
     for secret in ("S3cretPassw0rd", "TopSecretQuery"):
