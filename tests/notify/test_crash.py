@@ -143,10 +143,11 @@ async def test_killed_in_the_middle_of_a_delivery(migrated_url: str, receiver: R
         after = await eventually(migrated_url, lambda items: len(items) == 2 and all_sent(items))
 
     again = receiver.hits[arrived_before:]
-    # only the interrupted delivery went out again, once, under the same key
-    assert [hit.key for hit in again] == [interrupted.idempotency_key]
+    # only the interrupted delivery went out again, under the same key (more than once only if
+    # a retry was needed: a slow machine can time a send out; the receiver deduplicates)
+    assert again and {hit.key for hit in again} == {interrupted.idempotency_key}
     assert not sent_before & {hit.key for hit in again}
     copies = receiver.copies()
     assert set(copies) == {item.idempotency_key for item in after}  # one key per sent row
-    assert copies[interrupted.idempotency_key] == 2  # at least once: the receiver deduplicates
+    assert copies[interrupted.idempotency_key] >= 2  # at least once: the receiver deduplicates
     assert all(copies[key] == 1 for key in sent_before)

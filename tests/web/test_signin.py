@@ -193,8 +193,10 @@ async def test_a_known_users_check_goes_before_a_flood_of_guesses(migrated_url: 
             ]
             waiting = passwords.max_waiting
             await wait_until(lambda: passwords.waiting == waiting)
-            # 2 checks run, 16 wait, the last 2 of the 20 were told to come back
+            # 2 checks run, 16 wait, the last 2 of the 20 were told to come back (wait for
+            # those answers: on a slow machine they may not have arrived yet)
             await wait_until(lambda: hasher.checks == before + MAX_PASSWORD_CHECKS)
+            await wait_until(lambda: sum(guess.done() for guess in guesses) == 2)
             async with client_at(api, "192.0.2.50") as admin:
                 mine = asyncio.ensure_future(login(admin, "ana", PASSWORD))
                 await wait_until(lambda: passwords.waiting == waiting + 1)
