@@ -11,6 +11,10 @@ from pathlib import Path
 
 import pytest
 
+# The receivers' fixtures (webhook, smtp) serve the sender tests in tests/notify and the
+# dispatcher tests in tests/runtime.
+pytest_plugins = ["tests.notify.receiver"]
+
 POSTGRES_ADMIN_URL = os.environ.get(
     "VIGIL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )

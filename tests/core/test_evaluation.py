@@ -24,7 +24,7 @@ from vigil.core import (
     step,
 )
 
-from .helpers import T0, at, counter_ids, latency_rule, run
+from .support import T0, at, counter_ids, latency_rule, run
 
 OPENED, ESCALATED, RESOLVED = "opened", "escalated", "resolved"
 N = None

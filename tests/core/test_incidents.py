@@ -19,7 +19,7 @@ from vigil.core import (
     resolve,
 )
 
-from .helpers import T0, at
+from .support import T0, at
 
 ACTIVE = Incident(
     id=uuid.UUID(int=1),

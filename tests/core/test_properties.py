@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from vigil.core import Evaluator, Event, EventKind, Level, Rule, RuleState, Severity, step
 
-from .helpers import at, counter_ids
+from .support import at, counter_ids
 
 PROPERTY = settings(deadline=None, max_examples=300)
 

@@ -7,7 +7,7 @@ import pytest
 
 from vigil.core import DEFAULT_RULES, Direction, Level, Rule, ValidationError
 
-from .helpers import T0, latency_rule
+from .support import T0, latency_rule
 
 
 @pytest.mark.parametrize(

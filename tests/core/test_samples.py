@@ -8,7 +8,7 @@ import pytest
 
 from vigil.core import Aggregate, Sample, ValidationError, combine
 
-from .helpers import T0
+from .support import T0
 
 
 @pytest.mark.parametrize(

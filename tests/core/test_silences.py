@@ -22,7 +22,7 @@ from vigil.core.silences import (
     silenced_metrics,
 )
 
-from .helpers import latency_rule
+from .support import latency_rule
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")

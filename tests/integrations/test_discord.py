@@ -37,7 +37,7 @@ from vigil.integrations.discord import (
 )
 from vigil.metrics import HealthRegistry, Metrics, Recorder, TaskStatus
 
-from ..metrics.helpers import FakeClock, wait_until
+from ..metrics.support import FakeClock, wait_until
 from .fake_discord import HUMAN, FakeDiscordAPI, message_payload
 
 OUTCOMES = "command_failed"  # one sample per finished command

@@ -6,7 +6,7 @@ import pytest
 
 from vigil.metrics import CommandStats, Recorder
 
-from .helpers import FakeClock
+from .support import FakeClock
 
 
 async def test_no_commands_is_no_data() -> None:

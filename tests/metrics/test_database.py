@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from vigil.metrics import QueryTimer, Recorder
 
-from .helpers import FakeClock
+from .support import FakeClock
 
 LATENCY = "database_query_latency"
 

@@ -6,7 +6,7 @@ import math
 
 from vigil.metrics import GatewaySource
 
-from .helpers import FakeClock
+from .support import FakeClock
 
 
 class Latency:

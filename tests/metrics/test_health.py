@@ -9,7 +9,7 @@ import pytest
 
 from vigil.metrics import HealthRegistry, TaskStatus
 
-from .helpers import FakeClock
+from .support import FakeClock
 
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 

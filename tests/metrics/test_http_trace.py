@@ -12,7 +12,7 @@ import pytest
 from vigil.metrics import HttpTracker, Recorder
 
 from ..integrations.fake_discord import FakeDiscordAPI
-from .helpers import FakeClock
+from .support import FakeClock
 
 NO_DATA = {"api_rate_limit_usage": None, "api_rate_limit_hits": None, "api_p95_latency": None}
 

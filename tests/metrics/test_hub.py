@@ -6,7 +6,7 @@ import pytest
 
 from vigil.metrics import HealthRegistry, Metrics, Reading, Recorder, WindowSource
 
-from .helpers import FakeClock
+from .support import FakeClock
 
 
 class Constant:

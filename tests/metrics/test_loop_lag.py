@@ -9,7 +9,7 @@ import pytest
 
 from vigil.metrics import LoopLagProbe, Recorder
 
-from .helpers import FakeClock, wait_until
+from .support import FakeClock, wait_until
 
 METRIC = "event_loop_lag"
 

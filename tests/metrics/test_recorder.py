@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from vigil.metrics import BYTES_PER_SAMPLE, DEFAULT_CAPACITY, Recorder
 from vigil.metrics.windows import summarize
 
-from .helpers import FakeClock
+from .support import FakeClock
 
 PROPERTY = settings(deadline=None, max_examples=300)
 

@@ -9,7 +9,7 @@ import pytest
 
 from vigil.metrics import MetricSource, Reading, Recorder, WindowSource, collect
 
-from .helpers import FakeClock
+from .support import FakeClock
 
 
 class Fixed:

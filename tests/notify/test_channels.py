@@ -20,7 +20,7 @@ from vigil.notify import (
     wants,
 )
 
-from .helpers import T0, lifecycle
+from .support import T0, lifecycle
 
 DISCORD = "discord://417429632418316298/JHZ7lQml277CDHmQKMHI8qBe7bk2ZwO5UKjCiOAF7711"
 

@@ -18,7 +18,7 @@ from vigil.notify import (
     idempotency_key,
 )
 
-from .helpers import INCIDENT_ID, RULE, T0, lifecycle
+from .support import INCIDENT_ID, RULE, T0, lifecycle
 
 BASE_URL = "https://vigil.example.com/"
 LINK = f"https://vigil.example.com/incidents/{INCIDENT_ID}"

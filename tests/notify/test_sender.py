@@ -16,8 +16,8 @@ import responses
 from vigil.core import VigilError
 from vigil.notify import Channel, DeliveryError, Tone, format_event, send, send_test
 
-from .conftest import MailReceiver, WebhookReceiver
-from .helpers import INCIDENT_ID, RULE, lifecycle
+from .receiver import MailReceiver, WebhookReceiver
+from .support import INCIDENT_ID, RULE, lifecycle
 
 BASE_URL = "https://vigil.example.com"
 DISCORD_ID, DISCORD_TOKEN = "417429632418316298", "JHZ7lQml277CDHmQKMHI8qBe7bk2ZwO5UKjCiOAF7711"

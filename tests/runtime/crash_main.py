@@ -1,6 +1,6 @@
 """A Vigil process for the crash tests, killed by the test with SIGKILL.
 
-    python -m tests.notify.crash_main URL MODE
+    python -m tests.runtime.crash_main URL MODE
 
 Its source reads gateway_latency = 250 ms every second, so it opens a critical incident on
 its second cycle (or finds it open after a restart). MODE ``send`` delivers normally; MODE

@@ -16,8 +16,7 @@ from vigil.runtime.notifier import DeliveryPolicy
 from vigil.runtime.vigil import utcnow
 from vigil.store import OutboxStatus
 
-from .conftest import MailReceiver
-from .receiver import Receiver, serving
+from ..notify.receiver import MailReceiver, Receiver, serving
 
 LATENCY = "gateway_latency"
 PUBLIC = "http://127.0.0.1:8000"  # Settings' public_url by default

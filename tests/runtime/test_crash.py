@@ -18,7 +18,7 @@ import pytest
 from vigil.runtime.vigil import utcnow
 from vigil.store import OutboxItem, OutboxStatus, Store
 
-from .receiver import PATIENCE, Receiver, serving
+from ..notify.receiver import PATIENCE, Receiver, serving
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +32,7 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 class Child:
-    """``python -m tests.notify.crash_main URL MODE``, read line by line."""
+    """``python -m tests.runtime.crash_main URL MODE``, read line by line."""
 
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
@@ -59,7 +59,7 @@ async def vigil_process(url: str, mode: str) -> AsyncIterator[Child]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "tests.notify.crash_main",
+        "tests.runtime.crash_main",
         url,
         mode,
         cwd=ROOT,
