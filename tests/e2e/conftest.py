@@ -51,6 +51,6 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 @pytest.fixture
-async def board(sqlite_url: str) -> AsyncIterator[Dashboard]:
-    async with dashboard(sqlite_url) as started:
+async def board(migrated_sqlite_url: str) -> AsyncIterator[Dashboard]:
+    async with dashboard(migrated_sqlite_url) as started:
         yield started

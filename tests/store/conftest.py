@@ -1,4 +1,5 @@
-"""Every storage test runs twice: on a fresh SQLite file and on a fresh PostgreSQL schema."""
+"""Every storage test runs twice: on SQLite and on PostgreSQL, each freshly migrated (a copy of
+a migrated template file, a migrated database emptied; see tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -23,9 +24,9 @@ HOOK = "json://127.0.0.1:8080/hook?+Authorization=Bearer%20s3cret"
 
 
 @pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    """A migrated store (default rules seeded)."""
-    opened = await Store.open(database_url, upgrade=True)
+async def store(migrated_url: str) -> AsyncIterator[Store]:
+    """A migrated store (default rules seeded); ``database_url`` is its database."""
+    opened = await Store.open(migrated_url)
     try:
         yield opened
     finally:

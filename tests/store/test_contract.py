@@ -35,7 +35,7 @@ from vigil.runtime.ports import MonitorStore, NotifierStore, SilenceStore
 from vigil.store import OutboxStatus, Store
 from vigil.store.memory import MemoryStore
 
-from ..conftest import _reset_postgres
+from ..conftest import MigratedPostgres
 from .conftest import HOOK, T0, make_incident
 
 AnyStore = Store | MemoryStore
@@ -45,22 +45,28 @@ LATENCY = "gateway_latency"
 
 @pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def kind(request: pytest.FixtureRequest) -> tuple[str, str | None]:
-    """Synchronous on purpose: the session's postgres_url fixture runs its own event loop."""
+    """Synchronous on purpose: the session's database fixtures run their own event loop."""
     if request.param == "memory":
         return "memory", None
-    fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
-    return request.param, request.getfixturevalue(fixture)
+    if request.param == "sqlite":
+        return "sqlite", request.getfixturevalue("migrated_sqlite_url")
+    template: MigratedPostgres = request.getfixturevalue("postgres_template")
+    return "postgres", template.url
 
 
 @pytest.fixture
-async def store(kind: tuple[str, str | None]) -> AsyncIterator[AnyStore]:
+async def store(
+    kind: tuple[str, str | None], request: pytest.FixtureRequest
+) -> AsyncIterator[AnyStore]:
+    """A migrated store of each kind (see tests/conftest.py for the migrated databases)."""
     name, url = kind
     if url is None:
         yield MemoryStore()
         return
     if name == "postgres":
-        await _reset_postgres(url)
-    async with await Store.open(url, upgrade=True) as opened:
+        template: MigratedPostgres = request.getfixturevalue("postgres_template")
+        await template.reset()
+    async with await Store.open(url) as opened:
         yield opened
 
 
