@@ -65,6 +65,11 @@ def iso(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def precise(value: datetime) -> str:
+    """A UTC time to the millisecond, for the browser's clock (``iso`` drops the fraction)."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def utc_text(value: datetime | None) -> str:
     """What a reader without JavaScript sees (the script replaces it with local time)."""
     if value is None:
@@ -288,5 +293,9 @@ def render(
     *,
     status_code: int = 200,
 ) -> HTMLResponse:
+    if "server_now" in context:
+        # The server's time as the page leaves, to the millisecond: the browser compares it
+        # with its own clock when the answer arrives, to count "2 min ago" from the server's.
+        context = {**context, "server_now": precise(web_state(request).vigil.clock())}
     html = environment().get_template(template).render(request=request, **context)
     return HTMLResponse(html, status_code=status_code, headers=SECURITY_HEADERS)

@@ -10,9 +10,17 @@
   const csrfMeta = document.querySelector('meta[name="csrf-token"]');
   const csrf = csrfMeta ? csrfMeta.content : "";
   const intervalMs = Math.max(5, Number(body.dataset.interval) || 30) * 1000;
+  // Relative times count from the server's clock, whatever the browser's says. The server
+  // wrote its time as it sent the page: compare it with the browser's clock when the page's
+  // answer arrived, not when this script runs (a slow load is not clock skew, and counting it
+  // would put just-past times in the future).
+  function answeredAt() {
+    const [navigation] = performance.getEntriesByType ? performance.getEntriesByType("navigation") : [];
+    if (navigation && navigation.responseStart > 0) return performance.timeOrigin + navigation.responseStart;
+    return Date.now();
+  }
   const serverNow = Date.parse(body.dataset.serverNow);
-  // Relative times count from the server's clock, whatever the browser's says.
-  const offset = Number.isNaN(serverNow) ? 0 : serverNow - Date.now();
+  const offset = Number.isNaN(serverNow) ? 0 : serverNow - answeredAt();
   const now = () => Date.now() + offset;
   const charts = window.VigilCharts || { drawIn() {}, destroyIn() {} };
 
@@ -29,9 +37,14 @@
     ["minute", 60],
   ];
 
+  const FUTURE_MARGIN = 5; // seconds
+
   function relative(ms) {
     const seconds = (ms - now()) / 1000;
-    if (Math.abs(seconds) < 45) return seconds > 0 ? "in a few seconds" : "just now";
+    // A time the server stamped a moment ago can be a little ahead of the estimate of its
+    // clock (the network's delay): only a time clearly ahead is in the future.
+    if (seconds > FUTURE_MARGIN && seconds < 45) return "in a few seconds";
+    if (seconds > -45 && seconds <= FUTURE_MARGIN) return "just now";
     for (const [unit, size] of steps) {
       if (Math.abs(seconds) >= size || unit === "minute") {
         return relativeFormat.format(Math.round(seconds / size), unit);
