@@ -1,0 +1,51 @@
+"""What the pages say is true (issue 15): a metric without a rule, a stale value, deliveries
+that are failing, both notes of an incident, the incident's chart. Server side, without a
+browser, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from .support import LATENCY, Api
+from .test_pages import MEMORY, html, sign_in
+
+QUEUE = "queue_depth"  # a metric some source reports and no rule watches
+
+
+async def test_a_metric_without_a_rule_shows_its_name_and_value_without_a_level(
+    api: Api,
+) -> None:
+    await api.cycle({LATENCY: 50, QUEUE: 12})
+    await sign_in(api, "vic")
+    page = html(await api.client.get("/"))
+    card = page.find("li", id=f"card-{QUEUE}")
+    assert card.find("h3").text == "Queue Depth"
+    assert card.find(class_="big").text == "12"
+    assert card.find_all(class_="badge") == []  # no "No data" beside a value
+    assert "No data" not in card.text
+    assert card.find(class_="thresholds").text == "No rule"
+
+
+async def test_a_value_whose_last_sample_is_old_is_shown_stale_with_its_age(api: Api) -> None:
+    await api.cycle({LATENCY: 250, MEMORY: 300})
+    # The latency source falls silent; the monitor carries on for three intervals.
+    api.clock.advance(3 * api.vigil.settings.interval)
+    await api.cycle({MEMORY: 310})
+    await sign_in(api, "vic")
+    page = html(await api.client.get("/"))
+    stale = page.find("li", id=f"card-{LATENCY}")
+    assert stale.has_class("lvl-stale") and not stale.has_class("lvl-critical")
+    assert stale.find(class_="badge lvl-stale").text == "‖ Stale"
+    assert stale.find(class_="stale-age").text.startswith("Last sample 3 h ago")
+    assert "Critical" not in stale.find(class_="card-value").text  # no level for an old value
+    fresh = page.find("li", id=f"card-{MEMORY}")
+    assert fresh.has_class("lvl-normal")
+    assert fresh.find(class_="badge lvl-normal").text == "✓ Normal"
+
+
+async def test_a_sparkline_keeps_the_spike_that_opened_an_incident(api: Api) -> None:
+    # Two readings a minute: a one-reading spike shares its minute with a calm reading.
+    for value in (50, 50, 50, 300, 50, 50):
+        await api.cycle({LATENCY: value})
+    await sign_in(api, "vic")
+    page = html(await api.client.get("/"))
+    spark = page.find("li", id=f"card-{LATENCY}").find("svg")
+    assert spark.attrs["aria-label"].endswith("from 50\u00a0ms to 300\u00a0ms")
