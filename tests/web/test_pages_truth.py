@@ -4,7 +4,9 @@ browser, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from .support import LATENCY, Api
+from vigil.store import OutboxStatus
+
+from .support import LATENCY, Api, eventually
 from .test_pages import MEMORY, html, sign_in
 
 QUEUE = "queue_depth"  # a metric some source reports and no rule watches
@@ -49,3 +51,26 @@ async def test_a_sparkline_keeps_the_spike_that_opened_an_incident(api: Api) -> 
     page = html(await api.client.get("/"))
     spark = page.find("li", id=f"card-{LATENCY}").find("svg")
     assert spark.attrs["aria-label"].endswith("from 50\u00a0ms to 300\u00a0ms")
+
+
+async def test_the_channels_page_shows_deliveries_failing_and_retrying(api: Api) -> None:
+    # Nothing listens on port 1: every attempt fails, and is tried again after a backoff.
+    await api.vigil.store.add_channel(
+        {"name": "down", "url": "json://127.0.0.1:1/hook"}, now=api.clock.now
+    )
+    await api.breach(LATENCY, 250)
+
+    async def retrying() -> bool:
+        waiting = await api.vigil.store.list_notifications(status=OutboxStatus.PENDING)
+        return any(item.attempts >= 1 and item.last_error for item in waiting)
+
+    await eventually(retrying)
+    await sign_in(api, "vic")
+    page = html(await api.client.get("/channels"))
+    deliveries = page.find(id="deliveries")
+    assert "No delivery has failed" not in deliveries.text
+    [row] = deliveries.find("table", class_="compact retrying").find("tbody").find_all("tr")
+    cells = [cell.text for cell in row.find_all("td")]
+    assert cells[1] == "down" and cells[3] == "1"
+    assert cells[5] != ""  # the last error, as the dispatcher recorded it
+    assert "None given up on yet" in deliveries.text
