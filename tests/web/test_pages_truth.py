@@ -74,3 +74,35 @@ async def test_the_channels_page_shows_deliveries_failing_and_retrying(api: Api)
     assert cells[1] == "down" and cells[3] == "1"
     assert cells[5] != ""  # the last error, as the dispatcher recorded it
     assert "None given up on yet" in deliveries.text
+
+
+async def test_a_resolve_note_keeps_the_acknowledge_note_each_with_who_and_when(
+    api: Api,
+) -> None:
+    [opened] = await api.breach(LATENCY, 250)
+    assert opened.incident is not None
+    ident = opened.incident.id
+    await api.vigil.acknowledge(ident, by="ana", notes="Restarting shard 3")
+    api.clock.advance(300)
+    await api.vigil.resolve(ident, by="bob", notes="Rolled back the 2.4 deploy")
+    await sign_in(api, "vic")
+    section = html(await api.client.get(f"/incidents/{ident}")).find(id="incident")
+    notes = section.find("ul", class_="notes").find_all("li")
+    assert [note.find("q").text for note in notes] == [
+        "Restarting shard 3",
+        "Rolled back the 2.4 deploy",
+    ]
+    assert "acknowledged by ana" in notes[0].text and "resolved by bob" in notes[1].text
+    times = [note.find("time").attrs["datetime"] for note in notes]
+    assert times[0] != times[1]  # each when it was written
+    timeline = [li.find("p").text for li in section.find("ol", class_="timeline").find_all("li")]
+    assert timeline[-2:] == [
+        "Acknowledged by ana: Restarting shard 3",
+        "Resolved by bob: Rolled back the 2.4 deploy",
+    ]
+    # The event log keeps each note with its event, for the API's stream and other readers.
+    events = await api.vigil.store.incident_events(ident)
+    assert [e.data.get("note") for e in events][-2:] == [
+        "Restarting shard 3",
+        "Rolled back the 2.4 deploy",
+    ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from fastapi import APIRouter, Request, Response
@@ -44,6 +45,39 @@ def chart_window(
     end = min(now, end + pad) + LATEST if resolved is not None else now + LATEST
     start = triggered - pad
     return start, max(end, start + timedelta(minutes=1))
+
+
+@dataclass(frozen=True)
+class Note:
+    """A note written when acknowledging or resolving, with who wrote it and when."""
+
+    text: str
+    by: str | None
+    at: datetime
+    action: str  # "acknowledged" or "resolved"
+
+
+def written_notes(events: list[Event]) -> dict[int, Note]:
+    """Each event's note, by event id. An event keeps the note written with it
+    (``data["note"]``); events stored before it did carry the incident's notes as they then
+    were: the acknowledgement's own, and a resolution's when it differs from the one before."""
+    notes: dict[int, Note] = {}
+    before: str | None = None
+    for event in events:
+        if event.incident is None or event.id is None:
+            continue
+        action = {"incident.acknowledged": "acknowledged", "incident.resolved": "resolved"}.get(
+            event.kind.value
+        )
+        if action is None:
+            continue
+        text = event.data.get("note")
+        if text is None and "note" not in event.data and event.incident.notes != before:
+            text = event.incident.notes  # an older event: what changed with it
+        if isinstance(text, str) and text:
+            notes[event.id] = Note(text, event.by, event.at, action)
+        before = event.incident.notes
+    return notes
 
 
 def incident_uuid(text: str) -> uuid.UUID:
@@ -92,6 +126,7 @@ async def incident_detail(reads: Reads, incident_id: str) -> Context:
     return {
         "incident": incident,
         "events": events,
+        "notes": written_notes(events),
         "rule": rule,
         "chart": chart,
         "history": history,
