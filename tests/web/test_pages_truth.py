@@ -4,9 +4,14 @@ browser, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from vigil.store import OutboxStatus
+from datetime import timedelta
 
-from .support import LATENCY, Api, eventually
+import pytest
+
+from vigil.store import OutboxStatus
+from vigil.web.pages.incident import chart_window
+
+from .support import LATENCY, T0, Api, eventually
 from .test_pages import MEMORY, html, sign_in
 
 QUEUE = "queue_depth"  # a metric some source reports and no rule watches
@@ -106,3 +111,33 @@ async def test_a_resolve_note_keeps_the_acknowledge_note_each_with_who_and_when(
         "Restarting shard 3",
         "Rolled back the 2.4 deploy",
     ]
+
+
+M = timedelta(minutes=1)
+
+
+@pytest.mark.parametrize(
+    ("lasted", "interval", "before", "after"),
+    [
+        (2 * M, 30, 2 * M, 2 * M),  # two minutes: two minutes of calm each side
+        (30 * timedelta(seconds=1), 5, M, M),  # shorter than a minute: a minute each side
+        (M, 60, 4 * M, 4 * M),  # slow cycles: four of them each side
+        (M, 3600, 15 * M, 15 * M),  # very slow cycles: a quarter of an hour each side
+        (3 * 60 * M, 30, 3 * 60 * M, 3 * 60 * M),  # long: as long again each side
+    ],
+)
+def test_a_short_incident_fills_a_good_part_of_its_chart(
+    lasted: timedelta, interval: float, before: timedelta, after: timedelta
+) -> None:
+    triggered = T0
+    now = T0 + 24 * 60 * M
+    start, end = chart_window(triggered, triggered + lasted, now, interval=interval)
+    assert triggered - start == before
+    assert end - (triggered + lasted) == after + timedelta(seconds=1)  # ends just after
+    if interval <= 60:
+        assert lasted / (end - start) > 0.1  # not a sliver of a half-hour
+
+
+def test_an_open_incidents_chart_runs_to_now() -> None:
+    start, end = chart_window(T0, None, T0 + 2 * M, interval=30)
+    assert (start, end) == (T0 - 2 * M, T0 + 2 * M + timedelta(seconds=1))

@@ -26,6 +26,9 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 # Ranges end just after now: the last cycle's samples are stamped now, and ends are exclusive.
 LATEST = timedelta(seconds=1)
 CHART_POINTS = 300
+PAD_CYCLES = 4  # monitor cycles shown at least before and after an incident
+MIN_PAD = timedelta(minutes=1)
+MAX_CALM = timedelta(minutes=15)  # the most calm shown beside a short incident
 TIMELINE_LIMIT = 200
 
 
@@ -36,12 +39,15 @@ async def incident_events(reads: Reads, incident_id: uuid.UUID) -> list[Event]:
 
 
 def chart_window(
-    triggered: datetime, resolved: datetime | None, now: datetime
+    triggered: datetime, resolved: datetime | None, now: datetime, *, interval: float
 ) -> tuple[datetime, datetime]:
-    """The time range around an incident: some calm before it, all of it, and (once it is
-    resolved) some calm after it, never past now."""
+    """The time range around an incident, zoomed to it: as much calm before it as it lasted
+    (at least a few of the monitor's cycles, the readings that led to it), all of it, and
+    (once it is resolved) as much again after it, never past now. A short incident is then
+    a third of the chart or more, not a sliver of an hour."""
     end = resolved if resolved is not None else now
-    pad = max(timedelta(minutes=15), (end - triggered) / 2)
+    cycles = min(timedelta(seconds=PAD_CYCLES * interval), MAX_CALM)
+    pad = max(end - triggered, cycles, MIN_PAD)
     end = min(now, end + pad) + LATEST if resolved is not None else now + LATEST
     start = triggered - pad
     return start, max(end, start + timedelta(minutes=1))
@@ -92,7 +98,9 @@ async def incident_detail(reads: Reads, incident_id: str) -> Context:
     ident = incident_uuid(incident_id)
     incident = await alerts_api.get_incident(reads.request, ident, reads.principal)
     now = reads.vigil.clock()
-    start, end = chart_window(incident.triggered_at, incident.resolved_at, now)
+    start, end = chart_window(
+        incident.triggered_at, incident.resolved_at, now, interval=reads.vigil.settings.interval
+    )
     events, history = await asyncio.gather(
         incident_events(reads, incident.id),
         metrics_api.history(
