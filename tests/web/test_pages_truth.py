@@ -141,3 +141,12 @@ def test_a_short_incident_fills_a_good_part_of_its_chart(
 def test_an_open_incidents_chart_runs_to_now() -> None:
     start, end = chart_window(T0, None, T0 + 2 * M, interval=30)
     assert (start, end) == (T0 - 2 * M, T0 + 2 * M + timedelta(seconds=1))
+
+
+async def test_a_metric_id_may_wrap_at_its_separators_only(api: Api) -> None:
+    [opened] = await api.breach(LATENCY, 250)
+    assert opened.incident is not None
+    await sign_in(api, "vic")
+    response = await api.client.get(f"/incidents/{opened.incident.id}")
+    assert "<code>gateway_<wbr>latency</code>" in response.text
+    assert html(response).find("section", id="incident").find("code").text == LATENCY

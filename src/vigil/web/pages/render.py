@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import cache
@@ -144,6 +145,15 @@ _AUTO = Markup('<span class="res res-auto"><span aria-hidden="true">↺</span> A
 _OPEN = Markup('<span class="muted">open</span>')
 
 
+_SEPARATOR = re.compile(r"([_.:/-])")
+
+
+def ident(value: str) -> Markup:
+    """An id (metric, rule, channel) that may wrap after its separators, so a long one
+    breaks as ``discord_gateway_/reconnects`` rather than in the middle of a word."""
+    return Markup(_SEPARATOR.sub(r"\1<wbr>", str(escape(value))))
+
+
 def time_tag(value: datetime | None) -> Markup:
     """``<time>`` in UTC; the browser's script shows it relative and in local time."""
     if value is None:
@@ -220,6 +230,7 @@ def environment() -> Environment:
         duration=duration,
         json_script=json_script,
         time_tag=time_tag,
+        ident=ident,
         severity_badge=severity_badge,
         status_badge=status_badge,
         level_badge=level_badge,
