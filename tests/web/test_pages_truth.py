@@ -150,3 +150,14 @@ async def test_a_metric_id_may_wrap_at_its_separators_only(api: Api) -> None:
     response = await api.client.get(f"/incidents/{opened.incident.id}")
     assert "<code>gateway_<wbr>latency</code>" in response.text
     assert html(response).find("section", id="incident").find("code").text == LATENCY
+
+
+async def test_the_title_counts_the_open_incidents(api: Api) -> None:
+    await sign_in(api, "vic")
+    assert html(await api.client.get("/")).find("title").text == "Overview · Vigil"
+    await api.breach(LATENCY, 250)
+    await api.breach(MEMORY, 450)
+    assert html(await api.client.get("/")).find("title").text == "(2) Overview · Vigil"
+    page = html(await api.client.get("/channels"))
+    assert page.find("title").text == "(2) Channels · Vigil"
+    assert page.find("body").attrs["data-title"] == "Channels"  # for the script's updates
