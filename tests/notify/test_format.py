@@ -120,7 +120,7 @@ def test_markdown_body_escapes_what_people_typed() -> None:
     markdown = message.markdown
     assert "- **Metric:** gateway\\_latency" in markdown
     assert "- **Notes:** \\*not\\* \\[a link\\](x) \\# big" in markdown
-    assert markdown.endswith(f"[Open incident]({LINK})")
+    assert markdown.endswith(f"Open incident: [{LINK}]({LINK})")
     assert message.body_for(SLACK.service) == (markdown, BodyFormat.MARKDOWN)
 
 

@@ -144,7 +144,8 @@ async def test_email_arrives_with_subject_and_body(smtp: MailReceiver) -> None:
     content = html.get_content()
     assert "Gateway Latency exceeded critical threshold: 250.00 ms &gt;= 200.00 ms" in content
     assert "<strong>Peak:</strong> 250.00 ms" in content
-    assert f'<a href="{BASE_URL}/incidents/{INCIDENT_ID}">Open incident</a>' in content
+    link = f"{BASE_URL}/incidents/{INCIDENT_ID}"
+    assert f'Open incident: <a href="{link}">{link}</a>' in content
 
 
 async def test_a_refusing_mail_server_is_a_delivery_error(smtp: MailReceiver) -> None:

@@ -18,6 +18,17 @@ from vigil.core import Event, EventKind
 
 from .support import DEADLINE, LATENCY, PASSWORD, T0, Api, running_api, served, wait_until
 
+# httpx gives up on a read after 5 s by default: a stream that waits longer for its next frame
+# (a loaded machine storing 3,000 events, or a slow cycle, before the first one; keep-alives
+# come only every 15 s) failed with ReadTimeout though nothing was wrong. Each wait for a frame
+# is bounded by DEADLINE instead (Reader.next), as every condition a test waits on.
+PATIENT = httpx.Timeout(DEADLINE)
+
+
+def patient(base: str) -> httpx.AsyncClient:
+    """A client of the served app that waits for a stream's frames as long as the test does."""
+    return httpx.AsyncClient(base_url=base, timeout=PATIENT)
+
 
 @dataclass(frozen=True)
 class Frame:
@@ -85,7 +96,7 @@ async def events_after(api: Api, last_id: int) -> list[Event]:
 
 
 async def test_every_event_arrives_in_order_with_its_id_kind_and_data(api: Api) -> None:
-    async with served(api.app) as (base, _), httpx.AsyncClient(base_url=base) as client:
+    async with served(api.app) as (base, _), patient(base) as client:
         async with stream(client, api) as reader:
             await wait_until(lambda: api.app.state.vigil_web.live.clients == 1)
             [opened] = await api.breach(LATENCY, 150)
@@ -113,7 +124,7 @@ async def test_every_event_arrives_in_order_with_its_id_kind_and_data(api: Api) 
 
 
 async def missed_and_resumed(api: Api, *, query: bool) -> None:
-    async with served(api.app) as (base, _), httpx.AsyncClient(base_url=base) as client:
+    async with served(api.app) as (base, _), patient(base) as client:
         async with stream(client, api) as reader:
             await wait_until(lambda: api.app.state.vigil_web.live.clients == 1)
             await api.breach(LATENCY, 150)
@@ -156,7 +167,7 @@ async def test_a_bad_last_event_id_is_422(api: Api) -> None:
 
 async def test_an_idle_stream_gets_keep_alive_comments(migrated_url: str) -> None:
     async with running_api(migrated_url, keepalive_seconds=0.05) as api:
-        async with served(api.app) as (base, _), httpx.AsyncClient(base_url=base) as client:
+        async with served(api.app) as (base, _), patient(base) as client:
             async with stream(client, api) as reader:
 
                 async def two_keep_alives() -> None:
@@ -170,7 +181,7 @@ async def test_an_idle_stream_gets_keep_alive_comments(migrated_url: str) -> Non
 
 
 async def test_streams_end_when_the_server_shuts_down(api: Api) -> None:
-    async with served(api.app) as (base, server), httpx.AsyncClient(base_url=base) as client:
+    async with served(api.app) as (base, server), patient(base) as client:
         async with stream(client, api) as first, stream(client, api, after=0) as second:
             await wait_until(lambda: api.app.state.vigil_web.live.clients == 2)
             server.should_exit = True
@@ -181,7 +192,7 @@ async def test_streams_end_when_the_server_shuts_down(api: Api) -> None:
 
 
 async def test_streams_end_when_vigil_stops(api: Api) -> None:
-    async with served(api.app) as (base, _), httpx.AsyncClient(base_url=base) as client:
+    async with served(api.app) as (base, _), patient(base) as client:
         async with stream(client, api) as reader:
             await wait_until(lambda: api.app.state.vigil_web.live.clients == 1)
             await api.vigil.aclose()
@@ -222,7 +233,7 @@ def stalled_connection(port: int, token: str) -> socket.socket:
 
 
 async def test_a_stalled_client_delays_no_one_and_catches_up_later(api: Api) -> None:
-    async with served(api.app) as (base, server), httpx.AsyncClient(base_url=base) as client:
+    async with served(api.app) as (base, server), patient(base) as client:
         port = int(base.rsplit(":", 1)[1])
         stalled = stalled_connection(port, api.tokens["viewer"])
         try:
@@ -285,7 +296,7 @@ async def quick_checks(url: str) -> AsyncIterator[Api]:
 
 async def test_a_stream_ends_soon_after_its_token_is_revoked(migrated_url: str) -> None:
     async with quick_checks(migrated_url) as api:
-        async with served(api.app) as (base, _), httpx.AsyncClient(base_url=base) as client:
+        async with served(api.app) as (base, _), patient(base) as client:
             async with (
                 stream(client, api) as revoked,
                 client.stream("GET", "/api/events", headers=api.auth("admin")) as response,
@@ -307,8 +318,8 @@ async def test_a_stream_ends_when_its_user_is_removed_or_signs_out(migrated_url:
     async with quick_checks(migrated_url) as api:
         async with served(api.app) as (base, _):
             async with (
-                httpx.AsyncClient(base_url=base) as vic,
-                httpx.AsyncClient(base_url=base) as ana,
+                patient(base) as vic,
+                patient(base) as ana,
             ):
                 for client, name in ((vic, "vic"), (ana, "ana")):
                     signed = await client.post(

@@ -60,7 +60,7 @@ class Node:
         return name in self.attrs.get("class", "").split()
 
 
-VOID = {"meta", "link", "input", "br", "img", "hr", "line", "polyline"}
+VOID = {"meta", "link", "input", "br", "wbr", "img", "hr", "line", "polyline"}
 
 
 class _Builder(HTMLParser):

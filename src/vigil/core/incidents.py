@@ -113,7 +113,9 @@ def acknowledge(
         acknowledged_at=now,
         notes=_check_notes(notes),
     )
-    return updated, Event.for_incident(EventKind.INCIDENT_ACKNOWLEDGED, updated, at=now, by=by)
+    return updated, Event.for_incident(
+        EventKind.INCIDENT_ACKNOWLEDGED, updated, at=now, by=by, data=_noted(updated.notes)
+    )
 
 
 def resolve(
@@ -133,7 +135,15 @@ def resolve(
         resolved_by=by,
         notes=checked_notes if checked_notes is not None else incident.notes,
     )
-    return updated, Event.for_incident(EventKind.INCIDENT_RESOLVED, updated, at=now, by=by)
+    # The incident keeps its latest note; each event keeps the note written with it, so an
+    # acknowledgement's note and a resolution's are both kept, with who and when.
+    return updated, Event.for_incident(
+        EventKind.INCIDENT_RESOLVED, updated, at=now, by=by, data=_noted(checked_notes)
+    )
+
+
+def _noted(notes: str | None) -> dict[str, str]:
+    return {"note": notes} if notes is not None else {}
 
 
 def _check_actor(by: str) -> None:

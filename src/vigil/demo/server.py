@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import secrets
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from vigil.core import ValidationError
 from vigil.demo.bot import DemoBot
 from vigil.metrics import HealthRegistry, Metrics, Recorder
 from vigil.notify import Channel
@@ -27,6 +30,7 @@ from vigil.store import Store
 
 DEMO_INTERVAL = 3.0  # seconds: the whole story takes two minutes
 STEP = 0.25  # how often the simulated bot acts
+BACKLOG = 2048  # as uvicorn's own listening socket
 
 Say = Callable[[str], None]
 
@@ -92,10 +96,43 @@ async def play(bot: DemoBot, say: Say) -> None:
         await asyncio.sleep(STEP)
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """The dashboard's listening socket, opened before anything else happens: a port in use
+    is a clear error before any password is printed or the database replaced."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ValidationError("host", f"{host!r} is not an address to listen on ({exc})") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(BACKLOG)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            reason = "is already in use: stop what uses it, or choose another with --port"
+        else:
+            reason = f"cannot be opened: {exc.strerror or exc}"
+        raise ValidationError("port", f"{host}:{port} {reason}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
 async def run_demo(*, database: Path, host: str, port: int, say: Say = print) -> None:
+    listener = listen(host, port)
+    try:
+        await _run(listener, database=database, host=host, say=say)
+    finally:
+        listener.close()
+
+
+async def _run(listener: socket.socket, *, database: Path, host: str, say: Say) -> None:
     from vigil.web.app import create_app
     from vigil.web.serve import server_for
 
+    port = int(listener.getsockname()[1])  # the one chosen, when asked for port 0
     now = datetime.now(UTC)
     credentials = await prepare(database, now=now)
     settings = Settings(
@@ -126,7 +163,8 @@ async def run_demo(*, database: Path, host: str, port: int, say: Say = print) ->
                 f"{DEMO_INTERVAL * 40:.0f} s; incidents open, escalate and resolve by themselves.\n"
                 "  Press Ctrl-C to stop.\n"
             )
-            await server_for(create_app(vigil), host=host, port=port, vigil=vigil).serve()
+            server = server_for(create_app(vigil), host=host, port=port, vigil=vigil)
+            await server.serve(sockets=[listener])
         finally:
             actor.cancel()
             await asyncio.gather(actor, return_exceptions=True)

@@ -78,7 +78,9 @@ class Message:
         lines = [_escape(self.lead), ""]
         lines += [f"- **{name}:** {_escape(value)}" for name, value in self.fields]
         if self.link:
-            lines += ["", f"[Open incident]({self.link})"]
+            # The address is the link's text: the plain-text part of an e-mail (made from its
+            # HTML, which drops every href) and any client that shows no links keep it.
+            lines += ["", f"Open incident: [{_escape(self.link)}]({self.link})"]
         return "\n".join(lines)
 
     @property

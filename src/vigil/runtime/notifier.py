@@ -29,7 +29,7 @@ from vigil.core import Event, EventKind, Incident, Rule, Severity, Status, Valid
 from vigil.metrics import HealthRegistry
 from vigil.notify import Channel, DeliveryError, Message, format_event, renotify_due, send
 from vigil.runtime.ports import Leadership, NotifierStore
-from vigil.store import Delivery, OutboxCounts, VigilStorageError
+from vigil.store import Delivery, LastNotification, OutboxCounts, VigilStorageError
 
 logger = logging.getLogger(__name__)
 
@@ -262,16 +262,41 @@ class Notifier:
             (item.incident_id, item.channel): item
             for item in await self.store.last_notifications([i.id for i in incidents])
         }
+        added = {stored.name: stored.created_at for stored in await self.store.list_channels()}
         written = 0
         for incident in incidents:
             for channel in channels:
                 previous = last.get((incident.id, channel.name))
+                if previous is None:
+                    previous = await self._since_added(incident, channel, added)
                 if previous is None or previous.pending:
                     continue  # never told of it, or still being told
                 if renotify_due(channel, incident, last_sent_at=previous.at, now=now):
                     if await self.store.enqueue_reminder(previous, now=now) is not None:
                         written += 1
         return written
+
+    async def _since_added(
+        self, incident: Incident, channel: Channel, added: Mapping[str, datetime]
+    ) -> LastNotification | None:
+        """For a channel added while ``incident`` was open (so never told of its opening):
+        reminders run from when it was added, about the incident's first event."""
+        created_at = added.get(channel.name)
+        if created_at is None or created_at <= incident.triggered_at:
+            return None  # it was there when the incident opened, and chose not to hear of it
+        if not renotify_due(channel, incident, last_sent_at=created_at, now=self.clock()):
+            return None  # not yet: no need to read the log
+        events = await self.store.incident_events(incident.id, limit=1)
+        if not events or events[0].id is None:
+            return None  # the event log was pruned: nothing to remind about
+        return LastNotification(
+            incident_id=incident.id,
+            channel=channel.name,
+            event_id=events[0].id,
+            at=created_at,
+            repeats=0,
+            pending=False,
+        )
 
     async def _deliver(
         self, delivery: Delivery, channels: Mapping[str, Channel | ValidationError]

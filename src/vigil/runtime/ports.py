@@ -17,7 +17,14 @@ from vigil.core import Event, Incident, Rule, RuleState, Sample, ValidationError
 from vigil.core.evaluation import CycleResult
 from vigil.core.silences import MaintenanceWindow, Snooze
 from vigil.notify import Channel
-from vigil.store import Delivery, LastNotification, Leadership, OutboxCounts, OutboxItem
+from vigil.store import (
+    Delivery,
+    LastNotification,
+    Leadership,
+    OutboxCounts,
+    OutboxItem,
+    StoredChannel,
+)
 
 __all__ = [
     "EventLog",
@@ -95,3 +102,9 @@ class NotifierStore(Protocol):
     async def enqueue_reminder(
         self, last: LastNotification, *, now: datetime
     ) -> OutboxItem | None: ...
+
+    async def list_channels(self) -> list[StoredChannel]: ...
+
+    async def incident_events(
+        self, incident_id: uuid.UUID | str, *, limit: int = ...
+    ) -> list[Event]: ...

@@ -41,6 +41,7 @@ from vigil.notify.format import idempotency_key
 from vigil.store._base import check_int, check_name, check_time, event_payload, parse_incident_id
 from vigil.store._changes import EVALUATOR_FIELDS, RESOLUTION_FIELDS, resume_states
 from vigil.store._channels import channel_event, check_by
+from vigil.store._incidents import MAX_TIMELINE
 from vigil.store._outbox import MAX_CLAIM, last_of, settlement
 from vigil.store._rules import MAX_EVENTS
 from vigil.store._silences import window_event, window_taken
@@ -177,6 +178,14 @@ class MemoryStore:
 
     async def last_event_id(self) -> int:
         return len(self._events)
+
+    async def incident_events(
+        self, incident_id: uuid.UUID | str, *, limit: int = MAX_TIMELINE
+    ) -> list[Event]:
+        ident = parse_incident_id(incident_id)
+        check_int("limit", limit, 1, MAX_TIMELINE)
+        found = [e for e in self._events if e.incident is not None and e.incident.id == ident]
+        return found[:limit]
 
     def _append(self, items: Iterable[Event]) -> list[Event]:
         appended = []

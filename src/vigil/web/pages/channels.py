@@ -72,9 +72,22 @@ async def deliveries_section(reads: Reads) -> Context:
         incident_id=None,
         limit=FAILED_SHOWN,
     )
+    waiting = await channels_api.list_notifications(
+        reads.request,
+        reads.principal,
+        status=OutboxStatus.PENDING,
+        incident_id=None,
+        limit=channels_api.MAX_LISTED,
+    )
+    # Waiting after a failed attempt: failing now, and tried again later.
+    retrying = [n for n in waiting if n.attempts > 0 and n.last_error][:FAILED_SHOWN]
     health = await system_api.health(reads.request, reads.principal)
     details = health.details
-    return {"failed": failed, "outbox": details.notifications if details is not None else None}
+    return {
+        "failed": failed,
+        "retrying": retrying,
+        "outbox": details.notifications if details is not None else None,
+    }
 
 
 # The list on a ``channel.*`` event, the deliveries now and then.

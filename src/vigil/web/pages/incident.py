@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from fastapi import APIRouter, Request, Response
@@ -25,6 +26,9 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 # Ranges end just after now: the last cycle's samples are stamped now, and ends are exclusive.
 LATEST = timedelta(seconds=1)
 CHART_POINTS = 300
+PAD_CYCLES = 4  # monitor cycles shown at least before and after an incident
+MIN_PAD = timedelta(minutes=1)
+MAX_CALM = timedelta(minutes=15)  # the most calm shown beside a short incident
 TIMELINE_LIMIT = 200
 
 
@@ -35,15 +39,51 @@ async def incident_events(reads: Reads, incident_id: uuid.UUID) -> list[Event]:
 
 
 def chart_window(
-    triggered: datetime, resolved: datetime | None, now: datetime
+    triggered: datetime, resolved: datetime | None, now: datetime, *, interval: float
 ) -> tuple[datetime, datetime]:
-    """The time range around an incident: some calm before it, all of it, and (once it is
-    resolved) some calm after it, never past now."""
+    """The time range around an incident, zoomed to it: as much calm before it as it lasted
+    (at least a few of the monitor's cycles, the readings that led to it), all of it, and
+    (once it is resolved) as much again after it, never past now. A short incident is then
+    a third of the chart or more, not a sliver of an hour."""
     end = resolved if resolved is not None else now
-    pad = max(timedelta(minutes=15), (end - triggered) / 2)
+    cycles = min(timedelta(seconds=PAD_CYCLES * interval), MAX_CALM)
+    pad = max(end - triggered, cycles, MIN_PAD)
     end = min(now, end + pad) + LATEST if resolved is not None else now + LATEST
     start = triggered - pad
     return start, max(end, start + timedelta(minutes=1))
+
+
+@dataclass(frozen=True)
+class Note:
+    """A note written when acknowledging or resolving, with who wrote it and when."""
+
+    text: str
+    by: str | None
+    at: datetime
+    action: str  # "acknowledged" or "resolved"
+
+
+def written_notes(events: list[Event]) -> dict[int, Note]:
+    """Each event's note, by event id. An event keeps the note written with it
+    (``data["note"]``); events stored before it did carry the incident's notes as they then
+    were: the acknowledgement's own, and a resolution's when it differs from the one before."""
+    notes: dict[int, Note] = {}
+    before: str | None = None
+    for event in events:
+        if event.incident is None or event.id is None:
+            continue
+        action = {"incident.acknowledged": "acknowledged", "incident.resolved": "resolved"}.get(
+            event.kind.value
+        )
+        if action is None:
+            continue
+        text = event.data.get("note")
+        if text is None and "note" not in event.data and event.incident.notes != before:
+            text = event.incident.notes  # an older event: what changed with it
+        if isinstance(text, str) and text:
+            notes[event.id] = Note(text, event.by, event.at, action)
+        before = event.incident.notes
+    return notes
 
 
 def incident_uuid(text: str) -> uuid.UUID:
@@ -58,7 +98,9 @@ async def incident_detail(reads: Reads, incident_id: str) -> Context:
     ident = incident_uuid(incident_id)
     incident = await alerts_api.get_incident(reads.request, ident, reads.principal)
     now = reads.vigil.clock()
-    start, end = chart_window(incident.triggered_at, incident.resolved_at, now)
+    start, end = chart_window(
+        incident.triggered_at, incident.resolved_at, now, interval=reads.vigil.settings.interval
+    )
     events, history = await asyncio.gather(
         incident_events(reads, incident.id),
         metrics_api.history(
@@ -92,6 +134,7 @@ async def incident_detail(reads: Reads, incident_id: str) -> Context:
     return {
         "incident": incident,
         "events": events,
+        "notes": written_notes(events),
         "rule": rule,
         "chart": chart,
         "history": history,

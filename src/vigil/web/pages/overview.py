@@ -4,17 +4,19 @@ the server, thresholds), the monitor's own health and the latest incidents."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from vigil.core.catalogue import DEFAULT_RULES
 from vigil.web.pages.render import base_context, render
 from vigil.web.pages.route import PageRoute, Reader
 from vigil.web.pages.sections import Context, Loader, Reads, load, section
 from vigil.web.routes import alerts as alerts_api
 from vigil.web.routes import metrics as metrics_api
 from vigil.web.routes import system as system_api
+from vigil.web.schemas import CurrentValueOut
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -23,6 +25,9 @@ SPARKLINE_POINTS = 60
 SPARKLINE_RANGE = timedelta(hours=1)
 # Ranges end just after now: the last cycle's samples are stamped now, and ends are exclusive.
 LATEST = timedelta(seconds=1)
+# A value whose last sample is older than this many monitor intervals is stale, not current.
+STALE_INTERVALS = 2
+BUILT_IN = {rule.metric: rule for rule in DEFAULT_RULES}
 
 
 @dataclass(frozen=True)
@@ -66,9 +71,53 @@ def sparkline(
     )
 
 
+@dataclass(frozen=True)
+class Card:
+    """What one metric's card says: its name and unit (a metric without a rule too), its value
+    and level only while the value is fresh; a stale value is shown with its age instead."""
+
+    metric: CurrentValueOut
+    spark: Spark | None
+    name: str
+    unit: str
+    sampled_at: datetime | None
+    stale: bool
+    age_s: float | None
+
+    @property
+    def level(self) -> str | None:
+        """The level to show: none for a stale value (it is not the metric's state now)."""
+        if self.stale or self.metric.value is None or self.metric.rule is None:
+            return None
+        return self.metric.level.value if self.metric.level is not None else None
+
+
+def named(metric: str) -> tuple[str, str]:
+    """A metric's display name and unit when no rule names it: the built-in metric's, or its
+    id made readable (``queue_depth`` -> ``Queue Depth``) without a unit."""
+    known = BUILT_IN.get(metric)
+    if known is not None:
+        return known.display_name, known.unit
+    return metric.replace("_", " ").replace(".", " ").title(), ""
+
+
+def card(item: CurrentValueOut, spark: Spark | None, *, now: datetime, stale_after: float) -> Card:
+    rule = item.rule
+    name, unit = (rule.display_name, rule.unit) if rule is not None else named(item.metric)
+    # The sample time: the runtime's own when it gives one, else when the value was last set.
+    sampled_at = getattr(item, "sampled_at", None) or item.at
+    age = (now - sampled_at).total_seconds() if sampled_at is not None else None
+    stale = bool(getattr(item, "stale", False)) or (
+        item.value is not None and age is not None and age > stale_after
+    )
+    return Card(item, spark, name, unit, sampled_at, stale, age)
+
+
 async def cards_section(reads: Reads) -> Context:
     current = await metrics_api.current(reads.request, reads.principal)
-    end = reads.vigil.clock() + LATEST
+    now = reads.vigil.clock()
+    stale_after = STALE_INTERVALS * reads.vigil.settings.interval
+    end = now + LATEST
     # Every card's last hour in one query, however many metrics there are.
     histories = await reads.vigil.store.metric_histories(
         [item.metric for item in current],
@@ -80,11 +129,12 @@ async def cards_section(reads: Reads) -> Context:
     for item in current:
         rule = item.rule
         spark = sparkline(
-            [point.mean for point in histories[item.metric]],
+            # The highest reading of each minute: a spike that opened an incident stays seen.
+            [point.max for point in histories[item.metric]],
             warning=rule.warning if rule else None,
             critical=rule.critical if rule else None,
         )
-        cards.append({"metric": item, "spark": spark})
+        cards.append(card(item, spark, now=now, stale_after=stale_after))
     return {"cards": cards}
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import cache
@@ -63,6 +64,11 @@ def iso(value: datetime | None) -> str:
     if value is None:
         return ""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def precise(value: datetime) -> str:
+    """A UTC time to the millisecond, for the browser's clock (``iso`` drops the fraction)."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def utc_text(value: datetime | None) -> str:
@@ -137,6 +143,15 @@ _NO_DATA = Markup(
 )
 _AUTO = Markup('<span class="res res-auto"><span aria-hidden="true">↺</span> Auto</span>')
 _OPEN = Markup('<span class="muted">open</span>')
+
+
+_SEPARATOR = re.compile(r"([_.:/-])")
+
+
+def ident(value: str) -> Markup:
+    """An id (metric, rule, channel) that may wrap after its separators, so a long one
+    breaks as ``discord_gateway_/reconnects`` rather than in the middle of a word."""
+    return Markup(_SEPARATOR.sub(r"\1<wbr>", str(escape(value))))
 
 
 def time_tag(value: datetime | None) -> Markup:
@@ -215,6 +230,7 @@ def environment() -> Environment:
         duration=duration,
         json_script=json_script,
         time_tag=time_tag,
+        ident=ident,
         severity_badge=severity_badge,
         status_badge=status_badge,
         level_badge=level_badge,
@@ -288,5 +304,9 @@ def render(
     *,
     status_code: int = 200,
 ) -> HTMLResponse:
+    if "server_now" in context:
+        # The server's time as the page leaves, to the millisecond: the browser compares it
+        # with its own clock when the answer arrives, to count "2 min ago" from the server's.
+        context = {**context, "server_now": precise(web_state(request).vigil.clock())}
     html = environment().get_template(template).render(request=request, **context)
     return HTMLResponse(html, status_code=status_code, headers=SECURITY_HEADERS)

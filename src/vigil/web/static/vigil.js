@@ -10,9 +10,17 @@
   const csrfMeta = document.querySelector('meta[name="csrf-token"]');
   const csrf = csrfMeta ? csrfMeta.content : "";
   const intervalMs = Math.max(5, Number(body.dataset.interval) || 30) * 1000;
+  // Relative times count from the server's clock, whatever the browser's says. The server
+  // wrote its time as it sent the page: compare it with the browser's clock when the page's
+  // answer arrived, not when this script runs (a slow load is not clock skew, and counting it
+  // would put just-past times in the future).
+  function answeredAt() {
+    const [navigation] = performance.getEntriesByType ? performance.getEntriesByType("navigation") : [];
+    if (navigation && navigation.responseStart > 0) return performance.timeOrigin + navigation.responseStart;
+    return Date.now();
+  }
   const serverNow = Date.parse(body.dataset.serverNow);
-  // Relative times count from the server's clock, whatever the browser's says.
-  const offset = Number.isNaN(serverNow) ? 0 : serverNow - Date.now();
+  const offset = Number.isNaN(serverNow) ? 0 : serverNow - answeredAt();
   const now = () => Date.now() + offset;
   const charts = window.VigilCharts || { drawIn() {}, destroyIn() {} };
 
@@ -29,9 +37,14 @@
     ["minute", 60],
   ];
 
+  const FUTURE_MARGIN = 5; // seconds
+
   function relative(ms) {
     const seconds = (ms - now()) / 1000;
-    if (Math.abs(seconds) < 45) return seconds > 0 ? "in a few seconds" : "just now";
+    // A time the server stamped a moment ago can be a little ahead of the estimate of its
+    // clock (the network's delay): only a time clearly ahead is in the future.
+    if (seconds > FUTURE_MARGIN && seconds < 45) return "in a few seconds";
+    if (seconds > -45 && seconds <= FUTURE_MARGIN) return "just now";
     for (const [unit, size] of steps) {
       if (Math.abs(seconds) >= size || unit === "minute") {
         return relativeFormat.format(Math.round(seconds / size), unit);
@@ -53,15 +66,54 @@
 
   const notices = document.getElementById("notices");
 
-  function notice(text, kind) {
+  // What the latest notice announces (an incident's card): the notices keep clear of it,
+  // at the bottom of the window or, when it is there, at the top.
+  let announced = null;
+
+  function notice(text, kind, about) {
     if (!notices) return;
     const item = document.createElement("p");
     item.className = "notice" + (kind ? " notice-" + kind : "");
     item.textContent = text;
     notices.append(item);
     while (notices.children.length > 3) notices.firstElementChild.remove();
-    setTimeout(() => item.remove(), 7000);
+    if (about) announced = about;
+    placeNotices();
+    setTimeout(() => {
+      item.remove();
+      placeNotices();
+    }, 7000);
   }
+
+  function overlaps(a, b) {
+    return a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+  }
+
+  function placeNotices() {
+    if (!notices) return;
+    if (!notices.children.length) {
+      announced = null;
+      notices.classList.remove("notices-top");
+      return;
+    }
+    const target = announced ? document.getElementById(announced) : null;
+    if (!target) return;
+    const clash = () => overlaps(notices.getBoundingClientRect(), target.getBoundingClientRect());
+    if (!clash()) return;
+    notices.classList.toggle("notices-top");
+    if (clash()) notices.classList.toggle("notices-top"); // in the way either side: stay put
+  }
+
+  let placing = null;
+  ["scroll", "resize"].forEach((type) =>
+    window.addEventListener(
+      type,
+      () => {
+        if (placing === null) placing = requestAnimationFrame(() => ((placing = null), placeNotices()));
+      },
+      { passive: true },
+    ),
+  );
 
   const icons = { critical: "▲", warning: "◆", info: "●" };
 
@@ -263,6 +315,14 @@
     link.querySelector(".open-count-text").textContent = summary.total
       ? summary.total + " open incident" + (summary.total === 1 ? "" : "s") + " · worst " + worst
       : "No open incidents";
+    showCount(summary.total);
+  }
+
+  // The open incidents counted in the tab's title: a dashboard kept in a background tab.
+  const baseTitle = (body.dataset.title ? body.dataset.title + " · " : "") + "Vigil";
+
+  function showCount(total) {
+    document.title = (total ? "(" + total + ") " : "") + baseTitle;
   }
 
   const everything = {
@@ -350,7 +410,7 @@
       return;
     }
     const text = describe(event);
-    if (text) notice(text[0], text[1]);
+    if (text) notice(text[0], text[1], event.incident ? "incident-" + event.incident.id : null);
     refresh(sectionsFor(event));
   }
 
@@ -567,13 +627,16 @@
     showTimes(scope);
     scope.querySelectorAll('form[data-action="rule"]').forEach(markDirty);
     charts.drawIn(scope);
+    placeNotices(); // what they announce may just have arrived beneath them
   }
 
-  const scheme = window.matchMedia("(prefers-color-scheme: dark)");
-  scheme.addEventListener("change", () => {
+  function redrawCharts() {
     charts.destroyIn(document);
     charts.drawIn(document); // colours follow the scheme
-  });
+  }
+
+  window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", redrawCharts);
+  document.addEventListener("vigil:theme", redrawCharts);
 
   enhance(document);
   setInterval(() => showTimes(document), 15000);
