@@ -60,6 +60,7 @@ class Principal:
     kind: str  # "session" or "token"
     session_id: str | None = None
     csrf_token: str | None = field(default=None, repr=False)
+    token_id: int | None = None  # a token's database id: what per-token limits count by
 
     @property
     def can_read(self) -> bool:
@@ -114,7 +115,7 @@ class Authenticator:
             record = cached[0]
         else:
             record = await self._load_token(digest)
-        return Principal(name=record.name, role=Role(record.role), kind="token")
+        return Principal(name=record.name, role=Role(record.role), kind="token", token_id=record.id)
 
     async def _load_token(self, digest: str) -> ApiToken:
         store = self.vigil.store
