@@ -93,6 +93,7 @@ def create_app(
     app.state.vigil_web = state
     errors.install(app)
     app.add_middleware(errors.BodyLimit, max_bytes=MAX_BODY)
+    app.add_middleware(ingest.IngestGate)  # a flood turned away before its body is read
     if settings.trusted_proxies:  # outermost: everything after it sees the real client
         app.add_middleware(TrustedProxies, networks=settings.trusted_proxies)
     for module in (alerts, metrics, channels, silences, system, ingest, auth):

@@ -210,6 +210,31 @@ class TokenBuckets:
     def take(self, key: str, amount: float, now: float) -> float:
         """Take ``amount`` from ``key``'s bucket: 0 if it held enough (and it is taken),
         else the seconds until it will (and nothing is taken)."""
+        bucket = self._refill(key, now)
+        if bucket.level >= amount:
+            bucket.level -= amount
+            return 0.0
+        return (amount - bucket.level) / self.rate
+
+    def spend(self, key: str, amount: float, now: float) -> float:
+        """Take ``amount`` from ``key``'s bucket if it holds anything, even more than it
+        holds (the debt is paid by waiting): 0 if taken, else the seconds until the bucket
+        holds something again. The amount needs no checking first, so a refusal is cheap."""
+        bucket = self._refill(key, now)
+        if bucket.level <= 0:
+            return (1 - bucket.level) / self.rate
+        bucket.level -= amount
+        return 0.0
+
+    def wait(self, key: str, now: float) -> float:
+        """Seconds until ``key``'s bucket holds one (0: it does now), taking nothing."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return 0.0
+        level = min(self.capacity, bucket.level + (now - bucket.at) * self.rate)
+        return 0.0 if level >= 1 else (1 - level) / self.rate
+
+    def _refill(self, key: str, now: float) -> _Bucket:
         bucket = self._buckets.pop(key, None)
         if bucket is None:
             bucket = _Bucket(self.capacity, now)
@@ -218,17 +243,16 @@ class TokenBuckets:
         self._buckets[key] = bucket
         while len(self._buckets) > self.keys:
             self._buckets.popitem(last=False)
-        if bucket.level >= amount:
-            bucket.level -= amount
-            return 0.0
-        return (amount - bucket.level) / self.rate
+        return bucket
 
 
 class IngestLimiter:
     """What keeps push ingestion from starving the monitor, and one token from the others:
 
     - per token, ``rate`` requests a second (a burst of ten seconds' worth) and ``volume``
-      samples a second (a burst of one full batch, or ten seconds' worth if more);
+      samples a second (a burst of one full batch, or ten seconds' worth if more), both
+      counted before the samples are validated, so a refusal costs little and invalid
+      batches count too;
     - at most ``concurrency`` batches written at once: the rest wait up to ``queue_wait``
       seconds for their turn, at most ``queue`` of them, and are refused after;
     - none at all while the monitor's last cycle took more than ``busy_share`` of its
@@ -260,6 +284,22 @@ class IngestLimiter:
         self._waiting = 0
         self.shed = 0
 
+    def refusal(
+        self, key: str, *, last_cycle_seconds: float | None, interval: float
+    ) -> RateLimitedError | None:
+        """The refusal a request from ``key`` would meet now, taking nothing: for turning a
+        flood away before its body is even read."""
+        now = self._clock()
+        if last_cycle_seconds is not None and last_cycle_seconds > self.busy_share * interval:
+            return self._shed("the monitor is behind: evaluation goes first", interval)
+        wait = self.requests.wait(key, now)
+        if wait > 0:
+            return self._shed("this token sends too many ingest requests", wait)
+        wait = self.samples.wait(key, now)
+        if wait > 0:
+            return self._shed("this token pushes too many samples", wait)
+        return None
+
     def check_request(self, key: str) -> None:
         """One more request from ``key`` (before its body is validated)."""
         wait = self.requests.take(key, 1, self._clock())
@@ -267,7 +307,9 @@ class IngestLimiter:
             raise self._shed("this token sends too many ingest requests", wait)
 
     def check_volume(self, key: str, samples: int) -> None:
-        wait = self.samples.take(key, samples, self._clock())
+        """``samples`` more from ``key``: refused while its bucket is empty (a batch larger
+        than what is left is let through, and the bucket owes the rest)."""
+        wait = self.samples.spend(key, samples, self._clock())
         if wait > 0:
             raise self._shed("this token pushes too many samples", wait)
 
