@@ -168,6 +168,13 @@ class Settings(BaseSettings):
         le=30 * 86_400,
         description="Seconds in the past a pushed sample may be dated.",
     )
+    delivery_lease: float = Field(
+        30.0,
+        ge=1,
+        le=3600,
+        description="Seconds a notification being sent stays claimed, renewed while the send "
+        "lasts: a crash during a delivery delays the message by about this long.",
+    )
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -248,6 +255,7 @@ EXPECTED = {
     "ingest_volume": "a number of samples a second above 0, at most 1000000",
     "ingest_max_future": "a number of seconds from 0 to 3600",
     "ingest_max_age": "a number of seconds from 60 to 2592000 (30 days)",
+    "delivery_lease": "a number of seconds from 1 to 3600",
 }
 _SECRET = frozenset({"secret_key"})
 

@@ -81,7 +81,8 @@ class Vigil:
         """``process_metrics``: watch this process itself (memory, CPU and event-loop lag);
         off, only ``sources`` (and the health registry) are read, which is what a test on a
         busy machine or a process that only relays pushed metrics wants. ``delivery``:
-        retries, backoff and timing of notification delivery. ``metrics``: a hub of the
+        retries, backoff and timing of notification delivery (by default: the defaults, with
+        the ``delivery_lease`` setting). ``metrics``: a hub of the
         caller's own (a recorder on a simulated clock, say) whose window is the interval;
         by default one is made."""
         self.settings = settings if settings is not None else Settings.from_env()
@@ -108,7 +109,9 @@ class Vigil:
         for source in sources:
             self.metrics.add_source(source)
         self.clock = clock
-        self.delivery = delivery if delivery is not None else DeliveryPolicy()
+        self.delivery = (
+            delivery if delivery is not None else DeliveryPolicy(lease=self.settings.delivery_lease)
+        )
         # Pushed series, bounded (settings max_metrics, max_series, series_retention). Kept
         # at least one interval: a cycle reads the last interval's samples back into view.
         self.series = SeriesBudget(
