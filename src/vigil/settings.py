@@ -120,6 +120,62 @@ class Settings(BaseSettings):
         5, ge=1, le=3600, description="Seconds an idle keep-alive connection stays open."
     )
 
+    # -- pushed samples: the bounded series model and ingest limits (docs/security.md) -------
+    max_metrics: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description="Distinct metric names pushed samples may use at once; samples of a new "
+        "metric past it are refused (422).",
+    )
+    max_series: int = Field(
+        10_000,
+        ge=1,
+        le=1_000_000,
+        description="Distinct (instance, metric) series pushed samples may use at once; "
+        "samples of a new series past it are refused (422).",
+    )
+    series_retention: float = Field(
+        3600.0,
+        ge=60,
+        le=30 * 86_400,
+        description="Seconds after its last pushed sample that a series is forgotten: its "
+        "slot freed, and the metric gone from /api/metrics unless a rule watches it.",
+    )
+    ingest_rate: float = Field(
+        10.0,
+        gt=0,
+        le=10_000,
+        description="Ingest requests a second each token may send (bursts of ten seconds' "
+        "worth); more are answered 429 with Retry-After.",
+    )
+    ingest_volume: float = Field(
+        2000.0,
+        gt=0,
+        le=1_000_000,
+        description="Samples a second each token may push (bursts of one full batch or ten "
+        "seconds' worth, whichever is more); more are answered 429 with Retry-After.",
+    )
+    ingest_max_future: float = Field(
+        60.0,
+        ge=0,
+        le=3600,
+        description="Seconds ahead of this server's clock a pushed sample may be dated.",
+    )
+    ingest_max_age: float = Field(
+        3600.0,
+        ge=60,
+        le=30 * 86_400,
+        description="Seconds in the past a pushed sample may be dated.",
+    )
+    delivery_lease: float = Field(
+        30.0,
+        ge=1,
+        le=3600,
+        description="Seconds a notification being sent stays claimed, renewed while the send "
+        "lasts: a crash during a delivery delays the message by about this long.",
+    )
+
     def __init__(self, **values: Any) -> None:
         try:
             super().__init__(**values)
@@ -192,6 +248,14 @@ EXPECTED = {
     "header_timeout": "a number of seconds above 0, at most 3600",
     "body_timeout": "a number of seconds above 0, at most 3600",
     "keepalive_timeout": "a whole number of seconds from 1 to 3600",
+    "max_metrics": "a whole number from 1 to 100000",
+    "max_series": "a whole number from 1 to 1000000",
+    "series_retention": "a number of seconds from 60 to 2592000 (30 days)",
+    "ingest_rate": "a number of requests a second above 0, at most 10000",
+    "ingest_volume": "a number of samples a second above 0, at most 1000000",
+    "ingest_max_future": "a number of seconds from 0 to 3600",
+    "ingest_max_age": "a number of seconds from 60 to 2592000 (30 days)",
+    "delivery_lease": "a number of seconds from 1 to 3600",
 }
 _SECRET = frozenset({"secret_key"})
 

@@ -71,3 +71,19 @@ async def test_the_commands_work_beside_a_running_server(migrated_url: str) -> N
 async def api_sign_in(api: Api, name: str, password: str) -> None:
     response = await api.client.post("/api/auth/login", json={"name": name, "password": password})
     assert response.status_code == 200, response.text
+
+
+def test_an_ingest_token_can_be_bound_to_one_instance(migrated_url: str) -> None:
+    code, output = vigil(
+        migrated_url, "tokens", "create", "shard0", "--role", "ingest", "--instance", "shard-0"
+    )
+    assert code == 0 and "instance 'shard-0' only" in output
+    secret = output.strip().splitlines()[-1]
+    record = stored(migrated_url, lambda store: store.token_by_hash(token_hash(secret)))
+    assert (record.role, record.instance) == ("ingest", "shard-0")
+    code, listing = vigil(migrated_url, "tokens", "list")
+    assert code == 0 and "shard-0" in listing
+    code, output = vigil(
+        migrated_url, "tokens", "create", "x", "--role", "viewer", "--instance", "shard-0"
+    )
+    assert code == 1 and "instance" in output

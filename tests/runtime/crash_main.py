@@ -4,9 +4,11 @@
 
 Its source reads gateway_latency = 250 ms every second, so it opens a critical incident on
 its second cycle (or finds it open after a restart). MODE ``send`` delivers normally; MODE
-``gate`` holds every delivery before a byte is sent, printing ``held KEY`` so the test can
-kill the process after the incident and its outbox rows were committed and before anything
-was delivered. It prints ``started`` once running, and runs until killed.
+``settings`` too, but with the delivery policy the settings make (``VIGIL_DELIVERY_LEASE``
+from the environment); MODE ``gate`` holds every delivery before a byte is sent, printing
+``held KEY`` so the test can kill the process after the incident and its outbox rows were
+committed and before anything was delivered. It prints ``started`` once running, and runs
+until killed.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ async def hold(channel: Channel, message: Message) -> None:
 
 async def main(url: str, mode: str) -> None:
     settings = Settings(database_url=url, instance="crash", interval=1.0)
-    vigil = Vigil(settings, sources=[Breaching()], process_metrics=False, delivery=POLICY)
+    policy = None if mode == "settings" else POLICY
+    vigil = Vigil(settings, sources=[Breaching()], process_metrics=False, delivery=policy)
     await vigil.start()
     if mode == "gate":
         # Before anything awaits: no delivery can have started yet.

@@ -100,8 +100,8 @@ def test_the_backoff_doubles_up_to_its_ceiling() -> None:
         ({"backoff": float("inf")}, "backoff"),
         ({"send_timeout": -1}, "send_timeout"),
         ({"concurrency": 0}, "concurrency"),
-        ({"lease": 30, "send_timeout": 30}, "lease"),
-        ({"lease": 100, "send_timeout": 30, "batch": 32, "concurrency": 8}, "lease"),
+        ({"lease": 0.5}, "lease"),
+        ({"lease": float("nan")}, "lease"),
     ],
 )
 def test_a_policy_that_cannot_work_is_refused(options: dict[str, float], field: str) -> None:
@@ -252,3 +252,44 @@ async def test_a_stored_url_apprise_stopped_accepting_fails_only_its_own_rows(
     assert failed.last_error is not None
     assert failed.last_error.startswith("the stored channel is no longer valid: url:")
     assert [hit.path for hit in receiver.hits] == ["/fine"]
+
+
+# -- the claim: short, and held while a send lasts ----------------------------------------------
+
+
+async def test_a_send_longer_than_the_lease_keeps_its_claim(database: Store) -> None:
+    await database.add_channel({"name": "slow", "url": "json://127.0.0.1:9/hook"}, now=utcnow())
+    await open_incident(database)
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(channel: Channel, message: Message) -> None:
+        started.set()
+        await release.wait()
+
+    lease = 2.0
+    policy = DeliveryPolicy(lease=lease, send_timeout=60, backoff=60, check_every=0.2)
+    dispatcher = notifier(database, sender=slow, policy=policy)
+    task = asyncio.create_task(dispatcher.run_once())
+    await asyncio.wait_for(started.wait(), 60)
+    # Another dispatcher looking for due rows over three leases finds the row still held.
+    loop = asyncio.get_running_loop()
+    until = loop.time() + 3 * lease
+    while loop.time() < until:
+        taken = await database.claim_notifications(now=utcnow(), lease=timedelta(seconds=lease))
+        assert taken == []
+        await asyncio.sleep(0.2)
+    release.set()
+    assert await asyncio.wait_for(task, 60) == 1
+    [row] = await database.list_notifications()
+    assert (row.status, row.attempts) == (OutboxStatus.SENT, 1)
+
+
+def test_the_lease_is_short_by_default_and_a_setting() -> None:
+    from vigil.runtime import Vigil
+    from vigil.settings import Settings
+
+    assert DeliveryPolicy().lease == 30.0
+    vigil = Vigil(
+        Settings(database_url="sqlite+aiosqlite://", delivery_lease=5), process_metrics=False
+    )
+    assert vigil.delivery.lease == 5.0

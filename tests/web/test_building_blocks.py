@@ -13,7 +13,6 @@ from vigil.web.security import (
     Keys,
     Passwords,
     Session,
-    SignedOut,
     looks_like_token,
     new_token,
     token_hash,
@@ -63,19 +62,6 @@ def test_a_short_secret_is_refused_and_no_secret_means_a_random_one() -> None:
     one, two = Keys.from_setting(None), Keys.from_setting(None)
     assert one.sign(session()) != two.sign(session())
     assert Keys.from_setting("s" * 20).sign(session()) == Keys(b"s" * 20).sign(session())
-
-
-def test_signed_out_sessions_are_remembered_until_they_expire_and_bounded() -> None:
-    ended = SignedOut(capacity=2, session_seconds=3600)
-    ended.add(session(session_id="a", expires_at=NOW + 10), now=NOW)
-    assert ended.ended(session(session_id="a"))
-    ended.add(session(session_id="b", issued_at=NOW + 1), now=NOW + 11)  # a expired: forgotten
-    assert len(ended) == 1 and ended.ended(session(session_id="b", issued_at=NOW + 1))
-    ended.add(session(name="eve", session_id="c"), now=NOW + 12)
-    ended.add(session(name="eve", session_id="d"), now=NOW + 13)
-    assert len(ended) == 2  # bounded ...
-    assert ended.ended(session(session_id="b", issued_at=NOW + 1))  # ... yet b stays ended
-    assert not ended.ended(session(session_id="later", issued_at=NOW + 2))
 
 
 def test_tokens_are_random_and_only_their_hash_is_kept() -> None:

@@ -18,7 +18,7 @@ from argon2 import PasswordHasher
 
 from vigil.web.auth import DEVICE_COOKIE, SESSION_COOKIE
 from vigil.web.ratelimit import Backoff, SignInLimiter
-from vigil.web.security import MAX_PASSWORD_CHECKS, Passwords, SignedOut
+from vigil.web.security import MAX_PASSWORD_CHECKS, Passwords
 from vigil.web.state import WebState
 
 from .support import DEADLINE, PASSWORD, Api, running_api, served, wait_until
@@ -314,27 +314,6 @@ def test_backoff_forgets_the_keys_idle_longest_first() -> None:
     assert len(backoff) == 3
     assert backoff.wait("a", 0.0) == 0  # forgotten: memory stays bounded
     assert backoff.wait("d", 0.0) == 1.0
-
-
-def test_a_signed_out_session_never_comes_back_however_many_follow() -> None:
-    from vigil.web.security import Session
-
-    signed_out = SignedOut(capacity=3, session_seconds=100)
-
-    def session(name: str, n: int) -> Session:
-        return Session(name, f"{name}-{n}", issued_at=n, expires_at=n + 100, password_mark="m")
-
-    first = session("ana", 1)
-    kept = session("ana", 50)  # signed in after the first, still signed in
-    signed_out.add(first, now=10)
-    for n in range(2, 40):
-        signed_out.add(session("mallory", n), now=10)
-    assert len(signed_out) == 3  # remembered one by one: bounded
-    assert signed_out.ended(first)  # folded into ana's floor, not forgotten
-    assert signed_out.ended(session("mallory", 2))
-    assert not signed_out.ended(kept)
-    signed_out.add(session("ana", 60), now=200)  # ana's floor outlived every session it covered
-    assert not signed_out.ended(session("ana", 1))  # (it would have expired at 101 anyway)
 
 
 async def test_password_checks_waiting_are_bounded() -> None:

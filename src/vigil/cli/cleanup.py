@@ -15,7 +15,7 @@ from vigil.settings import Settings
 from vigil.store.records import CleanupReport
 from vigil.store.repository import Store
 
-_KINDS = ("incidents", "events", "samples", "outbox")
+_KINDS = ("incidents", "events", "samples", "outbox", "sessions")
 
 
 def cleanup_command(
@@ -39,7 +39,8 @@ def cleanup_command(
     verb = "Would delete" if dry_run else "Deleted"
     Console().print(
         f"{verb} {report.incidents} incidents, {report.events} events, "
-        f"{report.samples} samples, {report.outbox} delivered notifications.",
+        f"{report.samples} samples, {report.outbox} delivered notifications, "
+        f"{report.sessions} expired sign-outs.",
         highlight=False,
     )
 

@@ -29,12 +29,22 @@ class TokenRole(StrEnum):
 def tokens_create(
     name: Annotated[str, typer.Argument(help="What the token is for, e.g. 'prometheus'.")],
     role: Annotated[TokenRole, typer.Option(help="viewer, admin, or ingest (push only).")],
+    instance: Annotated[
+        str | None,
+        typer.Option(
+            help="Ingest tokens only: the one instance name it may push samples for "
+            "(e.g. shard-0); unset, any."
+        ),
+    ] = None,
 ) -> None:
     """Create an API token and print it. It is shown this once: only its hash is kept."""
-    record, secret = with_store(lambda store: create_token(store, name, role=role.value))
+    record, secret = with_store(
+        lambda store: create_token(store, name, role=role.value, instance=instance)
+    )
+    bound = f", instance {record.instance!r} only" if record.instance is not None else ""
     Console(stderr=True).print(
-        f"Token {record.id} ({record.role}) for {record.name!r}; store it now, it is not "
-        "shown again:",
+        f"Token {record.id} ({record.role}{bound}) for {record.name!r}; store it now, it is "
+        "not shown again:",
         highlight=False,
     )
     print(secret)  # alone on stdout, for `TOKEN=$(vigil tokens create ...)`
@@ -44,12 +54,13 @@ def tokens_create(
 def tokens_list() -> None:
     """List tokens (never their secrets)."""
     tokens = with_store(lambda store: store.list_tokens())
-    table = Table("id", "name", "role", "created", "last used", "revoked")
+    table = Table("id", "name", "role", "instance", "created", "last used", "revoked")
     for token in tokens:
         table.add_row(
             str(token.id),
             token.name,
             str(token.role),
+            token.instance or "",
             f"{token.created_at:%Y-%m-%d %H:%M}",
             f"{token.last_used_at:%Y-%m-%d %H:%M}" if token.last_used_at else "never",
             f"{token.revoked_at:%Y-%m-%d %H:%M}" if token.revoked_at else "",

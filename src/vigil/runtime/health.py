@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from vigil.metrics import TaskHealth
 from vigil.runtime.monitor import MonitorStatus
 from vigil.runtime.notifier import NotifierStatus
+from vigil.runtime.series import SeriesStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,6 +17,7 @@ class Health:
     notifications: NotifierStatus  # the outbox, and this instance's deliveries
     tasks: list[TaskHealth]  # every registered background task
     last_event_id: int  # the newest event this instance has seen
+    series: SeriesStatus | None = None  # pushed series: counts, caps, refusals, evictions
 
     @property
     def ok(self) -> bool:

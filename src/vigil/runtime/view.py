@@ -58,6 +58,18 @@ class LiveView:
             level = rule.level(value) if rule is not None and value is not None else None
             self.current[metric] = CurrentValue(metric, value, level, at)
 
+    def forget_stale(self, before: datetime) -> int:
+        """Drop the current values last set before ``before``, except rules' metrics: a
+        metric nobody reports any more leaves ``/api/metrics``. How many were dropped."""
+        stale = [
+            metric
+            for metric, current in self.current.items()
+            if current.at < before and metric not in self.rules
+        ]
+        for metric in stale:
+            del self.current[metric]
+        return len(stale)
+
     def active(self) -> list[Incident]:
         """Open incidents (active and acknowledged): most severe first, then newest."""
         if self._active_cache is None:

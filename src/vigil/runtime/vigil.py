@@ -22,6 +22,7 @@ from vigil.runtime.bus import EventBus
 from vigil.runtime.health import Health
 from vigil.runtime.monitor import Monitor
 from vigil.runtime.notifier import DeliveryPolicy, Notifier
+from vigil.runtime.series import SeriesBudget
 from vigil.runtime.silences import SilenceCache
 from vigil.runtime.view import LiveView
 from vigil.settings import Settings
@@ -31,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 RETENTION_FIRST_SECONDS = 300.0
 RETENTION_EVERY_SECONDS = 86_400.0
+SERIES_CHECK_SECONDS = 60.0  # at most; a quarter of the series retention when that is shorter
 
 
 def utcnow() -> datetime:
@@ -79,7 +81,8 @@ class Vigil:
         """``process_metrics``: watch this process itself (memory, CPU and event-loop lag);
         off, only ``sources`` (and the health registry) are read, which is what a test on a
         busy machine or a process that only relays pushed metrics wants. ``delivery``:
-        retries, backoff and timing of notification delivery. ``metrics``: a hub of the
+        retries, backoff and timing of notification delivery (by default: the defaults, with
+        the ``delivery_lease`` setting). ``metrics``: a hub of the
         caller's own (a recorder on a simulated clock, say) whose window is the interval;
         by default one is made."""
         self.settings = settings if settings is not None else Settings.from_env()
@@ -106,7 +109,18 @@ class Vigil:
         for source in sources:
             self.metrics.add_source(source)
         self.clock = clock
-        self.delivery = delivery if delivery is not None else DeliveryPolicy()
+        self.delivery = (
+            delivery if delivery is not None else DeliveryPolicy(lease=self.settings.delivery_lease)
+        )
+        # Pushed series, bounded (settings max_metrics, max_series, series_retention). Kept
+        # at least one interval: a cycle reads the last interval's samples back into view.
+        self.series = SeriesBudget(
+            max_metrics=self.settings.max_metrics,
+            max_series=self.settings.max_series,
+            retention=timedelta(
+                seconds=max(self.settings.series_retention, self.settings.interval)
+            ),
+        )
         self._running: _Running | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -168,6 +182,7 @@ class Vigil:
         self._spawn(self._follow_log(), "vigil-events")
         self._spawn(running.notifier.run(running.stop), "vigil-notifier")
         self._spawn(self._retention(), "vigil-retention")
+        self._spawn(self._forget_series(), "vigil-series")
 
     async def _assemble(self, store: Store, leadership: Leadership) -> _Running:
         """The parts, wired to one another, from the store's rules, states and log."""
@@ -265,6 +280,21 @@ class Vigil:
                     logger.warning("Vigil retention failed, trying again tomorrow: %s", exc)
             await asyncio.sleep(RETENTION_EVERY_SECONDS)
 
+    async def _forget_series(self) -> None:
+        """Evict stale pushed series now and then, even when nothing is pushed any more."""
+        every = min(SERIES_CHECK_SECONDS, self.series.retention.total_seconds() / 4)
+        while True:
+            await asyncio.sleep(every)
+            self.forget_stale_series()
+
+    def forget_stale_series(self) -> int:
+        """Forget pushed series (and current values of metrics without a rule) not seen for
+        the series retention; how many series were forgotten."""
+        now = self.clock()
+        evicted = self.series.evict(now)
+        self.view.forget_stale(now - self.series.retention)
+        return evicted
+
     async def cleanup(self) -> CleanupReport:
         """Delete what the retention settings no longer keep (what ``vigil cleanup`` does)."""
         return await self.store.cleanup(
@@ -315,6 +345,7 @@ class Vigil:
             notifications=running.notifier.status(),
             tasks=self.metrics.health.snapshot(),
             last_event_id=running.bus.last_id,
+            series=self.series.status(),
         )
 
     # -- actions: the store is the truth, the bus tells everyone -----------------------------
@@ -385,6 +416,10 @@ class Vigil:
         self.bus.publish([await self.store.delete_channel(name, now=self.clock(), by=by)])
 
     async def ingest(self, samples: Sequence[Sample]) -> int:
-        """Store samples pushed by another process; the leader combines them next cycle."""
-        await self.store.add_samples(samples)
+        """Store samples pushed by another process; the leader combines them next cycle.
+        ``SeriesLimitError`` (nothing stored) when a sample would start a series past the
+        caps of the bounded series model (``Vigil.series``)."""
+        store = self.store  # NotStartedError before anything is counted
+        self.series.admit(samples, now=self.clock())
+        await store.add_samples(samples)
         return len(samples)

@@ -85,10 +85,21 @@ class Accounts(StoreBase):
     # -- API tokens -----------------------------------------------------------------------------
 
     async def add_token(
-        self, name: str, *, role: Role | str, token_hash: str, now: datetime
+        self,
+        name: str,
+        *,
+        role: Role | str,
+        token_hash: str,
+        now: datetime,
+        instance: str | None = None,
     ) -> ApiToken:
+        """A new token. ``instance``: an ingest token that may push for that instance only."""
         check_name("name", name)
         token_role = check_enum(Role, "role", role)
+        if instance is not None:
+            check_name("instance", instance)
+            if token_role is not Role.INGEST:
+                raise ValidationError("instance", "only an ingest token is bound to an instance")
         check_name("token_hash", token_hash, max_length=255)
         check_time("now", now)
         table = models.api_tokens
@@ -101,7 +112,13 @@ class Accounts(StoreBase):
             row = (
                 await connection.execute(
                     table.insert()
-                    .values(name=name, role=token_role, token_hash=token_hash, created_at=now)
+                    .values(
+                        name=name,
+                        role=token_role,
+                        token_hash=token_hash,
+                        created_at=now,
+                        instance=instance,
+                    )
                     .returning(*table.c)
                 )
             ).one()
@@ -148,6 +165,35 @@ class Accounts(StoreBase):
             raise NotFoundError("token", token_id)
         return _token(row)
 
+    # -- signed-out sessions --------------------------------------------------------------------
+
+    async def end_session(self, session_id: str, *, user_name: str, expires_at: datetime) -> None:
+        """Remember that a session was signed out, until it would have expired (then cleanup
+        forgets it). Ending it again changes nothing."""
+        check_name("session_id", session_id, max_length=64)
+        check_name("user_name", user_name)
+        check_time("expires_at", expires_at)
+        table = models.signed_out_sessions
+        async with self._write("signing out a session") as connection:
+            known = await connection.scalar(
+                select(table.c.session_id).where(table.c.session_id == session_id)
+            )
+            if known is None:
+                await connection.execute(
+                    table.insert().values(
+                        session_id=session_id, user_name=user_name, expires_at=expires_at
+                    )
+                )
+
+    async def session_ended(self, session_id: str) -> bool:
+        """Whether the session was signed out (expired ones are refused by their cookie)."""
+        table = models.signed_out_sessions
+        async with self._read("reading a session") as connection:
+            found = await connection.scalar(
+                select(table.c.session_id).where(table.c.session_id == session_id)
+            )
+        return found is not None
+
 
 def _user_role(role: object) -> Role:
     checked = check_enum(Role, "role", role)
@@ -174,4 +220,5 @@ def _token(row: Row[Any]) -> ApiToken:
         created_at=row.created_at,
         last_used_at=row.last_used_at,
         revoked_at=row.revoked_at,
+        instance=row.instance,
     )

@@ -158,6 +158,26 @@ class Outbox(StoreBase):
             raise NotFoundError("notification", item_id)
         return _item(row)
 
+    async def renew_claims(
+        self, item_ids: Collection[int], *, now: datetime, lease: timedelta
+    ) -> int:
+        """Hold claimed rows still being sent for another ``lease`` from ``now``, so the
+        claim can be short (a dead dispatcher's rows come back soon) while a slow send keeps
+        its row. Rows no longer pending are left as they are. Returns how many were held."""
+        check_time("now", now)
+        if not isinstance(lease, timedelta) or lease <= timedelta(0):
+            raise ValidationError("lease", f"must be a positive duration, got {lease!r}")
+        if not item_ids:
+            return 0
+        outbox = models.outbox
+        async with self._write("renewing notification claims") as connection:
+            result = await connection.execute(
+                update(outbox)
+                .where(outbox.c.id.in_(list(item_ids)), outbox.c.status == OutboxStatus.PENDING)
+                .values(next_attempt_at=now + lease)
+            )
+        return int(result.rowcount)
+
     async def settle_sent(self, item_ids: Collection[int], *, now: datetime) -> int:
         """Record several deliveries at once (a dispatcher's group commit); rows no longer
         pending are left as they are. Returns how many were marked sent."""

@@ -124,6 +124,11 @@ class Retention(StoreBase):
                 (outbox.c.status == OutboxStatus.SENT)
                 & (outbox.c.sent_at < now - timedelta(days=outbox_retention_days)),
             ),
+            _Target(
+                "sessions",
+                models.signed_out_sessions,
+                models.signed_out_sessions.c.expires_at <= now,
+            ),
         ]
 
     async def _delete_batch(self, target: _Target, batch_size: int) -> int:

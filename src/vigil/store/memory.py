@@ -503,6 +503,20 @@ class MemoryStore:
             return item
         return self._set(item, **changes)
 
+    async def renew_claims(
+        self, item_ids: Collection[int], *, now: datetime, lease: timedelta
+    ) -> int:
+        check_time("now", now)
+        if not isinstance(lease, timedelta) or lease <= timedelta(0):
+            raise ValidationError("lease", f"must be a positive duration, got {lease!r}")
+        held = 0
+        for item_id in set(item_ids):
+            item = self._outbox.get(item_id)
+            if item is not None and item.status is OutboxStatus.PENDING:
+                self._set(item, next_attempt_at=now + lease)
+                held += 1
+        return held
+
     async def settle_sent(self, item_ids: Collection[int], *, now: datetime) -> int:
         check_time("now", now)
         marked = 0

@@ -311,6 +311,20 @@ class ApiTokenRow(Base):
     created_at: Mapped[datetime]
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    # An ingest token bound to one instance name may push samples for that instance only.
+    instance: Mapped[str | None]
+
+
+class SignedOutSessionRow(Base):
+    """A session signed out before it expired, until it expires: sign-out survives a restart
+    and is seen by every instance sharing the secret key."""
+
+    __tablename__ = "signed_out_sessions"
+
+    session_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_name: Mapped[str]
+    # Cleanup deletes the expired ones.
+    expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
 def _table(row: type[Base]) -> Table:
@@ -333,3 +347,4 @@ snoozes = _table(SnoozeRow)
 maintenance_windows = _table(MaintenanceWindowRow)
 users = _table(UserRow)
 api_tokens = _table(ApiTokenRow)
+signed_out_sessions = _table(SignedOutSessionRow)

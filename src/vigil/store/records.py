@@ -121,6 +121,7 @@ class ApiToken:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    instance: str | None = None  # an ingest token bound to this instance name
 
     @property
     def is_revoked(self) -> bool:
@@ -204,7 +205,8 @@ class CleanupReport:
     events: int = 0
     samples: int = 0
     outbox: int = 0
+    sessions: int = 0  # signed-out sessions past their expiry
 
     @property
     def total(self) -> int:
-        return self.incidents + self.events + self.samples + self.outbox
+        return self.incidents + self.events + self.samples + self.outbox + self.sessions

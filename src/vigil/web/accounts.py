@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from vigil.core import ValidationError
 from vigil.store import ApiToken, Role, Store, User
+from vigil.web.schemas import INSTANCE_REGEX
 from vigil.web.security import Passwords, new_token, token_hash
 
 MIN_PASSWORD = 8
@@ -45,12 +47,23 @@ async def set_password(
 
 
 async def create_token(
-    store: Store, name: str, *, role: Role | str, now: datetime | None = None
+    store: Store,
+    name: str,
+    *,
+    role: Role | str,
+    now: datetime | None = None,
+    instance: str | None = None,
 ) -> tuple[ApiToken, str]:
-    """A new API token: its record, and the secret, which exists only in this return value."""
+    """A new API token: its record, and the secret, which exists only in this return value.
+    ``instance``: an ingest token that may push samples for that instance name only."""
+    if instance is not None and not re.fullmatch(INSTANCE_REGEX, instance):
+        raise ValidationError(
+            "instance",
+            f"{instance!r} is not an instance name (1-100 letters, digits and . _ : @ / -)",
+        )
     secret = new_token()
     record = await store.add_token(
-        name, role=role, token_hash=token_hash(secret), now=now or _now()
+        name, role=role, token_hash=token_hash(secret), now=now or _now(), instance=instance
     )
     return record, secret
 

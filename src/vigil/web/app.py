@@ -19,8 +19,8 @@ from vigil.web.cache import ReadCache
 from vigil.web.live import KEEPALIVE_SECONDS, RECHECK_SECONDS, RING, LiveStream
 from vigil.web.prometheus import WebMetrics
 from vigil.web.proxies import TrustedProxies
-from vigil.web.ratelimit import SignInLimiter
-from vigil.web.routes import alerts, auth, channels, metrics, silences, system
+from vigil.web.ratelimit import IngestLimiter, SignInLimiter
+from vigil.web.routes import alerts, auth, channels, ingest, metrics, silences, system
 from vigil.web.security import Keys, Passwords
 from vigil.web.state import WebState, generation_of
 
@@ -77,6 +77,9 @@ def create_app(
         cache=ReadCache(lambda: generation_of(vigil), ttl=read_cache_seconds),
         live=live,
         metrics=WebMetrics(vigil, live),
+        ingest=IngestLimiter(
+            rate=settings.ingest_rate, volume=settings.ingest_volume, batch=ingest.MAX_SAMPLES
+        ),
     )
     app = FastAPI(
         title="Vigil",
@@ -90,9 +93,10 @@ def create_app(
     app.state.vigil_web = state
     errors.install(app)
     app.add_middleware(errors.BodyLimit, max_bytes=MAX_BODY)
+    app.add_middleware(ingest.IngestGate)  # a flood turned away before its body is read
     if settings.trusted_proxies:  # outermost: everything after it sees the real client
         app.add_middleware(TrustedProxies, networks=settings.trusted_proxies)
-    for module in (alerts, metrics, channels, silences, system, auth):
+    for module in (alerts, metrics, channels, silences, system, ingest, auth):
         app.include_router(module.router)
     app.include_router(apidocs.router)
     app.include_router(pages.router)  # the dashboard's HTML pages and static files

@@ -33,7 +33,6 @@ from vigil.web.security import (
     PasswordChecksBusyError,
     Passwords,
     Session,
-    SignedOut,
     looks_like_token,
     token_hash,
 )
@@ -60,6 +59,7 @@ class Principal:
     kind: str  # "session" or "token"
     session_id: str | None = None
     csrf_token: str | None = field(default=None, repr=False)
+    instance: str | None = None  # an ingest token bound to this instance name
 
     @property
     def can_read(self) -> bool:
@@ -101,7 +101,7 @@ class Authenticator:
         self._wall = wall
         self._tokens: dict[str, tuple[ApiToken, float]] = {}
         self._users: dict[str, tuple[User | None, float]] = {}
-        self._signed_out = SignedOut(session_seconds=session_seconds)
+        self._ended: dict[str, tuple[bool, float]] = {}  # session id -> signed out?, until
 
     # -- tokens ----------------------------------------------------------------------------
 
@@ -114,7 +114,12 @@ class Authenticator:
             record = cached[0]
         else:
             record = await self._load_token(digest)
-        return Principal(name=record.name, role=Role(record.role), kind="token")
+        return Principal(
+            name=record.name,
+            role=Role(record.role),
+            kind="token",
+            instance=record.instance,
+        )
 
     async def _load_token(self, digest: str) -> ApiToken:
         store = self.vigil.store
@@ -138,7 +143,7 @@ class Authenticator:
     async def from_cookie(self, cookie: str) -> Principal | None:
         """The signed-in user, or ``None`` for a forged, expired or ended session."""
         session = self.keys.open(cookie, now=self._wall())
-        if session is None or self._signed_out.ended(session):
+        if session is None or await self._signed_out(session.session_id):
             return None
         user = await self._user(session.name)
         if user is None or self.keys.password_mark(user.password_hash) != session.password_mark:
@@ -153,6 +158,19 @@ class Authenticator:
             session_id=session.session_id,
             csrf_token=self.keys.csrf_token(session.session_id),
         )
+
+    async def _signed_out(self, session_id: str) -> bool:
+        """Whether the session was signed out, on any instance, before or after a restart:
+        the database says (``Store.session_ended``), asked at most once per lookup-cache
+        time per session."""
+        cached = self._ended.get(session_id)
+        if cached is not None and (cached[0] or cached[1] > self._clock()):
+            return cached[0]
+        ended = await self.vigil.store.session_ended(session_id)
+        if len(self._ended) >= MAX_CACHED:
+            self._ended.clear()  # only costs lookups: the database keeps every sign-out
+        self._ended[session_id] = (ended, self._clock() + self.cache_seconds)
+        return ended
 
     async def _user(self, name: str) -> User | None:
         cached = self._users.get(name)
@@ -220,10 +238,20 @@ class Authenticator:
             self.keys.device_cookie(user.name, device, now=now),
         )
 
-    def sign_out(self, cookie: str) -> None:
+    async def sign_out(self, cookie: str) -> None:
+        """End the cookie's session for good: stored until it would have expired (then the
+        retention cleanup deletes it), so it stays ended across restarts and instances."""
         session = self.keys.open(cookie, now=self._wall())
-        if session is not None:
-            self._signed_out.add(session, now=self._wall())
+        if session is None:
+            return
+        await self.vigil.store.end_session(
+            session.session_id,
+            user_name=session.name,
+            expires_at=datetime.fromtimestamp(session.expires_at, tz=UTC),
+        )
+        if len(self._ended) >= MAX_CACHED:
+            self._ended.clear()
+        self._ended[session.session_id] = (True, math.inf)
 
 
 # -- request level: what routes and pages call -------------------------------------------------
@@ -420,11 +448,11 @@ def _authority(url: str) -> tuple[str, int] | None:
     return parts.hostname, port or (443 if parts.scheme == "https" else 80)
 
 
-def sign_out(request: Request, response: Response) -> None:
-    """End the request's session (if any) and clear its cookie."""
+async def sign_out(request: Request, response: Response) -> None:
+    """End the request's session (if any), durably, and clear its cookie."""
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
-        web_state(request).auth.sign_out(cookie)
+        await web_state(request).auth.sign_out(cookie)
     response.delete_cookie(
         SESSION_COOKIE,
         path=cookie_path(request),

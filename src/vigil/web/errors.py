@@ -261,7 +261,8 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         409: "The incident's status does not allow this action",
         422: "Invalid input; `field` names it",
         413: "The request body is larger than 8 MiB",
-        429: "Too many failed sign-ins",
+        429: "Too many failed sign-ins, or (ingestion) too many requests or samples; "
+        "wait `Retry-After` seconds",
         502: "The channel's service refused the message or did not answer in time; "
         "`message` says why, secrets masked",
         503: "Vigil is not running or its database is unavailable",

@@ -24,10 +24,15 @@ Per process: with several instances behind a balancer each counts alone.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+
+from vigil.web.errors import RateLimitedError
 
 BASE_DELAY = 1.0
 KNOWN_FOR = 30 * 86_400.0
@@ -181,3 +186,157 @@ class SignInLimiter:
         self._known.move_to_end(pair)
         while len(self._known) > self.capacity:
             self._known.popitem(last=False)
+
+
+# -- push ingestion ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Bucket:
+    level: float
+    at: float
+
+
+class TokenBuckets:
+    """One token bucket per key: ``rate`` a second, holding at most ``capacity``. At most
+    ``keys`` keys are kept (the one idle longest goes first; a forgotten key starts full)."""
+
+    def __init__(self, *, rate: float, capacity: float, keys: int = 10_000) -> None:
+        self.rate = rate
+        self.capacity = capacity
+        self.keys = keys
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+
+    def take(self, key: str, amount: float, now: float) -> float:
+        """Take ``amount`` from ``key``'s bucket: 0 if it held enough (and it is taken),
+        else the seconds until it will (and nothing is taken)."""
+        bucket = self._refill(key, now)
+        if bucket.level >= amount:
+            bucket.level -= amount
+            return 0.0
+        return (amount - bucket.level) / self.rate
+
+    def spend(self, key: str, amount: float, now: float) -> float:
+        """Take ``amount`` from ``key``'s bucket if it holds anything, even more than it
+        holds (the debt is paid by waiting): 0 if taken, else the seconds until the bucket
+        holds something again. The amount needs no checking first, so a refusal is cheap."""
+        bucket = self._refill(key, now)
+        if bucket.level <= 0:
+            return (1 - bucket.level) / self.rate
+        bucket.level -= amount
+        return 0.0
+
+    def wait(self, key: str, now: float) -> float:
+        """Seconds until ``key``'s bucket holds one (0: it does now), taking nothing."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return 0.0
+        level = min(self.capacity, bucket.level + (now - bucket.at) * self.rate)
+        return 0.0 if level >= 1 else (1 - level) / self.rate
+
+    def _refill(self, key: str, now: float) -> _Bucket:
+        bucket = self._buckets.pop(key, None)
+        if bucket is None:
+            bucket = _Bucket(self.capacity, now)
+        bucket.level = min(self.capacity, bucket.level + (now - bucket.at) * self.rate)
+        bucket.at = now
+        self._buckets[key] = bucket
+        while len(self._buckets) > self.keys:
+            self._buckets.popitem(last=False)
+        return bucket
+
+
+class IngestLimiter:
+    """What keeps push ingestion from starving the monitor, and one token from the others:
+
+    - per token, ``rate`` requests a second (a burst of ten seconds' worth) and ``volume``
+      samples a second (a burst of one full batch, or ten seconds' worth if more), both
+      counted before the samples are validated, so a refusal costs little and invalid
+      batches count too;
+    - at most ``concurrency`` batches written at once: the rest wait up to ``queue_wait``
+      seconds for their turn, at most ``queue`` of them, and are refused after;
+    - none at all while the monitor's last cycle took more than ``busy_share`` of its
+      interval: evaluation goes first.
+
+    Every refusal is a ``RateLimitedError`` (429 with ``Retry-After``), counted in ``shed``.
+    """
+
+    def __init__(
+        self,
+        *,
+        rate: float,
+        volume: float,
+        batch: int,
+        concurrency: int = 2,
+        queue: int = 8,
+        queue_wait: float = 1.0,
+        busy_share: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.requests = TokenBuckets(rate=rate, capacity=rate * 10)
+        self.samples = TokenBuckets(rate=volume, capacity=max(float(batch), volume * 10))
+        self.concurrency = concurrency
+        self.queue = queue
+        self.queue_wait = queue_wait
+        self.busy_share = busy_share
+        self._clock = clock
+        self._slots = asyncio.Semaphore(concurrency)
+        self._waiting = 0
+        self.shed = 0
+
+    def refusal(
+        self, key: str, *, last_cycle_seconds: float | None, interval: float
+    ) -> RateLimitedError | None:
+        """The refusal a request from ``key`` would meet now, taking nothing: for turning a
+        flood away before its body is even read."""
+        now = self._clock()
+        if last_cycle_seconds is not None and last_cycle_seconds > self.busy_share * interval:
+            return self._shed("the monitor is behind: evaluation goes first", interval)
+        wait = self.requests.wait(key, now)
+        if wait > 0:
+            return self._shed("this token sends too many ingest requests", wait)
+        wait = self.samples.wait(key, now)
+        if wait > 0:
+            return self._shed("this token pushes too many samples", wait)
+        return None
+
+    def check_request(self, key: str) -> None:
+        """One more request from ``key`` (before its body is validated)."""
+        wait = self.requests.take(key, 1, self._clock())
+        if wait > 0:
+            raise self._shed("this token sends too many ingest requests", wait)
+
+    def check_volume(self, key: str, samples: int) -> None:
+        """``samples`` more from ``key``: refused while its bucket is empty (a batch larger
+        than what is left is let through, and the bucket owes the rest)."""
+        wait = self.samples.spend(key, samples, self._clock())
+        if wait > 0:
+            raise self._shed("this token pushes too many samples", wait)
+
+    def check_monitor(self, last_cycle_seconds: float | None, interval: float) -> None:
+        if last_cycle_seconds is not None and last_cycle_seconds > self.busy_share * interval:
+            raise self._shed("the monitor is behind: evaluation goes first", interval)
+
+    @contextlib.asynccontextmanager
+    async def writing(self) -> AsyncIterator[None]:
+        """A turn to write a batch; ``RateLimitedError`` when none comes soon."""
+        if self._slots.locked() and self._waiting >= self.queue:
+            raise self._shed("too many ingest requests at once", 1.0)
+        self._waiting += 1
+        try:
+            await asyncio.wait_for(self._slots.acquire(), self.queue_wait)
+        except TimeoutError:
+            raise self._shed("too many ingest requests at once", 1.0) from None
+        finally:
+            self._waiting -= 1
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+    def _shed(self, reason: str, wait: float) -> RateLimitedError:
+        self.shed += 1
+        retry_after = max(1.0, wait)
+        return RateLimitedError(
+            f"{reason}: try again in {math.ceil(retry_after)} s", retry_after=retry_after
+        )

@@ -4,7 +4,7 @@
 - API tokens: ``vgl_`` + 256 random bits, shown once; the database keeps their SHA-256 (a
   hash of a high-entropy secret needs no salt or stretching, and is one indexed lookup).
 - Sessions: ``payload.signature`` with HMAC-SHA256 over the payload; nothing is kept on the
-  server but the sessions signed out before they expire.
+  server but the sessions signed out before they expire (in the database, until then).
 - Device cookies: signed ``[user, browser id, issued]``, set at a successful sign-in, so the
   sign-in limits can tell a browser that knew the password before (``ratelimit``).
 - CSRF: an HMAC of the session id, so it is bound to one session and needs no storage.
@@ -20,7 +20,7 @@ import hmac
 import json
 import logging
 import secrets
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -237,47 +237,3 @@ class Keys:
         except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
             return None
         return session if session.expires_at > now else None
-
-
-class SignedOut:
-    """Sessions signed out before they expire, until they expire; in memory, without a cap
-    that could let a signed-out session back in.
-
-    At most ``capacity`` sessions are remembered one by one. When more are signed out, the
-    oldest sign-out is folded into a per-user floor: every session of that user issued no
-    later than the forgotten one counts as signed out (a few more sessions end than asked,
-    never fewer). Floors are per user name, so they are bounded by the accounts that exist,
-    and each lasts as long as the sessions it covers could.
-    """
-
-    def __init__(self, capacity: int = 10_000, *, session_seconds: float = 12 * 3600) -> None:
-        self._capacity = capacity
-        self._session_seconds = session_seconds
-        self._ended: OrderedDict[str, tuple[str, int, int]] = OrderedDict()
-        self._floors: dict[str, int] = {}  # name -> sessions issued at or before this ended
-
-    def add(self, session: Session, *, now: float) -> None:
-        self._forget_expired(now)
-        self._ended[session.session_id] = (session.name, session.issued_at, session.expires_at)
-        while len(self._ended) > self._capacity:
-            _, (name, issued_at, _expires) = self._ended.popitem(last=False)
-            self._floors[name] = max(self._floors.get(name, issued_at), issued_at)
-
-    def ended(self, session: Session) -> bool:
-        if session.session_id in self._ended:
-            return True
-        floor = self._floors.get(session.name)
-        return floor is not None and session.issued_at <= floor
-
-    def __len__(self) -> int:
-        return len(self._ended)
-
-    def _forget_expired(self, now: float) -> None:
-        while self._ended:
-            session_id, (_name, _issued, expires_at) = next(iter(self._ended.items()))
-            if expires_at > now:
-                break
-            del self._ended[session_id]
-        for name, floor in list(self._floors.items()):
-            if floor + self._session_seconds <= now:
-                del self._floors[name]

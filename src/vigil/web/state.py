@@ -9,6 +9,7 @@ from vigil.web.auth import Authenticator
 from vigil.web.cache import Generation, ReadCache
 from vigil.web.live import LiveStream
 from vigil.web.prometheus import WebMetrics
+from vigil.web.ratelimit import IngestLimiter
 
 
 @dataclass(eq=False)
@@ -18,6 +19,7 @@ class WebState:
     cache: ReadCache
     live: LiveStream
     metrics: WebMetrics
+    ingest: IngestLimiter
 
 
 def generation_of(vigil: Vigil) -> Generation:

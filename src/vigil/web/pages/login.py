@@ -94,5 +94,5 @@ async def logout(request: Request) -> Response:
     if principal is not None:
         authorize_form(request, principal, form, admin=False)
     response = RedirectResponse(root_of(request) + "/login", 303)
-    sign_out(request, response)
+    await sign_out(request, response)
     return response

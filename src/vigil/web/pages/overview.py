@@ -21,6 +21,9 @@ from vigil.web.schemas import CurrentValueOut
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 LATEST_SHOWN = 8
+# However many metrics are pushed, the page shows (and reads the history of) this many: the
+# rules' metrics first, then the others by name; the rest are counted, not drawn.
+MAX_CARDS = 100
 SPARKLINE_POINTS = 60
 SPARKLINE_RANGE = timedelta(hours=1)
 # Ranges end just after now: the last cycle's samples are stamped now, and ends are exclusive.
@@ -114,11 +117,12 @@ def card(item: CurrentValueOut, spark: Spark | None, *, now: datetime, stale_aft
 
 
 async def cards_section(reads: Reads) -> Context:
-    current = await metrics_api.current(reads.request, reads.principal)
+    listed = await metrics_api.current(reads.request, reads.principal)
+    current = sorted(listed, key=lambda item: item.rule is None)[:MAX_CARDS]  # stable: by name
     now = reads.vigil.clock()
     stale_after = STALE_INTERVALS * reads.vigil.settings.interval
     end = now + LATEST
-    # Every card's last hour in one query, however many metrics there are.
+    # Every card's last hour in one query, over a bounded number of metrics.
     histories = await reads.vigil.store.metric_histories(
         [item.metric for item in current],
         start=end - SPARKLINE_RANGE,
@@ -135,7 +139,7 @@ async def cards_section(reads: Reads) -> Context:
             critical=rule.critical if rule else None,
         )
         cards.append(card(item, spark, now=now, stale_after=stale_after))
-    return {"cards": cards}
+    return {"cards": cards, "cards_hidden": len(listed) - len(current)}
 
 
 async def health_section(reads: Reads) -> Context:

@@ -85,7 +85,7 @@ async def logout(request: Request, response: Response) -> None:
         principal = await principal_from(request)
         if principal is not None:
             authorize(request, principal, READ_ROLES)  # a live session: check its CSRF token
-    sign_out(request, response)
+    await sign_out(request, response)
 
 
 @router.get(

@@ -1,50 +1,25 @@
-"""Health, push ingestion, the live event stream and the Prometheus exposition."""
+"""Health, the live event stream and the Prometheus exposition (push ingestion: ``ingest``)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from vigil.core import Sample, ValidationError
+from vigil.core import ValidationError
 from vigil.metrics import TaskHealth
 from vigil.runtime import Health
 from vigil.runtime.notifier import NotifierStatus
-from vigil.web.auth import Ingester, MaybePrincipal, Viewer, access_check, web_state
+from vigil.runtime.series import SeriesStatus
+from vigil.web.auth import MaybePrincipal, Viewer, access_check, web_state
 from vigil.web.errors import responses
 from vigil.web.live import EventStreamResponse
-from vigil.web.schemas import INSTANCE_REGEX, METRIC_REGEX, Finite, UtcDateTime, utc
+from vigil.web.schemas import utc
 
 router = APIRouter(tags=["system"])
-
-
-# -- ingestion ------------------------------------------------------------------------------
-
-MAX_SAMPLES = 10_000
-
-
-class SampleIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    metric: str = Field(pattern=METRIC_REGEX)
-    value: Finite
-    time: UtcDateTime | None = Field(None, description="When it was measured; default: now.")
-
-
-class IngestIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    instance: str = Field(
-        pattern=INSTANCE_REGEX, description="The pushing process, e.g. `shard-0`."
-    )
-    samples: list[SampleIn] = Field(max_length=MAX_SAMPLES)
-
-
-class IngestOut(BaseModel):
-    accepted: int
 
 
 # -- health ---------------------------------------------------------------------------------
@@ -91,6 +66,30 @@ class NotificationsOut(BaseModel):
         )
 
 
+class IngestHealthOut(BaseModel):
+    """Pushed samples on this instance: the bounded series model and what was refused."""
+
+    series: int = Field(description="Distinct (instance, metric) pushed within the retention.")
+    metrics: int = Field(description="Distinct metric names among them.")
+    max_series: int
+    max_metrics: int
+    refused_samples: int = Field(description="Samples of new series refused for a cap (422).")
+    evicted_series: int = Field(description="Series forgotten after the series retention.")
+    shed_requests: int = Field(description="Ingest requests refused for load (429).")
+
+    @classmethod
+    def of(cls, status: SeriesStatus, *, shed: int) -> IngestHealthOut:
+        return cls(
+            series=status.series,
+            metrics=status.metrics,
+            max_series=status.max_series,
+            max_metrics=status.max_metrics,
+            refused_samples=status.refused_samples,
+            evicted_series=status.evicted_series,
+            shed_requests=shed,
+        )
+
+
 class HealthDetails(BaseModel):
     instance: str
     leader: bool
@@ -106,9 +105,10 @@ class HealthDetails(BaseModel):
     stream_clients: int
     tasks: list[TaskOut]
     notifications: NotificationsOut
+    ingest: IngestHealthOut | None
 
     @classmethod
-    def of(cls, health: Health, *, clients: int) -> HealthDetails:
+    def of(cls, health: Health, *, clients: int, shed: int = 0) -> HealthDetails:
         status = health.monitor
         return cls(
             instance=status.instance,
@@ -125,15 +125,13 @@ class HealthDetails(BaseModel):
             stream_clients=clients,
             tasks=[TaskOut.of(task) for task in health.tasks],
             notifications=NotificationsOut.of(health.notifications),
+            ingest=None if health.series is None else IngestHealthOut.of(health.series, shed=shed),
         )
 
 
 class HealthOut(BaseModel):
     status: str = Field(description="`ok`, or `degraded` (database or a task failing).")
     details: HealthDetails | None = Field(description="For signed-in viewers and admins only.")
-
-
-MAX_FUTURE = timedelta(minutes=5)  # clock skew allowed to a pusher
 
 
 @router.get(
@@ -149,34 +147,8 @@ async def health(request: Request, principal: MaybePrincipal) -> HealthOut:
     health = state.vigil.health()  # NotStartedError: 503
     details = None
     if principal is not None and principal.can_read:
-        details = HealthDetails.of(health, clients=state.live.clients)
+        details = HealthDetails.of(health, clients=state.live.clients, shed=state.ingest.shed)
     return HealthOut(status="ok" if health.ok else "degraded", details=details)
-
-
-@router.post(
-    "/api/ingest",
-    summary="Push samples from another process",
-    description=f"Needs a token with the `ingest` scope. At most {MAX_SAMPLES:,} samples; "
-    "values must be finite; `time` defaults to now and may be at most 5 minutes ahead. Any "
-    "invalid sample rejects the whole request (422, `field` names the sample's index).",
-    responses=responses(401, 403, 422, 503),
-)
-async def ingest(request: Request, batch: IngestIn, _: Ingester) -> IngestOut:
-    state = web_state(request)
-    now = state.vigil.clock()
-    latest = now + MAX_FUTURE
-    samples = []
-    for index, item in enumerate(batch.samples):
-        when = item.time if item.time is not None else now
-        if when > latest:
-            raise ValidationError(f"samples[{index}].time", "is more than 5 minutes ahead")
-        try:
-            samples.append(Sample(batch.instance, item.metric, when, item.value))
-        except ValidationError as exc:
-            raise ValidationError(f"samples[{index}].{exc.field}", exc.message) from None
-    accepted = await state.vigil.ingest(samples)
-    state.metrics.ingested.inc(accepted)
-    return IngestOut(accepted=accepted)
 
 
 _STREAM_DOC = {

@@ -1,0 +1,167 @@
+"""``POST /api/ingest``: samples pushed by other processes, within bounds.
+
+A token may be bound to one instance name (``vigil tokens create --instance shard-0``): it
+cannot push for another instance (403), so one pusher cannot mask another's readings.
+
+What a push may do is bounded three ways (docs/security.md): each sample's time lies within
+``ingest_max_age`` before and ``ingest_max_future`` after this server's clock; a batch may not
+start a series past the caps of the bounded series model (``vigil.runtime.series``), both
+answered 422 naming the sample; and a token's requests and samples a second, the batches
+written at once and the monitor's own lateness shed the rest with 429 and ``Retry-After``
+(``vigil.web.ratelimit.IngestLimiter``) before evaluation can be starved.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from vigil.core import Sample, ValidationError
+from vigil.web.auth import Principal, require_ingest, web_state
+from vigil.web.errors import ForbiddenError, error_response, responses
+from vigil.web.schemas import INSTANCE_REGEX, METRIC_REGEX, Finite, UtcDateTime
+from vigil.web.security import token_hash
+
+if TYPE_CHECKING:
+    from vigil.web.state import WebState
+
+router = APIRouter(tags=["system"])
+
+INGEST_PATH = "/api/ingest"
+MAX_SAMPLES = 10_000
+
+
+class SampleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str = Field(pattern=METRIC_REGEX)
+    value: Finite
+    time: UtcDateTime | None = Field(None, description="When it was measured; default: now.")
+
+
+class IngestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    instance: str = Field(
+        pattern=INSTANCE_REGEX, description="The pushing process, e.g. `shard-0`."
+    )
+    samples: list[SampleIn] = Field(max_length=MAX_SAMPLES)
+
+
+class IngestOut(BaseModel):
+    accepted: int
+
+
+def limit_key(authorization: str | None) -> str:
+    """What per-token limits count by: the token's hash (known before any lookup)."""
+    _, _, secret = (authorization or "").strip().partition(" ")
+    return token_hash(secret.strip())
+
+
+class IngestGate:
+    """Turns a push away with 429 before its body is read, while its token is over a limit
+    or the monitor is behind (``IngestLimiter.refusal``): a flood of full batches then costs
+    the server little more than its headers. What passes is checked again, and counted, by
+    the route."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"].endswith(INGEST_PATH)
+        ):
+            state: WebState = scope["app"].state.vigil_web
+            vigil = state.vigil
+            if vigil.running:
+                header = Headers(scope=scope).get("authorization")
+                refused = state.ingest.refusal(
+                    limit_key(header),
+                    last_cycle_seconds=vigil.monitor.status().last_cycle_seconds,
+                    interval=vigil.settings.interval,
+                )
+                if refused is not None:
+                    retry = {"Retry-After": str(max(1, round(refused.retry_after)))}
+                    response = error_response(429, "rate_limited", str(refused), headers=retry)
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+async def ingest_allowed(
+    request: Request, principal: Annotated[Principal, Depends(require_ingest)]
+) -> Principal:
+    """An ingest token within its request and sample rates, while the monitor keeps up:
+    checked before the samples are validated (FastAPI has parsed the JSON, not checked it),
+    so a refused request costs little and an invalid batch counts too."""
+    state = web_state(request)
+    status = state.vigil.monitor.status()  # NotStartedError: 503
+    state.ingest.check_monitor(status.last_cycle_seconds, state.vigil.settings.interval)
+    key = limit_key(request.headers.get("authorization"))
+    state.ingest.check_request(key)
+    state.ingest.check_volume(key, _samples_in(await request.json()))
+    return principal
+
+
+def _samples_in(body: object) -> int:
+    """How many samples a parsed body claims to hold (at most one batch; validation says
+    whether they are samples)."""
+    samples = body.get("samples") if isinstance(body, dict) else None
+    return min(len(samples), MAX_SAMPLES) if isinstance(samples, list) else 0
+
+
+Pusher = Annotated[Principal, Depends(ingest_allowed)]
+
+
+@router.post(
+    INGEST_PATH,
+    summary="Push samples from another process",
+    description=f"Needs a token with the `ingest` scope. At most {MAX_SAMPLES:,} samples; "
+    "values must be finite; `time` defaults to now and may lie at most `VIGIL_INGEST_MAX_AGE` "
+    "seconds before and `VIGIL_INGEST_MAX_FUTURE` seconds after the server's clock. A sample "
+    "that would start a series past `VIGIL_MAX_SERIES` or `VIGIL_MAX_METRICS` is refused. Any "
+    "invalid sample rejects the whole request (422, `field` names the sample's index). A "
+    "token bound to an instance (`vigil tokens create --instance`) pushes for it only (403). Too "
+    "many requests or samples a second for the token, or a monitor falling behind: 429 with "
+    "`Retry-After`.",
+    responses=responses(401, 403, 422, 429, 503),
+)
+async def ingest(request: Request, batch: IngestIn, principal: Pusher) -> IngestOut:
+    if principal.instance is not None and batch.instance != principal.instance:
+        raise ForbiddenError(
+            f"this token pushes for instance {principal.instance!r} only, not {batch.instance!r}"
+        )
+    state = web_state(request)
+    vigil = state.vigil
+    settings = vigil.settings
+    now = vigil.clock()
+    latest = now + timedelta(seconds=settings.ingest_max_future)
+    earliest = now - timedelta(seconds=settings.ingest_max_age)
+    samples = []
+    for index, item in enumerate(batch.samples):
+        when = item.time if item.time is not None else now
+        if when > latest:
+            raise ValidationError(
+                f"samples[{index}].time",
+                f"is more than {settings.ingest_max_future:g} s ahead of the server's clock",
+            )
+        if when < earliest:
+            raise ValidationError(
+                f"samples[{index}].time",
+                f"is more than {settings.ingest_max_age:g} s before the server's clock",
+            )
+        try:
+            samples.append(Sample(batch.instance, item.metric, when, item.value))
+        except ValidationError as exc:
+            raise ValidationError(f"samples[{index}].{exc.field}", exc.message) from None
+    async with state.ingest.writing():
+        accepted = await vigil.ingest(samples)
+    state.metrics.ingested.inc(accepted)
+    return IngestOut(accepted=accepted)

@@ -1,0 +1,154 @@
+"""Push ingestion within bounds: the series caps (422), eviction of stale series, per-token
+rate and volume limits and shedding while the monitor is behind (429), on SQLite and
+PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+
+from vigil.metrics import Reading
+from vigil.web.accounts import create_token
+
+from .support import LATENCY, Api, running_api, wait_until
+
+
+async def push(
+    api: Api,
+    samples: list[dict[str, Any]],
+    *,
+    instance: str = "shard-0",
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    return await api.client.post(
+        "/api/ingest",
+        json={"instance": instance, "samples": samples},
+        headers=headers if headers is not None else api.auth("ingest"),
+    )
+
+
+def names(start: int, count: int) -> list[dict[str, Any]]:
+    return [{"metric": f"flood.m{n}", "value": float(n)} for n in range(start, start + count)]
+
+
+async def median_seconds(action: Callable[[], Awaitable[object]], times: int = 3) -> float:
+    spent = []
+    for _ in range(times):
+        started = time.perf_counter()
+        await action()
+        spent.append(time.perf_counter() - started)
+    return statistics.median(spent)
+
+
+async def ingest_health(api: Api) -> dict[str, Any]:
+    details = (await api.get("/api/health")).json()["details"]
+    ingest: dict[str, Any] = details["ingest"]
+    return ingest
+
+
+async def test_ten_thousand_metric_names_leave_the_overview_and_the_cycle_on_time(
+    api: Api,
+) -> None:
+    async def overview() -> None:
+        response = await api.get("/")
+        assert response.status_code == 200, response.text
+
+    async def cycle() -> None:
+        await api.cycle({LATENCY: 50.0})
+
+    quiet_page, quiet_cycle = await median_seconds(overview), await median_seconds(cycle)
+
+    results = [await push(api, names(start, 1000)) for start in range(0, 10_000, 1000)]
+    assert results[0].status_code == 200, results[0].text
+    for refused in results[1:]:  # the default cap: 1,000 metrics
+        assert refused.status_code == 422, refused.text
+        error = refused.json()["error"]
+        assert error["field"] == "samples[0].metric"
+        assert "VIGIL_MAX_METRICS" in error["message"]
+    health = await ingest_health(api)
+    assert (health["metrics"], health["series"], health["refused_samples"]) == (1000, 1000, 9000)
+
+    abused_cycle = await median_seconds(cycle)
+    abused_page = await median_seconds(overview)
+    listed = (await api.get("/api/metrics")).json()
+    assert len(listed) <= 1000 + len(api.vigil.view.rules)
+    page = (await api.get("/")).text
+    assert "more metrics not shown" in page and 'id="card-gateway_latency"' in page
+    # Judged against the same steps before the flood, with slack for a busy machine.
+    assert abused_cycle <= 20 * quiet_cycle + 1.0, (quiet_cycle, abused_cycle)
+    assert abused_page <= 20 * quiet_page + 1.0, (quiet_page, abused_page)
+
+
+async def test_stale_series_are_evicted_from_memory_and_from_the_metrics_list(
+    migrated_url: str,
+) -> None:
+    async with running_api(migrated_url, settings_changes={"max_series": 2}) as api:
+        assert (await push(api, names(0, 2))).status_code == 200
+        refused = await push(api, names(2, 1))
+        assert refused.status_code == 422
+        assert "VIGIL_MAX_SERIES" in refused.json()["error"]["message"]
+        await api.cycle({})
+        listed = {item["metric"] for item in (await api.get("/api/metrics")).json()}
+        assert {"flood.m0", "flood.m1"} <= listed and "flood.m2" not in listed
+
+        api.clock.advance(api.vigil.series.retention.total_seconds() + 1)
+        assert api.vigil.forget_stale_series() == 2
+        listed = {item["metric"] for item in (await api.get("/api/metrics")).json()}
+        assert not any(metric.startswith("flood.") for metric in listed)
+        assert LATENCY in listed  # a rule's metric stays
+        health = await ingest_health(api)
+        assert (health["series"], health["evicted_series"], health["refused_samples"]) == (0, 2, 1)
+        assert (await push(api, names(2, 1))).status_code == 200  # the slot is free again
+
+
+async def test_a_token_past_its_request_rate_is_shed_with_retry_after(migrated_url: str) -> None:
+    async with running_api(migrated_url, settings_changes={"ingest_rate": 1.0}) as api:
+        sample = [{"metric": LATENCY, "value": 1.0}]
+        answers = [(await push(api, sample)).status_code for _ in range(10)]  # the burst
+        assert answers == [200] * 10
+        shed = await push(api, sample)
+        assert shed.status_code == 429, shed.text
+        assert int(shed.headers["Retry-After"]) >= 1
+        assert "too many ingest requests" in shed.json()["error"]["message"]
+        _, other = await create_token(api.vigil.store, "other-pusher", role="ingest")
+        other_headers = {"Authorization": f"Bearer {other}"}
+        assert (await push(api, sample, headers=other_headers)).status_code == 200
+        assert (await ingest_health(api))["shed_requests"] == 1
+
+
+async def test_a_token_past_its_sample_volume_is_shed(migrated_url: str) -> None:
+    async with running_api(migrated_url, settings_changes={"ingest_volume": 10.0}) as api:
+        full = [{"metric": LATENCY, "value": float(n)} for n in range(10_000)]
+        assert (await push(api, full)).status_code == 200  # one full batch: the burst
+        # the bucket holds a little again, so one more batch goes, and it owes the rest
+        assert (await push(api, full)).status_code == 200
+        shed = await push(api, full[:1])  # ~1,000 s of refill before it holds anything
+        assert shed.status_code == 429
+        assert "too many samples" in shed.json()["error"]["message"]
+        assert int(shed.headers["Retry-After"]) >= 1
+
+
+async def test_ingestion_is_shed_while_the_monitor_is_behind(migrated_url: str) -> None:
+    async with running_api(migrated_url, settings_changes={"interval": 1.0}) as api:
+        slow = asyncio.Event()
+
+        async def read() -> Reading:
+            if slow.is_set():
+                await asyncio.sleep(0.8)  # most of the 1 s interval
+            return {}
+
+        api.script.read = read  # type: ignore[method-assign]
+        sample = [{"metric": LATENCY, "value": 1.0}]
+        slow.set()
+        await wait_until(lambda: (api.vigil.monitor.status().last_cycle_seconds or 0) > 0.5)
+        shed = await push(api, sample)
+        assert shed.status_code == 429, shed.text
+        assert "monitor is behind" in shed.json()["error"]["message"]
+        slow.clear()
+        await wait_until(lambda: (api.vigil.monitor.status().last_cycle_seconds or 1) < 0.5)
+        assert (await push(api, sample)).status_code == 200
