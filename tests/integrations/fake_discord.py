@@ -209,6 +209,8 @@ class FakeDiscordAPI:
         self.followups: list[tuple[str, dict[str, Any]]] = []
         self.commands: dict[str | None, list[dict[str, Any]]] = {}
         self.sockets: list[web.WebSocketResponse] = []
+        self.refuse_messages = False  # refuse to create or edit messages (403)
+        self.refused = 0
         self.identified = 0
         self.resumed = 0
         self.changes = 0
@@ -322,6 +324,9 @@ class FakeDiscordAPI:
     # Messages: what the channel shows.
 
     async def _messages(self, request: web.Request, channel_id: str, message_id: str | None) -> Any:
+        if self.refuse_messages and request.method != "GET":
+            self.refused += 1
+            return Reply({"message": "Missing Access", "code": 50001}, status=403)
         channel = self.channels.setdefault(channel_id, [])
         if message_id is None and request.method == "POST":
             body = await _body(request)

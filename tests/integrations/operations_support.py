@@ -19,7 +19,7 @@ import yarl
 from discord.ext import commands
 
 from vigil.core import Event, Incident
-from vigil.integrations.discord import DiscordOperations, instrument
+from vigil.integrations.discord import DiscordInstrumentation, DiscordOperations, instrument
 from vigil.runtime import Vigil
 
 from ..runtime.support import Clock, Script, settings
@@ -75,25 +75,30 @@ class Ops:
     vigil: Vigil
     clock: Clock
     script: Script
-    bots: list[tuple[commands.Bot, asyncio.Task[None]]] = field(default_factory=list)
+    bots: list[tuple[commands.Bot, asyncio.Task[None], DiscordInstrumentation]] = field(
+        default_factory=list
+    )
 
     async def start_bot(
         self, config: DiscordOperations | None = None, *, bot: commands.Bot | None = None
     ) -> commands.Bot:
         bot = bot if bot is not None else make_bot()
-        instrument(bot, self.vigil, operations=config if config is not None else operations())
+        wired = instrument(
+            bot, self.vigil, operations=config if config is not None else operations()
+        )
         task = asyncio.create_task(bot.start(TOKEN))
-        self.bots.append((bot, task))
+        self.bots.append((bot, task, wired))
         await eventually(bot.is_ready, what="the bot is ready")
         return bot
 
     async def stop_bot(self, bot: commands.Bot) -> None:
-        for pair in list(self.bots):
-            if pair[0] is bot:
-                self.bots.remove(pair)
+        for entry in list(self.bots):
+            if entry[0] is bot:
+                self.bots.remove(entry)
+                entry[2].detach()  # its sources leave the Vigil, as when its process ends
                 await bot.close()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await pair[1]
+                    await entry[1]
 
     async def cycle(self, value: float | None, times: int = 1) -> list[Event]:
         events: list[Event] = []
@@ -260,6 +265,6 @@ async def running_ops(api: FakeDiscordAPI, url: str) -> AsyncIterator[Ops]:
         await eventually(lambda: vigil.monitor.status().cycles >= 1, what="the first cycle")
         yield ops
     finally:
-        for bot, _ in list(ops.bots):
+        for bot, _, _ in list(ops.bots):
             await ops.stop_bot(bot)
         await vigil.aclose()

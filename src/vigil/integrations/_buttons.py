@@ -46,7 +46,9 @@ class AcknowledgeButton(ui.DynamicItem[ui.Button[Any]], template=rf"vigil:ack:{_
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         operator = DiscordOperator.of(interaction.client)
         if await operator.permitted(interaction, Role.ADMIN):
-            await interaction.response.send_modal(AcknowledgeForm(self.incident_id))
+            await interaction.response.send_modal(
+                AcknowledgeForm(self.incident_id, opened_by=interaction.id)
+            )
 
 
 class ResolveButton(ui.DynamicItem[ui.Button[Any]], template=rf"vigil:resolve:{_ID}"):
@@ -106,7 +108,9 @@ class SnoozeSelect(ui.DynamicItem[ui.Select[Any]], template=rf"vigil:snooze:{_ID
         except VigilError as exc:  # told to the person; nothing changed
             await reply(interaction, f"Nothing changed: {exc}")
             return
-        await interaction.response.send_modal(SnoozeForm(incident, int(values[0])))
+        await interaction.response.send_modal(
+            SnoozeForm(incident, int(values[0]), opened_by=interaction.id)
+        )
 
 
 class AcknowledgeForm(ui.Modal, title="Acknowledge incident"):
@@ -118,8 +122,9 @@ class AcknowledgeForm(ui.Modal, title="Acknowledge incident"):
         placeholder="What you are doing about it",
     )
 
-    def __init__(self, incident_id: uuid.UUID) -> None:
-        super().__init__(custom_id=f"vigil:ack-form:{incident_id}", timeout=900)
+    def __init__(self, incident_id: uuid.UUID, *, opened_by: int) -> None:
+        # One form per press: discord.py finds an open form by its custom_id alone.
+        super().__init__(custom_id=f"vigil:ack-form:{incident_id}:{opened_by}", timeout=900)
         self.incident_id = incident_id
 
     async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
@@ -135,14 +140,14 @@ class SnoozeForm(ui.Modal, title="Snooze rule"):
         placeholder="Why it may stay quiet",
     )
 
-    def __init__(self, incident: Incident, seconds: int) -> None:
+    def __init__(self, incident: Incident, seconds: int, *, opened_by: int) -> None:
         from vigil.integrations._embeds import rule_name
 
         self.rule = rule_name(incident)
         label = dict((s, label) for label, s in SNOOZE_CHOICES)[seconds]
         super().__init__(
             title=f"Snooze {self.rule} for {label}"[:45],
-            custom_id=f"vigil:snooze-form:{incident.id}:{seconds}",
+            custom_id=f"vigil:snooze-form:{incident.id}:{seconds}:{opened_by}",
             timeout=900,
         )
         self.seconds = seconds

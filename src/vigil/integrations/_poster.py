@@ -71,7 +71,6 @@ class IncidentPoster:
     def cancel(self) -> asyncio.Task[None] | None:
         """Stop posting (a round under way is cut short: it is safe to, see the module)."""
         task, self._task = self._task, None
-        self._unlisten()
         if task is not None:
             task.cancel()
         return task
@@ -90,17 +89,14 @@ class IncidentPoster:
     def _listen(self) -> None:
         vigil = self.operator.vigil
         bus = vigil.bus
-        if self._listening is not bus:
-            self._unlisten()
-            bus.add_listener(self.follow)
+        if self._listening is not bus:  # a bus keeps its listeners: add one once per bus
+            bus.add_listener(self._follow_while_running)
             self._listening = bus
             vigil.health_registry.register(TASK, stale_after=max(3 * self._every, 60.0))
 
-    def _unlisten(self) -> None:
-        if self._listening is not None:
-            with contextlib.suppress(ValueError):
-                self._listening.remove_listener(self.follow)
-            self._listening = None
+    def _follow_while_running(self, event: Event) -> None:
+        if self._task is not None:
+            self.follow(event)
 
     @property
     def _every(self) -> float:
