@@ -42,6 +42,7 @@ except ModuleNotFoundError as exc:
         name=exc.name,
     ) from exc
 
+from vigil.integrations._operations import DiscordOperations, DiscordOperator, actor, parse_actor
 from vigil.metrics.commands import CommandStats
 from vigil.metrics.gateway import DEFAULT_CONNECT_GRACE, GatewaySource
 from vigil.metrics.health import HealthRegistry
@@ -58,8 +59,12 @@ if TYPE_CHECKING:
 __all__ = [
     "USER_ERRORS",
     "DiscordInstrumentation",
+    "DiscordOperations",
+    "DiscordOperator",
+    "actor",
     "counts_as_failure",
     "instrument",
+    "parse_actor",
     "track_loop",
     "vigil_trace_config",
 ]
@@ -127,6 +132,7 @@ def instrument(
     trace_http: bool = True,
     is_failure: Callable[[BaseException], bool] = counts_as_failure,
     connect_grace: float = DEFAULT_CONNECT_GRACE,
+    operations: DiscordOperations | None = None,
 ) -> DiscordInstrumentation:
     """Wire ``bot`` into ``host`` (a ``Metrics``, or anything shaped like ``MetricHost``) and add
     its sources to it: ``commands`` (command_p95_latency, error_rate), ``gateway``
@@ -137,7 +143,16 @@ def instrument(
     ``discord.Client`` cannot take extra event listeners without losing yours. ``window``
     defaults to ``host.window``; ``is_failure`` decides which command errors count as
     failures.
+
+    ``operations`` also lets people operate Vigil from Discord through this bot (``host``
+    must then be the running ``Vigil``): each incident posted to a channel as one message
+    kept current, with buttons, and the ``/vigil`` commands; see ``DiscordOperations``.
     """
+    if operations is not None and not hasattr(host, "acknowledge"):
+        raise TypeError(
+            "instrument(..., operations=...) needs the Vigil itself as the host (it acts on "
+            f"incidents), got {type(host).__name__}"
+        )
     if not hasattr(bot, "add_listener"):
         raise TypeError(
             f"instrument() needs a commands.Bot or commands.AutoShardedBot, got "
@@ -159,6 +174,8 @@ def instrument(
         for source in instrumentation.sources:
             host.add_source(source)
             instrumentation._added.append(source.name)
+        if operations is not None:
+            instrumentation.operations = DiscordOperator(bot, host, operations)  # type: ignore[arg-type]
     except BaseException:
         instrumentation.detach()  # a source name clashed: leave the bot as it was
         raise
@@ -181,6 +198,7 @@ class DiscordInstrumentation:
     ) -> None:
         self.bot = bot
         self._host = host
+        self.operations: DiscordOperator | None = None
         self._added: list[str] = []
         recorder = host.recorder
         self._clock = recorder.clock
@@ -254,6 +272,8 @@ class DiscordInstrumentation:
         if not self._attached:
             return
         self._attached = False
+        if self.operations is not None:
+            self.operations.detach()
         for event, listener in self._listeners.items():
             self.bot.remove_listener(listener, event)
         # Wrapped again by someone since: the wrapper stays in their chain and passes through.

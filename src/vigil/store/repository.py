@@ -17,6 +17,7 @@ from vigil.store import migrate
 from vigil.store._accounts import Accounts
 from vigil.store._changes import IncidentChanges
 from vigil.store._channels import Channels
+from vigil.store._discord import DiscordMessages
 from vigil.store._incidents import IncidentQueries
 from vigil.store._outbox import Outbox
 from vigil.store._retention import Retention
@@ -39,6 +40,7 @@ class Store(
     Outbox,
     Silences,
     Retention,
+    DiscordMessages,
 ):
     """Open with ``await Store.open(url)`` (or ``async with await Store.open(url) as store``);
     ``await store.close()`` releases every connection."""

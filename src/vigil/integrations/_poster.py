@@ -1,0 +1,284 @@
+"""The poster: one Discord message per incident, posted once and then edited in place.
+
+It follows the event log from a cursor kept in the database (the log commits with each
+incident change, so nothing is lost between the change and the message), on the leader only.
+For each incident an event touched it renders the incident as it is now and:
+
+- edits its message when one is recorded;
+- otherwise records a claim (channel, nonce) before posting, posts with that nonce, then
+  records the message id. A claim found without a message id means a process died between
+  the two: the channel is searched for the message first, and it is posted only if absent.
+
+A failed round (Discord or the database unreachable) moves nothing forward and is tried again
+with a doubling delay; each reconnection of the bot catches up the messages that fell behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from vigil.core import Event, EventKind, Incident, NotFoundError
+from vigil.integrations._buttons import incident_view
+from vigil.integrations._embeds import footer, incident_embed, rule_name
+from vigil.store._discord import DiscordMessage, incident_nonce
+
+if TYPE_CHECKING:
+    from vigil.core.silences import Snooze
+    from vigil.integrations._operations import DiscordOperator
+
+_log = logging.getLogger(__name__)
+
+CURSOR = "discord"
+TASK = "vigil.discord"
+BATCH = 500
+SEARCH_LIMIT = 100
+
+
+class IncidentPoster:
+    def __init__(self, operator: DiscordOperator) -> None:
+        self.operator = operator
+        self._wake = asyncio.Event()
+        self._catch_up = True
+        self._task: asyncio.Task[None] | None = None
+        self._listening: Any = None
+        self.posted = 0
+        self.edited = 0
+        self.last_error: str | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self, *, catch_up: bool = False) -> None:
+        """Run (once started, a no-op but for the wake-up); ``catch_up`` also re-renders every
+        message that fell behind, as after a reconnection."""
+        if catch_up:
+            self._catch_up = True
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name="vigil-discord-poster"
+            )
+        self._wake.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def cancel(self) -> asyncio.Task[None] | None:
+        """Stop posting (a round under way is cut short: it is safe to, see the module)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+        return task
+
+    async def stop(self) -> None:
+        task = self.cancel()
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def follow(self, event: Event) -> None:
+        """An event-bus listener: incidents and snoozes change messages."""
+        if event.incident is not None or event.kind in _SNOOZES or event.kind is _LEADER:
+            self._wake.set()
+
+    def _listen(self) -> None:
+        vigil = self.operator.vigil
+        bus = vigil.bus
+        if self._listening is not bus:  # a bus keeps its listeners: add one once per bus
+            bus.add_listener(self._follow_while_running)
+            self._listening = bus
+            vigil.health_registry.register(TASK, stale_after=max(3 * self._every, 60.0))
+
+    def _follow_while_running(self, event: Event) -> None:
+        if self._task is not None:
+            self.follow(event)
+
+    @property
+    def _every(self) -> float:
+        return self.operator.config.check_every
+
+    async def _run(self) -> None:
+        config = self.operator.config
+        delay = config.check_every
+        failures = 0
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            self._wake.clear()
+            delay = config.check_every
+            if not self._ready():
+                continue
+            self._listen()
+            try:
+                await self.sync_round()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Discord or the database: say so, try again later
+                failures += 1
+                delay = min(config.retry_after * 2 ** (failures - 1), config.max_retry)
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                self.operator.vigil.health_registry.report_error(TASK, self.last_error)
+                _log.warning(
+                    "Vigil could not update its Discord messages (retrying in %.0f s): %s",
+                    delay,
+                    self.last_error,
+                )
+            else:
+                failures = 0
+                self.operator.vigil.health_registry.beat(TASK)
+
+    def _ready(self) -> bool:
+        vigil, bot = self.operator.vigil, self.operator.bot
+        if not vigil.running or bot.user is None or bot.is_closed():
+            return False
+        return bool(vigil.monitor.leadership.is_leader)  # only the leader posts
+
+    # -- one round ---------------------------------------------------------------------------
+
+    async def sync_round(self) -> int:
+        """Bring every message the log says is out of date up to date; returns how many
+        incidents were synced."""
+        store = self.operator.vigil.store
+        clock = self.operator.vigil.clock
+        targets: dict[uuid.UUID, None] = {}
+        cursor = await store.discord_cursor(CURSOR)
+        if cursor is None:  # the first run on this database: post what is open now
+            cursor = await store.last_event_id()
+            targets.update(dict.fromkeys(i.id for i in await store.active_incidents()))
+            await store.set_discord_cursor(CURSOR, cursor, now=clock())
+        catching_up = self._catch_up
+        if catching_up:
+            targets.update(dict.fromkeys(await store.discord_messages_behind()))
+        synced = 0
+        while True:
+            events = await store.events_after(cursor, limit=BATCH)
+            mark = events[-1].id if events else cursor
+            assert mark is not None
+            targets.update(dict.fromkeys(self._touched(events)))
+            if targets:
+                snoozes = {s.metric: s for s in await store.active_snoozes(now=clock())}
+                for incident_id in targets:
+                    await self.sync(incident_id, mark=mark, snoozes=snoozes)
+                    synced += 1
+                targets.clear()
+            if events:
+                await store.set_discord_cursor(CURSOR, mark, now=clock())
+            cursor = mark
+            if len(events) < BATCH:
+                break
+        if catching_up:
+            self._catch_up = False
+        return synced
+
+    def _touched(self, events: Iterable[Event]) -> Iterable[uuid.UUID]:
+        for event in events:
+            if event.incident is not None:
+                yield event.incident.id
+            elif event.kind in _SNOOZES and event.metric is not None:
+                yield from (
+                    incident.id
+                    for incident in self.operator.vigil.view.active()
+                    if rule_name(incident) == event.metric
+                )
+
+    async def sync(
+        self, incident_id: uuid.UUID, *, mark: int, snoozes: dict[str, Snooze] | None = None
+    ) -> None:
+        """Make the incident's message show it as it is now (``mark``: an event id no older
+        than the state read)."""
+        vigil = self.operator.vigil
+        store = vigil.store
+        try:
+            incident = await store.get_incident(incident_id)
+        except NotFoundError:
+            return  # deleted by retention since
+        now = vigil.clock()
+        if snoozes is None:
+            snoozes = {s.metric: s for s in await store.active_snoozes(now=now)}
+        embed = incident_embed(
+            incident,
+            rule=vigil.view.rules.get(rule_name(incident)),
+            snooze=snoozes.get(rule_name(incident)),
+            now=now,
+        )
+        view = incident_view(incident, link=self.operator.incident_url(incident.id))
+        row = await store.discord_message(incident.id)
+        if row is not None and row.message_id is not None:
+            try:
+                await self._edit(row, embed, view)
+            except discord.NotFound:  # someone deleted it: the incident gets a new one
+                _log.info("Vigil's Discord message for incident %s was deleted", incident.id)
+                await store.forget_discord_post(
+                    incident.id, nonce=_next_nonce(row), now=vigil.clock()
+                )
+                row = await store.discord_message(incident.id)
+            else:
+                await store.record_discord_edit(incident.id, event_id=mark, now=vigil.clock())
+                self.edited += 1
+                return
+        found: discord.Message | None = None
+        if row is None:
+            row = await store.claim_discord_post(
+                incident.id,
+                channel_id=self.operator.config.channel_for(incident.severity),
+                nonce=incident_nonce(incident.id),
+                now=vigil.clock(),
+            )
+        else:  # claimed before, never recorded: the post may have happened
+            found = await self._find_posted(row, incident)
+            row = await store.claim_discord_post(
+                incident.id, channel_id=row.channel_id, nonce=row.nonce, now=vigil.clock()
+            )
+        if row.message_id is not None:  # recorded meanwhile by another round
+            await self._edit(row, embed, view)
+            return
+        if found is None:
+            channel = self.operator.bot.get_partial_messageable(row.channel_id)
+            message = await channel.send(embed=embed, view=view, nonce=row.nonce)
+            message_id = message.id
+            self.posted += 1
+        else:
+            message_id = found.id
+            await self._edit(_with_id(row, message_id), embed, view)
+        await store.record_discord_post(
+            incident.id, message_id=message_id, event_id=mark, now=vigil.clock()
+        )
+
+    async def _edit(self, row: DiscordMessage, embed: discord.Embed, view: discord.ui.View) -> None:
+        assert row.message_id is not None
+        channel = self.operator.bot.get_partial_messageable(row.channel_id)
+        await channel.get_partial_message(row.message_id).edit(embed=embed, view=view)
+
+    async def _find_posted(self, row: DiscordMessage, incident: Incident) -> discord.Message | None:
+        """The bot's message for ``incident`` among the channel's latest ``SEARCH_LIMIT``, if
+        any: a post whose id was never recorded is found there, by its footer."""
+        bot = self.operator.bot
+        me = bot.user
+        channel = bot.get_partial_messageable(row.channel_id)
+        wanted = footer(incident)
+        async for message in channel.history(limit=SEARCH_LIMIT):
+            if me is not None and message.author.id != me.id:
+                continue
+            if any(embed.footer.text == wanted for embed in message.embeds):
+                return message
+        return None
+
+
+_SNOOZES = frozenset({EventKind.SNOOZE_STARTED, EventKind.SNOOZE_ENDED})
+_LEADER = EventKind.LEADER_CHANGED
+
+
+def _next_nonce(row: DiscordMessage) -> str:
+    _, _, generation = row.nonce.partition("-")
+    return incident_nonce(row.incident_id, int(generation or 0) + 1)
+
+
+def _with_id(row: DiscordMessage, message_id: int) -> DiscordMessage:
+    from dataclasses import replace
+
+    return replace(row, message_id=message_id)

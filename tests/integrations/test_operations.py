@@ -1,0 +1,221 @@
+"""Operating Vigil from Discord: real discord.py bots, connected over the gateway to the fake
+Discord, post and edit incident messages and answer buttons, forms and slash commands."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator
+
+import pytest
+
+from vigil.core import EventKind, Resolution, Status
+
+from .fake_discord import (
+    ADMIN,
+    ADMIN_ROLE,
+    OPS_CHANNEL,
+    SECOND_ADMIN,
+    STRANGER,
+    VIEWER,
+    VIEWER_ROLE,
+    FakeDiscordAPI,
+)
+from .operations_support import (
+    CRITICAL,
+    NORMAL,
+    TOKEN,
+    WARNING,
+    Ops,
+    custom_ids,
+    eventually,
+    modal_submission,
+    operations,
+    point_discord_py_at,
+    rendered,
+    running_ops,
+)
+
+
+@pytest.fixture
+async def api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscordAPI]:
+    async with FakeDiscordAPI(token=TOKEN, limit=1000) as fake:
+        point_discord_py_at(fake, monkeypatch)
+        yield fake
+
+
+@pytest.fixture
+async def ops(api: FakeDiscordAPI, sqlite_url: str) -> AsyncIterator[Ops]:
+    async with running_ops(api, sqlite_url) as running:
+        yield running
+
+
+async def test_one_message_follows_the_incident_from_open_to_resolved(ops: Ops) -> None:
+    await ops.start_bot()
+    incident = await ops.open_incident(WARNING)
+    message = await ops.shown(incident, "Active for")
+    assert "WARNING" in rendered(message)
+    assert f"vigil:ack:{incident.id}" in custom_ids(message)
+
+    await ops.cycle(CRITICAL, 2)  # escalated
+    await ops.shown(incident, "CRITICAL")
+
+    ack = await ops.press(message, f"vigil:ack:{incident.id}", user=ADMIN, roles=(ADMIN_ROLE,))
+    answer = await ops.submit(ack, ["restarting the shard"], user=ADMIN, roles=(ADMIN_ROLE,))
+    assert answer.ephemeral and "Acknowledged" in answer.text
+    shown = await ops.shown(incident, "Acknowledged by alice [discord:3001]")
+    assert "restarting the shard" in rendered(shown)
+
+    await ops.cycle(NORMAL, 3)  # recovered
+    resolved = await ops.shown(incident, "Resolved automatically")
+    assert custom_ids(resolved) == []  # nothing left to press
+    assert len(ops.messages()) == 1  # one message, edited in place
+
+
+async def test_a_member_without_a_mapped_role_is_refused_privately(ops: Ops) -> None:
+    await ops.start_bot()
+    incident = await ops.open_incident()
+    message = await ops.posted(incident)
+
+    refused = await ops.press(message, f"vigil:ack:{incident.id}", user=STRANGER)
+    assert refused.type == 4 and refused.ephemeral
+    assert "none of your Discord roles is mapped" in refused.text
+    viewer = await ops.press(
+        message, f"vigil:resolve:{incident.id}", user=VIEWER, roles=(VIEWER_ROLE,)
+    )
+    assert viewer.ephemeral and "viewer access only" in viewer.text
+    slash = await ops.slash("status", user=STRANGER)
+    assert slash.ephemeral and "You may not read Vigil here" in slash.text
+
+    assert (await ops.vigil.store.get_incident(incident.id)).status is Status.ACTIVE
+    kinds = [e.kind for e in await ops.vigil.store.incident_events(incident.id)]
+    assert kinds == [EventKind.INCIDENT_OPENED]
+
+
+async def test_two_people_acknowledging_at_once_make_one_acknowledgement(ops: Ops) -> None:
+    await ops.start_bot()
+    incident = await ops.open_incident()
+    message = await ops.posted(incident)
+    custom_id = f"vigil:ack:{incident.id}"
+    forms = [
+        await ops.press(message, custom_id, user=person, roles=(ADMIN_ROLE,))
+        for person in (ADMIN, SECOND_ADMIN)
+    ]
+    # Both forms submitted before either is answered.
+    payloads = [
+        ops.api.interaction(
+            5, modal_submission(form, [note]), user=person, roles=[ADMIN_ROLE], message=message
+        )
+        for form, person, note in zip(
+            forms, (ADMIN, SECOND_ADMIN), ("mine", "no, mine"), strict=True
+        )
+    ]
+    ids = [await ops.api.press(payload) for payload in payloads]
+    await eventually(lambda: all(ops.api.answers_to(i) for i in ids), what="both answered")
+    answers = sorted((ops.api.answers_to(i)[0].text for i in ids), key=len)
+    assert sum("Acknowledged" in a for a in answers) == 1
+    [late] = [a for a in answers if "Already acknowledged by" in a]
+
+    stored = await ops.vigil.store.get_incident(incident.id)
+    assert stored.acknowledged_by in late  # the one who lost is told who won
+    assert stored.acknowledged_by in {"alice [discord:3001]", "bob [discord:3004]"}
+    events = await ops.vigil.store.incident_events(incident.id)
+    acknowledged = [e for e in events if e.kind is EventKind.INCIDENT_ACKNOWLEDGED]
+    assert [e.by for e in acknowledged] == [stored.acknowledged_by]
+    await ops.shown(incident, f"Acknowledged by {stored.acknowledged_by}")
+
+
+async def test_resolve_and_snooze_from_the_message(ops: Ops) -> None:
+    await ops.start_bot()
+    incident = await ops.open_incident()
+    message = await ops.posted(incident)
+
+    form = await ops.press(
+        message, f"vigil:snooze:{incident.id}", user=ADMIN, roles=(ADMIN_ROLE,), values=["3600"]
+    )
+    assert form.type == 9 and "1 hour" in form.data["title"]
+    done = await ops.submit(form, ["deploy in progress"], user=ADMIN, roles=(ADMIN_ROLE,))
+    assert done.ephemeral and "Snoozed **memory_usage** for 1 hour" in done.text
+    [snooze] = await ops.vigil.store.active_snoozes(now=ops.clock())
+    assert (snooze.metric, snooze.by, snooze.reason) == (
+        "memory_usage",
+        "alice [discord:3001]",
+        "deploy in progress",
+    )
+    await ops.shown(incident, "deploy in progress")
+
+    seen_by_bob = copy.deepcopy(message)  # his screen still shows the buttons
+    resolved = await ops.press(
+        message, f"vigil:resolve:{incident.id}", user=ADMIN, roles=(ADMIN_ROLE,)
+    )
+    assert resolved.ephemeral and "Resolved" in resolved.text
+    await ops.shown(incident, "Resolved by alice [discord:3001] after")
+    stored = await ops.vigil.store.get_incident(incident.id)
+    assert (stored.resolution, stored.resolved_by) == (Resolution.MANUAL, "alice [discord:3001]")
+    again = await ops.press(
+        seen_by_bob, f"vigil:resolve:{incident.id}", user=SECOND_ADMIN, roles=(ADMIN_ROLE,)
+    )
+    assert "already resolved by alice [discord:3001]" in again.text
+
+
+async def test_a_restarted_bot_edits_the_same_message_and_old_buttons_still_work(
+    ops: Ops,
+) -> None:
+    first = await ops.start_bot()
+    incident = await ops.open_incident()
+    message = await ops.posted(incident)
+    await ops.stop_bot(first)
+
+    await ops.cycle(CRITICAL, 2)  # escalated while the bot was away
+    await ops.start_bot()
+    await ops.shown(incident, "CRITICAL")
+    assert len(ops.messages()) == 1
+
+    # The button of the message posted by the first bot, pressed on the second.
+    form = await ops.press(message, f"vigil:ack:{incident.id}", user=ADMIN, roles=(ADMIN_ROLE,))
+    answer = await ops.submit(form, [""], user=ADMIN, roles=(ADMIN_ROLE,))
+    assert "Acknowledged" in answer.text
+    await ops.shown(incident, "Acknowledged by alice [discord:3001]")
+    assert len(ops.messages()) == 1
+    assert ops.message_of(incident)["id"] == message["id"]
+
+
+async def test_messages_catch_up_when_the_bot_reconnects(ops: Ops) -> None:
+    # Retries an hour apart: only the reconnection can bring the message up to date in time.
+    await ops.start_bot(operations(retry_after=3600, max_retry=3600))
+    incident = await ops.open_incident()
+    await ops.posted(incident)
+
+    ops.api.refuse_messages = True  # Discord unreachable for the bot's messages
+    await ops.vigil.acknowledge(incident.id, by="carol", notes="from the dashboard")
+    await eventually(lambda: ops.api.refused > 0, what="the edit refused")
+    ops.api.refuse_messages = False
+    resumed = ops.api.resumed
+    await ops.api.drop_connections()
+    await eventually(lambda: ops.api.resumed > resumed, what="the session resumed")
+    await ops.shown(incident, "Acknowledged by carol")
+
+
+async def test_a_deleted_message_is_posted_again_once(ops: Ops) -> None:
+    await ops.start_bot()
+    incident = await ops.open_incident()
+    message = await ops.posted(incident)
+    ops.api.channels[OPS_CHANNEL].remove(message)
+    await ops.cycle(CRITICAL, 2)
+    reposted = await ops.shown(incident, "CRITICAL")
+    assert reposted["id"] != message["id"]
+    assert len(ops.messages()) == 1
+
+
+async def test_severity_channels_and_the_link_to_the_incident(ops: Ops) -> None:
+    critical_channel = "6001"
+    await ops.start_bot(
+        operations(
+            severity_channels={"critical": int(critical_channel)},
+            base_url="https://vigil.example.com/",
+        )
+    )
+    incident = await ops.open_incident(CRITICAL)
+    message = await ops.posted(incident, channel=critical_channel)
+    assert ops.messages() == []
+    link = f"https://vigil.example.com/incidents/{incident.id}"
+    assert link in custom_ids(message)
