@@ -88,7 +88,7 @@ async def test_migration_0006_upgrades_a_database_with_incidents(
 ) -> None:
     incident = await open_incident(store)
     await store.claim_discord_post(incident.id, channel_id=CHANNEL, nonce="n", now=T0)
-    await migrate.downgrade(database_url, "0002")
+    await migrate.downgrade(database_url, "0004")
     tables = await table_names(database_url)
     assert "discord_messages" not in tables and "discord_cursors" not in tables
     assert (await store.get_incident(incident.id)) == incident
