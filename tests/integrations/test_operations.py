@@ -116,6 +116,7 @@ async def test_two_people_acknowledging_at_once_make_one_acknowledgement(ops: Op
     [late] = [a for a in answers if "Already acknowledged by" in a]
 
     stored = await ops.vigil.store.get_incident(incident.id)
+    assert stored.acknowledged_by is not None
     assert stored.acknowledged_by in late  # the one who lost is told who won
     assert stored.acknowledged_by in {"alice [discord:3001]", "bob [discord:3004]"}
     events = await ops.vigil.store.incident_events(incident.id)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from vigil.notify import Channel, format_event, send
 
-from .conftest import MailReceiver
-from .helpers import INCIDENT_ID, RULE, lifecycle
+from .receiver import MailReceiver
+from .support import INCIDENT_ID, RULE, lifecycle
 
 BASE_URL = "https://vigil.example.com"
 

@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.runtime.support import Clock, Script, wait_until
+from tests.notify.receiver import Receiver, serving
 from vigil.core import Severity
 from vigil.runtime.notifier import DeliveryPolicy
 
-from .receiver import Receiver, serving
+from .support import Clock, Script, wait_until
 from .test_dispatch import add_channel, breach, started
 
 

@@ -12,9 +12,9 @@ from contextlib import asynccontextmanager
 
 import pytest
 
+from tests.notify.receiver import Receiver
 from vigil.store import OutboxStatus
 
-from .receiver import Receiver
 from .test_crash import ROOT, Child, add_channels, all_sent, eventually, receiver, rows
 
 pytestmark = pytest.mark.slow
