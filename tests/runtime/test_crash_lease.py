@@ -29,7 +29,7 @@ async def vigil_process(url: str) -> AsyncIterator[Child]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "tests.notify.crash_main",
+        "tests.runtime.crash_main",
         url,
         "settings",
         cwd=ROOT,
