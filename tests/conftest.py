@@ -298,3 +298,9 @@ async def database_url(database_kind: tuple[str, str], request: pytest.FixtureRe
 async def migrated_url(database_url: str) -> str:
     """A database of each kind with Vigil's schema and default rules (see ``database_url``)."""
     return database_url
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first: with several workers (pytest-xdist) each long test then runs
+    beside the others rather than last and alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

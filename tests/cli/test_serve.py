@@ -20,6 +20,8 @@ import pytest
 from ..runtime.support import DEADLINE
 from .support import vigil
 
+pytestmark = pytest.mark.slow  # each test starts `vigil serve` as its own process
+
 
 def free_port() -> int:
     with socket.socket() as sock:

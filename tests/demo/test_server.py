@@ -151,6 +151,7 @@ def demo(tmp_path: Path) -> Iterator[tuple[str, Output, subprocess.Popen[str]]]:
         output.close()
 
 
+@pytest.mark.slow  # the demo as its own process
 def test_the_demo_serves_the_dashboard_and_api_then_stops_on_ctrl_c(
     demo: tuple[str, Output, subprocess.Popen[str]],
 ) -> None:

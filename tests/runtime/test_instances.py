@@ -24,7 +24,7 @@ from vigil.store import Store
 # loaded, shared machine: the deadline only bounds a test that is really broken.
 DEADLINE = 180.0
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]  # processes killed and restarted
 
 ROOT = Path(__file__).parents[2]
 INTERVAL = 1.0
