@@ -43,6 +43,10 @@ async def test_a_value_whose_last_sample_is_old_is_shown_stale_with_its_age(api:
     assert stale.find(class_="badge lvl-stale").text == "‖ Stale"
     assert stale.find(class_="stale-age").text.startswith("Last sample 3 h ago")
     assert "Critical" not in stale.find(class_="card-value").text  # no level for an old value
+    row = html(await api.client.get("/alerts")).find("tr", id=f"rule-{LATENCY}")
+    current = row.find("td", data_label="Current")
+    assert current.find(class_="badge lvl-stale").text == "‖ Stale"
+    assert "last sample 3 h ago" in current.text and "Critical" not in current.text
     fresh = page.find("li", id=f"card-{MEMORY}")
     assert fresh.has_class("lvl-normal")
     assert fresh.find(class_="badge lvl-normal").text == "✓ Normal"

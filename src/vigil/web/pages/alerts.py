@@ -21,6 +21,7 @@ from vigil.web.auth import Principal, web_state
 from vigil.web.pages.filters import FREQUENCY_DAYS, HistoryFilters
 from vigil.web.pages.forms import AdminForm, back, checked, local_path, validated
 from vigil.web.pages.incident import notes_of
+from vigil.web.pages.overview import sample_age, stale_after_of
 from vigil.web.pages.render import base_context, render
 from vigil.web.pages.route import PageRoute, Reader
 from vigil.web.pages.sections import Context, Loader, Reads, load, section
@@ -56,8 +57,12 @@ async def rules_section(reads: Reads) -> Context:
         for item in current:
             if window.applies_to(item.metric):
                 windows.setdefault(item.metric, []).append(window.name)
+    stale_after = stale_after_of(reads)
+    ages = {item.metric: sample_age(item, now=now, stale_after=stale_after) for item in current}
     return {
         "rules": [item for item in current if item.rule is not None],
+        # A value whose last sample is old is shown with its age, not with a level.
+        "stale": {metric: age for metric, (_, age, stale) in ages.items() if stale},
         "snoozed": {snooze.metric: snooze for snooze in silences.active_snoozes(now)},
         "maintenance": windows,
     }

@@ -104,15 +104,28 @@ def named(metric: str) -> tuple[str, str]:
     return metric.replace("_", " ").replace(".", " ").title(), ""
 
 
-def card(item: CurrentValueOut, spark: Spark | None, *, now: datetime, stale_after: float) -> Card:
-    rule = item.rule
-    name, unit = (rule.display_name, rule.unit) if rule is not None else named(item.metric)
-    # The sample time: the runtime's own when it gives one, else when the value was last set.
+def sample_age(
+    item: CurrentValueOut, *, now: datetime, stale_after: float
+) -> tuple[datetime | None, float | None, bool]:
+    """When a current value was sampled, how old it is (seconds), and whether it is stale:
+    the runtime's own sample time and verdict when it gives them, else when the value was
+    last set, stale past ``stale_after`` seconds."""
     sampled_at = getattr(item, "sampled_at", None) or item.at
     age = (now - sampled_at).total_seconds() if sampled_at is not None else None
     stale = bool(getattr(item, "stale", False)) or (
         item.value is not None and age is not None and age > stale_after
     )
+    return sampled_at, age, stale
+
+
+def stale_after_of(reads: Reads) -> float:
+    return STALE_INTERVALS * reads.vigil.settings.interval
+
+
+def card(item: CurrentValueOut, spark: Spark | None, *, now: datetime, stale_after: float) -> Card:
+    rule = item.rule
+    name, unit = (rule.display_name, rule.unit) if rule is not None else named(item.metric)
+    sampled_at, age, stale = sample_age(item, now=now, stale_after=stale_after)
     return Card(item, spark, name, unit, sampled_at, stale, age)
 
 
@@ -120,7 +133,7 @@ async def cards_section(reads: Reads) -> Context:
     listed = await metrics_api.current(reads.request, reads.principal)
     current = sorted(listed, key=lambda item: item.rule is None)[:MAX_CARDS]  # stable: by name
     now = reads.vigil.clock()
-    stale_after = STALE_INTERVALS * reads.vigil.settings.interval
+    stale_after = stale_after_of(reads)
     end = now + LATEST
     # Every card's last hour in one query, over a bounded number of metrics.
     histories = await reads.vigil.store.metric_histories(
