@@ -11,9 +11,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+import pytest
 
 from vigil.metrics import Reading
 from vigil.web.accounts import create_token
+from vigil.web.errors import RateLimitedError
+from vigil.web.ratelimit import IngestLimiter, TokenBuckets
 
 from .support import LATENCY, Api, running_api, wait_until
 
@@ -152,3 +155,73 @@ async def test_ingestion_is_shed_while_the_monitor_is_behind(migrated_url: str) 
         slow.clear()
         await wait_until(lambda: (api.vigil.monitor.status().last_cycle_seconds or 1) < 0.5)
         assert (await push(api, sample)).status_code == 200
+
+
+# -- the limiter's arithmetic, on a clock the test moves -------------------------------------
+
+
+class Ticks:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_token_buckets_refill_at_their_rate_and_spend_into_debt() -> None:
+    buckets = TokenBuckets(rate=10, capacity=100)
+    assert buckets.take("a", 100, 0.0) == 0  # starts full
+    assert buckets.take("a", 1, 0.0) == pytest.approx(0.1)  # nothing taken: 0.1 s to wait
+    assert buckets.take("a", 5, 0.5) == 0  # 5 back after 0.5 s
+    assert buckets.spend("a", 50, 0.5) == pytest.approx(0.1)  # empty: refused, nothing owed
+    assert buckets.spend("a", 50, 0.6) == 0  # holds 1: the 50 go, 49 owed
+    assert buckets.wait("a", 0.6) == pytest.approx(5.0)  # 50 to refill before it holds one
+    assert buckets.take("b", 100, 0.6) == 0  # every key has its own bucket
+
+
+def test_the_buckets_keep_a_bounded_number_of_keys() -> None:
+    buckets = TokenBuckets(rate=1, capacity=1, keys=2)
+    for key in ("a", "b", "c"):
+        assert buckets.take(key, 1, 0.0) == 0
+    assert buckets.take("a", 1, 0.0) == 0  # forgotten (idle longest): full again
+    assert buckets.take("c", 1, 0.0) > 0  # remembered: still empty
+
+
+def test_the_limiter_sheds_and_counts_each_refusal() -> None:
+    ticks = Ticks()
+    limiter = IngestLimiter(rate=1, volume=100, batch=1000, clock=ticks)
+    assert limiter.refusal("t", last_cycle_seconds=0.1, interval=1.0) is None
+    behind = limiter.refusal("t", last_cycle_seconds=0.6, interval=1.0)
+    assert behind is not None and "monitor is behind" in str(behind)
+    for _ in range(10):  # a burst of ten seconds' worth
+        limiter.check_request("t")
+    with pytest.raises(RateLimitedError) as raised:
+        limiter.check_request("t")
+    assert raised.value.retry_after >= 1
+    limiter.check_volume("t", 1000)  # one full batch
+    with pytest.raises(RateLimitedError):
+        limiter.check_volume("t", 1)
+    ticks.now += 1.0
+    limiter.check_request("t")  # refilled
+    assert limiter.shed == 3
+
+
+async def test_the_limiter_lets_a_few_batches_write_at_once_and_sheds_a_crowd() -> None:
+    limiter = IngestLimiter(rate=1, volume=1, batch=1, concurrency=1, queue=1, queue_wait=5)
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def write() -> None:
+        async with limiter.writing():
+            entered.set()
+            await release.wait()
+
+    first = asyncio.create_task(write())
+    await entered.wait()
+    second = asyncio.create_task(write())  # waits its turn
+    await asyncio.sleep(0)
+    with pytest.raises(RateLimitedError):  # the queue is full: no waiting
+        async with limiter.writing():
+            pass
+    release.set()
+    await asyncio.gather(first, second)
+    assert limiter.shed == 1

@@ -11,8 +11,6 @@ from sqlalchemy import (
     BigInteger,
     Double,
     Integer,
-    Select,
-    and_,
     cast,
     func,
     literal_column,
@@ -100,41 +98,33 @@ class SampleQueries(StoreBase):
         and no sample objects built."""
         check_time("since", since)
         table = models.samples
-        columns = (table.c.id, table.c.instance, table.c.metric, table.c.value)
-        statement = self._newest(columns, since)
+        conditions = [table.c.time >= since]
         if exclude_instance is not None:
-            statement = statement.where(table.c.instance != exclude_instance)
-        async with self._read("reading latest values") as connection:
-            rows = (await connection.execute(statement)).all()
-        latest = {(row.instance, row.metric): row.value for row in rows}
-        values: dict[str, list[float]] = {}
-        for (_, metric), value in latest.items():
-            values.setdefault(metric, []).append(value)
-        return values
-
-    def _newest(self, columns: tuple[Any, ...], since: datetime) -> Select[Any]:
-        """Rows holding each (instance, metric)'s newest time at or after ``since``, oldest
-        id first (two samples with the same newest time: the one stored last wins)."""
-        table = models.samples
-        newest = (
-            select(table.c.instance, table.c.metric, func.max(table.c.time).label("time"))
-            .where(table.c.time >= since)
-            .group_by(table.c.instance, table.c.metric)
+            conditions.append(table.c.instance != exclude_instance)
+        # One pass over the interval's samples, whatever their number: each series' rows
+        # ranked newest first (the one stored last first among equal times), the first kept.
+        # (A join back on the newest time returned every row sharing it: a batch of samples
+        # without times made the monitor's query as slow as the batch was long.)
+        rank = (
+            func.row_number()
+            .over(
+                partition_by=(table.c.instance, table.c.metric),
+                order_by=(table.c.time.desc(), table.c.id.desc()),
+            )
+            .label("rank")
+        )
+        ranked = (
+            select(table.c.instance, table.c.metric, table.c.value, rank)
+            .where(*conditions)
             .subquery()
         )
-        return (
-            select(*columns)
-            .join(
-                newest,
-                and_(
-                    table.c.instance == newest.c.instance,
-                    table.c.metric == newest.c.metric,
-                    table.c.time == newest.c.time,
-                ),
-            )
-            .where(table.c.time >= since)
-            .order_by(table.c.id)
-        )
+        statement = select(ranked.c.metric, ranked.c.value).where(ranked.c.rank == 1)
+        async with self._read("reading latest values") as connection:
+            rows = (await connection.execute(statement)).all()
+        values: dict[str, list[float]] = {}
+        for metric, value in rows:
+            values.setdefault(metric, []).append(value)
+        return values
 
     def _bucket(self, column: Any, start: datetime, width: float) -> ColumnElement[int]:
         """``floor((time - start) / width)`` in SQL; times are never before ``start`` here."""

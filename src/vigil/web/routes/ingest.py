@@ -13,17 +13,20 @@ written at once and the monitor's own lateness shed the rest with 429 and ``Retr
 
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
 
+import pydantic
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation, TypeAdapter
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from vigil.core import Sample, ValidationError
+from vigil.settings import Settings
 from vigil.web.auth import Principal, require_ingest, web_state
-from vigil.web.errors import ForbiddenError, error_response, responses
+from vigil.web.errors import ForbiddenError, error_response, field_name, responses
 from vigil.web.schemas import INSTANCE_REGEX, METRIC_REGEX, Finite, UtcDateTime
 from vigil.web.security import token_hash
 
@@ -34,6 +37,7 @@ router = APIRouter(tags=["system"])
 
 INGEST_PATH = "/api/ingest"
 MAX_SAMPLES = 10_000
+SLICE = 500  # samples checked between two turns of the event loop
 
 
 class SampleIn(BaseModel):
@@ -50,7 +54,12 @@ class IngestIn(BaseModel):
     instance: str = Field(
         pattern=INSTANCE_REGEX, description="The pushing process, e.g. `shard-0`."
     )
-    samples: list[SampleIn] = Field(max_length=MAX_SAMPLES)
+    # Checked by the route, a slice at a time (``_samples``): a full batch validated in one
+    # go would hold the event loop for tens of milliseconds.
+    samples: Annotated[list[SampleIn], SkipValidation] = Field(max_length=MAX_SAMPLES)
+
+
+_SAMPLE = TypeAdapter(SampleIn)
 
 
 class IngestOut(BaseModel):
@@ -64,10 +73,10 @@ def limit_key(authorization: str | None) -> str:
 
 
 class IngestGate:
-    """Turns a push away with 429 before its body is read, while its token is over a limit
-    or the monitor is behind (``IngestLimiter.refusal``): a flood of full batches then costs
-    the server little more than its headers. What passes is checked again, and counted, by
-    the route."""
+    """Turns a push away with 429 before its body is read, and closes the connection, while
+    its token is over a limit or the monitor is behind (``IngestLimiter.refusal``): a flood
+    of full batches then costs the server little more than its headers. What passes is
+    checked again, and counted, by the route."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -88,8 +97,12 @@ class IngestGate:
                     interval=vigil.settings.interval,
                 )
                 if refused is not None:
-                    retry = {"Retry-After": str(max(1, round(refused.retry_after)))}
-                    response = error_response(429, "rate_limited", str(refused), headers=retry)
+                    # Closed after the answer: the body is never read, not even to skip it.
+                    headers = {
+                        "Retry-After": str(max(1, round(refused.retry_after))),
+                        "Connection": "close",
+                    }
+                    response = error_response(429, "rate_limited", str(refused), headers=headers)
                     await response(scope, receive, send)
                     return
         await self.app(scope, receive, send)
@@ -106,7 +119,11 @@ async def ingest_allowed(
     state.ingest.check_monitor(status.last_cycle_seconds, state.vigil.settings.interval)
     key = limit_key(request.headers.get("authorization"))
     state.ingest.check_request(key)
-    state.ingest.check_volume(key, _samples_in(await request.json()))
+    try:
+        body = await request.json()  # parsed once: FastAPI parsed it already, or will not
+    except (ValueError, RecursionError):
+        body = None  # empty, not JSON, or too deep: FastAPI answers it (422)
+    state.ingest.check_volume(key, _samples_in(body))
     return principal
 
 
@@ -139,13 +156,34 @@ async def ingest(request: Request, batch: IngestIn, principal: Pusher) -> Ingest
             f"this token pushes for instance {principal.instance!r} only, not {batch.instance!r}"
         )
     state = web_state(request)
-    vigil = state.vigil
-    settings = vigil.settings
-    now = vigil.clock()
+    samples = await _samples(batch, now=state.vigil.clock(), settings=state.vigil.settings)
+    async with state.ingest.writing():
+        accepted = await state.vigil.ingest(samples)
+    state.metrics.ingested.inc(accepted)
+    return IngestOut(accepted=accepted)
+
+
+async def _samples(batch: IngestIn, *, now: datetime, settings: Settings) -> list[Sample]:
+    """The batch's samples, checked one by one (each as ``SampleIn``, then its time against
+    the clock), yielding to the event loop after every ``SLICE``; the first bad one is a
+    ``ValidationError`` naming its index."""
+    items: object = batch.samples
+    if not isinstance(items, list):
+        raise ValidationError("samples", "must be a list of samples")
+    if len(items) > MAX_SAMPLES:
+        raise ValidationError("samples", f"at most {MAX_SAMPLES:,} samples a request")
     latest = now + timedelta(seconds=settings.ingest_max_future)
     earliest = now - timedelta(seconds=settings.ingest_max_age)
     samples = []
-    for index, item in enumerate(batch.samples):
+    for index, raw in enumerate(items):
+        if index and index % SLICE == 0:
+            await asyncio.sleep(0)  # let health checks and the monitor in
+        try:
+            item = _SAMPLE.validate_python(raw)
+        except pydantic.ValidationError as exc:
+            first = exc.errors()[0]
+            field = field_name(("samples", index, *first.get("loc", ())))
+            raise ValidationError(field or "samples", str(first.get("msg", "invalid"))) from None
         when = item.time if item.time is not None else now
         if when > latest:
             raise ValidationError(
@@ -161,7 +199,4 @@ async def ingest(request: Request, batch: IngestIn, principal: Pusher) -> Ingest
             samples.append(Sample(batch.instance, item.metric, when, item.value))
         except ValidationError as exc:
             raise ValidationError(f"samples[{index}].{exc.field}", exc.message) from None
-    async with state.ingest.writing():
-        accepted = await vigil.ingest(samples)
-    state.metrics.ingested.inc(accepted)
-    return IngestOut(accepted=accepted)
+    return samples
