@@ -185,6 +185,7 @@ class Callback:
         for embed in self.data.get("embeds") or []:
             parts += [embed.get("title") or "", embed.get("description") or ""]
             parts += [f"{f['name']}: {f['value']}" for f in embed.get("fields") or []]
+            parts.append((embed.get("footer") or {}).get("text") or "")
         return "\n".join(p for p in parts if p)
 
 

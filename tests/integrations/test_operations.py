@@ -116,6 +116,7 @@ async def test_two_people_acknowledging_at_once_make_one_acknowledgement(ops: Op
     [late] = [a for a in answers if "Already acknowledged by" in a]
 
     stored = await ops.vigil.store.get_incident(incident.id)
+    assert stored.acknowledged_by is not None
     assert stored.acknowledged_by in late  # the one who lost is told who won
     assert stored.acknowledged_by in {"alice [discord:3001]", "bob [discord:3004]"}
     events = await ops.vigil.store.incident_events(incident.id)
@@ -219,3 +220,66 @@ async def test_severity_channels_and_the_link_to_the_incident(ops: Ops) -> None:
     assert ops.messages() == []
     link = f"https://vigil.example.com/incidents/{incident.id}"
     assert link in custom_ids(message)
+
+
+async def test_the_vigil_commands_are_registered_when_the_bot_connects(ops: Ops) -> None:
+    await ops.start_bot()
+    await eventually(lambda: None in ops.api.commands, what="commands registered")
+    [group] = [c for c in ops.api.commands[None] if c["name"] == "vigil"]
+    assert {o["name"] for o in group["options"]} == {
+        "status",
+        "incidents",
+        "ack",
+        "resolve",
+        "snooze",
+        "rules",
+    }
+
+
+async def test_slash_commands_read_and_act_as_the_discord_user(ops: Ops) -> None:
+    await ops.start_bot()
+    incident = await ops.open_incident(CRITICAL)
+    await ops.posted(incident)
+    viewer = {"user": VIEWER, "roles": (VIEWER_ROLE,)}
+    admin = {"user": ADMIN, "roles": (ADMIN_ROLE,)}
+
+    status = await ops.slash("status", **viewer)
+    assert status.ephemeral and "1 open incident" in status.text
+    assert "critical: 1" in status.text and "Memory Usage" in status.text
+    rules = await ops.slash("rules", **viewer)
+    assert "**memory_usage**: warning 400 MB, critical 480 MB" in rules.text
+    listed = await ops.slash("incidents", {"page": 1}, **viewer)
+    assert str(incident.id) in listed.text and "Page 1 of 1" in listed.text
+
+    # Autocomplete offers the open incident (by its rule) and rule names.
+    choices = await ops.slash("ack", {"incident": "memory"}, autocomplete="incident", **admin)
+    assert choices.type == 8
+    assert [c["value"] for c in choices.data["choices"]] == [str(incident.id)]
+    rule_names = await ops.slash(
+        "snooze", {"rule": "gateway", "duration": 900}, autocomplete="rule", **admin
+    )
+    assert [c["value"] for c in rule_names.data["choices"]] == ["gateway_latency"]
+
+    refused = await ops.slash("ack", {"incident": str(incident.id)}, **viewer)
+    assert refused.ephemeral and "viewer access only" in refused.text
+    acked = await ops.slash("ack", {"incident": str(incident.id), "note": "on it"}, **admin)
+    assert acked.ephemeral and "Acknowledged" in acked.text
+    await ops.shown(incident, "Acknowledged by alice [discord:3001]")
+
+    snoozed = await ops.slash(
+        "snooze", {"rule": "memory_usage", "duration": 14400, "reason": "load test"}, **admin
+    )
+    assert "Snoozed **memory_usage** for 4 hours" in snoozed.text
+    unknown = await ops.slash("snooze", {"rule": "nope", "duration": 900}, **admin)
+    assert unknown.ephemeral and "Nothing changed" in unknown.text
+
+    resolved = await ops.slash("resolve", {"incident": str(incident.id)}, **admin)
+    assert "Resolved" in resolved.text
+    await ops.shown(incident, "Resolved by alice [discord:3001]")
+    missing = await ops.slash("resolve", {"incident": "not-an-id"}, **admin)
+    assert missing.ephemeral and "Nothing changed: incident not-an-id not found" in missing.text
+    events = await ops.vigil.store.incident_events(incident.id)
+    assert [e.by for e in events if e.by is not None] == [
+        "alice [discord:3001]",
+        "alice [discord:3001]",
+    ]
