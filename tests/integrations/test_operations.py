@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -240,8 +241,8 @@ async def test_slash_commands_read_and_act_as_the_discord_user(ops: Ops) -> None
     await ops.start_bot()
     incident = await ops.open_incident(CRITICAL)
     await ops.posted(incident)
-    viewer = {"user": VIEWER, "roles": (VIEWER_ROLE,)}
-    admin = {"user": ADMIN, "roles": (ADMIN_ROLE,)}
+    viewer: dict[str, Any] = {"user": VIEWER, "roles": (VIEWER_ROLE,)}
+    admin: dict[str, Any] = {"user": ADMIN, "roles": (ADMIN_ROLE,)}
 
     status = await ops.slash("status", **viewer)
     assert status.ephemeral and "1 open incident" in status.text
