@@ -238,9 +238,7 @@ class IncidentPoster:
             await self._edit(row, embed, view)
             return
         if found is None:
-            channel = self.operator.bot.get_partial_messageable(row.channel_id)
-            message = await channel.send(embed=embed, view=view, nonce=row.nonce)
-            message_id = message.id
+            message_id = await self._send(row, embed, view)
             self.posted += 1
         else:
             message_id = found.id
@@ -248,6 +246,13 @@ class IncidentPoster:
         await store.record_discord_post(
             incident.id, message_id=message_id, event_id=mark, now=vigil.clock()
         )
+
+    async def _send(self, row: DiscordMessage, embed: discord.Embed, view: discord.ui.View) -> int:
+        """Post the message under the claim's nonce (Discord answers a repeat of the nonce
+        within a few minutes with the first message); returns its id."""
+        channel = self.operator.bot.get_partial_messageable(row.channel_id)
+        message = await channel.send(embed=embed, view=view, nonce=row.nonce)
+        return message.id
 
     async def _edit(self, row: DiscordMessage, embed: discord.Embed, view: discord.ui.View) -> None:
         assert row.message_id is not None
