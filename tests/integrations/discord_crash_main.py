@@ -53,7 +53,7 @@ async def main(url: str, base: str, gateway: str, mode: str) -> None:
             print("held", flush=True)
             return await forever()  # type: ignore[no-any-return]
 
-        IncidentPoster._send = held_send  # type: ignore[method-assign]
+        IncidentPoster._send = held_send  # type: ignore[method-assign,assignment]
     settings = Settings(database_url=url, instance="crash", interval=1.0)
     async with Vigil(settings, sources=[Breaching()], process_metrics=False) as vigil:
         if mode == "hold-record":
