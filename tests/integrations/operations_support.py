@@ -91,6 +91,15 @@ class Ops:
         await eventually(bot.is_ready, what="the bot is ready")
         return bot
 
+    async def run_bot(self, bot: commands.Bot) -> commands.Bot:
+        """Start a bot that instruments itself (in its ``setup_hook``)."""
+        task = asyncio.create_task(bot.start(TOKEN))
+        await eventually(bot.is_ready, what="the bot is ready")
+        from vigil.integrations.discord import _instrumented
+
+        self.bots.append((bot, task, _instrumented[bot]))
+        return bot
+
     async def stop_bot(self, bot: commands.Bot) -> None:
         for entry in list(self.bots):
             if entry[0] is bot:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 import uuid
 import weakref
@@ -36,6 +37,17 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 
 SOURCE = "discord"
+ENV_PREFIX = "VIGIL_DISCORD_"
+_BOOLEANS = {
+    "1": True,
+    "true": True,
+    "yes": True,
+    "on": True,
+    "0": False,
+    "false": False,
+    "no": False,
+    "off": False,
+}
 _ACTOR = re.compile(r"^(?P<name>.*) \[discord:(?P<id>\d+)\]$")
 
 # The snooze choices offered on the message and by /vigil snooze: (label, seconds).
@@ -57,6 +69,16 @@ def _ids(name: str, values: Collection[int]) -> frozenset[int]:
         _check_id(name, value)
         found.add(int(value))
     return frozenset(found)
+
+
+def _env_id(variable: str, text: str) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise ValidationError(
+            variable, f"must be a Discord id (digits), got {text.strip()!r}"
+        ) from None
+    return _check_id(variable, value)
 
 
 def _check_id(name: str, value: object) -> int:
@@ -122,6 +144,38 @@ class DiscordOperations:
                 or not (math.isfinite(value) and value > 0)
             ):
                 raise ValidationError(name, f"must be a positive number of seconds, got {value!r}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> DiscordOperations | None:
+        """The settings from ``VIGIL_DISCORD_*`` variables; None when
+        ``VIGIL_DISCORD_CHANNEL_ID`` is not set (operations off). Lists are comma-separated
+        ids; a value that is not one raises ``ValidationError`` naming the variable."""
+        env = os.environ if environ is None else environ
+        channel = env.get(ENV_PREFIX + "CHANNEL_ID", "").strip()
+        if not channel:
+            return None
+        values: dict[str, Any] = {"channel_id": _env_id(ENV_PREFIX + "CHANNEL_ID", channel)}
+        for name in ("admin_roles", "admin_users", "viewer_roles", "viewer_users"):
+            variable = ENV_PREFIX + name.upper()
+            values[name] = [
+                _env_id(variable, part) for part in env.get(variable, "").split(",") if part.strip()
+            ]
+        for severity in Severity:
+            variable = f"{ENV_PREFIX}{severity.value.upper()}_CHANNEL_ID"
+            if env.get(variable, "").strip():
+                values.setdefault("severity_channels", {})[severity.value] = _env_id(
+                    variable, env[variable]
+                )
+        if env.get(ENV_PREFIX + "GUILD_ID", "").strip():
+            values["guild_id"] = _env_id(ENV_PREFIX + "GUILD_ID", env[ENV_PREFIX + "GUILD_ID"])
+        sync = env.get(ENV_PREFIX + "SYNC_COMMANDS", "").strip().lower()
+        if sync:
+            if sync not in _BOOLEANS:
+                raise ValidationError(
+                    ENV_PREFIX + "SYNC_COMMANDS", f"must be true or false, got {sync!r}"
+                )
+            values["sync_commands"] = _BOOLEANS[sync]
+        return cls(**values)
 
     def channel_for(self, severity: Severity) -> int:
         return self.severity_channels.get(severity.value, self.channel_id)
