@@ -119,6 +119,8 @@ class IncidentPoster:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Discord or the database: say so, try again later
+                if self.operator.bot.is_closed() or not self.operator.vigil.running:
+                    continue  # shut down under the round: nothing to report
                 failures += 1
                 delay = min(config.retry_after * 2 ** (failures - 1), config.max_retry)
                 self.last_error = f"{type(exc).__name__}: {exc}"
