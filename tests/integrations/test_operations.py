@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from vigil.core import EventKind, Resolution, Status
+from vigil.integrations.discord import DiscordOperator
 
 from .fake_discord import (
     ADMIN,
@@ -34,6 +35,7 @@ from .operations_support import (
     point_discord_py_at,
     rendered,
     running_ops,
+    start_ops,
 )
 
 
@@ -284,3 +286,40 @@ async def test_slash_commands_read_and_act_as_the_discord_user(ops: Ops) -> None
         "alice [discord:3001]",
         "alice [discord:3001]",
     ]
+
+
+@pytest.mark.postgres
+async def test_only_the_leader_posts_and_a_follower_takes_over(
+    api: FakeDiscordAPI, migrated_postgres_url: str
+) -> None:
+    first = await start_ops(api, migrated_postgres_url, instance="first")
+    second = await start_ops(api, migrated_postgres_url, instance="second")
+    try:
+        leader_bot = await first.start_bot()
+        follower_bot = await second.start_bot()
+        assert first.vigil.monitor.leadership.is_leader
+        assert not second.vigil.monitor.leadership.is_leader
+        follower = DiscordOperator.of(follower_bot).poster
+
+        incident = await first.open_incident()
+        message = await first.posted(incident)
+        # The follower hears of the incident (through the log) and posts nothing.
+        idle = follower.idle_rounds
+        await eventually(lambda: follower.idle_rounds > idle, what="the follower woken")
+        assert (follower.posted, follower.edited) == (0, 0)
+        assert DiscordOperator.of(leader_bot).poster.posted == 1
+
+        await first.close()  # the leader goes away; the follower's next cycle takes over
+        await second.vigil.monitor.cycle()
+        assert second.vigil.monitor.leadership.is_leader
+        form = await second.press(
+            message, f"vigil:ack:{incident.id}", user=ADMIN, roles=(ADMIN_ROLE,)
+        )
+        await second.submit(form, ["taken over"], user=ADMIN, roles=(ADMIN_ROLE,))
+        await second.shown(incident, "Acknowledged by alice [discord:3001]")
+        await eventually(lambda: follower.edited >= 1, what="the new leader's edit counted")
+        assert follower.posted == 0
+        assert len(api.messages_in(OPS_CHANNEL)) == 1
+    finally:
+        await second.close()
+        await first.close()

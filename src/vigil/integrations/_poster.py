@@ -50,6 +50,7 @@ class IncidentPoster:
         self._listening: Any = None
         self.posted = 0
         self.edited = 0
+        self.idle_rounds = 0  # wake-ups with nothing to do here (not the leader, not connected)
         self.last_error: str | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -73,6 +74,8 @@ class IncidentPoster:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
+        if self._listening is not None:
+            self.operator.vigil.health_registry.unregister(TASK)
         return task
 
     async def stop(self) -> None:
@@ -92,6 +95,7 @@ class IncidentPoster:
         if self._listening is not bus:  # a bus keeps its listeners: add one once per bus
             bus.add_listener(self._follow_while_running)
             self._listening = bus
+        if vigil.health_registry.get(TASK) is None:
             vigil.health_registry.register(TASK, stale_after=max(3 * self._every, 60.0))
 
     def _follow_while_running(self, event: Event) -> None:
@@ -112,8 +116,10 @@ class IncidentPoster:
             self._wake.clear()
             delay = config.check_every
             if not self._ready():
+                self.idle_rounds += 1
+                if not self.operator.bot.is_closed():
+                    self._health(None)  # idle (a follower, not yet connected), not stale
                 continue
-            self._listen()
             try:
                 await self.sync_round()
             except asyncio.CancelledError:
@@ -124,7 +130,7 @@ class IncidentPoster:
                 failures += 1
                 delay = min(config.retry_after * 2 ** (failures - 1), config.max_retry)
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                self.operator.vigil.health_registry.report_error(TASK, self.last_error)
+                self._health(self.last_error)
                 _log.warning(
                     "Vigil could not update its Discord messages (retrying in %.0f s): %s",
                     delay,
@@ -132,12 +138,22 @@ class IncidentPoster:
                 )
             else:
                 failures = 0
-                self.operator.vigil.health_registry.beat(TASK)
+                self._health(None)
+
+    def _health(self, error: str | None) -> None:
+        registry = self.operator.vigil.health_registry
+        if registry.get(TASK) is None:
+            return  # not registered yet (Vigil not running), or unregistered on the way out
+        if error is None:
+            registry.beat(TASK)
+        else:
+            registry.report_error(TASK, error)
 
     def _ready(self) -> bool:
         vigil, bot = self.operator.vigil, self.operator.bot
         if not vigil.running or bot.user is None or bot.is_closed():
             return False
+        self._listen()  # a follower follows the log too, to wake when it becomes the leader
         return bool(vigil.monitor.leadership.is_leader)  # only the leader posts
 
     # -- one round ---------------------------------------------------------------------------
@@ -220,8 +236,8 @@ class IncidentPoster:
                 )
                 row = await store.discord_message(incident.id)
             else:
-                await store.record_discord_edit(incident.id, event_id=mark, now=vigil.clock())
                 self.edited += 1
+                await store.record_discord_edit(incident.id, event_id=mark, now=vigil.clock())
                 return
         found: discord.Message | None = None
         if row is None:
