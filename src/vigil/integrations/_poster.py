@@ -46,6 +46,7 @@ class IncidentPoster:
         self.operator = operator
         self._wake = asyncio.Event()
         self._catch_up = True
+        self._cursor: int | None = None
         self._task: asyncio.Task[None] | None = None
         self._listening: Any = None
         self.posted = 0
@@ -116,6 +117,7 @@ class IncidentPoster:
             self._wake.clear()
             delay = config.check_every
             if not self._ready():
+                self._cursor = None  # another instance may move it meanwhile
                 self.idle_rounds += 1
                 if not self.operator.bot.is_closed():
                     self._health(None)  # idle (a follower, not yet connected), not stale
@@ -128,6 +130,7 @@ class IncidentPoster:
                 if self.operator.bot.is_closed() or not self.operator.vigil.running:
                     continue  # shut down under the round: nothing to report
                 failures += 1
+                self._cursor = None
                 delay = min(config.retry_after * 2 ** (failures - 1), config.max_retry)
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 self._health(self.last_error)
@@ -164,12 +167,15 @@ class IncidentPoster:
         store = self.operator.vigil.store
         clock = self.operator.vigil.clock
         targets: dict[uuid.UUID, None] = {}
-        cursor = await store.discord_cursor(CURSOR)
+        catching_up = self._catch_up
+        # The cursor is read once per spell as leader (only the leader moves it).
+        cursor = self._cursor if not catching_up else None
+        if cursor is None:
+            cursor = await store.discord_cursor(CURSOR)
         if cursor is None:  # the first run on this database: post what is open now
             cursor = await store.last_event_id()
             targets.update(dict.fromkeys(i.id for i in await store.active_incidents()))
             await store.set_discord_cursor(CURSOR, cursor, now=clock())
-        catching_up = self._catch_up
         if catching_up:
             targets.update(dict.fromkeys(await store.discord_messages_behind()))
         synced = 0
@@ -179,19 +185,25 @@ class IncidentPoster:
             assert mark is not None
             targets.update(dict.fromkeys(self._touched(events)))
             if targets:
-                snoozes = {s.metric: s for s in await store.active_snoozes(now=clock())}
+                snoozes = await self._snoozes()
                 for incident_id in targets:
                     await self.sync(incident_id, mark=mark, snoozes=snoozes)
                     synced += 1
                 targets.clear()
             if events:
                 await store.set_discord_cursor(CURSOR, mark, now=clock())
-            cursor = mark
+            cursor = self._cursor = mark
             if len(events) < BATCH:
                 break
         if catching_up:
             self._catch_up = False
         return synced
+
+    async def _snoozes(self) -> dict[str, Snooze]:
+        """The live snoozes by rule, from the runtime's cache (reloaded when one changed)."""
+        silences = self.operator.vigil.silences
+        await silences.load()
+        return {s.metric: s for s in silences.active_snoozes(self.operator.vigil.clock())}
 
     def _touched(self, events: Iterable[Event]) -> Iterable[uuid.UUID]:
         for event in events:
@@ -217,7 +229,7 @@ class IncidentPoster:
             return  # deleted by retention since
         now = vigil.clock()
         if snoozes is None:
-            snoozes = {s.metric: s for s in await store.active_snoozes(now=now)}
+            snoozes = await self._snoozes()
         embed = incident_embed(
             incident,
             rule=vigil.view.rules.get(rule_name(incident)),
