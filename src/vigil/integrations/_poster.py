@@ -45,7 +45,10 @@ class IncidentPoster:
     def __init__(self, operator: DiscordOperator) -> None:
         self.operator = operator
         self._wake = asyncio.Event()
-        self._catch_up = True
+        # Catch-ups asked for (a connection, a resumed session) and done: one asked for while
+        # a round runs is done by the next round.
+        self._catch_ups_asked = 1
+        self._catch_ups_done = 0
         self._cursor: int | None = None
         self._task: asyncio.Task[None] | None = None
         self._listening: Any = None
@@ -60,7 +63,7 @@ class IncidentPoster:
         """Run (once started, a no-op but for the wake-up); ``catch_up`` also re-renders every
         message that fell behind, as after a reconnection."""
         if catch_up:
-            self._catch_up = True
+            self._catch_ups_asked += 1
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(
                 self._run(), name="vigil-discord-poster"
@@ -167,7 +170,8 @@ class IncidentPoster:
         store = self.operator.vigil.store
         clock = self.operator.vigil.clock
         targets: dict[uuid.UUID, None] = {}
-        catching_up = self._catch_up
+        asked = self._catch_ups_asked
+        catching_up = self._catch_ups_done < asked
         # The cursor is read once per spell as leader (only the leader moves it).
         cursor = self._cursor if not catching_up else None
         if cursor is None:
@@ -195,8 +199,7 @@ class IncidentPoster:
             cursor = self._cursor = mark
             if len(events) < BATCH:
                 break
-        if catching_up:
-            self._catch_up = False
+        self._catch_ups_done = asked
         return synced
 
     async def _snoozes(self) -> dict[str, Snooze]:
