@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from vigil.core import EventKind, Resolution, Status
+from vigil.integrations import _operations
 from vigil.integrations.discord import DiscordOperator
 
 from .fake_discord import (
@@ -323,3 +324,24 @@ async def test_only_the_leader_posts_and_a_follower_takes_over(
     finally:
         await second.close()
         await first.close()
+
+
+async def test_a_slow_action_is_deferred_and_answered_by_a_follow_up(
+    ops: Ops, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As if the database took longer than Discord waits for an answer (3 s).
+    monkeypatch.setattr(_operations, "DEFER_AFTER", 0.0)
+    await ops.start_bot()
+    incident = await ops.open_incident()
+    await ops.posted(incident)
+    deferred = await ops.slash(
+        "ack", {"incident": str(incident.id)}, user=ADMIN, roles=(ADMIN_ROLE,)
+    )
+    assert deferred.type == 5 and deferred.ephemeral  # "thinking…", seen by the admin only
+    await eventually(
+        lambda: any(token == deferred.token for token, _ in ops.api.followups),
+        what="the follow-up",
+    )
+    [answer] = [m for token, m in ops.api.followups if token == deferred.token]
+    assert "Acknowledged" in answer["content"] and answer["flags"] & 64
+    await ops.shown(incident, "Acknowledged by alice [discord:3001]")
