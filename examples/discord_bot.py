@@ -7,6 +7,12 @@
 Then open http://127.0.0.1:8000. The bot has a prefix command (`!ping`), slash commands
 (`/roll`, `/note`), a background task (`tasks.loop`) and a database; the lines marked
 "Vigil" are all it takes to watch them.
+
+To operate Vigil from Discord through this bot (incidents posted to a channel with buttons,
+and the /vigil commands), also set the channel and who may act:
+
+    VIGIL_DISCORD_CHANNEL_ID=123... VIGIL_DISCORD_ADMIN_ROLES=456... \
+        DISCORD_TOKEN=... python examples/discord_bot.py
 """
 
 from __future__ import annotations
@@ -23,14 +29,21 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from vigil import Settings, Vigil, dashboard
-from vigil.integrations.discord import instrument, track_loop, vigil_trace_config
+from vigil.integrations.discord import (
+    DiscordOperations,
+    instrument,
+    track_loop,
+    vigil_trace_config,
+)
 from vigil.metrics import QueryTimer
 
 log = logging.getLogger("example_bot")
 
 
 class ExampleBot(commands.Bot):
-    def __init__(self, vigil: Vigil, database: AsyncEngine) -> None:
+    def __init__(
+        self, vigil: Vigil, database: AsyncEngine, operations: DiscordOperations | None = None
+    ) -> None:
         intents = discord.Intents.default()
         intents.message_content = True  # for the prefix command
         super().__init__(
@@ -40,9 +53,11 @@ class ExampleBot(commands.Bot):
         )
         self.vigil = vigil
         self.database = database
+        self.operations = operations
 
     async def setup_hook(self) -> None:
-        instrument(self, self.vigil)  # Vigil: commands, errors, gateway, rate limits
+        # Vigil: commands, errors, gateway, rate limits; with operations, incidents in Discord
+        instrument(self, self.vigil, operations=self.operations)
         queries = QueryTimer(self.vigil.recorder, window=self.vigil.window)  # Vigil:
         queries.attach(self.database)  # database query time
         self.vigil.add_source(queries)
@@ -97,7 +112,8 @@ async def main() -> None:
     logging.basicConfig(level=logging.INFO)
     database = create_async_engine(os.environ.get("BOT_DATABASE", "sqlite+aiosqlite:///bot.db"))
     async with Vigil(Settings.from_env()) as vigil, dashboard(vigil):  # Vigil
-        bot = ExampleBot(vigil, database)
+        operations = DiscordOperations.from_env()  # None unless VIGIL_DISCORD_CHANNEL_ID is set
+        bot = ExampleBot(vigil, database, operations)
         async with bot:
             await bot.start(os.environ["DISCORD_TOKEN"])
     await database.dispose()

@@ -19,12 +19,15 @@ reset), which makes the expected usage of every bucket easy to state in a test.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 import json
 import re
+import time
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -173,6 +176,7 @@ class Callback:
     token: str
     type: int  # 4 message, 5 deferred, 6 deferred update, 7 update message, 8 choices, 9 modal
     data: dict[str, Any]
+    at: float = field(default_factory=time.monotonic)  # when it arrived (CLOCK_MONOTONIC)
 
     @property
     def ephemeral(self) -> bool:
@@ -185,6 +189,7 @@ class Callback:
         for embed in self.data.get("embeds") or []:
             parts += [embed.get("title") or "", embed.get("description") or ""]
             parts += [f"{f['name']}: {f['value']}" for f in embed.get("fields") or []]
+            parts.append((embed.get("footer") or {}).get("text") or "")
         return "\n".join(p for p in parts if p)
 
 
@@ -214,6 +219,8 @@ class FakeDiscordAPI:
         self.identified = 0
         self.resumed = 0
         self.changes = 0
+        self.created_at: dict[str, float] = {}  # message id -> when it was posted (monotonic)
+        self._change = asyncio.Condition()
         self._sequence = 0
         self._interactions: dict[str, dict[str, Any]] = {}
         self._originals: dict[str, dict[str, Any]] = {}
@@ -342,6 +349,7 @@ class FakeDiscordAPI:
                 nonce=nonce,
                 flags=body.get("flags", 0),
             )
+            self.created_at[message["id"]] = time.monotonic()
             channel.append(message)
             self._changed()
             return message
@@ -459,6 +467,17 @@ class FakeDiscordAPI:
 
     def _changed(self) -> None:
         self.changes += 1
+        asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        async with self._change:
+            self._change.notify_all()
+
+    async def wait_for(self, condition: Callable[[], bool], *, deadline: float = 60.0) -> None:
+        """Until ``condition()`` holds, re-checked after each change (a message created or
+        edited, an interaction answered, commands registered)."""
+        async with asyncio.timeout(deadline), self._change:
+            await self._change.wait_for(condition)
 
     # The gateway: a websocket speaking just enough of Discord's protocol for discord.py.
 

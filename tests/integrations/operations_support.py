@@ -91,6 +91,15 @@ class Ops:
         await eventually(bot.is_ready, what="the bot is ready")
         return bot
 
+    async def run_bot(self, bot: commands.Bot) -> commands.Bot:
+        """Start a bot that instruments itself (in its ``setup_hook``)."""
+        task = asyncio.create_task(bot.start(TOKEN))
+        await eventually(bot.is_ready, what="the bot is ready")
+        from vigil.integrations.discord import _instrumented
+
+        self.bots.append((bot, task, _instrumented[bot]))
+        return bot
+
     async def stop_bot(self, bot: commands.Bot) -> None:
         for entry in list(self.bots):
             if entry[0] is bot:
@@ -99,6 +108,12 @@ class Ops:
                 await bot.close()
                 with contextlib.suppress(asyncio.CancelledError):
                     await entry[1]
+
+    async def close(self) -> None:
+        """Stop the bots, then Vigil."""
+        for bot, _, _ in list(self.bots):
+            await self.stop_bot(bot)
+        await self.vigil.aclose()
 
     async def cycle(self, value: float | None, times: int = 1) -> list[Event]:
         events: list[Event] = []
@@ -255,16 +270,26 @@ def modal_submission(modal: Callback, values: list[str]) -> dict[str, Any]:
     return {"custom_id": modal.data["custom_id"], "components": filled}
 
 
-@contextlib.asynccontextmanager
-async def running_ops(api: FakeDiscordAPI, url: str) -> AsyncIterator[Ops]:
+async def start_ops(api: FakeDiscordAPI, url: str, *, instance: str = "test") -> Ops:
+    """A started Vigil (its first cycle over) on ``url``, with no bot yet."""
     clock, script = Clock(), Script()
-    vigil = Vigil(settings(url), sources=[script], process_metrics=False, clock=clock)
+    vigil = Vigil(
+        settings(url, instance=instance), sources=[script], process_metrics=False, clock=clock
+    )
     await vigil.start()
     ops = Ops(api, vigil, clock, script)
     try:
         await eventually(lambda: vigil.monitor.status().cycles >= 1, what="the first cycle")
+    except BaseException:
+        await ops.close()
+        raise
+    return ops
+
+
+@contextlib.asynccontextmanager
+async def running_ops(api: FakeDiscordAPI, url: str) -> AsyncIterator[Ops]:
+    ops = await start_ops(api, url)
+    try:
         yield ops
     finally:
-        for bot, _, _ in list(ops.bots):
-            await ops.stop_bot(bot)
-        await vigil.aclose()
+        await ops.close()

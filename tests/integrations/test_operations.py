@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import copy
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
 from vigil.core import EventKind, Resolution, Status
+from vigil.integrations import _operations
+from vigil.integrations.discord import DiscordOperator
 
 from .fake_discord import (
     ADMIN,
@@ -33,6 +36,7 @@ from .operations_support import (
     point_discord_py_at,
     rendered,
     running_ops,
+    start_ops,
 )
 
 
@@ -220,3 +224,124 @@ async def test_severity_channels_and_the_link_to_the_incident(ops: Ops) -> None:
     assert ops.messages() == []
     link = f"https://vigil.example.com/incidents/{incident.id}"
     assert link in custom_ids(message)
+
+
+async def test_the_vigil_commands_are_registered_when_the_bot_connects(ops: Ops) -> None:
+    await ops.start_bot()
+    await eventually(lambda: None in ops.api.commands, what="commands registered")
+    [group] = [c for c in ops.api.commands[None] if c["name"] == "vigil"]
+    assert {o["name"] for o in group["options"]} == {
+        "status",
+        "incidents",
+        "ack",
+        "resolve",
+        "snooze",
+        "rules",
+    }
+
+
+async def test_slash_commands_read_and_act_as_the_discord_user(ops: Ops) -> None:
+    await ops.start_bot()
+    incident = await ops.open_incident(CRITICAL)
+    await ops.posted(incident)
+    viewer: dict[str, Any] = {"user": VIEWER, "roles": (VIEWER_ROLE,)}
+    admin: dict[str, Any] = {"user": ADMIN, "roles": (ADMIN_ROLE,)}
+
+    status = await ops.slash("status", **viewer)
+    assert status.ephemeral and "1 open incident" in status.text
+    assert "critical: 1" in status.text and "Memory Usage" in status.text
+    rules = await ops.slash("rules", **viewer)
+    assert "**memory_usage**: warning 400 MB, critical 480 MB" in rules.text
+    listed = await ops.slash("incidents", {"page": 1}, **viewer)
+    assert str(incident.id) in listed.text and "Page 1 of 1" in listed.text
+
+    # Autocomplete offers the open incident (by its rule) and rule names.
+    choices = await ops.slash("ack", {"incident": "memory"}, autocomplete="incident", **admin)
+    assert choices.type == 8
+    assert [c["value"] for c in choices.data["choices"]] == [str(incident.id)]
+    rule_names = await ops.slash(
+        "snooze", {"rule": "gateway", "duration": 900}, autocomplete="rule", **admin
+    )
+    assert [c["value"] for c in rule_names.data["choices"]] == ["gateway_latency"]
+
+    refused = await ops.slash("ack", {"incident": str(incident.id)}, **viewer)
+    assert refused.ephemeral and "viewer access only" in refused.text
+    acked = await ops.slash("ack", {"incident": str(incident.id), "note": "on it"}, **admin)
+    assert acked.ephemeral and "Acknowledged" in acked.text
+    await ops.shown(incident, "Acknowledged by alice [discord:3001]")
+
+    snoozed = await ops.slash(
+        "snooze", {"rule": "memory_usage", "duration": 14400, "reason": "load test"}, **admin
+    )
+    assert "Snoozed **memory_usage** for 4 hours" in snoozed.text
+    unknown = await ops.slash("snooze", {"rule": "nope", "duration": 900}, **admin)
+    assert unknown.ephemeral and "Nothing changed" in unknown.text
+
+    resolved = await ops.slash("resolve", {"incident": str(incident.id)}, **admin)
+    assert "Resolved" in resolved.text
+    await ops.shown(incident, "Resolved by alice [discord:3001]")
+    missing = await ops.slash("resolve", {"incident": "not-an-id"}, **admin)
+    assert missing.ephemeral and "Nothing changed: incident not-an-id not found" in missing.text
+    events = await ops.vigil.store.incident_events(incident.id)
+    assert [e.by for e in events if e.by is not None] == [
+        "alice [discord:3001]",
+        "alice [discord:3001]",
+    ]
+
+
+@pytest.mark.postgres
+async def test_only_the_leader_posts_and_a_follower_takes_over(
+    api: FakeDiscordAPI, migrated_postgres_url: str
+) -> None:
+    first = await start_ops(api, migrated_postgres_url, instance="first")
+    second = await start_ops(api, migrated_postgres_url, instance="second")
+    try:
+        leader_bot = await first.start_bot()
+        follower_bot = await second.start_bot()
+        assert first.vigil.monitor.leadership.is_leader
+        assert not second.vigil.monitor.leadership.is_leader
+        follower = DiscordOperator.of(follower_bot).poster
+
+        incident = await first.open_incident()
+        message = await first.posted(incident)
+        # The follower hears of the incident (through the log) and posts nothing.
+        idle = follower.idle_rounds
+        await eventually(lambda: follower.idle_rounds > idle, what="the follower woken")
+        assert (follower.posted, follower.edited) == (0, 0)
+        assert DiscordOperator.of(leader_bot).poster.posted == 1
+
+        await first.close()  # the leader goes away; the follower's next cycle takes over
+        await second.vigil.monitor.cycle()
+        assert second.vigil.monitor.leadership.is_leader
+        form = await second.press(
+            message, f"vigil:ack:{incident.id}", user=ADMIN, roles=(ADMIN_ROLE,)
+        )
+        await second.submit(form, ["taken over"], user=ADMIN, roles=(ADMIN_ROLE,))
+        await second.shown(incident, "Acknowledged by alice [discord:3001]")
+        await eventually(lambda: follower.edited >= 1, what="the new leader's edit counted")
+        assert follower.posted == 0
+        assert len(api.messages_in(OPS_CHANNEL)) == 1
+    finally:
+        await second.close()
+        await first.close()
+
+
+async def test_a_slow_action_is_deferred_and_answered_by_a_follow_up(
+    ops: Ops, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As if the database took longer than Discord waits for an answer (3 s).
+    monkeypatch.setattr(_operations, "DEFER_AFTER", 0.0)
+    await ops.start_bot()
+    incident = await ops.open_incident()
+    await ops.posted(incident)
+    deferred = await ops.slash(
+        "ack", {"incident": str(incident.id)}, user=ADMIN, roles=(ADMIN_ROLE,)
+    )
+    assert deferred.type == 5 and deferred.ephemeral  # "thinking…", seen by the admin only
+    await eventually(
+        lambda: any(token == deferred.token for token, _ in ops.api.followups),
+        what="the follow-up",
+    )
+    [answer] = [m for token, m in ops.api.followups if token == deferred.token]
+    assert "Acknowledged" in answer["content"] and answer["flags"] & 64
+    await ops.shown(incident, "Acknowledged by alice [discord:3001]")

@@ -8,15 +8,17 @@ Discord user as the actor.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
+import os
 import re
 import uuid
 import weakref
-from collections.abc import Collection, Mapping
+from collections.abc import Awaitable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import discord
 from discord.ext import commands
@@ -34,8 +36,21 @@ if TYPE_CHECKING:
     from vigil.runtime.vigil import Vigil
 
 _log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SOURCE = "discord"
+DEFER_AFTER = 2.0  # seconds an action may take before its interaction is deferred
+ENV_PREFIX = "VIGIL_DISCORD_"
+_BOOLEANS = {
+    "1": True,
+    "true": True,
+    "yes": True,
+    "on": True,
+    "0": False,
+    "false": False,
+    "no": False,
+    "off": False,
+}
 _ACTOR = re.compile(r"^(?P<name>.*) \[discord:(?P<id>\d+)\]$")
 
 # The snooze choices offered on the message and by /vigil snooze: (label, seconds).
@@ -57,6 +72,16 @@ def _ids(name: str, values: Collection[int]) -> frozenset[int]:
         _check_id(name, value)
         found.add(int(value))
     return frozenset(found)
+
+
+def _env_id(variable: str, text: str) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise ValidationError(
+            variable, f"must be a Discord id (digits), got {text.strip()!r}"
+        ) from None
+    return _check_id(variable, value)
 
 
 def _check_id(name: str, value: object) -> int:
@@ -122,6 +147,38 @@ class DiscordOperations:
                 or not (math.isfinite(value) and value > 0)
             ):
                 raise ValidationError(name, f"must be a positive number of seconds, got {value!r}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> DiscordOperations | None:
+        """The settings from ``VIGIL_DISCORD_*`` variables; None when
+        ``VIGIL_DISCORD_CHANNEL_ID`` is not set (operations off). Lists are comma-separated
+        ids; a value that is not one raises ``ValidationError`` naming the variable."""
+        env = os.environ if environ is None else environ
+        channel = env.get(ENV_PREFIX + "CHANNEL_ID", "").strip()
+        if not channel:
+            return None
+        values: dict[str, Any] = {"channel_id": _env_id(ENV_PREFIX + "CHANNEL_ID", channel)}
+        for name in ("admin_roles", "admin_users", "viewer_roles", "viewer_users"):
+            variable = ENV_PREFIX + name.upper()
+            values[name] = [
+                _env_id(variable, part) for part in env.get(variable, "").split(",") if part.strip()
+            ]
+        for severity in Severity:
+            variable = f"{ENV_PREFIX}{severity.value.upper()}_CHANNEL_ID"
+            if env.get(variable, "").strip():
+                values.setdefault("severity_channels", {})[severity.value] = _env_id(
+                    variable, env[variable]
+                )
+        if env.get(ENV_PREFIX + "GUILD_ID", "").strip():
+            values["guild_id"] = _env_id(ENV_PREFIX + "GUILD_ID", env[ENV_PREFIX + "GUILD_ID"])
+        sync = env.get(ENV_PREFIX + "SYNC_COMMANDS", "").strip().lower()
+        if sync:
+            if sync not in _BOOLEANS:
+                raise ValidationError(
+                    ENV_PREFIX + "SYNC_COMMANDS", f"must be true or false, got {sync!r}"
+                )
+            values["sync_commands"] = _BOOLEANS[sync]
+        return cls(**values)
 
     def channel_for(self, severity: Severity) -> int:
         return self.severity_channels.get(severity.value, self.channel_id)
@@ -243,15 +300,18 @@ class DiscordOperator:
         if not await self.permitted(interaction, Role.ADMIN):
             return None
         by = actor(interaction.user)
-        try:
-            incident = await self.vigil.acknowledge(incident_id, by=by, notes=note or None)
-        except IllegalTransitionError:
-            await reply(interaction, await self._already(incident_id, "acknowledge"))
-            return None
-        except VigilError as exc:
-            await reply(interaction, _refusal(exc))
-            return None
-        await reply(interaction, f"Acknowledged **{_label(incident)}**.")
+
+        async def work() -> tuple[Incident | None, str]:
+            try:
+                done = await self.vigil.acknowledge(incident_id, by=by, notes=note or None)
+            except IllegalTransitionError:
+                return None, await self._already(incident_id, "acknowledge")
+            except VigilError as exc:
+                return None, _refusal(exc)
+            return done, f"Acknowledged **{_label(done)}**."
+
+        incident, text = await in_time(interaction, work())
+        await reply(interaction, text)
         return incident
 
     async def resolve(
@@ -259,17 +319,19 @@ class DiscordOperator:
     ) -> Incident | None:
         if not await self.permitted(interaction, Role.ADMIN):
             return None
-        try:
-            incident = await self.vigil.resolve(
-                incident_id, by=actor(interaction.user), notes=note or None
-            )
-        except IllegalTransitionError:
-            await reply(interaction, await self._already(incident_id, "resolve"))
-            return None
-        except VigilError as exc:
-            await reply(interaction, _refusal(exc))
-            return None
-        await reply(interaction, f"Resolved **{_label(incident)}**.")
+        by = actor(interaction.user)
+
+        async def work() -> tuple[Incident | None, str]:
+            try:
+                done = await self.vigil.resolve(incident_id, by=by, notes=note or None)
+            except IllegalTransitionError:
+                return None, await self._already(incident_id, "resolve")
+            except VigilError as exc:
+                return None, _refusal(exc)
+            return done, f"Resolved **{_label(done)}**."
+
+        incident, text = await in_time(interaction, work())
+        await reply(interaction, text)
         return incident
 
     async def snooze(
@@ -278,21 +340,24 @@ class DiscordOperator:
         if not await self.permitted(interaction, Role.ADMIN):
             return False
         label = dict((s, label) for label, s in SNOOZE_CHOICES).get(seconds, f"{seconds} s")
-        try:
-            snooze = await self.vigil.snooze(
-                rule,
-                duration=timedelta(seconds=seconds),
-                reason=reason or f"snoozed from Discord for {label}",
-                by=actor(interaction.user),
-            )
-        except VigilError as exc:
-            await reply(interaction, _refusal(exc))
-            return False
-        await reply(
-            interaction,
-            f"Snoozed **{rule}** for {label} (until <t:{int(snooze.until.timestamp())}:f>).",
-        )
-        return True
+        by = actor(interaction.user)
+
+        async def work() -> tuple[bool, str]:
+            try:
+                snooze = await self.vigil.snooze(
+                    rule,
+                    duration=timedelta(seconds=seconds),
+                    reason=reason or f"snoozed from Discord for {label}",
+                    by=by,
+                )
+            except VigilError as exc:
+                return False, _refusal(exc)
+            until = int(snooze.until.timestamp())
+            return True, f"Snoozed **{rule}** for {label} (until <t:{until}:f>)."
+
+        snoozed, text = await in_time(interaction, work())
+        await reply(interaction, text)
+        return snoozed
 
     async def _already(self, incident_id: uuid.UUID | str, action: str) -> str:
         """What happened to an incident someone else acted on first."""
@@ -309,6 +374,17 @@ class DiscordOperator:
             f"Already acknowledged by {current.acknowledged_by}{when}: "
             f"**{_label(current)}** is {current.status.value}."
         )
+
+
+async def in_time(interaction: discord.Interaction[Any], work: Awaitable[T]) -> T:
+    """``work``'s result; if it takes longer than ``DEFER_AFTER`` (a slow database), the
+    interaction is deferred first: Discord drops an interaction not answered in 3 seconds,
+    and the answer then comes as a follow-up."""
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=DEFER_AFTER)
+    if not done and not interaction.response.is_done():
+        await interaction.response.defer(ephemeral=True, thinking=True)
+    return await task
 
 
 async def reply(interaction: discord.Interaction[Any], text: str, **extra: Any) -> None:

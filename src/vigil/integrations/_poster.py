@@ -45,11 +45,16 @@ class IncidentPoster:
     def __init__(self, operator: DiscordOperator) -> None:
         self.operator = operator
         self._wake = asyncio.Event()
-        self._catch_up = True
+        # Catch-ups asked for (a connection, a resumed session) and done: one asked for while
+        # a round runs is done by the next round.
+        self._catch_ups_asked = 1
+        self._catch_ups_done = 0
+        self._cursor: int | None = None
         self._task: asyncio.Task[None] | None = None
         self._listening: Any = None
         self.posted = 0
         self.edited = 0
+        self.idle_rounds = 0  # wake-ups with nothing to do here (not the leader, not connected)
         self.last_error: str | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -58,7 +63,7 @@ class IncidentPoster:
         """Run (once started, a no-op but for the wake-up); ``catch_up`` also re-renders every
         message that fell behind, as after a reconnection."""
         if catch_up:
-            self._catch_up = True
+            self._catch_ups_asked += 1
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(
                 self._run(), name="vigil-discord-poster"
@@ -73,6 +78,8 @@ class IncidentPoster:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
+        if self._listening is not None:
+            self.operator.vigil.health_registry.unregister(TASK)
         return task
 
     async def stop(self) -> None:
@@ -92,6 +99,7 @@ class IncidentPoster:
         if self._listening is not bus:  # a bus keeps its listeners: add one once per bus
             bus.add_listener(self._follow_while_running)
             self._listening = bus
+        if vigil.health_registry.get(TASK) is None:
             vigil.health_registry.register(TASK, stale_after=max(3 * self._every, 60.0))
 
     def _follow_while_running(self, event: Event) -> None:
@@ -112,17 +120,23 @@ class IncidentPoster:
             self._wake.clear()
             delay = config.check_every
             if not self._ready():
+                self._cursor = None  # another instance may move it meanwhile
+                self.idle_rounds += 1
+                if not self.operator.bot.is_closed():
+                    self._health(None)  # idle (a follower, not yet connected), not stale
                 continue
-            self._listen()
             try:
                 await self.sync_round()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Discord or the database: say so, try again later
+                if self.operator.bot.is_closed() or not self.operator.vigil.running:
+                    continue  # shut down under the round: nothing to report
                 failures += 1
+                self._cursor = None
                 delay = min(config.retry_after * 2 ** (failures - 1), config.max_retry)
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                self.operator.vigil.health_registry.report_error(TASK, self.last_error)
+                self._health(self.last_error)
                 _log.warning(
                     "Vigil could not update its Discord messages (retrying in %.0f s): %s",
                     delay,
@@ -130,12 +144,22 @@ class IncidentPoster:
                 )
             else:
                 failures = 0
-                self.operator.vigil.health_registry.beat(TASK)
+                self._health(None)
+
+    def _health(self, error: str | None) -> None:
+        registry = self.operator.vigil.health_registry
+        if registry.get(TASK) is None:
+            return  # not registered yet (Vigil not running), or unregistered on the way out
+        if error is None:
+            registry.beat(TASK)
+        else:
+            registry.report_error(TASK, error)
 
     def _ready(self) -> bool:
         vigil, bot = self.operator.vigil, self.operator.bot
         if not vigil.running or bot.user is None or bot.is_closed():
             return False
+        self._listen()  # a follower follows the log too, to wake when it becomes the leader
         return bool(vigil.monitor.leadership.is_leader)  # only the leader posts
 
     # -- one round ---------------------------------------------------------------------------
@@ -146,12 +170,16 @@ class IncidentPoster:
         store = self.operator.vigil.store
         clock = self.operator.vigil.clock
         targets: dict[uuid.UUID, None] = {}
-        cursor = await store.discord_cursor(CURSOR)
+        asked = self._catch_ups_asked
+        catching_up = self._catch_ups_done < asked
+        # The cursor is read once per spell as leader (only the leader moves it).
+        cursor = self._cursor if not catching_up else None
+        if cursor is None:
+            cursor = await store.discord_cursor(CURSOR)
         if cursor is None:  # the first run on this database: post what is open now
             cursor = await store.last_event_id()
             targets.update(dict.fromkeys(i.id for i in await store.active_incidents()))
             await store.set_discord_cursor(CURSOR, cursor, now=clock())
-        catching_up = self._catch_up
         if catching_up:
             targets.update(dict.fromkeys(await store.discord_messages_behind()))
         synced = 0
@@ -161,19 +189,24 @@ class IncidentPoster:
             assert mark is not None
             targets.update(dict.fromkeys(self._touched(events)))
             if targets:
-                snoozes = {s.metric: s for s in await store.active_snoozes(now=clock())}
+                snoozes = await self._snoozes()
                 for incident_id in targets:
                     await self.sync(incident_id, mark=mark, snoozes=snoozes)
                     synced += 1
                 targets.clear()
             if events:
                 await store.set_discord_cursor(CURSOR, mark, now=clock())
-            cursor = mark
+            cursor = self._cursor = mark
             if len(events) < BATCH:
                 break
-        if catching_up:
-            self._catch_up = False
+        self._catch_ups_done = asked
         return synced
+
+    async def _snoozes(self) -> dict[str, Snooze]:
+        """The live snoozes by rule, from the runtime's cache (reloaded when one changed)."""
+        silences = self.operator.vigil.silences
+        await silences.load()
+        return {s.metric: s for s in silences.active_snoozes(self.operator.vigil.clock())}
 
     def _touched(self, events: Iterable[Event]) -> Iterable[uuid.UUID]:
         for event in events:
@@ -199,7 +232,7 @@ class IncidentPoster:
             return  # deleted by retention since
         now = vigil.clock()
         if snoozes is None:
-            snoozes = {s.metric: s for s in await store.active_snoozes(now=now)}
+            snoozes = await self._snoozes()
         embed = incident_embed(
             incident,
             rule=vigil.view.rules.get(rule_name(incident)),
@@ -218,8 +251,8 @@ class IncidentPoster:
                 )
                 row = await store.discord_message(incident.id)
             else:
-                await store.record_discord_edit(incident.id, event_id=mark, now=vigil.clock())
                 self.edited += 1
+                await store.record_discord_edit(incident.id, event_id=mark, now=vigil.clock())
                 return
         found: discord.Message | None = None
         if row is None:
@@ -238,9 +271,7 @@ class IncidentPoster:
             await self._edit(row, embed, view)
             return
         if found is None:
-            channel = self.operator.bot.get_partial_messageable(row.channel_id)
-            message = await channel.send(embed=embed, view=view, nonce=row.nonce)
-            message_id = message.id
+            message_id = await self._send(row, embed, view)
             self.posted += 1
         else:
             message_id = found.id
@@ -248,6 +279,13 @@ class IncidentPoster:
         await store.record_discord_post(
             incident.id, message_id=message_id, event_id=mark, now=vigil.clock()
         )
+
+    async def _send(self, row: DiscordMessage, embed: discord.Embed, view: discord.ui.View) -> int:
+        """Post the message under the claim's nonce (Discord answers a repeat of the nonce
+        within a few minutes with the first message); returns its id."""
+        channel = self.operator.bot.get_partial_messageable(row.channel_id)
+        message = await channel.send(embed=embed, view=view, nonce=row.nonce)
+        return message.id
 
     async def _edit(self, row: DiscordMessage, embed: discord.Embed, view: discord.ui.View) -> None:
         assert row.message_id is not None
