@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from vigil.core import DEFAULT_RULES, Rule
-from vigil.rulesfile import RulesFileError, dump, load, loads
+from vigil.rulesfile import RulesFileError, dump, load, loads, parse_duration
 
 GOOD = """\
 rules:
@@ -119,12 +119,10 @@ def test_export_leaves_defaults_out_and_writes_whole_numbers_plainly() -> None:
 
 
 def test_a_duration_is_read_as_seconds() -> None:
-    from vigil.rulesfile import _duration
-
-    assert _duration("90s") == 90
-    assert _duration("5m") == 300
-    assert _duration("1h30m") == 5400
-    assert _duration("250ms") == 0.25
-    assert _duration(120) == 120
+    assert parse_duration("90s") == 90
+    assert parse_duration("5m") == 300
+    assert parse_duration("1h30m") == 5400
+    assert parse_duration("250ms") == 0.25
+    assert parse_duration(120) == 120
     with pytest.raises(ValueError, match="is not a duration"):
-        _duration("soon")
+        parse_duration("soon")

@@ -40,6 +40,7 @@ NOT_IN_FILE = frozenset({"updated_at", "updated_by"})  # Vigil sets these on eve
 FIRST_FIELDS = ("name", "kind", "metric", "condition")  # the order a reader looks for
 
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)(ms|s|m|h|d))+")
+_SECONDS = re.compile(r"\d+(?:\.\d+)?")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -209,7 +210,7 @@ def _rule(loader: _Loader, node: yaml.MappingNode, index: int, source: str) -> t
         value = loader.construct_object(value_node, deep=True)
         if key in DURATION_FIELDS:
             try:
-                value = _duration(value)
+                value = parse_duration(value)
             except ValueError as exc:
                 raise RulesFileError(source, line, f"{where}.{key}", str(exc)) from None
         data[key] = value
@@ -224,12 +225,15 @@ def _rule(loader: _Loader, node: yaml.MappingNode, index: int, source: str) -> t
     return rule, str(name)
 
 
-def _duration(value: object) -> object:
+def parse_duration(value: object) -> object:
     """Seconds as a number, or a duration text (``90s``, ``5m``, ``1h30m``) as seconds; any
     other value is left for the rule's own check to refuse."""
     if not isinstance(value, str):
         return value
     text = value.strip()
+    if _SECONDS.fullmatch(text):
+        seconds = float(text)
+        return int(seconds) if seconds.is_integer() else seconds
     if not _DURATION.fullmatch(text):
         raise ValueError(
             f"{value!r} is not a duration: give seconds (120) or a duration such as 90s, 5m, 1h30m"

@@ -162,7 +162,7 @@ def test_unix_seconds_and_naive_times_are_utc() -> None:
 @pytest.mark.parametrize(
     ("spec", "fragment"),
     [
-        ("gateway_latency", "expected METRIC:KEY=VALUE"),
+        ("gateway_latency", "expected NAME:KEY=VALUE"),
         ("gateway_latency:speed=3", "unknown setting 'speed'"),
         ("gateway_latency:warning=high", "warning 'high' is not a number"),
         ("gateway_latency:warning=300", "must be below critical"),

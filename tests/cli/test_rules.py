@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import re
 
 import pytest
 from typer.testing import CliRunner, Result
@@ -57,8 +58,8 @@ def test_a_change_without_by_is_recorded_under_the_os_user_like_every_command(
 @pytest.mark.parametrize(
     ("spec", "message", "status"),
     [
-        ("gateway_latency:speed=1", "METRIC:CHANGES: 'gateway_latency:speed=1': unknown", 2),
-        ("gateway_latency", "expected METRIC:KEY=VALUE", 2),  # a malformed argument
+        ("gateway_latency:speed=1", "NAME:CHANGES: 'gateway_latency:speed=1': unknown", 2),
+        ("gateway_latency", "expected NAME:KEY=VALUE", 2),  # a malformed argument
         ("gateway_latency:warning=900", "must be below critical", 1),  # refused by the rule
         ("no_such_metric:warning=1", "rule no_such_metric not found", 1),
     ],
@@ -97,8 +98,8 @@ def test_a_rule_spec_reads_as_written(spec: str, changes: dict[str, object]) -> 
 @pytest.mark.parametrize(
     ("spec", "fragment"),
     [
-        ("gateway_latency", "expected METRIC:KEY=VALUE"),
-        ("gateway_latency:", "expected METRIC:KEY=VALUE"),
+        ("gateway_latency", "expected NAME:KEY=VALUE"),
+        ("gateway_latency:", "expected NAME:KEY=VALUE"),
         ("gateway_latency:warning", "unknown setting 'warning'"),
         ("gateway_latency:speed=3", "unknown setting 'speed'"),
         ("gateway_latency:warning=high", "warning 'high' is not a number"),
@@ -110,3 +111,44 @@ def test_a_malformed_rule_spec_names_the_field_it_came_from(spec: str, fragment:
     with pytest.raises(ValidationError) as caught:
         parse_rule_spec(spec, field="--rule")
     assert caught.value.field == "--rule" and fragment in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("spec", "changes"),
+    [
+        (
+            "slow_and_failing:kind=composite,condition=command_p95_latency >= 500 and "
+            "error_rate >= 5,severity=warning",
+            {
+                "kind": "composite",
+                "condition": "command_p95_latency >= 500 and error_rate >= 5",
+                "severity": "warning",
+            },
+        ),
+        (
+            "heartbeat:kind=absent,metric=cron_heartbeat,absent_for=5m,stale_after=90",
+            {"kind": "absent", "metric": "cron_heartbeat", "absent_for": 300, "stale_after": 90},
+        ),
+        (
+            'shard_latency:split=instance,no_data=alerting,description="slow, then down"',
+            {"split_by": "instance", "no_data": "alerting", "description": "slow, then down"},
+        ),
+        ("m:unit='',display_name=\"Queue, depth\"", {"unit": "", "display_name": "Queue, depth"}),
+    ],
+)
+def test_every_field_of_every_kind_can_be_written_in_a_spec(
+    spec: str, changes: dict[str, object]
+) -> None:
+    assert parse_rule_spec(spec)[1] == changes
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        ('m:description="open', 'a quote (") is not closed'),
+        ("m:absent_for=soon", "absent_for 'soon' is not a duration"),
+    ],
+)
+def test_a_malformed_spec_of_a_new_field_says_why(spec: str, fragment: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(fragment)):
+        parse_rule_spec(spec)
