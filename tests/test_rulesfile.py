@@ -6,31 +6,51 @@ from pathlib import Path
 
 import pytest
 
-from vigil.core import DEFAULT_RULES, Rule
+from vigil.core import DEFAULT_RULES, Level, Rule
+from vigil.core.rules import Kind, NoData, SplitBy
 from vigil.rulesfile import RulesFileError, dump, load, loads, parse_duration
 
 GOOD = """\
 rules:
-  - metric: gateway_latency
+  - name: gateway_latency
+    metric: gateway_latency
     warning: 100
     critical: 200
-  - metric: queue_depth
+  - name: queue_backlog
+    metric: queue_depth
     unit: jobs
     critical: 500
     breaches_required: 1
+  - name: slow_and_failing
+    kind: composite
+    condition: command_p95_latency >= 500 and error_rate >= 5
+    severity: warning
+  - name: heartbeat
+    kind: absent
+    metric: cron_heartbeat
+    absent_for: 5m
+    split_by: instance
 """
 
 
-def test_a_file_gives_its_rules_in_order(tmp_path: Path) -> None:
+def test_a_file_gives_its_rules_of_every_kind_in_order(tmp_path: Path) -> None:
     path = tmp_path / "rules.yaml"
     path.write_text(GOOD, encoding="utf-8")
-    latency, queue = load(path)
-    assert (latency.metric, latency.warning, latency.critical) == ("gateway_latency", 100, 200)
-    assert (queue.metric, queue.unit, queue.critical, queue.breaches_required) == (
+    latency, queue, composite, absent = load(path)
+    assert (latency.name, latency.warning, latency.critical) == ("gateway_latency", 100, 200)
+    assert (queue.name, queue.metric, queue.unit, queue.critical) == (
+        "queue_backlog",
         "queue_depth",
         "jobs",
         500,
-        1,
+    )
+    assert queue.breaches_required == 1
+    assert (composite.kind, composite.severity) == (Kind.COMPOSITE, Level.WARNING)
+    assert composite.metrics == ("command_p95_latency", "error_rate")
+    assert (absent.kind, absent.absent_for, absent.split_by) == (
+        Kind.ABSENT,
+        300,
+        SplitBy.INSTANCE,
     )
 
 
@@ -39,42 +59,55 @@ def test_an_empty_rules_list_is_no_rules() -> None:
     assert loads("rules:\n") == []
 
 
+def _with(old: str, new: str) -> str:
+    assert old in GOOD
+    return GOOD.replace(old, new)
+
+
 @pytest.mark.parametrize(
     ("text", "line", "field", "reason"),
     [
         # the rule's own check, at the line of the field it names
         (
-            GOOD.replace("warning: 100", "warning: 300"),
-            3,
+            _with("warning: 100", "warning: 300"),
+            4,
             "rules[0] (gateway_latency).warning",
             "must be below critical",
         ),
         (
-            GOOD.replace("critical: 500", "critical: lots"),
-            7,
-            "rules[1] (queue_depth).critical",
+            _with("critical: 500", "critical: lots"),
+            9,
+            "rules[1] (queue_backlog).critical",
             "must be a number",
         ),
         (
-            GOOD.replace("unit: jobs", "colour: red"),
-            6,
-            "rules[1] (queue_depth).colour",
+            _with("unit: jobs", "colour: red"),
+            8,
+            "rules[1] (queue_backlog).colour",
             "is not a rule field",
         ),
-        (GOOD + "    unit: again\n", 9, "rules[1].unit", "is given twice (first on line 6)"),
         (
-            GOOD + "  - metric: queue_depth\n    critical: 1\n",
-            9,
-            "rules[2].name",
-            "already the name of the rule on line 5",
+            _with("error_rate >= 5", "error_rate >="),
+            13,
+            "rules[2] (slow_and_failing).condition",
+            "at position",
         ),
-        (GOOD + "  - just text\n", 9, "rules[2]", "must be a mapping"),
         (
-            GOOD.replace("unit: jobs", "updated_by: someone"),
-            6,
-            "rules[1].updated_by",
-            "set by Vigil",
+            _with("    severity: warning\n", "    severity: warning\n    warning: 3\n"),
+            15,
+            "rules[2] (slow_and_failing).warning",
+            "does not apply to a composite rule",
         ),
+        (_with("absent_for: 5m", "absent_for: soon"), 18, "rules[3].absent_for", "not a duration"),
+        (GOOD + "    split_by: none\n", 20, "rules[3].split_by", "given twice (first on line 19)"),
+        (
+            GOOD + "  - name: queue_backlog\n    metric: other\n    critical: 1\n",
+            20,
+            "rules[4].name",
+            "already the name of the rule on line 6",
+        ),
+        (GOOD + "  - just text\n", 20, "rules[4]", "must be a mapping"),
+        (_with("unit: jobs", "updated_by: someone"), 8, "rules[1].updated_by", "set by Vigil"),
         ("rules: gateway_latency\n", 1, "rules", "must be a list"),
         ("alerts:\n  - name: x\n", 1, "alerts", "unknown top-level key"),
         ("- name: x\n", 1, None, "expected a mapping with a 'rules' list"),
@@ -107,14 +140,28 @@ def test_an_empty_or_missing_file_is_named(tmp_path: Path) -> None:
 
 
 def test_export_reads_back_as_the_same_rules() -> None:
-    rules = [*DEFAULT_RULES, Rule(metric="queue_depth", unit="jobs", critical=500, recovery=400)]
+    rules = [
+        *DEFAULT_RULES,
+        Rule(metric="queue_depth", unit="jobs", critical=500, recovery=400),
+        *loads(GOOD)[1:],  # DEFAULT_RULES has gateway_latency
+        Rule(
+            name="per_shard",
+            metric="gateway_latency",
+            critical=300,
+            split_by=SplitBy.INSTANCE,
+            no_data=NoData.ALERTING,
+            stale_after=90,
+            enabled=False,
+            description="one incident per shard: a, b",
+        ),
+    ]
     again = loads(dump(rules))
     assert [r.to_dict() for r in again] == [r.to_dict() for r in rules]
 
 
 def test_export_leaves_defaults_out_and_writes_whole_numbers_plainly() -> None:
     text = dump([Rule(metric="queue_depth", critical=500)])
-    assert "rules:\n- metric: queue_depth\n  critical: 500\n" in text
+    assert "rules:\n- name: queue_depth\n  metric: queue_depth\n  critical: 500\n" in text
     assert "display_name" not in text and "breaches_required" not in text
 
 

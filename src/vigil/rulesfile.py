@@ -20,7 +20,6 @@ the line and the field, so a bad file changes nothing.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -95,16 +94,16 @@ def loads(text: str, *, source: str = "<rules>") -> list[Rule]:
     rules: list[Rule] = []
     seen: dict[str, int] = {}
     for index, node in enumerate(items):
-        rule, name = _rule(loader, node, index, source)
+        rule = _rule(loader, node, index, source)
         line = node.start_mark.line + 1
-        if name in seen:
+        if rule.name in seen:
             raise RulesFileError(
                 source,
                 line,
                 f"rules[{index}].name",
-                f"{name!r} is already the name of the rule on line {seen[name]}",
+                f"{rule.name!r} is already the name of the rule on line {seen[rule.name]}",
             )
-        seen[name] = line
+        seen[rule.name] = line
         rules.append(rule)
     return rules
 
@@ -215,14 +214,13 @@ def _rule(loader: _Loader, node: yaml.MappingNode, index: int, source: str) -> t
                 raise RulesFileError(source, line, f"{where}.{key}", str(exc)) from None
         data[key] = value
         lines[key] = value_node.start_mark.line + 1
-    name = data.get("name", data.get("metric"))
     try:
-        rule = Rule.from_dict(data)
+        return Rule.from_dict(data)
     except ValidationError as exc:
         line = lines.get(exc.field, node.start_mark.line + 1)
+        name = data.get("name") or data.get("metric")  # the name defaults to the metric
         label = f"{where} ({name})" if isinstance(name, str) else where
         raise RulesFileError(source, line, f"{label}.{exc.field}", exc.message) from None
-    return rule, str(name)
 
 
 def parse_duration(value: object) -> object:
@@ -276,9 +274,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Sequence) and not isinstance(value, str):
         return [_plain(item) for item in value]
     return value
-
-
-def field_names() -> list[str]:
-    """The fields a rule entry may hold, in the order ``dump`` writes them."""
-    names = [f.name for f in dataclasses.fields(Rule) if f.name not in NOT_IN_FILE]
-    return [n for n in FIRST_FIELDS if n in names] + [n for n in names if n not in FIRST_FIELDS]
