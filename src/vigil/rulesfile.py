@@ -188,8 +188,7 @@ def _rule_nodes(root: yaml.Node | None, source: str) -> list[yaml.MappingNode]:
     return items
 
 
-def _rule(loader: _Loader, node: yaml.MappingNode, index: int, source: str) -> tuple[Rule, str]:
-    """The rule of one entry, and its name (which defaults to its metric)."""
+def _rule(loader: _Loader, node: yaml.MappingNode, index: int, source: str) -> Rule:
     where = f"rules[{index}]"
     data: dict[str, Any] = {}
     lines: dict[str, int] = {}
