@@ -58,7 +58,7 @@ def test_a_change_without_by_is_recorded_under_the_os_user_like_every_command(
 @pytest.mark.parametrize(
     ("spec", "message", "status"),
     [
-        ("gateway_latency:speed=1", "NAME:CHANGES: 'gateway_latency:speed=1': unknown", 2),
+        ("gateway_latency:speed=1", "NAME:FIELDS: 'gateway_latency:speed=1': unknown", 2),
         ("gateway_latency", "expected NAME:KEY=VALUE", 2),  # a malformed argument
         ("gateway_latency:warning=900", "must be below critical", 1),  # refused by the rule
         ("no_such_metric:warning=1", "rule no_such_metric not found", 1),
@@ -152,3 +152,22 @@ def test_every_field_of_every_kind_can_be_written_in_a_spec(
 def test_a_malformed_spec_of_a_new_field_says_why(spec: str, fragment: str) -> None:
     with pytest.raises(ValidationError, match=re.escape(fragment)):
         parse_rule_spec(spec)
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "status"),
+    [
+        (("add", "gateway_latency:metric=gateway_latency,critical=1"), "already", 1),
+        (("add", "x:kind=composite,condition=a >= "), "at position", 1),
+        (("add", "x:kind=composite,metric=m,condition=a > 1"), "metric: does not apply", 1),
+        (("add", "x:critical=1"), "metric", 1),
+        (("show", "nothing_here"), "rule nothing_here not found", 1),
+        (("disable", "nothing_here"), "rule nothing_here not found", 1),
+    ],
+)
+def test_a_refused_rule_says_why(
+    sqlite_url: str, args: tuple[str, ...], message: str, status: int
+) -> None:
+    result = rules(sqlite_url, *args)
+    assert result.exit_code == status, result.output
+    assert message in result.stderr
