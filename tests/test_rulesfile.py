@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from vigil.core import DEFAULT_RULES, Level, Rule
 from vigil.core.rules import Kind, NoData, SplitBy
@@ -173,3 +175,65 @@ def test_a_duration_is_read_as_seconds() -> None:
     assert parse_duration(120) == 120
     with pytest.raises(ValueError, match="is not a duration"):
         parse_duration("soon")
+
+
+WORDS = st.sampled_from(["queue", "depth", "latency", "shard.0", "p95", "x", "errors_total"])
+METRICS = st.lists(WORDS, min_size=1, max_size=3).map("_".join)
+NAMES = st.tuples(METRICS, st.sampled_from(["", "-a", ".b", "-2"])).map("".join)
+TEXT = st.text(st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"]), max_size=40)
+NUMBERS = st.floats(-1e9, 1e9, allow_nan=False).map(lambda x: round(x, 3))
+COUNTS = st.integers(1, 100)
+SECONDS = st.one_of(st.integers(1, 86_400), st.floats(0.5, 86_400).map(lambda x: round(x, 2)))
+
+
+@st.composite
+def threshold_rules(draw: st.DrawFn) -> Rule:
+    low, high = sorted(draw(st.lists(NUMBERS, min_size=2, max_size=2, unique=True)))
+    direction = draw(st.sampled_from(["above", "below"]))
+    warning, critical = (low, high) if direction == "above" else (high, low)
+    keep = draw(st.sampled_from(["both", "warning", "critical"]))
+    return Rule(
+        name=draw(NAMES),
+        metric=draw(METRICS),
+        warning=None if keep == "critical" else warning,
+        critical=None if keep == "warning" else critical,
+        direction=direction,
+        unit=draw(TEXT),
+        description=draw(TEXT),
+        enabled=draw(st.booleans()),
+        breaches_required=draw(COUNTS),
+        recoveries_required=draw(COUNTS),
+        split_by=draw(st.sampled_from(list(SplitBy))),
+        no_data=draw(st.sampled_from(list(NoData))),
+        stale_after=draw(st.none() | SECONDS),
+    )
+
+
+@st.composite
+def other_rules(draw: st.DrawFn) -> Rule:
+    if draw(st.booleans()):
+        return Rule(
+            name=draw(NAMES),
+            kind=Kind.ABSENT,
+            metric=draw(METRICS),
+            absent_for=draw(SECONDS),
+            severity=draw(st.sampled_from(["warning", "critical"])),
+        )
+    terms = draw(
+        st.lists(
+            st.tuples(METRICS, st.sampled_from([">", ">=", "<", "<="]), NUMBERS),
+            min_size=1,
+            max_size=4,
+        )
+    )
+    joins = draw(st.lists(st.sampled_from(["and", "or"]), min_size=len(terms), max_size=len(terms)))
+    text = f"{terms[0][0]} {terms[0][1]} {terms[0][2]}"
+    for (metric, op, number), join in zip(terms[1:], joins, strict=False):
+        text += f" {join} {metric} {op} {number}"
+    return Rule(name=draw(NAMES), kind=Kind.COMPOSITE, condition=text, display_name=draw(TEXT))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(threshold_rules() | other_rules(), max_size=6, unique_by=lambda r: r.name))
+def test_any_rules_read_back_from_their_export(rules: list[Rule]) -> None:
+    assert [r.to_dict() for r in loads(dump(rules))] == [r.to_dict() for r in rules]
