@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vigil.core import DEFAULT_RULES, Level, Rule
+from vigil.core import DEFAULT_RULES, Direction, Level, Rule
 from vigil.core.rules import Kind, NoData, SplitBy
 from vigil.rulesfile import RulesFileError, dump, load, loads, parse_duration
 
@@ -189,8 +189,8 @@ SECONDS = st.one_of(st.integers(1, 86_400), st.floats(0.5, 86_400).map(lambda x:
 @st.composite
 def threshold_rules(draw: st.DrawFn) -> Rule:
     low, high = sorted(draw(st.lists(NUMBERS, min_size=2, max_size=2, unique=True)))
-    direction = draw(st.sampled_from(["above", "below"]))
-    warning, critical = (low, high) if direction == "above" else (high, low)
+    direction = draw(st.sampled_from(list(Direction)))
+    warning, critical = (low, high) if direction is Direction.ABOVE else (high, low)
     keep = draw(st.sampled_from(["both", "warning", "critical"]))
     return Rule(
         name=draw(NAMES),
@@ -217,7 +217,7 @@ def other_rules(draw: st.DrawFn) -> Rule:
             kind=Kind.ABSENT,
             metric=draw(METRICS),
             absent_for=draw(SECONDS),
-            severity=draw(st.sampled_from(["warning", "critical"])),
+            severity=draw(st.sampled_from([Level.WARNING, Level.CRITICAL])),
         )
     terms = draw(
         st.lists(
