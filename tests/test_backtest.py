@@ -36,7 +36,7 @@ def test_an_incident_opens_escalates_and_resolves_with_its_cycles_labels() -> No
     [outcome] = report.outcomes
     assert (outcome.metric, outcome.severity) == (LATENCY, "critical")
     assert (outcome.opened_at, outcome.escalated_at, outcome.resolved_at) == ("m1", "m3", "m6")
-    assert (outcome.value, outcome.peak_value, outcome.threshold) == (150, 260, 200)
+    assert (outcome.value, outcome.peak_value, outcome.threshold) == (150, 260, 100)
     assert outcome.duration_s == 5 * 60
     assert report.cycles == 7 and report.metrics == {LATENCY}
     assert report.per_rule() == {LATENCY: (1, 300.0)}

@@ -524,8 +524,8 @@ async def test_the_incident_page_has_its_timeline_and_chart_data(api: Api) -> No
         "Acknowledged by ana: looking",
     ]
     chart = json.loads(section.find("script", id="incident-chart-data").text)
-    # the snapshot moves with the escalation: the critical threshold it then crossed
-    assert chart["thresholds"] == {"warning": 100.0, "critical": 200.0, "at_trigger": 200.0}
+    # the snapshot is the trigger's: the warning threshold it crossed when it opened (#5)
+    assert chart["thresholds"] == {"warning": 100.0, "critical": 200.0, "at_trigger": 100.0}
     assert [p["mean"] for p in chart["points"]] == [50.0, 150.0, 150.0, 260.0, 260.0]
     assert section.find_all("form", method="post") == []  # a viewer
 

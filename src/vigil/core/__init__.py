@@ -8,6 +8,7 @@ from vigil.core.condition import Condition, ConditionError, parse
 from vigil.core.errors import (
     DuplicateIncidentError,
     IllegalTransitionError,
+    NameTakenError,
     NotFoundError,
     ValidationError,
     VigilError,
@@ -42,6 +43,7 @@ __all__ = [
     "Kind",
     "Level",
     "MaintenanceWindow",
+    "NameTakenError",
     "NoData",
     "NotFoundError",
     "Resolution",

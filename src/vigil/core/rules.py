@@ -24,14 +24,12 @@ from vigil.core.validation import (
     check_keys,
     check_metric,
     check_optional_finite,
+    check_rule_name,
     parse_datetime,
 )
 
 MAX_STREAK = 100
 MAX_SECONDS = 30 * 86_400.0  # the longest absent_for / stale_after: thirty days
-
-RULE_NAME_PATTERN = re.compile(r"[a-z0-9_.-]{1,100}")
-"""A rule's name: the key of incidents, events, API paths and notifications."""
 
 
 class Kind(StrEnum):
@@ -133,10 +131,7 @@ class Rule:
             raise ValidationError("metric", "does not apply to a composite rule (see condition)")
         if not self.name and self.metric:
             object.__setattr__(self, "name", self.metric)
-        if not isinstance(self.name, str) or not RULE_NAME_PATTERN.fullmatch(self.name):
-            raise ValidationError(
-                "name", f"{self.name!r} must be 1-100 characters of a-z, 0-9, '_', '.' and '-'"
-            )
+        check_rule_name("name", self.name)
         for name in ("display_name", "description", "unit"):
             if not isinstance(getattr(self, name), str):
                 raise ValidationError(name, "must be a string")
