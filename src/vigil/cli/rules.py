@@ -134,6 +134,15 @@ def _setting(name: str, raw: str, spec: str, field: str) -> object:
         raise ValidationError(field, f"{spec!r}: {name} {raw!r} is not a number") from None
 
 
+def new_rule(name: str, fields: dict[str, Any]) -> Rule:
+    """The rule a spec defines; a rule that watches a metric watches the one of its name
+    unless the spec names another (``queue_depth:critical=500``)."""
+    data = {"name": name, **fields}
+    if data.get("kind", Kind.THRESHOLD) != Kind.COMPOSITE:
+        data.setdefault("metric", name)
+    return Rule.from_dict(data)
+
+
 def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:g}"
 
@@ -222,7 +231,7 @@ def rules_add(spec: SpecArgument, by: ByOption = None) -> None:
     or `vigil rules add slow:kind=composite,condition="p95_latency >= 500 and errors >= 5"`."""
     name, fields = _spec(spec, "NAME:FIELDS")
     try:
-        rule = Rule.from_dict({"name": name, **fields})
+        rule = new_rule(name, fields)
     except VigilError as exc:
         raise fail(exc, code=1) from None
     author = by or default_actor()
