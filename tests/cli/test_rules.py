@@ -160,7 +160,7 @@ def test_a_malformed_spec_of_a_new_field_says_why(spec: str, fragment: str) -> N
         (("add", "gateway_latency:metric=gateway_latency,critical=1"), "already", 1),
         (("add", "x:kind=composite,condition=a >= "), "at position", 1),
         (("add", "x:kind=composite,metric=m,condition=a > 1"), "metric: does not apply", 1),
-        (("add", "x:critical=1"), "metric", 1),
+        (("add", "Bad Name:critical=1"), "'Bad Name' must be", 1),
         (("show", "nothing_here"), "rule nothing_here not found", 1),
         (("disable", "nothing_here"), "rule nothing_here not found", 1),
     ],
