@@ -486,7 +486,8 @@ async def test_a_rule_form_saves_valid_values_and_explains_invalid_ones(api: Api
     rule = await api.vigil.store.get_rule(LATENCY)
     assert (rule.warning, rule.critical, rule.updated_by) == (150.5, 200, "ana")
     [event] = await api.vigil.store.events_after(last_event)
-    assert event.kind is EventKind.RULE_CHANGED and event.data["changes"] == {"warning": 150.5}
+    assert event.kind is EventKind.RULE_CHANGED
+    assert event.data["changes"] == {"warning": [100.0, 150.5]}
 
     cleared = await submit(warning="", critical="200")  # no "enabled": the box is unticked
     assert location(cleared).endswith("done=saved#rule-gateway_latency")

@@ -112,6 +112,25 @@ class SampleQueries(StoreBase):
             values.setdefault(metric, []).append(value)
         return values
 
+    async def latest_readings(
+        self, *, since: datetime, exclude_instance: str | None = None
+    ) -> dict[str, dict[str, tuple[float, datetime]]]:
+        """Each (instance, metric)'s newest value at or after ``since`` with its sample time:
+        ``{metric: {instance: (value, time)}}``, leaving out one instance (the caller's own).
+        What the evaluator takes each cycle (``Evaluator.evaluate_series``)."""
+        check_time("since", since)
+        table = models.samples
+        columns = (table.c.id, table.c.instance, table.c.metric, table.c.value, table.c.time)
+        statement = self._newest(columns, since)
+        if exclude_instance is not None:
+            statement = statement.where(table.c.instance != exclude_instance)
+        async with self._read("reading latest readings") as connection:
+            rows = (await connection.execute(statement)).all()
+        readings: dict[str, dict[str, tuple[float, datetime]]] = {}
+        for row in rows:  # oldest id first: of two samples at one time the last stored wins
+            readings.setdefault(row.metric, {})[row.instance] = (float(row.value), row.time)
+        return readings
+
     def _newest(self, columns: tuple[Any, ...], since: datetime) -> Select[Any]:
         """Rows holding each (instance, metric)'s newest time at or after ``since``, oldest
         id first (two samples with the same newest time: the one stored last wins)."""
