@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import re
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner, Result
@@ -12,6 +13,7 @@ from typer.testing import CliRunner, Result
 from vigil.cli import app
 from vigil.cli.rules import parse_rule_spec
 from vigil.core import EventKind, Rule, ValidationError
+from vigil.rulesfile import load
 from vigil.store import Store
 
 
@@ -154,6 +156,35 @@ def test_a_malformed_spec_of_a_new_field_says_why(spec: str, fragment: str) -> N
         parse_rule_spec(spec)
 
 
+def test_add_show_disable_enable_a_rule_of_each_kind(sqlite_url: str) -> None:
+    added = [
+        ("queue_backlog:metric=queue_depth,unit=jobs,critical=500", "queue_depth"),
+        (
+            "slow_and_failing:kind=composite,condition=command_p95_latency>=500 and "
+            "error_rate >= 5,severity=warning",
+            "command_p95_latency >= 500 and error_rate >= 5",
+        ),
+        ("heartbeat:kind=absent,metric=cron_heartbeat,absent_for=5m", "cron_heartbeat"),
+    ]
+    for spec, watches in added:
+        result = rules(sqlite_url, "add", spec, "--by", "ana")
+        assert result.exit_code == 0, result.output
+        assert watches in result.stdout
+    listed = rules(sqlite_url, "list")
+    assert listed.exit_code == 0, listed.output
+    for name in ("queue_backlog", "slow_and_failing", "heartbeat", "gateway_latency"):
+        assert name in listed.stdout
+    shown = rules(sqlite_url, "show", "heartbeat")
+    assert shown.exit_code == 0, shown.output
+    assert "absent_for" in shown.stdout and "300" in shown.stdout
+
+    assert rules(sqlite_url, "disable", "queue_backlog").exit_code == 0
+    rule, _ = stored(sqlite_url, "queue_backlog")
+    assert (rule.enabled, rule.metric, rule.critical) == (False, "queue_depth", 500)
+    assert rules(sqlite_url, "enable", "queue_backlog").exit_code == 0
+    assert stored(sqlite_url, "queue_backlog")[0].enabled is True
+
+
 @pytest.mark.parametrize(
     ("args", "message", "status"),
     [
@@ -171,3 +202,81 @@ def test_a_refused_rule_says_why(
     result = rules(sqlite_url, *args)
     assert result.exit_code == status, result.output
     assert message in result.stderr
+
+
+def test_export_writes_a_file_that_reads_back_as_the_rules(sqlite_url: str, tmp_path: Path) -> None:
+    assert rules(sqlite_url, "add", "slow:kind=composite,condition=error_rate > 5").exit_code == 0
+    printed = rules(sqlite_url, "export")
+    assert printed.exit_code == 0, printed.output
+    target = tmp_path / "rules.yaml"
+    assert rules(sqlite_url, "export", "--output", str(target)).exit_code == 0
+    assert target.read_text(encoding="utf-8") == printed.stdout
+    names = [rule.name for rule in load(target)]
+    assert "slow" in names and "gateway_latency" in names
+
+
+def test_remove_deletes_a_rule_and_says_so(sqlite_url: str) -> None:
+    assert rules(sqlite_url, "add", "queue_depth:critical=500").exit_code == 0
+    result = rules(sqlite_url, "remove", "queue_depth", "--by", "ana")
+    assert result.exit_code == 0, result.output
+    assert "Removed rule queue_depth." in result.stdout
+    gone = rules(sqlite_url, "show", "queue_depth")
+    assert gone.exit_code == 1 and "rule queue_depth not found" in gone.stderr
+
+
+APPLIED = """\
+rules:
+  - name: gateway_latency
+    metric: gateway_latency
+    warning: 150
+    critical: 250
+  - name: queue_depth
+    metric: queue_depth
+    critical: 500
+"""
+
+
+def test_apply_dry_run_then_apply_then_prune(sqlite_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(APPLIED, encoding="utf-8")
+    before = rules(sqlite_url, "export").stdout
+
+    dry = rules(sqlite_url, "apply", str(path), "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "+ add queue_depth" in dry.stdout
+    assert "~ change gateway_latency (critical, description, unit, warning)" in dry.stdout
+    assert "Dry run, nothing changed: 1 to add, 1 to change, 0 to remove" in dry.stdout
+    assert rules(sqlite_url, "export").stdout == before
+
+    applied = rules(sqlite_url, "apply", str(path), "--by", "ana")
+    assert applied.exit_code == 0, applied.output
+    assert "Applied: 1 to add, 1 to change, 0 to remove, 0 unchanged." in applied.stdout
+    rule, authors = stored(sqlite_url, "gateway_latency")
+    assert (rule.warning, rule.critical, rule.updated_by) == (150, 250, "ana")
+    assert authors == ["ana"]
+    again = rules(sqlite_url, "apply", str(path))
+    assert "Applied: 0 to add, 0 to change, 0 to remove, 2 unchanged." in again.stdout
+
+    pruned = rules(sqlite_url, "apply", str(path), "--prune")
+    assert pruned.exit_code == 0, pruned.output
+    assert "- remove error_rate" in pruned.stdout
+    assert [r.name for r in load_exported(sqlite_url, tmp_path)] == [
+        "gateway_latency",
+        "queue_depth",
+    ]
+
+
+def load_exported(url: str, tmp_path: Path) -> list[Rule]:
+    target = tmp_path / "exported.yaml"
+    assert rules(url, "export", "-o", str(target)).exit_code == 0
+    return load(target)
+
+
+def test_a_bad_file_changes_nothing_and_names_its_line(sqlite_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(APPLIED.replace("critical: 500", "critical: lots"), encoding="utf-8")
+    before = rules(sqlite_url, "export").stdout
+    result = rules(sqlite_url, "apply", str(path), "--prune")
+    assert result.exit_code == 2
+    assert f"{path}:8: rules[1] (queue_depth).critical: must be a number" in result.stderr
+    assert rules(sqlite_url, "export").stdout == before

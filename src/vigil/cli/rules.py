@@ -19,8 +19,8 @@ from rich.table import Table
 from vigil.cli._common import ByOption, console, default_actor, fail, utcnow, with_store
 from vigil.core import Direction, Rule, ValidationError, VigilError
 from vigil.core.rules import Kind
-from vigil.rulesfile import dump, parse_duration
-from vigil.store import Store
+from vigil.rulesfile import RulesFileError, dump, load, parse_duration
+from vigil.store import RulePlan, Store
 
 rules_app = typer.Typer(
     help="Alert rules: list, show, add, change, remove; export to and apply a YAML file.",
@@ -273,6 +273,14 @@ def _change(name: str, changes: dict[str, Any], by: str | None) -> Rule:
     return with_store(change)
 
 
+@rules_app.command("remove")
+def rules_remove(name: NameArgument, by: ByOption = None) -> None:
+    """Delete a rule. Its open incidents are resolved (note "rule deleted"); its history stays."""
+    author = by or default_actor()
+    with_store(lambda store: store.delete_rule(name, by=author, now=utcnow()))
+    console().print(f"Removed rule {name}.")
+
+
 @rules_app.command("export")
 def rules_export(
     output: Annotated[
@@ -285,3 +293,41 @@ def rules_export(
         sys.stdout.write(text)
     else:
         output.write_text(text, encoding="utf-8")
+
+
+@rules_app.command("apply")
+def rules_apply(
+    file: Annotated[Path, typer.Argument(help="A YAML rules file (see `vigil rules export`).")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would change; change nothing.")
+    ] = False,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Also remove the rules the file does not list.")
+    ] = False,
+    by: ByOption = None,
+) -> None:
+    """Make the rules match a file: add the new, change the different, keep the same (and with
+    --prune remove the others), in one transaction. A bad file changes nothing."""
+    try:
+        rules = load(file)
+    except RulesFileError as exc:
+        raise fail(exc, code=2) from None
+    author = by or default_actor()
+
+    async def apply(store: Store) -> RulePlan:
+        return await store.apply_rules(rules, by=author, now=utcnow(), prune=prune, dry_run=dry_run)
+
+    plan = with_store(apply)
+    out = console()
+    for rule in plan.added:
+        out.print(f"+ add {rule.name}")
+    for rule, changes in plan.changed:
+        fields = ", ".join(sorted(changes))
+        out.print(f"~ change {rule.name} ({fields})")
+    for name in plan.removed:
+        out.print(f"- remove {name}")
+    counts = (
+        f"{len(plan.added)} to add, {len(plan.changed)} to change, {len(plan.removed)} to "
+        f"remove, {len(plan.unchanged)} unchanged"
+    )
+    out.print(f"Dry run, nothing changed: {counts}." if dry_run else f"Applied: {counts}.")
