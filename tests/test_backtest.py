@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 from vigil.backtest import Cycle, replay
-from vigil.core import DEFAULT_RULES
+from vigil.core import DEFAULT_RULES, Rule
+from vigil.core.rules import Kind, SplitBy
 
-RULES = {rule.metric: rule for rule in DEFAULT_RULES}
+RULES = {rule.name: rule for rule in DEFAULT_RULES}
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 LATENCY = "gateway_latency"  # warning 100 ms, critical 200 ms; 2 breaches, 3 recoveries
 
 
-def cycles(*readings: dict[str, float]) -> list[Cycle]:
-    """One cycle a minute from T0, labelled by its minute."""
+def cycles(*readings: Mapping[str, float]) -> list[Cycle]:
+    """One cycle a minute from T0, labelled by its minute; one unnamed instance."""
     return [
-        Cycle(f"m{minute}", T0 + timedelta(minutes=minute), dict(values))
+        Cycle(f"m{minute}", T0 + timedelta(minutes=minute), {m: {"": v} for m, v in values.items()})
+        for minute, values in enumerate(readings)
+    ]
+
+
+def per_instance(*readings: dict[str, dict[str, float]]) -> list[Cycle]:
+    return [
+        Cycle(f"m{minute}", T0 + timedelta(minutes=minute), values)
         for minute, values in enumerate(readings)
     ]
 
@@ -36,7 +45,7 @@ def test_an_incident_opens_escalates_and_resolves_with_its_cycles_labels() -> No
     [outcome] = report.outcomes
     assert (outcome.metric, outcome.severity) == (LATENCY, "critical")
     assert (outcome.opened_at, outcome.escalated_at, outcome.resolved_at) == ("m1", "m3", "m6")
-    assert (outcome.value, outcome.peak_value, outcome.threshold) == (150, 260, 200)
+    assert (outcome.value, outcome.peak_value, outcome.threshold) == (150, 260, 100)
     assert outcome.duration_s == 5 * 60
     assert report.cycles == 7 and report.metrics == {LATENCY}
     assert report.per_rule() == {LATENCY: (1, 300.0)}
@@ -68,7 +77,9 @@ def test_nothing_to_replay_is_an_empty_report() -> None:
 def test_json_has_exactly_the_documented_keys() -> None:
     [outcome] = replay(cycles({LATENCY: 150}, {LATENCY: 150}), RULES).outcomes
     assert outcome.to_json() == {
+        "rule": LATENCY,
         "metric": LATENCY,
+        "instance": None,
         "severity": "warning",
         "opened_at": "m1",
         "escalated_at": None,
@@ -77,3 +88,40 @@ def test_json_has_exactly_the_documented_keys() -> None:
         "value": 150.0,
         "peak_value": 150.0,
     }
+
+
+def test_a_composite_rule_replays_with_its_terms() -> None:
+    slow = Rule(
+        name="slow_and_failing",
+        kind=Kind.COMPOSITE,
+        condition="command_p95_latency >= 500 and error_rate >= 5",
+    )
+    both = {"command_p95_latency": 600, "error_rate": 7}
+    report = replay(
+        cycles({"command_p95_latency": 600, "error_rate": 1}, both, both),
+        {slow.name: slow},
+    )
+    [outcome] = report.outcomes
+    assert (outcome.rule, outcome.opened_at, outcome.severity) == (
+        "slow_and_failing",
+        "m2",
+        "critical",
+    )
+
+
+def test_an_absent_rule_fires_when_the_trace_stops_having_its_metric() -> None:
+    beat = Rule(name="beat", kind=Kind.ABSENT, metric="heartbeat", absent_for=150)
+    readings = [{"heartbeat": 1.0}, {"heartbeat": 1.0}] + [{"other": 0.0}] * 5
+    report = replay(cycles(*readings), {beat.name: beat})
+    [outcome] = report.outcomes
+    # last sample at m1; 150 s without one at m3.5: breaches at m4 and m5, opens at m5
+    assert (outcome.rule, outcome.opened_at, outcome.resolved_at) == ("beat", "m5", None)
+
+
+def test_a_split_rule_opens_one_incident_for_the_instance_that_breaches() -> None:
+    shards = Rule(name="shards", metric=LATENCY, critical=200, split_by=SplitBy.INSTANCE)
+    hot = {LATENCY: {"shard-0": 50.0, "shard-1": 250.0}}
+    report = replay(per_instance(hot, hot, hot), {shards.name: shards})
+    [outcome] = report.outcomes
+    assert (outcome.rule, outcome.instance, outcome.opened_at) == ("shards", "shard-1", "m1")
+    assert report.per_rule() == {"shards": (1, 60.0)}

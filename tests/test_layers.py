@@ -36,6 +36,7 @@ LAYERS = {
     "notify": 1,
     "settings": 1,
     "backtest": 1,
+    "rulesfile": 1,
     "store": 2,
     "runtime": 3,
     "web": 4,

@@ -1,7 +1,9 @@
 """Backtesting: replay past readings through the real evaluator and report the incidents.
 
 Pure: no I/O and no clock. A replay is a sequence of cycles in time order, each holding that
-moment's reading per metric; a rule with no reading in a cycle has no data in it. Reading a
+moment's reading per metric and instance; a metric with no reading in a cycle has no data in
+it. Every kind of rule replays: thresholds, absent rules (timed by the cycles' moments),
+composite conditions, and rules split per instance. Reading a
 trace from a file and showing the report is the ``vigil backtest`` command's business
 (``vigil.cli.backtest``).
 """
@@ -20,14 +22,16 @@ from vigil.core import Evaluator, EventKind, Rule
 class Cycle:
     label: str  # the moment as the trace wrote it, shown in the report
     time: datetime
-    readings: dict[str, float]
+    readings: dict[str, dict[str, float]]  # metric -> instance ("" when unnamed) -> value
 
 
 @dataclass(slots=True)
 class Outcome:
     """What happened to one incident during the replay."""
 
+    rule: str
     metric: str
+    instance: str | None
     severity: str
     opened_at: str
     threshold: float
@@ -39,7 +43,9 @@ class Outcome:
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "rule": self.rule,
             "metric": self.metric,
+            "instance": self.instance,
             "severity": self.severity,
             "opened_at": self.opened_at,
             "escalated_at": self.escalated_at,
@@ -57,11 +63,11 @@ class Report:
     metrics: set[str] = field(default_factory=set)  # those with at least one reading
 
     def per_rule(self) -> dict[str, tuple[int, float]]:
-        """metric -> (incidents, seconds in incident)."""
+        """rule name -> (incidents, seconds in incident), every series counted."""
         totals: dict[str, tuple[int, float]] = {}
         for o in self.outcomes:
-            count, seconds = totals.get(o.metric, (0, 0.0))
-            totals[o.metric] = (count + 1, seconds + o.duration_s)
+            count, seconds = totals.get(o.rule, (0, 0.0))
+            totals[o.rule] = (count + 1, seconds + o.duration_s)
         return totals
 
 
@@ -74,12 +80,18 @@ def replay(cycles: Sequence[Cycle], rules: Mapping[str, Rule]) -> Report:
         report.metrics.update(cycle.readings)
     live: dict[object, tuple[Outcome, datetime]] = {}
     for cycle in cycles:
-        for event in evaluator.evaluate(cycle.readings, now=cycle.time).events:
+        readings = {
+            metric: {instance: (value, cycle.time) for instance, value in values.items()}
+            for metric, values in cycle.readings.items()
+        }
+        for event in evaluator.evaluate_series(readings, now=cycle.time).events:
             incident = event.incident
             assert incident is not None
             if event.kind is EventKind.INCIDENT_OPENED:
                 outcome = Outcome(
+                    rule=incident.rule,
                     metric=incident.metric,
+                    instance=incident.instance,
                     severity=incident.severity.value,
                     opened_at=cycle.label,
                     threshold=incident.threshold,

@@ -14,7 +14,7 @@ COMMANDS = {
     "db": {"upgrade", "downgrade", "current"},
     "demo": None,
     "maintenance": {"add", "list", "remove"},
-    "rules": {"list", "set"},
+    "rules": {"list", "show", "add", "set", "remove", "enable", "disable", "export", "apply"},
     "serve": None,
     "snooze": None,
     "tokens": {"create", "list", "revoke"},

@@ -13,7 +13,7 @@ from vigil.cli.backtest import TraceError, apply_overrides, read_trace
 from vigil.core import DEFAULT_RULES, ValidationError
 
 SAMPLE = Path(__file__).parents[2] / "src" / "vigil" / "data" / "sample_trace.csv"
-RULES = {rule.metric: rule for rule in DEFAULT_RULES}
+RULES = {rule.name: rule for rule in DEFAULT_RULES}
 runner = CliRunner()
 ROW = "2026-01-01T00:00:00Z,gateway_latency,1"
 
@@ -58,7 +58,9 @@ def test_json_output_has_exactly_the_documented_keys(tmp_path: Path) -> None:
     path = trace(tmp_path, *rows)
     [incident] = json_incidents(str(path))
     assert incident == {
+        "rule": "gateway_latency",
         "metric": "gateway_latency",
+        "instance": None,
         "severity": "warning",
         "opened_at": "2026-01-01T00:00:30Z",
         "escalated_at": None,
@@ -100,7 +102,7 @@ def test_cycles_follow_time_order_not_file_order(tmp_path: Path) -> None:
         "2026-01-01T00:00:00Z,gateway_latency,150",
         "2026-01-01T00:01:00Z,gateway_latency,150",
     )
-    cycles = read_trace(path.read_text().splitlines(), RULES)
+    cycles = read_trace(path.read_text().splitlines(), RULES).cycles
     assert [c.label for c in cycles] == [
         "2026-01-01T00:00:00Z",
         "2026-01-01T00:01:00Z",
@@ -116,7 +118,6 @@ def test_cycles_follow_time_order_not_file_order(tmp_path: Path) -> None:
         (["2026-01-01T00:00:00Z,gateway_latency,fast"], 2, "'fast' is not a number"),
         (["2026-01-01T00:00:00Z,gateway_latency,nan"], 2, "not a finite number"),
         (["2026-01-01T00:00:00Z,gateway_latency,inf"], 2, "not a finite number"),
-        (["2026-01-01T00:00:00Z,no_such_metric,1"], 2, "no rule for metric 'no_such_metric'"),
         (["1e400,gateway_latency,1"], 2, "not ISO-8601"),
         (
             [ROW, "", ROW],
@@ -152,7 +153,7 @@ def test_a_missing_header_is_line_one(tmp_path: Path, content: str, reason: str)
 
 def test_unix_seconds_and_naive_times_are_utc() -> None:
     lines = ["timestamp,metric,value", "0,gateway_latency,1", "1970-01-01T00:00:30,error_rate,1"]
-    cycles = read_trace(lines, RULES)
+    cycles = read_trace(lines, RULES).cycles
     assert [c.time.isoformat() for c in cycles] == [
         "1970-01-01T00:00:00+00:00",
         "1970-01-01T00:00:30+00:00",
@@ -162,7 +163,7 @@ def test_unix_seconds_and_naive_times_are_utc() -> None:
 @pytest.mark.parametrize(
     ("spec", "fragment"),
     [
-        ("gateway_latency", "expected METRIC:KEY=VALUE"),
+        ("gateway_latency", "expected NAME:KEY=VALUE"),
         ("gateway_latency:speed=3", "unknown setting 'speed'"),
         ("gateway_latency:warning=high", "warning 'high' is not a number"),
         ("gateway_latency:warning=300", "must be below critical"),
@@ -197,3 +198,56 @@ def test_an_error_quoting_brackets_shows_them(tmp_path: Path) -> None:
     result = runner.invoke(app, ["backtest", str(missing)], env={"COLUMNS": "1000"})
     assert result.exit_code == 2
     assert str(missing) in result.stderr  # not eaten as Rich markup
+
+
+def test_rows_of_a_metric_no_rule_reads_are_skipped_and_said_so(tmp_path: Path) -> None:
+    path = trace(tmp_path, ROW, "2026-01-01T00:00:00Z,no_such_metric,1")
+    result = runner.invoke(app, ["backtest", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "skipped the rows of metrics no rule reads: no_such_metric" in result.stderr
+
+
+RULES_FILE = """\
+rules:
+  - name: slow_and_failing
+    kind: composite
+    condition: command_p95_latency >= 500 and error_rate >= 5
+  - name: shard_latency
+    metric: gateway_latency
+    critical: 200
+    split_by: instance
+"""
+
+
+def test_a_rules_file_replays_every_kind_and_instances(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES_FILE, encoding="utf-8")
+    path = tmp_path / "trace.csv"
+    rows = ["timestamp,metric,value,instance"]
+    for minute in range(3):
+        stamp = f"2026-01-01T00:0{minute}:00Z"
+        rows += [
+            f"{stamp},command_p95_latency,650,bot",
+            f"{stamp},error_rate,8,bot",
+            f"{stamp},gateway_latency,90,shard-0",
+            f"{stamp},gateway_latency,240,shard-1",
+        ]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    incidents = json_incidents(str(path), "--rules", str(rules))
+    opened = {(i["rule"], i["instance"], i["opened_at"]) for i in incidents}
+    assert opened == {
+        ("slow_and_failing", None, "2026-01-01T00:01:00Z"),
+        ("shard_latency", "shard-1", "2026-01-01T00:01:00Z"),
+    }
+    table = runner.invoke(app, ["backtest", str(path), "--rules", str(rules)])
+    assert table.exit_code == 0, table.output
+    assert "shard_latency (shard-1)" in table.stdout
+    assert "slow_and_failing: 1 incident" in table.stdout
+
+
+def test_a_bad_rules_file_is_refused_with_its_line(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES_FILE.replace(">= 5", ">= five"), encoding="utf-8")
+    result = runner.invoke(app, ["backtest", str(SAMPLE), "--rules", str(rules)])
+    assert result.exit_code == 2
+    assert f"{rules}:4: rules[0] (slow_and_failing).condition" in result.stderr

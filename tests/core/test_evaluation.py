@@ -137,18 +137,20 @@ def test_below_message_says_fell_below() -> None:
     assert incident.message == "Free Slots fell below warning threshold: 12.50 <= 20.00"
 
 
-def test_escalation_keeps_the_incident_and_updates_its_threshold() -> None:
+def test_escalation_keeps_the_incident_and_its_trigger() -> None:
+    """Issue 15 #5: the threshold and value stay those that opened the incident; the
+    escalation's own are in its event, and the message follows the severity."""
     evaluator, events = run(latency_rule(), [150, 150, 250, 260])
     opened, escalated = events[0][1].incident, events[1][1].incident
     assert opened is not None and escalated is not None
     assert escalated.id == opened.id
     assert (escalated.severity, escalated.threshold, escalated.value) == (
         Severity.CRITICAL,
-        200,
+        100,
         150,
     )
     assert escalated.message.endswith("260.00 ms >= 200.00 ms")
-    assert events[1][1].data == {"from": "warning"}
+    assert events[1][1].data == {"from": "warning", "threshold": 200, "value": 260}
     assert evaluator.state("gateway_latency").incident == escalated
 
 

@@ -134,3 +134,28 @@ def test_incident_and_event_round_trip_through_json_ready_dicts(incident: Incide
     event = dataclasses.replace(event, id=7)
     assert Event.from_dict(event.to_dict()) == event
     assert event.to_dict()["incident"]["id"] == str(incident.id)
+
+
+def test_observed_is_replace_of_the_cycle_fields() -> None:
+    incident = Incident(
+        id=uuid.UUID(int=1),
+        metric="m",
+        severity=Severity.WARNING,
+        status=Status.ACKNOWLEDGED,
+        triggered_at=T0,
+        threshold=1,
+        value=2,
+        peak_value=3,
+        last_value=2,
+        message="x",
+        acknowledged_by="ana",
+        acknowledged_at=T0,
+        notes="n",
+        rule="r",
+        instance="i",
+        condition="m > 1",
+        values={"m": 2.0},
+    )
+    assert incident.observed(last_value=5, peak_value=6, no_data=True) == dataclasses.replace(
+        incident, last_value=5, peak_value=6, no_data=True
+    )

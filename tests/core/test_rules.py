@@ -5,7 +5,17 @@ from typing import Any
 
 import pytest
 
-from vigil.core import DEFAULT_RULES, Direction, Level, Rule, ValidationError
+from vigil.core import (
+    DEFAULT_RULES,
+    ConditionError,
+    Direction,
+    Kind,
+    Level,
+    NoData,
+    Rule,
+    SplitBy,
+    ValidationError,
+)
 
 from .support import T0, latency_rule
 
@@ -130,3 +140,145 @@ def test_default_catalogue_matches_the_design_table() -> None:
         "service_failure": ("event", None, 1),
     }
     assert {r.metric: (r.unit, r.warning, r.critical) for r in DEFAULT_RULES} == table
+
+
+# -- the open rule model: names, kinds, per-kind fields -------------------------------------
+
+
+def test_name_defaults_to_the_metric() -> None:
+    rule = Rule(metric="queue_depth", critical=10)
+    assert rule.name == "queue_depth"
+    assert rule.kind is Kind.THRESHOLD
+    assert rule.metrics == ("queue_depth",)
+    named = Rule(name="queue-depth-high", metric="queue_depth", critical=10)
+    assert (named.name, named.display_name) == ("queue-depth-high", "Queue Depth High")
+
+
+def test_each_kind_builds_with_its_own_fields() -> None:
+    absent = Rule(name="heartbeat", kind=Kind.ABSENT, metric="cron.heartbeat", absent_for=120)
+    assert (absent.kind, absent.severity, absent.absent_for) == (Kind.ABSENT, Level.CRITICAL, 120)
+    assert absent.top_level is Level.CRITICAL
+    composite = Rule(
+        name="slow_and_failing",
+        kind=Kind.COMPOSITE,
+        condition="command_p95_latency>=500 AND error_rate>=5",
+        severity=Level.WARNING,
+        split_by=SplitBy.INSTANCE,
+        no_data=NoData.ALERTING,
+    )
+    assert composite.condition == "command_p95_latency >= 500 and error_rate >= 5"
+    assert composite.metrics == ("command_p95_latency", "error_rate")
+    assert composite.metric == ""
+    assert composite.to_dict()["metric"] is None
+    assert (composite.split_by, composite.no_data) == (SplitBy.INSTANCE, NoData.ALERTING)
+    assert composite.top_level is Level.WARNING
+    assert latency_rule(warning=None).top_level is Level.CRITICAL
+    assert latency_rule(critical=None).top_level is Level.WARNING
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "fragment"),
+    [
+        ({"name": "Bad Name", "metric": "x", "critical": 1}, "name", "a-z"),
+        ({"name": "x" * 101, "metric": "x", "critical": 1}, "name", "1-100"),
+        ({"kind": "anomaly", "metric": "x", "critical": 1}, "kind", "threshold, absent"),
+        ({"name": "t", "critical": 1}, "metric", "1-100"),
+        ({"metric": "x", "critical": 1, "absent_for": 60}, "absent_for", "threshold rule"),
+        ({"metric": "x", "critical": 1, "condition": "a > 1"}, "condition", "threshold rule"),
+        ({"metric": "x", "critical": 1, "severity": "warning"}, "severity", "threshold rule"),
+        ({"kind": "absent", "metric": "x"}, "absent_for", "needs absent_for"),
+        ({"kind": "absent", "metric": "x", "absent_for": 0}, "absent_for", "more than 0"),
+        ({"kind": "absent", "metric": "x", "absent_for": 60, "critical": 1}, "critical", "absent"),
+        ({"kind": "absent", "metric": "x", "absent_for": 60, "no_data": "ok"}, "no_data", "absent"),
+        (
+            {"kind": "absent", "metric": "x", "absent_for": 60, "direction": "below"},
+            "direction",
+            "absent",
+        ),
+        ({"name": "c", "kind": "composite"}, "condition", "needs a condition"),
+        ({"name": "c", "kind": "composite", "condition": "a >"}, "condition", "position 3"),
+        (
+            {"name": "c", "kind": "composite", "condition": "a > 1", "metric": "a"},
+            "metric",
+            "composite",
+        ),
+        (
+            {"name": "c", "kind": "composite", "condition": "a > 1", "severity": "normal"},
+            "severity",
+            "warning, critical",
+        ),
+        ({"metric": "x", "critical": 1, "split_by": "shard"}, "split_by", "none, instance"),
+        ({"metric": "x", "critical": 1, "no_data": "drop"}, "no_data", "keep, ok, alerting"),
+        ({"metric": "x", "critical": 1, "stale_after": -1}, "stale_after", "more than 0"),
+    ],
+)
+def test_kind_validation_names_the_field(fields: dict[str, Any], field: str, fragment: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Rule(**fields)
+    assert caught.value.field == field
+    assert fragment in str(caught.value)
+
+
+def test_a_bad_condition_keeps_its_position() -> None:
+    with pytest.raises(ConditionError) as caught:
+        Rule(name="c", kind=Kind.COMPOSITE, condition="a >= 1 and b ! 2")
+    assert caught.value.position == 13
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        latency_rule(recovery=80, split_by=SplitBy.INSTANCE, no_data=NoData.OK, stale_after=90),
+        Rule(name="hb", kind=Kind.ABSENT, metric="hb", absent_for=300, severity=Level.WARNING),
+        Rule(
+            name="c",
+            kind=Kind.COMPOSITE,
+            condition="(a > 1 or b < 2) and c >= 3",
+            no_data=NoData.OK,
+        ),
+    ],
+)
+def test_every_kind_round_trips_through_its_dict(rule: Rule) -> None:
+    data = rule.to_dict()
+    assert list(data) == [
+        "name",
+        "kind",
+        "metric",
+        "display_name",
+        "description",
+        "unit",
+        "warning",
+        "critical",
+        "direction",
+        "enabled",
+        "breaches_required",
+        "recoveries_required",
+        "recovery",
+        "aggregate",
+        "absent_for",
+        "condition",
+        "severity",
+        "split_by",
+        "no_data",
+        "stale_after",
+        "updated_at",
+        "updated_by",
+    ]
+    assert Rule.from_dict(data) == rule
+
+
+def test_from_dict_takes_null_as_the_default() -> None:
+    rule = Rule.from_dict({"name": "x", "metric": "x", "critical": 1, "direction": None})
+    assert rule.direction is Direction.ABOVE
+
+
+def test_update_cannot_rename_but_may_change_the_kind_fields() -> None:
+    rule = Rule(name="hb", kind=Kind.ABSENT, metric="hb", absent_for=60)
+    assert rule.updated({"absent_for": 120, "name": "hb"}).absent_for == 120
+    with pytest.raises(ValidationError) as caught:
+        rule.updated({"name": "other"})
+    assert caught.value.field == "name"
+    composite = Rule(name="c", kind=Kind.COMPOSITE, condition="a > 1")
+    changed = composite.updated({"condition": "a > 2 or b > 1", "severity": None})
+    assert (changed.condition, changed.severity) == ("a > 2 or b > 1", Level.CRITICAL)
+    assert changed.changes_from(composite) == {"condition": ["a > 1", "a > 2 or b > 1"]}

@@ -65,7 +65,7 @@ def test_fields_hold_the_incident_facts_with_units() -> None:
     assert message.fields == (
         ("Metric", "gateway_latency"),
         ("Value", "250.00 ms"),
-        ("Threshold", "200.00 ms"),
+        ("Threshold", "100.00 ms"),  # the trigger's, kept through the escalation (#5)
         ("Peak", "250.00 ms"),
         ("Duration", "2m 30s"),
         ("Status", "acknowledged by alice"),
@@ -98,7 +98,7 @@ def test_plain_text_body() -> None:
             "",
             "Metric: gateway_latency",
             "Value: 250.00 ms",
-            "Threshold: 200.00 ms",
+            "Threshold: 100.00 ms",
             "Peak: 250.00 ms",
             "Duration: 1m 00s",
             "Status: active",

@@ -206,7 +206,7 @@ async def test_discord_fields_carry_the_incident_facts(
     assert fields == {
         "Metric": "gateway_latency",
         "Value": "250.00 ms",
-        "Threshold": "200.00 ms",
+        "Threshold": "100.00 ms",
         "Peak": "250.00 ms",
         "Duration": "2m 30s",
         "Status": "acknowledged by alice",

@@ -238,7 +238,7 @@ async def test_a_rule_change_is_stored_with_its_event(store: AnyStore) -> None:
     rule, event = await store.update_rule(LATENCY, {"warning": 120}, by="ana", now=T0)
     assert rule.warning == 120 and rule.updated_by == "ana"
     assert (event.kind, event.metric, event.by) == (EventKind.RULE_CHANGED, LATENCY, "ana")
-    assert event.data["changes"] == {"warning": 120}
+    assert event.data["changes"] == {"warning": [100.0, 120.0]}
     assert [r for r in await store.list_rules() if r.metric == LATENCY] == [rule]
     with pytest.raises(NotFoundError):
         await store.update_rule("no_such_rule", {"warning": 1}, by="ana", now=T0)

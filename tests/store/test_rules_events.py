@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from vigil.core.errors import NotFoundError, ValidationError
+from vigil.core.errors import NameTakenError, NotFoundError, ValidationError
 from vigil.core.events import Event, EventKind
 from vigil.core.rules import Direction, Rule
 from vigil.store import Store
@@ -22,7 +22,7 @@ async def test_update_rule_writes_the_rule_and_its_event(store: Store) -> None:
     assert (updated.updated_by, updated.updated_at) == ("alice", T0)
     assert await store.get_rule("gateway_latency") == updated
     assert event.kind is EventKind.RULE_CHANGED and event.metric == "gateway_latency"
-    assert event.data["changes"] == {"warning": 120.0, "breaches_required": 3}
+    assert event.data["changes"] == {"warning": [100.0, 120.0], "breaches_required": [2, 3]}
     assert await store.events_after(0) == [event]
 
 
@@ -68,9 +68,10 @@ async def test_add_rule_for_a_custom_metric(store: Store) -> None:
     added, event = await store.add_rule(rule, by="al", now=T0)
     assert await store.get_rule("queue_depth") == added
     assert event.data["rule"]["direction"] == "below"
-    with pytest.raises(ValidationError) as caught:
+    assert (event.kind, event.rule) == (EventKind.RULE_CREATED, "queue_depth")
+    with pytest.raises(NameTakenError) as caught:
         await store.add_rule(rule, by="al", now=T0)
-    assert caught.value.field == "metric"
+    assert caught.value.field == "name"
 
 
 async def test_events_come_back_in_id_order_from_any_point(store: Store) -> None:

@@ -73,7 +73,7 @@ async def test_a_rule_change_keeps_left_out_fields_and_clears_explicit_nulls(api
 
     event = await anext(stream)
     assert event.kind is EventKind.RULE_CHANGED and event.by == "admin-bot"
-    assert event.data["changes"] == {"breaches_required": 4, "warning": None}
+    assert event.data["changes"] == {"breaches_required": [2, 4], "warning": [100.0, None]}
     # the evaluator uses the new rule: 150 is no longer a breach
     assert await api.breach(LATENCY, 150, times=4) == []
 

@@ -486,7 +486,8 @@ async def test_a_rule_form_saves_valid_values_and_explains_invalid_ones(api: Api
     rule = await api.vigil.store.get_rule(LATENCY)
     assert (rule.warning, rule.critical, rule.updated_by) == (150.5, 200, "ana")
     [event] = await api.vigil.store.events_after(last_event)
-    assert event.kind is EventKind.RULE_CHANGED and event.data["changes"] == {"warning": 150.5}
+    assert event.kind is EventKind.RULE_CHANGED
+    assert event.data["changes"] == {"warning": [100.0, 150.5]}
 
     cleared = await submit(warning="", critical="200")  # no "enabled": the box is unticked
     assert location(cleared).endswith("done=saved#rule-gateway_latency")
@@ -524,8 +525,8 @@ async def test_the_incident_page_has_its_timeline_and_chart_data(api: Api) -> No
         "Acknowledged by ana: looking",
     ]
     chart = json.loads(section.find("script", id="incident-chart-data").text)
-    # the snapshot moves with the escalation: the critical threshold it then crossed
-    assert chart["thresholds"] == {"warning": 100.0, "critical": 200.0, "at_trigger": 200.0}
+    # the snapshot is the trigger's: the warning threshold it crossed when it opened (#5)
+    assert chart["thresholds"] == {"warning": 100.0, "critical": 200.0, "at_trigger": 100.0}
     assert [p["mean"] for p in chart["points"]] == [50.0, 150.0, 150.0, 260.0, 260.0]
     assert section.find_all("form", method="post") == []  # a viewer
 

@@ -4,9 +4,11 @@ passed in."""
 from __future__ import annotations
 
 from vigil.core.catalogue import DEFAULT_RULES
+from vigil.core.condition import Condition, ConditionError, parse
 from vigil.core.errors import (
     DuplicateIncidentError,
     IllegalTransitionError,
+    NameTakenError,
     NotFoundError,
     ValidationError,
     VigilError,
@@ -14,7 +16,7 @@ from vigil.core.errors import (
 from vigil.core.evaluation import CycleResult, Evaluator, RuleState, step
 from vigil.core.events import Event, EventKind
 from vigil.core.incidents import Incident, Resolution, Severity, Status, acknowledge, resolve
-from vigil.core.rules import Aggregate, Direction, Level, Rule
+from vigil.core.rules import Aggregate, Direction, Kind, Level, NoData, Rule, SplitBy
 from vigil.core.samples import Sample, combine
 from vigil.core.silences import (
     MaintenanceWindow,
@@ -28,6 +30,8 @@ from vigil.core.silences import (
 __all__ = [
     "DEFAULT_RULES",
     "Aggregate",
+    "Condition",
+    "ConditionError",
     "CycleResult",
     "Direction",
     "DuplicateIncidentError",
@@ -36,8 +40,11 @@ __all__ = [
     "EventKind",
     "IllegalTransitionError",
     "Incident",
+    "Kind",
     "Level",
     "MaintenanceWindow",
+    "NameTakenError",
+    "NoData",
     "NotFoundError",
     "Resolution",
     "Rule",
@@ -45,6 +52,7 @@ __all__ = [
     "Sample",
     "Severity",
     "Snooze",
+    "SplitBy",
     "Status",
     "ValidationError",
     "VigilError",
@@ -53,6 +61,7 @@ __all__ = [
     "acknowledge",
     "combine",
     "next_silence_change",
+    "parse",
     "resolve",
     "silenced_metrics",
     "step",

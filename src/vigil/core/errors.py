@@ -16,6 +16,15 @@ class ValidationError(VigilError, ValueError):
         self.message = message
 
 
+class NameTakenError(ValidationError):
+    """A new rule (or other named thing) whose name is already in use."""
+
+    def __init__(self, kind: str, name: str) -> None:
+        super().__init__("name", f"a {kind} named {name!r} already exists")
+        self.kind = kind
+        self.name = name
+
+
 class NotFoundError(VigilError, LookupError):
     """An id or name that does not exist."""
 
@@ -38,6 +47,8 @@ class IllegalTransitionError(VigilError):
 class DuplicateIncidentError(VigilError):
     """A second open incident for one rule: the invariant the core and the store both guard."""
 
-    def __init__(self, metric: str) -> None:
-        super().__init__(f"rule {metric!r} already has an open incident")
-        self.metric = metric
+    def __init__(self, metric: str, series: str = "") -> None:
+        where = f" on {series}" if series else ""
+        super().__init__(f"rule {metric!r} already has an open incident{where}")
+        self.metric = metric  # the rule's name
+        self.series = series

@@ -1,7 +1,9 @@
 """Evaluation: readings in, streaks and incidents out. Pure: no I/O, time passed in.
 
-``step`` is the whole semantics for one rule and one reading. ``Evaluator`` applies it to many
-rules per cycle, skipping rules that are idle and read normal (the common case), which changes
+``Evaluator`` keeps one slot per (rule, series) — the series is the instance of a rule split
+per instance, "" otherwise — and each cycle turns the readings into one observation per slot
+(``vigil.core.kinds``) and applies ``advance`` (``vigil.core.transitions``) to it. Plain
+threshold rules that are idle and read normal (the common case) are skipped, which changes
 nothing by definition: the normal streak only counts while an incident is open.
 """
 
@@ -10,146 +12,64 @@ from __future__ import annotations
 import dataclasses
 import math
 import uuid
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from vigil.core import kinds
 from vigil.core.errors import DuplicateIncidentError, NotFoundError, ValidationError
-from vigil.core.events import Event, EventKind
-from vigil.core.incidents import Incident, Severity, Status, acknowledge, resolve
-from vigil.core.rules import MAX_STREAK, Direction, Level, Rule
+from vigil.core.events import Event
+from vigil.core.incidents import Incident, acknowledge, resolve
+from vigil.core.kinds import Observation
+from vigil.core.rules import Direction, Kind, Level, NoData, Rule, SplitBy
+from vigil.core.samples import combine
+from vigil.core.transitions import (
+    IDLE,
+    IdFactory,
+    RuleState,
+    _check_reading,
+    advance,
+    message,
+    step,
+)
 
-IdFactory = Callable[[], uuid.UUID]
+__all__ = [
+    "DEFAULT_MAX_SERIES",
+    "IDLE",
+    "CycleResult",
+    "Evaluator",
+    "Reading",
+    "RuleState",
+    "advance",
+    "message",
+    "series_key",
+    "split_key",
+    "step",
+]
 
+Reading = tuple[float, datetime]
+"""One instance's newest value of a metric, and when it was sampled."""
 
-@dataclass(frozen=True, slots=True)
-class RuleState:
-    """Where one rule stands. ``normal_streak`` counts only while an incident is open."""
-
-    breach_streak: int = 0
-    normal_streak: int = 0
-    critical_streak: int = 0
-    incident: Incident | None = None
-
-    @property
-    def is_idle(self) -> bool:
-        return self.incident is None and self.breach_streak == 0 and self.critical_streak == 0
-
-
-IDLE = RuleState()
-
-
-def step(
-    rule: Rule,
-    state: RuleState,
-    value: float | None,
-    *,
-    now: datetime,
-    silenced: bool = False,
-    new_id: IdFactory = uuid.uuid4,
-) -> tuple[RuleState, list[Event]]:
-    """One reading of one rule: the new state and the events it causes.
-
-    A ``silenced`` rule (snoozed, in maintenance) and a disabled one still count streaks and
-    may auto-resolve, but neither open nor escalate an incident.
-    """
-    if value is None:
-        return state, []
-    _check_reading(rule.metric, value)
-    level = rule.level(value)
-    incident = state.incident
-    held = silenced or not rule.enabled
-
-    if level is Level.NORMAL:
-        if incident is None:
-            return IDLE, []
-        incident = _observe(rule, incident, value)
-        if not rule.is_recovered(value):
-            # Hysteresis band: neither breach nor normal.
-            return RuleState(normal_streak=state.normal_streak, incident=incident), []
-        normal = state.normal_streak + 1
-        if normal >= rule.recoveries_required:
-            _, event = resolve(incident, now=now)
-            return IDLE, [event]
-        return RuleState(normal_streak=normal, incident=incident), []
-
-    # Capped at the largest count a rule may require: beyond it the state stops changing,
-    # so a long breach without an incident (a snoozed rule) is not rewritten every cycle.
-    breach = min(state.breach_streak + 1, MAX_STREAK)
-    critical = min(state.critical_streak + 1, MAX_STREAK) if level is Level.CRITICAL else 0
-    if incident is None:
-        if breach >= rule.breaches_required and not held:
-            opened = _open(rule, level, value, now=now, new_id=new_id)
-            event = Event.for_incident(EventKind.INCIDENT_OPENED, opened, at=now)
-            return RuleState(breach, 0, critical, opened), [event]
-        return RuleState(breach, 0, critical, None), []
-
-    incident = _observe(rule, incident, value)
-    events: list[Event] = []
-    if incident.severity is Severity.WARNING and critical >= rule.breaches_required and not held:
-        threshold = rule.threshold_for(Level.CRITICAL)
-        incident = dataclasses.replace(
-            incident,
-            severity=Severity.CRITICAL,
-            threshold=threshold,
-            message=message(rule, Level.CRITICAL, value, threshold),
-        )
-        events.append(
-            Event.for_incident(
-                EventKind.INCIDENT_ESCALATED, incident, at=now, data={"from": "warning"}
-            )
-        )
-    return RuleState(breach, 0, critical, incident), events
+SERIES_SEPARATOR = "/"  # never in a rule's name, so the first one splits a key
+DEFAULT_MAX_SERIES = 1000
 
 
-def message(rule: Rule, level: Level, value: float, threshold: float) -> str:
-    """``Gateway Latency exceeded critical threshold: 231.40 ms >= 200.00 ms``."""
-    unit = f" {rule.unit}" if rule.unit else ""
-    if rule.direction is Direction.ABOVE:
-        verb, op = "exceeded", ">="
-    else:
-        verb, op = "fell below", "<="
-    return (
-        f"{rule.display_name} {verb} {level} threshold: "
-        f"{value:.2f}{unit} {op} {threshold:.2f}{unit}"
-    )
+def series_key(rule: str, series: str = "") -> str:
+    """The key of one series of one rule: the rule's name, or ``name/instance`` when split."""
+    return f"{rule}{SERIES_SEPARATOR}{series}" if series else rule
 
 
-def _open(rule: Rule, level: Level, value: float, *, now: datetime, new_id: IdFactory) -> Incident:
-    threshold = rule.threshold_for(level)
-    return Incident(
-        id=new_id(),
-        metric=rule.metric,
-        severity=Severity(level.value),
-        status=Status.ACTIVE,
-        triggered_at=now,
-        threshold=threshold,
-        value=value,
-        peak_value=value,
-        last_value=value,
-        message=message(rule, level, value, threshold),
-    )
-
-
-def _observe(rule: Rule, incident: Incident, value: float) -> Incident:
-    worse = max if rule.direction is Direction.ABOVE else min
-    return dataclasses.replace(
-        incident, last_value=value, peak_value=worse(incident.peak_value, value)
-    )
-
-
-def _check_reading(metric: str, value: object) -> None:
-    # bool is an int: a source may report a state such as ``bot_disconnected`` as True.
-    if not isinstance(value, int | float):
-        raise ValidationError(metric, f"reading must be a number or None, got {value!r}")
-    if not math.isfinite(value):
-        raise ValidationError(metric, f"reading must be a finite number, got {value!r}")
+def split_key(key: str) -> tuple[str, str]:
+    """``(rule, series)`` from ``series_key``."""
+    rule, _, series = key.partition(SERIES_SEPARATOR)
+    return rule, series
 
 
 @dataclass(frozen=True, slots=True)
 class CycleResult:
-    """What one cycle changed: the events, every rule state that differs from before, and
-    what those states were (so a cycle whose commit failed can be rolled back)."""
+    """What one cycle changed: the events, every series state that differs from before (keyed
+    by ``series_key``), and what those states were (so a cycle whose commit failed can be
+    rolled back)."""
 
     events: list[Event] = field(default_factory=list)
     changed: dict[str, RuleState] = field(default_factory=dict)
@@ -157,19 +77,24 @@ class CycleResult:
 
 
 class _Slot:
-    """A rule, its state and the open interval of readings that leave an idle rule unchanged."""
+    """One series of one rule: its state, the open interval of readings that leave an idle
+    plain threshold series unchanged, and (absent rules) the newest sample time seen."""
 
-    __slots__ = ("hi", "lo", "rule", "state")
+    __slots__ = ("hi", "key", "lo", "rule", "seen", "series", "state")
 
-    def __init__(self, rule: Rule, state: RuleState) -> None:
+    def __init__(self, rule: Rule, series: str, state: RuleState) -> None:
         self.rule = rule
+        self.series = series
+        self.key = series_key(rule.name, series)
+        self.seen: datetime | None = None
         self.set_state(state)
 
     def set_state(self, state: RuleState) -> None:
         self.state = state
-        if state.is_idle:
-            first = self.rule.first_threshold
-            if self.rule.direction is Direction.ABOVE:
+        rule = self.rule
+        if state.is_idle and rule.kind is Kind.THRESHOLD:
+            first = rule.first_threshold
+            if rule.direction is Direction.ABOVE:
                 self.lo, self.hi = -math.inf, first
             else:
                 self.lo, self.hi = first, math.inf
@@ -177,10 +102,22 @@ class _Slot:
             self.lo, self.hi = math.inf, -math.inf  # nothing is inside: always the full step
 
 
-class Evaluator:
-    """Holds the rules and their states; evaluates one cycle of readings at a time.
+def _is_plain(rule: Rule) -> bool:
+    return rule.kind is Kind.THRESHOLD and rule.split_by is SplitBy.NONE
 
-    Not thread-safe: one owner (the monitor) calls it.
+
+# One series' share of a cycle: the rule, the series, its slot (None: a new series), the
+# observation, and for absent rules the newest sample time now known.
+_Pending = tuple[Rule, str, "_Slot | None", "Observation | None", "datetime | None"]
+
+
+class Evaluator:
+    """Holds the rules and the state of each of their series; evaluates one cycle at a time.
+
+    ``stale_after``: seconds after which a reading is no data, for rules that do not set their
+    own (``None``: never). ``max_series``: the most series one split rule may have; readings of
+    further instances are refused and counted in ``overflow()``. Not thread-safe: one owner
+    (the monitor) calls it.
     """
 
     def __init__(
@@ -189,55 +126,105 @@ class Evaluator:
         *,
         states: Mapping[str, RuleState] | None = None,
         new_id: IdFactory = uuid.uuid4,
+        stale_after: float | None = None,
+        max_series: int = DEFAULT_MAX_SERIES,
     ) -> None:
+        self._rules: dict[str, Rule] = {}
         self._slots: dict[str, _Slot] = {}
+        self._series: dict[str, dict[str, _Slot]] = {}
         self._new_id = new_id
+        self._stale_after = stale_after
+        self._max_series = max_series
+        self._overflow: dict[str, int] = {}
         for rule in rules:
-            if rule.metric in self._slots:
-                raise ValidationError("metric", f"duplicate rule for {rule.metric!r}")
-            self._slots[rule.metric] = _Slot(rule, IDLE)
-        for metric, state in (states or {}).items():
-            self.restore(metric, state)
+            if rule.name in self._rules:
+                raise ValidationError("name", f"duplicate rule {rule.name!r}")
+            self._add(rule)
+        self._index()
+        for key, state in (states or {}).items():
+            self.restore(key, state)
 
     # -- rules and state -------------------------------------------------------------------
 
     @property
     def rules(self) -> dict[str, Rule]:
-        return {metric: slot.rule for metric, slot in self._slots.items()}
+        """Every rule by name."""
+        return dict(self._rules)
 
-    def rule(self, metric: str) -> Rule:
-        return self._slot(metric).rule
+    def rule(self, name: str) -> Rule:
+        rule = self._rules.get(name)
+        if rule is None:
+            raise NotFoundError("rule", name)
+        return rule
 
-    def state(self, metric: str) -> RuleState:
-        return self._slot(metric).state
+    def state(self, rule: str, series: str = "") -> RuleState:
+        """One series' state (a key from ``series_key`` works too); idle for a series of a
+        split rule that has none yet."""
+        name, embedded = split_key(rule)
+        self.rule(name)
+        slot = self._slots.get(series_key(name, series or embedded))
+        return slot.state if slot is not None else IDLE
 
     def states(self) -> dict[str, RuleState]:
-        return {metric: slot.state for metric, slot in self._slots.items()}
+        """Every series' state by ``series_key``: what a restart restores."""
+        return {key: slot.state for key, slot in self._slots.items()}
+
+    def series(self, rule: str) -> list[str]:
+        """The series a rule has now ("" for an unsplit rule)."""
+        return sorted(self._series.get(rule, {}))
+
+    def overflow(self) -> dict[str, int]:
+        """Rules whose instances outnumbered ``max_series`` in the last cycle: how many
+        series each had to refuse."""
+        return dict(self._overflow)
 
     def open_incidents(self) -> list[Incident]:
         return [s.state.incident for s in self._slots.values() if s.state.incident is not None]
 
     def set_rule(self, rule: Rule) -> None:
-        """Add a rule or replace one; a replaced rule keeps its streaks and open incident."""
-        slot = self._slots.get(rule.metric)
-        if slot is None:
-            self._slots[rule.metric] = _Slot(rule, IDLE)
+        """Add a rule or replace one; a replaced rule keeps its series' streaks and incidents
+        (a change of kind, metric or split keeps only the series that have an incident)."""
+        old = self._rules.get(rule.name)
+        if old is None:
+            self._add(rule)
         else:
-            slot.rule = rule
-            slot.set_state(slot.state)
+            self._rules[rule.name] = rule
+            reshaped = (old.kind, old.metric, old.split_by) != (
+                rule.kind,
+                rule.metric,
+                rule.split_by,
+            )
+            for slot in list(self._series.get(rule.name, {}).values()):
+                if reshaped and slot.state.incident is None:
+                    self._drop(slot)
+                else:
+                    slot.rule = rule
+                    slot.set_state(slot.state)
+            if _is_plain(rule) and "" not in self._series.get(rule.name, {}):
+                self._slot(rule, "")
+        self._index()
 
-    def remove_rule(self, metric: str) -> None:
-        del self._slots[self._slot(metric).rule.metric]
+    def remove_rule(self, name: str) -> None:
+        self.rule(name)
+        for slot in list(self._series.get(name, {}).values()):
+            self._drop(slot)
+        del self._rules[name]
+        self._series.pop(name, None)
+        self._index()
 
-    def restore(self, metric: str, state: RuleState) -> None:
-        """Load a persisted state (after a restart)."""
-        slot = self._slot(metric)
-        if state.incident is not None:
-            if state.incident.metric != metric:
-                raise ValidationError("incident", f"belongs to {state.incident.metric!r}")
-            if not state.incident.is_open:
+    def restore(self, key: str, state: RuleState) -> None:
+        """Load a persisted state (after a restart), by ``series_key``."""
+        name, series = split_key(key)
+        rule = self._rules.get(name)
+        if rule is None:
+            raise NotFoundError("rule", key)
+        incident = state.incident
+        if incident is not None:
+            if (incident.rule, incident.series) != (name, series):
+                raise ValidationError("incident", f"belongs to {incident.rule!r}")
+            if not incident.is_open:
                 raise ValidationError("incident", "a rule state holds only an open incident")
-        slot.set_state(state)
+        self._slot(rule, series).set_state(state)
 
     # -- evaluation ------------------------------------------------------------------------
 
@@ -248,21 +235,26 @@ class Evaluator:
         now: datetime,
         silenced: Collection[str] = (),
     ) -> CycleResult:
-        """Apply one cycle. Atomic: invalid input raises before any state changes.
+        """Apply one cycle of one value per metric (already combined; sampled ``now``).
+        Atomic: invalid input raises before any state changes.
 
-        A metric left out of ``readings`` (or given as ``None``) is missing data. A metric in
+        A metric left out of ``readings`` (or given as ``None``) is missing data. A rule in
         ``silenced`` (``vigil.core.silences.silenced_metrics``) opens and escalates nothing.
         """
-        slots = self._slots
+        one, many = self._plain_one, self._plain_many
         pending: list[tuple[_Slot, float]] = []
         unknown: list[str] = []
         try:
             for metric, value in readings.items():
-                slot = slots.get(metric)
-                if slot is None:
+                slot = one.get(metric)
+                if slot is not None:  # the common case: one plain rule reads the metric
+                    if value is not None and not slot.lo < value < slot.hi:
+                        pending.append((slot, value))
+                elif metric in many:
+                    if value is not None:
+                        pending.extend((s, value) for s in many[metric] if not s.lo < value < s.hi)
+                elif metric not in self._read:
                     unknown.append(metric)
-                elif value is not None and not slot.lo < value < slot.hi:
-                    pending.append((slot, value))
         except TypeError:
             for metric, value in readings.items():
                 if value is not None:
@@ -272,33 +264,63 @@ class Evaluator:
             raise ValidationError(unknown[0], "no rule for this metric")
         for slot, value in pending:
             _check_reading(slot.rule.metric, value)
+        work: list[_Pending] = [
+            (slot.rule, "", slot, kinds.threshold(slot.rule, value), None)
+            for slot, value in pending
+        ]
+        for slot in self._plain_no_data:
+            if readings.get(slot.rule.metric) is None:
+                work.append((slot.rule, "", slot, kinds.no_data(slot.rule), None))
+        if self._other:
+            series: dict[str, dict[str, Reading]] = {}
+            for metric in self._other_metrics:
+                value = readings.get(metric)
+                if value is not None:
+                    _check_reading(metric, value)
+                    series[metric] = {"": (value, now)}
+            self._observe_others(series, now, work)
+        return self._apply(work, now=now, silenced=silenced)
 
-        result = CycleResult()
-        for slot, value in pending:
+    def evaluate_series(
+        self,
+        readings: Mapping[str, Mapping[str, Reading]],
+        *,
+        now: datetime,
+        silenced: Collection[str] = (),
+    ) -> CycleResult:
+        """Apply one cycle of per-instance readings: ``{metric: {instance: (value,
+        sampled_at)}}``, each instance's newest sample. A reading older than its rule's
+        ``stale_after`` is no data; an unsplit rule combines the instances' fresh values by
+        its ``aggregate``. Metrics no rule reads are ignored. Atomic: invalid input raises
+        before any state changes."""
+        work: list[_Pending] = []
+        combined: dict[tuple[str, str, float | None], float | None] = {}
+        for slot in self._plain_all:
             rule = slot.rule
-            state, events = step(
-                rule,
-                slot.state,
-                value,
-                now=now,
-                silenced=rule.metric in silenced,
-                new_id=self._new_id,
-            )
-            if state != slot.state:
-                result.previous[rule.metric] = slot.state
-                slot.set_state(state)
-                result.changed[rule.metric] = state
-            result.events.extend(events)
-        return result
+            limit = rule.stale_after if rule.stale_after is not None else self._stale_after
+            memo = (rule.metric, rule.aggregate, limit)
+            if memo in combined:
+                value = combined[memo]
+            else:
+                value = combined[memo] = _combine(readings.get(rule.metric), rule, limit, now)
+            if value is None:
+                if rule.no_data is not NoData.KEEP:
+                    work.append((rule, "", slot, kinds.no_data(rule), None))
+            elif not slot.lo < value < slot.hi:
+                work.append((rule, "", slot, kinds.threshold(rule, value), None))
+        if self._other:
+            self._observe_others(readings, now, work)
+        return self._apply(work, now=now, silenced=silenced)
 
     def rollback(self, result: CycleResult) -> None:
         """Undo a cycle whose changes could not be stored, as if it never ran.
 
         Only valid for the latest cycle, before any other change."""
-        for metric, state in result.previous.items():
-            slot = self._slots.get(metric)
-            if slot is not None:
-                slot.set_state(state)
+        for key, state in result.previous.items():
+            name, series = split_key(key)
+            rule = self._rules.get(name)
+            if rule is not None:
+                self._slot(rule, series).set_state(state)
 
     # -- manual actions and changes made elsewhere ------------------------------------------
 
@@ -314,7 +336,7 @@ class Evaluator:
     def resolve(
         self, incident_id: uuid.UUID, *, by: str, now: datetime, notes: str | None = None
     ) -> Event:
-        """Manual resolution. The streaks restart, so a still-breaching rule must breach
+        """Manual resolution. The streaks restart, so a still-breaching series must breach
         ``breaches_required`` times again before a new incident opens."""
         slot = self._slot_of(incident_id)
         assert slot.state.incident is not None
@@ -325,24 +347,173 @@ class Evaluator:
     def sync(self, incident: Incident) -> None:
         """Take in an incident change made elsewhere (an API call served by another instance).
 
-        Raises ``DuplicateIncidentError`` for an open incident that is not the rule's own.
+        Raises ``DuplicateIncidentError`` for an open incident that is not the series' own.
         """
-        slot = self._slots.get(incident.metric)
-        if slot is None:
+        rule = self._rules.get(incident.rule)
+        if rule is None:
             return
-        current = slot.state.incident
+        slot = self._slots.get(series_key(incident.rule, incident.series))
+        current = slot.state.incident if slot is not None else None
         if incident.is_open:
             if current is not None and current.id != incident.id:
-                raise DuplicateIncidentError(incident.metric)
+                raise DuplicateIncidentError(incident.rule)
+            slot = slot if slot is not None else self._slot(rule, incident.series)
             slot.set_state(dataclasses.replace(slot.state, incident=incident))
-        elif current is not None and current.id == incident.id:
+        elif slot is not None and current is not None and current.id == incident.id:
             slot.set_state(IDLE)
 
-    def _slot(self, metric: str) -> _Slot:
-        slot = self._slots.get(metric)
+    # -- the parts --------------------------------------------------------------------------
+
+    def _add(self, rule: Rule) -> None:
+        self._rules[rule.name] = rule
+        if rule.split_by is SplitBy.NONE:
+            self._slot(rule, "")
+
+    def _slot(self, rule: Rule, series: str) -> _Slot:
+        key = series_key(rule.name, series)
+        slot = self._slots.get(key)
         if slot is None:
-            raise NotFoundError("rule", metric)
+            slot = self._slots[key] = _Slot(rule, series, IDLE)
+            self._series.setdefault(rule.name, {})[series] = slot
         return slot
+
+    def _drop(self, slot: _Slot) -> None:
+        self._slots.pop(slot.key, None)
+        self._series.get(slot.rule.name, {}).pop(slot.series, None)
+
+    def _index(self) -> None:
+        """The lookups a cycle runs on, rebuilt whenever the rules change."""
+        plain: dict[str, list[_Slot]] = {}
+        self._plain_all: list[_Slot] = []
+        self._plain_no_data: list[_Slot] = []
+        self._other: list[Rule] = []
+        read: set[str] = set()
+        for rule in self._rules.values():
+            read.update(rule.metrics)
+            if _is_plain(rule):
+                slot = self._slot(rule, "")
+                plain.setdefault(rule.metric, []).append(slot)
+                self._plain_all.append(slot)
+                if rule.no_data is not NoData.KEEP:
+                    self._plain_no_data.append(slot)
+            else:
+                self._other.append(rule)
+        self._plain_one = {m: slots[0] for m, slots in plain.items() if len(slots) == 1}
+        self._plain_many = {m: slots for m, slots in plain.items() if len(slots) > 1}
+        self._read = frozenset(read)
+        self._other_metrics = frozenset(m for rule in self._other for m in rule.metrics)
+
+    def _observe_others(
+        self, readings: Mapping[str, Mapping[str, Reading]], now: datetime, work: list[_Pending]
+    ) -> None:
+        """Observations of every rule that is not a plain threshold rule."""
+        self._overflow = {}
+        added: dict[str, int] = {}
+        for rule in self._other:
+            limit = rule.stale_after if rule.stale_after is not None else self._stale_after
+            known = self._series.get(rule.name, {})
+            if rule.kind is Kind.ABSENT:
+                entries = readings.get(rule.metric) or {}
+                self._observe_absent(rule, entries, known, now, work, added)
+                continue
+            if rule.split_by is SplitBy.NONE:
+                slot = known.get("") or self._slot(rule, "")
+                if rule.kind is Kind.THRESHOLD:
+                    value = _combine(readings.get(rule.metric), rule, limit, now)
+                    seen = kinds.threshold(rule, value) if value is not None else None
+                else:
+                    values = {m: _combine(readings.get(m), rule, limit, now) for m in rule.metrics}
+                    seen = kinds.composite(rule, values)
+                work.append((rule, "", slot, seen or kinds.no_data(rule), None))
+                continue
+            instances: dict[str, None] = dict.fromkeys(known)
+            for metric in rule.metrics:
+                instances.update(dict.fromkeys(readings.get(metric) or {}))
+            for instance in instances:
+                values = {
+                    m: _fresh((readings.get(m) or {}).get(instance), limit, now)
+                    for m in rule.metrics
+                }
+                if rule.kind is Kind.THRESHOLD:
+                    value = values[rule.metric]
+                    seen = kinds.threshold(rule, value) if value is not None else None
+                else:
+                    seen = kinds.composite(rule, values)
+                seen = seen or kinds.no_data(rule)
+                existing = known.get(instance)
+                if existing is None and (seen is None or seen.level is Level.NORMAL):
+                    continue  # a new series reading normal: nothing to remember yet
+                self._queue(rule, instance, existing, seen, None, known, work, added)
+
+    def _observe_absent(
+        self,
+        rule: Rule,
+        entries: Mapping[str, Reading],
+        known: Mapping[str, _Slot],
+        now: datetime,
+        work: list[_Pending],
+        added: dict[str, int],
+    ) -> None:
+        """A series never seen since the evaluator started counts from its first cycle."""
+        if rule.split_by is SplitBy.NONE:
+            newest = max((at for _, at in entries.values()), default=None)
+            slot = known.get("") or self._slot(rule, "")
+            seen = _latest(slot.seen, newest) or now
+            age = (now - seen).total_seconds()
+            work.append((rule, "", slot, kinds.absent(rule, age), seen))
+            return
+        for instance in dict.fromkeys([*known, *entries]):
+            existing = known.get(instance)
+            reading = entries.get(instance)
+            last = _latest(existing.seen if existing else None, reading[1] if reading else None)
+            last = last or now
+            observation = kinds.absent(rule, (now - last).total_seconds())
+            self._queue(rule, instance, existing, observation, last, known, work, added)
+
+    def _queue(
+        self,
+        rule: Rule,
+        instance: str,
+        slot: _Slot | None,
+        seen: Observation | None,
+        at: datetime | None,
+        known: Mapping[str, _Slot],
+        work: list[_Pending],
+        added: dict[str, int],
+    ) -> None:
+        if slot is None:
+            if len(known) + added.get(rule.name, 0) >= self._max_series:
+                self._overflow[rule.name] = self._overflow.get(rule.name, 0) + 1
+                return
+            added[rule.name] = added.get(rule.name, 0) + 1
+        work.append((rule, instance, slot, seen, at))
+
+    def _apply(
+        self, work: list[_Pending], *, now: datetime, silenced: Collection[str]
+    ) -> CycleResult:
+        result = CycleResult()
+        for rule, series, slot, seen, at in work:
+            if slot is None:
+                slot = self._slot(rule, series)
+            if at is not None:
+                slot.seen = at
+            state, events = advance(
+                rule,
+                slot.state,
+                seen,
+                now=now,
+                silenced=rule.name in silenced,
+                new_id=self._new_id,
+                instance=series or None,
+            )
+            if state != slot.state:
+                result.previous[slot.key] = slot.state
+                slot.set_state(state)
+                result.changed[slot.key] = state
+            result.events.extend(events)
+            if series and state == IDLE and rule.kind is not Kind.ABSENT:
+                self._drop(slot)  # an idle series of a split rule: nothing left to remember
+        return result
 
     def _slot_of(self, incident_id: uuid.UUID) -> _Slot:
         for slot in self._slots.values():
@@ -350,3 +521,34 @@ class Evaluator:
             if incident is not None and incident.id == incident_id:
                 return slot
         raise NotFoundError("open incident", incident_id)
+
+
+def _fresh(reading: Reading | None, limit: float | None, now: datetime) -> float | None:
+    if reading is None:
+        return None
+    value, at = reading
+    if limit is not None and (now - at).total_seconds() > limit:
+        return None
+    _check_reading("value", value)
+    return value
+
+
+def _combine(
+    entries: Mapping[str, Reading] | None, rule: Rule, limit: float | None, now: datetime
+) -> float | None:
+    """The instances' fresh values of one metric, combined by the rule's ``aggregate``."""
+    if not entries:
+        return None
+    if len(entries) == 1:
+        [reading] = entries.values()
+        return _fresh(reading, limit, now)
+    fresh = [v for v in (_fresh(r, limit, now) for r in entries.values()) if v is not None]
+    return combine(fresh, rule.aggregate)
+
+
+def _latest(first: datetime | None, second: datetime | None) -> datetime | None:
+    if first is None:
+        return second
+    if second is None:
+        return first
+    return max(first, second)

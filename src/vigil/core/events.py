@@ -17,7 +17,9 @@ class EventKind(StrEnum):
     INCIDENT_ESCALATED = "incident.escalated"
     INCIDENT_ACKNOWLEDGED = "incident.acknowledged"
     INCIDENT_RESOLVED = "incident.resolved"
+    RULE_CREATED = "rule.created"
     RULE_CHANGED = "rule.changed"
+    RULE_DELETED = "rule.deleted"
     SNOOZE_STARTED = "snooze.started"
     SNOOZE_ENDED = "snooze.ended"
     MAINTENANCE_ADDED = "maintenance.added"
@@ -37,6 +39,11 @@ class Event:
     by: str | None = None
     data: Mapping[str, Any] = field(default_factory=dict)
     id: int | None = None
+    rule: str | None = None  # the rule's name; for the rules named after a metric, the metric
+
+    def __post_init__(self) -> None:
+        if self.rule is None and self.incident is not None:
+            object.__setattr__(self, "rule", self.incident.rule)
 
     @classmethod
     def for_incident(
@@ -58,6 +65,7 @@ class Event:
             "kind": self.kind.value,
             "at": self.at.isoformat(),
             "metric": self.metric,
+            "rule": self.rule,
             "incident": self.incident.to_dict() if self.incident is not None else None,
             "by": self.by,
             "data": dict(self.data),
@@ -73,6 +81,7 @@ class Event:
             kind=EventKind(data["kind"]),
             at=datetime.fromisoformat(data["at"]),
             metric=data.get("metric"),
+            rule=data.get("rule"),
             incident=Incident.from_dict(incident) if incident is not None else None,
             by=data.get("by"),
             data=dict(data.get("data") or {}),

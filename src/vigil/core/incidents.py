@@ -63,6 +63,51 @@ class Incident:
     acknowledged_at: datetime | None = None
     notes: str | None = None
     resolved_by: str | None = None
+    # The open rule model: the rule (named after its metric unless told), its series when
+    # split per instance, a composite's condition and term values at trigger, and whether
+    # missing data (``no_data: alerting``) is what keeps it open.
+    rule: str = ""
+    instance: str | None = None
+    condition: str | None = None
+    values: dict[str, float] | None = None
+    no_data: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.rule:
+            object.__setattr__(self, "rule", self.metric)
+
+    def observed(self, *, last_value: float, peak_value: float, no_data: bool) -> Incident:
+        """``dataclasses.replace`` of the fields each cycle changes, written out: the
+        evaluator calls it for every open incident every cycle, and ``replace`` walks every
+        field by name."""
+        return Incident(
+            id=self.id,
+            metric=self.metric,
+            severity=self.severity,
+            status=self.status,
+            triggered_at=self.triggered_at,
+            threshold=self.threshold,
+            value=self.value,
+            peak_value=peak_value,
+            last_value=last_value,
+            message=self.message,
+            resolved_at=self.resolved_at,
+            resolution=self.resolution,
+            acknowledged_by=self.acknowledged_by,
+            acknowledged_at=self.acknowledged_at,
+            notes=self.notes,
+            resolved_by=self.resolved_by,
+            rule=self.rule,
+            instance=self.instance,
+            condition=self.condition,
+            values=self.values,
+            no_data=no_data,
+        )
+
+    @property
+    def series(self) -> str:
+        """The rule's series this incident belongs to: its instance, or "" when not split."""
+        return self.instance or ""
 
     @property
     def is_open(self) -> bool:
@@ -82,6 +127,8 @@ class Incident:
                 value = value.isoformat()
             elif isinstance(value, uuid.UUID | StrEnum):
                 value = str(value)
+            elif isinstance(value, dict):
+                value = dict(value)
             data[f.name] = value
         return data
 
@@ -93,6 +140,8 @@ class Incident:
         values["status"] = Status(values["status"])
         if values.get("resolution") is not None:
             values["resolution"] = Resolution(values["resolution"])
+        if values.get("values") is not None:
+            values["values"] = {str(k): float(v) for k, v in values["values"].items()}
         for name in ("triggered_at", "resolved_at", "acknowledged_at"):
             if isinstance(values.get(name), str):
                 values[name] = datetime.fromisoformat(values[name])

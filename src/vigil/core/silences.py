@@ -24,8 +24,8 @@ from vigil.core.validation import (
     check_aware,
     check_choice,
     check_keys,
-    check_metric,
     check_name,
+    check_rule_name,
     check_text,
     frozen,
     parse_datetime,
@@ -69,7 +69,7 @@ class Snooze:
     created_at: datetime
 
     def __post_init__(self) -> None:
-        check_metric("metric", self.metric)
+        check_rule_name("metric", self.metric)  # the snoozed rule's name
         check_aware("created_at", self.created_at)
         check_aware("until", self.until)
         if self.until <= self.created_at:
@@ -399,7 +399,7 @@ def _metrics(metrics: object) -> frozenset[str] | None:
         raise ValidationError("metrics", "must be a list of metrics, or null for every rule")
     if not metrics:
         raise ValidationError("metrics", "list at least one metric, or null for every rule")
-    return frozenset(check_metric("metrics", metric) for metric in metrics)
+    return frozenset(check_rule_name("metrics", metric) for metric in metrics)
 
 
 def _weekdays(days: object) -> frozenset[Weekday]:

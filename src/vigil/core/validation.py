@@ -20,6 +20,9 @@ from vigil.core.errors import ValidationError
 METRIC_PATTERN = re.compile(r"[a-z0-9_.]{1,100}")
 """A rule's metric: what readings, incidents, events and API paths are keyed by."""
 
+RULE_NAME_PATTERN = re.compile(r"[a-z0-9_.-]{1,100}")
+"""A rule's name: the key of incidents, events, snoozes, API paths and notifications."""
+
 NAME_PATTERN = re.compile(r"[a-z0-9_-]{1,50}")
 """A notification channel's or a maintenance window's name."""
 
@@ -32,6 +35,14 @@ E = TypeVar("E", bound=StrEnum)
 def check_metric(field: str, value: object) -> str:
     if not isinstance(value, str) or not METRIC_PATTERN.fullmatch(value):
         raise ValidationError(field, f"{value!r} must be 1-100 characters of a-z, 0-9, '_' and '.'")
+    return value
+
+
+def check_rule_name(field: str, value: object) -> str:
+    if not isinstance(value, str) or not RULE_NAME_PATTERN.fullmatch(value):
+        raise ValidationError(
+            field, f"{value!r} must be 1-100 characters of a-z, 0-9, '_', '.' and '-'"
+        )
     return value
 
 

@@ -18,6 +18,7 @@ from vigil.store.records import (
     OutboxStatus,
     Page,
     Role,
+    RulePlan,
     StoredChannel,
     User,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "OutboxStatus",
     "Page",
     "Role",
+    "RulePlan",
     "Store",
     "StoredChannel",
     "User",

@@ -17,7 +17,7 @@ from vigil.core import validation
 from vigil.core.errors import NotFoundError, ValidationError
 from vigil.core.events import Event
 from vigil.core.incidents import Incident
-from vigil.core.rules import Rule
+from vigil.core.rules import FIELD_NAMES, Rule
 from vigil.store import models
 from vigil.store.engine import SQLITE_BEGIN
 from vigil.store.errors import translated_errors
@@ -79,6 +79,7 @@ class StoreBase:
                     kind=item.kind.value,
                     at=item.at,
                     metric=item.metric,
+                    rule=item.rule,
                     incident_id=item.incident.id if item.incident is not None else None,
                     payload=payload,
                 )
@@ -139,7 +140,18 @@ def incident_from_row(row: Row[Any] | Mapping[str, Any]) -> Incident:
         acknowledged_at=data["acknowledged_at"],
         notes=data["notes"],
         resolved_by=data["resolved_by"],
+        rule=data["rule"],
+        instance=data["series"] or None,
+        condition=data["condition"],
+        values=_term_values(data["term_values"]),
+        no_data=bool(data["no_data"]),
     )
+
+
+def _term_values(raw: Any) -> dict[str, float] | None:
+    if raw is None:
+        return None
+    return {str(metric): float(value) for metric, value in dict(raw).items()}
 
 
 def incident_values(incident: Incident) -> dict[str, Any]:
@@ -160,34 +172,28 @@ def incident_values(incident: Incident) -> dict[str, Any]:
         "acknowledged_at": incident.acknowledged_at,
         "notes": incident.notes,
         "resolved_by": incident.resolved_by,
+        "rule": incident.rule,
+        "series": incident.series,
+        "condition": incident.condition,
+        "term_values": dict(incident.values) if incident.values is not None else None,
+        "no_data": incident.no_data,
     }
 
 
-RULE_FIELDS = (
-    "metric",
-    "display_name",
-    "description",
-    "unit",
-    "warning",
-    "critical",
-    "direction",
-    "enabled",
-    "breaches_required",
-    "recoveries_required",
-    "recovery",
-    "aggregate",
-    "updated_at",
-    "updated_by",
-)
+RULE_FIELDS = FIELD_NAMES  # the columns are the rule's fields, name for name
 
 
-def rule_from_row(row: Row[Any]) -> Rule:
-    data = row._mapping
-    return Rule(**{name: data[name] for name in RULE_FIELDS})
+def rule_from_row(row: Row[Any] | Mapping[str, Any]) -> Rule:
+    data = row._mapping if isinstance(row, Row) else row
+    values = {name: data[name] for name in RULE_FIELDS}
+    values["metric"] = values["metric"] or ""  # NULL for a composite
+    return Rule(**values)
 
 
 def rule_values(rule: Rule) -> dict[str, Any]:
-    return {name: getattr(rule, name) for name in RULE_FIELDS}
+    values = {name: getattr(rule, name) for name in RULE_FIELDS}
+    values["metric"] = rule.metric or None
+    return values
 
 
 def event_from_row(row: Row[Any]) -> Event:

@@ -12,8 +12,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 
+from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vigil.core.errors import (
@@ -21,7 +21,7 @@ from vigil.core.errors import (
     IllegalTransitionError,
     NotFoundError,
 )
-from vigil.core.evaluation import CycleResult, RuleState
+from vigil.core.evaluation import IDLE, CycleResult, RuleState, series_key, split_key
 from vigil.core.events import Event, EventKind
 from vigil.core.incidents import Incident, Severity, Status, acknowledge, resolve
 from vigil.core.samples import Sample
@@ -37,7 +37,7 @@ from vigil.store._base import (
 
 # What the evaluator owns on an open incident. Acknowledgement and notes belong to people and
 # may have changed on another instance since the evaluator last saw the incident.
-EVALUATOR_FIELDS = ("severity", "threshold", "message", "peak_value", "last_value")
+EVALUATOR_FIELDS = ("severity", "threshold", "message", "peak_value", "last_value", "no_data")
 RESOLUTION_FIELDS = ("status", "resolved_at", "resolution", "resolved_by")
 
 
@@ -55,7 +55,10 @@ class IncidentChanges(StoreBase):
                 await connection.execute(select(models.incidents).where(models.OPEN_PREDICATE))
             ).all()
         return resume_states(
-            ((r.metric, r.breach_streak, r.normal_streak, r.critical_streak) for r in streaks),
+            (
+                (series_key(r.rule, r.series), r.breach_streak, r.normal_streak, r.critical_streak)
+                for r in streaks
+            ),
             (incident_from_row(row) for row in open_rows),
         )
 
@@ -185,36 +188,54 @@ class IncidentChanges(StoreBase):
         self, connection: AsyncConnection, result: CycleResult, now: datetime
     ) -> None:
         table = models.rule_states
-        statement = self._upsert(table)
-        statement = statement.on_conflict_do_update(
-            index_elements=[table.c.metric],
-            set_={
-                "breach_streak": statement.excluded.breach_streak,
-                "normal_streak": statement.excluded.normal_streak,
-                "critical_streak": statement.excluded.critical_streak,
-                "updated_at": statement.excluded.updated_at,
-            },
+        names = sorted({split_key(key)[0] for key in result.changed})
+        rules = models.rules
+        # A rule deleted while this cycle ran has no streaks to keep.
+        existing = set(
+            (await connection.scalars(select(rules.c.name).where(rules.c.name.in_(names)))).all()
         )
-        await connection.execute(
-            statement,
-            [
+        rows = []
+        gone = []
+        for key, state in sorted(result.changed.items()):
+            rule, series = split_key(key)
+            if rule not in existing:
+                continue
+            if series and state == IDLE:
+                gone.append((rule, series))  # an idle series of a split rule: nothing to keep
+                continue
+            rows.append(
                 {
-                    "metric": metric,
+                    "rule": rule,
+                    "series": series,
                     "breach_streak": state.breach_streak,
                     "normal_streak": state.normal_streak,
                     "critical_streak": state.critical_streak,
                     "updated_at": now,
                 }
-                for metric, state in sorted(result.changed.items())
-            ],
-        )
+            )
+        if rows:
+            statement = self._upsert(table)
+            statement = statement.on_conflict_do_update(
+                index_elements=[table.c.rule, table.c.series],
+                set_={
+                    "breach_streak": statement.excluded.breach_streak,
+                    "normal_streak": statement.excluded.normal_streak,
+                    "critical_streak": statement.excluded.critical_streak,
+                    "updated_at": statement.excluded.updated_at,
+                },
+            )
+            await connection.execute(statement, rows)
+        if gone:
+            await connection.execute(
+                delete(table).where(tuple_(table.c.rule, table.c.series).in_(gone))
+            )
 
     async def _insert_incident(self, connection: AsyncConnection, incident: Incident) -> Incident:
         try:
             await connection.execute(models.incidents.insert().values(incident_values(incident)))
         except sa_exc.IntegrityError as exc:
             if _is_open_incident_violation(exc):
-                raise DuplicateIncidentError(incident.metric) from exc
+                raise DuplicateIncidentError(incident.rule, incident.series) from exc
             raise
         return incident
 
@@ -275,21 +296,21 @@ class IncidentChanges(StoreBase):
 def resume_states(
     streaks: Iterable[tuple[str, int, int, int]], open_incidents: Iterable[Incident]
 ) -> dict[str, RuleState]:
-    """Rule states from persisted streaks ``(metric, breach, normal, critical)`` and the open
-    incidents: what a restarted monitor resumes."""
-    by_metric = {incident.metric: incident for incident in open_incidents}
+    """Series states from persisted streaks ``(series_key, breach, normal, critical)`` and
+    the open incidents: what a restarted monitor resumes."""
+    by_key = {series_key(i.rule, i.series): i for i in open_incidents}
     states: dict[str, RuleState] = {}
-    for metric, breach, normal, critical in streaks:
-        incident = by_metric.get(metric)
-        states[metric] = RuleState(
+    for key, breach, normal, critical in streaks:
+        incident = by_key.get(key)
+        states[key] = RuleState(
             breach_streak=breach,
             # The normal streak means something only while an incident is open.
             normal_streak=normal if incident is not None else 0,
             critical_streak=critical,
             incident=incident,
         )
-    for metric, incident in by_metric.items():
-        states.setdefault(metric, RuleState(incident=incident))
+    for key, incident in by_key.items():
+        states.setdefault(key, RuleState(incident=incident))
     return states
 
 
@@ -299,6 +320,8 @@ def _replace_incident(item: Event, incident: Incident) -> Event:
 
 def _is_open_incident_violation(exc: sa_exc.IntegrityError) -> bool:
     message = str(exc.orig)
-    # PostgreSQL names the index; SQLite names the column, and the only unique index on
-    # incidents.metric alone is the open-incident one.
-    return "uq_incidents_open_metric" in message or "incidents.metric" in message
+    # PostgreSQL names the index; SQLite names the columns, and the only unique index on
+    # incidents.rule and incidents.series is the open-incident one.
+    return (
+        "uq_incidents_open_rule_series" in message or "incidents.rule, incidents.series" in message
+    )

@@ -21,7 +21,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from vigil.core.errors import NotFoundError, ValidationError
 from vigil.core.events import Event
 from vigil.core.incidents import Incident, Resolution, Severity, Status
-from vigil.core.validation import METRIC_PATTERN
+from vigil.core.validation import METRIC_PATTERN, check_rule_name
 from vigil.store import models
 from vigil.store._base import (
     MAX_PAGE_SIZE,
@@ -88,6 +88,7 @@ class IncidentQueries(StoreBase):
         severity: Severity | str | None = None,
         status: Status | str | None = None,
         metric: str | None = None,
+        rule: str | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
         page: int = 1,
@@ -109,6 +110,8 @@ class IncidentQueries(StoreBase):
             if not isinstance(metric, str) or not METRIC_PATTERN.fullmatch(metric):
                 raise ValidationError("metric", f"{metric!r} is not a metric name")
             conditions.append(table.c.metric == metric)
+        if rule is not None:
+            conditions.append(table.c.rule == check_rule_name("rule", rule))
         if start is not None:
             conditions.append(table.c.triggered_at >= check_time("start", start))
         if end is not None:

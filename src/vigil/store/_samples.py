@@ -96,15 +96,42 @@ class SampleQueries(StoreBase):
         one instance (the caller's own, whose fresh readings it has): one cycle's input for
         combining instances (core ``combine``). The monitor's hot query, so no times are parsed
         and no sample objects built."""
+        ranked = self._newest(since, exclude_instance)
+        statement = select(ranked.c.metric, ranked.c.value).where(ranked.c.rank == 1)
+        async with self._read("reading latest values") as connection:
+            rows = (await connection.execute(statement)).all()
+        values: dict[str, list[float]] = {}
+        for metric, value in rows:
+            values.setdefault(metric, []).append(value)
+        return values
+
+    async def latest_readings(
+        self, *, since: datetime, exclude_instance: str | None = None
+    ) -> dict[str, dict[str, tuple[float, datetime]]]:
+        """Each (instance, metric)'s newest value at or after ``since`` with its sample time:
+        ``{metric: {instance: (value, time)}}``, leaving out one instance (the caller's own).
+        What the evaluator takes each cycle (``Evaluator.evaluate_series``)."""
+        ranked = self._newest(since, exclude_instance)
+        statement = select(ranked.c.metric, ranked.c.instance, ranked.c.value, ranked.c.time).where(
+            ranked.c.rank == 1
+        )
+        async with self._read("reading latest readings") as connection:
+            rows = (await connection.execute(statement)).all()
+        readings: dict[str, dict[str, tuple[float, datetime]]] = {}
+        for row in rows:
+            readings.setdefault(row.metric, {})[row.instance] = (float(row.value), row.time)
+        return readings
+
+    def _newest(self, since: datetime, exclude_instance: str | None) -> Any:
+        """The interval's samples with each series' rows ranked newest first (the one stored
+        last first among equal times): ``rank == 1`` is the series' newest. One pass whatever
+        their number (a join back on the newest time returned every row sharing it: a batch
+        of samples without times made the monitor's query as slow as the batch was long)."""
         check_time("since", since)
         table = models.samples
         conditions = [table.c.time >= since]
         if exclude_instance is not None:
             conditions.append(table.c.instance != exclude_instance)
-        # One pass over the interval's samples, whatever their number: each series' rows
-        # ranked newest first (the one stored last first among equal times), the first kept.
-        # (A join back on the newest time returned every row sharing it: a batch of samples
-        # without times made the monitor's query as slow as the batch was long.)
         rank = (
             func.row_number()
             .over(
@@ -113,18 +140,11 @@ class SampleQueries(StoreBase):
             )
             .label("rank")
         )
-        ranked = (
-            select(table.c.instance, table.c.metric, table.c.value, rank)
+        return (
+            select(table.c.instance, table.c.metric, table.c.value, table.c.time, rank)
             .where(*conditions)
             .subquery()
         )
-        statement = select(ranked.c.metric, ranked.c.value).where(ranked.c.rank == 1)
-        async with self._read("reading latest values") as connection:
-            rows = (await connection.execute(statement)).all()
-        values: dict[str, list[float]] = {}
-        for metric, value in rows:
-            values.setdefault(metric, []).append(value)
-        return values
 
     def _bucket(self, column: Any, start: datetime, width: float) -> ColumnElement[int]:
         """``floor((time - start) / width)`` in SQL; times are never before ``start`` here."""

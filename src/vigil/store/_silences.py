@@ -179,7 +179,7 @@ async def _check_rules(
     wanted = list(metrics)
     table = models.rules
     found = set(
-        (await connection.scalars(select(table.c.metric).where(table.c.metric.in_(wanted)))).all()
+        (await connection.scalars(select(table.c.name).where(table.c.name.in_(wanted)))).all()
     )
     for metric in wanted:
         if metric not in found:

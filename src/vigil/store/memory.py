@@ -27,10 +27,11 @@ from vigil.core.catalogue import DEFAULT_RULES
 from vigil.core.errors import (
     DuplicateIncidentError,
     IllegalTransitionError,
+    NameTakenError,
     NotFoundError,
     ValidationError,
 )
-from vigil.core.evaluation import CycleResult, RuleState
+from vigil.core.evaluation import IDLE, CycleResult, RuleState, split_key
 from vigil.core.events import Event, EventKind
 from vigil.core.incidents import Incident, Status, acknowledge, resolve
 from vigil.core.rules import Rule
@@ -43,7 +44,16 @@ from vigil.store._changes import EVALUATOR_FIELDS, RESOLUTION_FIELDS, resume_sta
 from vigil.store._channels import channel_event, check_by
 from vigil.store._incidents import MAX_TIMELINE
 from vigil.store._outbox import MAX_CLAIM, last_of, settlement
-from vigil.store._rules import MAX_EVENTS
+from vigil.store._rules import (
+    DEFAULT_MAX_RULES,
+    MAX_EVENTS,
+    changed_event,
+    check_room,
+    created_event,
+    deleted_event,
+    plan_rules,
+    resolve_deleted,
+)
 from vigil.store._silences import window_event, window_taken
 from vigil.store.records import (
     Delivery,
@@ -51,6 +61,7 @@ from vigil.store.records import (
     OutboxCounts,
     OutboxItem,
     OutboxStatus,
+    RulePlan,
     StoredChannel,
 )
 
@@ -65,8 +76,9 @@ class MemoryStore:
     """A store in memory, seeded with the default rules as a new database is."""
 
     def __init__(self, rules: Iterable[Rule] = DEFAULT_RULES) -> None:
-        self._rules: dict[str, Rule] = {rule.metric: rule for rule in rules}
-        self._streaks: dict[str, tuple[int, int, int]] = {}  # breach, normal, critical
+        self._rules: dict[str, Rule] = {rule.name: rule for rule in rules}
+        # breach, normal, critical, by series key (``vigil.core.evaluation.series_key``)
+        self._streaks: dict[str, tuple[int, int, int]] = {}
         self._incidents: dict[uuid.UUID, Incident] = {}
         self._samples: list[Sample] = []
         self._events: list[Event] = []
@@ -84,11 +96,17 @@ class MemoryStore:
     # -- the monitor's reads and writes --------------------------------------------------------
 
     async def list_rules(self) -> list[Rule]:
-        return [self._rules[metric] for metric in sorted(self._rules)]
+        return [self._rules[name] for name in sorted(self._rules)]
+
+    async def get_rule(self, name: str) -> Rule:
+        rule = self._rules.get(name)
+        if rule is None:
+            raise NotFoundError("rule", name)
+        return rule
 
     async def load_states(self) -> dict[str, RuleState]:
         return resume_states(
-            ((metric, *streaks) for metric, streaks in self._streaks.items()),
+            ((key, *streaks) for key, streaks in self._streaks.items()),
             (incident for incident in self._incidents.values() if incident.is_open),
         )
 
@@ -116,6 +134,22 @@ class MemoryStore:
             values.setdefault(metric, []).append(value)
         return values
 
+    async def latest_readings(
+        self, *, since: datetime, exclude_instance: str | None = None
+    ) -> dict[str, dict[str, tuple[float, datetime]]]:
+        check_time("since", since)
+        newest: dict[tuple[str, str], Sample] = {}
+        for sample in self._samples:  # in stored order: the last of equal times wins
+            if sample.time < since or sample.instance == exclude_instance:
+                continue
+            key = (sample.metric, sample.instance)
+            if key not in newest or sample.time >= newest[key].time:
+                newest[key] = sample
+        readings: dict[str, dict[str, tuple[float, datetime]]] = {}
+        for (metric, instance), sample in newest.items():
+            readings.setdefault(metric, {})[instance] = (sample.value, sample.time)
+        return readings
+
     async def add_samples(self, samples: Sequence[Sample]) -> None:
         self._samples.extend(samples)
 
@@ -142,16 +176,24 @@ class MemoryStore:
         stored: dict[uuid.UUID, Incident] = {}
         for ident in sorted(opened):
             incident = latest[ident]
-            if any(i.is_open and i.metric == incident.metric for i in incidents.values()):
-                raise DuplicateIncidentError(incident.metric)
+            if any(
+                i.is_open and (i.rule, i.series) == (incident.rule, incident.series)
+                for i in incidents.values()
+            ):
+                raise DuplicateIncidentError(incident.rule, incident.series)
             incidents[ident] = stored[ident] = incident
         for ident in sorted(set(latest) - set(opened)):
             incidents[ident] = stored[ident] = _apply_evaluation(incidents, latest[ident])
 
         self._incidents = incidents
         self._samples.extend(samples)
-        for metric, state in result.changed.items():
-            self._streaks[metric] = (
+        for key, state in result.changed.items():
+            if split_key(key)[0] not in self._rules:
+                continue  # deleted meanwhile
+            if split_key(key)[1] and state == IDLE:
+                self._streaks.pop(key, None)
+                continue
+            self._streaks[key] = (
                 state.breach_streak,
                 state.normal_streak,
                 state.critical_streak,
@@ -246,26 +288,98 @@ class MemoryStore:
 
     # -- rules --------------------------------------------------------------------------------
 
-    async def update_rule(
-        self, metric: str, changes: Mapping[str, Any], *, by: str | None, now: datetime
+    async def add_rule(
+        self, rule: Rule, *, by: str | None, now: datetime, max_rules: int = DEFAULT_MAX_RULES
     ) -> tuple[Rule, Event]:
         check_time("now", now)
-        current = self._rules.get(metric)
-        if current is None:
-            raise NotFoundError("rule", metric)
-        updated = current.updated(changes, by=by, at=now)
-        after = updated.to_dict()
-        event = Event(
-            kind=EventKind.RULE_CHANGED,
-            at=now,
-            metric=metric,
-            by=by,
-            data={"changes": {name: after[name] for name in changes}, "rule": after},
-        )
+        if rule.name in self._rules:
+            raise NameTakenError("rule", rule.name)
+        check_room(len(self._rules) + 1, max_rules)
+        added = rule.updated({}, by=by, at=now)
+        event = created_event(added, by=by, now=now)
+        self._rules[added.name] = added
+        [stored] = self._append([event])
+        return added, stored
+
+    async def replace_rule(
+        self, name: str, rule: Rule, *, by: str | None, now: datetime
+    ) -> tuple[Rule, Event]:
+        check_time("now", now)
+        if rule.name != name:
+            raise ValidationError("name", f"must be {name!r}, the rule being replaced")
+        before = await self.get_rule(name)
+        replaced = rule.updated({}, by=by, at=now)
+        self._rules[name] = replaced
+        [stored] = self._append([changed_event(before, replaced, by=by, now=now)])
+        return replaced, stored
+
+    async def update_rule(
+        self, name: str, changes: Mapping[str, Any], *, by: str | None, now: datetime
+    ) -> tuple[Rule, Event]:
+        check_time("now", now)
+        before = await self.get_rule(name)
+        updated = before.updated(changes, by=by, at=now)
+        event = changed_event(before, updated, by=by, now=now)
         _check_json(event)
-        self._rules[metric] = updated
+        self._rules[name] = updated
         [stored] = self._append([event])
         return updated, stored
+
+    async def delete_rule(self, name: str, *, by: str, now: datetime) -> list[Event]:
+        check_name("by", by)
+        check_time("now", now)
+        rule = await self.get_rule(name)
+        return self._append(self._delete_rules([rule], by=by, now=now))
+
+    async def apply_rules(
+        self,
+        rules: Sequence[Rule],
+        *,
+        by: str | None,
+        now: datetime,
+        prune: bool = False,
+        dry_run: bool = False,
+        max_rules: int = DEFAULT_MAX_RULES,
+    ) -> RulePlan:
+        check_time("now", now)
+        if prune:
+            check_name("by", by)
+        plan = plan_rules(self._rules, rules, by=by, now=now, prune=prune, max_rules=max_rules)
+        if dry_run:
+            return plan
+        current = dict(self._rules)
+        events: list[Event] = []
+        if plan.removed:
+            assert by is not None
+            events = self._delete_rules([current[n] for n in plan.removed], by=by, now=now)
+        for rule in plan.added:
+            self._rules[rule.name] = rule
+            events.append(created_event(rule, by=by, now=now))
+        for rule, _ in plan.changed:
+            self._rules[rule.name] = rule
+            events.append(changed_event(current[rule.name], rule, by=by, now=now))
+        stored = self._append(events)
+        return RulePlan(plan.added, plan.changed, plan.removed, plan.unchanged, stored)
+
+    async def rule_events(self, name: str, *, limit: int = 200) -> list[Event]:
+        check_int("limit", limit, 1, MAX_EVENTS)
+        return [e for e in reversed(self._events) if e.rule == name][:limit]
+
+    def _delete_rules(self, rules: Sequence[Rule], *, by: str, now: datetime) -> list[Event]:
+        names = {rule.name for rule in rules}
+        open_ones = sorted(
+            (i for i in self._incidents.values() if i.is_open and i.rule in names),
+            key=lambda i: i.id,
+        )
+        resolved = resolve_deleted(open_ones, by=by, now=now)
+        for incident, _ in resolved:
+            self._incidents[incident.id] = incident
+        for name in names:
+            del self._rules[name]
+        self._streaks = {k: v for k, v in self._streaks.items() if split_key(k)[0] not in names}
+        self._snoozes = [row for row in self._snoozes if row.snooze.metric not in names]
+        events = [event for _, event in resolved]
+        return events + [deleted_event(rule, by=by, now=now) for rule in rules]
 
     # -- silences -----------------------------------------------------------------------------
 

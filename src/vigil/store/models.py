@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from vigil.core.incidents import Resolution, Severity, Status
-from vigil.core.rules import Aggregate, Direction
+from vigil.core.rules import Aggregate, Direction, Kind, Level, NoData, SplitBy
 from vigil.core.silences import WindowKind
 from vigil.store.records import OutboxStatus, Role
 from vigil.store.types import UTCDateTime
@@ -78,9 +78,13 @@ class Base(DeclarativeBase):
 
 
 class RuleRow(Base):
+    """A rule (since 0003 keyed by its ``name``; several rules may watch one metric)."""
+
     __tablename__ = "rules"
 
-    metric: Mapped[str] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(primary_key=True)
+    kind: Mapped[Kind] = mapped_column(_enum(Kind, "rule_kind"))
+    metric: Mapped[str | None]  # NULL for a composite rule (it reads its condition's)
     display_name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text)
     unit: Mapped[str] = mapped_column(String(32))
@@ -92,18 +96,29 @@ class RuleRow(Base):
     recoveries_required: Mapped[int]
     recovery: Mapped[float | None]
     aggregate: Mapped[Aggregate] = mapped_column(_enum(Aggregate, "aggregate"))
+    absent_for: Mapped[float | None]
+    condition: Mapped[str | None] = mapped_column(Text)
+    severity: Mapped[Level | None] = mapped_column(_enum(Level, "rule_severity"))
+    split_by: Mapped[SplitBy] = mapped_column(_enum(SplitBy, "split_by"))
+    no_data: Mapped[NoData] = mapped_column(_enum(NoData, "no_data"))
+    stale_after: Mapped[float | None]
     updated_at: Mapped[datetime | None]
     updated_by: Mapped[str | None]
 
+    # The rules watching one metric (the seed's config-by-metric calls).
+    __table_args__ = (Index("ix_rules_metric", "metric"),)
+
 
 class RuleStateRow(Base):
-    """A rule's streaks, for restart safety. Its open incident is read from ``incidents``."""
+    """One series' streaks, for restart safety. Its open incident is read from ``incidents``.
+    ``series`` is the instance of a rule split per instance, '' otherwise."""
 
     __tablename__ = "rule_states"
 
-    metric: Mapped[str] = mapped_column(
-        ForeignKey("rules.metric", ondelete="CASCADE"), primary_key=True
+    rule: Mapped[str] = mapped_column(
+        ForeignKey("rules.name", ondelete="CASCADE"), primary_key=True
     )
+    series: Mapped[str] = mapped_column(primary_key=True)
     breach_streak: Mapped[int]
     normal_streak: Mapped[int]
     critical_streak: Mapped[int]
@@ -114,7 +129,8 @@ class IncidentRow(Base):
     __tablename__ = "incidents"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    metric: Mapped[str] = mapped_column(ForeignKey("rules.metric"))
+    # No foreign key to rules: a deleted rule's incidents stay in the history.
+    metric: Mapped[str]
     severity: Mapped[Severity] = mapped_column(_enum(Severity, "severity"))
     status: Mapped[Status] = mapped_column(_enum(Status, "status"))
     triggered_at: Mapped[datetime]
@@ -129,23 +145,33 @@ class IncidentRow(Base):
     acknowledged_at: Mapped[datetime | None]
     notes: Mapped[str | None] = mapped_column(Text)
     resolved_by: Mapped[str | None]
+    # Since 0003: the rule (by name) and its series ('' when not split: NOT NULL, so the
+    # unique index below compares it), a composite's condition and term values, and whether
+    # missing data keeps it open.
+    rule: Mapped[str]
+    series: Mapped[str] = mapped_column(server_default=text("''"))
+    condition: Mapped[str | None] = mapped_column(Text)
+    term_values: Mapped[dict[str, float] | None] = mapped_column(JSON)
+    no_data: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
 
     __table_args__ = (
-        # The last line of defence: at most one open incident per rule, whatever the callers do.
-        # It also serves the active list and the summary (both read only open incidents).
+        # The last line of defence: at most one open incident per rule and series, whatever
+        # the callers do. It also serves the active list and the summary (open incidents).
         Index(
-            "uq_incidents_open_metric",
-            "metric",
+            "uq_incidents_open_rule_series",
+            "rule",
+            "series",
             unique=True,
             sqlite_where=OPEN_PREDICATE,
             postgresql_where=OPEN_PREDICATE,
         ),
         # History, newest first, unfiltered or by time range; the keyset cursor.
         Index("ix_incidents_triggered_at_id", "triggered_at", "id"),
-        # History filtered by status, severity or metric (and its total count).
+        # History filtered by status, severity, metric or rule (and its total count).
         Index("ix_incidents_status_triggered_at_id", "status", "triggered_at", "id"),
         Index("ix_incidents_severity_triggered_at_id", "severity", "triggered_at", "id"),
         Index("ix_incidents_metric_triggered_at_id", "metric", "triggered_at", "id"),
+        Index("ix_incidents_rule_triggered_at_id", "rule", "triggered_at", "id"),
         # Auto-recoveries (newest resolution first) and retention (resolved before a cutoff).
         Index("ix_incidents_resolved_at", "resolved_at"),
     )
@@ -173,9 +199,11 @@ class EventRow(Base):
     metric: Mapped[str | None]
     incident_id: Mapped[uuid.UUID | None]
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    rule: Mapped[str | None]  # since 0003: the rule's name, for its history
 
     __table_args__ = (
         Index("ix_events_incident_id", "incident_id"),
+        Index("ix_events_rule_id", "rule", "id"),
         Index("ix_events_at", "at"),
         {"sqlite_autoincrement": True},
     )
@@ -249,7 +277,8 @@ class SnoozeRow(Base):
     __tablename__ = "snoozes"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    metric: Mapped[str] = mapped_column(ForeignKey("rules.metric", ondelete="CASCADE"))
+    # The snoozed rule's name (since 0003; before, rules were named after their metric).
+    metric: Mapped[str] = mapped_column(ForeignKey("rules.name", ondelete="CASCADE"))
     until: Mapped[datetime]
     reason: Mapped[str] = mapped_column(Text)
     by: Mapped[str] = mapped_column(String(200))

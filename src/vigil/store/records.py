@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from vigil.core.errors import ValidationError
 from vigil.core.events import Event
+from vigil.core.rules import Rule
 
 if TYPE_CHECKING:
     from vigil.notify.channels import Channel
@@ -210,3 +211,16 @@ class CleanupReport:
     @property
     def total(self) -> int:
         return self.incidents + self.events + self.samples + self.outbox + self.sessions
+
+
+@dataclass(frozen=True, slots=True)
+class RulePlan:
+    """What ``apply_rules`` did (or, in a dry run, would do): the rules to add, those to
+    change with ``{field: [old, new]}``, the names to remove (with ``prune``), the names left
+    as they were; and the events written (none in a dry run)."""
+
+    added: list[Rule]
+    changed: list[tuple[Rule, dict[str, list[Any]]]]
+    removed: list[str]
+    unchanged: list[str]
+    events: list[Event]
