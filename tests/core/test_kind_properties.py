@@ -25,7 +25,7 @@ from vigil.core import (
 )
 from vigil.core.evaluation import Reading, series_key
 
-from .helpers import at, counter_ids
+from .support import at, counter_ids
 
 PROPERTY = settings(deadline=None, max_examples=200)
 INSTANCES = ("a", "b")

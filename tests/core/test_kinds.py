@@ -21,7 +21,7 @@ from vigil.core import (
 )
 from vigil.core.evaluation import Reading, series_key, split_key
 
-from .helpers import T0, at, counter_ids, latency_rule
+from .support import T0, at, counter_ids, latency_rule
 
 OPENED, ESCALATED, RESOLVED = "opened", "escalated", "resolved"
 Cycle = Mapping[str, Mapping[str, float | tuple[float, int]]]
