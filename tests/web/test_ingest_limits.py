@@ -114,8 +114,12 @@ async def test_a_token_past_its_request_rate_is_shed_with_retry_after(migrated_u
         sample = [{"metric": LATENCY, "value": 1.0}]
         answers = [(await push(api, sample)).status_code for _ in range(10)]  # the burst
         assert answers == [200] * 10
+        started = time.perf_counter()
         shed = await push(api, sample)
         assert shed.status_code == 429, shed.text
+        # held back a second, and the connection closed: a client retrying at once is slowed
+        assert time.perf_counter() - started >= 0.9
+        assert shed.headers["Connection"] == "close"
         assert int(shed.headers["Retry-After"]) >= 1
         assert "too many ingest requests" in shed.json()["error"]["message"]
         _, other = await create_token(api.vigil.store, "other-pusher", role="ingest")

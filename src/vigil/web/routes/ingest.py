@@ -38,6 +38,7 @@ router = APIRouter(tags=["system"])
 INGEST_PATH = "/api/ingest"
 MAX_SAMPLES = 10_000
 SLICE = 500  # samples checked between two turns of the event loop
+HOLD_SECONDS = 1.0  # a refused push waits this long for its 429
 
 
 class SampleIn(BaseModel):
@@ -75,11 +76,16 @@ def limit_key(authorization: str | None) -> str:
 class IngestGate:
     """Turns a push away with 429 before its body is read, and closes the connection, while
     its token is over a limit or the monitor is behind (``IngestLimiter.refusal``): a flood
-    of full batches then costs the server little more than its headers. What passes is
-    checked again, and counted, by the route."""
+    of full batches then costs the server little more than its headers. The answer is held
+    back ``hold`` seconds (for at most ``max_held`` requests at once, the rest answered at
+    once), so a client that retries at once sends one request a second per connection, not
+    hundreds. What passes is checked again, and counted, by the route."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, hold: float = HOLD_SECONDS, max_held: int = 64) -> None:
         self.app = app
+        self.hold = hold
+        self.max_held = max_held
+        self._held = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -103,6 +109,12 @@ class IngestGate:
                         "Connection": "close",
                     }
                     response = error_response(429, "rate_limited", str(refused), headers=headers)
+                    if self.hold > 0 and self._held < self.max_held:
+                        self._held += 1
+                        try:
+                            await asyncio.sleep(min(self.hold, refused.retry_after))
+                        finally:
+                            self._held -= 1
                     await response(scope, receive, send)
                     return
         await self.app(scope, receive, send)
