@@ -28,6 +28,8 @@ async def test_the_rules_are_listed_with_every_field(api: Api) -> None:
     assert len(rules) == 10
     [latency] = [rule for rule in rules if rule["metric"] == LATENCY]
     assert latency == {
+        "name": LATENCY,
+        "kind": "threshold",
         "metric": LATENCY,
         "display_name": "Gateway Latency",
         "description": "Discord gateway heartbeat latency (discord.py Client.latency).",
@@ -35,11 +37,17 @@ async def test_the_rules_are_listed_with_every_field(api: Api) -> None:
         "warning": 100.0,
         "critical": 200.0,
         "direction": "above",
+        "recovery": None,
+        "aggregate": "max",
+        "absent_for": None,
+        "condition": None,
+        "severity": None,
         "enabled": True,
         "breaches_required": 2,
         "recoveries_required": 3,
-        "recovery": None,
-        "aggregate": "max",
+        "split_by": "none",
+        "no_data": "keep",
+        "stale_after": None,
         "updated_at": None,
         "updated_by": None,
     }
@@ -73,7 +81,8 @@ async def test_a_rule_change_keeps_left_out_fields_and_clears_explicit_nulls(api
 
     event = await anext(stream)
     assert event.kind is EventKind.RULE_CHANGED and event.by == "admin-bot"
-    assert event.data["changes"] == {"breaches_required": [2, 4], "warning": [100.0, None]}
+    assert event.data["changes"] == {"breaches_required": [2, 4], "warning": [100, None]}
+    assert event.rule == LATENCY
     # the evaluator uses the new rule: 150 is no longer a breach
     assert await api.breach(LATENCY, 150, times=4) == []
 
@@ -118,7 +127,9 @@ async def test_a_breach_shows_in_active_summary_and_one_incident_with_its_exact_
     [incident] = (await api.get("/api/alerts/active")).json()
     assert incident == {
         "id": str(opened.incident.id),
+        "rule": LATENCY,
         "metric": LATENCY,
+        "instance": None,
         "severity": "warning",
         "status": "active",
         "triggered_at": stamp(60),
@@ -133,6 +144,9 @@ async def test_a_breach_shows_in_active_summary_and_one_incident_with_its_exact_
         "acknowledged_at": None,
         "notes": None,
         "resolved_by": None,
+        "condition": None,
+        "values": None,
+        "no_data": False,
         "duration_s": 15.0,
     }
     assert (await api.get(f"/api/alerts/incidents/{incident['id']}")).json() == incident

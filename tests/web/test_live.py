@@ -112,7 +112,8 @@ async def test_every_event_arrives_in_order_with_its_id_kind_and_data(api: Api) 
     stored = await events_after(api, opened.id - 1)  # type: ignore[operator]
     assert [frame.id for frame in frames] == [event.id for event in stored]
     first = frames[0].data
-    assert set(first) == {"id", "kind", "at", "metric", "by", "incident", "data"}
+    assert set(first) == {"id", "kind", "at", "metric", "rule", "by", "incident", "data"}
+    assert first["rule"] == LATENCY and first["incident"]["rule"] == LATENCY
     assert (first["id"], first["kind"], first["metric"]) == (opened.id, "incident.opened", LATENCY)
     assert first["incident"]["id"] == str(opened.incident.id)
     assert first["incident"]["status"] == "active" and first["incident"]["duration_s"] == 0
@@ -121,6 +122,7 @@ async def test_every_event_arrives_in_order_with_its_id_kind_and_data(api: Api) 
         "acknowledged",
     )
     assert frames[2].data["data"]["changes"] == {"unit": ["ms", "s"]}
+    assert frames[2].data["rule"] == LATENCY
 
 
 async def missed_and_resumed(api: Api, *, query: bool) -> None:

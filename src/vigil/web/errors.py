@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from vigil.core.errors import (
     DuplicateIncidentError,
     IllegalTransitionError,
+    NameTakenError,
     NotFoundError,
     ValidationError,
     VigilError,
@@ -66,6 +67,7 @@ STATUS: tuple[tuple[type[Exception], int, str], ...] = (
     (NotFoundError, 404, "not_found"),
     (IllegalTransitionError, 409, "illegal_transition"),
     (DuplicateIncidentError, 409, "conflict"),
+    (NameTakenError, 409, "conflict"),  # before ValidationError, which it is a kind of
     (ValidationError, 422, "invalid"),
     (RateLimitedError, 429, "rate_limited"),
     (DeliveryError, 502, "delivery_failed"),
@@ -89,6 +91,7 @@ class ErrorDetail(BaseModel):
     code: str
     message: str
     field: str | None = None
+    position: int | None = None  # a rule condition's: the 0-based offset of the mistake
 
 
 class ErrorBody(BaseModel):
@@ -103,9 +106,13 @@ def error_response(
     message: str,
     *,
     field: str | None = None,
+    position: int | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
-    body = {"error": {"code": code, "message": message, "field": field}}
+    detail: dict[str, Any] = {"code": code, "message": message, "field": field}
+    if position is not None:
+        detail["position"] = position
+    body = {"error": detail}
     return JSONResponse(body, status_code=status, headers=dict(headers or {}))
 
 
@@ -120,9 +127,11 @@ async def _vigil_error(request: Request, exc: Exception) -> JSONResponse:
     status, code = status_of(exc)
     headers: dict[str, str] = {}
     field = None
+    position = None
     message = str(exc)
     if isinstance(exc, ValidationError):
         field = exc.field  # the message starts with it too: "field: what is wrong"
+        position = getattr(exc, "position", None)  # a condition's ConditionError
     elif isinstance(exc, NotAuthenticatedError):
         headers["WWW-Authenticate"] = "Bearer"
     elif isinstance(exc, RateLimitedError):
@@ -133,7 +142,7 @@ async def _vigil_error(request: Request, exc: Exception) -> JSONResponse:
     if status == 500:  # a VigilError nobody mapped is a bug, not bad input
         logger.error("unmapped %s on %s", type(exc).__name__, request.url.path, exc_info=exc)
         message = "internal error"
-    return error_response(status, code, message, field=field, headers=headers)
+    return error_response(status, code, message, field=field, position=position, headers=headers)
 
 
 def field_name(location: Sequence[Any]) -> str | None:

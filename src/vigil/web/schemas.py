@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -34,10 +34,12 @@ from vigil.core import (
     Rule,
     Severity,
     Status,
+    ValidationError,
 )
+from vigil.core.condition import MAX_LENGTH as MAX_CONDITION
 from vigil.core.incidents import MAX_NOTES
-from vigil.core.rules import MAX_STREAK
-from vigil.core.validation import METRIC_PATTERN, NAME_PATTERN
+from vigil.core.rules import MAX_SECONDS, MAX_STREAK, Kind, NoData, SplitBy
+from vigil.core.validation import METRIC_PATTERN, NAME_PATTERN, RULE_NAME_PATTERN
 from vigil.runtime import CurrentValue
 from vigil.store import Page
 
@@ -103,21 +105,40 @@ class Shown(BaseModel):
 # -- rules ----------------------------------------------------------------------------------
 
 
+RULE_NAME_REGEX = f"^{RULE_NAME_PATTERN.pattern}$"
+
+
 class RuleOut(Shown):
-    metric: str
+    """A rule, every field of every kind (those its kind does not use are null)."""
+
+    name: str
+    kind: Kind
+    metric: str | None
     display_name: str
     description: str
     unit: str
     warning: float | None
     critical: float | None
     direction: Direction
+    recovery: float | None
+    aggregate: Aggregate
+    absent_for: float | None
+    condition: str | None
+    severity: Level | None = Field(description="Kinds without thresholds: the incident's.")
     enabled: bool
     breaches_required: int
     recoveries_required: int
-    recovery: float | None
-    aggregate: Aggregate
+    split_by: SplitBy
+    no_data: NoData
+    stale_after: float | None
     updated_at: UtcOut | None
     updated_by: str | None
+
+    @classmethod
+    def of(cls, source: object) -> Self:
+        data = fields_of(cls, source)
+        data["metric"] = data["metric"] or None  # a composite rule watches no one metric
+        return cls.model_validate(data)
 
 
 def _no_default(schema: dict[str, Any]) -> None:
@@ -157,12 +178,55 @@ class RuleUpdate(Changes):
     aggregate: Aggregate = optional()
 
 
+Seconds = Annotated[float, Field(allow_inf_nan=False, gt=0, le=MAX_SECONDS)]
+RuleSeverity = Literal["warning", "critical"]
+
+
+class RulePatch(RuleUpdate):
+    """Fields of a rule to change (``PATCH``): a field left out keeps its value, an explicit
+    ``null`` clears it (a threshold, the recovery value, the staleness limit...). The name
+    cannot change; the result is validated whole, as the kind requires."""
+
+    kind: Kind = optional()
+    metric: Annotated[str, Field(pattern=METRIC_REGEX)] | None = None
+    absent_for: Seconds | None = None
+    condition: Annotated[Text, Field(max_length=MAX_CONDITION)] | None = None
+    severity: RuleSeverity = optional()
+    split_by: SplitBy = optional()
+    no_data: NoData = optional()
+    stale_after: Seconds | None = None
+
+
+class RuleReplace(RulePatch):
+    """A whole rule that replaces one (``PUT``): a field left out takes its default
+    (``kind`` threshold, ``severity`` critical, ``breaches_required`` 2...), not its current
+    value. A ``name`` given must be the path's."""
+
+    name: Annotated[str, Field(pattern=RULE_NAME_REGEX)] = optional()
+
+    def rule(self, *, name: str | None = None) -> Rule:
+        """The rule this body describes, validated by the core (a problem names its field);
+        ``name`` is the path's, which the body's own must match."""
+        data = self.changes()
+        if name is not None and data.setdefault("name", name) != name:
+            raise ValidationError("name", f"must be {name!r}, the name in the path")
+        return Rule.from_dict(data)
+
+
+class RuleIn(RuleReplace):
+    """A new rule (``POST``): ``name`` is required, every other field has its default."""
+
+    name: Annotated[str, Field(pattern=RULE_NAME_REGEX)]
+
+
 # -- incidents ------------------------------------------------------------------------------
 
 
 class IncidentOut(BaseModel):
     id: uuid.UUID
+    rule: str = Field(description="The rule's name.")
     metric: str
+    instance: str | None = Field(description="The series of a split rule; null when not split.")
     severity: Severity
     status: Status
     triggered_at: UtcOut
@@ -177,6 +241,11 @@ class IncidentOut(BaseModel):
     acknowledged_at: UtcOut | None
     notes: str | None
     resolved_by: str | None
+    condition: str | None = Field(description="A composite rule's condition.")
+    values: dict[str, float] | None = Field(
+        description="A composite rule's term values when it opened."
+    )
+    no_data: bool = Field(description="Opened or kept open by missing data (no_data alerting).")
     duration_s: float = Field(description="Seconds from trigger to resolution, or to now.")
 
     @classmethod
@@ -292,6 +361,7 @@ class EventOut(BaseModel):
     kind: str
     at: UtcOut
     metric: str | None
+    rule: str | None
     by: str | None
     incident: IncidentOut | None
     data: dict[str, Any]

@@ -18,6 +18,7 @@ from vigil.web.auth import Admin, Viewer, web_state
 from vigil.web.errors import responses
 from vigil.web.schemas import (
     METRIC_REGEX,
+    RULE_NAME_REGEX,
     DayCountOut,
     IncidentAction,
     IncidentOut,
@@ -105,7 +106,8 @@ async def summary(request: Request, _: Viewer) -> SummaryOut:
     "/incidents",
     responses=responses(401, 403, 422, 503),
     summary="Incident history, newest first",
-    description="`start` is inclusive and `end` exclusive (trigger time). `page` counts from "
+    description="`rule` is a rule's name, `metric` the metric watched. "
+    "`start` is inclusive and `end` exclusive (trigger time). `page` counts from "
     "1; for deep pages pass the previous page's `next_cursor` as `cursor` with the same "
     "filters, which costs the same at any depth.",
 )
@@ -115,6 +117,7 @@ async def history(
     severity: Severity | None = None,
     status: Status | None = None,
     metric: Annotated[str | None, Query(pattern=METRIC_REGEX)] = None,
+    rule: Annotated[str | None, Query(pattern=RULE_NAME_REGEX)] = None,
     start: UtcDateTime | None = None,
     end: UtcDateTime | None = None,
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
@@ -123,13 +126,14 @@ async def history(
 ) -> IncidentPage:
     state = web_state(request)
     vigil = state.vigil
-    key = ("history", severity, status, metric, start, end, page, page_size, cursor)
+    key = ("history", severity, status, metric, rule, start, end, page, page_size, cursor)
 
     async def load() -> IncidentPage:
         found = await vigil.store.incident_history(
             severity=severity,
             status=status,
             metric=metric,
+            rule=rule,
             start=start,
             end=end,
             page=page,
