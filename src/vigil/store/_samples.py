@@ -23,6 +23,7 @@ from vigil.core.validation import METRIC_PATTERN
 from vigil.store import models
 from vigil.store._base import StoreBase, check_int, check_name, check_time
 from vigil.store.records import MetricPoint
+from vigil.store.types import UTCDateTime
 
 MAX_POINTS = 10_000
 MAX_METRICS = 1000
@@ -117,6 +118,8 @@ class SampleQueries(StoreBase):
         )
         async with self._read("reading latest readings") as connection:
             rows = (await connection.execute(statement)).all()
+        times: dict[Any, datetime] = {}
+        convert = _TIME.process_result_value
         readings: dict[str, dict[str, tuple[float, datetime]]] = {}
         for row in rows:
             readings.setdefault(row.metric, {})[row.instance] = (float(row.value), row.time)
@@ -157,6 +160,8 @@ class SampleQueries(StoreBase):
         seconds = cast(func.strftime("%s", column), Integer) + cast(func.substr(column, 20), Double)
         return cast((seconds - offset) / width, Integer)
 
+
+_TIME = UTCDateTime()
 
 _STATISTICS = (
     func.avg(models.samples.c.value),
