@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -119,6 +120,22 @@ class Settings(BaseSettings):
     keepalive_timeout: int = Field(
         5, ge=1, le=3600, description="Seconds an idle keep-alive connection stays open."
     )
+    # -- rules (docs/rules.md) ---------------------------------------------------------------
+    max_rules: int = Field(
+        1000, ge=1, le=100_000, description="The most rules a database may hold."
+    )
+    max_series_per_rule: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description="The most instances one rule split per instance follows; further ones "
+        "are refused and reported in health.",
+    )
+    rules_file: Path | None = Field(
+        None,
+        description="A YAML rules file (see `vigil rules export`) the leader applies at "
+        "start-up: its rules are added or changed, others are left alone.",
+    )
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -192,6 +209,9 @@ EXPECTED = {
     "header_timeout": "a number of seconds above 0, at most 3600",
     "body_timeout": "a number of seconds above 0, at most 3600",
     "keepalive_timeout": "a whole number of seconds from 1 to 3600",
+    "max_rules": "a whole number from 1 to 100000",
+    "max_series_per_rule": "a whole number from 1 to 100000",
+    "rules_file": "the path of a YAML rules file",
 }
 _SECRET = frozenset({"secret_key"})
 

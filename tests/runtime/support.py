@@ -11,6 +11,7 @@ from typing import Any
 from vigil.core import Evaluator, Event, EventKind
 from vigil.metrics import Metrics, MetricSource, Reading
 from vigil.runtime import EventBus, LiveView, Monitor, Vigil
+from vigil.runtime.monitor import STALE_INTERVALS
 from vigil.runtime.notifier import DeliveryPolicy, Notifier
 from vigil.runtime.ports import Leadership
 from vigil.runtime.silences import SilenceCache
@@ -122,8 +123,10 @@ class Runtime:
         interval: float = 30.0,
         policy: DeliveryPolicy | None = None,
         leadership: Leadership | None = None,
+        max_series: int = 1000,
     ) -> None:
         self.store = store if store is not None else MemoryStore()
+        self.max_series = max_series
         self.clock = clock if clock is not None else Clock()
         self.script = script if script is not None else Script()
         self.metrics = Metrics(window=interval)
@@ -158,7 +161,12 @@ class Runtime:
         self.monitor = Monitor(
             store=store,
             metrics=self.metrics,
-            evaluator=Evaluator(rules, states=states),
+            evaluator=Evaluator(
+                rules,
+                states=states,
+                stale_after=STALE_INTERVALS * self.interval,
+                max_series=self.max_series,
+            ),
             bus=self.bus,
             view=self.view,
             leadership=self.leadership,

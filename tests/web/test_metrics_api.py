@@ -40,6 +40,8 @@ async def test_current_values_carry_their_rule_and_level(api: Api) -> None:
         "value": 150.0,
         "level": "warning",
         "at": iso(30),
+        "sampled_at": iso(30),
+        "stale": False,
     }
     assert latency["rule"]["critical"] == 200.0
     assert (values["memory_usage"]["value"], values["memory_usage"]["level"]) == (10.0, "normal")

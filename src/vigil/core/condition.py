@@ -18,7 +18,7 @@ import math
 import operator
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from vigil.core.errors import ValidationError
 from vigil.core.validation import METRIC_PATTERN
@@ -83,12 +83,17 @@ class AnyOf:
 
 
 Node = Term | AllOf | AnyOf
+Predicate = Callable[[Mapping[str, float | None]], bool]
 
 
 @dataclass(frozen=True, slots=True)
 class Condition:
     root: Node
     metrics: tuple[str, ...]  # in order of first appearance, each once
+    _check: Predicate = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_check", _compiled(self.root))
 
     def holds(self, values: Mapping[str, float | None]) -> bool | None:
         """Whether the condition holds for ``values``; ``None`` when a term has no data (a
@@ -96,7 +101,7 @@ class Condition:
         for metric in self.metrics:
             if values.get(metric) is None:
                 return None
-        return _holds(self.root, values)
+        return self._check(values)
 
     def terms(self) -> list[Term]:
         found: list[Term] = []
@@ -115,6 +120,22 @@ def _holds(node: Node, values: Mapping[str, float | None]) -> bool:
     if isinstance(node, AllOf):
         return all(_holds(item, values) for item in node.items)
     return any(_holds(item, values) for item in node.items)
+
+
+def _compiled(node: Node) -> Predicate:
+    """The node as nested closures (no ``eval``): what a cycle calls for every composite."""
+    if isinstance(node, Term):
+        metric, number, op = node.metric, node.number, OPERATORS[node.op]
+        return lambda values: op(values[metric], number)  # type: ignore[arg-type]
+    parts = tuple(_compiled(item) for item in node.items)
+    if len(parts) == 2:  # the common case, without a generator per call
+        first, second = parts
+        if isinstance(node, AllOf):
+            return lambda values: first(values) and second(values)
+        return lambda values: first(values) or second(values)
+    if isinstance(node, AllOf):
+        return lambda values: all(part(values) for part in parts)
+    return lambda values: any(part(values) for part in parts)
 
 
 def _collect(node: Node, found: list[Term]) -> None:

@@ -9,12 +9,14 @@ nothing by definition: the normal streak only counts while an incident is open.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import math
 import uuid
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from vigil.core import kinds
 from vigil.core.errors import DuplicateIncidentError, NotFoundError, ValidationError
@@ -100,6 +102,26 @@ class _Slot:
                 self.lo, self.hi = first, math.inf
         else:
             self.lo, self.hi = math.inf, -math.inf  # nothing is inside: always the full step
+
+
+class _Plan:
+    """What a cycle needs of a rule that is not a plain threshold rule, worked out once."""
+
+    __slots__ = ("condition", "idle", "metrics", "no_data", "rule")
+
+    def __init__(self, rule: Rule) -> None:
+        self.rule = rule
+        self.metrics = rule.metrics
+        self.no_data = kinds.no_data(rule)
+        self.condition = rule.parsed_condition if rule.kind is Kind.COMPOSITE else None
+        self.idle = (math.inf, -math.inf)  # the readings that leave an idle series so
+        if rule.kind is Kind.THRESHOLD:
+            first = rule.first_threshold
+            above = rule.direction is Direction.ABOVE
+            self.idle = (-math.inf, first) if above else (first, math.inf)
+
+
+_NOTHING = Observation(Level.NORMAL)  # "this series changes nothing this cycle"
 
 
 def _is_plain(rule: Rule) -> bool:
@@ -294,15 +316,14 @@ class Evaluator:
         its ``aggregate``. Metrics no rule reads are ignored. Atomic: invalid input raises
         before any state changes."""
         work: list[_Pending] = []
-        combined: dict[tuple[str, str, float | None], float | None] = {}
+        cutoffs: dict[float | None, datetime | None] = {None: None}
         for slot in self._plain_all:
             rule = slot.rule
             limit = rule.stale_after if rule.stale_after is not None else self._stale_after
-            memo = (rule.metric, rule.aggregate, limit)
-            if memo in combined:
-                value = combined[memo]
-            else:
-                value = combined[memo] = _combine(readings.get(rule.metric), rule, limit, now)
+            cutoff = cutoffs.get(limit)
+            if cutoff is None and limit is not None:
+                cutoff = cutoffs[limit] = now - timedelta(seconds=limit)
+            value = _combine(readings.get(rule.metric), rule, cutoff)
             if value is None:
                 if rule.no_data is not NoData.KEEP:
                     work.append((rule, "", slot, kinds.no_data(rule), None))
@@ -386,7 +407,7 @@ class Evaluator:
         plain: dict[str, list[_Slot]] = {}
         self._plain_all: list[_Slot] = []
         self._plain_no_data: list[_Slot] = []
-        self._other: list[Rule] = []
+        self._other: list[_Plan] = []
         read: set[str] = set()
         for rule in self._rules.values():
             read.update(rule.metrics)
@@ -397,53 +418,118 @@ class Evaluator:
                 if rule.no_data is not NoData.KEEP:
                     self._plain_no_data.append(slot)
             else:
-                self._other.append(rule)
+                self._other.append(_Plan(rule))
         self._plain_one = {m: slots[0] for m, slots in plain.items() if len(slots) == 1}
         self._plain_many = {m: slots for m, slots in plain.items() if len(slots) > 1}
         self._read = frozenset(read)
-        self._other_metrics = frozenset(m for rule in self._other for m in rule.metrics)
+        self._other_metrics = frozenset(m for plan in self._other for m in plan.metrics)
 
     def _observe_others(
         self, readings: Mapping[str, Mapping[str, Reading]], now: datetime, work: list[_Pending]
     ) -> None:
-        """Observations of every rule that is not a plain threshold rule."""
+        """Observations of every rule that is not a plain threshold rule. As for plain rules,
+        a series that is idle and reads normal is skipped: nothing would change."""
         self._overflow = {}
         added: dict[str, int] = {}
-        for rule in self._other:
+        cutoffs: dict[float | None, datetime | None] = {None: None}
+        combined: dict[tuple[str, str, datetime | None], float | None] = {}
+        for plan in self._other:
+            rule = plan.rule
             limit = rule.stale_after if rule.stale_after is not None else self._stale_after
+            cutoff = cutoffs.get(limit)
+            if cutoff is None and limit is not None:
+                cutoff = cutoffs[limit] = now - timedelta(seconds=limit)
             known = self._series.get(rule.name, {})
             if rule.kind is Kind.ABSENT:
                 entries = readings.get(rule.metric) or {}
                 self._observe_absent(rule, entries, known, now, work, added)
-                continue
-            if rule.split_by is SplitBy.NONE:
+            elif rule.kind is Kind.THRESHOLD:
+                self._observe_split_threshold(plan, readings, cutoff, known, work, added)
+            elif rule.split_by is SplitBy.NONE:
                 slot = known.get("") or self._slot(rule, "")
-                if rule.kind is Kind.THRESHOLD:
-                    value = _combine(readings.get(rule.metric), rule, limit, now)
-                    seen = kinds.threshold(rule, value) if value is not None else None
-                else:
-                    values = {m: _combine(readings.get(m), rule, limit, now) for m in rule.metrics}
-                    seen = kinds.composite(rule, values)
-                work.append((rule, "", slot, seen or kinds.no_data(rule), None))
-                continue
-            instances: dict[str, None] = dict.fromkeys(known)
-            for metric in rule.metrics:
-                instances.update(dict.fromkeys(readings.get(metric) or {}))
-            for instance in instances:
-                values = {
-                    m: _fresh((readings.get(m) or {}).get(instance), limit, now)
-                    for m in rule.metrics
-                }
-                if rule.kind is Kind.THRESHOLD:
-                    value = values[rule.metric]
-                    seen = kinds.threshold(rule, value) if value is not None else None
-                else:
-                    seen = kinds.composite(rule, values)
-                seen = seen or kinds.no_data(rule)
-                existing = known.get(instance)
-                if existing is None and (seen is None or seen.level is Level.NORMAL):
+                values = {}
+                for metric in plan.metrics:
+                    memo = (metric, rule.aggregate, cutoff)
+                    if memo not in combined:
+                        combined[memo] = _combine(readings.get(metric), rule, cutoff)
+                    values[metric] = combined[memo]
+                seen = self._composite(plan, values, idle=slot.state.is_idle)
+                if seen is not _NOTHING:
+                    work.append((rule, "", slot, seen, None))
+            else:
+                instances: dict[str, None] = dict.fromkeys(known)
+                for metric in plan.metrics:
+                    instances.update(dict.fromkeys(readings.get(metric) or {}))
+                for instance in instances:
+                    values = {
+                        m: _fresh((readings.get(m) or {}).get(instance), cutoff)
+                        for m in plan.metrics
+                    }
+                    existing = known.get(instance)
+                    idle = existing is None or existing.state.is_idle
+                    seen = self._composite(plan, values, idle=idle)
+                    if seen is _NOTHING or (existing is None and seen is None):
+                        continue
+                    if existing is None and seen is not None and seen.level is Level.NORMAL:
+                        continue  # a new series reading normal: nothing to remember yet
+                    self._queue(rule, instance, existing, seen, None, known, work, added)
+
+    @staticmethod
+    def _composite(
+        plan: _Plan, values: Mapping[str, float | None], *, idle: bool
+    ) -> Observation | None:
+        """The observation, or ``_NOTHING`` when it would change nothing (an idle series
+        whose condition does not hold, or no data under ``keep``)."""
+        assert plan.condition is not None
+        holds = plan.condition.holds(values)
+        if holds is None:
+            return plan.no_data if plan.no_data is not None else _NOTHING
+        if not holds and idle:
+            return _NOTHING
+        return kinds.composite(plan.rule, values)
+
+    def _observe_split_threshold(
+        self,
+        plan: _Plan,
+        readings: Mapping[str, Mapping[str, Reading]],
+        cutoff: datetime | None,
+        known: Mapping[str, _Slot],
+        work: list[_Pending],
+        added: dict[str, int],
+    ) -> None:
+        rule = plan.rule
+        entries = readings.get(rule.metric) or {}
+        lo, hi = plan.idle
+        quiet_without_data = plan.no_data is None or plan.no_data.level is Level.NORMAL
+        if not known and quiet_without_data:
+            # No series yet and every reading normal (fresh or not): nothing to remember.
+            with contextlib.suppress(TypeError):  # not a number: the full loop says so
+                if all(lo < value < hi for value, _ in entries.values()):
+                    return
+        for instance, (reading, at) in entries.items():
+            existing = known.get(instance)
+            value: float | None = reading
+            if cutoff is not None and at < cutoff:
+                value = None
+            elif not -math.inf < reading < math.inf:
+                _check_reading(rule.metric, reading)
+            if value is None:
+                seen = plan.no_data
+                if seen is None or (existing is None and seen.level is Level.NORMAL):
+                    continue
+            elif existing is None:
+                if lo < value < hi:
                     continue  # a new series reading normal: nothing to remember yet
-                self._queue(rule, instance, existing, seen, None, known, work, added)
+                seen = kinds.threshold(rule, value)
+            elif existing.lo < value < existing.hi:
+                continue
+            else:
+                seen = kinds.threshold(rule, value)
+            self._queue(rule, instance, existing, seen, None, known, work, added)
+        if plan.no_data is not None:
+            for instance, existing in known.items():
+                if instance not in entries:
+                    work.append((rule, instance, existing, plan.no_data, None))
 
     def _observe_absent(
         self,
@@ -454,11 +540,19 @@ class Evaluator:
         work: list[_Pending],
         added: dict[str, int],
     ) -> None:
-        """A series never seen since the evaluator started counts from its first cycle."""
+        """A series never seen since the evaluator started counts from its first cycle. An
+        idle series seen recently only remembers when."""
+        assert rule.absent_for is not None
         if rule.split_by is SplitBy.NONE:
-            newest = max((at for _, at in entries.values()), default=None)
             slot = known.get("") or self._slot(rule, "")
-            seen = _latest(slot.seen, newest) or now
+            seen = slot.seen
+            for _, at in entries.values():
+                if seen is None or at > seen:
+                    seen = at
+            seen = seen or now
+            if slot.state.is_idle and (now - seen) < rule_absent_for(rule):
+                slot.seen = seen  # a fact whatever becomes of this cycle: only moves forward
+                return
             age = (now - seen).total_seconds()
             work.append((rule, "", slot, kinds.absent(rule, age), seen))
             return
@@ -467,7 +561,13 @@ class Evaluator:
             reading = entries.get(instance)
             last = _latest(existing.seen if existing else None, reading[1] if reading else None)
             last = last or now
-            observation = kinds.absent(rule, (now - last).total_seconds())
+            age = (now - last).total_seconds()
+            if existing is not None and age < rule.absent_for and existing.state.is_idle:
+                existing.seen = last
+                continue
+            # a new series seen recently: remembered, with nothing to count yet
+            new_and_fresh = existing is None and age < rule.absent_for
+            observation = None if new_and_fresh else kinds.absent(rule, age)
             self._queue(rule, instance, existing, observation, last, known, work, added)
 
     def _queue(
@@ -523,27 +623,43 @@ class Evaluator:
         raise NotFoundError("open incident", incident_id)
 
 
-def _fresh(reading: Reading | None, limit: float | None, now: datetime) -> float | None:
+def _fresh(reading: Reading | None, cutoff: datetime | None) -> float | None:
+    """A reading's value, or ``None`` when it was sampled before ``cutoff`` (stale)."""
     if reading is None:
         return None
     value, at = reading
-    if limit is not None and (now - at).total_seconds() > limit:
+    if cutoff is not None and at < cutoff:
         return None
+    try:
+        if -math.inf < value < math.inf:
+            return value
+    except TypeError:
+        pass
     _check_reading("value", value)
-    return value
+    return value  # pragma: no cover - _check_reading raised
 
 
 def _combine(
-    entries: Mapping[str, Reading] | None, rule: Rule, limit: float | None, now: datetime
+    entries: Mapping[str, Reading] | None, rule: Rule, cutoff: datetime | None
 ) -> float | None:
     """The instances' fresh values of one metric, combined by the rule's ``aggregate``."""
     if not entries:
         return None
     if len(entries) == 1:
-        [reading] = entries.values()
-        return _fresh(reading, limit, now)
-    fresh = [v for v in (_fresh(r, limit, now) for r in entries.values()) if v is not None]
+        for reading in entries.values():
+            return _fresh(reading, cutoff)
+    fresh = [v for v in (_fresh(r, cutoff) for r in entries.values()) if v is not None]
     return combine(fresh, rule.aggregate)
+
+
+@functools.lru_cache(maxsize=1024)
+def _absent_delta(seconds: float) -> timedelta:
+    return timedelta(seconds=seconds)
+
+
+def rule_absent_for(rule: Rule) -> timedelta:
+    assert rule.absent_for is not None
+    return _absent_delta(rule.absent_for)
 
 
 def _latest(first: datetime | None, second: datetime | None) -> datetime | None:

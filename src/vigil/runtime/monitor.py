@@ -9,7 +9,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from vigil.core import (
@@ -21,8 +21,8 @@ from vigil.core import (
     Rule,
     RuleState,
     Sample,
-    combine,
 )
+from vigil.core.evaluation import split_key
 from vigil.metrics import HealthRegistry, Metrics
 from vigil.runtime.bus import EventBus
 from vigil.runtime.ports import Leadership, MonitorStore
@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 MONITOR_TASK = "vigil.monitor"
 MAX_PENDING_SAMPLES = 100_000  # kept while the database is away; the oldest go first
+STALE_INTERVALS = 2  # a reading older than this many intervals is no data (DESIGN section 1)
+RULE_EVENTS = frozenset({EventKind.RULE_CREATED, EventKind.RULE_CHANGED, EventKind.RULE_DELETED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,9 @@ class MonitorStatus:
     last_error: str | None
     pending_samples: int
     dropped_samples: int
+    # Split rules whose instances outnumber VIGIL_MAX_SERIES_PER_RULE: series refused in the
+    # last cycle, by rule (the rule does not grow past the limit).
+    series_overflow: dict[str, int] = field(default_factory=dict)
 
 
 class Monitor:
@@ -104,6 +109,7 @@ class Monitor:
             last_error=self._last_error,
             pending_samples=len(self._pending),
             dropped_samples=self._dropped,
+            series_overflow=self.evaluator.overflow(),
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -159,15 +165,16 @@ class Monitor:
         leader = await self._elect(now)
         if leader:
             await self.bus.catch_up()  # actions taken elsewhere, before judging this cycle
-        combined = await self._combine(local, since=now - timedelta(seconds=self.interval))
-        self.view.set_values({**local, **combined}, at=now)
+        readings = await self._readings(local, now)
+        self.view.set_readings(readings, at=now, stale_after=self.stale_after)
         if not leader:
             await self.store.add_samples(list(self._pending))
             self._pending.clear()
             self.view.replace_open(await self.store.active_incidents())
             return []
-        readings = {metric: combined.get(metric) for metric in self.evaluator.rules}
-        result = self.evaluator.evaluate(readings, now=now, silenced=await self._silenced(now))
+        result = self.evaluator.evaluate_series(
+            readings, now=now, silenced=await self._silenced(now)
+        )
         try:
             events = await self.store.commit_cycle(
                 samples=list(self._pending), result=result, now=now
@@ -190,12 +197,20 @@ class Monitor:
     async def reload(self) -> None:
         """Take rules, their states and open incidents from the database (at start, on
         becoming the leader, after a conflict)."""
-        for rule in await self.store.list_rules():
+        rules = await self.store.list_rules()
+        names = {rule.name for rule in rules}
+        for name in set(self.evaluator.rules) - names:
+            self.evaluator.remove_rule(name)  # deleted while another instance led
+        for rule in rules:
             self.evaluator.set_rule(rule)
-            self.view.rules[rule.metric] = rule
+        self.view.set_rules(rules)
         states = await self.store.load_states()
-        for metric in self.evaluator.rules:
-            self.evaluator.restore(metric, states.get(metric) or RuleState())
+        for key in self.evaluator.states():
+            if key not in states:
+                self.evaluator.restore(key, RuleState())
+        for key, state in states.items():
+            if split_key(key)[0] in names:
+                self.evaluator.restore(key, state)
         if self.silences is not None:
             self.silences.invalidate()
 
@@ -217,20 +232,26 @@ class Monitor:
         self._was_leader = leader
         return leader
 
-    async def _combine(
-        self, local: Mapping[str, float | None], *, since: datetime
-    ) -> dict[str, float | None]:
-        """Each rule's value across instances: this instance's fresh reading plus every other
-        instance's (or pusher's) newest sample of the last interval, combined per ``aggregate``."""
-        values = await self.store.latest_values(since=since, exclude_instance=self.instance)
+    @property
+    def stale_after(self) -> float:
+        """A reading older than this is no data (rules may set their own): two intervals."""
+        return STALE_INTERVALS * self.interval
+
+    async def _readings(
+        self, local: Mapping[str, float | None], now: datetime
+    ) -> dict[str, dict[str, tuple[float, datetime]]]:
+        """Every instance's (and pusher's) newest sample of every metric with its time: this
+        instance's fresh readings, the others' from the store, as far back as any rule looks
+        (its staleness limit, or how long an absent rule waits)."""
+        horizon = self.stale_after
+        for rule in self.evaluator.rules.values():
+            horizon = max(horizon, rule.stale_after or 0.0, rule.absent_for or 0.0)
+        since = now - timedelta(seconds=horizon + self.interval)
+        readings = await self.store.latest_readings(since=since, exclude_instance=self.instance)
         for metric, value in local.items():
             if value is not None:
-                values.setdefault(metric, []).append(value)
-        rules = self.evaluator.rules
-        return {
-            metric: combine(vals, rules[metric].aggregate) if metric in rules else max(vals)
-            for metric, vals in values.items()
-        }
+                readings.setdefault(metric, {})[self.instance] = (float(value), now)
+        return readings
 
     def _keep(self, samples: Iterable[Sample]) -> None:
         for sample in samples:
@@ -252,5 +273,9 @@ class Monitor:
                 self.evaluator.sync(event.incident)
             except DuplicateIncidentError:
                 logger.error("event %s names a second open incident for %r", event.id, event.metric)
-        elif event.kind is EventKind.RULE_CHANGED and "rule" in event.data:
-            self.evaluator.set_rule(Rule.from_dict(event.data["rule"]))
+        elif event.kind in RULE_EVENTS and "rule" in event.data:
+            rule = Rule.from_dict(event.data["rule"])
+            if event.kind is not EventKind.RULE_DELETED:
+                self.evaluator.set_rule(rule)
+            elif rule.name in self.evaluator.rules:
+                self.evaluator.remove_rule(rule.name)

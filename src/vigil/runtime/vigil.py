@@ -4,12 +4,14 @@ the store, the monitor and the event bus, and tracks every task it starts."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import math
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -20,15 +22,23 @@ from vigil.metrics import HealthRegistry, LoopLagProbe, Metrics, MetricSource, P
 from vigil.metrics.recorder import Recorder
 from vigil.runtime.bus import EventBus
 from vigil.runtime.health import Health
-from vigil.runtime.monitor import Monitor
+from vigil.runtime.monitor import STALE_INTERVALS, Monitor
 from vigil.runtime.notifier import DeliveryPolicy, Notifier
 from vigil.runtime.silences import SilenceCache
 from vigil.runtime.view import LiveView
 from vigil.settings import Settings
-from vigil.store import CleanupReport, Leadership, Store, StoredChannel, VigilStorageError
+from vigil.store import (
+    CleanupReport,
+    Leadership,
+    RulePlan,
+    Store,
+    StoredChannel,
+    VigilStorageError,
+)
 
 logger = logging.getLogger(__name__)
 
+RULES_FILE_ACTOR = "rules file"
 RETENTION_FIRST_SECONDS = 300.0
 RETENTION_EVERY_SECONDS = 86_400.0
 
@@ -162,6 +172,12 @@ class Vigil:
             await store.close()
             raise
         self._running = running
+        if self.settings.rules_file is not None and leadership.is_leader:
+            try:
+                await self._apply_rules_file(self.settings.rules_file)
+            except BaseException:
+                await self.aclose()
+                raise
         if self._loop_lag is not None:
             self._loop_lag.start()
         self._spawn(running.monitor.run(running.stop), "vigil-monitor")
@@ -192,7 +208,12 @@ class Vigil:
         monitor = Monitor(
             store=store,
             metrics=self.metrics,
-            evaluator=Evaluator(rules, states=states),
+            evaluator=Evaluator(
+                rules,
+                states=states,
+                stale_after=STALE_INTERVALS * self.settings.interval,
+                max_series=self.settings.max_series_per_rule,
+            ),
             bus=bus,
             view=view,
             leadership=leadership,
@@ -342,10 +363,58 @@ class Vigil:
         self.bus.publish([event])
         return incident
 
-    async def update_rule(self, metric: str, changes: Mapping[str, Any], *, by: str) -> Rule:
-        rule, event = await self.store.update_rule(metric, changes, by=by, now=self.clock())
+    async def add_rule(self, rule: Rule, *, by: str) -> Rule:
+        """A new rule (``NameTakenError`` if its name is in use; at most ``max_rules``)."""
+        added, event = await self.store.add_rule(
+            rule, by=by, now=self.clock(), max_rules=self.settings.max_rules
+        )
+        self.bus.publish([event])
+        return added
+
+    async def replace_rule(self, name: str, rule: Rule, *, by: str) -> Rule:
+        """Every field of the rule ``name`` replaced by ``rule``'s (which carries that name)."""
+        replaced, event = await self.store.replace_rule(name, rule, by=by, now=self.clock())
+        self.bus.publish([event])
+        return replaced
+
+    async def update_rule(self, name: str, changes: Mapping[str, Any], *, by: str) -> Rule:
+        """Change the given fields of a rule (a ``None`` clears one)."""
+        rule, event = await self.store.update_rule(name, changes, by=by, now=self.clock())
         self.bus.publish([event])
         return rule
+
+    async def delete_rule(self, name: str, *, by: str) -> None:
+        """Delete a rule; its open incidents are resolved (note "rule deleted")."""
+        self.bus.publish(await self.store.delete_rule(name, by=by, now=self.clock()))
+
+    async def apply_rules(
+        self, rules: Sequence[Rule], *, by: str, prune: bool = False, dry_run: bool = False
+    ) -> RulePlan:
+        """Make the rules match ``rules`` in one transaction (see ``Store.apply_rules``)."""
+        plan = await self.store.apply_rules(
+            rules,
+            by=by,
+            now=self.clock(),
+            prune=prune,
+            dry_run=dry_run,
+            max_rules=self.settings.max_rules,
+        )
+        self.bus.publish(plan.events)
+        return plan
+
+    async def _apply_rules_file(self, path: Path) -> RulePlan:
+        """``VIGIL_RULES_FILE``: added and changed, never pruned. The loader lives with the
+        rules file format (``vigil.rulesfile``), imported only when a file is set."""
+        load = importlib.import_module("vigil.rulesfile").load
+        plan = await self.apply_rules(load(path), by=RULES_FILE_ACTOR)
+        logger.info(
+            "Vigil applied %s: %d rule(s) added, %d changed, %d unchanged",
+            path,
+            len(plan.added),
+            len(plan.changed),
+            len(plan.unchanged),
+        )
+        return plan
 
     async def snooze(self, metric: str, *, duration: timedelta, reason: str, by: str) -> Snooze:
         """Silence a rule for ``duration`` (replacing a snooze it has); it resumes by itself."""

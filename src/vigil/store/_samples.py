@@ -12,11 +12,13 @@ from sqlalchemy import (
     Double,
     Integer,
     Select,
+    String,
     and_,
     cast,
     func,
     literal_column,
     select,
+    type_coerce,
 )
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -25,6 +27,7 @@ from vigil.core.validation import METRIC_PATTERN
 from vigil.store import models
 from vigil.store._base import StoreBase, check_int, check_name, check_time
 from vigil.store.records import MetricPoint
+from vigil.store.types import UTCDateTime
 
 MAX_POINTS = 10_000
 MAX_METRICS = 1000
@@ -120,15 +123,25 @@ class SampleQueries(StoreBase):
         What the evaluator takes each cycle (``Evaluator.evaluate_series``)."""
         check_time("since", since)
         table = models.samples
-        columns = (table.c.id, table.c.instance, table.c.metric, table.c.value, table.c.time)
+        # The times of a cycle's samples repeat (an instance's metrics share one): read raw,
+        # each distinct time is converted once.
+        time = type_coerce(table.c.time, String()) if self._dialect == "sqlite" else table.c.time
+        columns = (table.c.id, table.c.instance, table.c.metric, table.c.value, time)
         statement = self._newest(columns, since)
         if exclude_instance is not None:
             statement = statement.where(table.c.instance != exclude_instance)
         async with self._read("reading latest readings") as connection:
             rows = (await connection.execute(statement)).all()
+        times: dict[Any, datetime] = {}
+        convert = _TIME.process_result_value
         readings: dict[str, dict[str, tuple[float, datetime]]] = {}
-        for row in rows:  # oldest id first: of two samples at one time the last stored wins
-            readings.setdefault(row.metric, {})[row.instance] = (float(row.value), row.time)
+        for _, instance, metric, value, raw in rows:  # oldest id first: the last stored wins
+            sampled = times.get(raw)
+            if sampled is None:
+                converted = convert(raw, self._engine.dialect)
+                assert converted is not None
+                sampled = times[raw] = converted
+            readings.setdefault(metric, {})[instance] = (float(value), sampled)
         return readings
 
     def _newest(self, columns: tuple[Any, ...], since: datetime) -> Select[Any]:
@@ -166,6 +179,8 @@ class SampleQueries(StoreBase):
         seconds = cast(func.strftime("%s", column), Integer) + cast(func.substr(column, 20), Double)
         return cast((seconds - offset) / width, Integer)
 
+
+_TIME = UTCDateTime()
 
 _STATISTICS = (
     func.avg(models.samples.c.value),

@@ -321,6 +321,12 @@ class CurrentValueOut(BaseModel):
     level: Level | None
     at: datetime | None
     rule: RuleOut | None
+    sampled_at: datetime | None = Field(
+        None, description="When the newest sample behind the value was taken."
+    )
+    stale: bool = Field(
+        False, description="Older than the staleness limit: no data now (no level)."
+    )
 
     @classmethod
     def of(cls, metric: str, current: CurrentValue | None, rule: Rule | None) -> CurrentValueOut:
@@ -332,6 +338,10 @@ class CurrentValueOut(BaseModel):
             level=current.level if current is not None else None,
             at=utc(current.at) if current is not None else None,
             rule=RuleOut.of(rule) if rule is not None else None,
+            sampled_at=utc(current.sampled_at)
+            if current is not None and current.sampled_at is not None
+            else None,
+            stale=current.stale if current is not None else False,
         )
 
 
