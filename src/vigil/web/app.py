@@ -20,7 +20,7 @@ from vigil.web.live import KEEPALIVE_SECONDS, RECHECK_SECONDS, RING, LiveStream
 from vigil.web.prometheus import WebMetrics
 from vigil.web.proxies import TrustedProxies
 from vigil.web.ratelimit import SignInLimiter
-from vigil.web.routes import alerts, auth, channels, metrics, silences, system
+from vigil.web.routes import alerts, auth, channels, metrics, rules, silences, system
 from vigil.web.security import Keys, Passwords
 from vigil.web.state import WebState, generation_of
 
@@ -92,7 +92,7 @@ def create_app(
     app.add_middleware(errors.BodyLimit, max_bytes=MAX_BODY)
     if settings.trusted_proxies:  # outermost: everything after it sees the real client
         app.add_middleware(TrustedProxies, networks=settings.trusted_proxies)
-    for module in (alerts, metrics, channels, silences, system, auth):
+    for module in (alerts, rules, metrics, channels, silences, system, auth):
         app.include_router(module.router)
     app.include_router(apidocs.router)
     app.include_router(pages.router)  # the dashboard's HTML pages and static files
