@@ -104,7 +104,7 @@ async def test_screenshots_of_every_page(browser: Browser, board: Dashboard, sch
     await page.screenshot(path=shots[-1], full_page=True)
 
     await silence_and_notify(board)
-    for name in ("silences", "channels"):
+    for name in ("silences", "channels", "rules"):
         await page.goto(f"{board.url}/{name}")
         await settled(page)
         shots.append(screenshot_path(name, scheme))

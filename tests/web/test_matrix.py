@@ -46,6 +46,16 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/api/alerts/config"): Rule(READ),
     ("GET", "/api/alerts/config/{metric}"): Rule(READ),
     ("PUT", "/api/alerts/config/{metric}"): Rule(ADMIN, {"unit": "ms"}, csrf=True),
+    ("GET", "/api/alerts/rules"): Rule(READ),
+    ("POST", "/api/alerts/rules"): Rule(
+        ADMIN, {"name": "matrix", "metric": "queue_depth", "critical": 1}, csrf=True
+    ),
+    ("GET", "/api/alerts/rules/{name}"): Rule(READ),
+    ("PUT", "/api/alerts/rules/{name}"): Rule(
+        ADMIN, {"metric": "queue_depth", "critical": 2}, csrf=True
+    ),
+    ("PATCH", "/api/alerts/rules/{name}"): Rule(ADMIN, {"unit": "ms"}, csrf=True),
+    ("DELETE", "/api/alerts/rules/{name}"): Rule(ADMIN, csrf=True),
     ("GET", "/api/alerts/active"): Rule(READ),
     ("GET", "/api/alerts/summary"): Rule(READ),
     ("GET", "/api/alerts/incidents"): Rule(READ),

@@ -19,6 +19,7 @@ import schemathesis.checks
 from hypothesis import HealthCheck, settings
 from schemathesis import Case
 
+from vigil.core import Rule
 from vigil.runtime import Vigil
 from vigil.settings import Settings
 from vigil.store import Store
@@ -27,6 +28,11 @@ from vigil.web import create_app
 from .support import DEADLINE, LATENCY, running_api, served
 
 MEMORY = "memory_usage"
+RULES = (
+    {"name": "slow_and_failing", "kind": "composite", "condition": "error_rate >= 5"},
+    {"name": "heartbeat", "kind": "absent", "metric": "cron_heartbeat", "absent_for": 60},
+    {"name": "shards", "metric": LATENCY, "critical": 300, "split_by": "instance"},
+)
 
 
 class ServerThread:
@@ -74,6 +80,8 @@ class ServerThread:
             await api.cycle({LATENCY: 150, MEMORY: 500})
             for _ in range(3):
                 await api.cycle({MEMORY: 10})  # memory recovers on its own
+            for rule in RULES:  # every kind, for the rules routes to read and change
+                await api.vigil.add_rule(Rule.from_dict(rule), by="ana")
             async with served(api.app) as (base, _):
                 self.base, self.tokens = base, api.tokens
                 self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()

@@ -118,8 +118,6 @@ class SampleQueries(StoreBase):
         )
         async with self._read("reading latest readings") as connection:
             rows = (await connection.execute(statement)).all()
-        times: dict[Any, datetime] = {}
-        convert = _TIME.process_result_value
         readings: dict[str, dict[str, tuple[float, datetime]]] = {}
         for row in rows:
             readings.setdefault(row.metric, {})[row.instance] = (float(row.value), row.time)

@@ -1,8 +1,8 @@
 """The dashboard: server-rendered HTML pages over the same reads and actions as the JSON API.
 
 One module per page, each with its sections (``sections``) and its form actions: ``overview``,
-``alerts``, ``incident``, ``silences`` (Snoozes & Maintenance), ``channels`` and ``login``;
-``assets`` serves the static files. What they share: ``render`` (templates, filters, the
+``alerts``, ``rules``, ``incident``, ``silences`` (Snoozes & Maintenance), ``channels`` and
+``login``; ``assets`` serves the static files. What they share: ``render`` (templates, filters, the
 header), ``sections`` (reads and live sections), ``forms`` (form bodies, the admin-form
 dependency, redirects back) and ``route`` (who may see a page, error pages).
 
@@ -14,10 +14,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from vigil.web.pages import alerts, assets, channels, incident, login, overview, silences
+from vigil.web.pages import (
+    alerts,
+    assets,
+    channels,
+    incident,
+    login,
+    overview,
+    rules,
+    silences,
+)
 
 router = APIRouter(include_in_schema=False)
-for module in (overview, alerts, incident, silences, channels, login, assets):
+for module in (overview, alerts, rules, incident, silences, channels, login, assets):
     router.include_router(module.router)
 
 __all__ = ["router"]

@@ -120,7 +120,7 @@
   function describe(event) {
     const incident = event.incident;
     if (!incident) {
-      if (event.kind === "rule.changed") return ["Rule " + event.metric + " changed by " + (event.by || "someone"), ""];
+      if (event.kind.startsWith("rule.")) return ["Rule " + (event.rule || event.metric) + " " + event.kind.slice("rule.".length) + " by " + (event.by || "someone"), ""];
       if (event.kind === "leader.changed") return ["The monitor's leader changed", ""];
       if (event.kind === "snooze.started") return ["⏸ " + event.metric + " snoozed by " + event.by, ""];
       if (event.kind === "snooze.ended") return ["▶ " + event.metric + " is watched again", ""];
@@ -189,6 +189,7 @@
     if (pageName === "overview") return root + "/sections/overview/" + name;
     if (pageName === "silences") return root + "/sections/silences/" + name;
     if (pageName === "channels") return root + "/sections/channels/" + name;
+    if (pageName === "rules") return root + "/sections/rules/" + name;
     const section = document.querySelector('[data-section="incident"]');
     return section ? root + "/sections/incidents/" + section.dataset.incidentId : null;
   }
@@ -348,14 +349,16 @@
         names.push("summary", "active", "history");
         if (event.kind === "incident.resolved") names.push("recoveries");
         if (event.kind === "incident.opened" || event.kind === "incident.escalated") names.push("frequency");
+      } else if (pageName === "rules") {
+        names.push("list");
       } else if (pageName === "overview") {
         names.push("latest", "cards");
       } else if (pageName === "incident") {
         const section = document.querySelector('[data-section="incident"]');
         if (section && section.dataset.incidentId === event.incident.id) names.push("incident");
       }
-    } else if (event.kind === "rule.changed") {
-      names.push(pageName === "alerts" ? "rules" : "cards");
+    } else if (event.kind.startsWith("rule.")) {
+      names.push(pageName === "alerts" ? "rules" : pageName === "rules" ? "list" : "cards");
     } else if (event.kind.startsWith("channel.")) {
       if (pageName === "channels") names.push("list");
     } else if (event.kind.startsWith("snooze.") || event.kind.startsWith("maintenance.")) {
@@ -375,7 +378,9 @@
     "incident.escalated",
     "incident.acknowledged",
     "incident.resolved",
+    "rule.created",
     "rule.changed",
+    "rule.deleted",
     "snooze.started",
     "snooze.ended",
     "maintenance.added",

@@ -1,0 +1,189 @@
+"""The Rules page from the server side, without a browser: every rule of every kind with its
+state, and the plain forms an admin adds, edits, switches and deletes rules with (a refused
+form shown again with the message beside its field). A real Vigil, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from .support import LATENCY, Api
+from .test_admin_pages import changes_forms, invalid
+from .test_pages import Node, html, location, post_form, sign_in
+
+COMPOSITE = {
+    "name": "slow_and_failing",
+    "kind": "composite",
+    "condition": "command_p95_latency >= 500 and error_rate >= 5",
+    "severity": "warning",
+    "split_by": "none",
+    "breaches_required": "2",
+    "recoveries_required": "3",
+    "enabled": "on",
+}
+
+
+def hidden(page: Node, form_id: str) -> dict[str, str]:
+    form = page.find(id=form_id).find("form")
+    return {i.attrs["name"]: i.attrs["value"] for i in form.find_all("input", type="hidden")}
+
+
+def add_form(csrf: str, **fields: str) -> dict[str, str]:
+    """What the Add form sends: every field, as a browser sends it, with ``fields`` typed in."""
+    sent = {
+        "csrf_token": csrf,
+        "next": "/rules",
+        "name": "",
+        "kind": "threshold",
+        "display_name": "",
+        "description": "",
+        "metric": "",
+        "unit": "",
+        "condition": "",
+        "warning": "",
+        "critical": "",
+        "direction": "above",
+        "recovery": "",
+        "absent_for": "",
+        "severity": "critical",
+        "split_by": "none",
+        "aggregate": "max",
+        "breaches_required": "2",
+        "recoveries_required": "3",
+        "no_data": "keep",
+        "stale_after": "",
+        "enabled": "on",
+    }
+    sent.update(fields)
+    return sent
+
+
+async def test_an_admin_adds_a_rule_of_each_kind_with_plain_forms(api: Api) -> None:
+    csrf = await sign_in(api)
+    page = html(await api.client.get("/rules"))
+    nav = {a.text: a for a in page.find("nav", class_="nav").find_all("a")}
+    assert nav["Rules"].attrs == {"href": "/rules", "aria-current": "page"}
+    assert hidden(page, "add-rule") == {"csrf_token": csrf, "next": "/rules"}
+    assert page.find_all(id=f"rule-{LATENCY}")
+
+    sent = [
+        add_form(csrf, name="queue_backlog", metric="queue_depth", unit="jobs", critical="500"),
+        # a value left in a field of another kind is not sent on: only the chosen kind's are
+        add_form(
+            csrf,
+            name="slow_and_failing",
+            kind="composite",
+            condition="command_p95_latency >= 500 and error_rate >= 5",
+            severity="warning",
+            warning="12",
+        ),
+        add_form(
+            csrf,
+            name="heartbeat",
+            kind="absent",
+            metric="cron_heartbeat",
+            absent_for="5m",
+            split_by="instance",
+        ),
+    ]
+    for fields in sent:
+        response = await post_form(api, "/rules", fields)
+        assert location(response) == "/rules?done=rule-added"
+    rules = api.vigil.view.rules
+    assert (rules["queue_backlog"].metric, rules["queue_backlog"].critical) == ("queue_depth", 500)
+    assert rules["slow_and_failing"].warning is None
+    assert (rules["heartbeat"].absent_for, rules["heartbeat"].split_by) == (300, "instance")
+
+    after = html(await api.client.get("/rules?done=rule-added"))
+    assert after.find(class_="flash").text == "✓ Rule added."
+    row = after.find("tr", id="rule-slow_and_failing")
+    assert "command_p95_latency >= 500 and error_rate >= 5" in row.text
+    assert "composite" in row.find("td", data_label="Kind").text
+    absent = after.find("tr", id="rule-heartbeat")
+    assert "no sample for 300 s" in absent.text and "per instance" in absent.text
+
+
+async def test_an_invalid_condition_is_shown_beside_its_field(api: Api) -> None:
+    csrf = await sign_in(api)
+    fields = add_form(csrf, name="broken", kind="composite", condition="error_rate >= and x > 1")
+    response = await post_form(api, "/rules", fields)
+    assert response.status_code == 422
+    page = html(response)
+    condition = page.find(id="add-condition")
+    assert invalid(condition)
+    assert condition.attrs["value"] == "error_rate >= and x > 1"  # what was sent, kept
+    error = page.find(id="add-condition-error").text
+    assert error.startswith("✗ ") and "at position 14" in error
+    assert "add-condition-error" in condition.attrs["aria-describedby"]
+    assert "broken" not in api.vigil.view.rules
+
+
+async def test_an_admin_edits_disables_enables_and_deletes_a_rule(api: Api) -> None:
+    csrf = await sign_in(api)
+    await post_form(
+        api, "/rules", add_form(csrf, name="queue_backlog", metric="queue_depth", critical="500")
+    )
+    page = html(await api.client.get("/rules/queue_backlog"))
+    form = page.find(id="edit-rule").find("form")
+    assert form.attrs["action"] == "/rules/queue_backlog"
+    assert page.find(id="edit-critical").attrs["value"] == "500"
+    fields = {
+        **add_form(
+            csrf,
+            metric="queue_depth",
+            warning="300",
+            critical="600",
+            breaches_required="4",
+            no_data="ok",
+            stale_after="90",
+        ),
+        "next": "/rules#rule-queue_backlog",
+    }
+    del fields["name"]
+    saved = await post_form(api, "/rules/queue_backlog", fields)
+    assert location(saved) == "/rules?done=rule-saved#rule-queue_backlog"
+    rule = api.vigil.view.rules["queue_backlog"]
+    assert (rule.warning, rule.critical, rule.breaches_required) == (300, 600, 4)
+    assert (rule.no_data, rule.stale_after, rule.updated_by) == ("ok", 90, "ana")
+
+    refused = await post_form(api, "/rules/queue_backlog", {**fields, "warning": "700"})
+    assert refused.status_code == 422
+    again = html(refused)
+    assert invalid(again.find(id="edit-warning"))
+    assert "must be below critical" in again.find(id="edit-warning-error").text
+
+    off = await post_form(
+        api, "/rules/queue_backlog/disable", {"csrf_token": csrf, "next": "/rules"}
+    )
+    assert location(off) == "/rules?done=rule-disabled"
+    assert api.vigil.view.rules["queue_backlog"].enabled is False
+    row = html(await api.client.get("/rules")).find("tr", id="rule-queue_backlog")
+    assert row.find("button").text.startswith("Enable")
+    on = await post_form(api, "/rules/queue_backlog/enable", {"csrf_token": csrf, "next": "/rules"})
+    assert location(on) == "/rules?done=rule-enabled"
+    assert api.vigil.view.rules["queue_backlog"].enabled is True
+
+    confirm = html(await api.client.get("/rules/queue_backlog/delete"))
+    assert "Delete rule" in confirm.find("h1").text
+    button = confirm.find("main").find("form")
+    assert button.attrs["action"] == "/rules/queue_backlog/delete"
+    deleted = await post_form(api, "/rules/queue_backlog/delete", {"csrf_token": csrf})
+    assert location(deleted) == "/rules?done=rule-deleted"
+    assert "queue_backlog" not in api.vigil.view.rules
+
+
+async def test_a_viewer_sees_every_rule_and_no_form(api: Api) -> None:
+    await sign_in(api, "vic")
+    page = html(await api.client.get("/rules"))
+    assert page.find_all(id="add-rule") == []
+    assert changes_forms(page) == []
+    assert "Read-only" in page.find(id="rule-list").text
+    detail = html(await api.client.get(f"/rules/{LATENCY}"))
+    assert changes_forms(detail) == []
+    refused = await post_form(api, "/rules/gateway_latency/disable", {"next": "/rules"})
+    assert refused.status_code == 403
+    assert api.vigil.view.rules[LATENCY].enabled is True
+
+
+async def test_the_alerts_page_links_its_rules_to_the_rules_page(api: Api) -> None:
+    await sign_in(api)
+    page = html(await api.client.get("/alerts"))
+    links = [a.attrs.get("href") for a in page.find(id="rules").find_all("a")]
+    assert "/rules" in links
