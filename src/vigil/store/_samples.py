@@ -23,7 +23,6 @@ from vigil.core.validation import METRIC_PATTERN
 from vigil.store import models
 from vigil.store._base import StoreBase, check_int, check_name, check_time
 from vigil.store.records import MetricPoint
-from vigil.store.types import UTCDateTime
 
 MAX_POINTS = 10_000
 MAX_METRICS = 1000
@@ -158,8 +157,6 @@ class SampleQueries(StoreBase):
         seconds = cast(func.strftime("%s", column), Integer) + cast(func.substr(column, 20), Double)
         return cast((seconds - offset) / width, Integer)
 
-
-_TIME = UTCDateTime()
 
 _STATISTICS = (
     func.avg(models.samples.c.value),
