@@ -77,7 +77,6 @@ async def test_apply_rules_and_the_rule_limit(migrated_url: str, tmp_path: Path)
 
 
 async def test_the_rules_file_is_applied_at_start(migrated_url: str, tmp_path: Path) -> None:
-    pytest.importorskip("vigil.rulesfile", reason="the rules file format lands with rulesui")
     from vigil.rulesfile import dump  # type: ignore[import-not-found,unused-ignore]
 
     path = tmp_path / "rules.yaml"
