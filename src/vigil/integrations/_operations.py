@@ -229,6 +229,7 @@ class DiscordOperator:
         for event, listener in self._listeners.items():
             bot.add_listener(listener, event)
         _operators[bot] = self
+        vigil.add_closer(self.poster.stop)
         if bot.is_ready():  # instrumented after the bot connected: start now
             self.poster.start(catch_up=True)
 

@@ -51,6 +51,7 @@ class IncidentPoster:
         self._catch_ups_done = 0
         self._cursor: int | None = None
         self._task: asyncio.Task[None] | None = None
+        self._cancelled: asyncio.Task[None] | None = None  # until ``stop`` sees it end
         self._listening: Any = None
         self.posted = 0
         self.edited = 0
@@ -73,17 +74,21 @@ class IncidentPoster:
     def wake(self) -> None:
         self._wake.set()
 
-    def cancel(self) -> asyncio.Task[None] | None:
+    def cancel(self) -> None:
         """Stop posting (a round under way is cut short: it is safe to, see the module)."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
+            self._cancelled = task
         if self._listening is not None:
             self.operator.vigil.health_registry.unregister(TASK)
-        return task
 
     async def stop(self) -> None:
-        task = self.cancel()
+        """Cancel, and wait until the task has ended (cancelled earlier, too): a round cut
+        short still returns its database connection, which it must do before the store
+        closes."""
+        self.cancel()
+        task, self._cancelled = self._cancelled, None
         if task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await task

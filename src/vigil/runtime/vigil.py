@@ -8,7 +8,15 @@ import importlib
 import logging
 import math
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -133,6 +141,7 @@ class Vigil:
         )
         self._running: _Running | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._closers: list[Callable[[], Awaitable[None]]] = []
 
     # -- the MetricHost shape integrations plug into ----------------------------------------
 
@@ -248,12 +257,19 @@ class Vigil:
             stop=asyncio.Event(),
         )
 
+    def add_closer(self, closer: Callable[[], Awaitable[None]]) -> None:
+        """Have ``aclose`` await ``closer`` first: an integration's own task that uses the store
+        (the Discord poster) ends before the store closes under it."""
+        self._closers.append(closer)
+
     async def aclose(self) -> None:
-        """Stop cleanly: the running cycle finishes and commits, deliveries under way finish
-        and are recorded, every task ends."""
+        """Stop cleanly: the integrations' tasks end, the running cycle finishes and commits,
+        deliveries under way finish and are recorded, every task ends."""
         running = self._running
         if running is None:
             return
+        for closer in self._closers:
+            await closer()
         running.stop.set()
         finishing = ("vigil-monitor", "vigil-notifier")
         monitor_tasks = [t for t in self._tasks if t.get_name() in finishing]
