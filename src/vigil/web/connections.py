@@ -37,9 +37,12 @@ logger = logging.getLogger(__name__)
 BACKLOG = 128  # connections the kernel queues, and asyncio accepts in one go
 REFUSAL_LINGER = 1.0  # seconds a refused connection may take to read its 503
 MAX_LINGERING = 16  # refusals read out at once; past it a refusal closes at once
-# Descriptors kept free below the open-files limit: two bursts of accepts before their
-# connections are counted, the refusals being read out, and the database, logs and the rest.
-FILES_HEADROOM = 2 * BACKLOG + MAX_LINGERING + 64
+# Descriptors kept free below the open-files limit. asyncio accepts up to BACKLOG connections
+# each time the listening socket is ready, counts them (connection_made) two loop iterations
+# later, and frees a closed one's descriptor one iteration after closing it: with clients
+# connecting faster than the loop turns, three bursts are open and not yet counted or freed,
+# so four are kept free. Then the refusals being read out, and the database, logs and the rest.
+FILES_HEADROOM = 4 * BACKLOG + MAX_LINGERING + 64
 REFUSAL_LOG_EVERY = 10.0  # seconds between two warnings about refused connections
 
 
@@ -117,6 +120,7 @@ class GuardedH11Protocol(H11Protocol):
         super().__init__(*args, **kwargs)
         self._deadline: asyncio.TimerHandle | None = None
         self._refused = False
+        self._discarding = False  # answered and closing: what the client still sends is dropped
 
     # -- the connection ------------------------------------------------------------------
 
@@ -138,8 +142,8 @@ class GuardedH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._refused:
-            return  # the request of a refused connection is read and dropped
+        if self._discarding:
+            return  # the rest of a refused or timed-out request is read and dropped
         super().data_received(data)
 
     def handle_events(self) -> None:
@@ -185,9 +189,11 @@ class GuardedH11Protocol(H11Protocol):
         self._deadline = None
         if self.cycle is not cycle or not cycle.more_body or self.transport.is_closing():
             return
-        if not cycle.response_started:
-            self.transport.write(_plain(408, "Request Timeout", "the request body came too slowly"))
-        self.transport.close()
+        if cycle.response_started:
+            self.transport.close()
+            return
+        self.transport.write(_plain(408, "Request Timeout", "the request body came too slowly"))
+        self._answer_and_close()
 
     # -- at the cap ----------------------------------------------------------------------
 
@@ -227,11 +233,22 @@ class GuardedH11Protocol(H11Protocol):
         self.transport.write(
             _plain(503, "Service Unavailable", "too many connections: try again shortly")
         )
-        if refusals.lingering > MAX_LINGERING or not self.transport.can_write_eof():
+        if refusals.lingering > MAX_LINGERING:
             self.transport.close()
             return
+        self._answer_and_close()
+
+    def _answer_and_close(self) -> None:
+        """Close after the answer written, politely: the end of what is sent now, and what the
+        client still sends read and dropped for ``REFUSAL_LINGER`` (closing with unread input
+        would reset the connection, and the client might never see the answer)."""
+        if not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        self._discarding = True
         self.transport.write_eof()
-        self._deadline = self.loop.call_later(REFUSAL_LINGER, self.transport.close)
+        self.transport.resume_reading()
+        self._arm(REFUSAL_LINGER, self.transport.close)
 
 
 def _plain(status: int, reason: str, text: str) -> bytes:
