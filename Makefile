@@ -39,10 +39,15 @@ vendor: $(NPM_STAMP)
 demo: $(STAMP)
 	$(BIN)/vigil demo
 
+# Tests run in parallel, one worker per core (at least two): each worker has its own
+# databases (tests/conftest.py), and the slow tests start first. TEST_WORKERS=0 runs them in
+# this one process.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -lt 2 ] && n=2; echo $$n)
+
 test: $(STAMP) $(NPM_STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts examples
 	$(BIN)/mypy
-	$(BIN)/pytest --cov --cov-report=term
+	$(BIN)/pytest --cov --cov-report=term -n $(TEST_WORKERS) --dist worksteal
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts examples
