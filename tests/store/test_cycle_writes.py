@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event
 
-from vigil.core import Evaluator, Event, Rule, Sample
+from vigil.core import Evaluator, Event, EventKind, Incident, Rule, Sample
 from vigil.core.evaluation import IDLE, RuleState, split_key
 from vigil.core.rules import NoData, SplitBy
 from vigil.store import Store
@@ -56,7 +56,7 @@ def kept(states: dict[str, RuleState]) -> dict[str, RuleState]:
     return {k: s for k, s in states.items() if s != IDLE and split_key(k)[0] in NAMES}
 
 
-def summary(events: list[Event]) -> list[tuple[object, ...]]:
+def summary(events: list[Event]) -> list[tuple[EventKind, Incident | None]]:
     return [(e.kind, e.incident) for e in events]
 
 
@@ -71,8 +71,8 @@ def copy_of(template: Path) -> Iterator[str]:
 async def run(url: str, cycles: list[dict[tuple[str, str], float | None]], restart: int) -> None:
     # The uninterrupted run: the evaluator alone, never stopped.
     alone = Evaluator(RULES, new_id=ids())
-    expected: list[tuple[object, ...]] = []
-    got: list[tuple[object, ...]] = []
+    expected: list[tuple[EventKind, Incident | None]] = []
+    got: list[tuple[EventKind, Incident | None]] = []
     new_id = ids()
     async with await Store.open(url) as store:
         await store.apply_rules(RULES, by="test", now=T0)

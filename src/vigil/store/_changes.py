@@ -115,8 +115,8 @@ class IncidentChanges(StoreBase):
             incident = state.incident
             if incident is None or incident.id in with_events:
                 continue
-            before = result.previous.get(key)
-            if before is None or before.incident != incident:
+            was = result.previous.get(key)
+            if was is None or was.incident != incident:
                 quiet[incident.id] = incident
         for ident in opened:
             counts[_day(latest[ident]), latest[ident].severity] += 1
