@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,6 +26,7 @@ from vigil.store.records import MetricPoint
 
 MAX_POINTS = 10_000
 MAX_METRICS = 1000
+CHUNK_ROWS = 5000  # samples read per query when walking a history
 
 
 class SampleQueries(StoreBase):
@@ -88,6 +89,52 @@ class SampleQueries(StoreBase):
                 [tuple(row)[1:] for row in group], start=start, width=width, max_points=max_points
             )
         return histories
+
+    async def sample_chunks(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        metrics: Collection[str] | None = None,
+        chunk: int = CHUNK_ROWS,
+    ) -> AsyncIterator[list[tuple[datetime, str, str, float]]]:
+        """The raw samples in ``[start, end)`` as ``(time, metric, instance, value)``, oldest
+        first (the one stored first first among equal times), in lists of at most ``chunk``:
+        one query per list, resumed after the last row, so a month of history is never held
+        whole. Every metric unless ``metrics`` names some."""
+        check_time("start", start)
+        check_time("end", end)
+        check_int("chunk", chunk, 1, 100_000)
+        table = models.samples
+        conditions = [table.c.time >= start, table.c.time < end]
+        if metrics is not None:
+            wanted = sorted(set(metrics))
+            if len(wanted) > MAX_METRICS:
+                raise ValidationError("metrics", f"at most {MAX_METRICS}, got {len(wanted)}")
+            for metric in wanted:
+                _check_metric(metric)
+            if not wanted:
+                return
+            conditions.append(table.c.metric.in_(wanted))
+        after: tuple[datetime, int] | None = None
+        while True:
+            statement = select(
+                table.c.time, table.c.metric, table.c.instance, table.c.value, table.c.id
+            ).where(*conditions)
+            if after is not None:
+                last_time, last_id = after
+                statement = statement.where(
+                    (table.c.time > last_time) | ((table.c.time == last_time) & (table.c.id > last_id))
+                )
+            statement = statement.order_by(table.c.time, table.c.id).limit(chunk)
+            async with self._read("reading samples") as connection:
+                rows = (await connection.execute(statement)).all()
+            if not rows:
+                return
+            yield [(row.time, row.metric, row.instance, float(row.value)) for row in rows]
+            if len(rows) < chunk:
+                return
+            after = (rows[-1].time, rows[-1].id)
 
     async def latest_values(
         self, *, since: datetime, exclude_instance: str | None = None

@@ -9,12 +9,25 @@ publishes the event to the live stream. The older ``/api/alerts/config/{metric}`
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from fastapi import APIRouter, Request, Response
 
+from vigil.backtest import Outcome
 from vigil.core import NotFoundError, Rule
+from vigil.preview import Replayed, parse_since, preview
 from vigil.web.auth import Admin, Viewer, web_state
 from vigil.web.errors import responses
-from vigil.web.schemas import RuleIn, RuleOut, RulePatch, RuleReplace
+from vigil.web.schemas import (
+    PreviewIncidentOut,
+    PreviewRunOut,
+    RuleIn,
+    RuleOut,
+    RulePatch,
+    RulePreviewIn,
+    RulePreviewOut,
+    RuleReplace,
+)
 
 router = APIRouter(prefix="/api/alerts/rules", tags=["rules"])
 
@@ -54,6 +67,72 @@ async def create_rule(
     rule = await vigil.add_rule(body.rule(), by=principal.name)
     response.headers["Location"] = str(request.url_for("get_rule_by_name", name=rule.name))
     return RuleOut.of(rule)
+
+
+@router.post(
+    "/preview",
+    responses=responses(401, 403, 422, 503),
+    summary="What a rule would have done over the stored history",
+    description="The body is a rule as `POST /api/alerts/rules` takes it, plus `since` (`24h` "
+    "by default; `30m`, `7d`, `2w`... or an ISO-8601 start). Nothing is saved: the rule is "
+    "replayed through the monitor's evaluator over the samples stored since then, and so is "
+    "the saved rule of that name (`saved`, null when there is none). Each lists the incidents "
+    "it would have opened, escalated and resolved, the notifications it would have sent and "
+    "its time in incident. A bad rule is a 422 naming the field, as when creating one.",
+)
+async def preview_rule(request: Request, body: RulePreviewIn, _: Viewer) -> RulePreviewOut:
+    vigil = web_state(request).vigil
+    rule = body.rule()
+    end = vigil.clock()
+    start = parse_since(body.since, end)
+    saved = vigil.view.rules.get(rule.name)
+    result = await preview(
+        vigil.store,
+        {rule.name: rule},
+        saved={rule.name: saved} if saved is not None else None,
+        start=start,
+        end=end,
+        interval=vigil.settings.interval,
+    )
+    return RulePreviewOut(
+        start=result.start,
+        end=result.end,
+        samples=result.samples,
+        proposed=_run_out(result.proposed),
+        saved=_run_out(result.saved) if result.saved is not None else None,
+    )
+
+
+def _run_out(run: Replayed) -> PreviewRunOut:
+    outcomes = run.report.outcomes
+    return PreviewRunOut(
+        incidents=[_incident_out(o) for o in outcomes],
+        opened=len(outcomes),
+        escalated=sum(o.escalated_at is not None for o in outcomes),
+        resolved=sum(o.resolved_at is not None for o in outcomes),
+        notifications=run.notifications,
+        seconds_in_incident=sum(o.duration_s for o in outcomes),
+        cycles=run.report.cycles,
+    )
+
+
+def _incident_out(o: Outcome) -> PreviewIncidentOut:
+    def moment(label: str | None) -> datetime | None:
+        return datetime.fromisoformat(label) if label is not None else None
+
+    return PreviewIncidentOut(
+        rule=o.rule,
+        metric=o.metric,
+        instance=o.instance,
+        severity=o.severity,
+        opened_at=datetime.fromisoformat(o.opened_at),
+        escalated_at=moment(o.escalated_at),
+        resolved_at=moment(o.resolved_at),
+        threshold=o.threshold,
+        value=o.value,
+        peak_value=o.peak_value,
+        duration_s=o.duration_s,
+    )
 
 
 @router.get("/{name}", responses=ONE, summary="One rule", name="get_rule_by_name")
