@@ -4,7 +4,9 @@ The history is read in bounded chunks (``Store.sample_chunks``) and replayed thr
 real evaluator (``vigil.backtest.Replay``, the code the monitor runs). Each distinct sample
 time is one cycle, as the monitor stores its samples at its cycles' moments; a cycle's
 readings are, like the monitor's, each series' newest sample at or before it as far back as
-any rule looks, with its time, so the evaluator judges staleness as it does live. A rule
+any rule looks, with its time, so the evaluator judges staleness as it does live; the
+monitor's own instance (``own_instance``: it reads its sources afresh each cycle) has only
+the samples of the cycle itself. A rule
 that exists is replayed beside it over the same period, from the same clean slate.
 """
 
@@ -100,16 +102,19 @@ async def preview(
     start: datetime,
     end: datetime,
     interval: float,
+    own_instance: str | None = None,
     chunk: int | None = None,
 ) -> Preview:
     """Replay ``proposed`` (and ``saved``, when given and not empty) over the samples stored
     in ``[start, end)``, in one pass over the history."""
-    runs = [_Run(proposed, interval)]
+    runs = [_Run(proposed, interval, own_instance)]
     if saved:
-        runs.append(_Run(saved, interval))
+        runs.append(_Run(saved, interval, own_instance))
     everything = any(rule.kind is Kind.ABSENT for run in runs for rule in run.rules.values())
     # An absent rule needs every cycle, data or not: the monitor's own samples mark them.
-    metrics = None if everything else {m for run in runs for r in run.rules.values() for m in r.metrics}
+    metrics = (
+        None if everything else {m for run in runs for r in run.rules.values() for m in r.metrics}
+    )
     samples = 0
     options: dict[str, Any] = {} if chunk is None else {"chunk": chunk}
     async for rows in store.sample_chunks(start=start, end=end, metrics=metrics, **options):
@@ -130,8 +135,9 @@ class _Run:
     """One replay fed raw rows in time order: a cycle at each distinct time, its readings
     every series' newest sample within the horizon."""
 
-    def __init__(self, rules: Mapping[str, Rule], interval: float) -> None:
+    def __init__(self, rules: Mapping[str, Rule], interval: float, own: str | None) -> None:
         self.rules = dict(rules)
+        self.own = own
         self.replay = Replay(self.rules, stale_after=STALE_INTERVALS * interval)
         self.horizon = timedelta(seconds=horizon(self.rules, interval))
         self.read = {metric for rule in self.rules.values() for metric in rule.metrics}
@@ -160,3 +166,6 @@ class _Run:
             if fresh:
                 readings[metric] = fresh
         self.replay.step(now.isoformat(), now, readings)
+        if self.own is not None:
+            for series in self.latest.values():
+                series.pop(self.own, None)

@@ -290,7 +290,7 @@ def from_database(
     except (VigilError, OSError) as exc:
         print_error(exc)
         raise typer.Exit(2) from None
-    interval = Settings.from_env().interval
+    settings = Settings.from_env()
 
     async def work(store: Store) -> tuple[dict[str, Rule], dict[str, Rule], Preview]:
         saved_rules = {r.name: r for r in await store.list_rules()}
@@ -298,7 +298,13 @@ def from_database(
         saved = {n: saved_rules[n] for n in rules if n in saved_rules}
         compare = saved if saved != rules else None
         result = await preview(
-            store, rules, saved=compare, start=start, end=end, interval=interval
+            store,
+            rules,
+            saved=compare,
+            start=start,
+            end=end,
+            interval=settings.interval,
+            own_instance=settings.instance,
         )
         return rules, saved, result
 

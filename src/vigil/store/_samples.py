@@ -124,7 +124,8 @@ class SampleQueries(StoreBase):
             if after is not None:
                 last_time, last_id = after
                 statement = statement.where(
-                    (table.c.time > last_time) | ((table.c.time == last_time) & (table.c.id > last_id))
+                    (table.c.time > last_time)
+                    | ((table.c.time == last_time) & (table.c.id > last_id))
                 )
             statement = statement.order_by(table.c.time, table.c.id).limit(chunk)
             async with self._read("reading samples") as connection:

@@ -93,6 +93,7 @@ async def preview_rule(request: Request, body: RulePreviewIn, _: Viewer) -> Rule
         start=start,
         end=end,
         interval=vigil.settings.interval,
+        own_instance=vigil.settings.instance,
     )
     return RulePreviewOut(
         start=result.start,
