@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from vigil.core import Event, Rule, Sample, ValidationError
 from vigil.preview import Replayed, parse_since, preview
 
-from .runtime.support import Clock, Script, T0, make_vigil
+from .runtime.support import T0, Clock, Script, make_vigil
 
 INTERVAL = 3600  # the Vigil's: its loop never ticks on its own during a test
 STEP = 30  # seconds between the test's cycles
