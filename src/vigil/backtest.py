@@ -100,12 +100,16 @@ class Replay:
         self.notifications = 0  # opened, escalated and resolved events: what a channel is sent
         self._live: dict[object, Outcome] = {}
 
-    def step(self, label: str, time: datetime, readings: Readings) -> None:
+    def step(self, label: str | None, time: datetime, readings: Readings) -> None:
+        """One cycle at ``time``; ``label`` is how the report shows the moment (``None``: its
+        ISO-8601 text, made only when something happens)."""
         report = self.report
         report.cycles += 1
         report.metrics.update(readings)
         self.last = time
         for event in self.evaluator.evaluate_series(readings, now=time).events:
+            if label is None:
+                label = time.isoformat()
             incident = event.incident
             assert incident is not None
             self.notifications += 1

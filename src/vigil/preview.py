@@ -12,6 +12,7 @@ that exists is replayed beside it over the same period, from the same clean slat
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from vigil.core.rules import Kind
 
 STALE_INTERVALS = 2  # as the monitor: a reading older than two intervals is no data
 MAX_SINCE = timedelta(days=366)
+SLICE_ROWS = 1000  # rows evaluated between two yields to the event loop (some milliseconds)
 _SINCE = re.compile(r"(\d+)([mhdw])")
 _UNIT = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -106,7 +108,8 @@ async def preview(
     chunk: int | None = None,
 ) -> Preview:
     """Replay ``proposed`` (and ``saved``, when given and not empty) over the samples stored
-    in ``[start, end)``, in one pass over the history."""
+    in ``[start, end)``, in one pass over the history. The event loop is yielded every
+    ``SLICE_ROWS`` rows, so a long replay in the server never stalls the monitor."""
     runs = [_Run(proposed, interval, own_instance)]
     if saved:
         runs.append(_Run(saved, interval, own_instance))
@@ -119,8 +122,11 @@ async def preview(
     options: dict[str, Any] = {} if chunk is None else {"chunk": chunk}
     async for rows in store.sample_chunks(start=start, end=end, metrics=metrics, **options):
         samples += len(rows)
-        for run in runs:
-            run.feed(rows)
+        for first in range(0, len(rows), SLICE_ROWS):
+            piece = rows[first : first + SLICE_ROWS]
+            for run in runs:
+                run.feed(piece)
+            await asyncio.sleep(0)  # the monitor and the API go on between slices
     results = [run.finish() for run in runs]
     return Preview(
         start=start,
@@ -162,10 +168,12 @@ class _Run:
         since = now - self.horizon
         readings: Readings = {}
         for metric, series in self.latest.items():
-            fresh = {i: reading for i, reading in series.items() if reading[1] >= since}
-            if fresh:
-                readings[metric] = fresh
-        self.replay.step(now.isoformat(), now, readings)
+            stale = [i for i, (_, time) in series.items() if time < since]
+            for instance in stale:
+                del series[instance]  # never fresh again: the rows come in time order
+            if series:
+                readings[metric] = series.copy()
+        self.replay.step(None, now, readings)
         if self.own is not None:
             for series in self.latest.values():
                 series.pop(self.own, None)
