@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vigil.core import Event, Rule, Sample, ValidationError
-from vigil.preview import Replayed, parse_since, preview
+from vigil.preview import SLICE_ROWS, Replayed, parse_since, preview
 
 from .runtime.support import T0, Clock, Script, make_vigil
 
@@ -157,3 +158,41 @@ def test_a_bad_period_names_the_field(text: str, fragment: str) -> None:
         parse_since(text, NOW, field="--since")
     assert caught.value.field == "--since"
     assert fragment in str(caught.value)
+
+
+class OneChunk:
+    """A history handed over in one chunk without awaiting anything: whatever turns other
+    tasks get come from the preview's own yields."""
+
+    def __init__(self, rows: list[tuple[datetime, str, str, float]]) -> None:
+        self.rows = rows
+
+    async def sample_chunks(
+        self, **_: object
+    ) -> AsyncIterator[list[tuple[datetime, str, str, float]]]:
+        yield self.rows
+
+
+async def test_a_long_preview_lets_the_event_loop_run() -> None:
+    rule = Rule.from_dict({"name": NAME, "metric": METRIC, "critical": 100})
+    rows = [(T0 + timedelta(seconds=i), METRIC, "bot", float(i % 200)) for i in range(5000)]
+    turns = 0
+    done = asyncio.Event()
+
+    async def other_work() -> None:
+        nonlocal turns
+        while not done.is_set():
+            turns += 1
+            await asyncio.sleep(0)
+
+    worker = asyncio.create_task(other_work())
+    await asyncio.sleep(0)  # the worker is waiting for its next turn
+    before = turns
+    result = await preview(
+        OneChunk(rows), {NAME: rule}, start=T0, end=T0 + timedelta(days=1), interval=INTERVAL
+    )
+    during = turns - before
+    done.set()
+    await worker
+    assert result.samples == len(rows)
+    assert during >= len(rows) // SLICE_ROWS - 1  # it ran between the slices
