@@ -127,3 +127,16 @@ async def test_the_route_is_in_the_openapi_document(api: Api) -> None:
     operation = document["paths"][PREVIEW]["post"]
     assert set(operation["responses"]) >= {"200", "401", "403", "422", "503"}
     assert "since" in document["components"]["schemas"]["RulePreviewIn"]["properties"]
+
+
+async def test_the_preview_path_is_the_preview_route_alone(api: Api) -> None:
+    response = await api.get(PREVIEW)
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    body = {"name": "preview", "metric": "queue_depth", "critical": 500}
+    created = await api.post("/api/alerts/rules", json=body)
+    assert created.status_code == 422
+    assert created.json()["error"]["field"] == "name"
+    assert "reserved" in created.json()["error"]["message"]
+    document = (await api.get("/api/openapi.json")).json()
+    assert "/api/alerts/rules/{name}" in document["paths"]

@@ -12,9 +12,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, Request, Response
+from starlette.convertors import Convertor, register_url_convertor
 
 from vigil.backtest import Outcome
-from vigil.core import NotFoundError, Rule
+from vigil.core import NotFoundError, Rule, ValidationError
 from vigil.preview import Replayed, parse_since, preview
 from vigil.web.auth import Admin, Viewer, web_state
 from vigil.web.errors import responses
@@ -30,6 +31,23 @@ from vigil.web.schemas import (
 )
 
 router = APIRouter(prefix="/api/alerts/rules", tags=["rules"])
+PREVIEW = "preview"  # the preview route's segment: not a rule the API can name
+
+
+class RuleNameConvertor(Convertor[str]):
+    """A rule's name in a path, never ``preview``: ``/api/alerts/rules/preview`` is the
+    preview route alone (so a GET there is a 405 naming POST, not a rule's 404)."""
+
+    regex = f"(?!{PREVIEW}$)[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("rule_name", RuleNameConvertor())
 
 READ = responses(401, 403, 503)
 ONE = responses(401, 403, 404, 503)
@@ -64,13 +82,16 @@ async def create_rule(
     request: Request, body: RuleIn, principal: Admin, response: Response
 ) -> RuleOut:
     vigil = web_state(request).vigil
-    rule = await vigil.add_rule(body.rule(), by=principal.name)
+    rule = body.rule()
+    if rule.name == PREVIEW:
+        raise ValidationError("name", f"{PREVIEW!r} is reserved (the preview route's path)")
+    rule = await vigil.add_rule(rule, by=principal.name)
     response.headers["Location"] = str(request.url_for("get_rule_by_name", name=rule.name))
     return RuleOut.of(rule)
 
 
 @router.post(
-    "/preview",
+    f"/{PREVIEW}",
     responses=responses(401, 403, 422, 503),
     summary="What a rule would have done over the stored history",
     description="The body is a rule as `POST /api/alerts/rules` takes it, plus `since` (`24h` "
@@ -136,13 +157,13 @@ def _incident_out(o: Outcome) -> PreviewIncidentOut:
     )
 
 
-@router.get("/{name}", responses=ONE, summary="One rule", name="get_rule_by_name")
+@router.get("/{name:rule_name}", responses=ONE, summary="One rule", name="get_rule_by_name")
 async def get_rule(request: Request, name: str, _: Viewer) -> RuleOut:
     return RuleOut.of(rule_named(request, name))
 
 
 @router.put(
-    "/{name}",
+    "/{name:rule_name}",
     responses=CHANGE,
     summary="Replace a rule",
     description="The body is the whole rule: a field left out takes its default, not its "
@@ -157,7 +178,7 @@ async def replace_rule(request: Request, name: str, body: RuleReplace, principal
 
 
 @router.patch(
-    "/{name}",
+    "/{name:rule_name}",
     responses=CHANGE,
     summary="Change some fields of a rule",
     description="Fields left out keep their value; an explicit `null` clears a field "
@@ -172,7 +193,7 @@ async def update_rule(request: Request, name: str, body: RulePatch, principal: A
 
 
 @router.delete(
-    "/{name}",
+    "/{name:rule_name}",
     status_code=204,
     responses=ONE,
     summary="Delete a rule",
