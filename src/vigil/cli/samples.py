@@ -28,8 +28,9 @@ def export_command(
         typer.Option("--metric", help="Only this metric (repeat for several); all by default."),
     ] = None,
 ) -> None:
-    """Write the samples stored since then to standard output as CSV, oldest first, in
-    the format `vigil backtest` reads (timestamp,metric,value,instance)."""
+    """Write the stored samples to standard output as CSV, for `vigil backtest`.
+
+    Oldest first, with the header timestamp,metric,value,instance."""
     end = utcnow()
     try:
         start = parse_since(since, end, field="--since")
