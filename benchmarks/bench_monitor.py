@@ -4,6 +4,9 @@
    4 instances' samples, against the core evaluation alone on the same readings (the ratio
    is Vigil's I/O overhead: reading sources, storing samples, combining instances,
    committing).
+   And 10,000 rules, 9 in 10 with an open incident, on SQLite and PostgreSQL: one cycle with
+   the readings steady (the incidents do not change: nothing but streaks and samples to
+   write) and with them moving (every open incident's last value changes).
 2. Breach-to-event latency: from the start of the cycle whose reading opens an incident to a
    subscriber receiving the event (median and p99).
 3. Failover on PostgreSQL: the leader process is SIGKILLed; time until another instance
@@ -164,6 +167,45 @@ async def cycle_cost(kind: str, url: str, rules: int) -> None:
     )
 
 
+OPEN_RULES = 10_000
+OPEN_CYCLES = 5
+
+
+async def open_incidents_cost(kind: str, url: str) -> None:
+    """Median cycle time with 10,000 rules, 9 in 10 of them with an open incident."""
+    rules = [Rule(metric=f"m{i}", warning=100, critical=1000) for i in range(OPEN_RULES)]
+    async with await Store.open(url, upgrade=True) as store:
+        await store.apply_rules(rules, by="bench", now=T0, max_rules=2 * OPEN_RULES)
+    clock = Clock()
+    script = Script(clock)
+    quiet = {r.metric for r in DEFAULT_RULES if r.metric not in BUILT_IN}
+    base = {f"m{i}": (20.0 if i % 10 == 0 else 150.0) for i in range(OPEN_RULES)}
+    script.values = {**{m: 0.0 for m in quiet}, **base}
+    settings = Settings(database_url=url, interval=3600, instance="bench", max_rules=2 * OPEN_RULES)
+    figures: dict[str, float] = {}
+    async with Vigil(settings, sources=[script], process_metrics=False, clock=clock) as vigil:
+        await started(vigil)
+        for _ in range(2):  # two breaches open the incidents
+            clock.now += timedelta(seconds=30)
+            await vigil.monitor.cycle()
+        for label in ("steady", "moving"):
+            times: list[float] = []
+            for cycle in range(OPEN_CYCLES):
+                clock.now += timedelta(seconds=30)
+                if label == "moving":
+                    shift = float(cycle + 1)
+                    script.values.update({m: v + shift if v > 100 else v for m, v in base.items()})
+                began = time.perf_counter()
+                await vigil.monitor.cycle()
+                times.append(time.perf_counter() - began)
+            figures[label] = statistics.median(times) * 1e3
+        opened = len(vigil.monitor.evaluator.open_incidents())
+    print(
+        f"  {kind:<10} {OPEN_RULES} rules, {opened} open incidents: cycle steady "
+        f"{figures['steady']:8.1f} ms, moving {figures['moving']:8.1f} ms"
+    )
+
+
 async def breach_latency(kind: str, url: str) -> None:
     await prepare(url, 0)
     clock = Clock()
@@ -264,6 +306,10 @@ async def main() -> None:
         async with databases() as found:
             for kind, url in found:
                 await cycle_cost(kind, url, rules)
+    print(f"== cycle with open incidents (median of {OPEN_CYCLES} cycles)")
+    async with databases() as found:
+        for kind, url in found:
+            await open_incidents_cost(kind, url)
     print("== breach-to-event latency")
     async with databases() as found:
         for kind, url in found:

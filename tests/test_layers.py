@@ -7,7 +7,7 @@ The rule:
 - ``vigil.core`` imports nothing but the standard library and ``vigil.core`` itself: it is
   pure, and runs anywhere.
 - The layers, lowest first: ``core`` < ``metrics``, ``notify``, ``settings``, ``backtest`` <
-  ``store`` < ``runtime`` < ``web`` < ``cli``. A module imports its own package and the
+  ``store``, ``preview`` < ``runtime`` < ``web`` < ``cli``. A module imports its own package and the
   packages of lower layers, never a higher layer nor another package of its own layer
   (``metrics`` and ``notify`` know nothing of each other).
 - ``integrations`` and ``demo`` stand beside the layers: they may import anything but
@@ -37,6 +37,7 @@ LAYERS = {
     "settings": 1,
     "backtest": 1,
     "rulesfile": 1,
+    "preview": 2,  # reads history through a store-like port, replays with backtest
     "store": 2,
     "runtime": 3,
     "web": 4,

@@ -71,48 +71,78 @@ class Report:
         return totals
 
 
+Readings = dict[str, dict[str, tuple[float, datetime]]]  # metric -> instance -> (value, time)
+
+
 def replay(cycles: Sequence[Cycle], rules: Mapping[str, Rule]) -> Report:
     """Evaluate ``cycles`` (in time order) with ``rules`` from a clean slate. An incident
     still open at the end lasts until the last cycle."""
-    evaluator = Evaluator(rules.values())
-    report = Report(cycles=len(cycles))
-    for cycle in cycles:
-        report.metrics.update(cycle.readings)
-    live: dict[object, tuple[Outcome, datetime]] = {}
+    run = Replay(rules)
     for cycle in cycles:
         readings = {
             metric: {instance: (value, cycle.time) for instance, value in values.items()}
             for metric, values in cycle.readings.items()
         }
-        for event in evaluator.evaluate_series(readings, now=cycle.time).events:
+        run.step(cycle.label, cycle.time, readings)
+    return run.finish()
+
+
+class Replay:
+    """A replay fed one cycle at a time (``step``), so a long history need not be held in
+    memory; ``finish`` closes the report. Each cycle's readings carry their sample times,
+    as the monitor gives them to the evaluator (a reading older than its rule's staleness
+    limit is no data)."""
+
+    def __init__(self, rules: Mapping[str, Rule], *, stale_after: float | None = None) -> None:
+        self.evaluator = Evaluator(rules.values(), stale_after=stale_after)
+        self.report = Report()
+        self.last: datetime | None = None
+        self.notifications = 0  # opened, escalated and resolved events: what a channel is sent
+        self._live: dict[object, Outcome] = {}
+
+    def step(self, label: str | None, time: datetime, readings: Readings) -> None:
+        """One cycle at ``time``; ``label`` is how the report shows the moment (``None``: its
+        ISO-8601 text, made only when something happens)."""
+        report = self.report
+        report.cycles += 1
+        report.metrics.update(readings)
+        self.last = time
+        for event in self.evaluator.evaluate_series(readings, now=time).events:
+            if label is None:
+                label = time.isoformat()
             incident = event.incident
             assert incident is not None
+            self.notifications += 1
             if event.kind is EventKind.INCIDENT_OPENED:
                 outcome = Outcome(
                     rule=incident.rule,
                     metric=incident.metric,
                     instance=incident.instance,
                     severity=incident.severity.value,
-                    opened_at=cycle.label,
+                    opened_at=label,
                     threshold=incident.threshold,
                     value=incident.value,
                     peak_value=incident.peak_value,
                 )
-                live[incident.id] = (outcome, incident.triggered_at)
+                self._live[incident.id] = outcome
                 report.outcomes.append(outcome)
                 continue
-            outcome, _ = live[incident.id]
+            outcome = self._live[incident.id]
             outcome.severity = incident.severity.value
             outcome.threshold = incident.threshold
             outcome.peak_value = incident.peak_value
             if event.kind is EventKind.INCIDENT_ESCALATED:
-                outcome.escalated_at = cycle.label
+                outcome.escalated_at = label
             elif event.kind is EventKind.INCIDENT_RESOLVED:
-                outcome.resolved_at = cycle.label
-                outcome.duration_s = incident.duration_s(cycle.time)
-                del live[incident.id]
-    for incident in evaluator.open_incidents():  # none unless there was a cycle
-        outcome, _ = live[incident.id]
-        outcome.peak_value = incident.peak_value
-        outcome.duration_s = incident.duration_s(cycles[-1].time)
-    return report
+                outcome.resolved_at = label
+                outcome.duration_s = incident.duration_s(time)
+                del self._live[incident.id]
+
+    def finish(self) -> Report:
+        """The report; an incident still open lasts until the last cycle."""
+        for incident in self.evaluator.open_incidents():  # none unless there was a cycle
+            assert self.last is not None
+            outcome = self._live[incident.id]
+            outcome.peak_value = incident.peak_value
+            outcome.duration_s = incident.duration_s(self.last)
+        return self.report

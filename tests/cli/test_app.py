@@ -15,6 +15,7 @@ COMMANDS = {
     "demo": None,
     "maintenance": {"add", "list", "remove"},
     "rules": {"list", "show", "add", "set", "remove", "enable", "disable", "export", "apply"},
+    "samples": {"export"},
     "serve": None,
     "snooze": None,
     "tokens": {"create", "list", "revoke"},

@@ -144,3 +144,47 @@ async def test_history_arguments_are_checked(
     with pytest.raises(ValidationError) as caught:
         await store.metric_history(metric, **call)  # type: ignore[arg-type]
     assert caught.value.field == field
+
+
+async def _walk(store: Store, **options: object) -> list[list[tuple[datetime, str, str, float]]]:
+    return [rows async for rows in store.sample_chunks(**options)]  # type: ignore[arg-type]
+
+
+async def test_sample_chunks_walk_a_range_in_order_whatever_the_chunk(store: Store) -> None:
+    # Three instances share every minute: chunk edges fall between equal times.
+    samples = [
+        Sample(instance, metric, T0 + timedelta(minutes=n), float(n * 10 + k))
+        for n in range(10)
+        for k, instance in enumerate(("a", "b", "c"))
+        for metric in ("gateway_latency", "error_rate")
+    ]
+    await store.add_samples(samples)
+    end = T0 + timedelta(minutes=8)  # the last two minutes are outside [start, end)
+    wanted = [
+        (s.time, s.metric, s.instance, s.value)
+        for s in samples
+        if s.metric == "gateway_latency" and s.time < end
+    ]
+    for chunk in (1, 3, 4, 24, 1000):
+        chunks = await _walk(store, start=T0, end=end, metrics=["gateway_latency"], chunk=chunk)
+        assert [row for rows in chunks for row in rows] == wanted
+        assert all(len(rows) <= chunk for rows in chunks)
+        assert all(row[0].tzinfo is not None for rows in chunks for row in rows)
+    every = await _walk(store, start=T0, end=end)
+    assert sum(len(rows) for rows in every) == 2 * len(wanted)
+    assert await _walk(store, start=T0, end=end, metrics=[]) == []
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"metrics": ["Not A Metric"]}, "metric"),
+        ({"chunk": 0}, "chunk"),
+    ],
+)
+async def test_sample_chunks_refuse_bad_input(
+    store: Store, options: dict[str, object], field: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        await _walk(store, start=T0, end=T0 + timedelta(hours=1), **options)
+    assert caught.value.field == field

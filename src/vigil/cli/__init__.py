@@ -11,6 +11,7 @@ from vigil.cli.cleanup import cleanup_command
 from vigil.cli.db import db_app
 from vigil.cli.demo import demo_command
 from vigil.cli.rules import rules_app
+from vigil.cli.samples import samples_app
 from vigil.cli.serve import serve_command
 from vigil.cli.silences import SILENCES, maintenance_app, snooze_command
 from vigil.cli.tokens import tokens_app
@@ -40,6 +41,7 @@ app.command("backtest")(backtest_command)
 app.command("demo")(demo_command)
 app.add_typer(rules_app, name="rules")
 app.add_typer(db_app, name="db")
+app.add_typer(samples_app, name="samples")
 app.command("cleanup")(cleanup_command)
 app.command("serve")(serve_command)
 app.add_typer(users_app, name="users")

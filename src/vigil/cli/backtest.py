@@ -25,11 +25,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from vigil.backtest import Cycle, Report, replay
-from vigil.cli._common import console, print_error
+from vigil.cli._common import console, print_error, utcnow, with_store
 from vigil.cli.rules import new_rule, parse_rule_spec
 from vigil.core import DEFAULT_RULES, Rule, ValidationError, VigilError
 from vigil.core.rules import Kind
+from vigil.preview import Preview, parse_since, preview
 from vigil.rulesfile import load
+from vigil.settings import Settings
+from vigil.store import Store
 
 HEADER = ["timestamp", "metric", "value"]
 HEADER_WITH_INSTANCE = [*HEADER, "instance"]
@@ -168,11 +171,13 @@ def print_report(report: Report, rules: Mapping[str, Rule], console: Console) ->
 
 def backtest_command(
     trace: Annotated[
-        Path,
+        Path | None,
         typer.Argument(
-            help="CSV file with the header timestamp,metric,value (and optionally instance)."
+            help="CSV file with the header timestamp,metric,value (and optionally instance); "
+            "not with --from-db.",
+            show_default=False,
         ),
-    ],
+    ] = None,
     rules_file: Annotated[
         Path | None,
         typer.Option(
@@ -192,8 +197,37 @@ def backtest_command(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object per incident.")
     ] = False,
+    from_db: Annotated[
+        bool,
+        typer.Option(
+            "--from-db",
+            help="Replay the samples stored in the database (VIGIL_DATABASE_URL) instead of "
+            "a file, with the saved rules; beside them, what the saved rules did when "
+            "--rules or --rule changes them.",
+        ),
+    ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            help="With --from-db: how far back (30m, 24h, 7d, 2w) or an ISO-8601 start. "
+            "Default 24h.",
+        ),
+    ] = None,
 ) -> None:
     """Replay a trace of readings through the evaluator and show the incidents it raises."""
+    if from_db:
+        if trace is not None:
+            print_error("give a trace file or --from-db, not both")
+            raise typer.Exit(2)
+        from_database(since or "24h", rules_file, rule or [], as_json=as_json)
+        return
+    if trace is None:
+        print_error("give a trace file (CSV), or --from-db to replay the stored samples")
+        raise typer.Exit(2)
+    if since is not None:
+        print_error("--since goes with --from-db")
+        raise typer.Exit(2)
     try:
         rules = apply_overrides(load_rules(rules_file), rule or [])
         with _open(trace) as handle:
@@ -219,3 +253,75 @@ def _open(path: Path) -> TextIO:
     if str(path) == "-":
         return sys.stdin
     return path.open(newline="", encoding="utf-8")
+
+
+def choose_rules(
+    saved: Mapping[str, Rule], rules_file: Path | None, specs: Sequence[str]
+) -> dict[str, Rule]:
+    """The rules to replay from the database: the rules file's or the saved ones, changed by
+    ``--rule NAME:KEY=VALUE``; only those named by ``--rule`` when any is given (a bare
+    ``--rule NAME`` must name one of them)."""
+    base = load_rules(rules_file) if rules_file is not None else dict(saved)
+    changes = [spec for spec in specs if ":" in spec]
+    rules = apply_overrides(base, changes)
+    if not specs:
+        return rules
+    chosen: dict[str, Rule] = {}
+    for spec in specs:
+        name = spec.partition(":")[0].strip()
+        if name not in rules:
+            where = "the rules file" if rules_file is not None else "the database"
+            known = ", ".join(sorted(rules)) or "none"
+            raise ValidationError("--rule", f"no rule named {name!r} in {where} (rules: {known})")
+        chosen[name] = rules[name]
+    return chosen
+
+
+def from_database(
+    since: str, rules_file: Path | None, specs: Sequence[str], *, as_json: bool
+) -> None:
+    """``vigil backtest --from-db``: replay the stored samples (see ``vigil.preview``)."""
+
+    end = utcnow()
+    try:
+        start = parse_since(since, end, field="--since")
+        if rules_file is not None:
+            load_rules(rules_file)  # its problems before the database's
+    except (VigilError, OSError) as exc:
+        print_error(exc)
+        raise typer.Exit(2) from None
+    settings = Settings.from_env()
+
+    async def work(store: Store) -> tuple[dict[str, Rule], dict[str, Rule], Preview]:
+        saved_rules = {r.name: r for r in await store.list_rules()}
+        rules = choose_rules(saved_rules, rules_file, specs)
+        saved = {n: saved_rules[n] for n in rules if n in saved_rules}
+        compare = saved if saved != rules else None
+        result = await preview(
+            store,
+            rules,
+            saved=compare,
+            start=start,
+            end=end,
+            interval=settings.interval,
+            own_instance=settings.instance,
+        )
+        return rules, saved, result
+
+    rules, saved, result = with_store(work)
+    if as_json:
+        for outcome in result.proposed.report.outcomes:
+            sys.stdout.write(json.dumps(outcome.to_json()) + "\n")
+        return
+    out = console()
+    out.print(
+        f"{result.samples} samples from {result.start:%Y-%m-%d %H:%M:%S} to "
+        f"{result.end:%Y-%m-%d %H:%M:%S} UTC",
+        highlight=False,
+    )
+    print_report(result.proposed.report, rules, out)
+    out.print(f"{result.proposed.notifications} notifications", highlight=False)
+    if result.saved is not None:
+        out.print("\nThe saved rules over the same period:", highlight=False)
+        print_report(result.saved.report, saved, out)
+        out.print(f"{result.saved.notifications} notifications", highlight=False)

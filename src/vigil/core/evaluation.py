@@ -206,6 +206,16 @@ class Evaluator:
     def set_rule(self, rule: Rule) -> None:
         """Add a rule or replace one; a replaced rule keeps its series' streaks and incidents
         (a change of kind, metric or split keeps only the series that have an incident)."""
+        self.set_rules([rule])
+
+    def set_rules(self, rules: Iterable[Rule]) -> None:
+        """``set_rule`` of each rule in turn, the lookups rebuilt once (a reload of 10,000
+        rules rebuilt them 10,000 times)."""
+        for rule in rules:
+            self._set(rule)
+        self._index()
+
+    def _set(self, rule: Rule) -> None:
         old = self._rules.get(rule.name)
         if old is None:
             self._add(rule)
@@ -224,7 +234,6 @@ class Evaluator:
                     slot.set_state(slot.state)
             if _is_plain(rule) and "" not in self._series.get(rule.name, {}):
                 self._slot(rule, "")
-        self._index()
 
     def remove_rule(self, name: str) -> None:
         self.rule(name)

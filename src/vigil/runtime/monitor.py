@@ -201,8 +201,7 @@ class Monitor:
         names = {rule.name for rule in rules}
         for name in set(self.evaluator.rules) - names:
             self.evaluator.remove_rule(name)  # deleted while another instance led
-        for rule in rules:
-            self.evaluator.set_rule(rule)
+        self.evaluator.set_rules(rules)
         self.view.set_rules(rules)
         states = await self.store.load_states()
         for key in self.evaluator.states():

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 
-from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy import bindparam, delete, select, tuple_, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -39,6 +39,23 @@ from vigil.store._base import (
 # may have changed on another instance since the evaluator last saw the incident.
 EVALUATOR_FIELDS = ("severity", "threshold", "message", "peak_value", "last_value", "no_data")
 RESOLUTION_FIELDS = ("status", "resolved_at", "resolution", "resolved_by")
+
+
+_CHECK_BATCH = 5000  # ids per IN (...) check, well under SQLite's and asyncpg's limits
+# The evaluator's fields of one open incident, executed for many (``_apply_observations``).
+_OBSERVE = (
+    update(models.incidents)
+    .where(
+        models.incidents.c.id == bindparam("ident"),
+        models.incidents.c.status != Status.RESOLVED,
+    )
+    .values(
+        {
+            name: bindparam(f"new_{name}", type_=models.incidents.c[name].type)
+            for name in EVALUATOR_FIELDS
+        }
+    )
+)
 
 
 def _day(incident: Incident) -> date:
@@ -74,6 +91,8 @@ class IncidentChanges(StoreBase):
         Either way nothing of the cycle is written.
         """
         check_time("now", now)
+        if not samples and not result.changed and not result.events:
+            return []  # nothing changed: no write transaction at all
         opened: dict[uuid.UUID, Incident] = {}
         latest: dict[uuid.UUID, Incident] = {}
         counts: Counter[tuple[date, Severity]] = Counter()
@@ -87,9 +106,18 @@ class IncidentChanges(StoreBase):
                 before = Severity(str(item.data.get("from", Severity.WARNING)))
                 counts[_day(item.incident), before] -= 1
                 counts[_day(item.incident), item.incident.severity] += 1
-        for state in result.changed.values():
-            if state.incident is not None:
-                latest[state.incident.id] = state.incident
+        with_events = set(latest)
+        # An open incident the cycle did not change (only its series' streaks moved) is not
+        # written again; one changed without an event (a new last or peak value) is written
+        # with the others in one statement.
+        quiet: dict[uuid.UUID, Incident] = {}
+        for key, state in result.changed.items():
+            incident = state.incident
+            if incident is None or incident.id in with_events:
+                continue
+            was = result.previous.get(key)
+            if was is None or was.incident != incident:
+                quiet[incident.id] = incident
         for ident in opened:
             counts[_day(latest[ident]), latest[ident].severity] += 1
 
@@ -104,6 +132,8 @@ class IncidentChanges(StoreBase):
             # Sorted ids: the same lock order as acknowledge_all, so the two cannot deadlock.
             for ident in sorted(set(latest) - set(opened)):
                 stored[ident] = await self._apply_evaluation(connection, latest[ident])
+            if quiet:
+                await self._apply_observations(connection, quiet)
             await self._count(connection, counts)
             return await self._append_events(
                 connection,
@@ -203,6 +233,9 @@ class IncidentChanges(StoreBase):
             if series and state == IDLE:
                 gone.append((rule, series))  # an idle series of a split rule: nothing to keep
                 continue
+            before = result.previous.get(key)
+            if before is not None and _streaks(before) == _streaks(state):
+                continue  # only the incident changed: the stored streaks are still right
             rows.append(
                 {
                     "rule": rule,
@@ -259,6 +292,40 @@ class IncidentChanges(StoreBase):
             raise NotFoundError("incident", incident.id)
         raise IllegalTransitionError(incident.id, str(status), "update")
 
+    async def _apply_observations(
+        self, connection: AsyncConnection, incidents: dict[uuid.UUID, Incident]
+    ) -> None:
+        """Write the evaluator's fields of open incidents changed without an event, in one
+        statement executed for many rows (in id order, the lock order of acknowledge_all).
+        ``IllegalTransitionError`` if one was resolved (or deleted) elsewhere meanwhile."""
+        table = models.incidents
+        rows = []
+        for ident in sorted(incidents):
+            values = incident_values(incidents[ident])
+            rows.append({"ident": ident, **{f"new_{n}": values[n] for n in EVALUATOR_FIELDS}})
+        await connection.execute(_OBSERVE, rows)
+        # Row counts of executemany differ by driver: ask which are still open instead. Each
+        # row written is locked until this transaction ends, so the answer stays true.
+        idents = sorted(incidents)
+        still_open: set[uuid.UUID] = set()
+        for start in range(0, len(idents), _CHECK_BATCH):
+            chunk = idents[start : start + _CHECK_BATCH]
+            still_open.update(
+                (
+                    await connection.scalars(
+                        select(table.c.id).where(
+                            table.c.id.in_(chunk), table.c.status != Status.RESOLVED
+                        )
+                    )
+                ).all()
+            )
+        for ident in idents:
+            if ident not in still_open:
+                status = await connection.scalar(select(table.c.status).where(table.c.id == ident))
+                if status is None:
+                    raise NotFoundError("incident", ident)
+                raise IllegalTransitionError(ident, str(status), "update")
+
     async def _locked_incident(self, connection: AsyncConnection, ident: uuid.UUID) -> Incident:
         table = models.incidents
         row = (
@@ -312,6 +379,10 @@ def resume_states(
     for key, incident in by_key.items():
         states.setdefault(key, RuleState(incident=incident))
     return states
+
+
+def _streaks(state: RuleState) -> tuple[int, int, int]:
+    return state.breach_streak, state.normal_streak, state.critical_streak
 
 
 def _replace_incident(item: Event, incident: Incident) -> Event:

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Collection, Sequence
-from datetime import datetime, timedelta
+from collections.abc import AsyncIterator, Collection, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Double,
     Integer,
+    String,
     cast,
     func,
     literal_column,
     select,
+    type_coerce,
 )
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -26,6 +28,7 @@ from vigil.store.records import MetricPoint
 
 MAX_POINTS = 10_000
 MAX_METRICS = 1000
+CHUNK_ROWS = 20_000  # samples read per query when walking a history
 
 
 class SampleQueries(StoreBase):
@@ -88,6 +91,67 @@ class SampleQueries(StoreBase):
                 [tuple(row)[1:] for row in group], start=start, width=width, max_points=max_points
             )
         return histories
+
+    async def sample_chunks(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        metrics: Collection[str] | None = None,
+        chunk: int = CHUNK_ROWS,
+    ) -> AsyncIterator[list[tuple[datetime, str, str, float]]]:
+        """The raw samples in ``[start, end)`` as ``(time, metric, instance, value)``, oldest
+        first (the one stored first first among equal times), in lists of at most ``chunk``:
+        one query per list, resumed after the last row, so a month of history is never held
+        whole. Every metric unless ``metrics`` names some."""
+        check_time("start", start)
+        check_time("end", end)
+        check_int("chunk", chunk, 1, 100_000)
+        table = models.samples
+        conditions = [table.c.time >= start, table.c.time < end]
+        if metrics is not None:
+            wanted = sorted(set(metrics))
+            if len(wanted) > MAX_METRICS:
+                raise ValidationError("metrics", f"at most {MAX_METRICS}, got {len(wanted)}")
+            for metric in wanted:
+                _check_metric(metric)
+            if not wanted:
+                return
+            conditions.append(table.c.metric.in_(wanted))
+        # SQLite's times as their text, parsed below in one C call: through the column's
+        # type they cost a regular expression and a conversion per row (most of the read).
+        raw = self._dialect == "sqlite"
+        time_column = type_coerce(table.c.time, String) if raw else table.c.time
+        after: tuple[datetime, int] | None = None
+        while True:
+            statement = select(
+                time_column, table.c.metric, table.c.instance, table.c.value, table.c.id
+            ).where(*conditions)
+            if after is not None:
+                last_time, last_id = after
+                statement = statement.where(
+                    (table.c.time > last_time)
+                    | ((table.c.time == last_time) & (table.c.id > last_id))
+                )
+            statement = statement.order_by(table.c.time, table.c.id).limit(chunk)
+            async with self._read("reading samples") as connection:
+                rows = (await connection.execute(statement)).all()
+            if not rows:
+                return
+            if raw:
+                chunk_rows = [
+                    (_sqlite_time(time), metric, instance, float(value))
+                    for time, metric, instance, value, _ in rows
+                ]
+            else:
+                chunk_rows = [
+                    (time, metric, instance, float(value))
+                    for time, metric, instance, value, _ in rows
+                ]
+            yield chunk_rows
+            if len(rows) < chunk:
+                return
+            after = (chunk_rows[-1][0], rows[-1][4])
 
     async def latest_values(
         self, *, since: datetime, exclude_instance: str | None = None
@@ -164,6 +228,11 @@ _STATISTICS = (
     func.max(models.samples.c.value),
     func.count(),
 )
+
+
+def _sqlite_time(text: str) -> datetime:
+    """A time as SQLite stores it (naive UTC text), aware."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 def _check_metric(metric: object) -> None:

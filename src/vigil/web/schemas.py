@@ -384,3 +384,57 @@ class EventOut(BaseModel):
         return cls.model_validate(
             fields_of(cls, event, kind=event.kind.value, incident=shown, data=dict(event.data))
         )
+
+
+# -- rule preview ---------------------------------------------------------------------------
+
+
+class RulePreviewIn(RuleIn):
+    """A rule as ``POST /api/alerts/rules`` takes it, and the period to replay it over."""
+
+    since: Annotated[str, Field(min_length=1, max_length=64)] = Field(
+        default="24h",
+        description="How far back: a period (`30m`, `24h`, `7d`, `2w`; at most a year) or an "
+        "ISO-8601 start time.",
+    )
+
+    def rule(self, *, name: str | None = None) -> Rule:
+        data = self.changes()
+        data.pop("since", None)
+        return Rule.from_dict(data)
+
+
+class PreviewIncidentOut(BaseModel):
+    rule: str
+    metric: str
+    instance: str | None = Field(description="The instance, for a rule split per instance.")
+    severity: str = Field(description="The highest severity it reached.")
+    opened_at: datetime
+    escalated_at: datetime | None
+    resolved_at: datetime | None = Field(description="null: still open at the period's end.")
+    threshold: float
+    value: float = Field(description="The reading that opened it.")
+    peak_value: float
+    duration_s: float = Field(description="Seconds in incident (to the period's last cycle).")
+
+
+class PreviewRunOut(BaseModel):
+    """What one version of the rule would have done."""
+
+    incidents: list[PreviewIncidentOut]
+    opened: int
+    escalated: int
+    resolved: int
+    notifications: int = Field(description="Opened, escalated and resolved: what is sent.")
+    seconds_in_incident: float
+    cycles: int
+
+
+class RulePreviewOut(BaseModel):
+    start: datetime
+    end: datetime
+    samples: int = Field(description="Stored samples replayed.")
+    proposed: PreviewRunOut
+    saved: PreviewRunOut | None = Field(
+        description="The saved rule of that name over the same period; null when none."
+    )

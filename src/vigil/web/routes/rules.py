@@ -9,14 +9,45 @@ publishes the event to the live stream. The older ``/api/alerts/config/{metric}`
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from datetime import datetime
 
-from vigil.core import NotFoundError, Rule
+from fastapi import APIRouter, Request, Response
+from starlette.convertors import Convertor, register_url_convertor
+
+from vigil.backtest import Outcome
+from vigil.core import NotFoundError, Rule, ValidationError
+from vigil.preview import Replayed, parse_since, preview
 from vigil.web.auth import Admin, Viewer, web_state
 from vigil.web.errors import responses
-from vigil.web.schemas import RuleIn, RuleOut, RulePatch, RuleReplace
+from vigil.web.schemas import (
+    PreviewIncidentOut,
+    PreviewRunOut,
+    RuleIn,
+    RuleOut,
+    RulePatch,
+    RulePreviewIn,
+    RulePreviewOut,
+    RuleReplace,
+)
 
 router = APIRouter(prefix="/api/alerts/rules", tags=["rules"])
+PREVIEW = "preview"  # the preview route's segment: not a rule the API can name
+
+
+class RuleNameConvertor(Convertor[str]):
+    """A rule's name in a path, never ``preview``: ``/api/alerts/rules/preview`` is the
+    preview route alone (so a GET there is a 405 naming POST, not a rule's 404)."""
+
+    regex = f"(?!{PREVIEW}$)[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("rule_name", RuleNameConvertor())
 
 READ = responses(401, 403, 503)
 ONE = responses(401, 403, 404, 503)
@@ -51,18 +82,88 @@ async def create_rule(
     request: Request, body: RuleIn, principal: Admin, response: Response
 ) -> RuleOut:
     vigil = web_state(request).vigil
-    rule = await vigil.add_rule(body.rule(), by=principal.name)
+    rule = body.rule()
+    if rule.name == PREVIEW:
+        raise ValidationError("name", f"{PREVIEW!r} is reserved (the preview route's path)")
+    rule = await vigil.add_rule(rule, by=principal.name)
     response.headers["Location"] = str(request.url_for("get_rule_by_name", name=rule.name))
     return RuleOut.of(rule)
 
 
-@router.get("/{name}", responses=ONE, summary="One rule", name="get_rule_by_name")
+@router.post(
+    f"/{PREVIEW}",
+    responses=responses(401, 403, 422, 503),
+    summary="What a rule would have done over the stored history",
+    description="The body is a rule as `POST /api/alerts/rules` takes it, plus `since` (`24h` "
+    "by default; `30m`, `7d`, `2w`... or an ISO-8601 start). Nothing is saved: the rule is "
+    "replayed through the monitor's evaluator over the samples stored since then, and so is "
+    "the saved rule of that name (`saved`, null when there is none). Each lists the incidents "
+    "it would have opened, escalated and resolved, the notifications it would have sent and "
+    "its time in incident. A bad rule is a 422 naming the field, as when creating one.",
+)
+async def preview_rule(request: Request, body: RulePreviewIn, _: Viewer) -> RulePreviewOut:
+    vigil = web_state(request).vigil
+    rule = body.rule()
+    end = vigil.clock()
+    start = parse_since(body.since, end)
+    saved = vigil.view.rules.get(rule.name)
+    result = await preview(
+        vigil.store,
+        {rule.name: rule},
+        saved={rule.name: saved} if saved is not None else None,
+        start=start,
+        end=end,
+        interval=vigil.settings.interval,
+        own_instance=vigil.settings.instance,
+    )
+    return RulePreviewOut(
+        start=result.start,
+        end=result.end,
+        samples=result.samples,
+        proposed=_run_out(result.proposed),
+        saved=_run_out(result.saved) if result.saved is not None else None,
+    )
+
+
+def _run_out(run: Replayed) -> PreviewRunOut:
+    outcomes = run.report.outcomes
+    return PreviewRunOut(
+        incidents=[_incident_out(o) for o in outcomes],
+        opened=len(outcomes),
+        escalated=sum(o.escalated_at is not None for o in outcomes),
+        resolved=sum(o.resolved_at is not None for o in outcomes),
+        notifications=run.notifications,
+        seconds_in_incident=sum(o.duration_s for o in outcomes),
+        cycles=run.report.cycles,
+    )
+
+
+def _incident_out(o: Outcome) -> PreviewIncidentOut:
+    def moment(label: str | None) -> datetime | None:
+        return datetime.fromisoformat(label) if label is not None else None
+
+    return PreviewIncidentOut(
+        rule=o.rule,
+        metric=o.metric,
+        instance=o.instance,
+        severity=o.severity,
+        opened_at=datetime.fromisoformat(o.opened_at),
+        escalated_at=moment(o.escalated_at),
+        resolved_at=moment(o.resolved_at),
+        threshold=o.threshold,
+        value=o.value,
+        peak_value=o.peak_value,
+        duration_s=o.duration_s,
+    )
+
+
+@router.get("/{name:rule_name}", responses=ONE, summary="One rule", name="get_rule_by_name")
 async def get_rule(request: Request, name: str, _: Viewer) -> RuleOut:
     return RuleOut.of(rule_named(request, name))
 
 
 @router.put(
-    "/{name}",
+    "/{name:rule_name}",
     responses=CHANGE,
     summary="Replace a rule",
     description="The body is the whole rule: a field left out takes its default, not its "
@@ -77,7 +178,7 @@ async def replace_rule(request: Request, name: str, body: RuleReplace, principal
 
 
 @router.patch(
-    "/{name}",
+    "/{name:rule_name}",
     responses=CHANGE,
     summary="Change some fields of a rule",
     description="Fields left out keep their value; an explicit `null` clears a field "
@@ -92,7 +193,7 @@ async def update_rule(request: Request, name: str, body: RulePatch, principal: A
 
 
 @router.delete(
-    "/{name}",
+    "/{name:rule_name}",
     status_code=204,
     responses=ONE,
     summary="Delete a rule",
