@@ -50,12 +50,15 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/api/alerts/rules"): Rule(
         ADMIN, {"name": "matrix", "metric": "queue_depth", "critical": 1}, csrf=True
     ),
-    ("GET", "/api/alerts/rules/{name}"): Rule(READ),
-    ("PUT", "/api/alerts/rules/{name}"): Rule(
+    ("POST", "/api/alerts/rules/preview"): Rule(
+        READ, {"name": "matrix", "metric": "queue_depth", "critical": 1, "since": "1h"}
+    ),
+    ("GET", "/api/alerts/rules/{name:rule_name}"): Rule(READ),
+    ("PUT", "/api/alerts/rules/{name:rule_name}"): Rule(
         ADMIN, {"metric": "queue_depth", "critical": 2}, csrf=True
     ),
-    ("PATCH", "/api/alerts/rules/{name}"): Rule(ADMIN, {"unit": "ms"}, csrf=True),
-    ("DELETE", "/api/alerts/rules/{name}"): Rule(ADMIN, csrf=True),
+    ("PATCH", "/api/alerts/rules/{name:rule_name}"): Rule(ADMIN, {"unit": "ms"}, csrf=True),
+    ("DELETE", "/api/alerts/rules/{name:rule_name}"): Rule(ADMIN, csrf=True),
     ("GET", "/api/alerts/active"): Rule(READ),
     ("GET", "/api/alerts/summary"): Rule(READ),
     ("GET", "/api/alerts/incidents"): Rule(READ),
@@ -154,6 +157,7 @@ async def test_every_route_against_the_policy(api: Api) -> None:
         "{metric}": LATENCY,
         "{incident_id:uuid}": str(opened.incident.id),
         "{name}": "nobody",
+        "{name:rule_name}": "nobody",
     }
 
     async with served(api.app) as (base, _), httpx.AsyncClient(base_url=base) as client:
