@@ -186,6 +186,8 @@ async def sign_in(tab: Tab, board: Dashboard, name: str, *, path: str = "/alerts
     await page.get_by_label("Password").fill(PASSWORD)
     await page.get_by_role("button", name="Sign in").click()
     await expect(page).to_have_url(f"{board.url}{path}")
+    # The address changes when the new page's response arrives, before its document exists.
+    await page.wait_for_load_state("domcontentloaded")
 
 
 async def wait_live(page: Page) -> None:

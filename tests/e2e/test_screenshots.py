@@ -85,8 +85,7 @@ async def test_screenshots_of_every_page(browser: Browser, board: Dashboard, sch
     tab = await new_tab(browser, scheme=scheme)
     page = tab.page
     await sign_in(tab, board, "ana")
-    background = await page.evaluate("getComputedStyle(document.body).backgroundColor")
-    assert background == BACKGROUND[scheme]
+    await expect(page.locator("body")).to_have_css("background-color", BACKGROUND[scheme])
     await settled(page, charts=1)
     await expect(page.locator("#active li.incident")).to_have_count(2)
     shots.append(screenshot_path("alerts", scheme))
