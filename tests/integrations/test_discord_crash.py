@@ -5,24 +5,18 @@ channel holds exactly one message for the incident, and the database knows its i
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from pathlib import Path
+from contextlib import AbstractAsyncContextManager
 
 import pytest
 
+from tests.child import PATIENCE, Child, child_process
 from vigil.store import Store
 
 from .fake_discord import OPS_CHANNEL, FakeDiscordAPI
 from .operations_support import TOKEN
 
 pytestmark = pytest.mark.slow
-
-ROOT = Path(__file__).parents[2]
-PATIENCE = 120.0
 
 
 @pytest.fixture
@@ -31,47 +25,10 @@ async def api() -> AsyncIterator[FakeDiscordAPI]:
         yield fake
 
 
-class Child:
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-
-    async def line(self, prefix: str) -> str:
-        assert self.process.stdout is not None
-        async with asyncio.timeout(PATIENCE):
-            while True:
-                raw = await self.process.stdout.readline()
-                if not raw:
-                    raise AssertionError(f"the bot process ended before printing {prefix!r}")
-                text = raw.decode().strip()
-                if text.startswith(prefix):
-                    return text[len(prefix) :].strip()
-
-    async def kill(self) -> None:
-        if self.process.returncode is None:
-            self.process.send_signal(signal.SIGKILL)
-        await self.process.wait()
-
-
-@asynccontextmanager
-async def bot_process(url: str, api: FakeDiscordAPI, mode: str) -> AsyncIterator[Child]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tests.integrations.discord_crash_main",
-        url,
-        api.base,
-        api.gateway_url,
-        mode,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
-        stdout=asyncio.subprocess.PIPE,
+def bot_process(url: str, api: FakeDiscordAPI, mode: str) -> AbstractAsyncContextManager[Child]:
+    return child_process(
+        "tests.integrations.discord_crash_main", url, api.base, api.gateway_url, mode
     )
-    child = Child(process)
-    try:
-        await child.line("started")
-        yield child
-    finally:
-        await child.kill()
 
 
 async def recorded_message(url: str) -> int | None:

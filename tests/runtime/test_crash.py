@@ -6,23 +6,18 @@ marked sent before the crash is never delivered again."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import sys
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from pathlib import Path
+from contextlib import AbstractAsyncContextManager
 
 import pytest
 
+from tests.child import Child, child_process
 from vigil.runtime.vigil import utcnow
 from vigil.store import OutboxItem, OutboxStatus, Store
 
 from ..notify.receiver import PATIENCE, Receiver, serving
 
 pytestmark = pytest.mark.slow
-
-ROOT = Path(__file__).parents[2]
 
 
 @pytest.fixture
@@ -31,47 +26,8 @@ async def receiver() -> AsyncIterator[Receiver]:
         yield found
 
 
-class Child:
-    """``python -m tests.runtime.crash_main URL MODE``, read line by line."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-
-    async def line(self, prefix: str) -> str:
-        assert self.process.stdout is not None
-        async with asyncio.timeout(PATIENCE):
-            while True:
-                raw = await self.process.stdout.readline()
-                if not raw:
-                    raise AssertionError(f"the Vigil process ended before printing {prefix!r}")
-                text = raw.decode().strip()
-                if text.startswith(prefix):
-                    return text[len(prefix) :].strip()
-
-    async def kill(self) -> None:
-        if self.process.returncode is None:
-            self.process.send_signal(signal.SIGKILL)
-        await self.process.wait()
-
-
-@asynccontextmanager
-async def vigil_process(url: str, mode: str) -> AsyncIterator[Child]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tests.runtime.crash_main",
-        url,
-        mode,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
-        stdout=asyncio.subprocess.PIPE,
-    )
-    child = Child(process)
-    try:
-        await child.line("started")
-        yield child
-    finally:
-        await child.kill()
+def vigil_process(url: str, mode: str) -> AbstractAsyncContextManager[Child]:
+    return child_process("tests.runtime.crash_main", url, mode)
 
 
 async def rows(url: str) -> list[OutboxItem]:

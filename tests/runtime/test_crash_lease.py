@@ -5,17 +5,15 @@ short because it is renewed while a send is under way."""
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 
 import pytest
 
+from tests.child import Child, child_process
 from tests.notify.receiver import Receiver
 from vigil.store import OutboxStatus
 
-from .test_crash import ROOT, Child, add_channels, all_sent, eventually, receiver, rows
+from .test_crash import add_channels, all_sent, eventually, receiver, rows
 
 pytestmark = pytest.mark.slow
 __all__ = ["receiver"]  # the fixture, shared with the other crash tests
@@ -23,25 +21,11 @@ __all__ = ["receiver"]  # the fixture, shared with the other crash tests
 LEASE = 2.0
 
 
-@asynccontextmanager
-async def vigil_process(url: str) -> AsyncIterator[Child]:
+def vigil_process(url: str) -> AbstractAsyncContextManager[Child]:
     """``crash_main`` with the settings' own delivery policy and a short lease."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tests.runtime.crash_main",
-        url,
-        "settings",
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src"), "VIGIL_DELIVERY_LEASE": str(LEASE)},
-        stdout=asyncio.subprocess.PIPE,
+    return child_process(
+        "tests.runtime.crash_main", url, "settings", env={"VIGIL_DELIVERY_LEASE": str(LEASE)}
     )
-    child = Child(process)
-    try:
-        await child.line("started")
-        yield child
-    finally:
-        await child.kill()
 
 
 async def test_a_delivery_killed_mid_send_is_retried_within_the_lease(

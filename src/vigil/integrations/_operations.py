@@ -18,7 +18,7 @@ import weakref
 from collections.abc import Awaitable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import discord
 from discord.ext import commands
@@ -298,38 +298,33 @@ class DiscordOperator:
     async def acknowledge(
         self, interaction: discord.Interaction[Any], incident_id: uuid.UUID | str, note: str | None
     ) -> Incident | None:
-        if not await self.permitted(interaction, Role.ADMIN):
-            return None
-        by = actor(interaction.user)
-
-        async def work() -> tuple[Incident | None, str]:
-            try:
-                done = await self.vigil.acknowledge(incident_id, by=by, notes=note or None)
-            except IllegalTransitionError:
-                return None, await self._already(incident_id, "acknowledge")
-            except VigilError as exc:
-                return None, _refusal(exc)
-            return done, f"Acknowledged **{_label(done)}**."
-
-        incident, text = await in_time(interaction, work())
-        await reply(interaction, text)
-        return incident
+        return await self._transition(interaction, incident_id, note, "acknowledge")
 
     async def resolve(
         self, interaction: discord.Interaction[Any], incident_id: uuid.UUID | str, note: str | None
     ) -> Incident | None:
+        return await self._transition(interaction, incident_id, note, "resolve")
+
+    async def _transition(
+        self,
+        interaction: discord.Interaction[Any],
+        incident_id: uuid.UUID | str,
+        note: str | None,
+        verb: Literal["acknowledge", "resolve"],
+    ) -> Incident | None:
         if not await self.permitted(interaction, Role.ADMIN):
             return None
         by = actor(interaction.user)
+        act = self.vigil.acknowledge if verb == "acknowledge" else self.vigil.resolve
 
         async def work() -> tuple[Incident | None, str]:
             try:
-                done = await self.vigil.resolve(incident_id, by=by, notes=note or None)
+                done = await act(incident_id, by=by, notes=note or None)
             except IllegalTransitionError:
-                return None, await self._already(incident_id, "resolve")
+                return None, await self._already(incident_id, verb)
             except VigilError as exc:
                 return None, _refusal(exc)
-            return done, f"Resolved **{_label(done)}**."
+            return done, f"{verb.capitalize()}d **{_label(done)}**."
 
         incident, text = await in_time(interaction, work())
         await reply(interaction, text)
