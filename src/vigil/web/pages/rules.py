@@ -320,7 +320,40 @@ async def edit_page(
     context = _context(request, principal, f"Rule {rule.display_name}")
     values = form_values(rule) if sent is None else defaultdict(str, sent)
     context.update(rule=rule, problem=problem, values=values)
+    if rule.kind is Kind.THRESHOLD:
+        context.update(await _suggestion(request, principal, name, values))
     return render(request, "rule.html", context, status_code=status_code)
+
+
+SUGGEST_PERIODS = [("24h", "24 hours"), ("7d", "7 days"), ("30d", "30 days")]
+
+
+async def _suggestion(
+    request: Request, principal: Principal, name: str, values: dict[str, str]
+) -> dict[str, Any]:
+    """The *Suggested thresholds* part of a threshold rule's page: asked for with
+    ``?suggest=PERIOD``; ``&apply=1`` puts the levels into the form's values (not saved)."""
+    since = request.query_params.get("suggest")
+    context: dict[str, Any] = {
+        "suggest_periods": SUGGEST_PERIODS,
+        "suggest_since": since or "30d",
+        "suggestion": None,
+        "suggest_problem": None,
+        "applied": False,
+    }
+    if since is None:
+        return context
+    try:
+        found = await rules_api.suggest_thresholds(request, name, principal, since=since)
+    except ValidationError as exc:
+        context["suggest_problem"] = exc
+        return context
+    context["suggestion"] = found
+    if request.query_params.get("apply") == "1" and found.warning is not None:
+        assert found.critical is not None
+        values.update(warning=f"{found.warning:g}", critical=f"{found.critical:g}")
+        context["applied"] = True
+    return context
 
 
 @router.get("/rules", response_class=HTMLResponse, name="rules")
