@@ -1,8 +1,12 @@
-"""``GET /api/alerts/rules/{name}/suggestion``: thresholds learned from the stored history,
-explained, with a preview of the rule with them; nothing saved. SQLite and PostgreSQL."""
+"""A rule tried on the stored history before it is saved: ``GET
+/api/alerts/rules/{name}/suggestion`` (thresholds learned from it, explained, with a preview of
+the rule with them), and the rule's page, which suggests levels, puts them in the edit form,
+and previews the form's version beside the saved rule. Nothing is saved. SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from vigil.core import Sample
@@ -10,6 +14,7 @@ from vigil.core import Sample
 from ..runtime.support import T0
 from .support import LATENCY, Api
 from .test_pages import html, sign_in
+from .test_rules_page import add_form
 
 STEP = timedelta(minutes=5)
 READINGS = 2 * 24 * 12  # two days every five minutes
@@ -120,3 +125,64 @@ async def test_the_rule_page_says_what_is_wrong_and_shows_viewers_no_form(api: A
     absent = {"name": "silent", "kind": "absent", "metric": LATENCY, "absent_for": 60}
     assert (await api.post("/api/alerts/rules", json=absent)).status_code == 201
     assert not html(await api.client.get("/rules/silent")).find_all(id="suggest")
+
+
+async def test_the_edit_form_previews_its_version_beside_the_saved_rule(api: Api) -> None:
+    await store_history(api)
+    csrf = await sign_in(api)
+    page = html(await api.client.get(f"/rules/{LATENCY}"))
+    form = page.find(id="edit-rule").find("form")
+    [preview_button] = [b for b in form.find_all("button") if b.text == "Preview"]
+    assert preview_button.attrs["formaction"] == f"/rules/{LATENCY}/preview"
+    fields = {
+        **add_form(csrf, metric=LATENCY, unit="ms", warning="58", critical="250"),
+        "next": f"/rules#rule-{LATENCY}",
+        "preview_since": "7d",
+    }
+    del fields["name"]
+    response = await api.client.post(f"/rules/{LATENCY}/preview", data=fields)
+    assert response.status_code == 200, response.text[:500]
+    shown = html(response)
+    assert shown.find(id="edit-warning").attrs["value"] == "58"  # the form as typed
+    assert shown.find(id="preview-h").text == "Preview over the last 7 days"
+    body = {"name": LATENCY, "metric": LATENCY, "unit": "ms", "warning": 58, "critical": 250}
+    api_result = (await api.post("/api/alerts/rules/preview", json={**body, "since": "7d"})).json()
+    rows = {
+        row.find("th").text: [cell.text for cell in row.find_all("td")]
+        for row in shown.find(id="preview-summary").find("tbody").find_all("tr")
+    }
+    proposed, saved = api_result["proposed"], api_result["saved"]
+    assert rows["Incidents opened"] == [str(proposed["opened"]), str(saved["opened"])]
+    assert rows["Escalated to critical"] == ["0", "0"]  # the outage opens at critical
+    assert rows["Notifications"] == [str(proposed["notifications"]), str(saved["notifications"])]
+    assert proposed["opened"] == saved["opened"] == 1  # 50-56 ms stay below both warnings
+    chart = json.loads(shown.find(id="preview-chart-data").text)
+    assert len(chart["points"]) > 50  # two days of readings in 7-day buckets
+    assert max(point["mean"] for point in chart["points"]) > 100  # the outage shows
+    assert [(t["label"], t["value"]) for t in chart["thresholds"]] == [
+        ("This version: warning", 58),
+        ("This version: critical", 250),
+        ("Saved: warning", 100),
+        ("Saved: critical", 200),
+    ]
+    [window] = chart["windows"]
+    assert window["from"] == proposed["incidents"][0]["opened_at"].replace("Z", "+00:00")
+    rule = (await api.get(f"/api/alerts/rules/{LATENCY}")).json()
+    assert (rule["warning"], rule["critical"]) == (100, 200)  # nothing saved
+
+
+async def test_a_refused_preview_names_the_field_and_keeps_the_form(api: Api) -> None:
+    csrf = await sign_in(api)
+    fields = {**add_form(csrf, metric=LATENCY, warning="300", critical="200"), "next": "/rules"}
+    del fields["name"]
+    response = await api.client.post(f"/rules/{LATENCY}/preview", data=fields)
+    assert response.status_code == 422
+    shown = html(response)
+    assert shown.find(id="edit-warning").attrs["value"] == "300"
+    assert "must be below critical" in shown.find(id="edit-warning-error").text
+    assert not shown.find_all(id="preview")
+    refused = await api.client.post(
+        f"/rules/{LATENCY}/preview", data={**fields, "warning": "", "preview_since": "ever"}
+    )
+    assert refused.status_code == 422
+    assert "is neither a period" in html(refused).find(id="edit-error").text
