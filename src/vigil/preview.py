@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -149,6 +150,10 @@ class _Run:
         self.replay = Replay(self.rules, stale_after=STALE_INTERVALS * interval)
         self.horizon = timedelta(seconds=horizon(self.rules, interval))
         self.read = {metric for rule in self.rules.values() for metric in rule.metrics}
+        # The interval of the one metric's value that changes nothing (None: not known yet,
+        # or more than one metric is read).
+        self.quiet: tuple[float, float] | None = None
+        self.single = next(iter(self.read)) if len(self.read) == 1 else None
         self.latest: dict[str, dict[str, tuple[float, datetime]]] = {}
         self.pending: datetime | None = None
 
@@ -167,6 +172,8 @@ class _Run:
         return Replayed(self.replay.finish(), self.replay.notifications)
 
     def _cycle(self, now: datetime) -> None:
+        if self.single is not None and self._quiet_single(now):
+            return
         since = now - self.horizon
         readings: Readings = {}
         for metric, series in self.latest.items():
@@ -174,11 +181,44 @@ class _Run:
             for instance in stale:
                 del series[instance]  # never fresh again: the rows come in time order
             if series:
-                readings[metric] = series.copy()
-        self.replay.step(None, now, readings)
+                readings[metric] = series
+        if self._quiet(readings):
+            self.replay.skip(now, readings)
+        else:
+            self.replay.step(None, now, {m: dict(series) for m, series in readings.items()})
+            self.quiet = None  # the rules' states may have changed
         if self.own is not None:
             for series in self.latest.values():
                 series.pop(self.own, None)
+
+    def _quiet_single(self, now: datetime) -> bool:
+        """``_quiet`` for the commonest replay, one metric from one instance, without
+        building the cycle's readings: the hot loop of a long preview."""
+        series = self.latest.get(self.single or "")
+        if series is None or len(series) != 1:
+            return False
+        if self.quiet is None:
+            return False  # worked out by the full path, then kept
+        [(instance, (value, _))] = series.items()
+        if not self.quiet[0] < value < self.quiet[1] or instance == self.own:
+            return False
+        self.replay.skip(now, self.read)
+        return True
+
+    def _quiet(self, readings: Readings) -> bool:
+        """Whether this cycle changes nothing, known without evaluating it: the one metric
+        read, by one instance, inside the interval that leaves every rule as it is
+        (``Evaluator.quiet_range``, kept until a cycle is evaluated). The common cycle of a
+        replay: the evaluator's own shortcut, taken earlier."""
+        if len(readings) != 1 or len(self.read) != 1:
+            return False
+        [(metric, series)] = readings.items()
+        if len(series) != 1:
+            return False
+        if self.quiet is None:
+            self.quiet = self.replay.evaluator.quiet_range(metric) or (math.inf, -math.inf)
+        [(value, _)] = series.values()  # stale or not: missing data changes nothing here
+        return self.quiet[0] < value < self.quiet[1]
 
 
 @dataclass(frozen=True, slots=True)
