@@ -18,6 +18,7 @@ from vigil.store._accounts import Accounts
 from vigil.store._changes import IncidentChanges
 from vigil.store._channels import Channels
 from vigil.store._discord import DiscordMessages
+from vigil.store._escalations import Escalations
 from vigil.store._incidents import IncidentQueries
 from vigil.store._outbox import Outbox
 from vigil.store._retention import Retention
@@ -41,6 +42,7 @@ class Store(
     Silences,
     Retention,
     DiscordMessages,
+    Escalations,
 ):
     """Open with ``await Store.open(url)`` (or ``async with await Store.open(url) as store``);
     ``await store.close()`` releases every connection."""

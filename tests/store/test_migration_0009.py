@@ -1,0 +1,48 @@
+"""Migration 0009 (escalation policies) upgrades a database with data in it from the previous
+head, keeps every row, and goes down and up again keeping them."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from vigil.store import Store, migrate
+
+from .conftest import HOOK, T0, raw, table_names
+
+PREVIOUS_HEAD = "0006"
+
+
+async def test_upgrading_keeps_channels_and_incidents_and_adds_policies(
+    database_url: str,
+) -> None:
+    await migrate.upgrade(database_url, PREVIOUS_HEAD)
+    async with raw(database_url) as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO notification_channels "
+                "(name, url, min_severity, events, enabled, renotify_minutes, "
+                "created_at, updated_at) "
+                "VALUES ('ops', :url, 'info', '[\"opened\"]', true, 5, :at, :at)"
+            ),
+            {"url": HOOK, "at": T0},
+        )
+    assert "escalation_policies" not in await table_names(database_url)
+
+    await migrate.upgrade(database_url)
+    store = await Store.open(database_url)
+    try:
+        [channel] = await store.list_channels()
+        assert (channel.name, channel.channel.renotify_minutes) == ("ops", 5)
+        assert await store.list_policies() == []
+        policy = {"name": "night", "steps": [{"channels": ["ops"], "wait_minutes": 5}]}
+        await store.add_policy(policy, now=T0)
+
+        await migrate.downgrade(database_url, PREVIOUS_HEAD)
+        assert "escalation_policies" not in await table_names(database_url)
+        assert [c.name for c in await store.list_channels()] == ["ops"]
+        await migrate.upgrade(database_url)
+        assert await store.list_policies() == []
+        await store.add_policy(policy, now=T0)
+        assert [p.name for p in await store.list_policies()] == ["night"]
+    finally:
+        await store.close()
