@@ -29,9 +29,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from vigil.core import Event, EventKind, Incident, Rule, Severity, Status, ValidationError
+from vigil.core.escalation import EscalationPolicy, due_notices, policy_for
 from vigil.metrics import HealthRegistry
 from vigil.notify import Channel, DeliveryError, Message, format_event, renotify_due, send
-from vigil.runtime.ports import Leadership, NotifierStore
+from vigil.runtime.ports import EscalationStore, Leadership, NotifierStore
 from vigil.store import Delivery, LastNotification, OutboxCounts, VigilStorageError
 
 logger = logging.getLogger(__name__)
@@ -113,8 +114,11 @@ class Notifier:
         base_url: str | None = None,
         policy: DeliveryPolicy | None = None,
         sender: Sender = send,
+        escalations: EscalationStore | None = None,
     ) -> None:
         self.store = store
+        self.escalations = escalations
+        self._policies: list[EscalationPolicy] = []
         self.leadership = leadership
         self.health = health
         self.clock = clock
@@ -217,7 +221,7 @@ class Notifier:
                 if self._next_reminder_check is not None and now < self._next_reminder_check:
                     break
                 self._next_reminder_check = now + timedelta(seconds=self.policy.check_every)
-                if not await self.remind(now):
+                if not await self.escalate(now) + await self.remind(now):
                     break
                 continue
             delivered += await self._deliver_all(claimed)
@@ -263,13 +267,45 @@ class Notifier:
             except VigilStorageError as exc:  # the attempt goes on; its row may come back
                 logger.warning("Vigil notifier could not renew its claims: %s", exc)
 
+    async def escalate(self, now: datetime) -> int:
+        """Write the step notices of escalation policies that are due (each once: its key
+        decides), for the open, unacknowledged incidents under a policy. Returns how many
+        were written. The policies read here also keep ``remind`` off those incidents."""
+        if self.escalations is None:
+            return 0
+        self._policies = policies = await self.escalations.list_policies()
+        if not policies:
+            return 0
+        channels = await self.store.delivery_channels()
+        notices = []
+        for incident in self.open_incidents():
+            policy = policy_for(incident, policies)
+            if policy is None:
+                continue
+            for notice in due_notices(
+                policy,
+                incident_id=incident.id,
+                triggered_at=incident.triggered_at,
+                status=incident.status,
+                now=now,
+            ):
+                channel = channels.get(notice.channel)
+                # The first step was told with the opening, in the transaction that stored it.
+                first = notice.step == 0 and notice.repeat == 0
+                if not first and isinstance(channel, Channel) and channel.enabled:
+                    notices.append(notice)
+        return await self.escalations.enqueue_escalations(notices, now=now)
+
     async def remind(self, now: datetime) -> int:
         """Write a reminder for each open, unacknowledged critical incident whose last message
-        to a channel with ``renotify_minutes`` is that old. Returns how many were written."""
+        to a channel with ``renotify_minutes`` is that old. Returns how many were written.
+        Incidents under an escalation policy are reminded by its repeats instead."""
         incidents = [
             incident
             for incident in self.open_incidents()
-            if incident.status is Status.ACTIVE and incident.severity is Severity.CRITICAL
+            if incident.status is Status.ACTIVE
+            and incident.severity is Severity.CRITICAL
+            and policy_for(incident, self._policies) is None
         ]
         if not incidents:
             return 0

@@ -227,6 +227,7 @@ class Vigil:
             open_incidents=view.active,
             base_url=self.settings.public_url,
             policy=self.delivery,
+            escalations=store,
         )
         bus.add_listener(notifier.follow)
         monitor = Monitor(
