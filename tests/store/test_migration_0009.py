@@ -12,7 +12,7 @@ from .conftest import HOOK, T0, raw, table_names
 PREVIOUS_HEAD = "0006"
 
 
-async def test_upgrading_keeps_channels_and_incidents_and_adds_policies(
+async def test_upgrading_keeps_channels_and_adds_policies_and_delivery_modes(
     database_url: str,
 ) -> None:
     await migrate.upgrade(database_url, PREVIOUS_HEAD)
@@ -33,14 +33,21 @@ async def test_upgrading_keeps_channels_and_incidents_and_adds_policies(
     try:
         [channel] = await store.list_channels()
         assert (channel.name, channel.channel.renotify_minutes) == ("ops", 5)
+        assert (channel.channel.delivery, channel.channel.digest_at) == ("realtime", "09:00")
+        assert channel.channel.timezone == "UTC"
+        await store.update_channel("ops", {"delivery": "daily"}, now=T0)
         assert await store.list_policies() == []
         policy = {"name": "night", "steps": [{"channels": ["ops"], "wait_minutes": 5}]}
         await store.add_policy(policy, now=T0)
 
         await migrate.downgrade(database_url, PREVIOUS_HEAD)
         assert "escalation_policies" not in await table_names(database_url)
-        assert [c.name for c in await store.list_channels()] == ["ops"]
+        async with raw(database_url) as connection:
+            names = await connection.execute(text("SELECT name FROM notification_channels"))
+            assert list(names.scalars()) == ["ops"]
         await migrate.upgrade(database_url)
+        [channel] = await store.list_channels()
+        assert channel.channel.delivery == "realtime"  # the mode went with the downgrade
         assert await store.list_policies() == []
         await store.add_policy(policy, now=T0)
         assert [p.name for p in await store.list_policies()] == ["night"]

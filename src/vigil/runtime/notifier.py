@@ -29,10 +29,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from vigil.core import Event, EventKind, Incident, Rule, Severity, Status, ValidationError
+from vigil.core.digest import Digest, period_end, period_start
 from vigil.core.escalation import EscalationPolicy, due_notices, policy_for
 from vigil.metrics import HealthRegistry
 from vigil.notify import Channel, DeliveryError, Message, format_event, renotify_due, send
-from vigil.runtime.ports import EscalationStore, Leadership, NotifierStore
+from vigil.notify.digest import format_digest
+from vigil.runtime.ports import DigestStore, EscalationStore, Leadership, NotifierStore
 from vigil.store import Delivery, LastNotification, OutboxCounts, VigilStorageError
 
 logger = logging.getLogger(__name__)
@@ -115,9 +117,12 @@ class Notifier:
         policy: DeliveryPolicy | None = None,
         sender: Sender = send,
         escalations: EscalationStore | None = None,
+        digests: DigestStore | None = None,
     ) -> None:
         self.store = store
         self.escalations = escalations
+        self.digests = digests
+        self._digested: set[tuple[str, datetime]] = set()  # known written: not asked again
         self._policies: list[EscalationPolicy] = []
         self.leadership = leadership
         self.health = health
@@ -221,7 +226,8 @@ class Notifier:
                 if self._next_reminder_check is not None and now < self._next_reminder_check:
                     break
                 self._next_reminder_check = now + timedelta(seconds=self.policy.check_every)
-                if not await self.escalate(now) + await self.remind(now):
+                written = await self.escalate(now) + await self.remind(now)
+                if not written + await self.digest(now):
                     break
                 continue
             delivered += await self._deliver_all(claimed)
@@ -293,8 +299,31 @@ class Notifier:
                 # The first step was told with the opening, in the transaction that stored it.
                 first = notice.step == 0 and notice.repeat == 0
                 if not first and isinstance(channel, Channel) and channel.enabled:
-                    notices.append(notice)
+                    if channel.realtime:  # a digest channel hears of it in its digest
+                        notices.append(notice)
         return await self.escalations.enqueue_escalations(notices, now=now)
+
+    async def digest(self, now: datetime) -> int:
+        """Write the digest of each enabled digest channel's last finished period, unless it
+        is written (its key decides, so a restart or a new leader writes none twice).
+        Returns how many were written."""
+        if self.digests is None:
+            return 0
+        stored = await self.store.list_channels()
+        written = 0
+        for item in stored:
+            channel = item.channel
+            if channel.realtime or not channel.enabled:
+                continue
+            end = period_end(channel.schedule, now)
+            if end <= item.created_at or (channel.name, end) in self._digested:
+                continue  # a period before the channel existed, or known to be written
+            if not await self.digests.digest_written(channel.name, end):
+                start = period_start(channel.schedule, end)
+                if await self.digests.enqueue_digest(channel, start=start, end=end, now=now):
+                    written += 1
+            self._digested.add((channel.name, end))
+        return written
 
     async def remind(self, now: datetime) -> int:
         """Write a reminder for each open, unacknowledged critical incident whose last message
@@ -426,15 +455,19 @@ class Notifier:
         is pointless."""
         item, event = delivery.item, delivery.event
         try:
-            message = format_event(
-                event,
-                channel,
-                base_url=self.base_url,
-                rule=self.rules().get(event.metric or ""),
-                repeat=item.repeat,
-                now=item.created_at if item.repeat else None,
-            )
-        except ValidationError as exc:
+            if event.kind is EventKind.DIGEST_WRITTEN:
+                digest = Digest.from_dict(event.data["digest"])
+                message = format_digest(digest, channel, base_url=self.base_url)
+            else:
+                message = format_event(
+                    event,
+                    channel,
+                    base_url=self.base_url,
+                    rule=self.rules().get(event.metric or ""),
+                    repeat=item.repeat,
+                    now=item.created_at if item.repeat else None,
+                )
+        except (ValidationError, KeyError, ValueError) as exc:
             return f"cannot format the message: {exc}", True
         try:
             async with asyncio.timeout(self.policy.send_timeout):

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from vigil.core import Event, Incident, Rule, RuleState, Sample, ValidationError
+from vigil.core.digest import Digest
 from vigil.core.escalation import EscalationPolicy, Notice
 from vigil.core.evaluation import CycleResult
 from vigil.core.silences import MaintenanceWindow, Snooze
@@ -28,6 +29,7 @@ from vigil.store import (
 )
 
 __all__ = [
+    "DigestStore",
     "EscalationStore",
     "EventLog",
     "Leadership",
@@ -126,3 +128,13 @@ class EscalationStore(Protocol):
     async def list_policies(self) -> list[EscalationPolicy]: ...
 
     async def enqueue_escalations(self, notices: Sequence[Notice], *, now: datetime) -> int: ...
+
+
+class DigestStore(Protocol):
+    """Digest channels' summaries, each period's written once (with its outbox row)."""
+
+    async def digest_written(self, channel: str, end: datetime) -> bool: ...
+
+    async def enqueue_digest(
+        self, channel: Channel, *, start: datetime, end: datetime, now: datetime
+    ) -> Digest | None: ...

@@ -228,6 +228,7 @@ class Vigil:
             base_url=self.settings.public_url,
             policy=self.delivery,
             escalations=store,
+            digests=store,
         )
         bus.add_listener(notifier.follow)
         monitor = Monitor(

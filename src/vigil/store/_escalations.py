@@ -23,6 +23,7 @@ from sqlalchemy import Row, delete, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vigil.core.digest import Delivery
 from vigil.core.errors import NotFoundError, ValidationError
 from vigil.core.escalation import EscalationPolicy, Notice, check_unique, policy_for
 from vigil.core.events import Event, EventKind
@@ -152,7 +153,7 @@ class Escalations(StoreBase):
         return written
 
 
-async def route_escalations(
+async def route_rows(
     connection: AsyncConnection,
     events: Sequence[Event],
     rows: list[dict[str, Any]],
@@ -160,9 +161,21 @@ async def route_escalations(
     enabled: Sequence[str],
     make_row: RowMaker,
 ) -> list[dict[str, Any]]:
-    """The outbox rows of ``events`` (as channels' subscriptions chose them), changed for the
+    """The outbox rows of ``events`` (as channels' subscriptions chose them), without those
+    of digest channels (they hear of events in their digest only), and changed for the
     incidents under a policy: policy channels hear of the opening when the first step names
     them (whatever they subscribe to), and of later events once their step was reached."""
+    table = models.channels
+    digests = set(
+        (
+            await connection.scalars(
+                select(table.c.name).where(table.c.delivery != Delivery.REALTIME.value)
+            )
+        ).all()
+    )
+    if digests:
+        rows = [row for row in rows if row["channel"] not in digests]
+        enabled = [name for name in enabled if name not in digests]
     policies = await _policies(connection)
     if not policies:
         return rows

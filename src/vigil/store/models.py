@@ -269,6 +269,10 @@ class ChannelRow(Base):
     renotify_minutes: Mapped[int | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # Since 0009: realtime, or a digest (hourly, daily) at digest_at local time in timezone.
+    delivery: Mapped[str] = mapped_column(String(16), server_default=text("'realtime'"))
+    digest_at: Mapped[str] = mapped_column(String(8), server_default=text("'09:00'"))
+    timezone: Mapped[str] = mapped_column(String(64), server_default=text("'UTC'"))
 
 
 class EscalationPolicyRow(Base):

@@ -17,6 +17,7 @@ from vigil.store import migrate
 from vigil.store._accounts import Accounts
 from vigil.store._changes import IncidentChanges
 from vigil.store._channels import Channels
+from vigil.store._digests import Digests
 from vigil.store._discord import DiscordMessages
 from vigil.store._escalations import Escalations
 from vigil.store._incidents import IncidentQueries
@@ -43,6 +44,7 @@ class Store(
     Retention,
     DiscordMessages,
     Escalations,
+    Digests,
 ):
     """Open with ``await Store.open(url)`` (or ``async with await Store.open(url) as store``);
     ``await store.close()`` releases every connection."""
