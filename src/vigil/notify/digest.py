@@ -32,12 +32,13 @@ def format_digest(digest: Digest, channel: Channel, *, base_url: str | None = No
     span = f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} {channel.timezone}"
     counts = digest.counts
     if digest.quiet:
-        lead = f"No incidents from {span}."
+        summary = "No incidents"
     else:
-        lead = (
+        summary = (
             f"{counts['opened']} opened, {counts['escalated']} escalated, "
-            f"{counts['resolved']} resolved, {counts['open']} still open, from {span}."
+            f"{counts['resolved']} resolved, {counts['open']} still open"
         )
+    lead = f"{summary}, from {span}." if not digest.quiet else f"No incidents from {span}."
     fields: list[tuple[str, str]] = []
     for n, entry in enumerate(digest.worst, start=1):
         fields.append((f"Worst {n}", _entry(entry, channel)))
@@ -59,7 +60,7 @@ def format_digest(digest: Digest, channel: Channel, *, base_url: str | None = No
     base = _base(base_url)
     every = "Hourly" if channel.delivery.value == "hourly" else "Daily"
     return Message(
-        title=_one_line(f"{every} digest: {lead.split(', from')[0].rstrip('.')}"),
+        title=_one_line(f"{every} digest: {summary}"),
         lead=_one_line(lead),
         fields=tuple((label, _one_line(value)) for label, value in fields),
         tone=tone,

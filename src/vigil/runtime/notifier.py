@@ -122,7 +122,7 @@ class Notifier:
         self.store = store
         self.escalations = escalations
         self.digests = digests
-        self._digested: set[tuple[str, datetime]] = set()  # known written: not asked again
+        self._digested: dict[str, datetime] = {}  # per channel, the last period known written
         self._policies: list[EscalationPolicy] = []
         self.leadership = leadership
         self.health = health
@@ -316,13 +316,13 @@ class Notifier:
             if channel.realtime or not channel.enabled:
                 continue
             end = period_end(channel.schedule, now)
-            if end <= item.created_at or (channel.name, end) in self._digested:
+            if end <= item.created_at or self._digested.get(channel.name) == end:
                 continue  # a period before the channel existed, or known to be written
             if not await self.digests.digest_written(channel.name, end):
                 start = period_start(channel.schedule, end)
                 if await self.digests.enqueue_digest(channel, start=start, end=end, now=now):
                     written += 1
-            self._digested.add((channel.name, end))
+            self._digested[channel.name] = end
         return written
 
     async def remind(self, now: datetime) -> int:
