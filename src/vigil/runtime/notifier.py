@@ -29,11 +29,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from vigil.core import Event, EventKind, Incident, Rule, Severity, Status, ValidationError
-from vigil.core.digest import Digest, period_end, period_start
-from vigil.core.escalation import EscalationPolicy, due_notices, policy_for
+from vigil.core.digest import Digest
+from vigil.core.escalation import EscalationPolicy, policy_for
 from vigil.metrics import HealthRegistry
 from vigil.notify import Channel, DeliveryError, Message, format_event, renotify_due, send
 from vigil.notify.digest import format_digest
+from vigil.runtime.followups import write_digests, write_escalations
 from vigil.runtime.ports import DigestStore, EscalationStore, Leadership, NotifierStore
 from vigil.store import Delivery, LastNotification, OutboxCounts, VigilStorageError
 
@@ -274,56 +275,28 @@ class Notifier:
                 logger.warning("Vigil notifier could not renew its claims: %s", exc)
 
     async def escalate(self, now: datetime) -> int:
-        """Write the step notices of escalation policies that are due (each once: its key
-        decides), for the open, unacknowledged incidents under a policy. Returns how many
-        were written. The policies read here also keep ``remind`` off those incidents."""
+        """Write the due steps of escalation policies (``followups.write_escalations``).
+        The policies read here also keep ``remind`` off the incidents they govern."""
         if self.escalations is None:
             return 0
-        self._policies = policies = await self.escalations.list_policies()
-        if not policies:
+        self._policies = await self.escalations.list_policies()
+        if not self._policies:
             return 0
-        channels = await self.store.delivery_channels()
-        notices = []
-        for incident in self.open_incidents():
-            policy = policy_for(incident, policies)
-            if policy is None:
-                continue
-            for notice in due_notices(
-                policy,
-                incident_id=incident.id,
-                triggered_at=incident.triggered_at,
-                status=incident.status,
-                now=now,
-            ):
-                channel = channels.get(notice.channel)
-                # The first step was told with the opening, in the transaction that stored it.
-                first = notice.step == 0 and notice.repeat == 0
-                if not first and isinstance(channel, Channel) and channel.enabled:
-                    if channel.realtime:  # a digest channel hears of it in its digest
-                        notices.append(notice)
-        return await self.escalations.enqueue_escalations(notices, now=now)
+        return await write_escalations(
+            self.escalations,
+            policies=self._policies,
+            incidents=self.open_incidents(),
+            channels=await self.store.delivery_channels(),
+            now=now,
+        )
 
     async def digest(self, now: datetime) -> int:
-        """Write the digest of each enabled digest channel's last finished period, unless it
-        is written (its key decides, so a restart or a new leader writes none twice).
-        Returns how many were written."""
+        """Write the digests that are due (``followups.write_digests``)."""
         if self.digests is None:
             return 0
-        stored = await self.store.list_channels()
-        written = 0
-        for item in stored:
-            channel = item.channel
-            if channel.realtime or not channel.enabled:
-                continue
-            end = period_end(channel.schedule, now)
-            if end <= item.created_at or self._digested.get(channel.name) == end:
-                continue  # a period before the channel existed, or known to be written
-            if not await self.digests.digest_written(channel.name, end):
-                start = period_start(channel.schedule, end)
-                if await self.digests.enqueue_digest(channel, start=start, end=end, now=now):
-                    written += 1
-            self._digested[channel.name] = end
-        return written
+        return await write_digests(
+            self.digests, channels=await self.store.list_channels(), known=self._digested, now=now
+        )
 
     async def remind(self, now: datetime) -> int:
         """Write a reminder for each open, unacknowledged critical incident whose last message
