@@ -66,3 +66,14 @@ async def test_each_period_is_written_once(store: Store) -> None:
     )
     assert following is not None and following.start == end
     assert dict(following.counts) == {"opened": 1, "escalated": 0, "resolved": 0, "open": 2}
+
+
+async def test_a_digest_channel_in_an_escalation_policy_hears_of_it_in_its_digest_only(
+    store: Store,
+) -> None:
+    await add_channel(store, "ops")
+    await add_channel(store, "daily", delivery="daily")
+    policy = {"name": "p", "steps": [{"channels": ["ops", "daily"]}], "severities": ["warning"]}
+    await store.add_policy(policy, now=T0)
+    await open_incident(store)
+    assert [row.channel for row in await store.list_notifications()] == ["ops"]
