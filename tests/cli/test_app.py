@@ -13,6 +13,7 @@ COMMANDS = {
     "cleanup": None,
     "db": {"upgrade", "downgrade", "current"},
     "demo": None,
+    "escalations": {"add", "list", "show", "set", "remove"},
     "maintenance": {"add", "list", "remove"},
     "rules": {"list", "show", "add", "set", "remove", "enable", "disable", "export", "apply"},
     "samples": {"export"},

@@ -90,3 +90,24 @@ async def test_channels_test_sends_a_test_message(migrated_url: str, receiver: R
     receiver.always_fail.add("/t")
     code, output = await in_thread(migrated_url, "channels", "test", "ops")
     assert code == 1 and "error: channel 'ops'" in output and "500" in output
+
+
+def test_a_daily_digest_channel(migrated_url: str) -> None:
+    code, output = vigil(
+        migrated_url,
+        "channels",
+        "add",
+        "digest",
+        SECRET_URL,
+        "--delivery",
+        "daily",
+        "--digest-at",
+        "08:30",
+        "--timezone",
+        "Europe/Berlin",
+    )
+    assert code == 0, output
+    code, output = vigil(migrated_url, "channels", "list")
+    assert code == 0 and "daily at 08:30 Europe/Berlin" in output
+    code, output = vigil(migrated_url, "channels", "add", "bad", SECRET_URL, "--delivery", "weekly")
+    assert code == 1 and "delivery" in output

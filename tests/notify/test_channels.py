@@ -185,6 +185,9 @@ def test_a_channel_shows_its_url_masked_unless_asked_for_storage() -> None:
         "events": ["opened", "resolved"],
         "enabled": True,
         "renotify_minutes": 30,
+        "delivery": "realtime",
+        "digest_at": "09:00",
+        "timezone": "UTC",
     }
     stored = c.to_dict(reveal_url=True)
     assert stored["url"] == DISCORD

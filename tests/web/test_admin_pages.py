@@ -696,3 +696,37 @@ async def test_the_channels_sections_render_alone_for_live_updates(api: Api) -> 
     assert row.find("td", data_label="Address").text == "json://127.0.0.1:9/***"
     missing = await api.client.get("/sections/channels/nothing")
     assert missing.status_code == 404 and "Not found" in html(missing).find("h1").text
+
+
+async def test_an_admin_makes_a_channel_a_daily_digest(api: Api) -> None:
+    csrf = await sign_in(api)
+    hidden = {"csrf_token": csrf, "next": "/channels"}
+    form = {**hidden, "name": "ops", "url": SECRET_URL, **EVERY_EVENT, "enabled": "on"}
+    assert location(await post_form(api, "/channels", form)) == "/channels?done=channel-added"
+    page = html(await api.client.get("/channels"))
+    options = page.find(id="edit-ops-delivery").find_all("option")
+    assert [o.attrs["value"] for o in options if "selected" in o.attrs] == ["realtime"]
+    daily = {
+        **form,
+        "delivery": "daily",
+        "digest_at": "08:30",
+        "timezone": "Europe/Berlin",
+        "url": "",
+    }
+    saved = await post_form(api, "/channels/ops", daily)
+    assert location(saved) == "/channels?done=channel-saved"
+    channel = (await api.vigil.store.get_channel("ops")).channel
+    assert (channel.delivery, channel.digest_at, channel.timezone) == (
+        "daily",
+        "08:30",
+        "Europe/Berlin",
+    )
+    page = html(await api.client.get("/channels"))
+    shown = page.find("tr", id="channel-ops").find("td", data_label="Reminders").text
+    assert "daily digest at 08:30" in shown and "Europe/Berlin" in shown
+
+    refused = await post_form(api, "/channels/ops", {**daily, "timezone": "Mars/Olympus"})
+    assert refused.status_code == 422
+    page = html(refused)
+    assert invalid(page.find(id="edit-ops-timezone"))
+    assert (await api.vigil.store.get_channel("ops")).channel.timezone == "Europe/Berlin"

@@ -82,6 +82,9 @@ async def test_a_channel_is_shown_masked_and_stored_in_full(
         "events": ALL_EVENTS,
         "enabled": True,
         "renotify_minutes": None,
+        "delivery": "realtime",
+        "digest_at": "09:00",
+        "timezone": "UTC",
         "created_at": stamp(0),
         "updated_at": stamp(0),
     }
@@ -423,3 +426,37 @@ async def test_the_outbox_filters_are_checked(api: Api) -> None:
         assert_invalid(await api.get("/api/notifications", params=params), field, params)
     response = await api.get("/api/notifications", params={"status": "failed"})
     assert (response.status_code, response.json()) == (200, [])
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"delivery": "weekly"}, "delivery"),
+        ({"delivery": "daily", "digest_at": "25:00"}, "digest_at"),
+        ({"delivery": "daily", "timezone": "Mars/Olympus"}, "timezone"),
+    ],
+)
+async def test_a_bad_digest_setting_is_422_naming_the_field(
+    api: Api, body: dict[str, Any], field: str
+) -> None:
+    response = await api.post("/api/channels", json={"name": "ops", "url": DISCORD, **body})
+    assert response.status_code == 422, response.text
+    assert field in response.text
+    assert (await api.get("/api/channels")).json() == []
+
+
+async def test_a_channel_becomes_a_daily_digest_and_back(api: Api) -> None:
+    await add(api, "ops", DISCORD)
+    response = await patch(
+        api, "ops", {"delivery": "daily", "digest_at": "08:30", "timezone": "Europe/Berlin"}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["delivery"], body["digest_at"], body["timezone"]) == (
+        "daily",
+        "08:30",
+        "Europe/Berlin",
+    )
+    assert (await api.vigil.store.get_channel("ops")).channel.timezone == "Europe/Berlin"
+    response = await patch(api, "ops", {"delivery": "realtime"})
+    assert response.json()["delivery"] == "realtime"

@@ -80,6 +80,13 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("DELETE", "/api/channels/{name}"): Rule(ADMIN, csrf=True),
     ("POST", "/api/channels/{name}/test"): Rule(ADMIN, csrf=True),
     ("GET", "/api/notifications"): Rule(READ),
+    ("GET", "/api/escalations"): Rule(READ),
+    ("GET", "/api/escalations/{name}"): Rule(READ),
+    ("POST", "/api/escalations"): Rule(
+        ADMIN, {"name": "matrix", "steps": [{"channels": ["nobody"]}]}, csrf=True
+    ),
+    ("PATCH", "/api/escalations/{name}"): Rule(ADMIN, {"repeat_minutes": 5}, csrf=True),
+    ("DELETE", "/api/escalations/{name}"): Rule(ADMIN, csrf=True),
     ("GET", "/api/snoozes"): Rule(READ),
     ("PUT", "/api/snoozes/{metric}"): Rule(ADMIN, {"minutes": 5, "reason": "deploy"}, csrf=True),
     ("DELETE", "/api/snoozes/{metric}"): Rule(ADMIN, csrf=True),

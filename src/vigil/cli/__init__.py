@@ -10,6 +10,7 @@ from vigil.cli.channels import channels_app
 from vigil.cli.cleanup import cleanup_command
 from vigil.cli.db import db_app
 from vigil.cli.demo import demo_command
+from vigil.cli.escalations import escalations_app
 from vigil.cli.rules import rules_app
 from vigil.cli.samples import samples_app
 from vigil.cli.serve import serve_command
@@ -47,6 +48,7 @@ app.command("serve")(serve_command)
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(channels_app, name="channels")
+app.add_typer(escalations_app, name="escalations")
 app.command("snooze", rich_help_panel=SILENCES)(snooze_command)
 app.add_typer(maintenance_app, name="maintenance", rich_help_panel=SILENCES)
 

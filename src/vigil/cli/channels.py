@@ -7,7 +7,7 @@ two (at once on PostgreSQL).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -45,6 +45,13 @@ def add_channel_command(
         typer.Option(help="Resend an open, unacknowledged critical incident this often."),
     ] = None,
     disabled: Annotated[bool, typer.Option("--disabled", help="Add it switched off.")] = False,
+    delivery: Annotated[
+        str, typer.Option(help="realtime (each event), or an hourly or daily digest.")
+    ] = "realtime",
+    digest_at: Annotated[
+        str, typer.Option(help="HH:MM local time of a daily digest (hourly: its minute).")
+    ] = "09:00",
+    timezone: Annotated[str, typer.Option(help="IANA time zone of --digest-at.")] = "UTC",
     by: ByOption = None,
 ) -> None:
     """Add a channel. The URL is checked by apprise; nothing is stored if it is refused."""
@@ -55,6 +62,9 @@ def add_channel_command(
         "events": [part.strip() for part in events.split(",") if part.strip()],
         "enabled": not disabled,
         "renotify_minutes": renotify_minutes,
+        "delivery": delivery,
+        "digest_at": digest_at,
+        "timezone": timezone,
     }
     actor = by or default_actor()
     stored, _ = with_store(lambda store: store.add_channel(data, now=utcnow(), by=actor))
@@ -72,7 +82,9 @@ def list_channels_command() -> None:
     if not stored:
         Console().print("No channels. Add one with `vigil channels add NAME URL`.")
         return
-    table = Table("name", "service", "url", "min severity", "events", "enabled", "renotify")
+    table = Table(
+        "name", "service", "url", "min severity", "events", "enabled", "renotify", "delivery"
+    )
     for item in stored:
         data = item.to_dict()
         minutes = data["renotify_minutes"]
@@ -84,6 +96,7 @@ def list_channels_command() -> None:
             ",".join(data["events"]),
             "yes" if data["enabled"] else "no",
             f"{minutes} min" if minutes else "off",
+            _delivery(data),
         )
     Console().print(table)
 
@@ -113,3 +126,10 @@ def remove_channel_command(
     actor = by or default_actor()
     with_store(lambda store: store.delete_channel(name, now=utcnow(), by=actor))
     Console().print(f"Removed channel {name}.", highlight=False)
+
+
+def _delivery(data: dict[str, Any]) -> str:
+    if data["delivery"] == "realtime":
+        return "realtime"
+    at = data["digest_at"] if data["delivery"] == "daily" else f":{data['digest_at'][3:]}"
+    return f"{data['delivery']} at {at} {data['timezone']}"

@@ -28,6 +28,7 @@ class EventKind(StrEnum):
     CHANNEL_CHANGED = "channel.changed"
     CHANNEL_REMOVED = "channel.removed"
     LEADER_CHANGED = "leader.changed"
+    DIGEST_WRITTEN = "digest.written"  # a digest channel's summary of a period, to be sent
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 
 import apprise
 
+from vigil.core.digest import Delivery, DigestSchedule
 from vigil.core.errors import ValidationError
 from vigil.core.events import Event, EventKind
 from vigil.core.incidents import Incident, Severity, Status
@@ -71,6 +72,10 @@ class Channel:
     events: frozenset[NotifyOn] = ALL_EVENTS
     enabled: bool = True
     renotify_minutes: int | None = None
+    # realtime (each event as it happens), or one digest an hour or a day (vigil.core.digest)
+    delivery: Delivery = Delivery.REALTIME
+    digest_at: str = "09:00"  # local time of a daily digest; an hourly one uses its minute
+    timezone: str = "UTC"  # IANA zone of digest_at
     service: Service = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -90,6 +95,19 @@ class Channel:
                     "renotify_minutes",
                     f"must be between 1 and {MAX_RENOTIFY_MINUTES} (a week), or null for never",
                 )
+        schedule = DigestSchedule.of(self.delivery, self.digest_at, self.timezone)
+        object.__setattr__(self, "delivery", schedule.delivery)
+        object.__setattr__(self, "digest_at", schedule.digest_at)
+        object.__setattr__(self, "timezone", schedule.timezone)
+
+    @property
+    def schedule(self) -> DigestSchedule:
+        """When its digests fall due (a realtime channel has none)."""
+        return DigestSchedule.of(self.delivery, self.digest_at, self.timezone)
+
+    @property
+    def realtime(self) -> bool:
+        return self.delivery is Delivery.REALTIME
 
     @property
     def redacted_url(self) -> str:
@@ -104,6 +122,9 @@ class Channel:
             "events": [on.value for on in NotifyOn if on in self.events],
             "enabled": self.enabled,
             "renotify_minutes": self.renotify_minutes,
+            "delivery": self.delivery.value,
+            "digest_at": self.digest_at,
+            "timezone": self.timezone,
         }
 
     @classmethod
@@ -118,7 +139,19 @@ class Channel:
         return cls(**values)
 
 
-_FIELDS = frozenset({"name", "url", "min_severity", "events", "enabled", "renotify_minutes"})
+_FIELDS = frozenset(
+    {
+        "name",
+        "url",
+        "min_severity",
+        "events",
+        "enabled",
+        "renotify_minutes",
+        "delivery",
+        "digest_at",
+        "timezone",
+    }
+)
 
 
 def wants(channel: Channel, event: Event) -> bool:
@@ -126,7 +159,7 @@ def wants(channel: Channel, event: Event) -> bool:
     at or above its minimum severity, and the channel is enabled."""
     return subscribed(
         event,
-        enabled=channel.enabled,
+        enabled=channel.enabled and channel.realtime,  # a digest channel: its digest only
         events=channel.events,
         min_severity=channel.min_severity,
     )
@@ -158,6 +191,7 @@ def renotify_due(
     """
     return (
         channel.enabled
+        and channel.realtime
         and channel.renotify_minutes is not None
         and NotifyOn.OPENED in channel.events
         and incident.status is Status.ACTIVE

@@ -29,9 +29,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from vigil.core import Event, EventKind, Incident, Rule, Severity, Status, ValidationError
+from vigil.core.digest import Digest
+from vigil.core.escalation import EscalationPolicy, policy_for
 from vigil.metrics import HealthRegistry
 from vigil.notify import Channel, DeliveryError, Message, format_event, renotify_due, send
-from vigil.runtime.ports import Leadership, NotifierStore
+from vigil.notify.digest import format_digest
+from vigil.runtime.followups import write_digests, write_escalations
+from vigil.runtime.ports import DigestStore, EscalationStore, Leadership, NotifierStore
 from vigil.store import Delivery, LastNotification, OutboxCounts, VigilStorageError
 
 logger = logging.getLogger(__name__)
@@ -113,8 +117,14 @@ class Notifier:
         base_url: str | None = None,
         policy: DeliveryPolicy | None = None,
         sender: Sender = send,
+        escalations: EscalationStore | None = None,
+        digests: DigestStore | None = None,
     ) -> None:
         self.store = store
+        self.escalations = escalations
+        self.digests = digests
+        self._digested: dict[str, datetime] = {}  # per channel, the last period known written
+        self._policies: list[EscalationPolicy] = []
         self.leadership = leadership
         self.health = health
         self.clock = clock
@@ -217,7 +227,8 @@ class Notifier:
                 if self._next_reminder_check is not None and now < self._next_reminder_check:
                     break
                 self._next_reminder_check = now + timedelta(seconds=self.policy.check_every)
-                if not await self.remind(now):
+                written = await self.escalate(now) + await self.remind(now)
+                if not written + await self.digest(now):
                     break
                 continue
             delivered += await self._deliver_all(claimed)
@@ -263,13 +274,40 @@ class Notifier:
             except VigilStorageError as exc:  # the attempt goes on; its row may come back
                 logger.warning("Vigil notifier could not renew its claims: %s", exc)
 
+    async def escalate(self, now: datetime) -> int:
+        """Write the due steps of escalation policies (``followups.write_escalations``).
+        The policies read here also keep ``remind`` off the incidents they govern."""
+        if self.escalations is None:
+            return 0
+        self._policies = await self.escalations.list_policies()
+        if not self._policies:
+            return 0
+        return await write_escalations(
+            self.escalations,
+            policies=self._policies,
+            incidents=self.open_incidents(),
+            channels=await self.store.delivery_channels(),
+            now=now,
+        )
+
+    async def digest(self, now: datetime) -> int:
+        """Write the digests that are due (``followups.write_digests``)."""
+        if self.digests is None:
+            return 0
+        return await write_digests(
+            self.digests, channels=await self.store.list_channels(), known=self._digested, now=now
+        )
+
     async def remind(self, now: datetime) -> int:
         """Write a reminder for each open, unacknowledged critical incident whose last message
-        to a channel with ``renotify_minutes`` is that old. Returns how many were written."""
+        to a channel with ``renotify_minutes`` is that old. Returns how many were written.
+        Incidents under an escalation policy are reminded by its repeats instead."""
         incidents = [
             incident
             for incident in self.open_incidents()
-            if incident.status is Status.ACTIVE and incident.severity is Severity.CRITICAL
+            if incident.status is Status.ACTIVE
+            and incident.severity is Severity.CRITICAL
+            and policy_for(incident, self._policies) is None
         ]
         if not incidents:
             return 0
@@ -390,15 +428,19 @@ class Notifier:
         is pointless."""
         item, event = delivery.item, delivery.event
         try:
-            message = format_event(
-                event,
-                channel,
-                base_url=self.base_url,
-                rule=self.rules().get(event.metric or ""),
-                repeat=item.repeat,
-                now=item.created_at if item.repeat else None,
-            )
-        except ValidationError as exc:
+            if event.kind is EventKind.DIGEST_WRITTEN:
+                digest = Digest.from_dict(event.data["digest"])
+                message = format_digest(digest, channel, base_url=self.base_url)
+            else:
+                message = format_event(
+                    event,
+                    channel,
+                    base_url=self.base_url,
+                    rule=self.rules().get(event.metric or ""),
+                    repeat=item.repeat,
+                    now=item.created_at if item.repeat else None,
+                )
+        except (ValidationError, KeyError, ValueError) as exc:
             return f"cannot format the message: {exc}", True
         try:
             async with asyncio.timeout(self.policy.send_timeout):

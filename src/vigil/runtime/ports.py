@@ -14,6 +14,8 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from vigil.core import Event, Incident, Rule, RuleState, Sample, ValidationError
+from vigil.core.digest import Digest
+from vigil.core.escalation import EscalationPolicy, Notice
 from vigil.core.evaluation import CycleResult
 from vigil.core.silences import MaintenanceWindow, Snooze
 from vigil.notify import Channel
@@ -27,6 +29,8 @@ from vigil.store import (
 )
 
 __all__ = [
+    "DigestStore",
+    "EscalationStore",
     "EventLog",
     "Leadership",
     "MonitorStore",
@@ -116,3 +120,21 @@ class NotifierStore(Protocol):
     async def incident_events(
         self, incident_id: uuid.UUID | str, *, limit: int = ...
     ) -> list[Event]: ...
+
+
+class EscalationStore(Protocol):
+    """Escalation policies, and the outbox rows of their due steps (each written once)."""
+
+    async def list_policies(self) -> list[EscalationPolicy]: ...
+
+    async def enqueue_escalations(self, notices: Sequence[Notice], *, now: datetime) -> int: ...
+
+
+class DigestStore(Protocol):
+    """Digest channels' summaries, each period's written once (with its outbox row)."""
+
+    async def digest_written(self, channel: str, end: datetime) -> bool: ...
+
+    async def enqueue_digest(
+        self, channel: Channel, *, start: datetime, end: datetime, now: datetime
+    ) -> Digest | None: ...

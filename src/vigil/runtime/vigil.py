@@ -227,6 +227,8 @@ class Vigil:
             open_incidents=view.active,
             base_url=self.settings.public_url,
             policy=self.delivery,
+            escalations=store,
+            digests=store,
         )
         bus.add_listener(notifier.follow)
         monitor = Monitor(

@@ -180,6 +180,9 @@ def _channel_values(channel: Channel) -> dict[str, Any]:
         "events": data["events"],
         "enabled": channel.enabled,
         "renotify_minutes": channel.renotify_minutes,
+        "delivery": channel.delivery.value,
+        "digest_at": channel.digest_at,
+        "timezone": channel.timezone,
     }
 
 
@@ -191,6 +194,9 @@ def _channel(row: Row[Any]) -> Channel:
         events=notify_on(row.events),
         enabled=row.enabled,
         renotify_minutes=row.renotify_minutes,
+        delivery=row.delivery,
+        digest_at=row.digest_at,
+        timezone=row.timezone,
     )
 
 

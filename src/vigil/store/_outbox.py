@@ -27,6 +27,7 @@ from vigil.notify.channels import NotifyOn, subscribed
 from vigil.notify.format import idempotency_key
 from vigil.store import models
 from vigil.store._base import StoreBase, check_int, check_time, event_from_row
+from vigil.store._escalations import route_rows
 from vigil.store.records import (
     Delivery,
     LastNotification,
@@ -67,6 +68,9 @@ class Outbox(StoreBase):
                 min_severity=Severity(channel.min_severity),
             )
         ]
+        rows = await route_rows(
+            connection, notified, rows, enabled=[c.name for c in channels], make_row=_row
+        )
         if rows:
             outbox = models.outbox
             await connection.execute(

@@ -269,6 +269,28 @@ class ChannelRow(Base):
     renotify_minutes: Mapped[int | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # Since 0009: realtime, or a digest (hourly, daily) at digest_at local time in timezone.
+    delivery: Mapped[str] = mapped_column(String(16), server_default=text("'realtime'"))
+    digest_at: Mapped[str] = mapped_column(String(8), server_default=text("'09:00'"))
+    timezone: Mapped[str] = mapped_column(String(64), server_default=text("'UTC'"))
+
+
+class EscalationPolicyRow(Base):
+    """An escalation policy (since 0009): ``steps`` is ``[{"channels": [...], "wait_minutes":
+    n}]``, ``rules`` the rule names that follow it, ``severities`` those it is the default for;
+    read back through ``EscalationPolicy.from_dict`` (the core validates it both ways)."""
+
+    __tablename__ = "escalation_policies"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    description: Mapped[str] = mapped_column(Text)
+    steps: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    repeat_minutes: Mapped[int | None]
+    rules: Mapped[list[str]] = mapped_column(JSON)
+    severities: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str | None] = mapped_column(String(200))
 
 
 class SnoozeRow(Base):
@@ -372,6 +394,7 @@ events = _table(EventRow)
 samples = _table(SampleRow)
 outbox = _table(OutboxRow)
 channels = _table(ChannelRow)
+escalation_policies = _table(EscalationPolicyRow)
 snoozes = _table(SnoozeRow)
 maintenance_windows = _table(MaintenanceWindowRow)
 users = _table(UserRow)

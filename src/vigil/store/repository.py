@@ -17,7 +17,9 @@ from vigil.store import migrate
 from vigil.store._accounts import Accounts
 from vigil.store._changes import IncidentChanges
 from vigil.store._channels import Channels
+from vigil.store._digests import Digests
 from vigil.store._discord import DiscordMessages
+from vigil.store._escalations import Escalations
 from vigil.store._incidents import IncidentQueries
 from vigil.store._outbox import Outbox
 from vigil.store._retention import Retention
@@ -41,6 +43,8 @@ class Store(
     Silences,
     Retention,
     DiscordMessages,
+    Escalations,
+    Digests,
 ):
     """Open with ``await Store.open(url)`` (or ``async with await Store.open(url) as store``);
     ``await store.close()`` releases every connection."""

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
 from vigil.core import NotFoundError, Severity, ValidationError
+from vigil.core.digest import Delivery
 from vigil.notify import DeliveryError, NotifyOn
 from vigil.store import OutboxStatus
 from vigil.web.auth import Principal
@@ -60,6 +61,7 @@ async def list_section(
         else "",
         "severities": list(Severity),
         "notify_on": list(NotifyOn),
+        "delivery_modes": list(Delivery),
         "add_form": ADD_FORM,
     }
 
@@ -120,6 +122,9 @@ def _shown(channel: channels_api.ChannelOut | None) -> dict[str, Any]:
             "events": events,
             "renotify_minutes": "",
             "enabled": True,
+            "delivery": Delivery.REALTIME.value,
+            "digest_at": "09:00",
+            "timezone": "UTC",
         }
     return {
         "name": channel.name,
@@ -128,6 +133,9 @@ def _shown(channel: channels_api.ChannelOut | None) -> dict[str, Any]:
         "events": channel.events,
         "renotify_minutes": channel.renotify_minutes or "",
         "enabled": channel.enabled,
+        "delivery": channel.delivery.value,
+        "digest_at": channel.digest_at,
+        "timezone": channel.timezone,
     }
 
 
@@ -140,6 +148,9 @@ def _sent_back(form: dict[str, str]) -> dict[str, Any]:
         "events": [on for on in NotifyOn if checked(form, f"event_{on.value}")],
         "renotify_minutes": form.get("renotify_minutes", ""),
         "enabled": checked(form, "enabled"),
+        "delivery": form.get("delivery", Delivery.REALTIME.value),
+        "digest_at": form.get("digest_at", ""),
+        "timezone": form.get("timezone", ""),
     }
 
 
@@ -165,6 +176,10 @@ def channel_fields(form: dict[str, str]) -> dict[str, Any]:
     if url:
         fields["url"] = url
     fields["renotify_minutes"] = whole_number(form, "renotify_minutes")
+    for name in ("delivery", "digest_at", "timezone"):
+        value = form.get(name, "").strip()
+        if value:  # left out: a form of an older page keeps the stored value
+            fields[name] = value
     return fields
 
 

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
 from vigil.core import Severity
+from vigil.core.digest import Delivery
 from vigil.notify import DeliveryError, NotifyOn, send_test
 from vigil.notify.channels import MAX_RENOTIFY_MINUTES, MAX_URL
 from vigil.store import OutboxStatus, StoredChannel
@@ -40,6 +41,15 @@ class ChannelOut(BaseModel):
     events: list[NotifyOn]
     enabled: bool
     renotify_minutes: int | None
+    delivery: Delivery = Field(
+        description="`realtime`: each event as it happens; `hourly` or `daily`: one digest "
+        "a period instead."
+    )
+    digest_at: str = Field(
+        description="Local time (`HH:MM`) of a daily digest; an hourly one goes out at its "
+        "minute past each hour."
+    )
+    timezone: str = Field(description="The IANA time zone of `digest_at`.")
     created_at: datetime
     updated_at: datetime
 
@@ -54,6 +64,9 @@ class ChannelOut(BaseModel):
             events=[on for on in NotifyOn if on in channel.events],
             enabled=channel.enabled,
             renotify_minutes=channel.renotify_minutes,
+            delivery=channel.delivery,
+            digest_at=channel.digest_at,
+            timezone=channel.timezone,
             created_at=stored.created_at,
             updated_at=stored.updated_at,
         )
@@ -61,6 +74,8 @@ class ChannelOut(BaseModel):
 
 Url = Annotated[Text, Field(min_length=1, max_length=MAX_URL)]
 Renotify = Annotated[StrictInt | None, Field(ge=1, le=MAX_RENOTIFY_MINUTES)]
+DigestAt = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+Zone = Annotated[Text, Field(min_length=1, max_length=64)]  # checked against the zone database
 
 
 class ChannelIn(BaseModel):
@@ -80,6 +95,9 @@ class ChannelIn(BaseModel):
         None,
         description="Resend an open, unacknowledged critical incident this often; null: never.",
     )
+    delivery: Delivery = Delivery.REALTIME
+    digest_at: DigestAt = "09:00"
+    timezone: Zone = "UTC"
 
 
 class ChannelUpdate(Changes):
@@ -93,6 +111,9 @@ class ChannelUpdate(Changes):
     events: list[NotifyOn] = optional(min_length=1)
     enabled: StrictBool = optional()
     renotify_minutes: Renotify = None
+    delivery: Delivery = optional()
+    digest_at: DigestAt = optional()
+    timezone: Zone = optional()
 
 
 class TestOut(BaseModel):

@@ -1,0 +1,79 @@
+"""Escalation from a real Vigil to real receivers, on a fake clock: an unacknowledged critical
+goes from the first step's channel to the second's after the step's wait, repeats as the
+policy says, each step once across a restart, and stops when acknowledged."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.notify.receiver import Receiver, serving
+from vigil.core import Severity
+from vigil.runtime.notifier import DeliveryPolicy
+
+from .support import Clock, Script, wait_until
+from .test_dispatch import add_channel, breach, started
+
+POLICY = {
+    "name": "night",
+    "steps": [
+        {"channels": ["ops"], "wait_minutes": 10},
+        {"channels": ["pager"], "wait_minutes": 5},
+    ],
+    "repeat_minutes": 5,
+    "severities": ["critical"],
+}
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with serving() as found:
+        yield found
+
+
+async def test_an_unacknowledged_critical_escalates_once_per_step_across_a_restart(
+    migrated_url: str, receiver: Receiver
+) -> None:
+    script, clock = Script(), Clock()
+    quick = DeliveryPolicy(check_every=0.2)
+    async with started(migrated_url, script, clock, policy=quick) as vigil:
+        await add_channel(vigil, "ops", receiver.url("/ops"), renotify_minutes=1)
+        await add_channel(vigil, "pager", receiver.url("/pager"))
+        await add_channel(vigil, "bystander", receiver.url("/bystander"))
+        await vigil.store.add_policy(POLICY, now=clock())
+        await breach(vigil, clock, script, 250, 250)
+        [incident] = vigil.view.active()
+        assert incident.severity is Severity.CRITICAL
+        await receiver.wait_for(lambda: len(receiver.on("/ops")) == 1)
+        await receiver.wait_for(lambda: len(receiver.on("/bystander")) == 1)
+        assert receiver.on("/pager") == []  # not yet: step 2 waits 10 minutes
+
+        clock.advance(9 * 60)
+        assert await vigil.notifier.escalate(clock()) == 0
+        assert await vigil.notifier.remind(clock()) == 0  # the policy replaces reminders
+        clock.advance(60)
+        await receiver.wait_for(lambda: len(receiver.on("/pager")) == 1)
+        [hit] = receiver.on("/pager")
+        assert hit.body["title"] == "[CRITICAL] Reminder: Gateway Latency is still unacknowledged"
+        await wait_until(lambda: vigil.notifier.status().delivered == 3)
+
+    # A restart (another process, the same database) writes no step twice.
+    async with started(migrated_url, script, clock, policy=quick) as vigil:
+        assert await vigil.notifier.escalate(clock()) == 0
+        clock.advance(5 * 60)  # the last step's wait: its first repeat
+        await receiver.wait_for(lambda: len(receiver.on("/pager")) == 2)
+        await wait_until(lambda: vigil.notifier.status().delivered == 1)
+        assert len({hit.key for hit in receiver.on("/pager")}) == 2
+
+        await vigil.acknowledge(incident.id, by="ana")
+        # Everyone told of it hears of the acknowledgement.
+        await receiver.wait_for(lambda: len(receiver.on("/pager")) == 3)
+        await receiver.wait_for(lambda: len(receiver.on("/ops")) == 2)
+        clock.advance(60 * 60)
+        assert await vigil.notifier.escalate(clock()) == 0  # acknowledged: it stops
+        assert await vigil.notifier.remind(clock()) == 0
+    assert [h.body["title"].split(": ")[-1] for h in receiver.on("/pager")][-1] == (
+        "acknowledged by ana"
+    )
+    assert len(receiver.on("/ops")) == 2
