@@ -37,7 +37,15 @@ from vigil.store._base import (
 
 # What the evaluator owns on an open incident. Acknowledgement and notes belong to people and
 # may have changed on another instance since the evaluator last saw the incident.
-EVALUATOR_FIELDS = ("severity", "threshold", "message", "peak_value", "last_value", "no_data")
+EVALUATOR_FIELDS = (
+    "severity",
+    "threshold",
+    "message",
+    "peak_value",
+    "last_value",
+    "no_data",
+    "flapping",
+)
 RESOLUTION_FIELDS = ("status", "resolved_at", "resolution", "resolved_by")
 
 
@@ -73,7 +81,14 @@ class IncidentChanges(StoreBase):
             ).all()
         return resume_states(
             (
-                (series_key(r.rule, r.series), r.breach_streak, r.normal_streak, r.critical_streak)
+                (
+                    series_key(r.rule, r.series),
+                    r.breach_streak,
+                    r.normal_streak,
+                    r.critical_streak,
+                    r.flap_history,
+                    bool(r.flapping),
+                )
                 for r in streaks
             ),
             (incident_from_row(row) for row in open_rows),
@@ -243,6 +258,8 @@ class IncidentChanges(StoreBase):
                     "breach_streak": state.breach_streak,
                     "normal_streak": state.normal_streak,
                     "critical_streak": state.critical_streak,
+                    "flap_history": state.flap_history,
+                    "flapping": state.flapping,
                     "updated_at": now,
                 }
             )
@@ -254,6 +271,8 @@ class IncidentChanges(StoreBase):
                     "breach_streak": statement.excluded.breach_streak,
                     "normal_streak": statement.excluded.normal_streak,
                     "critical_streak": statement.excluded.critical_streak,
+                    "flap_history": statement.excluded.flap_history,
+                    "flapping": statement.excluded.flapping,
                     "updated_at": statement.excluded.updated_at,
                 },
             )
@@ -361,13 +380,13 @@ class IncidentChanges(StoreBase):
 
 
 def resume_states(
-    streaks: Iterable[tuple[str, int, int, int]], open_incidents: Iterable[Incident]
+    streaks: Iterable[tuple[str, int, int, int, str, bool]], open_incidents: Iterable[Incident]
 ) -> dict[str, RuleState]:
-    """Series states from persisted streaks ``(series_key, breach, normal, critical)`` and
-    the open incidents: what a restarted monitor resumes."""
+    """Series states from persisted streaks ``(series_key, breach, normal, critical,
+    flap_history, flapping)`` and the open incidents: what a restarted monitor resumes."""
     by_key = {series_key(i.rule, i.series): i for i in open_incidents}
     states: dict[str, RuleState] = {}
-    for key, breach, normal, critical in streaks:
+    for key, breach, normal, critical, flap_history, flapping in streaks:
         incident = by_key.get(key)
         states[key] = RuleState(
             breach_streak=breach,
@@ -375,14 +394,22 @@ def resume_states(
             normal_streak=normal if incident is not None else 0,
             critical_streak=critical,
             incident=incident,
+            flap_history=flap_history,
+            flapping=flapping,
         )
     for key, incident in by_key.items():
         states.setdefault(key, RuleState(incident=incident))
     return states
 
 
-def _streaks(state: RuleState) -> tuple[int, int, int]:
-    return state.breach_streak, state.normal_streak, state.critical_streak
+def _streaks(state: RuleState) -> tuple[int, int, int, str, bool]:
+    return (
+        state.breach_streak,
+        state.normal_streak,
+        state.critical_streak,
+        state.flap_history,
+        state.flapping,
+    )
 
 
 def _replace_incident(item: Event, incident: Incident) -> Event:

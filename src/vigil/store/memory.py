@@ -77,8 +77,9 @@ class MemoryStore:
 
     def __init__(self, rules: Iterable[Rule] = DEFAULT_RULES) -> None:
         self._rules: dict[str, Rule] = {rule.name: rule for rule in rules}
-        # breach, normal, critical, by series key (``vigil.core.evaluation.series_key``)
-        self._streaks: dict[str, tuple[int, int, int]] = {}
+        # breach, normal, critical, flap history, flapping, by series key
+        # (``vigil.core.evaluation.series_key``)
+        self._streaks: dict[str, tuple[int, int, int, str, bool]] = {}
         self._incidents: dict[uuid.UUID, Incident] = {}
         self._samples: list[Sample] = []
         self._events: list[Event] = []
@@ -197,6 +198,8 @@ class MemoryStore:
                 state.breach_streak,
                 state.normal_streak,
                 state.critical_streak,
+                state.flap_history,
+                state.flapping,
             )
         return self._append(
             item
