@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from vigil.core import Evaluator
 from vigil.core.flapping import FlapSettings
+from vigil.notify import NotifyOn
 from vigil.store import Store, migrate
 from vigil.store.types import UTCDateTime
 
@@ -49,6 +50,16 @@ INCIDENTS = _table(
     rule=sa.String(),
     series=sa.String(),
     no_data=sa.Boolean(),
+)
+CHANNELS = _table(
+    "notification_channels",
+    name=sa.String(),
+    url=sa.Text(),
+    min_severity=sa.String(),
+    events=sa.JSON(),
+    enabled=sa.Boolean(),
+    created_at=TIME,
+    updated_at=TIME,
 )
 
 
@@ -91,6 +102,29 @@ async def test_upgrading_keeps_streaks_and_incidents_and_adds_the_flap_state(
                 no_data=False,
             )
         )
+        for name, events in [("all", ["opened", "escalated", "acknowledged", "resolved"])]:
+            await connection.execute(
+                CHANNELS.insert().values(
+                    name=name,
+                    url="json://127.0.0.1:9/hook",
+                    min_severity="info",
+                    events=events,
+                    enabled=True,
+                    created_at=T0,
+                    updated_at=T0,
+                )
+            )
+        await connection.execute(
+            CHANNELS.insert().values(
+                name="acks",
+                url="json://127.0.0.1:9/acks",
+                min_severity="info",
+                events=["acknowledged"],
+                enabled=True,
+                created_at=T0,
+                updated_at=T0,
+            )
+        )
     assert "flapping" not in await _columns(database_url, "incidents")
 
     await migrate.upgrade(database_url)
@@ -102,6 +136,10 @@ async def test_upgrading_keeps_streaks_and_incidents_and_adds_the_flap_state(
         assert (state.flap_history, state.flapping) == ("", False)
         assert state.incident is not None and state.incident.id == OPEN_ID
         assert not state.incident.flapping
+        # A channel told of openings is told of flapping; one that chose otherwise is not.
+        channels = {c.channel.name: c.channel.events for c in await store.list_channels()}
+        assert NotifyOn.FLAPPING in channels["all"]
+        assert channels["acks"] == {NotifyOn.ACKNOWLEDGED}
 
         # A cycle of a flapping series writes its history and marks the incident; a
         # restarted monitor resumes both.
@@ -123,6 +161,9 @@ async def test_upgrading_keeps_streaks_and_incidents_and_adds_the_flap_state(
             ids = (await connection.execute(sa.select(INCIDENTS.c.id))).scalars().all()
             streaks = (await connection.execute(sa.select(STATES.c.breach_streak))).all()
         assert ids == [OPEN_ID]
+        async with raw(database_url) as connection:
+            kept = (await connection.execute(sa.select(CHANNELS.c.events))).scalars().all()
+        assert sorted(map(len, kept)) == [1, 4]
         assert len(streaks) == 1
         await migrate.upgrade(database_url)
         again = (await store.load_states())["gateway_latency"]
