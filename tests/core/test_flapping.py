@@ -38,7 +38,9 @@ WORKED = "n" * 13 + "ccnnccnn"
         ("n" * 20 + "c", 6.0),  # one change, the newest: 1.2 * 100 / 20
         ("cc", 5.8947),  # padded: n x 19, c, c: one change at k = 18, 1.178947 / 20
         ("nc" * 10 + "n", 100.0),  # a change at every result: the weights sum to 20
-        ("n" * 19 + "wc", 11.8947),  # warning -> critical is a change too: k = 18 and 19
+        ("n" * 19 + "wc", 5.8947),  # normal -> warning at k = 18; warning -> critical is no
+        # change (both breaching: see vigil.core.flapping)
+        ("n" * 17 + "wcwc", 5.6842),  # one change, normal -> warning at k = 16: 1.136842 / 20
         ("x" * 40 + WORKED, 22.3158),  # only the last 21 results count
     ],
 )
@@ -118,9 +120,11 @@ def test_bad_settings_name_the_field(window: int, high: float, low: float, field
 
 # -- the evaluator ---------------------------------------------------------------------------
 
-# Critical bouncing with the warning level, then around normal: without flap detection one
-# incident per bounce; with it, one held open.
-OSCILLATING = [150.0, 250.0, 150.0, 250.0] + [250.0, 250.0, 50.0, 50.0] * 10
+# Jitter around the threshold (four changes: flapping from the fifth reading, the incident
+# opened at the second), then bouncing: without flap detection one incident per bounce; with
+# it, one held open. By hand: n x 16 padding, c c n c n: changes at k = 15, 17, 18, 19:
+# (0.8 + 0.4 * 15/19) + (0.8 + 0.4 * 17/19) + (0.8 + 0.4 * 18/19) + 1.2 = 4.6526 -> 23.26 %.
+OSCILLATING = [250.0, 250.0, 50.0, 250.0, 50.0] + [250.0, 250.0, 50.0, 50.0] * 10
 QUIET = [50.0] * 25
 
 
@@ -147,13 +151,13 @@ def test_a_flapping_series_keeps_one_incident_open_and_says_so_once() -> None:
 
     evaluator, events = _run(rule, OSCILLATING + QUIET, FlapSettings())
     kinds = _kinds(events)
-    # opened at the second breach; the w/c bounce is 4 changes: flapping from the 4th reading
-    assert kinds[:2] == [(1, "incident.opened"), (3, "incident.flapping")]
+    # opened at the second breach; flapping from the fifth reading (23.26 %, by hand above)
+    assert kinds[:2] == [(1, "incident.opened"), (4, "incident.flapping")]
     assert [k for _, k in kinds].count("incident.opened") == 1
     assert [k for _, k in kinds].count("incident.resolved") == 1
     flapping_event = events[1][1]
     assert flapping_event.incident is not None and flapping_event.incident.flapping
-    assert flapping_event.data["percent"] > 20
+    assert flapping_event.data["percent"] == pytest.approx(23.26, abs=0.01)
     # it ends in the quiet tail, and the normal recovery applies in that same cycle
     end, resolved = kinds[-2], kinds[-1]
     assert end[1] == "incident.flapping_ended" and resolved == (end[0], "incident.resolved")

@@ -10,10 +10,10 @@ import pytest
 from ..notify.receiver import serving
 from .support import LATENCY, running_api, served, wait_until
 
-# Bouncing between warning and critical (four changes: flapping from the fourth reading,
-# with the incident opened at the second), then around the threshold: 250 250 50 50 50 opens
-# and resolves an incident each time under the seeded rule (2 breaches, 3 recoveries).
-TRACE = [150.0, 250.0, 150.0, 250.0] + [250.0, 250.0, 50.0, 50.0, 50.0] * 8
+# Jitter around the threshold (four changes: flapping from the fifth reading, with the
+# incident opened at the second), then bouncing: 250 250 50 50 50 opens and resolves an
+# incident each time under the seeded rule (2 breaches, 3 recoveries).
+TRACE = [250.0, 250.0, 50.0, 250.0, 50.0] + [250.0, 250.0, 50.0, 50.0, 50.0] * 8
 
 
 @pytest.mark.parametrize("flap_detection", [True, False], ids=["flap-on", "flap-off"])

@@ -7,6 +7,12 @@ with a weight rising linearly from 0.8 (the oldest) to 1.2 (the newest), and the
 as a percentage of ``window - 1``. Missing older results (a series seen fewer than ``window``
 times) count as normal: the evaluator starts every series from normal.
 
+A *change* is a move between normal and breaching (warning or critical), the moves that open
+and resolve incidents. Nagios also counts warning <-> critical; here that would call an
+ordinary incident flapping: on the shipped sample trace, gateway latency rising through
+warning to critical and falling back through warning to normal (four level changes in
+sixteen minutes) scored above 20 % and was held open fifteen minutes longer than it lasted.
+
 A series starts flapping when the percentage exceeds ``high`` and stops when it falls below
 ``low`` (hysteresis, so it does not flap in and out of flapping). While it flaps its one open
 incident stays open and is marked ``flapping``: the changes resolve and reopen nothing, and
@@ -98,8 +104,8 @@ def record(history: str, level: Level, window: int) -> str:
 def percent_state_change(history: str, window: int) -> float:
     """Nagios's weighted percent state change of ``history`` (one letter per evaluation,
     oldest first), over the last ``window`` results: 0 (steady) to 100 (a change at every
-    result)."""
-    results = history[-window:].rjust(window, _CALM)
+    result). A change is between normal and breaching (see the module's doc)."""
+    results = [letter != _CALM for letter in history[-window:].rjust(window, _CALM)]
     possible = window - 1
     total = 0.0
     for index in range(1, window):
