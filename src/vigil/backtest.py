@@ -12,7 +12,7 @@ trace from a file and showing the report is the ``vigil backtest`` command's bus
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -125,6 +125,13 @@ class Replay:
         self.last: datetime | None = None
         self.notifications = 0  # what a channel is sent (``_NOTIFIED``)
         self._live: dict[object, Outcome] = {}
+
+    def skip(self, time: datetime, metrics: Iterable[str]) -> None:
+        """A cycle at ``time`` known to change nothing (``Evaluator.quiet_range``): counted,
+        not evaluated."""
+        self.report.cycles += 1
+        self.report.metrics.update(metrics)
+        self.last = time
 
     def step(self, label: str | None, time: datetime, readings: Readings) -> None:
         """One cycle at ``time``; ``label`` is how the report shows the moment (``None``: its

@@ -13,6 +13,8 @@ that exists is replayed beside it over the same period, from the same clean slat
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from typing import Any, Protocol
 from vigil.backtest import Readings, Replay, Report
 from vigil.core import Rule, ValidationError
 from vigil.core.rules import Kind
+from vigil.core.suggest import History, NoSuggestion, Suggestion, hour_name
 
 STALE_INTERVALS = 2  # as the monitor: a reading older than two intervals is no data
 MAX_SINCE = timedelta(days=366)
@@ -147,6 +150,10 @@ class _Run:
         self.replay = Replay(self.rules, stale_after=STALE_INTERVALS * interval)
         self.horizon = timedelta(seconds=horizon(self.rules, interval))
         self.read = {metric for rule in self.rules.values() for metric in rule.metrics}
+        # The interval of the one metric's value that changes nothing (None: not known yet,
+        # or more than one metric is read).
+        self.quiet: tuple[float, float] | None = None
+        self.single = next(iter(self.read)) if len(self.read) == 1 else None
         self.latest: dict[str, dict[str, tuple[float, datetime]]] = {}
         self.pending: datetime | None = None
 
@@ -165,6 +172,8 @@ class _Run:
         return Replayed(self.replay.finish(), self.replay.notifications)
 
     def _cycle(self, now: datetime) -> None:
+        if self.single is not None and self._quiet_single(now):
+            return
         since = now - self.horizon
         readings: Readings = {}
         for metric, series in self.latest.items():
@@ -172,8 +181,139 @@ class _Run:
             for instance in stale:
                 del series[instance]  # never fresh again: the rows come in time order
             if series:
-                readings[metric] = series.copy()
-        self.replay.step(None, now, readings)
+                readings[metric] = series
+        if self._quiet(readings):
+            self.replay.skip(now, readings)
+        else:
+            self.replay.step(None, now, {m: dict(series) for m, series in readings.items()})
+            self.quiet = None  # the rules' states may have changed
         if self.own is not None:
             for series in self.latest.values():
                 series.pop(self.own, None)
+
+    def _quiet_single(self, now: datetime) -> bool:
+        """``_quiet`` for the commonest replay, one metric from one instance, without
+        building the cycle's readings: the hot loop of a long preview."""
+        series = self.latest.get(self.single or "")
+        if series is None or len(series) != 1:
+            return False
+        if self.quiet is None:
+            return False  # worked out by the full path, then kept
+        [(instance, (value, _))] = series.items()
+        if not self.quiet[0] < value < self.quiet[1] or instance == self.own:
+            return False
+        self.replay.skip(now, self.read)
+        return True
+
+    def _quiet(self, readings: Readings) -> bool:
+        """Whether this cycle changes nothing, known without evaluating it: the one metric
+        read, by one instance, inside the interval that leaves every rule as it is
+        (``Evaluator.quiet_range``, kept until a cycle is evaluated). The common cycle of a
+        replay: the evaluator's own shortcut, taken earlier."""
+        if len(readings) != 1 or len(self.read) != 1:
+            return False
+        [(metric, series)] = readings.items()
+        if len(series) != 1:
+            return False
+        if self.quiet is None:
+            self.quiet = self.replay.evaluator.quiet_range(metric) or (math.inf, -math.inf)
+        [(value, _)] = series.values()  # stale or not: missing data changes nothing here
+        return self.quiet[0] < value < self.quiet[1]
+
+
+@dataclass(frozen=True, slots=True)
+class Suggested:
+    """Thresholds suggested for a rule from its metric's stored history, and what the rule
+    would have done with them (``preview``: beside the saved rule), or why there are none."""
+
+    start: datetime
+    end: datetime
+    suggestion: Suggestion | NoSuggestion
+    rule: Rule | None  # the rule with the suggested thresholds
+    preview: Preview | None
+
+    def explanation(self) -> str:
+        """What was learned and what it would have done, in words."""
+        found = self.suggestion
+        if isinstance(found, NoSuggestion):
+            return f"No suggestion: {found.reason}."
+        assert self.rule is not None and self.preview is not None
+        unit = f" {self.rule.unit}" if self.rule.unit and self.rule.unit != "event" else ""
+        days = max((self.end - self.start).total_seconds() / 86400, 1 / 24)
+        period = f"{days:.0f} days" if days >= 2 else f"{days * 24:.0f} hours"
+        text = (
+            f"From {found.readings:,} readings over {period} (median {found.median:.4g}{unit}, "
+            f"typical spread {found.spread:.3g}{unit}): warning at {found.warning:g}{unit}, "
+            f"critical at {found.critical:g}{unit}."
+        )
+        if found.weekly and found.busiest_hour is not None:
+            text += (
+                " The metric has a weekly shape: the levels sit above its busiest hour, "
+                f"{hour_name(found.busiest_hour)}."
+            )
+        outcomes = self.preview.proposed.report.outcomes
+        critical = [o.escalated_at or o.opened_at for o in outcomes if o.severity == "critical"]
+        warnings = len(outcomes) - len(critical)
+        text += f" Critical would have fired {_times(len(critical))} in {period}"
+        if critical:
+            shown = ", ".join(_moment(at) for at in critical[:3])
+            text += f", at {shown}" + (" and later" if len(critical) > 3 else "")
+        text += f"; warning alone {_times(warnings)}."
+        return text
+
+
+async def suggest(
+    store: SampleSource,
+    rule: Rule,
+    *,
+    start: datetime,
+    end: datetime,
+    interval: float,
+    own_instance: str | None = None,
+) -> Suggested:
+    """Thresholds for the threshold rule ``rule`` learned from its metric's samples in
+    ``[start, end)`` (``vigil.core.suggest``), and a preview of the rule with them beside the
+    rule as it is. Two bounded passes over the history; the event loop is yielded between
+    chunks."""
+    if rule.kind is not Kind.THRESHOLD:
+        raise ValidationError(
+            "kind", f"thresholds are suggested for threshold rules; {rule.name} is {rule.kind}"
+        )
+    history = History()
+    async for rows in store.sample_chunks(start=start, end=end, metrics={rule.metric}):
+        for time, _, _, value in rows:
+            history.add(time, value)
+        await asyncio.sleep(0)
+    found = history.suggest(rule.direction)
+    if isinstance(found, NoSuggestion):
+        return Suggested(start, end, found, None, None)
+    proposed = with_thresholds(rule, found)
+    result = await preview(
+        store,
+        {rule.name: proposed},
+        saved={rule.name: rule},
+        start=start,
+        end=end,
+        interval=interval,
+        own_instance=own_instance,
+    )
+    return Suggested(start, end, found, proposed, result)
+
+
+def with_thresholds(rule: Rule, found: Suggestion) -> Rule:
+    """``rule`` with the suggested levels; its recovery value is kept where it still lies on
+    the normal side of the new warning level."""
+    try:
+        return dataclasses.replace(rule, warning=found.warning, critical=found.critical)
+    except ValidationError:
+        return dataclasses.replace(
+            rule, warning=found.warning, critical=found.critical, recovery=None
+        )
+
+
+def _times(count: int) -> str:
+    return {0: "never", 1: "once", 2: "twice"}.get(count, f"{count} times")
+
+
+def _moment(label: str) -> str:
+    return datetime.fromisoformat(label).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -17,12 +17,14 @@ from vigil.core import (
     IllegalTransitionError,
     NotFoundError,
     Resolution,
+    Rule,
     RuleState,
     Severity,
     Status,
     ValidationError,
     step,
 )
+from vigil.core.rules import Direction, Kind, NoData, SplitBy
 
 from .support import T0, at, counter_ids, latency_rule, run
 
@@ -377,3 +379,35 @@ def test_sync_takes_in_changes_made_elsewhere() -> None:
     assert opened is not None
     with pytest.raises(DuplicateIncidentError):
         stranger.sync(opened)
+
+
+# -- quiet_range: the readings that change nothing, for a replay to skip ----------------------
+
+
+def test_the_quiet_range_is_below_the_first_threshold_of_idle_unsplit_rules() -> None:
+    evaluator = Evaluator([Rule(metric="lag", warning=100, critical=200)])
+    assert evaluator.quiet_range("lag") == (-math.inf, 100)
+    evaluator.set_rule(Rule(name="lag_low", metric="lag", critical=10, direction=Direction.BELOW))
+    assert evaluator.quiet_range("lag") == (10, 100)  # both rules stay as they are
+    assert evaluator.quiet_range("unread") == (-math.inf, math.inf)
+
+
+def test_nothing_is_quiet_once_a_streak_or_an_incident_is_under_way() -> None:
+    evaluator = Evaluator([Rule(metric="lag", warning=100, critical=200)])
+    evaluator.evaluate({"lag": 150.0}, now=T0)  # one breach counted
+    low, high = evaluator.quiet_range("lag") or (0.0, 0.0)
+    assert not low < high
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        Rule(name="lag_gone", metric="lag", critical=100, no_data=NoData.ALERTING),
+        Rule(name="lag_each", metric="lag", critical=100, split_by=SplitBy.INSTANCE),
+        Rule(name="both", kind=Kind.COMPOSITE, condition="lag >= 1 and errors >= 1"),
+        Rule(name="silent", kind=Kind.ABSENT, metric="lag", absent_for=60),
+    ],
+)
+def test_no_quiet_range_where_missing_data_or_other_kinds_count(other: Rule) -> None:
+    evaluator = Evaluator([Rule(metric="lag", warning=100, critical=200), other])
+    assert evaluator.quiet_range("lag") is None

@@ -80,6 +80,18 @@ async def test_a_restart_mid_incident_neither_duplicates_nor_forgets() -> None:
     assert len(opened) == 1
 
 
+async def test_a_restart_after_a_manual_resolution_starts_the_streak_afresh() -> None:
+    store = MemoryStore()
+    async with Runtime(store) as runtime:
+        await runtime.kinds(LATENCY, 150, 150, 150)
+        [incident] = runtime.view.active()
+        _, event = await store.resolve_incident(incident.id, by="ana", now=runtime.clock())
+        runtime.publish(event)
+    async with Runtime(store, clock=runtime.clock) as again:
+        assert await again.kinds(LATENCY, 150) == []  # one breach of the two it takes
+        assert await again.kinds(LATENCY, 150) == [EventKind.INCIDENT_OPENED]
+
+
 async def test_a_failing_source_costs_only_its_own_metrics() -> None:
     async with Runtime(sources=[Broken()]) as runtime:
         assert await runtime.kinds(LATENCY, 150, 150) == [EventKind.INCIDENT_OPENED]

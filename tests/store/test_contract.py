@@ -141,6 +141,19 @@ async def test_a_cycle_stores_samples_states_incidents_and_events_together(
     assert [e.incident for e in await store.events_after(2)] == [done]
 
 
+async def test_a_manual_resolution_leaves_the_series_idle_after_a_restart(
+    store: AnyStore,
+) -> None:
+    """As the live evaluator does (``Evaluator.sync``): after a restart the series must not
+    resume the streaks that opened the incident, or one breach would open the next at once."""
+    incident = make_incident()
+    opened = Event.for_incident(EventKind.INCIDENT_OPENED, incident, at=T0)
+    state = RuleState(breach_streak=3, critical_streak=1, incident=incident)
+    await store.commit_cycle(samples=[], result=CycleResult([opened], {LATENCY: state}), now=T0)
+    await store.resolve_incident(incident.id, by="al", now=T0 + timedelta(minutes=1))
+    assert await store.load_states() == {}
+
+
 async def test_a_normal_streak_counts_only_while_an_incident_is_open(store: AnyStore) -> None:
     await _cycle(store, **{LATENCY: RuleState(breach_streak=1, normal_streak=2)})
     assert await store.load_states() == {LATENCY: RuleState(breach_streak=1)}

@@ -41,8 +41,13 @@ def invalid(node: Node) -> bool:
 
 
 def changes_forms(page: Node) -> list[Node]:
-    """Every form that changes something: all but the header's sign-out."""
-    return [form for form in page.find_all("form") if form.attrs.get("action") != "/logout"]
+    """Every form that changes something: all but the header's sign-out and those that only
+    ask (method GET)."""
+    return [
+        form
+        for form in page.find_all("form")
+        if form.attrs.get("action") != "/logout" and form.attrs.get("method", "get") != "get"
+    ]
 
 
 # -- channels -------------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ POLICY: dict[tuple[str, str], Rule] = {
         READ, {"name": "matrix", "metric": "queue_depth", "critical": 1, "since": "1h"}
     ),
     ("GET", "/api/alerts/rules/{name:rule_name}"): Rule(READ),
+    ("GET", "/api/alerts/rules/{name:rule_name}/suggestion"): Rule(READ),
     ("PUT", "/api/alerts/rules/{name:rule_name}"): Rule(
         ADMIN, {"metric": "queue_depth", "critical": 2}, csrf=True
     ),

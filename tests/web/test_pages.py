@@ -404,6 +404,7 @@ ADMIN_FORMS = (
     "/channels/{name}/remove",
     "/rules",
     "/rules/{name}",
+    "/rules/{name}/preview",
     "/rules/{name}/enable",
     "/rules/{name}/disable",
     "/rules/{name}/delete",

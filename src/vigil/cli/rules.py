@@ -1,4 +1,4 @@
-"""``vigil rules list|show|add|set|remove|enable|disable|export|apply``: the rules from the
+"""``vigil rules list|show|add|set|remove|enable|disable|suggest|export|apply``: the rules from the
 shell, beside a running server (which picks each change up from the event log within a second
 or two).
 
@@ -19,7 +19,9 @@ from rich.table import Table
 from vigil.cli._common import ByOption, console, default_actor, fail, utcnow, with_store
 from vigil.core import Direction, Rule, ValidationError, VigilError
 from vigil.core.rules import Kind
+from vigil.preview import Suggested, parse_since, suggest
 from vigil.rulesfile import RulesFileError, dump, load, parse_duration
+from vigil.settings import Settings
 from vigil.store import RulePlan, Store
 
 rules_app = typer.Typer(
@@ -279,6 +281,44 @@ def rules_remove(name: NameArgument, by: ByOption = None) -> None:
     author = by or default_actor()
     with_store(lambda store: store.delete_rule(name, by=author, now=utcnow()))
     console().print(f"Removed rule {name}.")
+
+
+@rules_app.command("suggest")
+def rules_suggest(
+    name: NameArgument,
+    since: Annotated[
+        str, typer.Option(help="How far back: 24h, 7d, 30d, 2w... or an ISO-8601 start.")
+    ] = "30d",
+) -> None:
+    """Thresholds for a threshold rule learned from its metric's stored history, and what they
+    would have done over it. Nothing is saved: apply them with `vigil rules set`."""
+    end = utcnow()
+    try:
+        start = parse_since(since, end, field="--since")
+    except VigilError as exc:
+        raise fail(exc, code=2) from None
+    settings = Settings.from_env()
+
+    async def work(store: Store) -> Suggested:
+        rule = await store.get_rule(name)
+        return await suggest(
+            store,
+            rule,
+            start=start,
+            end=end,
+            interval=settings.interval,
+            own_instance=settings.instance,
+        )
+
+    result = with_store(work)
+    console().print(result.explanation(), highlight=False)
+    if result.rule is not None:
+        console().print(
+            f"Apply: vigil rules set {name}:warning={result.rule.warning:g},"
+            f"critical={result.rule.critical:g}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @rules_app.command("export")

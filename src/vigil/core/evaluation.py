@@ -263,6 +263,21 @@ class Evaluator:
 
     # -- evaluation ------------------------------------------------------------------------
 
+    def quiet_range(self, metric: str) -> tuple[float, float] | None:
+        """The open interval of ``metric``'s value (missing or stale included) that changes
+        nothing in a cycle as things stand, when only unsplit threshold rules that ignore
+        missing data read it; ``None`` otherwise. A replay may skip such a cycle."""
+        if metric in self._other_metrics:
+            return None
+        one = self._plain_one.get(metric)
+        slots = [one] if one is not None else self._plain_many.get(metric, [])
+        low, high = -math.inf, math.inf
+        for slot in slots:
+            if slot.rule.no_data is not NoData.KEEP:
+                return None
+            low, high = max(low, slot.lo), min(high, slot.hi)
+        return low, high
+
     def evaluate(
         self,
         readings: Mapping[str, float | None],

@@ -207,7 +207,10 @@ class IncidentChanges(StoreBase):
     async def resolve_incident(
         self, incident_id: uuid.UUID | str, *, by: str, now: datetime, notes: str | None = None
     ) -> tuple[Incident, Event]:
-        """Manual resolution of an open incident. ``IllegalTransitionError`` if resolved."""
+        """Manual resolution of an open incident. ``IllegalTransitionError`` if resolved.
+
+        Its series' streaks go with it, as the monitor's evaluator forgets them (``sync``):
+        a restart must not resume the streak that opened the incident."""
         ident = parse_incident_id(incident_id)
         check_name("by", by)
         check_time("now", now)
@@ -215,6 +218,12 @@ class IncidentChanges(StoreBase):
             current = await self._locked_incident(connection, ident)
             updated, event = resolve(current, by=by, now=now, notes=notes)
             await self._save_incident(connection, updated)
+            streaks = models.rule_states
+            await connection.execute(
+                delete(streaks).where(
+                    streaks.c.rule == updated.rule, streaks.c.series == updated.series
+                )
+            )
             [stored] = await self._append_events(connection, [event])
         return updated, stored
 

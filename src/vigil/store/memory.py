@@ -31,7 +31,7 @@ from vigil.core.errors import (
     NotFoundError,
     ValidationError,
 )
-from vigil.core.evaluation import IDLE, CycleResult, RuleState, split_key
+from vigil.core.evaluation import IDLE, CycleResult, RuleState, series_key, split_key
 from vigil.core.events import Event, EventKind
 from vigil.core.incidents import Incident, Status, acknowledge, resolve
 from vigil.core.rules import Rule
@@ -277,6 +277,7 @@ class MemoryStore:
         check_time("now", now)
         updated, event = resolve(self._incident(ident), by=by, now=now, notes=notes)
         self._incidents[ident] = updated
+        self._streaks.pop(series_key(updated.rule, updated.series), None)
         [stored] = self._append([event])
         return updated, stored
 

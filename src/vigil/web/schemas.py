@@ -442,3 +442,29 @@ class RulePreviewOut(BaseModel):
     saved: PreviewRunOut | None = Field(
         description="The saved rule of that name over the same period; null when none."
     )
+
+
+class RuleSuggestionOut(BaseModel):
+    """Thresholds suggested from the metric's stored history, and what they would have done."""
+
+    start: datetime
+    end: datetime
+    readings: int = Field(description="The metric's stored samples in the period.")
+    warning: float | None = Field(description="null: nothing suggested (see `reason`).")
+    critical: float | None
+    direction: str
+    median: float | None
+    spread: float | None = Field(
+        description="The readings' typical spread: 1.4826 times their median absolute deviation."
+    )
+    weekly_shape: bool = Field(
+        description="The levels follow the busiest hour of the week (the history shows a "
+        "weekly shape)."
+    )
+    busiest_hour: str | None = Field(description="That hour, e.g. `Mon 20:00 UTC`.")
+    reason: str | None = Field(description="Why nothing is suggested; null when something is.")
+    explanation: str = Field(description="All of it in words, for the rule editor.")
+    proposed: PreviewRunOut | None = Field(
+        description="The rule with the suggested thresholds over the same period."
+    )
+    saved: PreviewRunOut | None = Field(description="The rule as saved, over the same period.")

@@ -22,13 +22,22 @@ from vigil.core import Aggregate, Direction, Incident, Level, Rule, ValidationEr
 from vigil.core.rules import Kind, NoData, SplitBy
 from vigil.core.samples import combine
 from vigil.rulesfile import parse_duration
-from vigil.web.auth import Principal
+from vigil.web.auth import Principal, web_state
 from vigil.web.pages.forms import AdminForm, back, checked, validated
 from vigil.web.pages.render import base_context, render
 from vigil.web.pages.route import PageRoute, Reader
 from vigil.web.pages.sections import Context, Loader, Reads, load, section
+from vigil.web.routes import metrics as metrics_api
 from vigil.web.routes import rules as rules_api
-from vigil.web.schemas import RuleIn, RuleOut, RulePatch, RuleReplace
+from vigil.web.schemas import (
+    MetricHistoryOut,
+    RuleIn,
+    RuleOut,
+    RulePatch,
+    RulePreviewIn,
+    RulePreviewOut,
+    RuleReplace,
+)
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -322,12 +331,111 @@ async def edit_page(
     problem: ValidationError | None = None,
     sent: dict[str, str] | None = None,
     status_code: int = 200,
+    preview: dict[str, Any] | None = None,
 ) -> HTMLResponse:
     rule = await rules_api.get_rule(request, name, principal)
     context = _context(request, principal, f"Rule {rule.display_name}")
     values = form_values(rule) if sent is None else defaultdict(str, sent)
-    context.update(rule=rule, problem=problem, values=values)
+    context.update(rule=rule, problem=problem, values=values, preview=preview, periods=PERIODS)
+    if rule.kind is Kind.THRESHOLD:
+        context.update(await _suggestion(request, principal, name, values))
     return render(request, "rule.html", context, status_code=status_code)
+
+
+PERIODS = [("24h", "24 hours"), ("7d", "7 days"), ("30d", "30 days")]
+CHART_POINTS = 300
+
+
+async def _previewed(
+    request: Request, principal: Principal, name: str, fields: dict[str, str]
+) -> dict[str, Any]:
+    """The edit form's rule replayed over the period it names (``preview_since``), beside the
+    saved rule, with the metric's chart: the *Preview* part of the rule's page."""
+    since = fields.get("preview_since") or "24h"
+    body = validated(
+        RulePreviewIn, {**rule_fields(fields, adding=False), "name": name, "since": since}
+    )
+    result = await rules_api.preview_rule(request, body, principal)
+    proposed = body.rule()
+    saved = web_state(request).vigil.view.rules.get(name)
+    chart = None
+    if proposed.metric:
+        history = await metrics_api.history(
+            request,
+            principal,
+            metric=proposed.metric,
+            start=result.start,
+            end=result.end,
+            max_points=CHART_POINTS,
+        )
+        chart = preview_chart(proposed, saved, result, history)
+    period = dict(PERIODS).get(since, since)
+    return {
+        "since": since,
+        "period": period,
+        "result": result,
+        "proposed": proposed,
+        "chart": chart,
+    }
+
+
+def preview_chart(
+    proposed: Rule, saved: Rule | None, result: RulePreviewOut, history: MetricHistoryOut
+) -> dict[str, Any]:
+    """What ``charts.js`` draws: the metric's readings, both versions' thresholds, and the
+    incidents the new version would have opened, shaded."""
+    lines = [("This version", proposed, "solid")]
+    if saved is not None and saved.kind is Kind.THRESHOLD:
+        lines.append(("Saved", saved, "dashed"))
+    thresholds = [
+        {"label": f"{label}: {level}", "value": value, "level": level, "style": style}
+        for label, rule, style in lines
+        if rule.kind is Kind.THRESHOLD
+        for level, value in (("warning", rule.warning), ("critical", rule.critical))
+        if value is not None
+    ]
+    return {
+        "label": proposed.display_name,
+        "unit": proposed.unit,
+        "start": result.start.isoformat(),
+        "end": result.end.isoformat(),
+        "points": [{"t": p.time.isoformat(), "mean": p.mean} for p in history.points],
+        "thresholds": thresholds,
+        "windows": [
+            {
+                "from": i.opened_at.isoformat(),
+                "to": (i.resolved_at or result.end).isoformat(),
+            }
+            for i in result.proposed.incidents
+        ],
+    }
+
+
+async def _suggestion(
+    request: Request, principal: Principal, name: str, values: dict[str, str]
+) -> dict[str, Any]:
+    """The *Suggested thresholds* part of a threshold rule's page: asked for with
+    ``?suggest=PERIOD``; ``&apply=1`` puts the levels into the form's values (not saved)."""
+    since = request.query_params.get("suggest")
+    context: dict[str, Any] = {
+        "suggest_since": since or "30d",
+        "suggestion": None,
+        "suggest_problem": None,
+        "applied": False,
+    }
+    if since is None:
+        return context
+    try:
+        found = await rules_api.suggest_thresholds(request, name, principal, since=since)
+    except ValidationError as exc:
+        context["suggest_problem"] = exc
+        return context
+    context["suggestion"] = found
+    if request.query_params.get("apply") == "1" and found.warning is not None:
+        assert found.critical is not None
+        values.update(warning=f"{found.warning:g}", critical=f"{found.critical:g}")
+        context["applied"] = True
+    return context
 
 
 @router.get("/rules", response_class=HTMLResponse, name="rules")
@@ -368,6 +476,18 @@ async def save_rule(request: Request, name: str, form: AdminForm) -> Response:
     except ValidationError as exc:
         return await edit_page(request, principal, name, problem=exc, sent=fields, status_code=422)
     return back(request, fields, done="rule-saved", default="/rules")
+
+
+@router.post("/rules/{name}/preview", response_class=HTMLResponse)
+async def preview_edit(request: Request, name: str, form: AdminForm) -> Response:
+    """The edit form sent with *Preview*: the page again, the form as typed, and what that
+    version would have done. Nothing is saved."""
+    fields, principal = form.fields, form.principal
+    try:
+        previewed = await _previewed(request, principal, name, fields)
+    except ValidationError as exc:
+        return await edit_page(request, principal, name, problem=exc, sent=fields, status_code=422)
+    return await edit_page(request, principal, name, sent=fields, preview=previewed)
 
 
 @router.post("/rules/{name}/enable")

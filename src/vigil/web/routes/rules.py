@@ -16,7 +16,8 @@ from starlette.convertors import Convertor, register_url_convertor
 
 from vigil.backtest import Outcome
 from vigil.core import NotFoundError, Rule, ValidationError
-from vigil.preview import Replayed, parse_since, preview
+from vigil.core.suggest import Suggestion, hour_name
+from vigil.preview import Replayed, parse_since, preview, suggest
 from vigil.web.auth import Admin, Viewer, web_state
 from vigil.web.errors import responses
 from vigil.web.schemas import (
@@ -28,6 +29,7 @@ from vigil.web.schemas import (
     RulePreviewIn,
     RulePreviewOut,
     RuleReplace,
+    RuleSuggestionOut,
 )
 
 router = APIRouter(prefix="/api/alerts/rules", tags=["rules"])
@@ -154,6 +156,57 @@ def _incident_out(o: Outcome) -> PreviewIncidentOut:
         value=o.value,
         peak_value=o.peak_value,
         duration_s=o.duration_s,
+    )
+
+
+@router.get(
+    "/{name:rule_name}/suggestion",
+    responses=CHANGE,
+    summary="Thresholds suggested from the metric's history",
+    description="For a threshold rule: warning and critical levels learned from its metric's "
+    "samples stored since `since` (`30d` by default) with robust statistics (median and "
+    "median absolute deviation, the far percentiles without past outliers, per hour of the "
+    "week where the history has a weekly shape), explained in words, with a preview of the "
+    "rule with them beside the rule as saved. Nothing is saved. With too little history (or "
+    "a metric that never changed) `warning` and `critical` are null and `reason` says why. "
+    "A rule of another kind is a 422 naming `kind`.",
+)
+async def suggest_thresholds(
+    request: Request, name: str, _: Viewer, since: str = "30d"
+) -> RuleSuggestionOut:
+    vigil = web_state(request).vigil
+    rule = rule_named(request, name)
+    end = vigil.clock()
+    result = await suggest(
+        vigil.store,
+        rule,
+        start=parse_since(since, end),
+        end=end,
+        interval=vigil.settings.interval,
+        own_instance=vigil.settings.instance,
+    )
+    found = result.suggestion
+    preview_of = result.preview
+    learned = found if isinstance(found, Suggestion) else None
+    return RuleSuggestionOut(
+        start=result.start,
+        end=result.end,
+        readings=found.readings,
+        warning=learned.warning if learned else None,
+        critical=learned.critical if learned else None,
+        direction=rule.direction,
+        median=learned.median if learned else None,
+        spread=learned.spread if learned else None,
+        weekly_shape=bool(learned and learned.weekly),
+        busiest_hour=(
+            hour_name(learned.busiest_hour)
+            if learned and learned.busiest_hour is not None
+            else None
+        ),
+        reason=None if isinstance(found, Suggestion) else found.reason,
+        explanation=result.explanation(),
+        proposed=_run_out(preview_of.proposed) if preview_of else None,
+        saved=_run_out(preview_of.saved) if preview_of and preview_of.saved else None,
     )
 
 

@@ -74,35 +74,33 @@
     });
   }
 
-  // The incident's own time shaded behind the lines: a small plugin, no annotation package.
+  // Incidents' time shaded behind the lines: a small plugin, no annotation package.
   const incidentWindow = {
     id: "incidentWindow",
     beforeDatasetsDraw(chart, args, options) {
       const scale = chart.scales.x;
       const area = chart.chartArea;
-      if (!scale || options.from == null) return;
-      const left = Math.max(area.left, scale.getPixelForValue(options.from));
-      const right = Math.min(area.right, scale.getPixelForValue(options.to));
-      if (right <= left) return;
+      if (!scale || !options.windows) return;
       const context = chart.ctx;
       context.save();
       context.fillStyle = options.color;
-      context.fillRect(left, area.top, right - left, area.bottom - area.top);
+      for (const span of options.windows) {
+        const left = Math.max(area.left, scale.getPixelForValue(span.from));
+        const right = Math.min(area.right, scale.getPixelForValue(span.to));
+        if (right > left) context.fillRect(left, area.top, right - left, area.bottom - area.top);
+      }
       context.restore();
     },
   };
 
-  function incident(scope) {
-    const canvas = scope.querySelector("#incident-chart");
-    const data = readJson(scope, "incident-chart-data");
-    if (!canvas || !data) return null;
+  // A metric's readings over [data.start, data.end], flat threshold lines and shaded windows.
+  function lineChart(canvas, data, lines, windows) {
     if (!window.Chart) return unavailable(canvas);
     const start = Date.parse(data.start);
     const end = Date.parse(data.end);
     const unit = data.unit ? " " + data.unit : "";
     const grid = color("--grid");
     const text = color("--muted");
-    const flat = (value) => [{ x: start, y: value }, { x: end, y: value }];
     const datasets = [
       {
         label: data.label + " (mean)",
@@ -113,35 +111,14 @@
         borderWidth: 2,
       },
     ];
-    const limits = data.thresholds;
-    if (limits.warning != null) {
+    for (const line of lines) {
       datasets.push({
-        label: "Warning threshold",
-        data: flat(limits.warning),
-        borderColor: color("--warning"),
-        borderDash: [8, 4],
+        label: line.label,
+        data: [{ x: start, y: line.value }, { x: end, y: line.value }],
+        borderColor: color(line.color),
+        borderDash: line.dash,
         pointRadius: 0,
-        borderWidth: 2,
-      });
-    }
-    if (limits.critical != null) {
-      datasets.push({
-        label: "Critical threshold",
-        data: flat(limits.critical),
-        borderColor: color("--critical"),
-        borderDash: [2, 3],
-        pointRadius: 0,
-        borderWidth: 2,
-      });
-    }
-    if (limits.at_trigger != null && limits.at_trigger !== limits.warning && limits.at_trigger !== limits.critical) {
-      datasets.push({
-        label: "Threshold when it triggered",
-        data: flat(limits.at_trigger),
-        borderColor: color("--muted"),
-        borderDash: [4, 4],
-        pointRadius: 0,
-        borderWidth: 1,
+        borderWidth: line.width || 2,
       });
     }
     const x = axes(grid, text);
@@ -151,7 +128,7 @@
     const span = (end - start) / 60000;
     const step = minutes.find((size) => span / size <= 7) || minutes[minutes.length - 1];
     Object.assign(x.ticks, { stepSize: step * 60000, includeBounds: false });
-    x.ticks.callback = (value) => timeFormat.format(value);
+    x.ticks.callback = (value) => (span > 2880 ? dayFormat : timeFormat).format(value);
     const y = axes(grid, text);
     y.ticks.callback = (value) => value + unit;
     return new window.Chart(canvas, {
@@ -173,14 +150,48 @@
             },
           },
           incidentWindow: {
-            from: Date.parse(data.triggered_at),
-            to: data.resolved_at ? Date.parse(data.resolved_at) : end,
+            windows: windows.map((span) => ({ from: Date.parse(span.from), to: Date.parse(span.to) })),
             color: color("--window"),
           },
         },
       },
       plugins: [incidentWindow],
     });
+  }
+
+  function incident(scope) {
+    const canvas = scope.querySelector("#incident-chart");
+    const data = readJson(scope, "incident-chart-data");
+    if (!canvas || !data) return null;
+    const limits = data.thresholds;
+    const lines = [];
+    if (limits.warning != null) {
+      lines.push({ label: "Warning threshold", value: limits.warning, color: "--warning", dash: [8, 4] });
+    }
+    if (limits.critical != null) {
+      lines.push({ label: "Critical threshold", value: limits.critical, color: "--critical", dash: [2, 3] });
+    }
+    if (limits.at_trigger != null && limits.at_trigger !== limits.warning && limits.at_trigger !== limits.critical) {
+      lines.push({ label: "Threshold when it triggered", value: limits.at_trigger, color: "--muted", dash: [4, 4], width: 1 });
+    }
+    const window_ = { from: data.triggered_at, to: data.resolved_at || data.end };
+    return lineChart(canvas, data, lines, [window_]);
+  }
+
+  // A rule's preview: both versions' thresholds (this one solid, the saved one dashed) and
+  // the incidents this version would have opened.
+  function preview(scope) {
+    const canvas = scope.querySelector("#preview-chart");
+    const data = readJson(scope, "preview-chart-data");
+    if (!canvas || !data) return null;
+    const lines = data.thresholds.map((line) => ({
+      label: line.label,
+      value: line.value,
+      color: "--" + line.level,
+      dash: line.style === "dashed" ? [6, 4] : [],
+      width: line.style === "dashed" ? 1.5 : 2,
+    }));
+    return lineChart(canvas, data, lines, data.windows);
   }
 
   function destroyIn(scope) {
@@ -194,6 +205,7 @@
   function drawIn(scope) {
     frequency(scope);
     incident(scope);
+    preview(scope);
   }
 
   window.VigilCharts = { drawIn: drawIn, destroyIn: destroyIn };
