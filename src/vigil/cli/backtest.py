@@ -339,6 +339,7 @@ def from_database(
             end=end,
             interval=settings.interval,
             own_instance=settings.instance,
+            flap=settings.flap,
         )
         return rules, saved, result
 

@@ -210,7 +210,8 @@ class IncidentChanges(StoreBase):
         """Manual resolution of an open incident. ``IllegalTransitionError`` if resolved.
 
         Its series' streaks go with it, as the monitor's evaluator forgets them (``sync``):
-        a restart must not resume the streak that opened the incident."""
+        a restart must not resume the streak that opened the incident. Its flap history and
+        state stay, as they do in the evaluator: resolving by hand does not calm a series."""
         ident = parse_incident_id(incident_id)
         check_name("by", by)
         check_time("now", now)
@@ -219,10 +220,16 @@ class IncidentChanges(StoreBase):
             updated, event = resolve(current, by=by, now=now, notes=notes)
             await self._save_incident(connection, updated)
             streaks = models.rule_states
+            series = (streaks.c.rule == updated.rule, streaks.c.series == updated.series)
             await connection.execute(
                 delete(streaks).where(
-                    streaks.c.rule == updated.rule, streaks.c.series == updated.series
+                    *series, streaks.c.flap_history == "", streaks.c.flapping.is_(False)
                 )
+            )
+            await connection.execute(
+                update(streaks)
+                .where(*series)
+                .values(breach_streak=0, normal_streak=0, critical_streak=0, updated_at=now)
             )
             [stored] = await self._append_events(connection, [event])
         return updated, stored

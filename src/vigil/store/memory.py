@@ -277,7 +277,11 @@ class MemoryStore:
         check_time("now", now)
         updated, event = resolve(self._incident(ident), by=by, now=now, notes=notes)
         self._incidents[ident] = updated
-        self._streaks.pop(series_key(updated.rule, updated.series), None)
+        # The streaks go, the flap state stays (as ``IncidentChanges.resolve_incident``).
+        key = series_key(updated.rule, updated.series)
+        kept = self._streaks.pop(key, None)
+        if kept is not None and (kept[3] or kept[4]):
+            self._streaks[key] = (0, 0, 0, kept[3], kept[4])
         [stored] = self._append([event])
         return updated, stored
 
