@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from vigil.backtest import Cycle, replay
 from vigil.core import DEFAULT_RULES, Rule
+from vigil.core.flapping import FlapSettings
 from vigil.core.rules import Kind, SplitBy
 
 RULES = {rule.name: rule for rule in DEFAULT_RULES}
@@ -84,6 +85,7 @@ def test_json_has_exactly_the_documented_keys() -> None:
         "opened_at": "m1",
         "escalated_at": None,
         "resolved_at": None,
+        "flapping_at": None,
         "threshold": 100.0,
         "value": 150.0,
         "peak_value": 150.0,
@@ -125,3 +127,30 @@ def test_a_split_rule_opens_one_incident_for_the_instance_that_breaches() -> Non
     [outcome] = report.outcomes
     assert (outcome.rule, outcome.instance, outcome.opened_at) == ("shards", "shard-1", "m1")
     assert report.per_rule() == {"shards": (1, 60.0)}
+
+
+# Jitter around the critical threshold, then a bounce every five minutes (2 breaches open, 3
+# recoveries resolve the seeded rule's incident each time).
+JITTER = [250.0, 250.0, 50.0, 250.0, 50.0] + [250.0, 250.0, 50.0, 50.0, 50.0] * 8
+
+
+def test_flap_detection_holds_an_oscillating_trace_in_one_incident() -> None:
+    trace = cycles(*({LATENCY: value} for value in JITTER))
+    without = replay(trace, RULES)
+    with_flap = replay(trace, RULES, flap=FlapSettings())
+    assert len(without.outcomes) == 8 and without.flaps == {}
+    assert without.notifications == 16  # opened and resolved, eight times
+    [held] = with_flap.outcomes
+    assert (held.opened_at, held.flapping_at, held.resolved_at) == ("m1", "m4", None)
+    assert with_flap.flaps == {LATENCY: 1}
+    assert with_flap.notifications == 2  # opened, flapping
+
+
+def test_a_flap_that_calms_down_resolves_as_usual() -> None:
+    calm = [50.0] * 25
+    trace = cycles(*({LATENCY: value} for value in JITTER + calm))
+    [held] = replay(trace, RULES, flap=FlapSettings()).outcomes
+    assert held.resolved_at is not None
+    # flapping ends once at most one change, in the older half, is left (below 5 %): the
+    # incident resolves then, the three recoveries long since counted
+    assert int(held.resolved_at.removeprefix("m")) > len(JITTER) + 3

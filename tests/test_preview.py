@@ -50,11 +50,16 @@ def rules(draw: st.DrawFn) -> Rule:
     return Rule.from_dict(data)
 
 
-def monitor_events(events: list[Event]) -> list[tuple[str, datetime, str | None]]:
+LIFECYCLE = ("incident.opened", "incident.escalated", "incident.resolved")
+
+
+def monitor_events(
+    events: list[Event], kinds: tuple[str, ...] = LIFECYCLE
+) -> list[tuple[str, datetime, str | None]]:
     return [
         (e.kind.value, e.at, e.incident.instance)
         for e in events
-        if e.incident is not None and e.incident.rule == NAME
+        if e.incident is not None and e.incident.rule == NAME and e.kind.value in kinds
     ]
 
 
@@ -96,11 +101,16 @@ async def run_both(url: str, rule: Rule, history: list[tuple[float | None, float
             interval=INTERVAL,
             own_instance="test",
             chunk=7,  # several chunks even for a short history
+            flap=vigil.settings.flap,  # as the monitor: on by default
         )
     expected = monitor_events(events)
     ordered = sorted(expected, key=order)
     assert preview_events(result.proposed) == ordered
-    assert result.proposed.notifications == len(expected)
+    # what a channel is sent: the lifecycle, and one message when a series starts flapping
+    sent = monitor_events(events, (*LIFECYCLE, "incident.flapping"))
+    assert result.proposed.notifications == len(sent)
+    flaps = [e for e in events if e.kind.value == "incident.flapping" and e.rule == NAME]
+    assert result.proposed.report.flaps.get(NAME, 0) == len(flaps)
     stored = sum((own is not None) + (pushed is not None) for own, pushed in history)
     assert result.samples == stored
 

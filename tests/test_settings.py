@@ -24,6 +24,9 @@ BAD = [
     ("VIGIL_MAX_CONNECTIONS", "5", "a whole number from 10"),
     ("VIGIL_HEADER_TIMEOUT", "-1", "a number of seconds above 0"),
     ("VIGIL_SIGNIN_ATTEMPTS", "many", "a whole number from 1 to 100"),
+    ("VIGIL_FLAP_WINDOW", "2", "a whole number from 3 to 100"),
+    ("VIGIL_FLAP_HIGH", "120", "a percentage above 0, at most 100"),
+    ("VIGIL_FLAP_LOW", "30", "below VIGIL_FLAP_HIGH"),  # the default high is 20
 ]
 
 
@@ -86,3 +89,9 @@ def test_every_command_refuses_a_wrong_setting_in_one_line(
     assert lines[0].startswith(f"error: {variable}: ")
     assert expected in lines[0]
     assert "Traceback" not in result.output
+
+
+def test_flap_detection_is_on_by_default_and_can_be_turned_off() -> None:
+    flap = Settings().flap
+    assert flap is not None and (flap.window, flap.high, flap.low) == (21, 20.0, 5.0)
+    assert Settings(flap_detection=False).flap is None

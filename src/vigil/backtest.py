@@ -3,19 +3,32 @@
 Pure: no I/O and no clock. A replay is a sequence of cycles in time order, each holding that
 moment's reading per metric and instance; a metric with no reading in a cycle has no data in
 it. Every kind of rule replays: thresholds, absent rules (timed by the cycles' moments),
-composite conditions, and rules split per instance. Reading a
+composite conditions, and rules split per instance, with flap detection when given its
+settings (``vigil.core.flapping``). Reading a
 trace from a file and showing the report is the ``vigil backtest`` command's business
 (``vigil.cli.backtest``).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from vigil.core import Evaluator, EventKind, Rule
+from vigil.core.flapping import FlapSettings
+
+# What a channel subscribed to everything is sent (nobody acknowledges during a replay).
+_NOTIFIED = frozenset(
+    {
+        EventKind.INCIDENT_OPENED,
+        EventKind.INCIDENT_ESCALATED,
+        EventKind.INCIDENT_RESOLVED,
+        EventKind.INCIDENT_FLAPPING,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +52,7 @@ class Outcome:
     peak_value: float
     escalated_at: str | None = None
     resolved_at: str | None = None
+    flapping_at: str | None = None  # when its series started flapping (held open from then)
     duration_s: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
@@ -50,6 +64,7 @@ class Outcome:
             "opened_at": self.opened_at,
             "escalated_at": self.escalated_at,
             "resolved_at": self.resolved_at,
+            "flapping_at": self.flapping_at,
             "threshold": self.threshold,
             "value": self.value,
             "peak_value": self.peak_value,
@@ -61,6 +76,8 @@ class Report:
     outcomes: list[Outcome] = field(default_factory=list)
     cycles: int = 0
     metrics: set[str] = field(default_factory=set)  # those with at least one reading
+    flaps: Counter[str] = field(default_factory=Counter)  # rule -> times a series began to flap
+    notifications: int = 0  # opened, escalated, resolved and flapping: what a channel is sent
 
     def per_rule(self) -> dict[str, tuple[int, float]]:
         """rule name -> (incidents, seconds in incident), every series counted."""
@@ -74,10 +91,13 @@ class Report:
 Readings = dict[str, dict[str, tuple[float, datetime]]]  # metric -> instance -> (value, time)
 
 
-def replay(cycles: Sequence[Cycle], rules: Mapping[str, Rule]) -> Report:
-    """Evaluate ``cycles`` (in time order) with ``rules`` from a clean slate. An incident
-    still open at the end lasts until the last cycle."""
-    run = Replay(rules)
+def replay(
+    cycles: Sequence[Cycle], rules: Mapping[str, Rule], *, flap: FlapSettings | None = None
+) -> Report:
+    """Evaluate ``cycles`` (in time order) with ``rules`` from a clean slate, with flap
+    detection when ``flap`` is given. An incident still open at the end lasts until the last
+    cycle."""
+    run = Replay(rules, flap=flap)
     for cycle in cycles:
         readings = {
             metric: {instance: (value, cycle.time) for instance, value in values.items()}
@@ -93,11 +113,17 @@ class Replay:
     as the monitor gives them to the evaluator (a reading older than its rule's staleness
     limit is no data)."""
 
-    def __init__(self, rules: Mapping[str, Rule], *, stale_after: float | None = None) -> None:
-        self.evaluator = Evaluator(rules.values(), stale_after=stale_after)
+    def __init__(
+        self,
+        rules: Mapping[str, Rule],
+        *,
+        stale_after: float | None = None,
+        flap: FlapSettings | None = None,
+    ) -> None:
+        self.evaluator = Evaluator(rules.values(), stale_after=stale_after, flap=flap)
         self.report = Report()
         self.last: datetime | None = None
-        self.notifications = 0  # opened, escalated and resolved events: what a channel is sent
+        self.notifications = 0  # what a channel is sent (``_NOTIFIED``)
         self._live: dict[object, Outcome] = {}
 
     def skip(self, time: datetime, metrics: Iterable[str]) -> None:
@@ -117,9 +143,14 @@ class Replay:
         for event in self.evaluator.evaluate_series(readings, now=time).events:
             if label is None:
                 label = time.isoformat()
+            if event.kind is EventKind.INCIDENT_FLAPPING and event.rule is not None:
+                report.flaps[event.rule] += 1
             incident = event.incident
-            assert incident is not None
-            self.notifications += 1
+            if incident is None:
+                continue  # flapping with no incident open: recorded, nothing to send
+            if event.kind in _NOTIFIED:
+                self.notifications += 1
+                report.notifications += 1
             if event.kind is EventKind.INCIDENT_OPENED:
                 outcome = Outcome(
                     rule=incident.rule,
@@ -140,6 +171,8 @@ class Replay:
             outcome.peak_value = incident.peak_value
             if event.kind is EventKind.INCIDENT_ESCALATED:
                 outcome.escalated_at = label
+            elif event.kind is EventKind.INCIDENT_FLAPPING:
+                outcome.flapping_at = label
             elif event.kind is EventKind.INCIDENT_RESOLVED:
                 outcome.resolved_at = label
                 outcome.duration_s = incident.duration_s(time)

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from vigil.backtest import Readings, Replay, Report
 from vigil.core import Rule, ValidationError
+from vigil.core.flapping import FlapSettings
 from vigil.core.rules import Kind
 from vigil.core.suggest import History, NoSuggestion, Suggestion, hour_name
 
@@ -109,13 +110,15 @@ async def preview(
     interval: float,
     own_instance: str | None = None,
     chunk: int | None = None,
+    flap: FlapSettings | None = None,
 ) -> Preview:
     """Replay ``proposed`` (and ``saved``, when given and not empty) over the samples stored
-    in ``[start, end)``, in one pass over the history. The event loop is yielded every
-    ``SLICE_ROWS`` rows, so a long replay in the server never stalls the monitor."""
-    runs = [_Run(proposed, interval, own_instance)]
+    in ``[start, end)``, in one pass over the history, with flap detection as ``flap`` says
+    (the monitor's ``Settings.flap``). The event loop is yielded every ``SLICE_ROWS`` rows, so
+    a long replay in the server never stalls the monitor."""
+    runs = [_Run(proposed, interval, own_instance, flap)]
     if saved:
-        runs.append(_Run(saved, interval, own_instance))
+        runs.append(_Run(saved, interval, own_instance, flap))
     everything = any(rule.kind is Kind.ABSENT for run in runs for rule in run.rules.values())
     # An absent rule needs every cycle, data or not: the monitor's own samples mark them.
     metrics = (
@@ -144,10 +147,16 @@ class _Run:
     """One replay fed raw rows in time order: a cycle at each distinct time, its readings
     every series' newest sample within the horizon."""
 
-    def __init__(self, rules: Mapping[str, Rule], interval: float, own: str | None) -> None:
+    def __init__(
+        self,
+        rules: Mapping[str, Rule],
+        interval: float,
+        own: str | None,
+        flap: FlapSettings | None = None,
+    ) -> None:
         self.rules = dict(rules)
         self.own = own
-        self.replay = Replay(self.rules, stale_after=STALE_INTERVALS * interval)
+        self.replay = Replay(self.rules, stale_after=STALE_INTERVALS * interval, flap=flap)
         self.horizon = timedelta(seconds=horizon(self.rules, interval))
         self.read = {metric for rule in self.rules.values() for metric in rule.metrics}
         # The interval of the one metric's value that changes nothing (None: not known yet,
@@ -270,6 +279,7 @@ async def suggest(
     end: datetime,
     interval: float,
     own_instance: str | None = None,
+    flap: FlapSettings | None = None,
 ) -> Suggested:
     """Thresholds for the threshold rule ``rule`` learned from its metric's samples in
     ``[start, end)`` (``vigil.core.suggest``), and a preview of the rule with them beside the
@@ -296,6 +306,7 @@ async def suggest(
         end=end,
         interval=interval,
         own_instance=own_instance,
+        flap=flap,
     )
     return Suggested(start, end, found, proposed, result)
 

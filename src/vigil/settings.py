@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from vigil.core.errors import ValidationError
+from vigil.core.flapping import FlapSettings
 
 ENV_PREFIX = "VIGIL_"
 MIN_SECRET_KEY = 16
@@ -131,6 +132,28 @@ class Settings(BaseSettings):
         description="The most instances one rule split per instance follows; further ones "
         "are refused and reported in health.",
     )
+    # Nagios's flap detection (vigil.core.flapping, docs/rules.md "Flapping"); its defaults.
+    flap_detection: bool = Field(
+        True,
+        description="Hold a flapping series' incident open and notify once that it flaps, "
+        "instead of opening and resolving it at every change.",
+    )
+    flap_window: int = Field(
+        21, ge=3, le=100, description="Evaluations per series the percent state change covers."
+    )
+    flap_high: float = Field(
+        20.0,
+        gt=0,
+        le=100,
+        description="A series starts flapping when its weighted percent state change exceeds this.",
+    )
+    flap_low: float = Field(
+        5.0,
+        gt=0,
+        le=100,
+        description="A flapping series stops flapping when its percent state change falls "
+        "below this (below flap_high).",
+    )
     rules_file: Path | None = Field(
         None,
         description="A YAML rules file (see `vigil rules export`) the leader applies at "
@@ -198,6 +221,11 @@ class Settings(BaseSettings):
             super().__init__(**values)
         except pydantic.ValidationError as exc:
             raise _one_line(exc) from None
+        if self.flap_low >= self.flap_high:
+            raise SettingsError(
+                env_name("flap_low"),
+                f"must be below VIGIL_FLAP_HIGH ({self.flap_high:g}), got {self.flap_low:g}",
+            )
 
     @field_validator("base_url")
     @classmethod
@@ -231,6 +259,13 @@ class Settings(BaseSettings):
             if text:
                 networks.append(str(ipaddress.ip_network(text, strict=False)))
         return tuple(networks)
+
+    @property
+    def flap(self) -> FlapSettings | None:
+        """Flap detection as the evaluator takes it; ``None`` when turned off."""
+        if not self.flap_detection:
+            return None
+        return FlapSettings(window=self.flap_window, high=self.flap_high, low=self.flap_low)
 
     @property
     def public_url(self) -> str:
@@ -276,6 +311,10 @@ EXPECTED = {
     "max_rules": "a whole number from 1 to 100000",
     "max_series_per_rule": "a whole number from 1 to 100000",
     "rules_file": "the path of a YAML rules file",
+    "flap_detection": "true or false",
+    "flap_window": "a whole number from 3 to 100",
+    "flap_high": "a percentage above 0, at most 100",
+    "flap_low": "a percentage above 0, at most 100, below VIGIL_FLAP_HIGH",
 }
 _SECRET = frozenset({"secret_key"})
 

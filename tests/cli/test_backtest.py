@@ -65,6 +65,7 @@ def test_json_output_has_exactly_the_documented_keys(tmp_path: Path) -> None:
         "opened_at": "2026-01-01T00:00:30Z",
         "escalated_at": None,
         "resolved_at": None,
+        "flapping_at": None,
         "threshold": 100.0,
         "value": 150.0,
         "peak_value": 150.0,
@@ -251,3 +252,28 @@ def test_a_bad_rules_file_is_refused_with_its_line(tmp_path: Path) -> None:
     result = runner.invoke(app, ["backtest", str(SAMPLE), "--rules", str(rules)])
     assert result.exit_code == 2
     assert f"{rules}:4: rules[0] (slow_and_failing).condition" in result.stderr
+
+
+def test_the_report_counts_notifications_without_and_with_flap_detection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    values = [250, 250, 50, 250, 50] + [250, 250, 50, 50, 50] * 8
+    rows = (f"2026-01-01T00:{m:02d}:00Z,gateway_latency,{v}" for m, v in enumerate(values))
+    path = trace(tmp_path, *rows)
+    result = runner.invoke(app, ["backtest", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "gateway_latency: 1 incident," in result.stdout
+    assert "flapping 1 time" in result.stdout
+    assert "Notifications: 16 without flap detection, 2 with it (window 21" in result.stdout
+    # turned off, the incidents are the plain ones; the comparison still shows both
+    monkeypatch.setenv("VIGIL_FLAP_DETECTION", "false")
+    result = runner.invoke(app, ["backtest", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.splitlines()) == 8
+
+
+def test_the_sample_day_sends_as_many_notifications_with_flap_detection() -> None:
+    # Nothing in the sample day oscillates: flap detection changes nothing there.
+    result = runner.invoke(app, ["backtest", str(SAMPLE)])
+    assert result.exit_code == 0, result.output
+    assert "Notifications: 22 without flap detection, 22 with it" in result.stdout

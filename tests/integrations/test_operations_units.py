@@ -163,6 +163,13 @@ def test_the_embed_shows_the_numbers_the_note_and_the_snooze() -> None:
     assert fields["Note"] == "on \\*it\\*"  # Markdown shown as typed
     assert "deploy" in str(fields["Snoozed"]) and "alice" in str(fields["Snoozed"])
     assert embed.footer.text == f"Incident {uuid.UUID(int=7)}"
+    assert "Flapping" not in fields
+
+
+def test_a_flapping_incident_says_it_is_held_open() -> None:
+    embed = incident_embed(an_incident(flapping=True), rule=None, snooze=None, now=LATER)
+    fields = {field.name: field.value for field in embed.fields}
+    assert fields["Flapping"] == "Held open: its changes are not notified until it settles."
 
 
 @pytest.mark.parametrize(

@@ -214,3 +214,30 @@ def test_bad_input_is_refused() -> None:
         with pytest.raises(ValidationError) as caught:
             format_event(event, WEBHOOK, **options)  # type: ignore[arg-type]
         assert caught.value.field == field, options
+
+
+def test_a_flapping_series_is_one_message_saying_its_changes_are_held() -> None:
+    opened = lifecycle()["opened"]
+    assert opened.incident is not None
+    flapping = dataclasses.replace(
+        opened,
+        kind=EventKind.INCIDENT_FLAPPING,
+        id=(opened.id or 0) + 100,
+        incident=dataclasses.replace(opened.incident, flapping=True),
+        data={"percent": 23.37, "series": ""},
+    )
+    message = format_event(flapping, WEBHOOK, base_url=BASE_URL, rule=RULE)
+    assert message.title == "[WARNING] Gateway Latency: flapping"
+    assert message.lead == (
+        "Gateway Latency is flapping (23.4% state change): the incident stays open and its "
+        "changes are not notified until it settles."
+    )
+    assert dict(message.fields)["Flapping"] == "23.4% state change"
+    assert message.link == LINK
+
+
+def test_the_end_of_flapping_is_not_notified() -> None:
+    from vigil.notify import NotifyOn
+
+    assert NotifyOn.of(EventKind.INCIDENT_FLAPPING) is NotifyOn.FLAPPING
+    assert NotifyOn.of(EventKind.INCIDENT_FLAPPING_ENDED) is None

@@ -154,6 +154,18 @@ async def test_a_manual_resolution_leaves_the_series_idle_after_a_restart(
     assert await store.load_states() == {}
 
 
+async def test_a_manual_resolution_keeps_the_series_flapping_after_a_restart(
+    store: AnyStore,
+) -> None:
+    """As the live evaluator does: resolving by hand does not calm a flapping series."""
+    incident = dataclasses.replace(make_incident(), flapping=True)
+    opened = Event.for_incident(EventKind.INCIDENT_OPENED, incident, at=T0)
+    state = RuleState(breach_streak=3, incident=incident, flap_history="cnc", flapping=True)
+    await store.commit_cycle(samples=[], result=CycleResult([opened], {LATENCY: state}), now=T0)
+    await store.resolve_incident(incident.id, by="al", now=T0 + timedelta(minutes=1))
+    assert await store.load_states() == {LATENCY: RuleState(flap_history="cnc", flapping=True)}
+
+
 async def test_a_normal_streak_counts_only_while_an_incident_is_open(store: AnyStore) -> None:
     await _cycle(store, **{LATENCY: RuleState(breach_streak=1, normal_streak=2)})
     assert await store.load_states() == {LATENCY: RuleState(breach_streak=1)}

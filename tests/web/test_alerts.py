@@ -147,6 +147,7 @@ async def test_a_breach_shows_in_active_summary_and_one_incident_with_its_exact_
         "condition": None,
         "values": None,
         "no_data": False,
+        "flapping": False,
         "duration_s": 15.0,
     }
     assert (await api.get(f"/api/alerts/incidents/{incident['id']}")).json() == incident

@@ -20,7 +20,7 @@ from .support import LATENCY, T0, Api, eventually, running_api
 
 DISCORD = "discord://1234567890/secrettokenABC"
 NEW_DISCORD = "discord://9876543210/othertokenXYZ"
-ALL_EVENTS = ["opened", "escalated", "acknowledged", "resolved"]
+ALL_EVENTS = ["opened", "escalated", "acknowledged", "resolved", "flapping"]
 
 
 def stamp(seconds: float) -> str:

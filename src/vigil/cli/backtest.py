@@ -5,6 +5,10 @@ rules split per instance. Every distinct timestamp is one evaluation cycle whose
 that timestamp's rows; a metric with no row at a timestamp has no data in that cycle. The
 rules are the built-in ones, or a rules file's (``--rules``), with ``--rule`` changes on top.
 The replay itself is ``vigil.backtest``; this module reads the files and prints the report.
+
+Flap detection follows the settings (``VIGIL_FLAP_*``); the report ends with the
+notifications the trace sends without flap detection and with it, so its effect shows before
+it is turned on (or off).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from vigil.backtest import Cycle, Report, replay
 from vigil.cli._common import console, print_error, utcnow, with_store
 from vigil.cli.rules import new_rule, parse_rule_spec
 from vigil.core import DEFAULT_RULES, Rule, ValidationError, VigilError
+from vigil.core.flapping import FlapSettings
 from vigil.core.rules import Kind
 from vigil.preview import Preview, parse_since, preview
 from vigil.rulesfile import load
@@ -166,7 +171,31 @@ def print_report(report: Report, rules: Mapping[str, Rule], console: Console) ->
             continue  # no reading for it: nothing to say
         count, seconds = totals.get(name, (0, 0.0))
         noun = "incident" if count == 1 else "incidents"
-        console.print(f"{name}: {count} {noun}, {_duration(seconds)} in incident")
+        line = f"{name}: {count} {noun}, {_duration(seconds)} in incident"
+        flaps = report.flaps.get(name, 0)
+        if flaps:
+            line += f", flapping {flaps} {'time' if flaps == 1 else 'times'}"
+        console.print(line)
+
+
+def flap_choice() -> tuple[FlapSettings, bool]:
+    """Flap detection as the settings have it, and whether they turn it on."""
+    settings = Settings.from_env()
+    flap = FlapSettings(window=settings.flap_window, high=settings.flap_high, low=settings.flap_low)
+    return flap, settings.flap_detection
+
+
+def print_flap_comparison(
+    without: Report, with_flap: Report, flap: FlapSettings, out: Console
+) -> None:
+    flaps = sum(with_flap.flaps.values())
+    out.print(
+        f"Notifications: {without.notifications} without flap detection, "
+        f"{with_flap.notifications} with it (window {flap.window}, flapping above "
+        f"{flap.high:g}%, calm below {flap.low:g}%; {flaps} "
+        "series began to flap)",
+        highlight=False,
+    )
 
 
 def backtest_command(
@@ -229,6 +258,7 @@ def backtest_command(
         print_error("--since goes with --from-db")
         raise typer.Exit(2)
     try:
+        flap, flap_on = flap_choice()
         rules = apply_overrides(load_rules(rules_file), rule or [])
         with _open(trace) as handle:
             parsed = read_trace(handle, rules)
@@ -241,12 +271,16 @@ def backtest_command(
         Console(stderr=True, soft_wrap=True).print(
             f"note: skipped the rows of metrics no rule reads: {escape(metrics)}", highlight=False
         )
-    report = replay(parsed.cycles, rules)
+    without = replay(parsed.cycles, rules)
+    with_flap = replay(parsed.cycles, rules, flap=flap)
+    report = with_flap if flap_on else without
     if as_json:
         for outcome in report.outcomes:
             sys.stdout.write(json.dumps(outcome.to_json()) + "\n")
     else:
-        print_report(report, rules, console())
+        out = console()
+        print_report(report, rules, out)
+        print_flap_comparison(without, with_flap, flap, out)
 
 
 def _open(path: Path) -> TextIO:
@@ -305,6 +339,7 @@ def from_database(
             end=end,
             interval=settings.interval,
             own_instance=settings.instance,
+            flap=settings.flap,
         )
         return rules, saved, result
 

@@ -308,6 +308,7 @@ def rules_suggest(
             end=end,
             interval=settings.interval,
             own_instance=settings.instance,
+            flap=settings.flap,
         )
 
     result = with_store(work)

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from vigil.core import kinds
 from vigil.core.errors import DuplicateIncidentError, NotFoundError, ValidationError
 from vigil.core.events import Event
+from vigil.core.flapping import FlapSettings, advance_flapping
 from vigil.core.incidents import Incident, acknowledge, resolve
 from vigil.core.kinds import Observation
 from vigil.core.rules import Direction, Kind, Level, NoData, Rule, SplitBy
@@ -138,8 +139,9 @@ class Evaluator:
 
     ``stale_after``: seconds after which a reading is no data, for rules that do not set their
     own (``None``: never). ``max_series``: the most series one split rule may have; readings of
-    further instances are refused and counted in ``overflow()``. Not thread-safe: one owner
-    (the monitor) calls it.
+    further instances are refused and counted in ``overflow()``. ``flap``: flap detection
+    (``vigil.core.flapping``; ``None``: off). Not thread-safe: one owner (the monitor) calls
+    it.
     """
 
     def __init__(
@@ -150,7 +152,9 @@ class Evaluator:
         new_id: IdFactory = uuid.uuid4,
         stale_after: float | None = None,
         max_series: int = DEFAULT_MAX_SERIES,
+        flap: FlapSettings | None = None,
     ) -> None:
+        self._flap = flap
         self._rules: dict[str, Rule] = {}
         self._slots: dict[str, _Slot] = {}
         self._series: dict[str, dict[str, _Slot]] = {}
@@ -386,7 +390,7 @@ class Evaluator:
         slot = self._slot_of(incident_id)
         assert slot.state.incident is not None
         _, event = resolve(slot.state.incident, by=by, now=now, notes=notes)
-        slot.set_state(IDLE)
+        slot.set_state(slot.state.without_incident())
         return event
 
     def sync(self, incident: Incident) -> None:
@@ -405,7 +409,7 @@ class Evaluator:
             slot = slot if slot is not None else self._slot(rule, incident.series)
             slot.set_state(dataclasses.replace(slot.state, incident=incident))
         elif slot is not None and current is not None and current.id == incident.id:
-            slot.set_state(IDLE)
+            slot.set_state(slot.state.without_incident())
 
     # -- the parts --------------------------------------------------------------------------
 
@@ -621,10 +625,11 @@ class Evaluator:
                 slot = self._slot(rule, series)
             if at is not None:
                 slot.seen = at
-            state, events = advance(
+            state, events = advance_flapping(
                 rule,
                 slot.state,
                 seen,
+                settings=self._flap,
                 now=now,
                 silenced=rule.name in silenced,
                 new_id=self._new_id,

@@ -17,6 +17,8 @@ class EventKind(StrEnum):
     INCIDENT_ESCALATED = "incident.escalated"
     INCIDENT_ACKNOWLEDGED = "incident.acknowledged"
     INCIDENT_RESOLVED = "incident.resolved"
+    INCIDENT_FLAPPING = "incident.flapping"
+    INCIDENT_FLAPPING_ENDED = "incident.flapping_ended"
     RULE_CREATED = "rule.created"
     RULE_CHANGED = "rule.changed"
     RULE_DELETED = "rule.deleted"

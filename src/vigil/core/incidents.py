@@ -71,6 +71,8 @@ class Incident:
     condition: str | None = None
     values: dict[str, float] | None = None
     no_data: bool = False
+    # Its series is flapping (``vigil.core.flapping``): held open, its changes not notified.
+    flapping: bool = False
 
     def __post_init__(self) -> None:
         if not self.rule:
@@ -102,6 +104,7 @@ class Incident:
             condition=self.condition,
             values=self.values,
             no_data=no_data,
+            flapping=self.flapping,
         )
 
     @property

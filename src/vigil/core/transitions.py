@@ -27,16 +27,31 @@ IdFactory = Callable[[], uuid.UUID]
 @dataclass(frozen=True, slots=True)
 class RuleState:
     """Where one series of one rule stands. ``normal_streak`` counts only while an incident is
-    open."""
+    open. ``flap_history`` holds the levels of the latest evaluations, oldest first, one
+    letter each (``vigil.core.flapping``; "" when they were all normal), and ``flapping``
+    whether the series is flapping."""
 
     breach_streak: int = 0
     normal_streak: int = 0
     critical_streak: int = 0
     incident: Incident | None = None
+    flap_history: str = ""
+    flapping: bool = False
 
     @property
     def is_idle(self) -> bool:
-        return self.incident is None and self.breach_streak == 0 and self.critical_streak == 0
+        return (
+            self.incident is None
+            and self.breach_streak == 0
+            and self.critical_streak == 0
+            and not self.flap_history
+            and not self.flapping
+        )
+
+    def without_incident(self) -> RuleState:
+        """Idle streaks, the flap history kept: the state after an incident is closed by hand
+        (a manual resolution does not make a flapping series calm)."""
+        return RuleState(flap_history=self.flap_history, flapping=self.flapping)
 
 
 IDLE = RuleState()
@@ -69,12 +84,14 @@ def advance(
     silenced: bool = False,
     new_id: IdFactory = uuid.uuid4,
     instance: str | None = None,
+    hold_open: bool = False,
 ) -> tuple[RuleState, list[Event]]:
     """One observation of one series: the new state and the events it causes.
 
     ``None`` (no data under ``no_data: keep``) changes nothing. A ``silenced`` rule (snoozed,
     in maintenance) and a disabled one still count streaks and may auto-resolve, but neither
-    open nor escalate an incident.
+    open nor escalate an incident. ``hold_open`` (a flapping series) keeps an open incident
+    open: the normal streak goes on counting, and the recovery happens when it is lifted.
     """
     if seen is None:
         return state, []
@@ -89,8 +106,8 @@ def advance(
         if not seen.recovered:
             # Hysteresis band: neither breach nor normal.
             return RuleState(normal_streak=state.normal_streak, incident=incident), []
-        normal = state.normal_streak + 1
-        if normal >= rule.recoveries_required:
+        normal = min(state.normal_streak + 1, MAX_STREAK)
+        if normal >= rule.recoveries_required and not hold_open:
             _, event = resolve(incident, now=now)
             return IDLE, [event]
         return RuleState(normal_streak=normal, incident=incident), []

@@ -57,6 +57,12 @@ def incident_embed(
     embed.add_field(name="Value", value=f"{incident.last_value:.2f}{unit}")
     embed.add_field(name="Peak", value=f"{incident.peak_value:.2f}{unit}")
     embed.add_field(name="Threshold", value=f"{incident.threshold:.2f}{unit}")
+    if incident.flapping and incident.is_open:
+        embed.add_field(
+            name="Flapping",
+            value="Held open: its changes are not notified until it settles.",
+            inline=False,
+        )
     if incident.notes:
         embed.add_field(
             name="Note", value=_clip(discord.utils.escape_markdown(incident.notes)), inline=False

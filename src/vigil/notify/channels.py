@@ -38,6 +38,7 @@ class NotifyOn(StrEnum):
     ESCALATED = "escalated"
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
+    FLAPPING = "flapping"  # a series started flapping: its incident is held open (once)
 
     @classmethod
     def of(cls, kind: EventKind) -> NotifyOn | None:
@@ -50,6 +51,9 @@ _BY_EVENT_KIND = {
     EventKind.INCIDENT_ESCALATED: NotifyOn.ESCALATED,
     EventKind.INCIDENT_ACKNOWLEDGED: NotifyOn.ACKNOWLEDGED,
     EventKind.INCIDENT_RESOLVED: NotifyOn.RESOLVED,
+    # Only the start: the changes held back while flapping, and its end (recorded, and
+    # followed by the resolution when the series has recovered), send nothing.
+    EventKind.INCIDENT_FLAPPING: NotifyOn.FLAPPING,
 }
 ALL_EVENTS = frozenset(NotifyOn)
 

@@ -150,6 +150,8 @@ def format_event(
         title = f"[{severity}] {name}: escalated from {was}"
     elif event.kind is EventKind.INCIDENT_ACKNOWLEDGED:
         title = f"[{severity}] {name}: acknowledged by {incident.acknowledged_by}"
+    elif event.kind is EventKind.INCIDENT_FLAPPING:
+        title = f"[{severity}] {name}: flapping"
     else:
         how = (
             f"by {incident.resolved_by}"
@@ -168,9 +170,18 @@ def format_event(
     ]
     if incident.notes:
         fields.append(("Notes", incident.notes))
+    lead = incident.message
+    if event.kind is EventKind.INCIDENT_FLAPPING:
+        percent = event.data.get("percent")
+        change = f" ({float(percent):.1f}% state change)" if percent is not None else ""
+        lead = (
+            f"{name} is flapping{change}: the incident stays open and its changes are not "
+            "notified until it settles."
+        )
+        fields.insert(0, ("Flapping", f"{change.strip(' ()') or 'yes'}"))
     return Message(
         title=_one_line(title),
-        lead=_one_line(incident.message),
+        lead=_one_line(lead),
         fields=tuple((label, _one_line(value)) for label, value in fields),
         tone=_tone(event.kind, incident),
         link=incident_link(base_url, incident.id),

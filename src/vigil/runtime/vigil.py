@@ -239,6 +239,7 @@ class Vigil:
                 states=states,
                 stale_after=STALE_INTERVALS * self.settings.interval,
                 max_series=self.settings.max_series_per_rule,
+                flap=self.settings.flap,
             ),
             bus=bus,
             view=view,

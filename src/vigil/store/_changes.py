@@ -37,7 +37,15 @@ from vigil.store._base import (
 
 # What the evaluator owns on an open incident. Acknowledgement and notes belong to people and
 # may have changed on another instance since the evaluator last saw the incident.
-EVALUATOR_FIELDS = ("severity", "threshold", "message", "peak_value", "last_value", "no_data")
+EVALUATOR_FIELDS = (
+    "severity",
+    "threshold",
+    "message",
+    "peak_value",
+    "last_value",
+    "no_data",
+    "flapping",
+)
 RESOLUTION_FIELDS = ("status", "resolved_at", "resolution", "resolved_by")
 
 
@@ -73,7 +81,14 @@ class IncidentChanges(StoreBase):
             ).all()
         return resume_states(
             (
-                (series_key(r.rule, r.series), r.breach_streak, r.normal_streak, r.critical_streak)
+                (
+                    series_key(r.rule, r.series),
+                    r.breach_streak,
+                    r.normal_streak,
+                    r.critical_streak,
+                    r.flap_history,
+                    bool(r.flapping),
+                )
                 for r in streaks
             ),
             (incident_from_row(row) for row in open_rows),
@@ -195,7 +210,8 @@ class IncidentChanges(StoreBase):
         """Manual resolution of an open incident. ``IllegalTransitionError`` if resolved.
 
         Its series' streaks go with it, as the monitor's evaluator forgets them (``sync``):
-        a restart must not resume the streak that opened the incident."""
+        a restart must not resume the streak that opened the incident. Its flap history and
+        state stay, as they do in the evaluator: resolving by hand does not calm a series."""
         ident = parse_incident_id(incident_id)
         check_name("by", by)
         check_time("now", now)
@@ -204,10 +220,16 @@ class IncidentChanges(StoreBase):
             updated, event = resolve(current, by=by, now=now, notes=notes)
             await self._save_incident(connection, updated)
             streaks = models.rule_states
+            series = (streaks.c.rule == updated.rule, streaks.c.series == updated.series)
             await connection.execute(
                 delete(streaks).where(
-                    streaks.c.rule == updated.rule, streaks.c.series == updated.series
+                    *series, streaks.c.flap_history == "", streaks.c.flapping.is_(False)
                 )
+            )
+            await connection.execute(
+                update(streaks)
+                .where(*series)
+                .values(breach_streak=0, normal_streak=0, critical_streak=0, updated_at=now)
             )
             [stored] = await self._append_events(connection, [event])
         return updated, stored
@@ -252,6 +274,8 @@ class IncidentChanges(StoreBase):
                     "breach_streak": state.breach_streak,
                     "normal_streak": state.normal_streak,
                     "critical_streak": state.critical_streak,
+                    "flap_history": state.flap_history,
+                    "flapping": state.flapping,
                     "updated_at": now,
                 }
             )
@@ -263,6 +287,8 @@ class IncidentChanges(StoreBase):
                     "breach_streak": statement.excluded.breach_streak,
                     "normal_streak": statement.excluded.normal_streak,
                     "critical_streak": statement.excluded.critical_streak,
+                    "flap_history": statement.excluded.flap_history,
+                    "flapping": statement.excluded.flapping,
                     "updated_at": statement.excluded.updated_at,
                 },
             )
@@ -370,13 +396,13 @@ class IncidentChanges(StoreBase):
 
 
 def resume_states(
-    streaks: Iterable[tuple[str, int, int, int]], open_incidents: Iterable[Incident]
+    streaks: Iterable[tuple[str, int, int, int, str, bool]], open_incidents: Iterable[Incident]
 ) -> dict[str, RuleState]:
-    """Series states from persisted streaks ``(series_key, breach, normal, critical)`` and
-    the open incidents: what a restarted monitor resumes."""
+    """Series states from persisted streaks ``(series_key, breach, normal, critical,
+    flap_history, flapping)`` and the open incidents: what a restarted monitor resumes."""
     by_key = {series_key(i.rule, i.series): i for i in open_incidents}
     states: dict[str, RuleState] = {}
-    for key, breach, normal, critical in streaks:
+    for key, breach, normal, critical, flap_history, flapping in streaks:
         incident = by_key.get(key)
         states[key] = RuleState(
             breach_streak=breach,
@@ -384,14 +410,22 @@ def resume_states(
             normal_streak=normal if incident is not None else 0,
             critical_streak=critical,
             incident=incident,
+            flap_history=flap_history,
+            flapping=flapping,
         )
     for key, incident in by_key.items():
         states.setdefault(key, RuleState(incident=incident))
     return states
 
 
-def _streaks(state: RuleState) -> tuple[int, int, int]:
-    return state.breach_streak, state.normal_streak, state.critical_streak
+def _streaks(state: RuleState) -> tuple[int, int, int, str, bool]:
+    return (
+        state.breach_streak,
+        state.normal_streak,
+        state.critical_streak,
+        state.flap_history,
+        state.flapping,
+    )
 
 
 def _replace_incident(item: Event, incident: Incident) -> Event:

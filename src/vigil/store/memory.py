@@ -77,8 +77,9 @@ class MemoryStore:
 
     def __init__(self, rules: Iterable[Rule] = DEFAULT_RULES) -> None:
         self._rules: dict[str, Rule] = {rule.name: rule for rule in rules}
-        # breach, normal, critical, by series key (``vigil.core.evaluation.series_key``)
-        self._streaks: dict[str, tuple[int, int, int]] = {}
+        # breach, normal, critical, flap history, flapping, by series key
+        # (``vigil.core.evaluation.series_key``)
+        self._streaks: dict[str, tuple[int, int, int, str, bool]] = {}
         self._incidents: dict[uuid.UUID, Incident] = {}
         self._samples: list[Sample] = []
         self._events: list[Event] = []
@@ -197,6 +198,8 @@ class MemoryStore:
                 state.breach_streak,
                 state.normal_streak,
                 state.critical_streak,
+                state.flap_history,
+                state.flapping,
             )
         return self._append(
             item
@@ -274,7 +277,11 @@ class MemoryStore:
         check_time("now", now)
         updated, event = resolve(self._incident(ident), by=by, now=now, notes=notes)
         self._incidents[ident] = updated
-        self._streaks.pop(series_key(updated.rule, updated.series), None)
+        # The streaks go, the flap state stays (as ``IncidentChanges.resolve_incident``).
+        key = series_key(updated.rule, updated.series)
+        kept = self._streaks.pop(key, None)
+        if kept is not None and (kept[3] or kept[4]):
+            self._streaks[key] = (0, 0, 0, kept[3], kept[4])
         [stored] = self._append([event])
         return updated, stored
 

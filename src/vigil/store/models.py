@@ -123,6 +123,10 @@ class RuleStateRow(Base):
     normal_streak: Mapped[int]
     critical_streak: Mapped[int]
     updated_at: Mapped[datetime]
+    # Since 0007: the levels of the latest evaluations (vigil.core.flapping) and whether the
+    # series is flapping, so a restart neither forgets nor restarts flap detection.
+    flap_history: Mapped[str] = mapped_column(server_default=text("''"))
+    flapping: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
 
 
 class IncidentRow(Base):
@@ -153,6 +157,8 @@ class IncidentRow(Base):
     condition: Mapped[str | None] = mapped_column(Text)
     term_values: Mapped[dict[str, float] | None] = mapped_column(JSON)
     no_data: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    # Since 0007: its series is flapping (held open, its changes not notified).
+    flapping: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
 
     __table_args__ = (
         # The last line of defence: at most one open incident per rule and series, whatever

@@ -246,6 +246,10 @@ class IncidentOut(BaseModel):
         description="A composite rule's term values when it opened."
     )
     no_data: bool = Field(description="Opened or kept open by missing data (no_data alerting).")
+    flapping: bool = Field(
+        description="Its series is flapping (or was when it was resolved by hand): held "
+        "open, its changes not notified; see docs/rules.md, Flapping."
+    )
     duration_s: float = Field(description="Seconds from trigger to resolution, or to now.")
 
     @classmethod

@@ -207,6 +207,7 @@ class SeriesState:
     breach_streak: int
     normal_streak: int
     incident: Incident | None
+    flapping: bool = False  # vigil.core.flapping: its incident held open
 
 
 Readings = Mapping[str, Mapping[str, tuple[float, datetime]]]
@@ -275,7 +276,13 @@ async def rules_section(reads: Reads) -> Context:
     for key, state in sorted((await vigil.store.load_states()).items()):
         name, _, series = key.partition("/")  # core.evaluation.series_key
         states.setdefault(name, []).append(
-            SeriesState(series or None, state.breach_streak, state.normal_streak, state.incident)
+            SeriesState(
+                series or None,
+                state.breach_streak,
+                state.normal_streak,
+                state.incident,
+                flapping=state.flapping,
+            )
         )
     now, interval = vigil.clock(), vigil.settings.interval
     current: dict[str, list[SeriesNow]] = {}

@@ -117,6 +117,7 @@ async def preview_rule(request: Request, body: RulePreviewIn, _: Viewer) -> Rule
         end=end,
         interval=vigil.settings.interval,
         own_instance=vigil.settings.instance,
+        flap=vigil.settings.flap,
     )
     return RulePreviewOut(
         start=result.start,
@@ -184,6 +185,7 @@ async def suggest_thresholds(
         end=end,
         interval=vigil.settings.interval,
         own_instance=vigil.settings.instance,
+        flap=vigil.settings.flap,
     )
     found = result.suggestion
     preview_of = result.preview

@@ -141,6 +141,8 @@
         return ["✔ Acknowledged by " + event.by + ": " + incident.message, ""];
       case "incident.resolved":
         return [event.by ? "✓ Resolved by " + event.by + ": " + incident.message : "↺ Recovered on its own: " + incident.message, "ok"];
+      case "incident.flapping":
+        return ["≈ Flapping, held open: " + incident.message, incident.severity];
       default:
         return null;
     }
@@ -357,6 +359,8 @@
         const section = document.querySelector('[data-section="incident"]');
         if (section && section.dataset.incidentId === event.incident.id) names.push("incident");
       }
+    } else if (event.kind.startsWith("incident.flapping")) {
+      if (pageName === "rules") names.push("list"); // a series flapping with no incident open
     } else if (event.kind.startsWith("rule.")) {
       names.push(pageName === "alerts" ? "rules" : pageName === "rules" ? "list" : "cards");
     } else if (event.kind.startsWith("channel.")) {
@@ -378,6 +382,8 @@
     "incident.escalated",
     "incident.acknowledged",
     "incident.resolved",
+    "incident.flapping",
+    "incident.flapping_ended",
     "rule.created",
     "rule.changed",
     "rule.deleted",
