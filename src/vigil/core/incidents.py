@@ -71,6 +71,9 @@ class Incident:
     condition: str | None = None
     values: dict[str, float] | None = None
     no_data: bool = False
+    # The incident group it joined when it opened (``vigil.core.grouping``); None when
+    # grouping was off, or for incidents older than grouping.
+    group: uuid.UUID | None = None
 
     def __post_init__(self) -> None:
         if not self.rule:
@@ -102,6 +105,7 @@ class Incident:
             condition=self.condition,
             values=self.values,
             no_data=no_data,
+            group=self.group,
         )
 
     @property
@@ -138,6 +142,8 @@ class Incident:
         values["id"] = uuid.UUID(str(values["id"]))
         values["severity"] = Severity(values["severity"])
         values["status"] = Status(values["status"])
+        if values.get("group") is not None:
+            values["group"] = uuid.UUID(str(values["group"]))
         if values.get("resolution") is not None:
             values["resolution"] = Resolution(values["resolution"])
         if values.get("values") is not None:

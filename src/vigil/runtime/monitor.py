@@ -70,6 +70,7 @@ class Monitor:
         interval: float,
         clock: Callable[[], datetime],
         silences: SilenceCache | None = None,
+        group_window: float = 0.0,
     ) -> None:
         self.store = store
         self.metrics = metrics
@@ -81,6 +82,8 @@ class Monitor:
         self.interval = interval
         self.clock = clock
         self.silences = silences  # snoozes and maintenance windows; None: none
+        # Incidents opening within this many seconds of each other form one group; 0: off.
+        self.group_window = timedelta(seconds=group_window)
         self._pending: deque[Sample] = deque()
         self._dropped = 0
         self._cycles = 0
@@ -177,7 +180,10 @@ class Monitor:
         )
         try:
             events = await self.store.commit_cycle(
-                samples=list(self._pending), result=result, now=now
+                samples=list(self._pending),
+                result=result,
+                now=now,
+                group_window=self.group_window,
             )
         except (IllegalTransitionError, DuplicateIncidentError) as exc:
             # Someone else changed an incident meanwhile: take the database's word for it.

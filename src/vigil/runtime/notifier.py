@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 from vigil.core import Event, EventKind, Incident, Rule, Severity, Status, ValidationError
 from vigil.metrics import HealthRegistry
 from vigil.notify import Channel, DeliveryError, Message, format_event, renotify_due, send
+from vigil.notify.grouped import format_group
 from vigil.runtime.ports import Leadership, NotifierStore
 from vigil.store import Delivery, LastNotification, OutboxCounts, VigilStorageError
 
@@ -390,14 +391,17 @@ class Notifier:
         is pointless."""
         item, event = delivery.item, delivery.event
         try:
-            message = format_event(
-                event,
-                channel,
-                base_url=self.base_url,
-                rule=self.rules().get(event.metric or ""),
-                repeat=item.repeat,
-                now=item.created_at if item.repeat else None,
-            )
+            if delivery.group is not None and delivery.group.size > 1:
+                message = format_group(delivery.group, event, channel, base_url=self.base_url)
+            else:
+                message = format_event(
+                    event,
+                    channel,
+                    base_url=self.base_url,
+                    rule=self.rules().get(event.metric or ""),
+                    repeat=item.repeat,
+                    now=item.created_at if item.repeat else None,
+                )
         except ValidationError as exc:
             return f"cannot format the message: {exc}", True
         try:

@@ -245,6 +245,7 @@ class Vigil:
             interval=self.settings.interval,
             clock=self.clock,
             silences=silences,
+            group_window=self.settings.effective_group_window,
         )
         return _Running(
             store=store,

@@ -145,6 +145,7 @@ def incident_from_row(row: Row[Any] | Mapping[str, Any]) -> Incident:
         condition=data["condition"],
         values=_term_values(data["term_values"]),
         no_data=bool(data["no_data"]),
+        group=data["group_id"],
     )
 
 
@@ -177,6 +178,7 @@ def incident_values(incident: Incident) -> dict[str, Any]:
         "condition": incident.condition,
         "term_values": dict(incident.values) if incident.values is not None else None,
         "no_data": incident.no_data,
+        "group_id": incident.group,
     }
 
 

@@ -153,8 +153,12 @@ class IncidentRow(Base):
     condition: Mapped[str | None] = mapped_column(Text)
     term_values: Mapped[dict[str, float] | None] = mapped_column(JSON)
     no_data: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    # Since 0008: the incident group it joined when it opened (NULL: grouping off, or older).
+    group_id: Mapped[uuid.UUID | None]
 
     __table_args__ = (
+        # A group's members.
+        Index("ix_incidents_group_id", "group_id"),
         # The last line of defence: at most one open incident per rule and series, whatever
         # the callers do. It also serves the active list and the summary (open incidents).
         Index(
@@ -175,6 +179,25 @@ class IncidentRow(Base):
         # Auto-recoveries (newest resolution first) and retention (resolved before a cutoff).
         Index("ix_incidents_resolved_at", "resolved_at"),
     )
+
+
+class IncidentGroupRow(Base):
+    """An incident group (since 0008). Its status is its members' (``incidents.group_id``),
+    derived when read, so the two can never disagree."""
+
+    __tablename__ = "incident_groups"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    opened_at: Mapped[datetime]
+    # When its latest member opened: the next incident within the window of it joins.
+    last_opened_at: Mapped[datetime]
+    label: Mapped[str | None]
+    # The correlation window it was formed with; also the least time between two messages
+    # about it (Alertmanager's group_interval).
+    window_s: Mapped[float]
+
+    # The groups listed newest first.
+    __table_args__ = (Index("ix_incident_groups_opened_at", "opened_at"),)
 
 
 class IncidentDailyCountRow(Base):
@@ -245,8 +268,12 @@ class OutboxRow(Base):
     # keep their order; reminders look up what was last sent), and the reminder number.
     incident_id: Mapped[uuid.UUID | None]
     repeat: Mapped[int] = mapped_column(server_default=text("0"))
+    # Since 0008: the incident group the message tells of (NULL: one incident's message).
+    group_id: Mapped[uuid.UUID | None]
 
     __table_args__ = (
+        # A group's messages to one channel: one pending at a time, the last one sent.
+        Index("ix_notification_outbox_group_id_channel", "group_id", "channel"),
         # What is due: pending rows by next attempt time.
         Index("ix_notification_outbox_status_next_attempt_at", "status", "next_attempt_at"),
         # One incident's deliveries to one channel: their order, and the last one sent.
@@ -368,6 +395,7 @@ rules = _table(RuleRow)
 rule_states = _table(RuleStateRow)
 incidents = _table(IncidentRow)
 incident_daily_counts = _table(IncidentDailyCountRow)
+incident_groups = _table(IncidentGroupRow)
 events = _table(EventRow)
 samples = _table(SampleRow)
 outbox = _table(OutboxRow)
