@@ -218,7 +218,7 @@ class IncidentGroups(StoreBase):
             (row.group_id, row.channel): row.lt
             for row in await connection.execute(
                 select(
-                    outbox.c.group_id, outbox.c.channel, func.max(outbox.c.created_at).label("last")
+                    outbox.c.group_id, outbox.c.channel, func.max(outbox.c.created_at).label("lt")
                 )
                 .where(outbox.c.group_id.in_(ids))
                 .group_by(outbox.c.group_id, outbox.c.channel)
