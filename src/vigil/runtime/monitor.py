@@ -5,8 +5,10 @@ incident changes and events in one transaction, then publishes the events."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ from vigil.core import (
     Event,
     EventKind,
     IllegalTransitionError,
+    NotFoundError,
     Rule,
     RuleState,
     Sample,
@@ -196,9 +199,37 @@ class Monitor:
             self.evaluator.rollback(result)
             raise
         self._pending.clear()
+        grouped = self._adopt_groups(events)
         self.bus.publish(events)
-        self.view.refresh(s.incident for s in result.changed.values() if s.incident is not None)
+        self.view.refresh(
+            s.incident
+            if s.incident.id not in grouped
+            else dataclasses.replace(s.incident, group=grouped[s.incident.id])
+            for s in result.changed.values()
+            if s.incident is not None
+        )
         return events
+
+    def _adopt_groups(self, events: Iterable[Event]) -> dict[uuid.UUID, uuid.UUID]:
+        """The store put the incidents it opened in groups: the evaluator's own copies
+        learn theirs, so what it hands on next carries the group too. Returns them."""
+        grouped: dict[uuid.UUID, uuid.UUID] = {}
+        for event in events:
+            incident = event.incident
+            if (
+                event.kind is not EventKind.INCIDENT_OPENED
+                or incident is None
+                or incident.group is None
+            ):
+                continue
+            grouped[incident.id] = incident.group
+            try:
+                current = self.evaluator.state(incident.rule, incident.series).incident
+            except NotFoundError:  # the rule was deleted meanwhile
+                continue
+            if current is not None and current.id == incident.id:
+                self.evaluator.sync(dataclasses.replace(current, group=incident.group))
+        return grouped
 
     async def reload(self) -> None:
         """Take rules, their states and open incidents from the database (at start, on

@@ -402,6 +402,14 @@ class Vigil:
         self.bus.publish(event for _, event in changed)
         return [incident for incident, _ in changed]
 
+    async def acknowledge_group(
+        self, group_id: uuid.UUID | str, *, by: str, notes: str | None = None
+    ) -> list[Incident]:
+        """Acknowledge an incident group's active members (``vigil.core.grouping``)."""
+        changed = await self.store.acknowledge_group(group_id, by=by, now=self.clock(), notes=notes)
+        self.bus.publish(event for _, event in changed)
+        return [incident for incident, _ in changed]
+
     async def resolve(
         self, incident_id: uuid.UUID | str, *, by: str, notes: str | None = None
     ) -> Incident:

@@ -20,7 +20,17 @@ from vigil.web.live import KEEPALIVE_SECONDS, RECHECK_SECONDS, RING, LiveStream
 from vigil.web.prometheus import WebMetrics
 from vigil.web.proxies import TrustedProxies
 from vigil.web.ratelimit import IngestLimiter, SignInLimiter
-from vigil.web.routes import alerts, auth, channels, ingest, metrics, rules, silences, system
+from vigil.web.routes import (
+    alerts,
+    auth,
+    channels,
+    groups,
+    ingest,
+    metrics,
+    rules,
+    silences,
+    system,
+)
 from vigil.web.security import Keys, Passwords
 from vigil.web.state import WebState, generation_of
 
@@ -96,7 +106,7 @@ def create_app(
     app.add_middleware(ingest.IngestGate)  # a flood turned away before its body is read
     if settings.trusted_proxies:  # outermost: everything after it sees the real client
         app.add_middleware(TrustedProxies, networks=settings.trusted_proxies)
-    for module in (alerts, rules, metrics, channels, silences, system, ingest, auth):
+    for module in (alerts, groups, rules, metrics, channels, silences, system, ingest, auth):
         app.include_router(module.router)
     app.include_router(apidocs.router)
     app.include_router(pages.router)  # the dashboard's HTML pages and static files

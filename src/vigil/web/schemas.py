@@ -246,6 +246,10 @@ class IncidentOut(BaseModel):
         description="A composite rule's term values when it opened."
     )
     no_data: bool = Field(description="Opened or kept open by missing data (no_data alerting).")
+    group: uuid.UUID | None = Field(
+        default=None,
+        description="The incident group it joined when it opened; null when grouping was off.",
+    )
     duration_s: float = Field(description="Seconds from trigger to resolution, or to now.")
 
     @classmethod
