@@ -147,8 +147,10 @@ async def test_a_breach_shows_in_active_summary_and_one_incident_with_its_exact_
         "condition": None,
         "values": None,
         "no_data": False,
+        "group": str(opened.incident.group),  # a group of one: it opened alone
         "duration_s": 15.0,
     }
+    assert opened.incident.group is not None
     assert (await api.get(f"/api/alerts/incidents/{incident['id']}")).json() == incident
     summary = (await api.get("/api/alerts/summary")).json()
     assert summary == {

@@ -29,6 +29,7 @@ from vigil.core.events import Event
 from vigil.core.incidents import Incident, Severity, Status, acknowledge
 
 MAX_WINDOW = 86_400.0  # a day: groups are about incidents that happen together
+HEADLINE_NAMES = 5  # members named in a headline (a message title must stay short)
 
 
 def check_window(field_name: str, seconds: object) -> timedelta:
@@ -128,7 +129,7 @@ class GroupSummary:
 
     id: uuid.UUID
     label: str | None
-    members: tuple[Incident, ...]  # in the order they opened
+    members: tuple[Incident, ...]  # in the order they opened, most severe first at a tie
     opened_at: datetime
 
     @property
@@ -162,7 +163,9 @@ class GroupSummary:
     def headline(self) -> str:
         """``3 incidents: gateway_latency, error_rate, command_p95_latency; most severe
         critical`` (a single incident's group is told of as the incident itself)."""
-        names = ", ".join(_member_name(m) for m in self.members)
+        names = ", ".join(_member_name(m) for m in self.members[:HEADLINE_NAMES])
+        if self.size > HEADLINE_NAMES:
+            names += f" and {self.size - HEADLINE_NAMES} more"
         noun = "incident" if self.size == 1 else "incidents"
         return f"{self.size} {noun}: {names}; most severe {self.severity.value}"
 
@@ -195,7 +198,10 @@ def summarize(
     stray = [m.id for m in members if m.group != group_id]
     if stray:
         raise ValidationError("members", f"incident {stray[0]} is not in group {group_id}")
-    ordered = tuple(sorted(members, key=lambda m: (m.triggered_at, str(m.id))))
+    # In the order they opened; of those opening together, the most severe first.
+    ordered = tuple(
+        sorted(members, key=lambda m: (m.triggered_at, -m.severity.rank, m.rule, str(m.id)))
+    )
     return GroupSummary(
         id=group_id,
         label=label,

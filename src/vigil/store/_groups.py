@@ -279,6 +279,8 @@ def route_rows(
         elif kind is EventKind.INCIDENT_RESOLVED:
             if open_left.get(group, 0) > 0:
                 continue  # told when the last member resolves
+            if key in waiting:
+                continue  # the message waiting is written when sent: it will say resolved
             due = event.at
         elif kind is EventKind.INCIDENT_ACKNOWLEDGED and event.data.get("group") == str(group):
             if key in waiting:
