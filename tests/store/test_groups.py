@@ -77,6 +77,33 @@ async def test_a_resolved_group_takes_no_new_member(store: Store) -> None:
     assert [g.status for g in await store.list_groups(status="resolved")] == [Status.RESOLVED]
 
 
+async def test_rules_declared_related_join_one_group_outside_the_window(store: Store) -> None:
+    labels = {"gateway_latency": "discord", "error_rate": "discord"}
+
+    async def opens(metric: str, at: datetime) -> Incident:
+        event = Event.for_incident(
+            EventKind.INCIDENT_OPENED, make_incident(metric=metric, at=at), at=at
+        )
+        [stored] = await store.commit_cycle(
+            samples=[],
+            result=CycleResult(events=[event]),
+            now=at,
+            group_window=WINDOW,
+            group_labels=labels,
+        )
+        assert stored.incident is not None
+        return stored.incident
+
+    first = await opens("gateway_latency", T0)
+    unrelated = await opens("memory_usage", T0 + timedelta(minutes=30))
+    related = await opens("error_rate", T0 + timedelta(hours=1))
+    assert related.group == first.group
+    assert unrelated.group not in (None, first.group)
+    assert first.group is not None
+    group = await store.get_group(first.group)
+    assert (group.label, group.size) == ("discord", 2)
+
+
 async def test_without_a_window_incidents_get_no_group(store: Store) -> None:
     opened = await open_together(store, three(), window=timedelta(0))
     assert [i.group for i in opened] == [None, None, None]

@@ -129,6 +129,8 @@ async def test_upgrading_keeps_incidents_and_messages_without_a_group(database_u
         [row] = await store.list_notifications()
         assert (row.idempotency_key, row.group_id, row.incident_id) == ("k1", None, OLD_ID)
         assert await store.list_groups() == []
+        rules = await store.list_rules()
+        assert len(rules) == 10 and {r.group_label for r in rules} == {None}
         # The old incident lives on as before; a new one is grouped.
         acknowledged, _ = await store.acknowledge_incident(OLD_ID, by="ana", now=T0)
         assert acknowledged.status is Status.ACKNOWLEDGED

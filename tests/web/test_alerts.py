@@ -48,6 +48,7 @@ async def test_the_rules_are_listed_with_every_field(api: Api) -> None:
         "split_by": "none",
         "no_data": "keep",
         "stale_after": None,
+        "group_label": None,
         "updated_at": None,
         "updated_by": None,
     }

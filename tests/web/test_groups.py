@@ -81,3 +81,23 @@ async def test_bad_input_names_the_field_and_an_unknown_group_is_404(api: Api) -
     assert (
         await api.post(f"/api/alerts/groups/{unknown}/acknowledge", json=notes)
     ).status_code == 422
+
+
+async def test_rules_declared_related_through_the_api_join_one_group_hours_apart(
+    api: Api,
+) -> None:
+    for rule in (LATENCY, ERRORS):
+        response = await api.request(
+            "PATCH", f"/api/alerts/rules/{rule}", role="admin", json={"group_label": "discord"}
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["group_label"] == "discord"
+    bad = await api.request(
+        "PATCH", f"/api/alerts/rules/{LATENCY}", role="admin", json={"group_label": "Not Slug"}
+    )
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "group_label"
+    await api.breach(LATENCY, 250)
+    api.clock.advance(3 * 3600)  # far outside any window
+    await api.breach(ERRORS, 7)
+    [group] = (await api.get("/api/alerts/groups")).json()
+    assert (group["label"], group["size"]) == ("discord", 2)

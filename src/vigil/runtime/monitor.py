@@ -187,6 +187,11 @@ class Monitor:
                 result=result,
                 now=now,
                 group_window=self.group_window,
+                group_labels={
+                    name: rule.group_label
+                    for name, rule in self.evaluator.rules.items()
+                    if rule.group_label
+                },
             )
         except (IllegalTransitionError, DuplicateIncidentError) as exc:
             # Someone else changed an incident meanwhile: take the database's word for it.

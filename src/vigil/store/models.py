@@ -102,6 +102,7 @@ class RuleRow(Base):
     split_by: Mapped[SplitBy] = mapped_column(_enum(SplitBy, "split_by"))
     no_data: Mapped[NoData] = mapped_column(_enum(NoData, "no_data"))
     stale_after: Mapped[float | None]
+    group_label: Mapped[str | None]  # since 0008: rules declared related share one
     updated_at: Mapped[datetime | None]
     updated_by: Mapped[str | None]
 

@@ -131,6 +131,9 @@ class RuleOut(Shown):
     split_by: SplitBy
     no_data: NoData
     stale_after: float | None
+    group_label: str | None = Field(
+        description="Rules with the same label are related: their incidents join one group."
+    )
     updated_at: UtcOut | None
     updated_by: str | None
 
@@ -195,6 +198,7 @@ class RulePatch(RuleUpdate):
     split_by: SplitBy = optional()
     no_data: NoData = optional()
     stale_after: Seconds | None = None
+    group_label: Annotated[str, Field(pattern=RULE_NAME_REGEX)] | None = None
 
 
 class RuleReplace(RulePatch):

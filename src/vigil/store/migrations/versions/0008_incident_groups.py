@@ -1,4 +1,5 @@
-"""Incident groups: the groups, each incident's group, and each message's group.
+"""Incident groups: the groups, each incident's group, each message's group, and the label
+that declares rules related.
 
 Existing incidents and outbox rows keep every value and get no group (NULL): they are told of
 and listed exactly as before.
@@ -34,6 +35,8 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_incident_groups_opened_at"), "incident_groups", ["opened_at"], unique=False
     )
+    with op.batch_alter_table("rules") as batch:
+        batch.add_column(sa.Column("group_label", sa.String(length=100), nullable=True))
     with op.batch_alter_table("incidents") as batch:
         batch.add_column(sa.Column("group_id", sa.Uuid(), nullable=True))
         batch.create_index(op.f("ix_incidents_group_id"), ["group_id"], unique=False)
@@ -51,5 +54,7 @@ def downgrade() -> None:
     with op.batch_alter_table("incidents") as batch:
         batch.drop_index(op.f("ix_incidents_group_id"))
         batch.drop_column("group_id")
+    with op.batch_alter_table("rules") as batch:
+        batch.drop_column("group_label")
     op.drop_index(op.f("ix_incident_groups_opened_at"), table_name="incident_groups")
     op.drop_table("incident_groups")
