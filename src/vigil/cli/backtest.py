@@ -167,6 +167,13 @@ def print_report(report: Report, rules: Mapping[str, Rule], console: Console) ->
         count, seconds = totals.get(name, (0, 0.0))
         noun = "incident" if count == 1 else "incidents"
         console.print(f"{name}: {count} {noun}, {_duration(seconds)} in incident")
+    if report.group_window > 0:
+        console.print(
+            f"Notifications to a channel hearing every event: {report.notifications} one per "
+            f"event; {report.grouped_notifications} with incident grouping "
+            f"({report.group_window:g} s window; groups of two or more: {report.groups})",
+            highlight=False,
+        )
 
 
 def backtest_command(
@@ -206,6 +213,18 @@ def backtest_command(
             "--rules or --rule changes them.",
         ),
     ] = False,
+    group_window: Annotated[
+        float | None,
+        typer.Option(
+            "--group-window",
+            min=0,
+            max=86_400,
+            help="Seconds of incident grouping's correlation window, for the count of "
+            "notifications with grouping (0: leave it out). Default: two of the trace's "
+            "cycles, as the monitor's default is two intervals.",
+            show_default=False,
+        ),
+    ] = None,
     since: Annotated[
         str | None,
         typer.Option(
@@ -241,12 +260,22 @@ def backtest_command(
         Console(stderr=True, soft_wrap=True).print(
             f"note: skipped the rows of metrics no rule reads: {escape(metrics)}", highlight=False
         )
-    report = replay(parsed.cycles, rules)
+    if group_window is None:
+        group_window = default_group_window(parsed.cycles)
+    report = replay(parsed.cycles, rules, group_window=group_window)
     if as_json:
         for outcome in report.outcomes:
             sys.stdout.write(json.dumps(outcome.to_json()) + "\n")
     else:
         print_report(report, rules, console())
+
+
+def default_group_window(cycles: Sequence[Cycle]) -> float:
+    """Two of the trace's cycles (the first two's spacing): the monitor's default window is
+    two intervals."""
+    if len(cycles) < 2:
+        return 0.0
+    return 2 * (cycles[1].time - cycles[0].time).total_seconds()
 
 
 def _open(path: Path) -> TextIO:
