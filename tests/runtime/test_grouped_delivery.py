@@ -107,3 +107,25 @@ async def test_without_grouping_each_incident_is_its_own_message(
         assert all("incident opened" in title for title in titles)
         counts = await api.vigil.store.outbox_counts()
         assert (counts.pending, counts.sent) == (0, 3)
+
+
+async def test_each_critical_member_of_a_group_is_reminded(
+    migrated_url: str, receiver: Receiver
+) -> None:
+    async with running_api(
+        migrated_url, delivery=QUICK, settings_changes={"group_window": 60.0}
+    ) as api:
+        await api.vigil.store.add_channel(
+            {"name": "pager", "url": receiver.url("/pager"), "renotify_minutes": 5},
+            now=api.clock(),
+        )
+        for _ in range(2):
+            await api.cycle(BREACHING)  # two critical members, one warning
+        await sent(api, 1)
+        critical = {i.id for i in api.vigil.view.active() if i.severity.value == "critical"}
+        assert len(critical) == 2
+        api.clock.advance(5 * 60)
+        assert await api.vigil.notifier.remind(api.clock()) == 2
+        reminders = [row for row in await api.vigil.store.list_notifications() if row.repeat == 1]
+        assert {row.incident_id for row in reminders} == critical
+        assert await api.vigil.notifier.remind(api.clock()) == 0  # written once

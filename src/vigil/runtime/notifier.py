@@ -290,6 +290,8 @@ class Notifier:
         for incident in incidents:
             for channel in channels:
                 previous = last.get((incident.id, channel.name))
+                if previous is None and incident.group is not None:
+                    previous = await self._told_in_group(incident, channel, added)
                 if previous is None:
                     previous = await self._since_added(incident, channel, added)
                 if previous is None or previous.pending:
@@ -298,6 +300,30 @@ class Notifier:
                     if await self.store.enqueue_reminder(previous, now=now) is not None:
                         written += 1
         return written
+
+    async def _told_in_group(
+        self, incident: Incident, channel: Channel, added: Mapping[str, datetime]
+    ) -> LastNotification | None:
+        """For a member of an incident group whose opening was told in the group's message
+        (so it has no message of its own): reminders run from when it opened."""
+        created_at = added.get(channel.name)
+        if created_at is None or created_at > incident.triggered_at:
+            return None  # added later: ``_since_added`` covers it
+        if not renotify_due(
+            channel, incident, last_sent_at=incident.triggered_at, now=self.clock()
+        ):
+            return None
+        events = await self.store.incident_events(incident.id, limit=1)
+        if not events or events[0].id is None:
+            return None
+        return LastNotification(
+            incident_id=incident.id,
+            channel=channel.name,
+            event_id=events[0].id,
+            at=incident.triggered_at,
+            repeats=0,
+            pending=False,
+        )
 
     async def _since_added(
         self, incident: Incident, channel: Channel, added: Mapping[str, datetime]
