@@ -202,7 +202,7 @@ class IncidentGroups(StoreBase):
             for event in events
             if (incident := event.incident) is not None and incident.group is not None
         }
-        if not group_ids:
+        if not group_ids or not rows:
             return rows
         outbox, incidents, groups = models.outbox, models.incidents, models.incident_groups
         ids = sorted(group_ids)
