@@ -10,15 +10,13 @@ trace from a file and showing the report is the ``vigil backtest`` command's bus
 
 from __future__ import annotations
 
-import uuid
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from vigil.core import Evaluator, Event, EventKind, Rule
-from vigil.core.grouping import OpenGroup, assign
+from vigil.core import Evaluator, EventKind, Rule
+from vigil.core.grouping import GroupedMessages
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,76 +170,3 @@ class Replay:
             outcome.peak_value = incident.peak_value
             outcome.duration_s = incident.duration_s(self.last)
         return self.report
-
-
-class GroupedMessages:
-    """The messages a channel hearing every incident event is sent with incident grouping,
-    as the outbox writes them (``vigil.store._groups``), each sent as soon as it is due:
-
-    - a group's first opening is sent at once, and members opening in the same cycle are in
-      it; a member joining later brings a follow-up no sooner than the window after the
-      group's last message, and members joining before that follow-up is due are in it;
-    - a member's resolution is sent only when it is the group's last open member;
-    - escalations are sent as they are.
-
-    A ``window`` of 0 is grouping off: every event is a message.
-    """
-
-    def __init__(self, window: float, labels: Mapping[str, str] | None = None) -> None:
-        self.window = timedelta(seconds=window)
-        self.labels = dict(labels or {})
-        self.sent = 0
-        self._groups: dict[uuid.UUID, OpenGroup] = {}
-        self._group_of: dict[uuid.UUID, uuid.UUID] = {}
-        self._open: Counter[uuid.UUID] = Counter()
-        self._size: Counter[uuid.UUID] = Counter()
-        self._last: dict[uuid.UUID, datetime] = {}  # when the group's last message is due
-        self._written: dict[uuid.UUID, datetime] = {}  # the cycle that wrote it
-
-    def take(self, events: Sequence[Event], *, now: datetime) -> None:
-        """One cycle's events."""
-        if self.window <= timedelta(0):
-            self.sent += sum(1 for e in events if e.kind is not EventKind.INCIDENT_ACKNOWLEDGED)
-            return
-        opened = [e.incident for e in events if e.kind is EventKind.INCIDENT_OPENED and e.incident]
-        outcome = assign(
-            opened,
-            [g for ident, g in self._groups.items() if self._open[ident] > 0],
-            window=self.window,
-            labels=self.labels,
-        )
-        for group in outcome.created + outcome.updated:
-            self._groups[group.id] = group
-        for incident, group_id in outcome.members.items():
-            self._group_of[incident] = group_id
-            self._open[group_id] += 1
-            self._size[group_id] += 1
-        for event in events:
-            assert event.incident is not None
-            group_id = self._group_of[event.incident.id]
-            if event.kind is EventKind.INCIDENT_OPENED:
-                if not self._waiting(group_id, now):
-                    last = self._last.get(group_id)
-                    self._write(
-                        group_id, now, now if last is None else max(now, last + self.window)
-                    )
-            elif event.kind is EventKind.INCIDENT_RESOLVED:
-                self._open[group_id] -= 1
-                if self._open[group_id] == 0 and not self._waiting(group_id, now):
-                    self._write(group_id, now, now)
-            elif event.kind is EventKind.INCIDENT_ESCALATED:
-                self.sent += 1
-
-    def groups_of_several(self) -> int:
-        return sum(1 for size in self._size.values() if size > 1)
-
-    def _waiting(self, group_id: uuid.UUID, now: datetime) -> bool:
-        """A message about the group is written and not yet sent: written this cycle, or a
-        follow-up not yet due."""
-        due = self._last.get(group_id)
-        return due is not None and (self._written.get(group_id) == now or due > now)
-
-    def _write(self, group_id: uuid.UUID, now: datetime, due: datetime) -> None:
-        self.sent += 1
-        self._last[group_id] = due
-        self._written[group_id] = now
