@@ -113,3 +113,15 @@ def test_an_event_about_another_group_is_refused() -> None:
         format_group(
             summarize(GROUP, MEMBERS), stored(EventKind.INCIDENT_OPENED, stranger), CHANNEL
         )
+
+
+def test_an_acknowledgement_sent_after_a_member_opened_says_the_group_is_active() -> None:
+    acknowledged = [acknowledge(m, by="ana", now=T0)[0] for m in MEMBERS]
+    newcomer = member("memory_usage", "critical", after=30)
+    event = stored(
+        EventKind.INCIDENT_ACKNOWLEDGED, acknowledged[0], by="ana", data={"group": str(GROUP)}
+    )
+    message = format_group(summarize(GROUP, [*acknowledged, newcomer]), event, CHANNEL)
+    assert message.title.startswith("[CRITICAL] 4 incidents: ")
+    assert "acknowledged by" not in message.title
+    assert "(1 open" not in message.lead and "(4 open)" in message.lead

@@ -43,11 +43,11 @@ def format_group(
         title = f"[RESOLVED] {headline}: all resolved {how}"
         lead = f"All {group.size} incidents of the group are resolved."
         tone = Tone.RESOLVED
-    elif event.kind is EventKind.INCIDENT_ACKNOWLEDGED:
+    elif event.kind is EventKind.INCIDENT_ACKNOWLEDGED and group.status is Status.ACKNOWLEDGED:
         title = f"[{group.severity.value.upper()}] {headline}: acknowledged by {event.by}"
         lead = f"{group.size} related incidents were acknowledged together."
         tone = _tone(group.severity)
-    else:
+    else:  # opened, or acknowledged but a member opened since: the group is active
         title = f"[{group.severity.value.upper()}] {headline}"
         lead = (
             f"{group.size} incidents opened together "
