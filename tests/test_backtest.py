@@ -154,3 +154,69 @@ def test_a_flap_that_calms_down_resolves_as_usual() -> None:
     # flapping ends once at most one change, in the older half, is left (below 5 %): the
     # incident resolves then, the three recoveries long since counted
     assert int(held.resolved_at.removeprefix("m")) > len(JITTER) + 3
+
+
+# -- notifications with incident grouping -----------------------------------------------------
+
+ERRORS, COMMANDS = "error_rate", "command_p95_latency"
+
+
+def test_three_rules_breaching_together_are_one_message_with_grouping() -> None:
+    together = {LATENCY: 250.0, ERRORS: 7.0, COMMANDS: 600.0}
+    calm = {LATENCY: 10.0, ERRORS: 0.0, COMMANDS: 10.0}
+    trace = cycles(together, together, calm, calm, calm)
+    plain = replay(trace, RULES)
+    grouped = replay(trace, RULES, group_window=120)
+    # Without grouping: 3 opened + 3 resolved. With it: one opening, one resolution.
+    assert (plain.notifications, grouped.notifications) == (6, 6)
+    assert (grouped.grouped_notifications, grouped.groups) == (2, 1)
+    assert plain.grouped_notifications == 6  # window 0: every event is a message
+
+
+def test_a_late_member_is_one_follow_up_and_the_last_resolution_the_only_one() -> None:
+    # Latency opens at m1; errors at m3 (within 120 s of it): a follow-up; both resolve.
+    trace = cycles(
+        {LATENCY: 150},
+        {LATENCY: 150},
+        {LATENCY: 150, ERRORS: 2},
+        {LATENCY: 150, ERRORS: 2},
+        {LATENCY: 10, ERRORS: 0},
+        {LATENCY: 10, ERRORS: 0},
+        {LATENCY: 10, ERRORS: 0},
+    )
+    report = replay(trace, RULES, group_window=120)
+    assert report.notifications == 4
+    assert (report.grouped_notifications, report.groups) == (3, 1)
+
+
+def test_incidents_further_apart_than_the_window_are_told_apart() -> None:
+    trace = cycles(
+        {LATENCY: 150},
+        {LATENCY: 150},
+        {LATENCY: 10},
+        {LATENCY: 10},
+        {LATENCY: 10, ERRORS: 2},
+        {ERRORS: 2},
+        {ERRORS: 0},
+        {ERRORS: 0},
+        {ERRORS: 0},
+    )
+    report = replay(trace, RULES, group_window=60)
+    assert report.grouped_notifications == report.notifications == 4
+    assert report.groups == 0
+
+
+def test_rules_declared_related_group_whatever_the_window() -> None:
+    related = {
+        name: rule.updated({"group_label": "discord"}) if name in (LATENCY, ERRORS) else rule
+        for name, rule in RULES.items()
+    }
+    trace = cycles(
+        {LATENCY: 150},
+        {LATENCY: 150},
+        *[{LATENCY: 150} for _ in range(10)],
+        {LATENCY: 150, ERRORS: 2},
+        {LATENCY: 150, ERRORS: 2},
+    )
+    assert replay(trace, related, group_window=60).groups == 1
+    assert replay(trace, RULES, group_window=60).groups == 0

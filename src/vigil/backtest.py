@@ -19,6 +19,7 @@ from typing import Any
 
 from vigil.core import Evaluator, EventKind, Rule
 from vigil.core.flapping import FlapSettings
+from vigil.core.grouping import GroupedMessages
 
 # What a channel subscribed to everything is sent (nobody acknowledges during a replay).
 _NOTIFIED = frozenset(
@@ -77,7 +78,13 @@ class Report:
     cycles: int = 0
     metrics: set[str] = field(default_factory=set)  # those with at least one reading
     flaps: Counter[str] = field(default_factory=Counter)  # rule -> times a series began to flap
-    notifications: int = 0  # opened, escalated, resolved and flapping: what a channel is sent
+    # What a channel hearing every incident event is sent: one message per opened, escalated,
+    # resolved and flapping event; and with incident grouping (``vigil.core.grouping``), as
+    # the outbox writes a group's messages, with the window used and the groups of two or more.
+    notifications: int = 0
+    grouped_notifications: int = 0
+    group_window: float = 0.0
+    groups: int = 0
 
     def per_rule(self) -> dict[str, tuple[int, float]]:
         """rule name -> (incidents, seconds in incident), every series counted."""
@@ -92,12 +99,17 @@ Readings = dict[str, dict[str, tuple[float, datetime]]]  # metric -> instance ->
 
 
 def replay(
-    cycles: Sequence[Cycle], rules: Mapping[str, Rule], *, flap: FlapSettings | None = None
+    cycles: Sequence[Cycle],
+    rules: Mapping[str, Rule],
+    *,
+    flap: FlapSettings | None = None,
+    group_window: float = 0.0,
 ) -> Report:
     """Evaluate ``cycles`` (in time order) with ``rules`` from a clean slate, with flap
     detection when ``flap`` is given. An incident still open at the end lasts until the last
-    cycle."""
-    run = Replay(rules, flap=flap)
+    cycle. ``group_window`` (seconds): count the notifications incident grouping would send
+    too."""
+    run = Replay(rules, flap=flap, group_window=group_window)
     for cycle in cycles:
         readings = {
             metric: {instance: (value, cycle.time) for instance, value in values.items()}
@@ -119,9 +131,12 @@ class Replay:
         *,
         stale_after: float | None = None,
         flap: FlapSettings | None = None,
+        group_window: float = 0.0,
     ) -> None:
         self.evaluator = Evaluator(rules.values(), stale_after=stale_after, flap=flap)
-        self.report = Report()
+        self.report = Report(group_window=group_window)
+        labels = {name: r.group_label for name, r in rules.items() if r.group_label}
+        self.grouped = GroupedMessages(group_window, labels)
         self.last: datetime | None = None
         self.notifications = 0  # what a channel is sent (``_NOTIFIED``)
         self._live: dict[object, Outcome] = {}
@@ -140,7 +155,9 @@ class Replay:
         report.cycles += 1
         report.metrics.update(readings)
         self.last = time
-        for event in self.evaluator.evaluate_series(readings, now=time).events:
+        events = self.evaluator.evaluate_series(readings, now=time).events
+        self.grouped.take([e for e in events if e.incident is not None], now=time)
+        for event in events:
             if label is None:
                 label = time.isoformat()
             if event.kind is EventKind.INCIDENT_FLAPPING and event.rule is not None:
@@ -180,6 +197,9 @@ class Replay:
 
     def finish(self) -> Report:
         """The report; an incident still open lasts until the last cycle."""
+        self.report.notifications = self.notifications
+        self.report.grouped_notifications = self.grouped.sent
+        self.report.groups = self.grouped.groups_of_several()
         for incident in self.evaluator.open_incidents():  # none unless there was a cycle
             assert self.last is not None
             outcome = self._live[incident.id]

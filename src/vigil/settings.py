@@ -53,6 +53,13 @@ class Settings(BaseSettings):
     interval: float = Field(
         30.0, ge=1, le=3600, description="Seconds between monitor cycles (1 to 3600)."
     )
+    group_window: float | None = Field(
+        None,
+        ge=0,
+        le=86_400,
+        description="Seconds within which incidents that open form one incident group, told "
+        "of in one notification; two intervals by default, 0 turns grouping off.",
+    )
     incident_retention_days: int = Field(
         90, ge=1, description="Resolved incidents older than this are deleted by cleanup."
     )
@@ -268,6 +275,11 @@ class Settings(BaseSettings):
         return FlapSettings(window=self.flap_window, high=self.flap_high, low=self.flap_low)
 
     @property
+    def effective_group_window(self) -> float:
+        """The correlation window in seconds: ``group_window``, or two intervals."""
+        return 2 * self.interval if self.group_window is None else self.group_window
+
+    @property
     def public_url(self) -> str:
         return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
 
@@ -284,6 +296,7 @@ EXPECTED = {
     "postgresql+asyncpg://user@host/db",
     "instance": "a name of 1 to 100 characters",
     "interval": "a number of seconds from 1 to 3600",
+    "group_window": "a number of seconds from 0 (grouping off) to 86400",
     "incident_retention_days": "a whole number of days, 1 or more",
     "sample_retention_days": "a whole number of days, 1 or more",
     "health_stale_after": "a number of seconds above 0",

@@ -277,3 +277,18 @@ def test_the_sample_day_sends_as_many_notifications_with_flap_detection() -> Non
     result = runner.invoke(app, ["backtest", str(SAMPLE)])
     assert result.exit_code == 0, result.output
     assert "Notifications: 22 without flap detection, 22 with it" in result.stdout
+
+
+def test_the_sample_day_counts_its_notifications_with_and_without_grouping() -> None:
+    result = runner.invoke(app, ["backtest", str(SAMPLE)])
+    assert result.exit_code == 0, result.output
+    assert (
+        "Notifications to a channel hearing every event: 22 one per event; 21 with incident "
+        "grouping (120 s window; groups of two or more: 1)"
+    ) in " ".join(result.output.split())
+    wide = runner.invoke(app, ["backtest", str(SAMPLE), "--group-window", "600"])
+    assert "18 with incident grouping (600 s window; groups of two or more: 3)" in " ".join(
+        wide.output.split()
+    )
+    off = runner.invoke(app, ["backtest", str(SAMPLE), "--group-window", "0"])
+    assert "with incident grouping" not in off.output

@@ -280,3 +280,10 @@ def test_a_bad_file_changes_nothing_and_names_its_line(sqlite_url: str, tmp_path
     assert result.exit_code == 2
     assert f"{path}:8: rules[1] (queue_depth).critical: must be a number" in result.stderr
     assert rules(sqlite_url, "export").stdout == before
+
+
+def test_rules_set_declares_a_rule_related_by_its_group_label(sqlite_url: str) -> None:
+    result = rules(sqlite_url, "set", "error_rate:group=discord")
+    assert result.exit_code == 0, result.output
+    shown = rules(sqlite_url, "show", "error_rate")
+    assert "discord" in shown.output

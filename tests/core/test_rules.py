@@ -261,6 +261,7 @@ def test_every_kind_round_trips_through_its_dict(rule: Rule) -> None:
         "split_by",
         "no_data",
         "stale_after",
+        "group_label",
         "updated_at",
         "updated_by",
     ]
@@ -282,3 +283,16 @@ def test_update_cannot_rename_but_may_change_the_kind_fields() -> None:
     changed = composite.updated({"condition": "a > 2 or b > 1", "severity": None})
     assert (changed.condition, changed.severity) == ("a > 2 or b > 1", Level.CRITICAL)
     assert changed.changes_from(composite) == {"condition": ["a > 1", "a > 2 or b > 1"]}
+
+
+def test_a_group_label_is_a_rule_name_like_slug_or_null() -> None:
+    assert Rule(metric="m", critical=1, group_label="discord-outage").group_label == (
+        "discord-outage"
+    )
+    assert Rule(metric="m", critical=1).group_label is None
+    for bad in ("", "Has Spaces", "x" * 101, 5):
+        with pytest.raises(ValidationError, match="group_label"):
+            Rule(metric="m", critical=1, group_label=bad)  # type: ignore[arg-type]
+    rule = Rule(metric="m", critical=1).updated({"group_label": "discord"})
+    assert rule.group_label == "discord"
+    assert rule.updated({"group_label": None}).group_label is None

@@ -524,3 +524,61 @@ async def test_channel_changes_are_events_and_a_removal_fails_its_rows(store: An
         await store.delete_channel("ops", now=T0)
     with pytest.raises(NotFoundError):
         await store.get_channel("ops")
+
+
+# -- incident groups ----------------------------------------------------------------------------
+
+
+async def test_incidents_opening_together_share_a_group_and_one_message(store: AnyStore) -> None:
+    await _channel(store)
+    window = timedelta(minutes=1)
+    opened = [
+        make_incident(metric=metric, severity=severity)
+        for metric, severity in (
+            (LATENCY, Severity.CRITICAL),
+            ("error_rate", Severity.WARNING),
+            ("memory_usage", Severity.WARNING),
+        )
+    ]
+    stored = await store.commit_cycle(
+        samples=[],
+        result=CycleResult(
+            events=[Event.for_incident(EventKind.INCIDENT_OPENED, i, at=T0) for i in opened]
+        ),
+        now=T0,
+        group_window=window,
+    )
+    groups = {event.incident.group for event in stored if event.incident is not None}
+    assert len(groups) == 1 and None not in groups
+    [delivery] = await store.claim_notifications(now=T0, lease=LEASE)
+    assert delivery.group is not None
+    assert (delivery.group.size, delivery.group.severity) == (3, Severity.CRITICAL)
+    assert delivery.item.group_id in groups
+    await store.settle_sent([delivery.item.id], now=T0)
+
+    # Resolved one by one: only the last resolution is a message, about the whole group.
+    for event in stored:
+        assert event.incident is not None
+        _, resolved = resolve(event.incident, now=T0 + timedelta(minutes=5))
+        await _cycle(store, resolved)
+    [last] = await store.claim_notifications(now=T0 + timedelta(minutes=5), lease=LEASE)
+    assert last.group is not None and last.group.status is Status.RESOLVED
+    assert await store.claim_notifications(now=T0 + timedelta(minutes=5), lease=LEASE) == []
+
+
+async def test_without_a_window_nothing_is_grouped(store: AnyStore) -> None:
+    await _channel(store)
+    incidents = [make_incident(metric=metric) for metric in (LATENCY, "error_rate")]
+    stored = await store.commit_cycle(
+        samples=[],
+        result=CycleResult(
+            events=[Event.for_incident(EventKind.INCIDENT_OPENED, i, at=T0) for i in incidents]
+        ),
+        now=T0,
+    )
+    assert [event.incident.group for event in stored if event.incident is not None] == [
+        None,
+        None,
+    ]
+    deliveries = await store.claim_notifications(now=T0, lease=LEASE)
+    assert len(deliveries) == 2 and all(d.group is None for d in deliveries)

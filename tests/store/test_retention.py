@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import text
 
 from vigil.core.errors import ValidationError
+from vigil.core.evaluation import CycleResult
+from vigil.core.events import Event, EventKind
 from vigil.core.samples import Sample
 from vigil.store import CleanupReport, Store
 
-from .conftest import HOOK, T0, auto_resolve, open_incident
+from .conftest import HOOK, T0, auto_resolve, make_incident, open_incident, raw
 
 LATER = T0 + timedelta(days=100)
 
@@ -97,3 +100,31 @@ async def test_cleanup_arguments_are_checked(
             batch_size=call.get("batch_size", 100),
         )
     assert caught.value.field == field
+
+
+async def test_cleanup_drops_groups_whose_members_are_all_gone(
+    store: Store, migrated_url: str
+) -> None:
+    async def stored_groups() -> int:
+        async with raw(migrated_url) as connection:
+            return int(await connection.scalar(text("SELECT count(*) FROM incident_groups")))
+
+    async def grouped(metric: str, at: timedelta) -> None:
+        incident = make_incident(metric=metric, at=T0 + at)
+        event = Event.for_incident(EventKind.INCIDENT_OPENED, incident, at=T0 + at)
+        [stored] = await store.commit_cycle(
+            samples=[],
+            result=CycleResult(events=[event]),
+            now=T0 + at,
+            group_window=timedelta(minutes=1),
+        )
+        assert stored.incident is not None
+        await auto_resolve(store, stored.incident, at=T0 + at)
+
+    await grouped("error_rate", timedelta(0))  # long gone at LATER
+    await grouped("memory_usage", timedelta(days=99))  # recent: its group stays
+    assert len(await store.list_groups()) == 2
+    await store.cleanup(now=LATER, incident_retention_days=90, sample_retention_days=30)
+    assert await stored_groups() == 1
+    [left] = await store.list_groups()
+    assert [m.rule for m in left.members] == ["memory_usage"]

@@ -48,6 +48,7 @@ async def test_the_rules_are_listed_with_every_field(api: Api) -> None:
         "split_by": "none",
         "no_data": "keep",
         "stale_after": None,
+        "group_label": None,
         "updated_at": None,
         "updated_by": None,
     }
@@ -148,8 +149,10 @@ async def test_a_breach_shows_in_active_summary_and_one_incident_with_its_exact_
         "values": None,
         "no_data": False,
         "flapping": False,
+        "group": str(opened.incident.group),  # a group of one: it opened alone
         "duration_s": 15.0,
     }
+    assert opened.incident.group is not None
     assert (await api.get(f"/api/alerts/incidents/{incident['id']}")).json() == incident
     summary = (await api.get("/api/alerts/summary")).json()
     assert summary == {

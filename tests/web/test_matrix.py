@@ -6,6 +6,7 @@ A route added without a line in POLICY fails here, so none can be forgotten.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -67,6 +68,9 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/api/alerts/incidents/acknowledge-all"): Rule(ADMIN, {}, csrf=True),
     ("POST", "/api/alerts/incidents/{incident_id:uuid}/acknowledge"): Rule(ADMIN, {}, csrf=True),
     ("POST", "/api/alerts/incidents/{incident_id:uuid}/resolve"): Rule(ADMIN, {}, csrf=True),
+    ("GET", "/api/alerts/groups"): Rule(READ),
+    ("GET", "/api/alerts/groups/{group_id:uuid}"): Rule(READ),
+    ("POST", "/api/alerts/groups/{group_id:uuid}/acknowledge"): Rule(ADMIN, {}, csrf=True),
     ("GET", "/api/alerts/stats"): Rule(READ),
     ("GET", "/api/alerts/auto-recovery"): Rule(READ),
     ("GET", "/api/metrics"): Rule(READ),
@@ -164,6 +168,7 @@ async def test_every_route_against_the_policy(api: Api) -> None:
     values = {
         "{metric}": LATENCY,
         "{incident_id:uuid}": str(opened.incident.id),
+        "{group_id:uuid}": str(opened.incident.group or uuid.uuid4()),
         "{name}": "nobody",
         "{name:rule_name}": "nobody",
     }

@@ -394,6 +394,7 @@ async def test_an_admin_acknowledges_with_a_note_and_resolves_with_plain_forms(a
 
 
 ADMIN_FORMS = (
+    "/alerts/groups/{group_id}/acknowledge",
     "/alerts/incidents/acknowledge-all",
     "/alerts/incidents/{incident_id}/acknowledge",
     "/alerts/incidents/{incident_id}/resolve",
@@ -430,7 +431,12 @@ async def test_every_admin_form_wants_an_admin_signed_in_and_the_forms_csrf_toke
     assert posted - {"/login", "/logout"} == set(ADMIN_FORMS)  # a new one is listed here
     [opened] = await api.breach(LATENCY, 250)
     assert opened.incident is not None
-    values = {"incident_id": str(opened.incident.id), "metric": LATENCY, "name": "ops"}
+    values = {
+        "incident_id": str(opened.incident.id),
+        "group_id": str(opened.incident.group),
+        "metric": LATENCY,
+        "name": "ops",
+    }
     paths = [template.format(**values) for template in ADMIN_FORMS]
     for path in paths:
         sent = location(await post_form(api, path, {"reason": "x"}))

@@ -176,6 +176,13 @@ def print_report(report: Report, rules: Mapping[str, Rule], console: Console) ->
         if flaps:
             line += f", flapping {flaps} {'time' if flaps == 1 else 'times'}"
         console.print(line)
+    if report.group_window > 0:
+        console.print(
+            f"Notifications to a channel hearing every event: {report.notifications} one per "
+            f"event; {report.grouped_notifications} with incident grouping "
+            f"({report.group_window:g} s window; groups of two or more: {report.groups})",
+            highlight=False,
+        )
 
 
 def flap_choice() -> tuple[FlapSettings, bool]:
@@ -235,6 +242,18 @@ def backtest_command(
             "--rules or --rule changes them.",
         ),
     ] = False,
+    group_window: Annotated[
+        float | None,
+        typer.Option(
+            "--group-window",
+            min=0,
+            max=86_400,
+            help="Seconds of incident grouping's correlation window, for the count of "
+            "notifications with grouping (0: leave it out). Default: two of the trace's "
+            "cycles, as the monitor's default is two intervals.",
+            show_default=False,
+        ),
+    ] = None,
     since: Annotated[
         str | None,
         typer.Option(
@@ -271,8 +290,10 @@ def backtest_command(
         Console(stderr=True, soft_wrap=True).print(
             f"note: skipped the rows of metrics no rule reads: {escape(metrics)}", highlight=False
         )
-    without = replay(parsed.cycles, rules)
-    with_flap = replay(parsed.cycles, rules, flap=flap)
+    if group_window is None:
+        group_window = default_group_window(parsed.cycles)
+    without = replay(parsed.cycles, rules, group_window=group_window)
+    with_flap = replay(parsed.cycles, rules, flap=flap, group_window=group_window)
     report = with_flap if flap_on else without
     if as_json:
         for outcome in report.outcomes:
@@ -281,6 +302,14 @@ def backtest_command(
         out = console()
         print_report(report, rules, out)
         print_flap_comparison(without, with_flap, flap, out)
+
+
+def default_group_window(cycles: Sequence[Cycle]) -> float:
+    """Two of the trace's cycles (the first two's spacing): the monitor's default window is
+    two intervals."""
+    if len(cycles) < 2:
+        return 0.0
+    return 2 * (cycles[1].time - cycles[0].time).total_seconds()
 
 
 def _open(path: Path) -> TextIO:

@@ -50,6 +50,8 @@ RULE_KEYS = {
     "split_by": "split_by",
     "no_data": "no_data",
     "stale_after": "stale_after",
+    "group": "group_label",
+    "group_label": "group_label",
     "display_name": "display_name",
     "description": "description",
 }
@@ -64,6 +66,7 @@ TEXT_KEYS = frozenset(
         "unit",
         "split_by",
         "no_data",
+        "group_label",
         "display_name",
         "description",
     }

@@ -73,6 +73,9 @@ class Incident:
     no_data: bool = False
     # Its series is flapping (``vigil.core.flapping``): held open, its changes not notified.
     flapping: bool = False
+    # The incident group it joined when it opened (``vigil.core.grouping``); None when
+    # grouping was off, or for incidents older than grouping.
+    group: uuid.UUID | None = None
 
     def __post_init__(self) -> None:
         if not self.rule:
@@ -105,6 +108,7 @@ class Incident:
             values=self.values,
             no_data=no_data,
             flapping=self.flapping,
+            group=self.group,
         )
 
     @property
@@ -141,6 +145,8 @@ class Incident:
         values["id"] = uuid.UUID(str(values["id"]))
         values["severity"] = Severity(values["severity"])
         values["status"] = Status(values["status"])
+        if values.get("group") is not None:
+            values["group"] = uuid.UUID(str(values["group"]))
         if values.get("resolution") is not None:
             values["resolution"] = Resolution(values["resolution"])
         if values.get("values") is not None:

@@ -117,6 +117,9 @@ class Rule:
     split_by: SplitBy = SplitBy.NONE
     no_data: NoData = NoData.KEEP
     stale_after: float | None = None
+    # Rules declared related: incidents of rules with the same label join one incident
+    # group whenever they open, even outside the correlation window (``core.grouping``).
+    group_label: str | None = None
     updated_at: datetime | None = None
     updated_by: str | None = None
 
@@ -148,6 +151,8 @@ class Rule:
         for name in ("breaches_required", "recoveries_required"):
             check_int(name, getattr(self, name), 1, MAX_STREAK)
         check_bool("enabled", self.enabled)
+        if self.group_label is not None:
+            check_rule_name("group_label", self.group_label)
         if self.severity is not None:
             severity = check_choice(Level, "severity", self.severity)
             if severity is Level.NORMAL:

@@ -5,8 +5,10 @@ incident changes and events in one transaction, then publishes the events."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ from vigil.core import (
     Event,
     EventKind,
     IllegalTransitionError,
+    NotFoundError,
     Rule,
     RuleState,
     Sample,
@@ -70,6 +73,7 @@ class Monitor:
         interval: float,
         clock: Callable[[], datetime],
         silences: SilenceCache | None = None,
+        group_window: float = 0.0,
     ) -> None:
         self.store = store
         self.metrics = metrics
@@ -81,6 +85,8 @@ class Monitor:
         self.interval = interval
         self.clock = clock
         self.silences = silences  # snoozes and maintenance windows; None: none
+        # Incidents opening within this many seconds of each other form one group; 0: off.
+        self.group_window = timedelta(seconds=group_window)
         self._pending: deque[Sample] = deque()
         self._dropped = 0
         self._cycles = 0
@@ -177,7 +183,15 @@ class Monitor:
         )
         try:
             events = await self.store.commit_cycle(
-                samples=list(self._pending), result=result, now=now
+                samples=list(self._pending),
+                result=result,
+                now=now,
+                group_window=self.group_window,
+                group_labels={
+                    name: rule.group_label
+                    for name, rule in self.evaluator.rules.items()
+                    if rule.group_label
+                },
             )
         except (IllegalTransitionError, DuplicateIncidentError) as exc:
             # Someone else changed an incident meanwhile: take the database's word for it.
@@ -190,9 +204,37 @@ class Monitor:
             self.evaluator.rollback(result)
             raise
         self._pending.clear()
+        grouped = self._adopt_groups(events)
         self.bus.publish(events)
-        self.view.refresh(s.incident for s in result.changed.values() if s.incident is not None)
+        self.view.refresh(
+            s.incident
+            if s.incident.id not in grouped
+            else dataclasses.replace(s.incident, group=grouped[s.incident.id])
+            for s in result.changed.values()
+            if s.incident is not None
+        )
         return events
+
+    def _adopt_groups(self, events: Iterable[Event]) -> dict[uuid.UUID, uuid.UUID]:
+        """The store put the incidents it opened in groups: the evaluator's own copies
+        learn theirs, so what it hands on next carries the group too. Returns them."""
+        grouped: dict[uuid.UUID, uuid.UUID] = {}
+        for event in events:
+            incident = event.incident
+            if (
+                event.kind is not EventKind.INCIDENT_OPENED
+                or incident is None
+                or incident.group is None
+            ):
+                continue
+            grouped[incident.id] = incident.group
+            try:
+                current = self.evaluator.state(incident.rule, incident.series).incident
+            except NotFoundError:  # the rule was deleted meanwhile
+                continue
+            if current is not None and current.id == incident.id:
+                self.evaluator.sync(dataclasses.replace(current, group=incident.group))
+        return grouped
 
     async def reload(self) -> None:
         """Take rules, their states and open incidents from the database (at start, on

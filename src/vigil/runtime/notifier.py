@@ -34,6 +34,7 @@ from vigil.core.escalation import EscalationPolicy, policy_for
 from vigil.metrics import HealthRegistry
 from vigil.notify import Channel, DeliveryError, Message, format_event, renotify_due, send
 from vigil.notify.digest import format_digest
+from vigil.notify.grouped import format_group
 from vigil.runtime.followups import write_digests, write_escalations
 from vigil.runtime.ports import DigestStore, EscalationStore, Leadership, NotifierStore
 from vigil.store import Delivery, LastNotification, OutboxCounts, VigilStorageError
@@ -327,6 +328,8 @@ class Notifier:
         for incident in incidents:
             for channel in channels:
                 previous = last.get((incident.id, channel.name))
+                if previous is None and incident.group is not None:
+                    previous = await self._told_in_group(incident, channel, added)
                 if previous is None:
                     previous = await self._since_added(incident, channel, added)
                 if previous is None or previous.pending:
@@ -335,6 +338,30 @@ class Notifier:
                     if await self.store.enqueue_reminder(previous, now=now) is not None:
                         written += 1
         return written
+
+    async def _told_in_group(
+        self, incident: Incident, channel: Channel, added: Mapping[str, datetime]
+    ) -> LastNotification | None:
+        """For a member of an incident group whose opening was told in the group's message
+        (so it has no message of its own): reminders run from when it opened."""
+        created_at = added.get(channel.name)
+        if created_at is None or created_at > incident.triggered_at:
+            return None  # added later: ``_since_added`` covers it
+        if not renotify_due(
+            channel, incident, last_sent_at=incident.triggered_at, now=self.clock()
+        ):
+            return None
+        events = await self.store.incident_events(incident.id, limit=1)
+        if not events or events[0].id is None:
+            return None
+        return LastNotification(
+            incident_id=incident.id,
+            channel=channel.name,
+            event_id=events[0].id,
+            at=incident.triggered_at,
+            repeats=0,
+            pending=False,
+        )
 
     async def _since_added(
         self, incident: Incident, channel: Channel, added: Mapping[str, datetime]
@@ -431,6 +458,8 @@ class Notifier:
             if event.kind is EventKind.DIGEST_WRITTEN:
                 digest = Digest.from_dict(event.data["digest"])
                 message = format_digest(digest, channel, base_url=self.base_url)
+            elif delivery.group is not None and delivery.group.size > 1:
+                message = format_group(delivery.group, event, channel, base_url=self.base_url)
             else:
                 message = format_event(
                     event,

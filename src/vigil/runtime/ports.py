@@ -9,7 +9,7 @@ holds the two to the same behaviour.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -77,7 +77,13 @@ class MonitorStore(EventLog, Protocol):
     async def append_events(self, items: Sequence[Event]) -> list[Event]: ...
 
     async def commit_cycle(
-        self, *, samples: Sequence[Sample], result: CycleResult, now: datetime
+        self,
+        *,
+        samples: Sequence[Sample],
+        result: CycleResult,
+        now: datetime,
+        group_window: timedelta = ...,
+        group_labels: Mapping[str, str] | None = None,
     ) -> list[Event]: ...
 
 

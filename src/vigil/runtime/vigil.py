@@ -248,6 +248,7 @@ class Vigil:
             interval=self.settings.interval,
             clock=self.clock,
             silences=silences,
+            group_window=self.settings.effective_group_window,
         )
         return _Running(
             store=store,
@@ -401,6 +402,14 @@ class Vigil:
 
     async def acknowledge_all(self, *, by: str, notes: str | None = None) -> list[Incident]:
         changed = await self.store.acknowledge_all(by=by, now=self.clock(), notes=notes)
+        self.bus.publish(event for _, event in changed)
+        return [incident for incident, _ in changed]
+
+    async def acknowledge_group(
+        self, group_id: uuid.UUID | str, *, by: str, notes: str | None = None
+    ) -> list[Incident]:
+        """Acknowledge an incident group's active members (``vigil.core.grouping``)."""
+        changed = await self.store.acknowledge_group(group_id, by=by, now=self.clock(), notes=notes)
         self.bus.publish(event for _, event in changed)
         return [incident for incident, _ in changed]
 

@@ -146,6 +146,7 @@ def incident_from_row(row: Row[Any] | Mapping[str, Any]) -> Incident:
         values=_term_values(data["term_values"]),
         no_data=bool(data["no_data"]),
         flapping=bool(data["flapping"]),
+        group=data["group_id"],
     )
 
 
@@ -179,6 +180,7 @@ def incident_values(incident: Incident) -> dict[str, Any]:
         "term_values": dict(incident.values) if incident.values is not None else None,
         "no_data": incident.no_data,
         "flapping": incident.flapping,
+        "group_id": incident.group,
     }
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import bindparam, delete, select, tuple_, update
 from sqlalchemy import exc as sa_exc
@@ -27,13 +27,13 @@ from vigil.core.incidents import Incident, Severity, Status, acknowledge, resolv
 from vigil.core.samples import Sample
 from vigil.store import models
 from vigil.store._base import (
-    StoreBase,
     check_name,
     check_time,
     incident_from_row,
     incident_values,
     parse_incident_id,
 )
+from vigil.store._groups import IncidentGroups
 
 # What the evaluator owns on an open incident. Acknowledgement and notes belong to people and
 # may have changed on another instance since the evaluator last saw the incident.
@@ -70,7 +70,7 @@ def _day(incident: Incident) -> date:
     return incident.triggered_at.astimezone(UTC).date()
 
 
-class IncidentChanges(StoreBase):
+class IncidentChanges(IncidentGroups):
     async def load_states(self) -> dict[str, RuleState]:
         """Every rule's persisted streaks and open incident: what a restarted monitor resumes."""
         table = models.rule_states
@@ -95,7 +95,13 @@ class IncidentChanges(StoreBase):
         )
 
     async def commit_cycle(
-        self, *, samples: Sequence[Sample], result: CycleResult, now: datetime
+        self,
+        *,
+        samples: Sequence[Sample],
+        result: CycleResult,
+        now: datetime,
+        group_window: timedelta = timedelta(0),
+        group_labels: Mapping[str, str] | None = None,
     ) -> list[Event]:
         """Write one evaluation cycle in one transaction: its samples, the rule states that
         changed, the incidents it opened, escalated, updated or resolved, and its events.
@@ -104,6 +110,9 @@ class IncidentChanges(StoreBase):
         open incident (two leaders, or a bug); ``IllegalTransitionError`` if an incident this
         cycle updates was resolved elsewhere meanwhile (reload the states and carry on).
         Either way nothing of the cycle is written.
+
+        The incidents it opens join incident groups (``vigil.core.grouping``) within
+        ``group_window`` (zero: no grouping), or by their rule's label in ``group_labels``.
         """
         check_time("now", now)
         if not samples and not result.changed and not result.events:
@@ -142,6 +151,14 @@ class IncidentChanges(StoreBase):
             if result.changed:
                 await self._save_streaks(connection, result, now)
             stored: dict[uuid.UUID, Incident] = {}
+            joined = await self._assign_groups(
+                connection,
+                [latest[ident] for ident in sorted(opened)],
+                window=group_window,
+                labels=group_labels,
+            )
+            for ident, group in joined.items():
+                latest[ident] = dataclasses.replace(latest[ident], group=group)
             for ident in sorted(opened):
                 stored[ident] = await self._insert_incident(connection, latest[ident])
             # Sorted ids: the same lock order as acknowledge_all, so the two cannot deadlock.

@@ -26,8 +26,9 @@ from vigil.core.incidents import Severity
 from vigil.notify.channels import NotifyOn, subscribed
 from vigil.notify.format import idempotency_key
 from vigil.store import models
-from vigil.store._base import StoreBase, check_int, check_time, event_from_row
+from vigil.store._base import check_int, check_time, event_from_row
 from vigil.store._escalations import route_rows
+from vigil.store._groups import IncidentGroups, group_summaries
 from vigil.store.records import (
     Delivery,
     LastNotification,
@@ -40,7 +41,7 @@ MAX_ERROR = 2000
 MAX_CLAIM = 1000
 
 
-class Outbox(StoreBase):
+class Outbox(IncidentGroups):
     async def _enqueue_notifications(
         self, connection: AsyncConnection, events: Sequence[Event]
     ) -> None:
@@ -71,6 +72,7 @@ class Outbox(StoreBase):
         rows = await route_rows(
             connection, notified, rows, enabled=[c.name for c in channels], make_row=_row
         )
+        rows = await self._group_rows(connection, notified, rows)
         if rows:
             outbox = models.outbox
             await connection.execute(
@@ -126,9 +128,10 @@ class Outbox(StoreBase):
                 )
             ).all()
             events = await _events(connection, {row.event_id for row in rows})
+            groups = await group_summaries(connection, {r.group_id for r in rows if r.group_id})
         order = {ident: n for n, ident in enumerate(ids)}
         return [
-            Delivery(_item(row), events[row.event_id])
+            Delivery(_item(row), events[row.event_id], groups.get(row.group_id))
             for row in sorted(rows, key=lambda row: order[row.id])
         ]
 
@@ -374,4 +377,5 @@ def _item(row: Row[Any]) -> OutboxItem:
         created_at=row.created_at,
         incident_id=row.incident_id,
         repeat=row.repeat,
+        group_id=row.group_id,
     )

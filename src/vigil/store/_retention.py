@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Table, delete, func, select
+from sqlalchemy import Table, delete, exists, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from vigil.core.incidents import Status
@@ -86,6 +86,7 @@ class Retention(StoreBase):
                 if count < batch_size:
                     break
         await self._prune_daily_counts(now)
+        await self._prune_groups(now - timedelta(days=incident_retention_days))
         return CleanupReport(**deleted)
 
     def _targets(
@@ -137,6 +138,13 @@ class Retention(StoreBase):
         async with self._write(f"deleting old {target.kind}") as connection:
             result = await connection.execute(delete(target.table).where(key.in_(batch)))
         return int(result.rowcount)
+
+    async def _prune_groups(self, cutoff: datetime) -> None:
+        """Incident groups whose members were all deleted: nothing is left to show."""
+        groups, incidents = models.incident_groups, models.incidents
+        members = exists().where(incidents.c.group_id == groups.c.id)
+        async with self._write("pruning incident groups") as connection:
+            await connection.execute(delete(groups).where(groups.c.opened_at < cutoff, ~members))
 
     async def _prune_daily_counts(self, now: datetime) -> None:
         table = models.incident_daily_counts

@@ -33,6 +33,7 @@ from vigil.core.errors import (
 )
 from vigil.core.evaluation import IDLE, CycleResult, RuleState, series_key, split_key
 from vigil.core.events import Event, EventKind
+from vigil.core.grouping import GroupSummary, OpenGroup, assign, summarize
 from vigil.core.incidents import Incident, Status, acknowledge, resolve
 from vigil.core.rules import Rule
 from vigil.core.samples import Sample
@@ -42,6 +43,7 @@ from vigil.notify.format import idempotency_key
 from vigil.store._base import check_int, check_name, check_time, event_payload, parse_incident_id
 from vigil.store._changes import EVALUATOR_FIELDS, RESOLUTION_FIELDS, resume_states
 from vigil.store._channels import channel_event, check_by
+from vigil.store._groups import route_rows
 from vigil.store._incidents import MAX_TIMELINE
 from vigil.store._outbox import MAX_CLAIM, last_of, settlement
 from vigil.store._rules import (
@@ -88,6 +90,8 @@ class MemoryStore:
         self._channels: dict[str, StoredChannel] = {}
         self._outbox: dict[int, OutboxItem] = {}
         self._outbox_ids = itertools.count(1)
+        # Incident groups and the window each was formed with.
+        self._groups: dict[uuid.UUID, tuple[OpenGroup, timedelta]] = {}
 
     @property
     def samples(self) -> tuple[Sample, ...]:
@@ -155,7 +159,13 @@ class MemoryStore:
         self._samples.extend(samples)
 
     async def commit_cycle(
-        self, *, samples: Sequence[Sample], result: CycleResult, now: datetime
+        self,
+        *,
+        samples: Sequence[Sample],
+        result: CycleResult,
+        now: datetime,
+        group_window: timedelta = timedelta(0),
+        group_labels: Mapping[str, str] | None = None,
     ) -> list[Event]:
         """As ``Store.commit_cycle``: all of the cycle or, on any error, none of it."""
         check_time("now", now)
@@ -174,6 +184,18 @@ class MemoryStore:
             _check_json(item)
 
         incidents = dict(self._incidents)
+        outcome = assign(
+            [latest[ident] for ident in opened],
+            [
+                group
+                for group, _ in self._groups.values()
+                if any(i.is_open and i.group == group.id for i in incidents.values())
+            ],
+            window=group_window,
+            labels=group_labels,
+        )
+        for ident, group_id in outcome.members.items():
+            latest[ident] = dataclasses.replace(latest[ident], group=group_id)
         stored: dict[uuid.UUID, Incident] = {}
         for ident in sorted(opened):
             incident = latest[ident]
@@ -187,6 +209,8 @@ class MemoryStore:
             incidents[ident] = stored[ident] = _apply_evaluation(incidents, latest[ident])
 
         self._incidents = incidents
+        for group in outcome.created + outcome.updated:
+            self._groups[group.id] = (group, group_window)
         self._samples.extend(samples)
         for key, state in result.changed.items():
             if split_key(key)[0] not in self._rules:
@@ -536,6 +560,7 @@ class MemoryStore:
 
     def _enqueue(self, events: Sequence[Event]) -> None:
         channels = [self._channels[name].channel for name in sorted(self._channels)]
+        rows: list[dict[str, Any]] = []
         for event in events:
             if event.incident is None or NotifyOn.of(event.kind) is None:
                 continue
@@ -546,10 +571,47 @@ class MemoryStore:
                     events=channel.events,
                     min_severity=channel.min_severity,
                 ):
-                    self._add_row(event, channel.name, now=event.at)
+                    rows.append({"event_id": event.id, "channel": channel.name, "at": event.at})
+        items = list(self._outbox.values())
+        last_at: dict[tuple[uuid.UUID, str], datetime] = {}
+        for item in items:
+            if item.group_id is not None:
+                key = (item.group_id, item.channel)
+                last_at[key] = max(item.created_at, last_at.get(key, item.created_at))
+        routed = route_rows(
+            rows,
+            {event.id: event for event in events},
+            pending={
+                (item.group_id, item.channel)
+                for item in items
+                if item.group_id is not None and item.status is OutboxStatus.PENDING
+            },
+            last_at=last_at,
+            open_left={
+                ident: sum(1 for i in self._incidents.values() if i.group == ident and i.is_open)
+                for ident in self._groups
+            },
+            windows={ident: window for ident, (_, window) in self._groups.items()},
+        )
+        by_id = {event.id: event for event in events}
+        for row in routed:
+            self._add_row(
+                by_id[row["event_id"]],
+                row["channel"],
+                now=row["at"],
+                due=row.get("next_attempt_at"),
+                group_id=row.get("group_id"),
+            )
 
     def _add_row(
-        self, event: Event, channel: str, *, now: datetime, repeat: int = 0
+        self,
+        event: Event,
+        channel: str,
+        *,
+        now: datetime,
+        repeat: int = 0,
+        due: datetime | None = None,
+        group_id: uuid.UUID | None = None,
     ) -> OutboxItem | None:
         assert event.id is not None and event.incident is not None
         key = idempotency_key(event.incident.id, event.id, channel, repeat=repeat)
@@ -562,12 +624,13 @@ class MemoryStore:
             idempotency_key=key,
             status=OutboxStatus.PENDING,
             attempts=0,
-            next_attempt_at=now,
+            next_attempt_at=due or now,
             last_error=None,
             sent_at=None,
             created_at=now,
             incident_id=event.incident.id,
             repeat=repeat,
+            group_id=group_id,
         )
         self._outbox[item.id] = item
         return item
@@ -605,9 +668,17 @@ class MemoryStore:
             Delivery(
                 self._set(item, attempts=item.attempts + 1, next_attempt_at=now + lease),
                 events[item.event_id],
+                self._group_summary(item.group_id),
             )
             for item in due
         ]
+
+    def _group_summary(self, group_id: uuid.UUID | None) -> GroupSummary | None:
+        if group_id is None or group_id not in self._groups:
+            return None
+        group, _ = self._groups[group_id]
+        members = [i for i in self._incidents.values() if i.group == group_id]
+        return summarize(group_id, members, label=group.label, opened_at=group.opened_at)
 
     async def settle_notification(
         self,

@@ -102,6 +102,7 @@ class RuleRow(Base):
     split_by: Mapped[SplitBy] = mapped_column(_enum(SplitBy, "split_by"))
     no_data: Mapped[NoData] = mapped_column(_enum(NoData, "no_data"))
     stale_after: Mapped[float | None]
+    group_label: Mapped[str | None]  # since 0008: rules declared related share one
     updated_at: Mapped[datetime | None]
     updated_by: Mapped[str | None]
 
@@ -159,8 +160,12 @@ class IncidentRow(Base):
     no_data: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     # Since 0007: its series is flapping (held open, its changes not notified).
     flapping: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    # Since 0008: the incident group it joined when it opened (NULL: grouping off, or older).
+    group_id: Mapped[uuid.UUID | None]
 
     __table_args__ = (
+        # A group's members.
+        Index("ix_incidents_group_id", "group_id"),
         # The last line of defence: at most one open incident per rule and series, whatever
         # the callers do. It also serves the active list and the summary (open incidents).
         Index(
@@ -181,6 +186,25 @@ class IncidentRow(Base):
         # Auto-recoveries (newest resolution first) and retention (resolved before a cutoff).
         Index("ix_incidents_resolved_at", "resolved_at"),
     )
+
+
+class IncidentGroupRow(Base):
+    """An incident group (since 0008). Its status is its members' (``incidents.group_id``),
+    derived when read, so the two can never disagree."""
+
+    __tablename__ = "incident_groups"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    opened_at: Mapped[datetime]
+    # When its latest member opened: the next incident within the window of it joins.
+    last_opened_at: Mapped[datetime]
+    label: Mapped[str | None]
+    # The correlation window it was formed with; also the least time between two messages
+    # about it (Alertmanager's group_interval).
+    window_s: Mapped[float]
+
+    # The groups listed newest first.
+    __table_args__ = (Index("ix_incident_groups_opened_at", "opened_at"),)
 
 
 class IncidentDailyCountRow(Base):
@@ -251,8 +275,12 @@ class OutboxRow(Base):
     # keep their order; reminders look up what was last sent), and the reminder number.
     incident_id: Mapped[uuid.UUID | None]
     repeat: Mapped[int] = mapped_column(server_default=text("0"))
+    # Since 0008: the incident group the message tells of (NULL: one incident's message).
+    group_id: Mapped[uuid.UUID | None]
 
     __table_args__ = (
+        # A group's messages to one channel: one pending at a time, the last one sent.
+        Index("ix_notification_outbox_group_id_channel", "group_id", "channel"),
         # What is due: pending rows by next attempt time.
         Index("ix_notification_outbox_status_next_attempt_at", "status", "next_attempt_at"),
         # One incident's deliveries to one channel: their order, and the last one sent.
@@ -396,6 +424,7 @@ rules = _table(RuleRow)
 rule_states = _table(RuleStateRow)
 incidents = _table(IncidentRow)
 incident_daily_counts = _table(IncidentDailyCountRow)
+incident_groups = _table(IncidentGroupRow)
 events = _table(EventRow)
 samples = _table(SampleRow)
 outbox = _table(OutboxRow)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from vigil.core.errors import ValidationError
 from vigil.core.events import Event
+from vigil.core.grouping import GroupSummary
 from vigil.core.rules import Rule
 
 if TYPE_CHECKING:
@@ -145,6 +146,7 @@ class OutboxItem:
     created_at: datetime
     incident_id: uuid.UUID | None = None
     repeat: int = 0  # 0: the event itself; n > 0: the n-th reminder of an open incident
+    group_id: uuid.UUID | None = None  # a message about an incident group (since 0008)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +155,8 @@ class Delivery:
 
     item: OutboxItem
     event: Event
+    # For a group's message (``item.group_id``): the group as it is now, to tell of.
+    group: GroupSummary | None = None
 
 
 @dataclass(frozen=True, slots=True)

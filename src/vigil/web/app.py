@@ -25,6 +25,7 @@ from vigil.web.routes import (
     auth,
     channels,
     escalations,
+    groups,
     ingest,
     metrics,
     rules,
@@ -106,7 +107,18 @@ def create_app(
     app.add_middleware(ingest.IngestGate)  # a flood turned away before its body is read
     if settings.trusted_proxies:  # outermost: everything after it sees the real client
         app.add_middleware(TrustedProxies, networks=settings.trusted_proxies)
-    for module in (alerts, rules, metrics, channels, escalations, silences, system, ingest, auth):
+    for module in (
+        alerts,
+        groups,
+        rules,
+        metrics,
+        channels,
+        escalations,
+        silences,
+        system,
+        ingest,
+        auth,
+    ):
         app.include_router(module.router)
     app.include_router(apidocs.router)
     app.include_router(pages.router)  # the dashboard's HTML pages and static files

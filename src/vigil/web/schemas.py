@@ -131,6 +131,9 @@ class RuleOut(Shown):
     split_by: SplitBy
     no_data: NoData
     stale_after: float | None
+    group_label: str | None = Field(
+        description="Rules with the same label are related: their incidents join one group."
+    )
     updated_at: UtcOut | None
     updated_by: str | None
 
@@ -195,6 +198,7 @@ class RulePatch(RuleUpdate):
     split_by: SplitBy = optional()
     no_data: NoData = optional()
     stale_after: Seconds | None = None
+    group_label: Annotated[str, Field(pattern=RULE_NAME_REGEX)] | None = None
 
 
 class RuleReplace(RulePatch):
@@ -249,6 +253,10 @@ class IncidentOut(BaseModel):
     flapping: bool = Field(
         description="Its series is flapping (or was when it was resolved by hand): held "
         "open, its changes not notified; see docs/rules.md, Flapping."
+    )
+    group: uuid.UUID | None = Field(
+        default=None,
+        description="The incident group it joined when it opened; null when grouping was off.",
     )
     duration_s: float = Field(description="Seconds from trigger to resolution, or to now.")
 

@@ -18,6 +18,7 @@ from vigil.web.pages import (
     alerts,
     assets,
     channels,
+    groups,
     incident,
     login,
     overview,
@@ -26,7 +27,7 @@ from vigil.web.pages import (
 )
 
 router = APIRouter(include_in_schema=False)
-for module in (overview, alerts, rules, incident, silences, channels, login, assets):
+for module in (overview, alerts, groups, rules, incident, silences, channels, login, assets):
     router.include_router(module.router)
 
 __all__ = ["router"]

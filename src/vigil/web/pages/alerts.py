@@ -20,6 +20,7 @@ from vigil.core import Direction, NotFoundError, Rule, ValidationError
 from vigil.web.auth import Principal, web_state
 from vigil.web.pages.filters import FREQUENCY_DAYS, HistoryFilters
 from vigil.web.pages.forms import AdminForm, back, checked, local_path, validated
+from vigil.web.pages.groups import groups_section
 from vigil.web.pages.incident import notes_of
 from vigil.web.pages.overview import sample_age, stale_after_of
 from vigil.web.pages.render import base_context, render
@@ -116,6 +117,7 @@ SECTIONS: dict[str, Loader] = {
     "history": history_section,
     "recoveries": recoveries_section,
     "frequency": frequency_section,
+    "groups": groups_section,
 }
 
 

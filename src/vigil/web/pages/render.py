@@ -41,6 +41,7 @@ SECURITY_HEADERS = {
 NOTICES = {
     "acknowledged": "Incident acknowledged.",
     "acknowledged-all": "Every active incident acknowledged.",
+    "group-acknowledged": "Group acknowledged: each of its active incidents.",
     "resolved": "Incident resolved.",
     "saved": "Rule saved.",
     "unchanged": "Nothing to save: the rule is as it was.",

@@ -329,7 +329,7 @@
   }
 
   const everything = {
-    alerts: ["summary", "active", "rules", "history", "recoveries", "frequency"],
+    alerts: ["summary", "active", "rules", "history", "recoveries", "frequency", ...groupSections()],
     overview: ["cards", "health", "latest"],
     incident: ["incident"],
     silences: ["snoozes", "windows"],
@@ -343,8 +343,28 @@
     channels: ["deliveries"],
   };
 
+  // -- incident groups (the Alerts page's "groups" section) ---------------------------------
+
+  // Which groups the reader has expanded: a refreshed section opens them again.
+  const openGroups = new Set();
+
+  function groupSections(event) {
+    if (pageName !== "alerts") return [];
+    return !event || event.incident ? ["groups"] : [];
+  }
+
+  function keepGroupsOpen(scope) {
+    scope.querySelectorAll("details[data-group-id]").forEach((details) => {
+      if (openGroups.has(details.dataset.groupId)) details.open = true;
+      details.addEventListener("toggle", () => {
+        if (details.open) openGroups.add(details.dataset.groupId);
+        else openGroups.delete(details.dataset.groupId);
+      });
+    });
+  }
+
   function sectionsFor(event) {
-    const names = [];
+    const names = [...groupSections(event)];
     if (event.incident) {
       names.push("header");
       if (pageName === "alerts") {
@@ -467,6 +487,7 @@
     acknowledge: "Incident acknowledged.",
     resolve: "Incident resolved.",
     "acknowledge-all": "Every active incident acknowledged.",
+    "acknowledge-group": "Group acknowledged: each of its active incidents.",
   };
 
   async function act(form) {
@@ -636,6 +657,7 @@
 
   function enhance(scope) {
     showTimes(scope);
+    keepGroupsOpen(scope);
     scope.querySelectorAll('form[data-action="rule"]').forEach(markDirty);
     charts.drawIn(scope);
     placeNotices(); // what they announce may just have arrived beneath them

@@ -2,7 +2,7 @@
 channels' delivery mode (realtime, or an hourly or daily digest).
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-02 19:30:00
 
 A new table and three channel columns with defaults: every existing row is kept, every
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009"
-down_revision: str | None = "0007"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,346 @@
+"""Incident groups in the database: who joins which group, the groups as people see them,
+acknowledging a group, and which outbox rows a group's messages need.
+
+Assignment runs inside the cycle's transaction (``IncidentChanges.commit_cycle`` calls
+``_assign_groups`` before it inserts the incidents), so an incident and its group commit
+together. A group's status is its members', read when asked for.
+
+Notifications (``group_rows``, called by ``Outbox._enqueue_notifications`` in the very
+transaction that stores the events), per group and channel, like Alertmanager's grouping:
+
+- the first member's opening is sent at once; members that open before it is sent (the same
+  cycle, or while it waits to be retried) are in that one message, written when it is sent;
+- a member that joins after it was sent brings one follow-up message with the whole group,
+  no sooner than the group's window after the group's last message (``group_interval``);
+  members joining meanwhile wait in that same follow-up;
+- a member's resolution is not sent while other members are open; the last one's is, as
+  "all resolved";
+- acknowledging the group sends one message, not one per member;
+- escalations and one member's own acknowledgement stay the member's own messages.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from vigil.core.errors import NotFoundError, ValidationError
+from vigil.core.events import Event, EventKind
+from vigil.core.grouping import (
+    GroupSummary,
+    OpenGroup,
+    acknowledge_group,
+    assign,
+    summarize,
+)
+from vigil.core.incidents import Incident, Status
+from vigil.store import models
+from vigil.store._base import StoreBase, check_int, check_time, incident_from_row
+from vigil.store.records import OutboxStatus
+
+MAX_GROUPS = 200
+
+
+class IncidentGroups(StoreBase):
+    async def _assign_groups(
+        self,
+        connection: AsyncConnection,
+        opened: Sequence[Incident],
+        *,
+        window: timedelta,
+        labels: Mapping[str, str] | None = None,
+    ) -> dict[uuid.UUID, uuid.UUID]:
+        """Put each incident of ``opened`` in a group (writing new groups and the latest
+        member time of joined ones); returns incident id -> group id. Nothing when
+        ``window`` is zero (grouping off)."""
+        if not opened or window <= timedelta(0):
+            return {}
+        groups = models.incident_groups
+        incidents = models.incidents
+        earliest = min(incident.triggered_at for incident in opened)
+        wanted = sorted({labels[i.rule] for i in opened if labels and i.rule in labels})
+        near = groups.c.last_opened_at >= earliest - window
+        rows = (
+            await connection.execute(
+                select(groups)
+                .where(
+                    or_(near, groups.c.label.in_(wanted)) if wanted else near,
+                    exists().where(incidents.c.group_id == groups.c.id, models.OPEN_PREDICATE),
+                )
+                .order_by(groups.c.id)
+                .with_for_update()
+            )
+        ).all()
+        outcome = assign(
+            opened,
+            [
+                OpenGroup(
+                    id=row.id,
+                    opened_at=row.opened_at,
+                    last_opened_at=row.last_opened_at,
+                    label=row.label,
+                )
+                for row in rows
+            ],
+            window=window,
+            labels=labels,
+        )
+        if outcome.created:
+            await connection.execute(
+                groups.insert(),
+                [
+                    {
+                        "id": group.id,
+                        "opened_at": group.opened_at,
+                        "last_opened_at": group.last_opened_at,
+                        "label": group.label,
+                        "window_s": window.total_seconds(),
+                    }
+                    for group in outcome.created
+                ],
+            )
+        for group in outcome.updated:
+            await connection.execute(
+                update(groups)
+                .where(groups.c.id == group.id)
+                .values(last_opened_at=group.last_opened_at)
+            )
+        return outcome.members
+
+    async def list_groups(
+        self, *, status: Status | str | None = None, limit: int = 50, min_size: int = 1
+    ) -> list[GroupSummary]:
+        """Groups with their members, newest first. ``status`` ``open`` (any member open),
+        or one of a group's statuses: ``active``, ``acknowledged``, ``resolved``."""
+        check_int("limit", limit, 1, MAX_GROUPS)
+        check_int("min_size", min_size, 1, 1000)
+        wanted = _check_status(status)
+        groups, incidents = models.incident_groups, models.incidents
+        statement = select(groups).order_by(groups.c.opened_at.desc(), groups.c.id.desc())
+        members = select(func.count()).where(incidents.c.group_id == groups.c.id)
+        if min_size > 1:
+            statement = statement.where(members.scalar_subquery() >= min_size)
+        is_open = exists().where(incidents.c.group_id == groups.c.id, models.OPEN_PREDICATE)
+        if wanted == "resolved":
+            statement = statement.where(~is_open)
+        elif wanted is not None:
+            statement = statement.where(is_open)
+        # Active/acknowledged are told apart from the members; read a little more to fill.
+        statement = statement.limit(limit if wanted in (None, "open", "resolved") else 4 * limit)
+        async with self._read("reading incident groups") as connection:
+            rows = (await connection.execute(statement)).all()
+            summaries = await _summaries(connection, rows)
+        if wanted in ("active", "acknowledged"):
+            summaries = [s for s in summaries if s.status.value == wanted]
+        return summaries[:limit]
+
+    async def get_group(self, group_id: uuid.UUID | str) -> GroupSummary:
+        ident = _parse_group_id(group_id)
+        groups = models.incident_groups
+        async with self._read("reading an incident group") as connection:
+            rows = (await connection.execute(select(groups).where(groups.c.id == ident))).all()
+            found = await _summaries(connection, rows)
+        if not found:
+            raise NotFoundError("incident group", ident)
+        return found[0]
+
+    async def acknowledge_group(
+        self, group_id: uuid.UUID | str, *, by: str, now: datetime, notes: str | None = None
+    ) -> list[tuple[Incident, Event]]:
+        """Acknowledge the group's active members in one transaction (one message tells of
+        it). ``IllegalTransitionError`` when none is active; nothing changes then."""
+        ident = _parse_group_id(group_id)
+        check_time("now", now)
+        groups, incidents = models.incident_groups, models.incidents
+        async with self._write("acknowledging an incident group") as connection:
+            row = (await connection.execute(select(groups).where(groups.c.id == ident))).first()
+            if row is None:
+                raise NotFoundError("incident group", ident)
+            members = (
+                await connection.execute(
+                    select(incidents)
+                    .where(incidents.c.group_id == ident)
+                    .order_by(incidents.c.id)
+                    .with_for_update()
+                )
+            ).all()
+            summary = summarize(
+                ident,
+                [incident_from_row(m) for m in members],
+                label=row.label,
+                opened_at=row.opened_at,
+            )
+            changes = acknowledge_group(summary, by=by, now=now, notes=notes)
+            for updated, _ in changes:
+                await connection.execute(
+                    update(incidents)
+                    .where(incidents.c.id == updated.id)
+                    .values(
+                        status=updated.status,
+                        acknowledged_by=updated.acknowledged_by,
+                        acknowledged_at=updated.acknowledged_at,
+                        notes=updated.notes,
+                    )
+                )
+            stored = await self._append_events(connection, [event for _, event in changes])
+        return [(updated, event) for (updated, _), event in zip(changes, stored, strict=True)]
+
+    async def _group_rows(
+        self, connection: AsyncConnection, events: Sequence[Event], rows: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """The outbox rows to write for ``rows`` (one per event and channel) once groups are
+        taken into account; see the module's docstring."""
+        by_id = {event.id: event for event in events}
+        group_ids = {
+            incident.group
+            for event in events
+            if (incident := event.incident) is not None and incident.group is not None
+        }
+        if not group_ids or not rows:
+            return rows
+        outbox, incidents, groups = models.outbox, models.incidents, models.incident_groups
+        ids = sorted(group_ids)
+        pending = {
+            (row.group_id, row.channel)
+            for row in await connection.execute(
+                select(outbox.c.group_id, outbox.c.channel).where(
+                    outbox.c.group_id.in_(ids), outbox.c.status == OutboxStatus.PENDING
+                )
+            )
+        }
+        last_at = {
+            (row.group_id, row.channel): row.lt
+            for row in await connection.execute(
+                select(
+                    outbox.c.group_id, outbox.c.channel, func.max(outbox.c.created_at).label("lt")
+                )
+                .where(outbox.c.group_id.in_(ids))
+                .group_by(outbox.c.group_id, outbox.c.channel)
+            )
+        }
+        open_left = {
+            row.group_id: int(row.n)
+            for row in await connection.execute(
+                select(incidents.c.group_id, func.count().label("n"))
+                .where(incidents.c.group_id.in_(ids), models.OPEN_PREDICATE)
+                .group_by(incidents.c.group_id)
+            )
+        }
+        windows = {
+            row.id: timedelta(seconds=float(row.window_s))
+            for row in await connection.execute(
+                select(groups.c.id, groups.c.window_s).where(groups.c.id.in_(ids))
+            )
+        }
+        return route_rows(
+            rows,
+            by_id,
+            pending=pending,
+            last_at=last_at,
+            open_left=open_left,
+            windows=windows,
+        )
+
+
+def route_rows(
+    rows: Sequence[dict[str, Any]],
+    events: Mapping[int | None, Event],
+    *,
+    pending: Collection[tuple[uuid.UUID, str]],
+    last_at: Mapping[tuple[uuid.UUID, str], datetime],
+    open_left: Mapping[uuid.UUID, int],
+    windows: Mapping[uuid.UUID, timedelta],
+) -> list[dict[str, Any]]:
+    """The rows to write, each a group's message or not (shared with ``MemoryStore``)."""
+    waiting = set(pending)
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        event = events[row["event_id"]]
+        incident = event.incident
+        group = incident.group if incident is not None else None
+        if group is None or group not in windows:
+            out.append({**row, "group_id": None})
+            continue
+        key = (group, str(row["channel"]))
+        kind = event.kind
+        if kind is EventKind.INCIDENT_OPENED:
+            if key in waiting:
+                continue  # the message waiting to be sent will list this member too
+            due = event.at
+            previous = last_at.get(key)
+            if previous is not None:
+                due = max(due, previous + windows[group])
+        elif kind is EventKind.INCIDENT_RESOLVED:
+            if open_left.get(group, 0) > 0:
+                continue  # told when the last member resolves
+            if key in waiting:
+                continue  # the message waiting is written when sent: it will say resolved
+            due = event.at
+        elif kind is EventKind.INCIDENT_ACKNOWLEDGED and event.data.get("group") == str(group):
+            if key in waiting:
+                continue  # one message for the group's acknowledgement
+            due = event.at
+        else:
+            out.append({**row, "group_id": None})
+            continue
+        waiting.add(key)
+        out.append({**row, "group_id": group, "next_attempt_at": due})
+    return out
+
+
+async def group_summaries(
+    connection: AsyncConnection, group_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, GroupSummary]:
+    """The groups named, with their members (for the messages being sent)."""
+    if not group_ids:
+        return {}
+    groups = models.incident_groups
+    rows = (
+        await connection.execute(select(groups).where(groups.c.id.in_(sorted(group_ids))))
+    ).all()
+    return {summary.id: summary for summary in await _summaries(connection, rows)}
+
+
+async def _summaries(connection: AsyncConnection, rows: Sequence[Any]) -> list[GroupSummary]:
+    if not rows:
+        return []
+    incidents = models.incidents
+    members: dict[uuid.UUID, list[Incident]] = defaultdict(list)
+    ids = [row.id for row in rows]
+    for start in range(0, len(ids), 500):
+        for member in await connection.execute(
+            select(incidents).where(incidents.c.group_id.in_(ids[start : start + 500]))
+        ):
+            members[member.group_id].append(incident_from_row(member))
+    return [
+        summarize(row.id, members[row.id], label=row.label, opened_at=row.opened_at)
+        for row in rows
+        if members.get(row.id)  # members deleted by retention: nothing left to show
+    ]
+
+
+_STATUSES = ("open", "active", "acknowledged", "resolved")
+
+
+def _check_status(status: Status | str | None) -> str | None:
+    if status is None:
+        return None
+    value = str(status)
+    if value not in _STATUSES:
+        raise ValidationError("status", f"must be one of {', '.join(_STATUSES)}, got {value!r}")
+    return value
+
+
+def _parse_group_id(value: uuid.UUID | str) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise NotFoundError("incident group", value) from None
