@@ -21,6 +21,7 @@ from vigil.store._discord import DiscordMessages
 from vigil.store._incidents import IncidentQueries
 from vigil.store._outbox import Outbox
 from vigil.store._retention import Retention
+from vigil.store._rule_stats import RuleStatsQueries
 from vigil.store._rules import RulesAndEvents
 from vigil.store._samples import SampleQueries
 from vigil.store._silences import Silences
@@ -41,6 +42,7 @@ class Store(
     Silences,
     Retention,
     DiscordMessages,
+    RuleStatsQueries,
 ):
     """Open with ``await Store.open(url)`` (or ``async with await Store.open(url) as store``);
     ``await store.close()`` releases every connection."""
