@@ -1,6 +1,6 @@
 """Alerts & Incidents (``/alerts``): the summary, the open incidents, the rules with their
 current values (admins edit the thresholds inline), the history with its filters, the
-auto-recoveries and the alert frequency; and the forms that acknowledge every open incident
+auto-recoveries, the alert frequency and the noisiest rules; and the forms that acknowledge every open incident
 and save a rule.
 
 Hot data (open incidents, the summary, rules, current values) comes from the live view,
@@ -27,6 +27,7 @@ from vigil.web.pages.route import PageRoute, Reader
 from vigil.web.pages.sections import Context, Loader, Reads, load, section
 from vigil.web.routes import alerts as alerts_api
 from vigil.web.routes import metrics as metrics_api
+from vigil.web.routes import rules as rules_api
 from vigil.web.schemas import RuleUpdate
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -109,6 +110,17 @@ async def frequency_section(reads: Reads) -> Context:
     }
 
 
+NOISIEST_SHOWN = 10
+
+
+async def noisiest_section(reads: Reads) -> Context:
+    days = reads.filters.days
+    found = await rules_api.noisiest_rules(
+        reads.request, reads.principal, days=days, limit=NOISIEST_SHOWN
+    )
+    return {"noisiest": found, "noisiest_days": days}
+
+
 SECTIONS: dict[str, Loader] = {
     "summary": summary_section,
     "active": active_section,
@@ -116,6 +128,7 @@ SECTIONS: dict[str, Loader] = {
     "history": history_section,
     "recoveries": recoveries_section,
     "frequency": frequency_section,
+    "noisiest": noisiest_section,
 }
 
 

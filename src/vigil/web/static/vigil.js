@@ -327,22 +327,28 @@
   }
 
   const everything = {
-    alerts: ["summary", "active", "rules", "history", "recoveries", "frequency"],
+    alerts: ["summary", "active", "rules", "history", "recoveries", "frequency", "noisiest"],
     overview: ["cards", "health", "latest"],
     incident: ["incident"],
     silences: ["snoozes", "windows"],
     channels: ["list", "deliveries"],
   };
+  // The noisiest rules too: a delivery makes no event, and open incidents' time grows.
   const periodic = {
-    alerts: ["active", "rules"],
+    alerts: ["active", "rules", "noisiest"],
     overview: ["cards", "health"],
     incident: [],
     silences: ["snoozes", "windows"],
     channels: ["deliveries"],
   };
 
+  // Every incident event (flapping included) moves some rule's noise figures.
+  function noisiestFor(event) {
+    return pageName === "alerts" && event.incident ? ["noisiest"] : [];
+  }
+
   function sectionsFor(event) {
-    const names = [];
+    const names = noisiestFor(event);
     if (event.incident) {
       names.push("header");
       if (pageName === "alerts") {
@@ -625,7 +631,7 @@
     event.preventDefault();
     const url = new URL(link.href);
     history.replaceState(null, "", url.pathname + url.search + location.hash);
-    refresh(["frequency"]);
+    refresh(["frequency", "noisiest"]); // one period for both
   });
 
   function enhance(scope) {
