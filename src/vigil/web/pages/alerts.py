@@ -1,7 +1,7 @@
 """Alerts & Incidents (``/alerts``): the summary, the open incidents, the rules with their
 current values (admins edit the thresholds inline), the history with its filters, the
-auto-recoveries, the alert frequency and the noisiest rules; and the forms that acknowledge every open incident
-and save a rule.
+auto-recoveries, the alert frequency and the noisiest rules; and the forms that acknowledge
+every open incident and save a rule.
 
 Hot data (open incidents, the summary, rules, current values) comes from the live view,
 history from the database.
