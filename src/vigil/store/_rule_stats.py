@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vigil.core.errors import ValidationError
 from vigil.core.events import Event, EventKind
-from vigil.core.incidents import Resolution
+from vigil.core.incidents import Incident, Resolution
 from vigil.core.validation import check_rule_name
 from vigil.store import models
 from vigil.store._base import StoreBase, check_int, check_time
@@ -72,25 +72,50 @@ _OPEN_OF_RULES = select(models.incidents.c.rule, models.incidents.c.triggered_at
 
 
 class RuleStatsQueries(StoreBase):
-    async def rule_stats(self, rule: str, *, days: int, now: datetime) -> RuleStats:
+    async def rule_stats(
+        self,
+        rule: str,
+        *,
+        days: int,
+        now: datetime,
+        open_incidents: Iterable[Incident] | None = None,
+    ) -> RuleStats:
         """One rule's figures over the ``days`` (7, 30 or 90) UTC days ending today. A rule
-        without history has zeros; whether the rule exists is the caller's question."""
+        without history has zeros; whether the rule exists is the caller's question.
+
+        ``open_incidents``: the open incidents as the caller already knows them (the live
+        view; any rule's, this one's are picked), which spares a query; read here if None.
+        """
         check_rule_name("rule", rule)
         first, today, start = _window(days, now)
         window = {"rule": rule, "first": first, "last": today}
         async with self._read("reading a rule's statistics") as connection:
             sums = (await connection.execute(_ONE_RULE, window)).one()
-            opened_at = (await connection.scalars(_OPEN_OF_RULE, {"rule": rule})).all()
+            if open_incidents is None:
+                opened_at = list((await connection.scalars(_OPEN_OF_RULE, {"rule": rule})).all())
+            else:
+                opened_at = [i.triggered_at for i in open_incidents if i.rule == rule and i.is_open]
         return _figures(rule, days, first, dict(sums._mapping), opened_at, start=start, now=now)
 
-    async def noisiest_rules(self, *, days: int, now: datetime, limit: int = 10) -> list[RuleStats]:
+    async def noisiest_rules(
+        self,
+        *,
+        days: int,
+        now: datetime,
+        limit: int = 10,
+        open_incidents: Iterable[Incident] | None = None,
+    ) -> list[RuleStats]:
         """The existing rules with anything to show in the window, noisiest first: most
-        incidents, then most notifications sent, most time in incident, most flaps, by name."""
+        incidents, then most notifications sent, most time in incident, most flaps, by name.
+        ``open_incidents`` as for ``rule_stats`` (those of existing rules)."""
         check_int("limit", limit, 1, MAX_NOISIEST)
         first, today, start = _window(days, now)
         async with self._read("reading the noisiest rules") as connection:
             rows = (await connection.execute(_EVERY_RULE, {"first": first, "last": today})).all()
-            open_rows = (await connection.execute(_OPEN_OF_RULES)).all()
+            if open_incidents is None:
+                open_rows = [tuple(row) for row in (await connection.execute(_OPEN_OF_RULES))]
+            else:
+                open_rows = [(i.rule, i.triggered_at) for i in open_incidents if i.is_open]
         opened_at: dict[str, list[datetime]] = defaultdict(list)
         for name, triggered_at in open_rows:
             opened_at[name].append(triggered_at)

@@ -180,7 +180,9 @@ async def noisiest_rules(
     limit: Annotated[int, Query(ge=1, le=MAX_NOISIEST)] = 10,
 ) -> list[RuleStatsOut]:
     vigil = web_state(request).vigil
-    found = await vigil.store.noisiest_rules(days=days, now=vigil.clock(), limit=limit)
+    found = await vigil.store.noisiest_rules(
+        days=days, now=vigil.clock(), limit=limit, open_incidents=vigil.view.active()
+    )
     rules = vigil.view.rules
     return [
         RuleStatsOut.of_rule(
@@ -206,7 +208,10 @@ async def rule_stats(
 ) -> RuleStatsOut:
     vigil = web_state(request).vigil
     rule = rule_named(request, name)
-    stats = await vigil.store.rule_stats(rule.name, days=days, now=vigil.clock())
+    # The open incidents from the live view: the counters are the one query.
+    stats = await vigil.store.rule_stats(
+        rule.name, days=days, now=vigil.clock(), open_incidents=vigil.view.active()
+    )
     return RuleStatsOut.of_rule(stats, display_name=rule.display_name)
 
 
