@@ -19,13 +19,14 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 import pytest
+from sqlalchemy import text
 
 from vigil.core.errors import ValidationError
 from vigil.core.events import Event
 from vigil.core.incidents import Incident
 from vigil.store import RuleStats, Store
 
-from .conftest import add_channel, auto_resolve, make_incident, open_incident
+from .conftest import add_channel, auto_resolve, make_incident, open_incident, raw
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 HOUR = 3600.0
@@ -171,3 +172,23 @@ async def test_a_notification_settled_alone_is_counted_once(store: Store) -> Non
     [failed] = await store.claim_notifications(now=at(10, 4), lease=timedelta(minutes=5))
     await store.settle_notification(failed.item.id, now=at(10, 5), error="refused")
     assert (await store.rule_stats("error_rate", days=7, now=NOW)).notifications_sent == 0
+
+
+async def test_cleanup_keeps_a_years_counters_and_drops_older_ones(
+    store: Store, migrated_url: str
+) -> None:
+    old = await open_incident(store, at=NOW - timedelta(days=400))
+    await auto_resolve(store, old, at=NOW - timedelta(days=400) + timedelta(hours=1))
+    await open_incident(store, metric="error_rate", at=NOW - timedelta(days=20))
+    await store.cleanup(now=NOW, incident_retention_days=1000, sample_retention_days=1)
+    async with raw(migrated_url) as connection:
+        rows = await connection.execute(text("SELECT rule, opened FROM rule_daily_stats"))
+        assert [(rule, opened) for rule, opened in rows] == [("error_rate", 1)]
+
+
+async def test_a_flapping_event_counts_with_or_without_its_incident(store: Store) -> None:
+    incident = await open_incident(store, at=at(9, 1))
+    await flapping(store, incident, at(9, 2))
+    bare = Event(kind=FlapKind.FLAPPING, at=at(9, 3), rule="gateway_latency")  # type: ignore[arg-type]
+    await store.append_events([bare])
+    assert (await store.rule_stats("gateway_latency", days=7, now=NOW)).flaps == 2

@@ -9,8 +9,9 @@ wrote the event: a monitor cycle, an acknowledgement, a resolution, a rule delet
 a notification as sent, so they can never disagree with the incidents they count.
 
 A window is the ``days`` UTC days ending today, as the frequency chart's. Reading one rule's
-figures is a sum over at most ``days`` rows plus its few open incidents (their time so far is
-not counted until they resolve), never a scan of the incident history.
+figures is a sum over at most ``days`` rows, plus the time so far of its few open incidents
+(the counters take an incident's time when it resolves), never a scan of the incident
+history. Cleanup keeps the counters a year (``_retention``), after their incidents are gone.
 """
 
 from __future__ import annotations
@@ -175,10 +176,15 @@ def deltas_of(events: Iterable[Event]) -> Deltas:
     """What storing ``events`` adds to each rule's days."""
     deltas: Deltas = {}
     for event in events:
-        incident = event.incident
-        if incident is None or event.rule is None:
-            continue
         rule = event.rule
+        if rule is None:
+            continue
+        if event.kind == FLAPPING_KIND:  # with or without the incident it holds open
+            _add(deltas, rule, _day_of(event.at), "flaps", 1)
+            continue
+        incident = event.incident
+        if incident is None:
+            continue
         if event.kind is EventKind.INCIDENT_OPENED:
             _add(deltas, rule, _day_of(incident.triggered_at), "opened", 1)
         elif event.kind is EventKind.INCIDENT_ACKNOWLEDGED and incident.acknowledged_at:
@@ -194,8 +200,6 @@ def deltas_of(events: Iterable[Event]) -> Deltas:
             _add(deltas, rule, day, "resolve_seconds", lasted)
             for share_day, seconds in day_shares(incident.triggered_at, incident.resolved_at):
                 _add(deltas, rule, share_day, "incident_seconds", seconds)
-        elif event.kind == FLAPPING_KIND:
-            _add(deltas, rule, _day_of(event.at), "flaps", 1)
     return deltas
 
 
