@@ -54,8 +54,10 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/api/alerts/rules/preview"): Rule(
         READ, {"name": "matrix", "metric": "queue_depth", "critical": 1, "since": "1h"}
     ),
+    ("GET", "/api/alerts/rules/stats"): Rule(READ),
     ("GET", "/api/alerts/rules/{name:rule_name}"): Rule(READ),
     ("GET", "/api/alerts/rules/{name:rule_name}/suggestion"): Rule(READ),
+    ("GET", "/api/alerts/rules/{name:rule_name}/stats"): Rule(READ),
     ("PUT", "/api/alerts/rules/{name:rule_name}"): Rule(
         ADMIN, {"metric": "queue_depth", "critical": 2}, csrf=True
     ),

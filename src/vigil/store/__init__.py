@@ -19,6 +19,7 @@ from vigil.store.records import (
     Page,
     Role,
     RulePlan,
+    RuleStats,
     StoredChannel,
     User,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "Page",
     "Role",
     "RulePlan",
+    "RuleStats",
     "Store",
     "StoredChannel",
     "User",

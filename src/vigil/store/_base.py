@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, Table, func, select
@@ -90,6 +91,7 @@ class StoreBase:
         # The one place incident events are stored, so the one place their notifications are
         # written: same transaction, same fate.
         await self._enqueue_notifications(connection, stored)
+        await self._count_rule_stats(connection, stored)
         if self._dialect == "postgresql":
             # Delivered at commit, never for a rolled-back transaction: wakes every instance
             # to read the log (the truth), so the payload is only a hint.
@@ -100,6 +102,16 @@ class StoreBase:
         self, connection: AsyncConnection, events: Sequence[Event]
     ) -> None:
         """The outbox's share of storing events: ``_outbox.Outbox`` writes it."""
+        raise NotImplementedError
+
+    async def _count_rule_stats(self, connection: AsyncConnection, events: Sequence[Event]) -> None:
+        """The rules' noise counters' share: ``_rule_stats.RuleStatsQueries`` adds it."""
+        raise NotImplementedError
+
+    async def _count_sent(
+        self, connection: AsyncConnection, event_ids: Sequence[int], *, now: datetime
+    ) -> None:
+        """Notifications settled as sent, counted for their rules (``_rule_stats``)."""
         raise NotImplementedError
 
 

@@ -157,6 +157,8 @@ class Outbox(IncidentGroups):
                     .returning(*outbox.c)
                 )
             ).first()
+            if row is not None and row.status == OutboxStatus.SENT:
+                await self._count_sent(connection, [row.event_id], now=now)
             if row is None:
                 row = (
                     await connection.execute(select(outbox).where(outbox.c.id == item_id))
@@ -193,12 +195,16 @@ class Outbox(IncidentGroups):
             return 0
         outbox = models.outbox
         async with self._write("recording deliveries") as connection:
-            result = await connection.execute(
-                update(outbox)
-                .where(outbox.c.id.in_(list(item_ids)), outbox.c.status == OutboxStatus.PENDING)
-                .values(status=OutboxStatus.SENT, sent_at=now)
-            )
-        return int(result.rowcount)
+            sent = (
+                await connection.scalars(
+                    update(outbox)
+                    .where(outbox.c.id.in_(list(item_ids)), outbox.c.status == OutboxStatus.PENDING)
+                    .values(status=OutboxStatus.SENT, sent_at=now)
+                    .returning(outbox.c.event_id)
+                )
+            ).all()
+            await self._count_sent(connection, sent, now=now)
+        return len(sent)
 
     async def outbox_counts(self) -> OutboxCounts:
         outbox = models.outbox

@@ -151,3 +151,6 @@ class Retention(StoreBase):
         oldest = now.astimezone(UTC).date() - timedelta(days=DAILY_COUNT_DAYS)
         async with self._write("pruning incident counts") as connection:
             await connection.execute(delete(table).where(table.c.day < oldest))
+            # The rules' noise counters too (read for 90 days at most).
+            stats = models.rule_daily_stats
+            await connection.execute(delete(stats).where(stats.c.day < oldest))

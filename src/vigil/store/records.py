@@ -228,3 +228,53 @@ class RulePlan:
     removed: list[str]
     unchanged: list[str]
     events: list[Event]
+
+
+@dataclass(frozen=True, slots=True)
+class RuleStats:
+    """One rule's noise over ``days`` UTC days ending today (``first_day`` .. today).
+
+    Incidents, resolutions and acknowledgements are counted on the day they happened; the
+    means are over those of the window; ``seconds_in_incident`` is the time the rule's
+    incidents (every series) were open within the window, the open ones up to ``now``.
+    """
+
+    rule: str
+    days: int
+    first_day: date
+    incidents: int
+    open_incidents: int
+    seconds_in_incident: float
+    acknowledged: int
+    mean_seconds_to_acknowledge: float | None
+    resolved_auto: int
+    resolved_manual: int
+    mean_seconds_to_resolve: float | None
+    flaps: int
+    notifications_sent: int
+
+    @property
+    def incidents_per_day(self) -> float:
+        return self.incidents / self.days
+
+    @property
+    def resolved(self) -> int:
+        return self.resolved_auto + self.resolved_manual
+
+    @property
+    def quiet(self) -> bool:
+        """Nothing happened in the window and nothing is open."""
+        return not (
+            self.incidents
+            or self.open_incidents
+            or self.seconds_in_incident
+            or self.acknowledged
+            or self.resolved
+            or self.flaps
+            or self.notifications_sent
+        )
+
+    @property
+    def auto_resolved_share(self) -> float | None:
+        """Resolved on their own, of those resolved in the window (None: none resolved)."""
+        return self.resolved_auto / self.resolved if self.resolved else None

@@ -23,6 +23,7 @@ from vigil.store._escalations import Escalations
 from vigil.store._incidents import IncidentQueries
 from vigil.store._outbox import Outbox
 from vigil.store._retention import Retention
+from vigil.store._rule_stats import RuleStatsQueries
 from vigil.store._rules import RulesAndEvents
 from vigil.store._samples import SampleQueries
 from vigil.store._silences import Silences
@@ -45,6 +46,7 @@ class Store(
     DiscordMessages,
     Escalations,
     Digests,
+    RuleStatsQueries,
 ):
     """Open with ``await Store.open(url)`` (or ``async with await Store.open(url) as store``);
     ``await store.close()`` releases every connection."""

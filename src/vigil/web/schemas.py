@@ -322,6 +322,44 @@ class DayCountOut(Shown):
     total: int
 
 
+class RuleStatsOut(Shown):
+    """A rule's noise over the last `days` UTC days (today included, from `first_day`)."""
+
+    rule: str
+    display_name: str
+    days: int
+    first_day: date
+    incidents: int = Field(description="Incidents opened in the window.")
+    incidents_per_day: float
+    open_incidents: int = Field(description="Incidents of the rule open now.")
+    seconds_in_incident: float = Field(
+        description="Time its incidents (every series) were open within the window, the open "
+        "ones counted up to now."
+    )
+    acknowledged: int = Field(description="Acknowledgements in the window.")
+    mean_seconds_to_acknowledge: float | None = Field(
+        description="From trigger to acknowledgement, over those acknowledged in the window; "
+        "null when none was."
+    )
+    resolved: int = Field(description="Resolutions in the window.")
+    resolved_auto: int
+    resolved_manual: int
+    mean_seconds_to_resolve: float | None = Field(
+        description="From trigger to resolution, over those resolved in the window; null "
+        "when none was."
+    )
+    auto_resolved_share: float | None = Field(
+        description="Of those resolved in the window, the share that resolved on their own "
+        "(0..1); null when none was."
+    )
+    flaps: int = Field(description="`incident.flapping` events in the window.")
+    notifications_sent: int = Field(description="Notifications delivered in the window.")
+
+    @classmethod
+    def of_rule(cls, stats: object, *, display_name: str) -> RuleStatsOut:
+        return cls.model_validate(fields_of(cls, stats, display_name=display_name))
+
+
 # -- metrics --------------------------------------------------------------------------------
 
 

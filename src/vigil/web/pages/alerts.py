@@ -1,7 +1,7 @@
 """Alerts & Incidents (``/alerts``): the summary, the open incidents, the rules with their
 current values (admins edit the thresholds inline), the history with its filters, the
-auto-recoveries and the alert frequency; and the forms that acknowledge every open incident
-and save a rule.
+auto-recoveries, the alert frequency and the noisiest rules; and the forms that acknowledge
+every open incident and save a rule.
 
 Hot data (open incidents, the summary, rules, current values) comes from the live view,
 history from the database.
@@ -28,6 +28,7 @@ from vigil.web.pages.route import PageRoute, Reader
 from vigil.web.pages.sections import Context, Loader, Reads, load, section
 from vigil.web.routes import alerts as alerts_api
 from vigil.web.routes import metrics as metrics_api
+from vigil.web.routes import rules as rules_api
 from vigil.web.schemas import RuleUpdate
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -110,6 +111,17 @@ async def frequency_section(reads: Reads) -> Context:
     }
 
 
+NOISIEST_SHOWN = 10
+
+
+async def noisiest_section(reads: Reads) -> Context:
+    days = reads.filters.days
+    found = await rules_api.noisiest_rules(
+        reads.request, reads.principal, days=days, limit=NOISIEST_SHOWN
+    )
+    return {"noisiest": found, "noisiest_days": days}
+
+
 SECTIONS: dict[str, Loader] = {
     "summary": summary_section,
     "active": active_section,
@@ -118,6 +130,7 @@ SECTIONS: dict[str, Loader] = {
     "recoveries": recoveries_section,
     "frequency": frequency_section,
     "groups": groups_section,
+    "noisiest": noisiest_section,
 }
 
 

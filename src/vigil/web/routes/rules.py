@@ -10,8 +10,9 @@ publishes the event to the live stream. The older ``/api/alerts/config/{metric}`
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from starlette.convertors import Convertor, register_url_convertor
 
 from vigil.backtest import Outcome
@@ -29,18 +30,22 @@ from vigil.web.schemas import (
     RulePreviewIn,
     RulePreviewOut,
     RuleReplace,
+    RuleStatsOut,
     RuleSuggestionOut,
 )
 
 router = APIRouter(prefix="/api/alerts/rules", tags=["rules"])
 PREVIEW = "preview"  # the preview route's segment: not a rule the API can name
+STATS = "stats"  # the noisiest rules' segment: not a rule the API can name either
+RESERVED = (PREVIEW, STATS)
 
 
 class RuleNameConvertor(Convertor[str]):
-    """A rule's name in a path, never ``preview``: ``/api/alerts/rules/preview`` is the
-    preview route alone (so a GET there is a 405 naming POST, not a rule's 404)."""
+    """A rule's name in a path, never ``preview`` or ``stats``: ``/api/alerts/rules/preview``
+    is the preview route alone (so a GET there is a 405 naming POST, not a rule's 404), and
+    ``/api/alerts/rules/stats`` the noisiest rules."""
 
-    regex = f"(?!{PREVIEW}$)[^/]+"
+    regex = f"(?!(?:{'|'.join(RESERVED)})(?:/|$))[^/]+"
 
     def convert(self, value: str) -> str:
         return value
@@ -52,6 +57,8 @@ class RuleNameConvertor(Convertor[str]):
 register_url_convertor("rule_name", RuleNameConvertor())
 
 READ = responses(401, 403, 503)
+DEFAULT_STATS_DAYS = 30  # 7, 30 or 90: the store names `days` when it is none of them
+MAX_NOISIEST = 100
 ONE = responses(401, 403, 404, 503)
 CHANGE = responses(401, 403, 404, 422, 503)
 
@@ -85,8 +92,8 @@ async def create_rule(
 ) -> RuleOut:
     vigil = web_state(request).vigil
     rule = body.rule()
-    if rule.name == PREVIEW:
-        raise ValidationError("name", f"{PREVIEW!r} is reserved (the preview route's path)")
+    if rule.name in RESERVED:
+        raise ValidationError("name", f"{rule.name!r} is reserved (a route's path)")
     rule = await vigil.add_rule(rule, by=principal.name)
     response.headers["Location"] = str(request.url_for("get_rule_by_name", name=rule.name))
     return RuleOut.of(rule)
@@ -210,6 +217,57 @@ async def suggest_thresholds(
         proposed=_run_out(preview_of.proposed) if preview_of else None,
         saved=_run_out(preview_of.saved) if preview_of and preview_of.saved else None,
     )
+
+
+@router.get(
+    f"/{STATS}",
+    responses=responses(401, 403, 422, 503),
+    summary="The noisiest rules",
+    description="The rules with anything to show over the last `days` UTC days (7, 30 or "
+    "90; today included): most incidents first, then most notifications sent, most time in "
+    "incident, most flaps. At most `limit` (1..100, default 10). The figures are those of "
+    "`GET /api/alerts/rules/{name}/stats`.",
+)
+async def noisiest_rules(
+    request: Request,
+    _: Viewer,
+    days: int = DEFAULT_STATS_DAYS,
+    limit: Annotated[int, Query(ge=1, le=MAX_NOISIEST)] = 10,
+) -> list[RuleStatsOut]:
+    vigil = web_state(request).vigil
+    found = await vigil.store.noisiest_rules(
+        days=days, now=vigil.clock(), limit=limit, open_incidents=vigil.view.active()
+    )
+    rules = vigil.view.rules
+    return [
+        RuleStatsOut.of_rule(
+            stats, display_name=rules[stats.rule].display_name if stats.rule in rules else ""
+        )
+        for stats in found
+    ]
+
+
+@router.get(
+    f"/{{name:rule_name}}/{STATS}",
+    responses=responses(401, 403, 404, 422, 503),
+    summary="A rule's noise",
+    description="Over the last `days` UTC days (7, 30 or 90, default 30; today included): "
+    "incidents opened and per day, time in incident (every series; the open incidents up to "
+    "now), mean time to acknowledge and to resolve, the share resolved on their own, flaps and "
+    "notifications sent. Incidents, acknowledgements, resolutions, flaps and notifications "
+    "count on the day they happened. Read from per-day counters kept as incidents change, "
+    "never by scanning the incident history. Another `days` is a 422 naming `days`.",
+)
+async def rule_stats(
+    request: Request, name: str, _: Viewer, days: int = DEFAULT_STATS_DAYS
+) -> RuleStatsOut:
+    vigil = web_state(request).vigil
+    rule = rule_named(request, name)
+    # The open incidents from the live view: the counters are the one query.
+    stats = await vigil.store.rule_stats(
+        rule.name, days=days, now=vigil.clock(), open_incidents=vigil.view.active()
+    )
+    return RuleStatsOut.of_rule(stats, display_name=rule.display_name)
 
 
 @router.get("/{name:rule_name}", responses=ONE, summary="One rule", name="get_rule_by_name")

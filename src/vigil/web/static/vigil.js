@@ -329,14 +329,15 @@
   }
 
   const everything = {
-    alerts: ["summary", "active", "rules", "history", "recoveries", "frequency", ...groupSections()],
+    alerts: ["summary", "active", "rules", "history", "recoveries", "frequency", "noisiest", ...groupSections()],
     overview: ["cards", "health", "latest"],
     incident: ["incident"],
     silences: ["snoozes", "windows"],
     channels: ["list", "deliveries"],
   };
+  // The noisiest rules too: a delivery makes no event, and open incidents' time grows.
   const periodic = {
-    alerts: ["active", "rules"],
+    alerts: ["active", "rules", "noisiest"],
     overview: ["cards", "health"],
     incident: [],
     silences: ["snoozes", "windows"],
@@ -363,8 +364,13 @@
     });
   }
 
+  // Every incident event (flapping included) moves some rule's noise figures.
+  function noisiestFor(event) {
+    return pageName === "alerts" && event.incident ? ["noisiest"] : [];
+  }
+
   function sectionsFor(event) {
-    const names = [...groupSections(event)];
+    const names = [...groupSections(event), ...noisiestFor(event)];
     if (event.incident) {
       names.push("header");
       if (pageName === "alerts") {
@@ -652,7 +658,7 @@
     event.preventDefault();
     const url = new URL(link.href);
     history.replaceState(null, "", url.pathname + url.search + location.hash);
-    refresh(["frequency"]);
+    refresh(["frequency", "noisiest"]); // one period for both
   });
 
   function enhance(scope) {
