@@ -23,6 +23,7 @@ from vigil.core.errors import DuplicateIncidentError, NotFoundError, ValidationE
 from vigil.core.events import Event
 from vigil.core.incidents import Incident, acknowledge, resolve
 from vigil.core.kinds import Observation
+from vigil.core.learning import BUCKETS, Baseline, Trend
 from vigil.core.rules import Direction, Kind, Level, NoData, Rule, SplitBy
 from vigil.core.samples import combine
 from vigil.core.transitions import (
@@ -82,13 +83,14 @@ class _Slot:
     """One series of one rule: its state, the open interval of readings that leave an idle
     plain threshold series unchanged, and (absent rules) the newest sample time seen."""
 
-    __slots__ = ("hi", "key", "lo", "rule", "seen", "series", "state")
+    __slots__ = ("hi", "key", "lo", "memory", "rule", "seen", "series", "state")
 
     def __init__(self, rule: Rule, series: str, state: RuleState) -> None:
         self.rule = rule
         self.series = series
         self.key = series_key(rule.name, series)
         self.seen: datetime | None = None
+        self.memory: Baseline | Trend | None = None  # what a learning kind learned
         self.set_state(state)
 
     def set_state(self, state: RuleState) -> None:
@@ -454,6 +456,8 @@ class Evaluator:
                 self._observe_absent(rule, entries, known, now, work, added)
             elif rule.kind is Kind.THRESHOLD:
                 self._observe_split_threshold(plan, readings, cutoff, known, work, added)
+            elif rule.kind in _LEARNING:
+                self._observe_learning(plan, readings, cutoff, now, work)
             elif rule.split_by is SplitBy.NONE:
                 slot = known.get("") or self._slot(rule, "")
                 values = {}
@@ -496,6 +500,42 @@ class Evaluator:
         if not holds and idle:
             return _NOTHING
         return kinds.composite(plan.rule, values)
+
+    def _observe_learning(
+        self,
+        plan: _Plan,
+        readings: Mapping[str, Mapping[str, Reading]],
+        cutoff: datetime | None,
+        now: datetime,
+        work: list[_Pending],
+    ) -> None:
+        """Anomaly and forecast rules: each fresh reading is judged by what the series learned
+        before it, and learned from. The memory lives in the series' slot, so a series is
+        remembered from its first reading (up to ``max_series``), idle or not."""
+        rule = plan.rule
+        at = now.timestamp()
+        known = self._series.get(rule.name, {})
+        values: dict[str, float | None]
+        if rule.split_by is SplitBy.NONE:
+            values = {"": _combine(readings.get(rule.metric), rule, cutoff)}
+        else:
+            entries = readings.get(rule.metric) or {}
+            values = dict.fromkeys(known)
+            values.update((instance, _fresh(r, cutoff)) for instance, r in entries.items())
+        for series, value in values.items():
+            slot = known.get(series)
+            if slot is None:
+                if value is None:
+                    continue
+                if len(known) >= self._max_series:
+                    self._overflow[rule.name] = self._overflow.get(rule.name, 0) + 1
+                    continue
+                slot = self._slot(rule, series)
+                known = self._series[rule.name]
+            seen = plan.no_data if value is None else _learn(rule, slot, value, at)
+            if seen is None or (seen.level is Level.NORMAL and slot.state.is_idle):
+                continue
+            work.append((rule, series, slot, seen, None))
 
     def _observe_split_threshold(
         self,
@@ -620,7 +660,7 @@ class Evaluator:
                 slot.set_state(state)
                 result.changed[slot.key] = state
             result.events.extend(events)
-            if series and state == IDLE and rule.kind is not Kind.ABSENT:
+            if series and state == IDLE and rule.kind not in _REMEMBERING:
                 self._drop(slot)  # an idle series of a split rule: nothing left to remember
         return result
 
@@ -630,6 +670,28 @@ class Evaluator:
             if incident is not None and incident.id == incident_id:
                 return slot
         raise NotFoundError("open incident", incident_id)
+
+
+_LEARNING = frozenset({Kind.ANOMALY, Kind.FORECAST})
+_REMEMBERING = _LEARNING | {Kind.ABSENT}  # kinds whose idle series still hold something
+
+
+def _learn(rule: Rule, slot: _Slot, value: float, at: float) -> Observation:
+    """One reading of a learning kind's series: judged, then learned from."""
+    memory = slot.memory
+    if rule.kind is Kind.ANOMALY:
+        if not isinstance(memory, Baseline):
+            memory = slot.memory = Baseline()
+        history = at - (memory.first if memory.first is not None else at)
+        seen = kinds.anomaly(rule, value, memory.band(at), history=history)
+        memory.add(at, value)
+        return seen
+    assert rule.lookback is not None
+    if not isinstance(memory, Trend) or memory.width != rule.lookback / BUCKETS:
+        memory = slot.memory = Trend(rule.lookback)  # a new lookback: learn afresh
+    memory.add(at, value)
+    history = at - (memory.first if memory.first is not None else at)
+    return kinds.forecast(rule, value, memory.line, at, history=history)
 
 
 def _fresh(reading: Reading | None, cutoff: datetime | None) -> float | None:
