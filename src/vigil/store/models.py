@@ -102,6 +102,10 @@ class RuleRow(Base):
     split_by: Mapped[SplitBy] = mapped_column(_enum(SplitBy, "split_by"))
     no_data: Mapped[NoData] = mapped_column(_enum(NoData, "no_data"))
     stale_after: Mapped[float | None]
+    sensitivity: Mapped[float | None]  # since 0011: anomaly and forecast rules
+    horizon: Mapped[float | None]
+    lookback: Mapped[float | None]
+    min_history: Mapped[float | None]
     updated_at: Mapped[datetime | None]
     updated_by: Mapped[str | None]
 
