@@ -42,7 +42,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute(
         sa.text(
-            "DELETE FROM rule_states WHERE rule IN (SELECT name FROM rules WHERE kind IN ('anomaly', 'forecast'))"
+            "DELETE FROM rule_states WHERE rule IN "
+            "(SELECT name FROM rules WHERE kind IN ('anomaly', 'forecast'))"
         )
     )
     op.execute(sa.text("DELETE FROM rules WHERE kind IN ('anomaly', 'forecast')"))
