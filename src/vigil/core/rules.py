@@ -200,7 +200,8 @@ class Rule:
             value = getattr(self, name)
             unset = _FIELD_DEFAULTS[name]
             if value != unset and not (name == "severity" and value is None):
-                raise ValidationError(name, f"does not apply to a {self.kind} rule")
+                article = "an" if self.kind is Kind.ANOMALY else "a"
+                raise ValidationError(name, f"does not apply to {article} {self.kind} rule")
 
     def _check_forecast(self) -> None:
         if self.horizon is None:
