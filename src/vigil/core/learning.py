@@ -6,7 +6,8 @@ and do a small, bounded amount of work per reading. Pure: no I/O, times are pass
 reservoir of ``KEPT_PER_HOUR``, drawn by a seeded generator so that the same readings always
 give the same baseline: the preview replays exactly what the monitor did). A reading is judged
 against the median and spread (1.4826 MADs, as ``vigil.core.suggest``) of the readings of the
-same hour of the week *before the current hour began*; while that hour has fewer than
+same hour of the week *before the current hour began* (a young series with no baseline yet
+tries again every ``MIN_PER_HOUR`` readings); while that hour has fewer than
 ``MIN_PER_HOUR`` readings (the first week), the same hour of the day over every day stands in.
 The statistics of an hour are worked out once, when it begins (at most a few hundred values
 sorted once an hour), so a cycle costs a lookup, two comparisons and one reservoir step.
@@ -55,7 +56,17 @@ class Band:
 class Baseline:
     """A series' readings by hour of the week, in bounded memory."""
 
-    __slots__ = ("_band", "_band_hour", "_kept", "_rng", "_seen", "_spreads", "first")
+    __slots__ = (
+        "_band",
+        "_band_hour",
+        "_kept",
+        "_readings",
+        "_retry_at",
+        "_rng",
+        "_seen",
+        "_spreads",
+        "first",
+    )
 
     def __init__(self) -> None:
         self._kept: list[list[float]] = [[] for _ in range(HOURS_OF_WEEK)]
@@ -65,20 +76,26 @@ class Baseline:
         self._rng = 0x9E3779B97F4A7C15  # fixed seed: the same readings, the same baseline
         self._band: Band | None = None
         self._band_hour = -1  # hours since the epoch that ``_band`` was worked out for
+        self._readings = 0
+        self._retry_at = 0  # with no band yet: the reading count at which to try again
         self.first: float | None = None  # the first reading's time (seconds since the epoch)
 
     def band(self, at: float) -> Band | None:
         """The band a reading at ``at`` (seconds since the epoch) is judged by; ``None``
         while neither its hour of the week nor its hour of the day has enough readings."""
         hour = int(at // 3600)
-        if hour != self._band_hour:
+        if hour != self._band_hour or (self._band is None and self._readings >= self._retry_at):
+            # Worked out once an hour; while there is none (a young series), again every
+            # MIN_PER_HOUR readings, so the first hour of history can serve before it ends.
             self._band_hour = hour
             self._band = self._work_out((hour + _EPOCH_HOUR_OF_WEEK) % HOURS_OF_WEEK)
+            self._retry_at = self._readings + MIN_PER_HOUR
         return self._band
 
     def add(self, at: float, value: float) -> None:
         if self.first is None:
             self.first = at
+        self._readings += 1
         hour = (int(at // 3600) + _EPOCH_HOUR_OF_WEEK) % HOURS_OF_WEEK
         seen = self._seen[hour] = self._seen[hour] + 1
         kept = self._kept[hour]
