@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vigil.core import Event, Rule, Sample, ValidationError
+from vigil.core import Event, Kind, Rule, Sample, ValidationError
 from vigil.preview import SLICE_ROWS, Replayed, parse_since, preview
 
 from .runtime.support import T0, Clock, Script, make_vigil
@@ -134,14 +134,14 @@ def test_the_preview_of_a_rule_is_what_the_monitor_did(
 
 ANOMALY = Rule(
     name=NAME,
-    kind="anomaly",
+    kind=Kind.ANOMALY,
     metric=METRIC,
     sensitivity=2,
-    min_history=30,  # type: ignore[arg-type]
+    min_history=30,
 )
 FORECAST = Rule(
     name=NAME,
-    kind="forecast",  # type: ignore[arg-type]
+    kind=Kind.FORECAST,
     metric=METRIC,
     critical=400,
     horizon=900,
