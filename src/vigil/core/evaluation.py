@@ -515,27 +515,29 @@ class Evaluator:
         rule = plan.rule
         at = now.timestamp()
         known = self._series.get(rule.name, {})
-        values: dict[str, float | None]
         if rule.split_by is SplitBy.NONE:
-            values = {"": _combine(readings.get(rule.metric), rule, cutoff)}
-        else:
-            entries = readings.get(rule.metric) or {}
-            values = dict.fromkeys(known)
-            values.update((instance, _fresh(r, cutoff)) for instance, r in entries.items())
+            slot = known.get("") or self._slot(rule, "")
+            value = _combine(readings.get(rule.metric), rule, cutoff)
+            seen = plan.no_data if value is None else _learn(rule, slot, value, at)
+            if seen is not None and not (seen.level is Level.NORMAL and slot.state.is_idle):
+                work.append((rule, "", slot, seen, None))
+            return
+        entries = readings.get(rule.metric) or {}
+        values: dict[str, float | None] = dict.fromkeys(known)
+        values.update((instance, _fresh(r, cutoff)) for instance, r in entries.items())
         for series, value in values.items():
-            slot = known.get(series)
-            if slot is None:
+            existing = known.get(series)
+            if existing is None:
                 if value is None:
                     continue
                 if len(known) >= self._max_series:
                     self._overflow[rule.name] = self._overflow.get(rule.name, 0) + 1
                     continue
-                slot = self._slot(rule, series)
+                existing = self._slot(rule, series)
                 known = self._series[rule.name]
-            seen = plan.no_data if value is None else _learn(rule, slot, value, at)
-            if seen is None or (seen.level is Level.NORMAL and slot.state.is_idle):
-                continue
-            work.append((rule, series, slot, seen, None))
+            seen = plan.no_data if value is None else _learn(rule, existing, value, at)
+            if seen is not None and not (seen.level is Level.NORMAL and existing.state.is_idle):
+                work.append((rule, series, existing, seen, None))
 
     def _observe_split_threshold(
         self,
@@ -676,22 +678,33 @@ _LEARNING = frozenset({Kind.ANOMALY, Kind.FORECAST})
 _REMEMBERING = _LEARNING | {Kind.ABSENT}  # kinds whose idle series still hold something
 
 
-def _learn(rule: Rule, slot: _Slot, value: float, at: float) -> Observation:
-    """One reading of a learning kind's series: judged, then learned from."""
+def _learn(rule: Rule, slot: _Slot, value: float, at: float) -> Observation | None:
+    """One reading of a learning kind's series: judged (``kinds.anomaly``,
+    ``kinds.forecast``), then learned from. ``None``: a normal reading of an idle series,
+    which changes nothing (the common case, answered without building an observation)."""
     memory = slot.memory
+    idle = slot.state.is_idle
     if rule.kind is Kind.ANOMALY:
-        if not isinstance(memory, Baseline):
+        if memory.__class__ is not Baseline:
             memory = slot.memory = Baseline()
+        assert isinstance(memory, Baseline)
+        assert rule.sensitivity is not None and rule.min_history is not None
         history = at - (memory.first if memory.first is not None else at)
-        seen = kinds.anomaly(rule, value, memory.band(at), history=history)
-        memory.add(at, value)
-        return seen
-    assert rule.lookback is not None
+        band = memory.observe(at, value)
+        if band is not None and history >= rule.min_history:
+            width = rule.sensitivity * band.spread  # the same arithmetic as Band.edges
+            if not band.median - width <= value <= band.median + width:
+                return kinds.anomaly(rule, value, band, history=history)
+        return None if idle else Observation(Level.NORMAL, value)
+    assert rule.lookback is not None and rule.min_history is not None
     if not isinstance(memory, Trend) or memory.width != rule.lookback / BUCKETS:
         memory = slot.memory = Trend(rule.lookback)  # a new lookback: learn afresh
     memory.add(at, value)
+    line = memory.line
     history = at - (memory.first if memory.first is not None else at)
-    return kinds.forecast(rule, value, memory.line, at, history=history)
+    if line is None or history < rule.min_history:
+        return None if idle else Observation(Level.NORMAL, value)
+    return kinds.forecast(rule, value, line, at, history=history)
 
 
 def _fresh(reading: Reading | None, cutoff: datetime | None) -> float | None:

@@ -58,56 +58,82 @@ class Baseline:
 
     __slots__ = (
         "_band",
-        "_band_hour",
+        "_band_from",
+        "_band_until",
+        "_hour",
         "_kept",
+        "_next",
         "_readings",
         "_retry_at",
         "_rng",
         "_seen",
         "_spreads",
+        "_w",
         "first",
     )
 
     def __init__(self) -> None:
         self._kept: list[list[float]] = [[] for _ in range(HOURS_OF_WEEK)]
         self._seen = [0] * HOURS_OF_WEEK
+        self._next = [0] * HOURS_OF_WEEK  # the reading of the hour that next enters its sample
+        self._w = [0.0] * HOURS_OF_WEEK
         # Each hour's own spread when last worked out (keys past 167: an hour of the day).
         self._spreads: dict[int, float] = {}
         self._rng = 0x9E3779B97F4A7C15  # fixed seed: the same readings, the same baseline
         self._band: Band | None = None
-        self._band_hour = -1  # hours since the epoch that ``_band`` was worked out for
+        self._band_from = math.inf  # the hour (seconds since the epoch) ``_band`` serves
+        self._band_until = -math.inf
+        self._hour = 0  # its hour of the week
         self._readings = 0
         self._retry_at = 0  # with no band yet: the reading count at which to try again
         self.first: float | None = None  # the first reading's time (seconds since the epoch)
 
-    def band(self, at: float) -> Band | None:
-        """The band a reading at ``at`` (seconds since the epoch) is judged by; ``None``
-        while neither its hour of the week nor its hour of the day has enough readings."""
-        hour = int(at // 3600)
-        if hour != self._band_hour or (self._band is None and self._readings >= self._retry_at):
+    def observe(self, at: float, value: float) -> Band | None:
+        """The band a reading at ``at`` (seconds since the epoch) is judged by, then the
+        reading learned. ``None`` while neither its hour of the week nor its hour of the day
+        has enough readings."""
+        if not self._band_from <= at < self._band_until or (
+            self._band is None and self._readings >= self._retry_at
+        ):
             # Worked out once an hour; while there is none (a young series), again every
             # MIN_PER_HOUR readings, so the first hour of history can serve before it ends.
-            self._band_hour = hour
-            self._band = self._work_out((hour + _EPOCH_HOUR_OF_WEEK) % HOURS_OF_WEEK)
+            hour = int(at // 3600)
+            self._band_from, self._band_until = hour * 3600.0, (hour + 1) * 3600.0
+            self._hour = (hour + _EPOCH_HOUR_OF_WEEK) % HOURS_OF_WEEK
+            self._band = self._work_out(self._hour)
             self._retry_at = self._readings + MIN_PER_HOUR
-        return self._band
-
-    def add(self, at: float, value: float) -> None:
         if self.first is None:
             self.first = at
         self._readings += 1
-        hour = (int(at // 3600) + _EPOCH_HOUR_OF_WEEK) % HOURS_OF_WEEK
+        self._add(self._hour, value)
+        return self._band
+
+    def _add(self, hour: int, value: float) -> None:
+        """Reservoir sampling with skips (Li's algorithm L): every reading of the hour is kept
+        with equal chance, and only the readings that enter the sample draw random numbers
+        (a seeded 64-bit LCG, with no ``random.Random``, 2.5 KB, per series)."""
         seen = self._seen[hour] = self._seen[hour] + 1
         kept = self._kept[hour]
         if len(kept) < KEPT_PER_HOUR:
             kept.append(value)
+            if len(kept) == KEPT_PER_HOUR:
+                self._w[hour] = math.exp(math.log(self._uniform()) / KEPT_PER_HOUR)
+                self._skip(hour, seen)
             return
-        # Reservoir sampling (algorithm R) with a 64-bit LCG: every reading of the hour is
-        # kept with equal chance, with no ``random.Random`` (2.5 KB) per series.
+        if seen < self._next[hour]:
+            return
+        kept[int(self._uniform() * KEPT_PER_HOUR)] = value
+        self._w[hour] *= math.exp(math.log(self._uniform()) / KEPT_PER_HOUR)
+        self._skip(hour, seen)
+
+    def _skip(self, hour: int, seen: int) -> None:
+        gap = math.log(self._uniform()) / math.log1p(-self._w[hour])
+        self._next[hour] = seen + int(min(gap, 1e15)) + 1
+
+    def _uniform(self) -> float:
+        """A number in (0, 1)."""
         self._rng = (self._rng * 6364136223846793005 + 1442695040888963407) & _MASK
-        slot = (self._rng >> 11) % seen
-        if slot < KEPT_PER_HOUR:
-            kept[slot] = value
+        return ((self._rng >> 11) + 0.5) / 9007199254740992.0  # 2**53
 
     def _work_out(self, hour: int) -> Band | None:
         """An hour's spread is at least the typical hour's: a dozen readings (an hour at
