@@ -69,19 +69,25 @@ def main() -> None:
     learn = cycles(n, 0.0, int(LEARN_DAYS * 86_400 / LEARN_STEP), LEARN_STEP, seed=1)
     start = LEARN_DAYS * 86_400.0
     timed = cycles(n, start, int(args.hours * 3600 / STEP), STEP, seed=2)
-    results: dict[Kind, tuple[float, float, int]] = {}
-    for kind in (Kind.THRESHOLD, Kind.ANOMALY, Kind.FORECAST):
-        evaluator = Evaluator(rules(kind, n))
+    kinds = (Kind.THRESHOLD, Kind.ANOMALY, Kind.FORECAST)
+    evaluators = {kind: Evaluator(rules(kind, n)) for kind in kinds}
+    for evaluator in evaluators.values():
         for now, readings in learn:
             evaluator.evaluate_series(readings, now=now)
-        samples = []
-        events = 0
-        for now, readings in timed:
+    # The kinds take turns on each cycle, so a machine busy with other work slows all three
+    # alike rather than whichever ran while it was busy.
+    samples: dict[Kind, list[float]] = {kind: [] for kind in kinds}
+    events = dict.fromkeys(kinds, 0)
+    for now, readings in timed:
+        for kind, evaluator in evaluators.items():
             begin = time.perf_counter()
             result = evaluator.evaluate_series(readings, now=now)
-            samples.append(time.perf_counter() - begin)
-            events += len(result.events)
-        results[kind] = (statistics.median(samples), statistics.fmean(samples), events)
+            samples[kind].append(time.perf_counter() - begin)
+            events[kind] += len(result.events)
+    results = {
+        kind: (statistics.median(samples[kind]), statistics.fmean(samples[kind]), events[kind])
+        for kind in kinds
+    }
     base_median, base_mean, _ = results[Kind.THRESHOLD]
     print(f"{n} rules of each kind, {len(timed)} cycles at {STEP:g} s after {LEARN_DAYS} days")
     print(f"{'kind':>10} {'median':>10} {'mean':>10} {'per rule':>10} {'ratio':>7} {'events':>7}")

@@ -160,6 +160,8 @@ class Evaluator:
         self._stale_after = stale_after
         self._max_series = max_series
         self._overflow: dict[str, int] = {}
+        self._learning_now: datetime | None = None
+        self._learning_at = 0.0
         for rule in rules:
             if rule.name in self._rules:
                 raise ValidationError("name", f"duplicate rule {rule.name!r}")
@@ -513,18 +515,28 @@ class Evaluator:
         before it, and learned from. The memory lives in the series' slot, so a series is
         remembered from its first reading (up to ``max_series``), idle or not."""
         rule = plan.rule
-        at = now.timestamp()
+        if now is not self._learning_now:  # once a cycle, not once a rule
+            self._learning_now, self._learning_at = now, now.timestamp()
+        at = self._learning_at
         known = self._series.get(rule.name, {})
+        entries = readings.get(rule.metric)
         if rule.split_by is SplitBy.NONE:
             slot = known.get("") or self._slot(rule, "")
-            value = _combine(readings.get(rule.metric), rule, cutoff)
+            value: float | None = None
+            if entries is not None and len(entries) == 1:  # one instance: nothing to combine
+                for value, sampled in entries.values():
+                    if cutoff is not None and sampled < cutoff:
+                        value = None
+                    elif value.__class__ is not float or not -math.inf < value < math.inf:
+                        value = _fresh((value, sampled), None)  # an int, or not a number
+            else:
+                value = _combine(entries, rule, cutoff)
             seen = plan.no_data if value is None else _learn(rule, slot, value, at)
             if seen is not None and not (seen.level is Level.NORMAL and slot.state.is_idle):
                 work.append((rule, "", slot, seen, None))
             return
-        entries = readings.get(rule.metric) or {}
         values: dict[str, float | None] = dict.fromkeys(known)
-        values.update((instance, _fresh(r, cutoff)) for instance, r in entries.items())
+        values.update((i, _fresh(r, cutoff)) for i, r in (entries or {}).items())
         for series, value in values.items():
             existing = known.get(series)
             if existing is None:
@@ -683,7 +695,6 @@ def _learn(rule: Rule, slot: _Slot, value: float, at: float) -> Observation | No
     ``kinds.forecast``), then learned from. ``None``: a normal reading of an idle series,
     which changes nothing (the common case, answered without building an observation)."""
     memory = slot.memory
-    idle = slot.state.is_idle
     if rule.kind is Kind.ANOMALY:
         if memory.__class__ is not Baseline:
             memory = slot.memory = Baseline()
@@ -695,7 +706,7 @@ def _learn(rule: Rule, slot: _Slot, value: float, at: float) -> Observation | No
             width = rule.sensitivity * band.spread  # the same arithmetic as Band.edges
             if not band.median - width <= value <= band.median + width:
                 return kinds.anomaly(rule, value, band, history=history)
-        return None if idle else Observation(Level.NORMAL, value)
+        return None if slot.state.is_idle else Observation(Level.NORMAL, value)
     assert rule.lookback is not None and rule.min_history is not None
     if not isinstance(memory, Trend) or memory.width != rule.lookback / BUCKETS:
         memory = slot.memory = Trend(rule.lookback)  # a new lookback: learn afresh
@@ -703,7 +714,7 @@ def _learn(rule: Rule, slot: _Slot, value: float, at: float) -> Observation | No
     line = memory.line
     history = at - (memory.first if memory.first is not None else at)
     if line is None or history < rule.min_history:
-        return None if idle else Observation(Level.NORMAL, value)
+        return None if slot.state.is_idle else Observation(Level.NORMAL, value)
     return kinds.forecast(rule, value, line, at, history=history)
 
 

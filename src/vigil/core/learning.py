@@ -105,22 +105,24 @@ class Baseline:
         if self.first is None:
             self.first = at
         self._readings += 1
-        self._add(self._hour, value)
+        # Reservoir sampling with skips (Li's algorithm L): every reading of the hour is kept
+        # with equal chance, and only the readings that enter the sample draw random numbers
+        # (a seeded 64-bit LCG, with no ``random.Random``, 2.5 KB, per series). Inline: this
+        # runs every cycle for every series.
+        hour = self._hour
+        seen = self._seen[hour] = self._seen[hour] + 1
+        if seen < self._next[hour]:
+            return self._band
+        self._add(hour, seen, value)
         return self._band
 
-    def _add(self, hour: int, value: float) -> None:
-        """Reservoir sampling with skips (Li's algorithm L): every reading of the hour is kept
-        with equal chance, and only the readings that enter the sample draw random numbers
-        (a seeded 64-bit LCG, with no ``random.Random``, 2.5 KB, per series)."""
-        seen = self._seen[hour] = self._seen[hour] + 1
+    def _add(self, hour: int, seen: int, value: float) -> None:
         kept = self._kept[hour]
         if len(kept) < KEPT_PER_HOUR:
             kept.append(value)
             if len(kept) == KEPT_PER_HOUR:
                 self._w[hour] = math.exp(math.log(self._uniform()) / KEPT_PER_HOUR)
                 self._skip(hour, seen)
-            return
-        if seen < self._next[hour]:
             return
         kept[int(self._uniform() * KEPT_PER_HOUR)] = value
         self._w[hour] *= math.exp(math.log(self._uniform()) / KEPT_PER_HOUR)
