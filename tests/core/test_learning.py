@@ -10,12 +10,14 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from vigil.core import Evaluator, Event, Kind, Level, Rule, SplitBy, ValidationError
+from vigil.core import Evaluator, Event, Kind, Level, Rule, SplitBy, ValidationError, kinds
 from vigil.core.events import EventKind
 from vigil.core.incidents import Incident
 from vigil.core.kinds import about, forecast_message
-from vigil.core.learning import Trend, theil_sen
+from vigil.core.learning import Line, Trend, quiet_until, theil_sen
 
 from .support import T0, counter_ids
 
@@ -384,3 +386,30 @@ def test_bad_learning_fields_are_refused_by_name(
         Rule(metric="memory_usage", **fields)  # type: ignore[arg-type]
     assert caught.value.field == field
     assert words in str(caught.value)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    level=st.floats(-1000, 1000),
+    slope=st.floats(-10, 10),
+    first=st.floats(-1000, 1000),
+    above=st.booleans(),
+    horizon=st.floats(60, 30 * DAY),
+    later=st.floats(0, 10 * DAY),
+)
+def test_the_quiet_shortcut_never_hides_a_breach(
+    level: float, slope: float, first: float, above: bool, horizon: float, later: float
+) -> None:
+    """While ``quiet_until`` says so, the full judgement (``kinds.forecast``) is normal."""
+    rule = memory_forecast(
+        direction="above" if above else "below",
+        critical=first,
+        horizon=horizon,
+        min_history=60,
+    )
+    now = 1.8e9
+    line = Line(now - 100.0, level, slope)
+    until = quiet_until(line, now, first=first, above=above, horizon=horizon)
+    for at in (now, now + later, min(until, now + later + DAY) - 1e-3):
+        if now <= at < until:
+            assert kinds.forecast(rule, 0.0, line, at, history=DAY).level is Level.NORMAL

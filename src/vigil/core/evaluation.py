@@ -23,7 +23,7 @@ from vigil.core.errors import DuplicateIncidentError, NotFoundError, ValidationE
 from vigil.core.events import Event
 from vigil.core.incidents import Incident, acknowledge, resolve
 from vigil.core.kinds import Observation
-from vigil.core.learning import BUCKETS, Baseline, Trend
+from vigil.core.learning import BUCKETS, Baseline, Trend, quiet_until
 from vigil.core.rules import Direction, Kind, Level, NoData, Rule, SplitBy
 from vigil.core.samples import combine
 from vigil.core.transitions import (
@@ -715,6 +715,21 @@ def _learn(rule: Rule, slot: _Slot, value: float, at: float) -> Observation | No
     history = at - (memory.first if memory.first is not None else at)
     if line is None or history < rule.min_history:
         return None if slot.state.is_idle else Observation(Level.NORMAL, value)
+    if slot.state.is_idle:
+        # The common case: a trend far from its threshold. Worked out once a line, it answers
+        # without projecting it every cycle.
+        if memory.quiet_line is not line:
+            assert rule.horizon is not None
+            memory.quiet_line = line
+            memory.quiet_until = quiet_until(
+                line,
+                at,
+                first=rule.first_threshold,
+                above=rule.direction is Direction.ABOVE,
+                horizon=rule.horizon,
+            )
+        if at < memory.quiet_until:
+            return None
     return kinds.forecast(rule, value, line, at, history=history)
 
 

@@ -177,7 +177,18 @@ class Line:
 class Trend:
     """A series' recent trend: bucket medians over the lookback, and their Theil-Sen line."""
 
-    __slots__ = ("_count", "_index", "_kept", "_medians", "_stride", "first", "line", "width")
+    __slots__ = (
+        "_count",
+        "_index",
+        "_kept",
+        "_medians",
+        "_stride",
+        "first",
+        "line",
+        "quiet_line",
+        "quiet_until",
+        "width",
+    )
 
     def __init__(self, lookback: float) -> None:
         self.width = lookback / BUCKETS
@@ -188,6 +199,9 @@ class Trend:
         self._count = 0
         self.first: float | None = None
         self.line: Line | None = None
+        # Until when ``quiet_line`` keeps an idle series normal (see ``quiet_until``).
+        self.quiet_line: Line | None = None
+        self.quiet_until = -math.inf
 
     def add(self, at: float, value: float) -> None:
         if self.first is None:
@@ -229,3 +243,19 @@ def theil_sen(points: list[tuple[float, float]]) -> Line:
     anchor = points[-1][0]
     level = _quantile(sorted(y - slope * (x - anchor) for x, y in points), 0.5)
     return Line(anchor, level, slope)
+
+
+def quiet_until(line: Line, at: float, *, first: float, above: bool, horizon: float) -> float:
+    """Until when (seconds since the epoch, from ``at`` on) both the trend and the trend
+    ``horizon`` seconds ahead stay on the normal side of ``first`` (the least severe
+    threshold); ``-inf`` if they do not now. A second short of the exact crossing, so that
+    near it the evaluator judges by the full computation (``kinds.forecast``) rather than by
+    this one's rounding."""
+    sign = 1.0 if above else -1.0
+    slope = sign * line.slope
+    if sign * line.value(at + horizon) >= sign * first or sign * line.value(at) >= sign * first:
+        return -math.inf
+    if slope <= 0.0:
+        return math.inf  # moving away from the threshold, or not moving
+    crossing = line.at + (first - line.level) / line.slope - horizon
+    return crossing - 1.0
