@@ -413,3 +413,33 @@ def test_the_quiet_shortcut_never_hides_a_breach(
     for at in (now, now + later, min(until, now + later + DAY) - 1e-3):
         if now <= at < until:
             assert kinds.forecast(rule, 0.0, line, at, history=DAY).level is Level.NORMAL
+
+
+def test_changing_a_learning_rule_keeps_what_it_learned_unless_its_trend_window_changes() -> None:
+    anomaly = latency_anomaly(min_history=DAY)
+    evaluator = Evaluator([anomaly], new_id=counter_ids())
+    rng = random.Random(7)
+    t = 0.0
+    while t < 2 * DAY:
+        now = T0 + timedelta(seconds=t)
+        evaluator.evaluate({"gateway_latency": daily(t) + rng.gauss(0, 3)}, now=now)
+        t += STEP
+    evaluator.set_rule(anomaly.updated({"sensitivity": 6.0}))  # learned history kept
+    opened_after = []
+    for k in range(3):
+        now = T0 + timedelta(seconds=t + k * STEP)
+        opened_after += evaluator.evaluate({"gateway_latency": 900.0}, now=now).events
+    assert [e.kind for e in opened_after] == [EventKind.INCIDENT_OPENED]
+
+    forecast = memory_forecast(lookback=HOUR, min_history=HOUR)
+    evaluator = Evaluator([forecast], new_id=counter_ids())
+    for k in range(int(2 * HOUR / 30)):
+        evaluator.evaluate({"memory_usage": 300.0}, now=T0 + timedelta(seconds=30 * k))
+    evaluator.set_rule(forecast.updated({"lookback": 2 * HOUR}))  # a new trend window
+    rising = [
+        evaluator.evaluate(
+            {"memory_usage": 470.0 + k}, now=T0 + timedelta(seconds=2 * HOUR + 30 * k)
+        ).events
+        for k in range(60)
+    ]
+    assert not any(rising)  # learning afresh: no trend and no minimum history yet
