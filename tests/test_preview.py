@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vigil.core import Event, Rule, Sample, ValidationError
+from vigil.core import Event, Kind, Rule, Sample, ValidationError
 from vigil.preview import SLICE_ROWS, Replayed, parse_since, preview
 
 from .runtime.support import T0, Clock, Script, make_vigil
@@ -47,6 +47,15 @@ def rules(draw: st.DrawFn) -> Rule:
         "no_data": draw(st.sampled_from(["keep", "ok", "alerting"])),
         "stale_after": draw(st.sampled_from([None, 45, 100])),
     }
+    # The learning kinds replay too: their memory is rebuilt from the same readings in the
+    # same order, so the preview learns exactly what the monitor learned.
+    kind = draw(st.sampled_from(["threshold", "threshold", "anomaly", "forecast"]))
+    if kind == "forecast":
+        data.update(kind=kind, horizon=draw(st.sampled_from([60, 900])), lookback=300)
+        data["min_history"] = 60
+    elif kind == "anomaly":
+        data.update(kind=kind, sensitivity=0.5, min_history=30, warning=None, critical=None)
+        data["breaches_required"] = 1  # a baseline takes 12 readings of the 40 at most
     return Rule.from_dict(data)
 
 
@@ -78,7 +87,9 @@ def order(item: tuple[str, datetime, str | None]) -> tuple[datetime, str, str]:
     return (item[1], item[0], item[2] or "")
 
 
-async def run_both(url: str, rule: Rule, history: list[tuple[float | None, float | None]]) -> None:
+async def run_both(
+    url: str, rule: Rule, history: list[tuple[float | None, float | None]]
+) -> list[tuple[str, datetime, str | None]]:
     """Cycle a real Vigil over ``history`` (the monitor's own instance ``test`` and a pushed
     ``pusher``), then preview the rule over what it stored; the two must agree."""
     script, clock = Script(), Clock(T0)
@@ -113,6 +124,7 @@ async def run_both(url: str, rule: Rule, history: list[tuple[float | None, float
     assert result.proposed.report.flaps.get(NAME, 0) == len(flaps)
     stored = sum((own is not None) + (pushed is not None) for own, pushed in history)
     assert result.samples == stored
+    return ordered
 
 
 @settings(
@@ -128,6 +140,47 @@ def test_the_preview_of_a_rule_is_what_the_monitor_did(
         path = Path(directory) / "vigil.db"
         shutil.copyfile(sqlite_template, path)
         asyncio.run(run_both(f"sqlite+aiosqlite:///{path}", rule, history))
+
+
+ANOMALY = Rule(
+    name=NAME,
+    kind=Kind.ANOMALY,
+    metric=METRIC,
+    sensitivity=2,
+    min_history=30,
+)
+FORECAST = Rule(
+    name=NAME,
+    kind=Kind.FORECAST,
+    metric=METRIC,
+    critical=400,
+    horizon=900,
+    lookback=300,
+    min_history=120,
+)
+_STEADY: list[tuple[float | None, float | None]] = [(60.0, 120.0), (120.0, 60.0)] * 10
+_JUMP: list[tuple[float | None, float | None]] = [(250.0, 250.0)] * 6
+_RISE: list[tuple[float | None, float | None]] = [(10.0 * i, 10.0 * i + 5) for i in range(40)]
+
+
+@pytest.mark.parametrize(
+    ("rule", "history"),
+    [
+        (ANOMALY, [*_STEADY, *_JUMP, *_STEADY]),
+        (ANOMALY.updated({"split_by": "instance"}), [*_STEADY, *_JUMP, *_STEADY]),
+        (FORECAST, _RISE),
+        (FORECAST.updated({"split_by": "instance"}), _RISE),
+    ],
+)
+def test_the_preview_of_a_learning_rule_is_what_the_monitor_did(
+    sqlite_template: Path, rule: Rule, history: list[tuple[float | None, float | None]]
+) -> None:
+    """The hypothesis test above draws these kinds too, but rarely long enough to learn."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "vigil.db"
+        shutil.copyfile(sqlite_template, path)
+        events = asyncio.run(run_both(f"sqlite+aiosqlite:///{path}", rule, history))
+    assert [kind for kind, _, _ in events].count("incident.opened") >= 1
 
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)

@@ -237,3 +237,29 @@ def other_rules(draw: st.DrawFn) -> Rule:
 @given(st.lists(threshold_rules() | other_rules(), max_size=6, unique_by=lambda r: r.name))
 def test_any_rules_read_back_from_their_export(rules: list[Rule]) -> None:
     assert [r.to_dict() for r in loads(dump(rules))] == [r.to_dict() for r in rules]
+
+
+def test_the_learning_kinds_read_durations_and_export_without_their_defaults() -> None:
+    text = """
+rules:
+  - name: odd_latency
+    kind: anomaly
+    metric: gateway_latency
+    sensitivity: 5
+    min_history: 7d
+  - name: leak
+    kind: forecast
+    metric: memory_usage
+    unit: MB
+    critical: 480
+    horizon: 2h
+"""
+    anomaly, forecast = loads(text)
+    assert (anomaly.kind, anomaly.sensitivity, anomaly.min_history) == (Kind.ANOMALY, 5, 604800)
+    assert (forecast.horizon, forecast.lookback, forecast.min_history) == (7200, 7200, 7200)
+    exported = dump([anomaly, forecast])
+    assert "lookback" not in exported and "horizon: 7200" in exported
+    assert loads(exported) == [anomaly, forecast]
+    with pytest.raises(RulesFileError) as caught:
+        loads(text.replace("horizon: 2h", "horizon: soon"))
+    assert caught.value.field == "rules[1].horizon"

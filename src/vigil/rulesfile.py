@@ -12,8 +12,9 @@ The shape is the one a Prometheus user would guess::
         kind: composite
         condition: command_p95_latency >= 500 and error_rate >= 5
 
-Each entry holds the JSON field names of a rule (DESIGN section 1); ``absent_for`` and
-``stale_after`` also take durations such as ``90s``, ``5m`` or ``1h30m``. A file is checked
+Each entry holds the JSON field names of a rule (DESIGN section 1); ``absent_for``,
+``stale_after``, ``horizon``, ``lookback`` and ``min_history`` also take durations such as
+``90s``, ``5m`` or ``1h30m``. A file is checked
 whole before anything is used: the first problem raises ``RulesFileError`` naming the file,
 the line and the field, so a bad file changes nothing.
 """
@@ -34,7 +35,7 @@ from vigil.core.rules import Rule
 MAX_FILE_BYTES = 10_000_000
 """Far above any real rules file (1,000 rules are ~200 kB); a bigger file is a mistake."""
 
-DURATION_FIELDS = frozenset({"absent_for", "stale_after"})
+DURATION_FIELDS = frozenset({"absent_for", "stale_after", "horizon", "lookback", "min_history"})
 NOT_IN_FILE = frozenset({"updated_at", "updated_by"})  # Vigil sets these on every change
 FIRST_FIELDS = ("name", "kind", "metric", "condition")  # the order a reader looks for
 

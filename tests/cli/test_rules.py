@@ -40,6 +40,21 @@ def test_list_shows_every_rule(sqlite_url: str) -> None:
         assert metric in result.stdout
 
 
+def test_the_learning_kinds_are_added_from_a_spec_and_listed(sqlite_url: str) -> None:
+    leak = "leak:kind=forecast,metric=memory_usage,unit=MB,critical=480,horizon=2h"
+    odd = "odd:kind=anomaly,metric=gateway_latency,sensitivity=5,min_history=7d"
+    for spec in (leak, odd):
+        result = rules(sqlite_url, "add", spec, "--by", "ana")
+        assert result.exit_code == 0, result.output
+    forecast, _ = stored(sqlite_url, "leak")
+    assert (forecast.horizon, forecast.lookback, forecast.critical) == (7200, 7200, 480)
+    anomaly, _ = stored(sqlite_url, "odd")
+    assert (anomaly.sensitivity, anomaly.min_history) == (5, 604800)
+    listed = rules(sqlite_url, "list").stdout
+    assert "critical >= 480 within 7200 s" in listed
+    assert "outside 5 spreads of its baseline (critical)" in listed
+
+
 def test_set_changes_the_rule_and_records_who(sqlite_url: str) -> None:
     result = rules(sqlite_url, "set", "gateway_latency:warning=150,critical=null", "--by", "ana")
     assert result.exit_code == 0, result.output

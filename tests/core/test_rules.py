@@ -181,7 +181,7 @@ def test_each_kind_builds_with_its_own_fields() -> None:
     [
         ({"name": "Bad Name", "metric": "x", "critical": 1}, "name", "a-z"),
         ({"name": "x" * 101, "metric": "x", "critical": 1}, "name", "1-100"),
-        ({"kind": "anomaly", "metric": "x", "critical": 1}, "kind", "threshold, absent"),
+        ({"kind": "seasonal", "metric": "x", "critical": 1}, "kind", "threshold, absent"),
         ({"name": "t", "critical": 1}, "metric", "1-100"),
         ({"metric": "x", "critical": 1, "absent_for": 60}, "absent_for", "threshold rule"),
         ({"metric": "x", "critical": 1, "condition": "a > 1"}, "condition", "threshold rule"),
@@ -262,6 +262,10 @@ def test_every_kind_round_trips_through_its_dict(rule: Rule) -> None:
         "no_data",
         "stale_after",
         "group_label",
+        "sensitivity",
+        "horizon",
+        "lookback",
+        "min_history",
         "updated_at",
         "updated_by",
     ]

@@ -18,11 +18,22 @@ COMPOSITE = {
 }
 ABSENT = {"name": "heartbeat", "kind": "absent", "metric": "cron_heartbeat", "absent_for": 120}
 QUEUE = {"name": "queue_backlog", "metric": "queue_depth", "unit": "jobs", "critical": 500}
+ANOMALY = {"name": "odd_latency", "kind": "anomaly", "metric": "gateway_latency", "sensitivity": 3}
+FORECAST = {
+    "name": "memory_leak",
+    "kind": "forecast",
+    "metric": "memory_usage",
+    "unit": "MB",
+    "critical": 480,
+    "horizon": 7200,
+    "lookback": 3600,
+    "min_history": 1800,
+}
 
 
 async def test_a_rule_of_each_kind_is_created_read_and_listed(api: Api) -> None:
     stream = api.vigil.subscribe()
-    for body in (QUEUE, COMPOSITE, ABSENT):
+    for body in (QUEUE, COMPOSITE, ABSENT, ANOMALY, FORECAST):
         response = await api.post("/api/alerts/rules", json=body)
         assert response.status_code == 201, response.text
         created = response.json()
@@ -47,6 +58,12 @@ async def test_a_rule_of_each_kind_is_created_read_and_listed(api: Api) -> None:
     names = [rule["name"] for rule in listed]
     assert names == sorted(names)
     assert {"queue_backlog", "slow_and_failing", "heartbeat", LATENCY} <= set(names)
+    anomaly = (await api.get("/api/alerts/rules/odd_latency")).json()
+    assert (anomaly["min_history"], anomaly["severity"], anomaly["horizon"]) == (
+        86400.0,
+        "critical",
+        None,
+    )
 
 
 @pytest.mark.parametrize(
@@ -57,7 +74,13 @@ async def test_a_rule_of_each_kind_is_created_read_and_listed(api: Api) -> None:
         ({**QUEUE, "warning": 600}, "warning", "must be below critical"),
         ({**ABSENT, "absent_for": None}, "absent_for", "needs absent_for"),
         ({**QUEUE, "name": "Not A Name"}, "name", "pattern"),
-        ({**QUEUE, "kind": "anomaly"}, "kind", ""),
+        ({**QUEUE, "kind": "anomaly"}, "critical", "does not apply to an anomaly rule"),
+        ({**QUEUE, "kind": "seasonal"}, "kind", ""),
+        ({**FORECAST, "horizon": None}, "horizon", "needs horizon"),
+        ({**FORECAST, "horizon": -5}, "horizon", ""),
+        ({**FORECAST, "sensitivity": 2}, "sensitivity", "does not apply to a forecast rule"),
+        ({**ANOMALY, "sensitivity": 100}, "sensitivity", "between 0.5 and 50"),
+        ({**ANOMALY, "horizon": 60}, "horizon", "does not apply to an anomaly rule"),
         ({**QUEUE, "breaches_required": 0}, "breaches_required", ""),
         ({**QUEUE, "colour": "red"}, "colour", ""),
         ({key: value for key, value in QUEUE.items() if key != "name"}, "name", ""),

@@ -82,6 +82,25 @@ async def test_an_admin_adds_a_rule_of_each_kind_with_plain_forms(api: Api) -> N
             absent_for="5m",
             split_by="instance",
         ),
+        add_form(
+            csrf,
+            name="odd_latency",
+            kind="anomaly",
+            metric="gateway_latency",
+            sensitivity="5",
+            min_history="2d",
+            warning="12",  # another kind's field: not sent on
+        ),
+        add_form(
+            csrf,
+            name="leak",
+            kind="forecast",
+            metric="memory_usage",
+            unit="MB",
+            critical="480",
+            horizon="2h",
+            lookback="1h",
+        ),
     ]
     for fields in sent:
         response = await post_form(api, "/rules", fields)
@@ -90,6 +109,12 @@ async def test_an_admin_adds_a_rule_of_each_kind_with_plain_forms(api: Api) -> N
     assert (rules["queue_backlog"].metric, rules["queue_backlog"].critical) == ("queue_depth", 500)
     assert rules["slow_and_failing"].warning is None
     assert (rules["heartbeat"].absent_for, rules["heartbeat"].split_by) == (300, "instance")
+    assert (rules["odd_latency"].sensitivity, rules["odd_latency"].min_history) == (5, 172800)
+    assert (rules["leak"].horizon, rules["leak"].lookback, rules["leak"].critical) == (
+        7200,
+        3600,
+        480,
+    )
 
     after = html(await api.client.get("/rules?done=rule-added"))
     assert after.find(class_="flash").text == "✓ Rule added."
@@ -98,6 +123,8 @@ async def test_an_admin_adds_a_rule_of_each_kind_with_plain_forms(api: Api) -> N
     assert "composite" in row.find("td", data_label="Kind").text
     absent = after.find("tr", id="rule-heartbeat")
     assert "no sample for 300 s" in absent.text and "per instance" in absent.text
+    assert "outside 5 spreads of its usual range" in after.find("tr", id="rule-odd_latency").text
+    assert "within 7,200 s, by its trend" in after.find("tr", id="rule-leak").text
 
 
 async def test_an_invalid_condition_is_shown_beside_its_field(api: Api) -> None:

@@ -52,6 +52,10 @@ RULE_KEYS = {
     "stale_after": "stale_after",
     "group": "group_label",
     "group_label": "group_label",
+    "sensitivity": "sensitivity",
+    "horizon": "horizon",
+    "lookback": "lookback",
+    "min_history": "min_history",
     "display_name": "display_name",
     "description": "description",
 }
@@ -71,7 +75,7 @@ TEXT_KEYS = frozenset(
         "description",
     }
 )
-DURATION_KEYS = frozenset({"absent_for", "stale_after"})
+DURATION_KEYS = frozenset({"absent_for", "stale_after", "horizon", "lookback", "min_history"})
 SPEC_FORMAT = "NAME:KEY=VALUE[,KEY=VALUE]"
 
 
@@ -164,13 +168,16 @@ def _limits(rule: Rule) -> str:
         return f"no sample for {_number(rule.absent_for)} s ({rule.severity})"
     if rule.kind is Kind.COMPOSITE:
         return f"holds ({rule.severity})"
+    if rule.kind is Kind.ANOMALY:
+        return f"outside {_number(rule.sensitivity)} spreads of its baseline ({rule.severity})"
+    ahead = f" within {_number(rule.horizon)} s" if rule.kind is Kind.FORECAST else ""
     sign = ">=" if rule.direction is Direction.ABOVE else "<="
     parts = [
         f"{level} {sign} {_number(value)}"
         for level, value in (("warning", rule.warning), ("critical", rule.critical))
         if value is not None
     ]
-    return ", ".join(parts)
+    return ", ".join(parts) + ahead
 
 
 def _table(rules: list[Rule]) -> Table:

@@ -24,6 +24,7 @@ from vigil.core.events import Event
 from vigil.core.flapping import FlapSettings, advance_flapping
 from vigil.core.incidents import Incident, acknowledge, resolve
 from vigil.core.kinds import Observation
+from vigil.core.learning import BUCKETS, Baseline, Trend, quiet_until
 from vigil.core.rules import Direction, Kind, Level, NoData, Rule, SplitBy
 from vigil.core.samples import combine
 from vigil.core.transitions import (
@@ -83,13 +84,14 @@ class _Slot:
     """One series of one rule: its state, the open interval of readings that leave an idle
     plain threshold series unchanged, and (absent rules) the newest sample time seen."""
 
-    __slots__ = ("hi", "key", "lo", "rule", "seen", "series", "state")
+    __slots__ = ("hi", "key", "lo", "memory", "rule", "seen", "series", "state")
 
     def __init__(self, rule: Rule, series: str, state: RuleState) -> None:
         self.rule = rule
         self.series = series
         self.key = series_key(rule.name, series)
         self.seen: datetime | None = None
+        self.memory: Baseline | Trend | None = None  # what a learning kind learned
         self.set_state(state)
 
     def set_state(self, state: RuleState) -> None:
@@ -162,6 +164,8 @@ class Evaluator:
         self._stale_after = stale_after
         self._max_series = max_series
         self._overflow: dict[str, int] = {}
+        self._learning_now: datetime | None = None
+        self._learning_at = 0.0
         for rule in rules:
             if rule.name in self._rules:
                 raise ValidationError("name", f"duplicate rule {rule.name!r}")
@@ -473,6 +477,8 @@ class Evaluator:
                 self._observe_absent(rule, entries, known, now, work, added)
             elif rule.kind is Kind.THRESHOLD:
                 self._observe_split_threshold(plan, readings, cutoff, known, work, added)
+            elif rule.kind in _LEARNING:
+                self._observe_learning(plan, readings, cutoff, now, work)
             elif rule.split_by is SplitBy.NONE:
                 slot = known.get("") or self._slot(rule, "")
                 values = {}
@@ -515,6 +521,54 @@ class Evaluator:
         if not holds and idle:
             return _NOTHING
         return kinds.composite(plan.rule, values)
+
+    def _observe_learning(
+        self,
+        plan: _Plan,
+        readings: Mapping[str, Mapping[str, Reading]],
+        cutoff: datetime | None,
+        now: datetime,
+        work: list[_Pending],
+    ) -> None:
+        """Anomaly and forecast rules: each fresh reading is judged by what the series learned
+        before it, and learned from. The memory lives in the series' slot, so a series is
+        remembered from its first reading (up to ``max_series``), idle or not."""
+        rule = plan.rule
+        if now is not self._learning_now:  # once a cycle, not once a rule
+            self._learning_now, self._learning_at = now, now.timestamp()
+        at = self._learning_at
+        known = self._series.get(rule.name, {})
+        entries = readings.get(rule.metric)
+        if rule.split_by is SplitBy.NONE:
+            slot = known.get("") or self._slot(rule, "")
+            value: float | None = None
+            if entries is not None and len(entries) == 1:  # one instance: nothing to combine
+                for value, sampled in entries.values():
+                    if cutoff is not None and sampled < cutoff:
+                        value = None
+                    elif value.__class__ is not float or not -math.inf < value < math.inf:
+                        value = _fresh((value, sampled), None)  # an int, or not a number
+            else:
+                value = _combine(entries, rule, cutoff)
+            seen = plan.no_data if value is None else _learn(rule, slot, value, at)
+            if seen is not None and not (seen.level is Level.NORMAL and slot.state.is_idle):
+                work.append((rule, "", slot, seen, None))
+            return
+        values: dict[str, float | None] = dict.fromkeys(known)
+        values.update((i, _fresh(r, cutoff)) for i, r in (entries or {}).items())
+        for series, value in values.items():
+            existing = known.get(series)
+            if existing is None:
+                if value is None:
+                    continue
+                if len(known) >= self._max_series:
+                    self._overflow[rule.name] = self._overflow.get(rule.name, 0) + 1
+                    continue
+                existing = self._slot(rule, series)
+                known = self._series[rule.name]
+            seen = plan.no_data if value is None else _learn(rule, existing, value, at)
+            if seen is not None and not (seen.level is Level.NORMAL and existing.state.is_idle):
+                work.append((rule, series, existing, seen, None))
 
     def _observe_split_threshold(
         self,
@@ -640,7 +694,7 @@ class Evaluator:
                 slot.set_state(state)
                 result.changed[slot.key] = state
             result.events.extend(events)
-            if series and state == IDLE and rule.kind is not Kind.ABSENT:
+            if series and state == IDLE and rule.kind not in _REMEMBERING:
                 self._drop(slot)  # an idle series of a split rule: nothing left to remember
         return result
 
@@ -650,6 +704,53 @@ class Evaluator:
             if incident is not None and incident.id == incident_id:
                 return slot
         raise NotFoundError("open incident", incident_id)
+
+
+_LEARNING = frozenset({Kind.ANOMALY, Kind.FORECAST})
+_REMEMBERING = _LEARNING | {Kind.ABSENT}  # kinds whose idle series still hold something
+
+
+def _learn(rule: Rule, slot: _Slot, value: float, at: float) -> Observation | None:
+    """One reading of a learning kind's series: judged (``kinds.anomaly``,
+    ``kinds.forecast``), then learned from. ``None``: a normal reading of an idle series,
+    which changes nothing (the common case, answered without building an observation)."""
+    memory = slot.memory
+    if rule.kind is Kind.ANOMALY:
+        if memory.__class__ is not Baseline:
+            memory = slot.memory = Baseline()
+        assert isinstance(memory, Baseline)
+        assert rule.sensitivity is not None and rule.min_history is not None
+        history = at - (memory.first if memory.first is not None else at)
+        band = memory.observe(at, value)
+        if band is not None and history >= rule.min_history:
+            width = rule.sensitivity * band.spread  # the same arithmetic as Band.edges
+            if not band.median - width <= value <= band.median + width:
+                return kinds.anomaly(rule, value, band, history=history)
+        return None if slot.state.is_idle else Observation(Level.NORMAL, value)
+    assert rule.lookback is not None and rule.min_history is not None
+    if not isinstance(memory, Trend) or memory.width != rule.lookback / BUCKETS:
+        memory = slot.memory = Trend(rule.lookback)  # a new lookback: learn afresh
+    memory.add(at, value)
+    line = memory.line
+    history = at - (memory.first if memory.first is not None else at)
+    if line is None or history < rule.min_history:
+        return None if slot.state.is_idle else Observation(Level.NORMAL, value)
+    if slot.state.is_idle:
+        # The common case: a trend far from its threshold. Worked out once a line, it answers
+        # without projecting it every cycle.
+        if memory.quiet_line is not line:
+            assert rule.horizon is not None
+            memory.quiet_line = line
+            memory.quiet_until = quiet_until(
+                line,
+                at,
+                first=rule.first_threshold,
+                above=rule.direction is Direction.ABOVE,
+                horizon=rule.horizon,
+            )
+        if at < memory.quiet_until:
+            return None
+    return kinds.forecast(rule, value, line, at, history=history)
 
 
 def _fresh(reading: Reading | None, cutoff: datetime | None) -> float | None:

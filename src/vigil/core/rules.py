@@ -30,12 +30,19 @@ from vigil.core.validation import (
 
 MAX_STREAK = 100
 MAX_SECONDS = 30 * 86_400.0  # the longest absent_for / stale_after: thirty days
+# Learning kinds (anomaly, forecast): their defaults and bounds.
+DEFAULT_SENSITIVITY = 4.0  # band half-width in spreads (1.4826 MADs)
+MIN_SENSITIVITY, MAX_SENSITIVITY = 0.5, 50.0
+MIN_LOOKBACK = 60.0  # seconds of trend a forecast fits; by default, as long as its horizon
+DEFAULT_ANOMALY_HISTORY = 86_400.0  # a day of readings before an anomaly rule may fire
 
 
 class Kind(StrEnum):
     THRESHOLD = "threshold"
     ABSENT = "absent"
     COMPOSITE = "composite"
+    ANOMALY = "anomaly"  # outside a band around the series' own seasonal baseline
+    FORECAST = "forecast"  # its trend would cross a threshold within a horizon
 
 
 class SplitBy(StrEnum):
@@ -75,17 +82,22 @@ _LEVEL_RANK = {Level.NORMAL: 0, Level.WARNING: 1, Level.CRITICAL: 2}
 
 # Which kinds use which of the kind-specific fields. A field outside its kinds must be left
 # at its default ("not set"); the defaults of these fields are None except where noted.
+_LEARNING = frozenset({Kind.ANOMALY, Kind.FORECAST})
 _KIND_FIELDS: dict[str, frozenset[Kind]] = {
-    "unit": frozenset({Kind.THRESHOLD, Kind.ABSENT}),
-    "warning": frozenset({Kind.THRESHOLD}),
-    "critical": frozenset({Kind.THRESHOLD}),
+    "unit": frozenset({Kind.THRESHOLD, Kind.ABSENT, *_LEARNING}),
+    "warning": frozenset({Kind.THRESHOLD, Kind.FORECAST}),
+    "critical": frozenset({Kind.THRESHOLD, Kind.FORECAST}),
     "recovery": frozenset({Kind.THRESHOLD}),
-    "direction": frozenset({Kind.THRESHOLD}),  # default: above
-    "aggregate": frozenset({Kind.THRESHOLD, Kind.COMPOSITE}),  # default: max
+    "direction": frozenset({Kind.THRESHOLD, Kind.FORECAST}),  # default: above
+    "aggregate": frozenset({Kind.THRESHOLD, Kind.COMPOSITE, *_LEARNING}),  # default: max
     "absent_for": frozenset({Kind.ABSENT}),
     "condition": frozenset({Kind.COMPOSITE}),
-    "severity": frozenset({Kind.ABSENT, Kind.COMPOSITE}),
-    "no_data": frozenset({Kind.THRESHOLD, Kind.COMPOSITE}),  # default: keep
+    "severity": frozenset({Kind.ABSENT, Kind.COMPOSITE, Kind.ANOMALY}),
+    "no_data": frozenset({Kind.THRESHOLD, Kind.COMPOSITE, *_LEARNING}),  # default: keep
+    "sensitivity": frozenset({Kind.ANOMALY}),  # default: 4 spreads
+    "horizon": frozenset({Kind.FORECAST}),  # required
+    "lookback": frozenset({Kind.FORECAST}),  # default: the horizon
+    "min_history": frozenset(_LEARNING),  # default: a day (anomaly), the lookback (forecast)
 }
 
 
@@ -120,6 +132,10 @@ class Rule:
     # Rules declared related: incidents of rules with the same label join one incident
     # group whenever they open, even outside the correlation window (``core.grouping``).
     group_label: str | None = None
+    sensitivity: float | None = None
+    horizon: float | None = None
+    lookback: float | None = None
+    min_history: float | None = None
     updated_at: datetime | None = None
     updated_by: str | None = None
 
@@ -146,7 +162,7 @@ class Rule:
         object.__setattr__(self, "no_data", check_choice(NoData, "no_data", self.no_data))
         for name in ("warning", "critical", "recovery"):
             object.__setattr__(self, name, check_optional_finite(name, getattr(self, name)))
-        for name in ("absent_for", "stale_after"):
+        for name in ("absent_for", "stale_after", "horizon", "lookback", "min_history"):
             object.__setattr__(self, name, _check_seconds(name, getattr(self, name)))
         for name in ("breaches_required", "recoveries_required"):
             check_int(name, getattr(self, name), 1, MAX_STREAK)
@@ -160,9 +176,17 @@ class Rule:
             object.__setattr__(self, "severity", severity)
         if self.updated_at is not None:
             object.__setattr__(self, "updated_at", parse_datetime("updated_at", self.updated_at))
+        object.__setattr__(
+            self, "sensitivity", check_optional_finite("sensitivity", self.sensitivity)
+        )
         self._check_kind_fields()
         if kind is Kind.THRESHOLD:
             self._check_threshold()
+        elif kind is Kind.FORECAST:
+            self._check_threshold()
+            self._check_forecast()
+        elif kind is Kind.ANOMALY:
+            self._check_anomaly()
         elif kind is Kind.ABSENT:
             if self.absent_for is None:
                 raise ValidationError("absent_for", "an absent rule needs absent_for (seconds)")
@@ -171,7 +195,7 @@ class Rule:
                 raise ValidationError("condition", "a composite rule needs a condition")
             # Stored in canonical form, so the same condition written twice is one rule.
             object.__setattr__(self, "condition", str(parse(self.condition)))
-        if kind is not Kind.THRESHOLD and self.severity is None:
+        if kind not in (Kind.THRESHOLD, Kind.FORECAST) and self.severity is None:
             object.__setattr__(self, "severity", Level.CRITICAL)
 
     def _check_kind_fields(self) -> None:
@@ -181,7 +205,31 @@ class Rule:
             value = getattr(self, name)
             unset = _FIELD_DEFAULTS[name]
             if value != unset and not (name == "severity" and value is None):
-                raise ValidationError(name, f"does not apply to a {self.kind} rule")
+                article = "an" if self.kind is Kind.ANOMALY else "a"
+                raise ValidationError(name, f"does not apply to {article} {self.kind} rule")
+
+    def _check_forecast(self) -> None:
+        if self.horizon is None:
+            raise ValidationError("horizon", "a forecast rule needs horizon (seconds ahead)")
+        if self.lookback is None:
+            object.__setattr__(self, "lookback", max(self.horizon, MIN_LOOKBACK))
+        assert self.lookback is not None
+        if self.lookback < MIN_LOOKBACK:
+            raise ValidationError("lookback", f"must be at least {MIN_LOOKBACK:g} seconds")
+        if self.min_history is None:
+            object.__setattr__(self, "min_history", self.lookback)
+
+    def _check_anomaly(self) -> None:
+        if self.sensitivity is None:
+            object.__setattr__(self, "sensitivity", DEFAULT_SENSITIVITY)
+        assert self.sensitivity is not None
+        if not MIN_SENSITIVITY <= self.sensitivity <= MAX_SENSITIVITY:
+            raise ValidationError(
+                "sensitivity",
+                f"must be between {MIN_SENSITIVITY:g} and {MAX_SENSITIVITY:g} spreads",
+            )
+        if self.min_history is None:
+            object.__setattr__(self, "min_history", DEFAULT_ANOMALY_HISTORY)
 
     def _check_threshold(self) -> None:
         if self.warning is None and self.critical is None:
@@ -228,7 +276,7 @@ class Rule:
     @property
     def top_level(self) -> Level:
         """The most severe level this rule can reach (what ``no_data: alerting`` breaches at)."""
-        if self.kind is Kind.THRESHOLD:
+        if self.kind in (Kind.THRESHOLD, Kind.FORECAST):
             return Level.CRITICAL if self.critical is not None else Level.WARNING
         assert self.severity is not None  # set for every other kind
         return self.severity

@@ -128,7 +128,7 @@ def advance(
     if incident.severity is Severity.WARNING and critical >= rule.breaches_required and not held:
         # The incident keeps the threshold and value that opened it; the escalation's own
         # are in its event (and its message, which follows the severity).
-        threshold = kinds.threshold_of(rule, Level.CRITICAL)
+        threshold = kinds.threshold_of(rule, Level.CRITICAL, seen)
         incident = dataclasses.replace(
             incident,
             severity=Severity.CRITICAL,
@@ -157,7 +157,7 @@ def _open(
     new_id: IdFactory,
     instance: str | None,
 ) -> Incident:
-    threshold = kinds.threshold_of(rule, level)
+    threshold = kinds.threshold_of(rule, level, seen)
     value = seen.value if seen.value is not None else threshold
     metric = rule.metric or rule.parsed_condition.terms()[0].metric
     return Incident(

@@ -103,6 +103,10 @@ class RuleRow(Base):
     no_data: Mapped[NoData] = mapped_column(_enum(NoData, "no_data"))
     stale_after: Mapped[float | None]
     group_label: Mapped[str | None]  # since 0008: rules declared related share one
+    sensitivity: Mapped[float | None]  # since 0011: anomaly and forecast rules
+    horizon: Mapped[float | None]
+    lookback: Mapped[float | None]
+    min_history: Mapped[float | None]
     updated_at: Mapped[datetime | None]
     updated_by: Mapped[str | None]
 

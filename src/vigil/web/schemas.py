@@ -134,6 +134,12 @@ class RuleOut(Shown):
     group_label: str | None = Field(
         description="Rules with the same label are related: their incidents join one group."
     )
+    sensitivity: float | None = Field(description="Anomaly: the band's half-width in spreads.")
+    horizon: float | None = Field(description="Forecast: seconds ahead the trend is followed.")
+    lookback: float | None = Field(description="Forecast: seconds of readings the trend fits.")
+    min_history: float | None = Field(
+        description="Anomaly and forecast: seconds of readings before the rule may fire."
+    )
     updated_at: UtcOut | None
     updated_by: str | None
 
@@ -199,6 +205,10 @@ class RulePatch(RuleUpdate):
     no_data: NoData = optional()
     stale_after: Seconds | None = None
     group_label: Annotated[str, Field(pattern=RULE_NAME_REGEX)] | None = None
+    sensitivity: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    horizon: Seconds | None = None
+    lookback: Seconds | None = None
+    min_history: Seconds | None = None
 
 
 class RuleReplace(RulePatch):
@@ -247,7 +257,9 @@ class IncidentOut(BaseModel):
     resolved_by: str | None
     condition: str | None = Field(description="A composite rule's condition.")
     values: dict[str, float] | None = Field(
-        description="A composite rule's term values when it opened."
+        description="A composite rule's term values when it opened; a forecast rule's "
+        "predicted crossing (eta_s: seconds from triggered_at, rate_per_s, projected: the "
+        "value at the horizon); an anomaly rule's band (baseline, low, high, weekly)."
     )
     no_data: bool = Field(description="Opened or kept open by missing data (no_data alerting).")
     flapping: bool = Field(

@@ -67,10 +67,33 @@ KIND_FIELDS: dict[Kind, tuple[str, ...]] = {
     ),
     Kind.ABSENT: ("metric", "unit", "absent_for", "severity"),
     Kind.COMPOSITE: ("condition", "severity", "aggregate", "no_data", "stale_after"),
+    Kind.ANOMALY: (
+        "metric",
+        "unit",
+        "sensitivity",
+        "min_history",
+        "severity",
+        "aggregate",
+        "no_data",
+        "stale_after",
+    ),
+    Kind.FORECAST: (
+        "metric",
+        "unit",
+        "warning",
+        "critical",
+        "direction",
+        "horizon",
+        "lookback",
+        "min_history",
+        "aggregate",
+        "no_data",
+        "stale_after",
+    ),
 }
-NUMBERS = frozenset({"warning", "critical", "recovery"})
+NUMBERS = frozenset({"warning", "critical", "recovery", "sensitivity"})
 COUNTS = frozenset({"breaches_required", "recoveries_required"})
-DURATIONS = frozenset({"absent_for", "stale_after"})
+DURATIONS = frozenset({"absent_for", "stale_after", "horizon", "lookback", "min_history"})
 OPTIONAL_TEXT = frozenset({"display_name", "description", "unit"})  # empty is meaningful
 
 CHOICES = {
@@ -78,6 +101,8 @@ CHOICES = {
         (Kind.THRESHOLD.value, "threshold: a metric past a warning or critical value"),
         (Kind.ABSENT.value, "absent: a metric with no sample for a while"),
         (Kind.COMPOSITE.value, "composite: a condition over several metrics"),
+        (Kind.ANOMALY.value, "anomaly: a metric outside its usual range for the hour"),
+        (Kind.FORECAST.value, "forecast: a metric's trend crossing a threshold soon"),
     ],
     "directions": [
         (Direction.ABOVE.value, "above (higher is worse)"),
@@ -133,7 +158,9 @@ def rule_fields(form: dict[str, str], *, adding: bool) -> dict[str, Any]:
     try:
         kind = Kind(text)
     except ValueError:
-        raise ValidationError("kind", "choose threshold, absent or composite") from None
+        raise ValidationError(
+            "kind", "choose threshold, absent, composite, anomaly or forecast"
+        ) from None
     fields: dict[str, Any] = {"kind": kind.value, "enabled": checked(form, "enabled")}
     if adding:
         fields["name"] = form.get("name", "").strip()
