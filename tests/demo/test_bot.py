@@ -52,7 +52,9 @@ async def test_the_demo_opens_escalates_and_resolves_incidents_and_notifies(
     health = HealthRegistry(clock=mono)
     # The loop's own cycles wait an hour: the test runs each cycle. The hub spans that interval,
     # as Vigil requires; the bot's sources keep their own simulated 3 s windows.
-    settings = Settings(database_url=sqlite_url, interval=3600, instance="demo")
+    # Grouping off: its window is two of these hour-long intervals, so the whole story would be
+    # one group, and this test counts one message per incident event.
+    settings = Settings(database_url=sqlite_url, interval=3600, instance="demo", group_window=0)
     metrics = Metrics(recorder=recorder, health=health, window=settings.interval)
     bot = DemoBot(recorder, health, interval=INTERVAL)
     wall = [T0]

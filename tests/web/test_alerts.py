@@ -49,6 +49,10 @@ async def test_the_rules_are_listed_with_every_field(api: Api) -> None:
         "no_data": "keep",
         "stale_after": None,
         "group_label": None,
+        "sensitivity": None,
+        "horizon": None,
+        "lookback": None,
+        "min_history": None,
         "updated_at": None,
         "updated_by": None,
     }

@@ -95,7 +95,7 @@ async def test_a_period_without_samples_replays_nothing(api: Api) -> None:
     [
         ({"warning": 600}, "warning", "must be below critical"),
         ({"breaches_required": 0}, "breaches_required", ""),
-        ({"kind": "anomaly"}, "kind", ""),
+        ({"kind": "seasonal"}, "kind", ""),
         ({"name": "Not A Name"}, "name", "pattern"),
         ({"colour": "red"}, "colour", ""),
         ({"since": "7y"}, "since", "neither a period"),

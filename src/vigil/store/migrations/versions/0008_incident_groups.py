@@ -16,6 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from vigil.store.migrations.rebuild import keeping_rule_children
+
 revision: str = "0008"
 down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
@@ -54,7 +56,11 @@ def downgrade() -> None:
     with op.batch_alter_table("incidents") as batch:
         batch.drop_index(op.f("ix_incidents_group_id"))
         batch.drop_column("group_id")
-    with op.batch_alter_table("rules") as batch:
-        batch.drop_column("group_label")
+
+    def rebuild() -> None:
+        with op.batch_alter_table("rules") as batch:
+            batch.drop_column("group_label")
+
+    keeping_rule_children(rebuild)
     op.drop_index(op.f("ix_incident_groups_opened_at"), table_name="incident_groups")
     op.drop_table("incident_groups")

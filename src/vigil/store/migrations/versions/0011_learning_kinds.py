@@ -5,6 +5,10 @@ the constraint is replaced; the new columns are nullable, so every existing rule
 row as it was. Going down deletes the rules of the new kinds (the old schema cannot hold
 them; their incidents stay in the history, as for any deleted rule).
 
+SQLite replaces a CHECK constraint by rebuilding the table, and dropping the old ``rules``
+would take its children's rows with it (ON DELETE CASCADE, foreign keys are on): the streaks
+and snoozes are read before the rebuild and written back after it.
+
 Revision ID: 0011
 Revises: 0010
 Create Date: 2026-12-02 20:10:00
@@ -16,6 +20,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
+from vigil.store.migrations.rebuild import keeping_rule_children
 
 revision: str = "0011"
 down_revision: str | None = "0010"
@@ -32,11 +38,14 @@ def _kinds(values: Sequence[str]) -> str:
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("rules") as batch:
-        batch.drop_constraint(op.f("ck_rules_rule_kind"), type_="check")
-        batch.create_check_constraint("rule_kind", _kinds(NEW_KINDS))
-        for column in COLUMNS:
-            batch.add_column(sa.Column(column, sa.Double(), nullable=True))
+    def rebuild() -> None:
+        with op.batch_alter_table("rules") as batch:
+            batch.drop_constraint(op.f("ck_rules_rule_kind"), type_="check")
+            batch.create_check_constraint("rule_kind", _kinds(NEW_KINDS))
+            for column in COLUMNS:
+                batch.add_column(sa.Column(column, sa.Double(), nullable=True))
+
+    keeping_rule_children(rebuild)
 
 
 def downgrade() -> None:
@@ -47,8 +56,12 @@ def downgrade() -> None:
         )
     )
     op.execute(sa.text("DELETE FROM rules WHERE kind IN ('anomaly', 'forecast')"))
-    with op.batch_alter_table("rules") as batch:
-        for column in reversed(COLUMNS):
-            batch.drop_column(column)
-        batch.drop_constraint(op.f("ck_rules_rule_kind"), type_="check")
-        batch.create_check_constraint("rule_kind", _kinds(OLD_KINDS))
+
+    def rebuild() -> None:
+        with op.batch_alter_table("rules") as batch:
+            for column in reversed(COLUMNS):
+                batch.drop_column(column)
+            batch.drop_constraint(op.f("ck_rules_rule_kind"), type_="check")
+            batch.create_check_constraint("rule_kind", _kinds(OLD_KINDS))
+
+    keeping_rule_children(rebuild)
