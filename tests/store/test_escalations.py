@@ -41,10 +41,20 @@ async def test_policies_are_kept_changed_and_removed(store: Store) -> None:
     )
     assert changed.repeat_minutes is None and changed.rules == {"error_rate"}
     assert await store.get_policy("night") == changed
-    await store.delete_policy("night")
+    await store.delete_policy("night", now=T0, by="bo")
     assert await store.list_policies() == []
     with pytest.raises(NotFoundError):
-        await store.delete_policy("night")
+        await store.delete_policy("night", now=T0)
+    # Every change is in the event log: who, and the policy as it then was.
+    logged = [e for e in await store.events_after(0) if e.kind.value.startswith("escalation.")]
+    assert [(e.kind.value, e.by) for e in logged] == [
+        ("escalation.added", "ana"),
+        ("escalation.changed", "ana"),
+        ("escalation.removed", "bo"),
+    ]
+    assert logged[0].data["policy"] == added.to_dict()
+    assert logged[1].data["changes"] == ["repeat_minutes", "rules"]
+    assert logged[2].data["policy"] == changed.to_dict()
     with pytest.raises(NotFoundError):
         await store.update_policy("night", {}, now=T0)
 

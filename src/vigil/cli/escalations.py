@@ -172,7 +172,9 @@ def show_policy_command(
 @escalations_app.command("remove")
 def remove_policy_command(
     name: Annotated[str, typer.Argument(help="The policy to remove.")],
+    by: ByOption = None,
 ) -> None:
     """Remove a policy: its incidents are notified as their channels say from then on."""
-    with_store(lambda store: store.delete_policy(name))
+    actor = by or default_actor()
+    with_store(lambda store: store.delete_policy(name, now=utcnow(), by=actor))
     Console().print(f"Removed escalation policy {name}.", highlight=False)

@@ -29,6 +29,9 @@ class EventKind(StrEnum):
     CHANNEL_ADDED = "channel.added"
     CHANNEL_CHANGED = "channel.changed"
     CHANNEL_REMOVED = "channel.removed"
+    ESCALATION_ADDED = "escalation.added"
+    ESCALATION_CHANGED = "escalation.changed"
+    ESCALATION_REMOVED = "escalation.removed"
     LEADER_CHANGED = "leader.changed"
     DIGEST_WRITTEN = "digest.written"  # a digest channel's summary of a period, to be sent
 

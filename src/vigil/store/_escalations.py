@@ -60,6 +60,9 @@ class Escalations(StoreBase):
                 )
             except sa_exc.IntegrityError:  # added by someone else since the check
                 raise _name_taken(checked.name) from None
+            await self._append_events(
+                connection, [_policy_event(EventKind.ESCALATION_ADDED, checked, now=now, by=by)]
+            )
         return checked
 
     async def update_policy(
@@ -89,6 +92,12 @@ class Escalations(StoreBase):
                 .where(table.c.name == name)
                 .values(**_values(updated), updated_at=now, updated_by=by)
             )
+            before, after = current.to_dict(), updated.to_dict()
+            changed = sorted(key for key in after if after[key] != before.get(key))
+            event = _policy_event(
+                EventKind.ESCALATION_CHANGED, updated, now=now, by=by, changes=changed
+            )
+            await self._append_events(connection, [event])
         return updated
 
     async def get_policy(self, name: str) -> EscalationPolicy:
@@ -103,13 +112,20 @@ class Escalations(StoreBase):
         async with self._read("reading escalation policies") as connection:
             return await _policies(connection)
 
-    async def delete_policy(self, name: str) -> None:
+    async def delete_policy(self, name: str, *, now: datetime, by: str | None = None) -> None:
         """Remove a policy: its incidents are notified as channels say from now on."""
+        check_time("now", now)
+        _check_by(by)
         table = models.escalation_policies
         async with self._write("removing an escalation policy") as connection:
-            result = await connection.execute(delete(table).where(table.c.name == name))
-        if result.rowcount == 0:
-            raise NotFoundError("escalation policy", name)
+            row = (await connection.execute(select(table).where(table.c.name == name))).first()
+            if row is None:
+                raise NotFoundError("escalation policy", name)
+            await connection.execute(delete(table).where(table.c.name == name))
+            await self._append_events(
+                connection,
+                [_policy_event(EventKind.ESCALATION_REMOVED, _policy(row), now=now, by=by)],
+            )
 
     async def enqueue_escalations(self, notices: Sequence[Notice], *, now: datetime) -> int:
         """Write an outbox row for each due step notice not written before (its key decides):
@@ -151,6 +167,22 @@ class Escalations(StoreBase):
                 )
                 written += inserted.first() is not None
         return written
+
+
+def _policy_event(
+    kind: EventKind,
+    policy: EscalationPolicy,
+    *,
+    now: datetime,
+    by: str | None,
+    changes: Sequence[str] | None = None,
+) -> Event:
+    """A policy change for the event log (DESIGN: every change is logged): who, when, and the
+    policy as it now is (as it was, when removed); a change lists the fields it changed."""
+    data: dict[str, Any] = {"policy": policy.to_dict()}
+    if changes is not None:
+        data["changes"] = list(changes)
+    return Event(kind=kind, at=now, by=by, data=data)
 
 
 async def route_rows(

@@ -152,6 +152,7 @@ async def update_policy(
     summary="Remove a policy",
     description="Its incidents are notified as their channels say from then on.",
 )
-async def delete_policy(request: Request, name: str, _: Admin) -> Response:
-    await web_state(request).vigil.store.delete_policy(name)
+async def delete_policy(request: Request, name: str, principal: Admin) -> Response:
+    vigil = web_state(request).vigil
+    await vigil.store.delete_policy(name, now=vigil.clock(), by=principal.name)
     return Response(status_code=204)
