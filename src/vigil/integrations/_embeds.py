@@ -13,6 +13,7 @@ import discord
 from vigil.core import Incident, Rule, Severity, Status
 from vigil.core.incidents import Resolution
 from vigil.core.silences import Snooze
+from vigil.notify.format import short_duration
 
 COLOURS = {
     Severity.CRITICAL: 0xE74C3C,
@@ -92,14 +93,14 @@ def footer(incident: Incident) -> str:
 
 def status_line(incident: Incident, *, now: datetime) -> str:
     if incident.status is Status.RESOLVED:
-        duration = _duration(incident.duration_s(now))
+        duration = short_duration(incident.duration_s(now))
         if incident.resolution is Resolution.MANUAL:
             return f"Resolved by {_person(incident.resolved_by)} after {duration}"
         return f"Resolved automatically (the metric recovered) after {duration}"
     if incident.status is Status.ACKNOWLEDGED:
         when = _when(incident.acknowledged_at, "R") if incident.acknowledged_at else ""
         return f"Acknowledged by {_person(incident.acknowledged_by)} {when}".rstrip()
-    return f"Active for {_duration(incident.duration_s(now))}, not acknowledged"
+    return f"Active for {short_duration(incident.duration_s(now))}, not acknowledged"
 
 
 def _person(actor: str | None) -> str:
@@ -112,17 +113,3 @@ def _when(moment: datetime, style: str) -> str:
 
 def _clip(text: str, limit: int = MAX_FIELD) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _duration(seconds: float) -> str:
-    whole = max(0, int(seconds))
-    days, rest = divmod(whole, 86_400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"

@@ -139,7 +139,7 @@ def format_event(
 
     name = rule.display_name if rule is not None else _title(incident.metric)
     unit = rule.unit if rule is not None else ""
-    duration = _duration(incident.duration_s(now or event.at))
+    duration = short_duration(incident.duration_s(now or event.at))
     severity = incident.severity.value.upper()
     if repeat:
         title = f"[{severity}] Reminder: {name} is still unacknowledged"
@@ -257,7 +257,8 @@ def _amount(value: float, unit: str) -> str:
     return f"{value:.2f} {unit}" if unit else f"{value:.2f}"
 
 
-def _duration(seconds: float) -> str:
+def short_duration(seconds: float) -> str:
+    """``3d 4h``, ``2h 05m``, ``4m 09s``, ``12s``: how long, at a glance."""
     whole = max(0, int(seconds))
     days, rest = divmod(whole, 86_400)
     hours, rest = divmod(rest, 3600)
