@@ -66,6 +66,14 @@ class Settings(BaseSettings):
     sample_retention_days: int = Field(
         30, ge=1, description="Metric samples older than this are deleted by cleanup."
     )
+    sample_batch: int = Field(
+        10,
+        ge=1,
+        le=1000,
+        description="Cycles of the monitor's own readings written to the metric history in "
+        "one transaction (1: every cycle). A crash loses at most this many cycles of them; "
+        "incidents, streaks, events and pushed samples are never held back.",
+    )
     health_stale_after: float = Field(
         300.0, gt=0, description="Seconds without a heartbeat before a background task is stale."
     )
@@ -299,6 +307,7 @@ EXPECTED = {
     "group_window": "a number of seconds from 0 (grouping off) to 86400",
     "incident_retention_days": "a whole number of days, 1 or more",
     "sample_retention_days": "a whole number of days, 1 or more",
+    "sample_batch": "a whole number of cycles from 1 to 1000",
     "health_stale_after": "a number of seconds above 0",
     "host": "an address to listen on, such as 127.0.0.1 or 0.0.0.0",
     "port": "a whole number from 1 to 65535",

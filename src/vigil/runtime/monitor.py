@@ -1,6 +1,13 @@
 """The monitor: one cycle per tick. Every instance reads its sources and stores its samples;
 the leader also combines all instances' latest samples, evaluates, and commits samples,
-incident changes and events in one transaction, then publishes the events."""
+incident changes and events in one transaction, then publishes the events.
+
+The leader's own samples are history only: it evaluates its fresh readings in memory, and no
+one else reads them back. So it writes them in batches of ``sample_batch`` cycles, with the
+first cycle that writes anyway (an incident change, an event, a streak), and at a clean stop;
+a cycle with nothing to write opens no transaction. What a crash can lose is the last
+``sample_batch`` cycles of this instance's own readings, never an incident, a streak, an event
+or a pushed sample. A follower writes its samples every cycle: the leader reads them."""
 
 from __future__ import annotations
 
@@ -74,7 +81,12 @@ class Monitor:
         clock: Callable[[], datetime],
         silences: SilenceCache | None = None,
         group_window: float = 0.0,
+        sample_batch: int = 1,
     ) -> None:
+        """``sample_batch``: cycles of the leader's own samples written in one transaction
+        (1: every cycle)."""
+        if sample_batch < 1:
+            raise ValueError(f"sample_batch must be at least 1, got {sample_batch!r}")
         self.store = store
         self.metrics = metrics
         self.evaluator = evaluator
@@ -87,7 +99,9 @@ class Monitor:
         self.silences = silences  # snoozes and maintenance windows; None: none
         # Incidents opening within this many seconds of each other form one group; 0: off.
         self.group_window = timedelta(seconds=group_window)
+        self.sample_batch = sample_batch
         self._pending: deque[Sample] = deque()
+        self._unwritten_cycles = 0  # cycles whose samples are pending, since the last write
         self._dropped = 0
         self._cycles = 0
         self._late = 0
@@ -120,24 +134,41 @@ class Monitor:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Cycle on a drift-corrected grid until ``stop`` is set; a running cycle always ends
-        (and commits) before the loop returns."""
+        (and commits) before the loop returns, and the samples not yet written are written."""
         self.health.register(MONITOR_TASK, stale_after=max(3 * self.interval, 60.0))
         loop = asyncio.get_running_loop()
         start = tick = loop.time()
-        while not stop.is_set():
-            await self.cycle()
-            tick, skipped = next_tick(start, self.interval, tick, loop.time())
-            if skipped:
-                self._late += skipped
-                logger.warning(
-                    "Vigil cycle overran its %.1f s interval: %d tick(s) skipped",
-                    self.interval,
-                    skipped,
-                )
+        # One waiter for the whole run: a task per wait would cost more than the wait.
+        stopped = loop.create_task(stop.wait(), name="vigil-monitor-stop")
+        try:
+            while not stop.is_set():
+                await self.cycle()
+                tick, skipped = next_tick(start, self.interval, tick, loop.time())
+                if skipped:
+                    self._late += skipped
+                    logger.warning(
+                        "Vigil cycle overran its %.1f s interval: %d tick(s) skipped",
+                        self.interval,
+                        skipped,
+                    )
+                await asyncio.wait((stopped,), timeout=max(0.0, tick - loop.time()))
+        finally:
+            stopped.cancel()
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Write the samples still pending (at a clean stop); never raises for a database
+        failure (it goes to health, and the samples stay pending)."""
+        async with self._one_at_a_time:
+            if not self._pending:
+                return
             try:
-                await asyncio.wait_for(stop.wait(), max(0.0, tick - loop.time()))
-            except TimeoutError:
-                pass
+                await self.store.add_samples(list(self._pending))
+            except VigilStorageError as exc:
+                self._fail(f"database unavailable: {exc}", database=True)
+                return
+            self._pending.clear()
+            self._unwritten_cycles = 0
 
     async def cycle(self) -> list[Event]:
         """One cycle; never raises for a source or database failure (they go to health)."""
@@ -176,14 +207,21 @@ class Monitor:
         if not leader:
             await self.store.add_samples(list(self._pending))
             self._pending.clear()
+            self._unwritten_cycles = 0
             self.view.replace_open(await self.store.active_incidents())
             return []
         result = self.evaluator.evaluate_series(
             readings, now=now, silenced=await self._silenced(now)
         )
+        self._unwritten_cycles += 1
+        # The samples go with the batch's last cycle, or with the first cycle that writes
+        # anyway (one transaction either way).
+        write_samples = self._unwritten_cycles >= self.sample_batch or bool(
+            result.changed or result.events
+        )
         try:
             events = await self.store.commit_cycle(
-                samples=list(self._pending),
+                samples=list(self._pending) if write_samples else [],
                 result=result,
                 now=now,
                 group_window=self.group_window,
@@ -203,7 +241,9 @@ class Monitor:
         except BaseException:
             self.evaluator.rollback(result)
             raise
-        self._pending.clear()
+        if write_samples:
+            self._pending.clear()
+            self._unwritten_cycles = 0
         grouped = self._adopt_groups(events)
         self.bus.publish(events)
         self.view.refresh(

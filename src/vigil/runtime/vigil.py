@@ -213,7 +213,7 @@ class Vigil:
         """The parts, wired to one another, from the store's rules, states and log."""
         rules = await store.list_rules()
         states = await store.load_states()
-        bus = EventBus(store, last_id=await store.last_event_id())
+        bus = EventBus(store, last_id=await store.last_event_id(), version=store.log_version)
         view = LiveView(rules, [s.incident for s in states.values() if s.incident is not None])
         bus.add_listener(view.apply)
         silences = SilenceCache(store, bus)
@@ -249,6 +249,7 @@ class Vigil:
             clock=self.clock,
             silences=silences,
             group_window=self.settings.effective_group_window,
+            sample_batch=self.settings.sample_batch,
         )
         return _Running(
             store=store,
@@ -304,7 +305,9 @@ class Vigil:
         async with self.store.watch_events() as watch:
             async for _ in watch:
                 try:
-                    await self.bus.catch_up()
+                    # The watch woke because the log moved, or for its periodic recheck
+                    # (which must read even when the version says nothing moved).
+                    await self.bus.catch_up(force=True)
                 except VigilStorageError as exc:
                     logger.debug("event log unavailable: %s", exc)
 
