@@ -105,3 +105,39 @@ async def test_close_ends_subscriptions() -> None:
     bus.close()
     done, _ = await asyncio.wait([waiting], timeout=DEADLINE)
     assert waiting in done and isinstance(waiting.exception(), StopAsyncIteration)
+
+
+class CountingLog(MemoryStore):
+    """A log that counts its reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    async def events_after(self, last_id: int, *, limit: int = 500) -> list[Event]:
+        self.reads += 1
+        return await super().events_after(last_id, limit=limit)
+
+
+async def test_catching_up_reads_the_log_only_when_its_version_moved() -> None:
+    log = CountingLog()
+    bus = EventBus(log, version=log.log_version)
+    assert await bus.catch_up() == 0 and log.reads == 1  # the first time, it reads
+    for _ in range(5):
+        assert await bus.catch_up() == 0
+    assert log.reads == 1  # nothing appended: no read
+    await make(log, 2)  # stored by "another process": not published here
+    assert await bus.catch_up() == 2 and log.reads == 2
+    assert await bus.catch_up() == 0 and log.reads == 2
+    assert await bus.catch_up(force=True) == 0 and log.reads == 3  # a recheck reads anyway
+    assert bus.last_id == 2
+    bus.close()
+
+
+async def test_without_a_version_every_catch_up_reads() -> None:
+    log = CountingLog()
+    bus = EventBus(log)
+    for _ in range(3):
+        await bus.catch_up()
+    assert log.reads == 3
+    bus.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import asyncpg
@@ -10,6 +11,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from vigil.core.events import Event, EventKind
+from vigil.core.samples import Sample
 from vigil.store import EventWatch, Store
 
 from ..conftest import POSTGRES_ADMIN_URL
@@ -28,10 +30,66 @@ async def _step(watch: object) -> None:
 
 
 async def test_without_postgres_a_watch_polls(sqlite_url: str) -> None:
-    async with await Store.open(sqlite_url) as store, store.watch_events(poll=0.01) as watch:
+    """Without a version to look at (an in-memory database), every poll is a wake-up."""
+    memory = make_url("sqlite+aiosqlite://")
+    async with EventWatch(memory, poll=0.01) as watch:
         for _ in range(3):
             await _step(watch)
         assert not watch.listening
+
+
+async def test_a_sqlite_log_version_moves_only_when_a_process_appends_events(
+    sqlite_url: str,
+) -> None:
+    async with await Store.open(sqlite_url) as store, await Store.open(sqlite_url) as other:
+        before = store.log_version()
+        assert before is not None
+        await other.add_samples([Sample("i", "m", datetime.now(UTC), 1.0)])
+        await other.list_rules()
+        assert store.log_version() == before  # samples and reads are not events
+        await _append(other)  # another process (another store on the file) appends
+        after = store.log_version()
+        assert after != before and other.log_version() == after
+        await _append(store)
+        assert store.log_version() != after
+
+
+async def test_a_sqlite_watch_wakes_when_events_are_appended_not_before(sqlite_url: str) -> None:
+    async with await Store.open(sqlite_url) as store, await Store.open(sqlite_url) as other:
+        looks = 0
+
+        def version() -> object:
+            nonlocal looks
+            looks += 1
+            return store.log_version()
+
+        watch = EventWatch(make_url(sqlite_url), poll=0.001, recheck=FOREVER, version=version)
+        async with watch:
+            await _step(watch)  # the first step says "look now" at once
+            waiting = asyncio.ensure_future(anext(watch))
+            await _until(lambda: looks >= 20)
+            assert not waiting.done()  # twenty looks, nothing appended: still asleep
+            await _append(other)
+            await asyncio.wait_for(waiting, DEADLINE)
+
+
+async def test_a_sqlite_watch_rechecks_without_a_signal(sqlite_url: str) -> None:
+    """A process killed between its commit and its stamp: the recheck still looks."""
+    async with await Store.open(sqlite_url) as store:
+        watch = EventWatch(
+            make_url(sqlite_url), poll=0.001, recheck=0.01, version=store.log_version
+        )
+        async with watch:
+            for _ in range(3):
+                await _step(watch)
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    async def poll() -> None:
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.001)
+
+    await asyncio.wait_for(poll(), DEADLINE)
 
 
 @pytest.mark.postgres

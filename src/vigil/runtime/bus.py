@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Sequence
 
 from vigil.core import Event
 from vigil.runtime.ports import EventLog
@@ -24,8 +24,19 @@ Listener = Callable[[Event], None]
 
 
 class EventBus:
-    def __init__(self, log: EventLog, *, last_id: int = 0, buffer: int = 1024) -> None:
+    def __init__(
+        self,
+        log: EventLog,
+        *,
+        last_id: int = 0,
+        buffer: int = 1024,
+        version: Callable[[], Hashable | None] | None = None,
+    ) -> None:
+        """``version``: the log's ``Store.log_version``, so that ``catch_up`` reads the log
+        only when something may have been appended to it since it last did."""
         self._log = log
+        self._version = version
+        self._read_at: Hashable | None = None  # the version when the log was last read
         self._recent: deque[Event] = deque(maxlen=buffer)
         self._last_id = last_id
         self._floor = last_id  # the ring holds every event with floor < id <= last_id
@@ -65,13 +76,19 @@ class EventBus:
             waiter.set()
         return added
 
-    async def catch_up(self) -> int:
-        """Read from the log what other processes stored since the last event seen."""
+    async def catch_up(self, *, force: bool = False) -> int:
+        """Read from the log what other processes stored since the last event seen: unless
+        ``force``, only if the log's version moved since the last read (a query saved each
+        time nothing was appended)."""
+        version = self._version() if self._version is not None else None
+        if not force and version is not None and version == self._read_at:
+            return 0
         total = 0
         while True:
             batch = await self._log.events_after(self._last_id, limit=CATCH_UP_BATCH)
             total += self.publish(batch)
             if len(batch) < CATCH_UP_BATCH:
+                self._read_at = version  # read before the log was: nothing after it missed
                 return total
 
     def close(self) -> None:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Row, Table, func, select
@@ -30,6 +33,8 @@ from vigil.store.listen import EVENTS_CHANNEL
 EVENT_LOCK_KEY = 0x56494749_4C455654  # "VIGILEVT"
 
 MAX_PAGE_SIZE = 200
+# Set on a connection's info by ``_append_events``; ``_write`` signals the log once it commits.
+_APPENDED = "vigil_events_appended"
 
 
 class StoreBase:
@@ -38,6 +43,25 @@ class StoreBase:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._dialect = engine.dialect.name
+        self._signal = (
+            events_signal_path(engine.url.database) if self._dialect == "sqlite" else None
+        )
+
+    def log_version(self) -> tuple[int, int, int] | None:
+        """A token that changes whenever any process may have appended events to the log
+        since it was read, or ``None`` when there is no telling (PostgreSQL: its NOTIFY is
+        the signal). Read it before reading the log; while it is unchanged, looking again
+        finds nothing new. With SQLite it is the signal file's stamp, which every process
+        appending events moves after its commit (``_write``): a system call, no query.
+        A process killed between its commit and the stamp is noticed at the next stamp, so
+        readers still look now and then (``EventWatch``'s recheck)."""
+        if self._signal is None:
+            return None
+        try:
+            found = os.stat(self._signal)
+        except OSError:
+            return (0, 0, 0)  # no process has signalled yet
+        return (found.st_mtime_ns, found.st_ino, found.st_size)
 
     @asynccontextmanager
     async def _read(self, action: str) -> AsyncIterator[AsyncConnection]:
@@ -53,8 +77,13 @@ class StoreBase:
             async with self._engine.connect() as connection:
                 if self._dialect == "sqlite":
                     connection = await connection.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
-                async with connection.begin():
-                    yield connection
+                try:
+                    async with connection.begin():
+                        yield connection
+                finally:
+                    appended = connection.info.pop(_APPENDED, False)
+        if appended and self._signal is not None:
+            signal_events(self._signal)
 
     def _upsert(self, table: Table) -> Any:
         """``INSERT ... ON CONFLICT``: the same construct exists for both dialects."""
@@ -92,6 +121,7 @@ class StoreBase:
         # written: same transaction, same fate.
         await self._enqueue_notifications(connection, stored)
         await self._count_rule_stats(connection, stored)
+        connection.info[_APPENDED] = True
         if self._dialect == "postgresql":
             # Delivered at commit, never for a rolled-back transaction: wakes every instance
             # to read the log (the truth), so the payload is only a hint.
@@ -113,6 +143,31 @@ class StoreBase:
     ) -> None:
         """Notifications settled as sent, counted for their rules (``_rule_stats``)."""
         raise NotImplementedError
+
+
+def events_signal_path(database: str | None) -> Path | None:
+    """The file beside a SQLite database whose stamp says "events were appended"; ``None``
+    for an in-memory database (one connection: nobody else to tell)."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    path = Path(database).expanduser().resolve()
+    return path.with_name(path.name + ".events")
+
+
+def signal_events(path: Path) -> None:
+    """Move the signal file's stamp to now (creating it, owner-only, the first time). Best
+    effort: a reader that misses it finds the events at its next recheck."""
+    stamp = time.time_ns()
+    try:
+        os.utime(path, ns=(stamp, stamp))
+    except FileNotFoundError:
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+            os.utime(path, ns=(stamp, stamp))
+        except OSError:
+            return
+    except OSError:
+        return
 
 
 def event_payload(item: Event) -> dict[str, Any]:

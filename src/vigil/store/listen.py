@@ -3,9 +3,13 @@
 Other processes (other instances, the CLI) append events too. With PostgreSQL every commit
 that appends events sends a NOTIFY (``StoreBase._append_events``); a watch LISTENs for it on a
 connection of its own and wakes at once, and looks every ``recheck`` seconds in any case (a
-notification lost with its connection costs that much). Without PostgreSQL, or while LISTEN
-cannot be set up, it simply wakes every ``poll`` seconds. The log stays the truth: a wake-up
-only says "read it now".
+notification lost with its connection costs that much). With a SQLite file every process that
+appends events moves the stamp of a signal file beside the database after its commit
+(``StoreBase.log_version``); a watch looks at that stamp every ``poll`` seconds (a system call,
+no query) and wakes when it moved, and every ``recheck`` seconds in any case (a process killed
+between its commit and its stamp costs that much). Otherwise, or while LISTEN cannot be set
+up, it simply wakes every ``poll`` seconds. The log stays the truth: a wake-up only says "read
+it now".
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Callable, Hashable
 from types import TracebackType
 from typing import Any
 
@@ -34,11 +40,21 @@ class EventWatch:
     with`` closes its connection."""
 
     def __init__(
-        self, url: URL, *, poll: float = POLL_SECONDS, recheck: float = RECHECK_SECONDS
+        self,
+        url: URL,
+        *,
+        poll: float = POLL_SECONDS,
+        recheck: float = RECHECK_SECONDS,
+        version: Callable[[], Hashable | None] | None = None,
     ) -> None:
+        """``version``: the store's ``log_version`` (without PostgreSQL: a wake-up only when
+        it changed, or after ``recheck``); ``None`` or a ``None`` answer: every ``poll``."""
         self._dsn = driver_dsn(url) if url.get_backend_name() == "postgresql" else None
         self._poll = poll
         self._recheck = recheck
+        self._version = version if self._dsn is None else None
+        self._seen: Hashable | None = None
+        self._looked: float | None = None  # monotonic time of the last wake-up
         self._connection: Any = None
         self._wake = asyncio.Event()
         self._lost = asyncio.Event()
@@ -63,6 +79,9 @@ class EventWatch:
         return self
 
     async def __anext__(self) -> None:
+        if self._version is not None:
+            await self._stamp_moved()
+            return
         if self._dsn is not None and self._connection is None:
             if await self._listen():
                 return  # events stored while nobody listened: look now
@@ -75,6 +94,24 @@ class EventWatch:
         self._wake.clear()
         if self._lost.is_set():
             await self._close()  # the next step listens again
+
+    async def _stamp_moved(self) -> None:
+        """Return at once the first time (what was stored while nobody watched), then when
+        the log's version moved (read before the caller reads the log, so nothing appended
+        after the read is missed) or ``recheck`` seconds after the last wake-up."""
+        assert self._version is not None
+        if self._looked is not None:
+            while True:
+                await asyncio.sleep(self._poll)
+                current = self._version()
+                if current is None or current != self._seen:
+                    break
+                if time.monotonic() - self._looked >= self._recheck:
+                    break
+            self._seen = current
+        else:
+            self._seen = self._version()
+        self._looked = time.monotonic()
 
     async def _listen(self) -> bool:
         import asyncpg

@@ -248,6 +248,10 @@ class MemoryStore:
     async def last_event_id(self) -> int:
         return len(self._events)
 
+    def log_version(self) -> int:
+        """Moves with every event appended (``Store.log_version``)."""
+        return len(self._events)
+
     async def incident_events(
         self, incident_id: uuid.UUID | str, *, limit: int = MAX_TIMELINE
     ) -> list[Event]:

@@ -97,10 +97,16 @@ class Store(
         self, *, poll: float = POLL_SECONDS, recheck: float = RECHECK_SECONDS
     ) -> EventWatch:
         """Wake-ups for readers of the event log: with PostgreSQL, at once when another
-        process commits events (LISTEN/NOTIFY) and every ``recheck`` seconds; otherwise every
-        ``poll`` seconds. Use as ``async with store.watch_events() as watch: async for _ in
-        watch: ...``."""
-        return EventWatch(self._engine.url, poll=poll, recheck=recheck)
+        process commits events (LISTEN/NOTIFY) and every ``recheck`` seconds; with a SQLite
+        file, within ``poll`` seconds of a process appending events (``log_version``) and
+        every ``recheck`` seconds; otherwise every ``poll`` seconds. Use as ``async with
+        store.watch_events() as watch: async for _ in watch: ...``."""
+        return EventWatch(
+            self._engine.url,
+            poll=poll,
+            recheck=recheck,
+            version=self.log_version if self._signal is not None else None,
+        )
 
     async def _check_schema(self, *, upgrade: bool) -> None:
         current = await migrate.current_revision(self._engine)
