@@ -14,11 +14,11 @@ from sqlalchemy import delete, update
 
 from tests.notify.receiver import Receiver, serving
 from tests.store.conftest import make_incident, raw
-from vigil.core import CycleResult, Event, EventKind, ValidationError
+from vigil.core import CycleResult, Event, EventKind, Incident, ValidationError
 from vigil.core.incidents import Severity
 from vigil.metrics import HealthRegistry
 from vigil.notify import Channel, Message
-from vigil.runtime.notifier import NOTIFIER_TASK, DeliveryPolicy, Notifier
+from vigil.runtime.notifier import IDLE_RECHECKS, NOTIFIER_TASK, DeliveryPolicy, Notifier
 from vigil.runtime.vigil import utcnow
 from vigil.store import OutboxStatus, Store, models
 from vigil.store.memory import MemoryStore
@@ -293,3 +293,58 @@ def test_the_lease_is_short_by_default_and_a_setting() -> None:
         Settings(database_url="sqlite+aiosqlite://", delivery_lease=5), process_metrics=False
     )
     assert vigil.delivery.lease == 5.0
+
+
+# -- at rest -------------------------------------------------------------------------------------
+
+
+class CountingHealth(HealthRegistry):
+    def __init__(self) -> None:
+        super().__init__()
+        self.beats = 0
+
+    def beat(self, name: str) -> None:
+        self.beats += 1
+        super().beat(name)
+
+
+async def test_at_rest_the_dispatcher_beats_without_looking_until_an_event_wakes_it(
+    store: MemoryStore, receiver: Receiver
+) -> None:
+    health = CountingHealth()
+    opened: list[Incident] = []  # what the live view would hold
+    dispatcher = notifier(store, check_every=0.01, health=health, open_incidents=lambda: opened)
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop))
+    try:
+        await wait_until(lambda: health.beats >= 10)
+        # Nothing pending, nothing open, no digest channel: ten heartbeats, one look (the
+        # first, at start), and the look every IDLE_RECHECKS * check_every at most.
+        assert 1 <= dispatcher.rounds <= 1 + health.beats // IDLE_RECHECKS
+        looked = dispatcher.rounds
+        # An incident opened elsewhere: its event wakes the dispatcher, which delivers.
+        await store.add_channel({"name": "ops", "url": receiver.url()}, now=utcnow())
+        await open_incident(store)
+        opened += await store.active_incidents()
+        dispatcher.follow((await store.events_after(0, limit=10))[-1])
+        await receiver.wait_for(lambda: len(receiver.hits) == 1)
+        assert dispatcher.rounds > looked
+        # An open incident can fall due for a reminder: every check looks again.
+        looked, beats = dispatcher.rounds, health.beats
+        await wait_until(lambda: dispatcher.rounds >= looked + 5)
+        assert health.beats - beats <= dispatcher.rounds - looked + 1
+    finally:
+        stop.set()
+        await task
+
+
+async def test_at_rest_the_dispatcher_still_looks_now_and_then(store: MemoryStore) -> None:
+    """A wake-up missed (an event it never heard of): the outbox is looked at anyway."""
+    dispatcher = notifier(store, check_every=0.001)
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop))
+    try:
+        await wait_until(lambda: dispatcher.rounds >= 3)
+    finally:
+        stop.set()
+        await task

@@ -14,9 +14,12 @@ the event. The dispatcher claims the rows that are due, sends each once per atte
   a crash delays the message by about one lease.
 
 Delivery is therefore at least once: a crash after the message left and before it was marked
-sent sends it again, under the same idempotency key. The dispatcher wakes when incident events
-are published and checks every ``check_every`` seconds in any case (rows written by another
-process, retries coming due, reminders).
+sent sends it again, under the same idempotency key. The dispatcher wakes when events are
+published (from this process, or read from the log: another process's rows come with their
+events) and checks every ``check_every`` seconds while there is something that can fall due
+(pending rows, open incidents to remind of or escalate, digest channels). At rest - nothing
+pending, nothing open, no digest channel - it only beats its heartbeat, and looks at the
+database every ``IDLE_RECHECKS`` times ``check_every`` in case a wake-up was missed.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,6 +47,7 @@ logger = logging.getLogger(__name__)
 
 NOTIFIER_TASK = "vigil.notifier"
 MIN_LEASE = 1.0
+IDLE_RECHECKS = 20  # at rest, the outbox is looked at every this many check_every (10 min)
 Sender = Callable[[Channel, Message], Awaitable[None]]
 
 
@@ -144,16 +149,25 @@ class Notifier:
         self._last_check_at: datetime | None = None
         self._database_ok = True
         self._next_reminder_check: datetime | None = None
+        self._idle = False  # the last round found nothing that can fall due by itself
+        self._digest_channels = False  # the last look at the channels found a digest one
+        self._rounds = 0
+        self._last_round: float | None = None  # monotonic time of the last round
         # Outcomes are written one transaction at a time, deliveries that finished meanwhile
         # together (group commit): concurrent writers would only queue on SQLite's lock.
         self._writing = asyncio.Lock()
         self._unrecorded: dict[int, asyncio.Future[None]] = {}
 
     def follow(self, event: Event) -> None:
-        """An event listener: a stored incident event may have outbox rows, and a new leader
-        (maybe this instance) takes over what the last one left; go and look."""
-        if event.incident is not None or event.kind is EventKind.LEADER_CHANGED:
-            self._wake.set()
+        """An event listener: a stored incident event may have outbox rows, a new leader
+        (maybe this instance) takes over what the last one left, a channel or a policy may
+        have become one with a schedule; go and look."""
+        self._wake.set()
+
+    @property
+    def rounds(self) -> int:
+        """Rounds that looked at the database since start (for tests and health)."""
+        return self._rounds
 
     def status(self) -> NotifierStatus:
         return NotifierStatus(
@@ -175,13 +189,16 @@ class Notifier:
         attempts are bounded by ``send_timeout``), so a clean stop leaves nothing claimed."""
         policy = self.policy
         self.health.register(NOTIFIER_TASK, stale_after=max(3 * policy.check_every, 60.0))
+        woken = True  # the first round looks at once
         while not stop.is_set():
+            woken = woken or self._wake.is_set()
             self._wake.clear()
             wait = policy.check_every
-            if self.leadership.is_leader:
+            if self.leadership.is_leader and (woken or not self._resting()):
                 wait = await self._guarded_round(stop)
             else:
                 self.health.beat(NOTIFIER_TASK)
+            woken = False
             wakers = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
             try:
                 await asyncio.wait(wakers, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
@@ -190,9 +207,21 @@ class Notifier:
                     waiter.cancel()
                 await asyncio.gather(*wakers, return_exceptions=True)
 
+    def _resting(self) -> bool:
+        """Nothing can fall due by itself (as of the last round), and that round was recent:
+        this periodic wake-up need not look at the database."""
+        if not self._idle or self._last_round is None:
+            return False
+        if any(True for _ in self.open_incidents()):
+            return False  # opened since (its event woke a round; this is a second guard)
+        return time.monotonic() - self._last_round < IDLE_RECHECKS * self.policy.check_every
+
     async def _guarded_round(self, stop: asyncio.Event) -> float:
         """One round that never raises; returns how long to sleep before the next."""
         policy = self.policy
+        self._rounds += 1
+        self._last_round = time.monotonic()
+        self._idle = False
         try:
             await self.run_once(stop)
             self._counts = await self.store.outbox_counts()
@@ -207,6 +236,11 @@ class Notifier:
             return policy.check_every
         self._database_ok = True
         self.health.beat(NOTIFIER_TASK)
+        self._idle = (
+            self._counts.pending == 0
+            and not self._digest_channels
+            and not any(True for _ in self.open_incidents())
+        )
         now = self._last_check_at = self.clock()
         due = self._counts.next_attempt_at
         if due is None:
@@ -295,9 +329,11 @@ class Notifier:
         """Write the digests that are due (``followups.write_digests``)."""
         if self.digests is None:
             return 0
-        return await write_digests(
-            self.digests, channels=await self.store.list_channels(), known=self._digested, now=now
+        channels = await self.store.list_channels()
+        self._digest_channels = any(
+            item.channel.enabled and not item.channel.realtime for item in channels
         )
+        return await write_digests(self.digests, channels=channels, known=self._digested, now=now)
 
     async def remind(self, now: datetime) -> int:
         """Write a reminder for each open, unacknowledged critical incident whose last message
