@@ -90,6 +90,7 @@ class LiveStream:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self._wake_due = False
+        self._occupied = asyncio.Event()  # set while a client is connected
 
     @property
     def clients(self) -> int:
@@ -168,11 +169,13 @@ class LiveStream:
 
     async def _tick(self) -> None:
         while True:
+            await self._occupied.wait()  # no client, no keep-alive to send: no wake-up
             await asyncio.sleep(self.keepalive)
             self._wake_all(Wake.KEEPALIVE)
 
     async def _guard(self) -> None:
         while True:
+            await self._occupied.wait()
             await asyncio.sleep(self.recheck)
             await self.check_credentials()
 
@@ -228,11 +231,14 @@ class LiveStream:
         # coroutine, not the request's whole stack of ASGI middleware coroutines.
         loop = asyncio.get_running_loop()
         self._clients.add(client)
+        self._occupied.set()
         watcher = loop.create_task(self._watch(receive, client))
         try:
             await loop.create_task(self._pump(client, start, send))
         finally:
             self._clients.discard(client)
+            if not self._clients:
+                self._occupied.clear()
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
