@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+import tempfile
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from vigil.core.errors import ValidationError
 from vigil.core.samples import Sample
@@ -188,3 +194,46 @@ async def test_sample_chunks_refuse_bad_input(
     with pytest.raises(ValidationError) as caught:
         await _walk(store, start=T0, end=T0 + timedelta(hours=1), **options)
     assert caught.value.field == field
+
+
+SERIES = st.tuples(st.sampled_from(["bot-1", "bot-2", "bot-3"]), st.sampled_from(["a", "b"]))
+STORED = st.lists(
+    st.tuples(SERIES, st.integers(0, 20), st.floats(-1e6, 1e6, allow_nan=False)), max_size=40
+)
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    stored=STORED,
+    since=st.integers(0, 21),
+    exclude=st.sampled_from([None, "bot-1", "bot-4"]),
+)
+def test_sqlites_one_hand_off_latest_readings_are_the_querys(
+    sqlite_template: Path,
+    stored: list[tuple[tuple[str, str], int, float]],
+    since: int,
+    exclude: str | None,
+) -> None:
+    """The monitor's quiet-cycle read on SQLite (one hand-off to the driver's thread) answers
+    what the query every database runs answers, ties (the one stored last) included."""
+
+    async def check(url: str) -> None:
+        async with await Store.open(url) as store:
+            await store.add_samples(
+                [
+                    Sample(instance, metric, T0 + timedelta(seconds=at), value)
+                    for (instance, metric), at, value in stored
+                ]
+            )
+            start = T0 + timedelta(seconds=since)
+            fast = await store.latest_readings(since=start, exclude_instance=exclude)
+            assert fast == await store._queried_latest_readings(start, exclude)
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "vigil.db"
+        shutil.copyfile(sqlite_template, path)
+        asyncio.run(check(f"sqlite+aiosqlite:///{path}"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator, Collection, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -24,6 +24,7 @@ from vigil.core.errors import ValidationError
 from vigil.core.validation import METRIC_PATTERN
 from vigil.store import models
 from vigil.store._base import StoreBase, check_int, check_name, check_time
+from vigil.store.errors import translated_errors
 from vigil.store.records import MetricPoint
 
 MAX_POINTS = 10_000
@@ -175,6 +176,13 @@ class SampleQueries(StoreBase):
         """Each (instance, metric)'s newest value at or after ``since`` with its sample time:
         ``{metric: {instance: (value, time)}}``, leaving out one instance (the caller's own).
         What the evaluator takes each cycle (``Evaluator.evaluate_series``)."""
+        if self._dialect == "sqlite":
+            return await self._sqlite_latest_readings(since, exclude_instance)
+        return await self._queried_latest_readings(since, exclude_instance)
+
+    async def _queried_latest_readings(
+        self, since: datetime, exclude_instance: str | None
+    ) -> dict[str, dict[str, tuple[float, datetime]]]:
         ranked = self._newest(since, exclude_instance)
         statement = select(ranked.c.metric, ranked.c.instance, ranked.c.value, ranked.c.time).where(
             ranked.c.rank == 1
@@ -184,6 +192,26 @@ class SampleQueries(StoreBase):
         readings: dict[str, dict[str, tuple[float, datetime]]] = {}
         for row in rows:
             readings.setdefault(row.metric, {})[row.instance] = (float(row.value), row.time)
+        return readings
+
+    async def _sqlite_latest_readings(
+        self, since: datetime, exclude_instance: str | None
+    ) -> dict[str, dict[str, tuple[float, datetime]]]:
+        """``latest_readings`` on SQLite, the monitor's one query of a quiet cycle: the same
+        query as ``_newest`` builds, sent to the driver's thread and read back in one hand-off
+        (through SQLAlchemy each statement costs four: cursor, execute, fetch, close)."""
+        check_time("since", since)
+        parameters: tuple[str, ...] = (_sqlite_text(since),)
+        sql = _LATEST_SQLITE
+        if exclude_instance is not None:
+            sql, parameters = _LATEST_SQLITE_EXCLUDING, (*parameters, exclude_instance)
+        with translated_errors("reading latest readings"):
+            async with self._engine.connect() as connection:
+                raw = await connection.get_raw_connection()
+                rows = await raw.driver_connection.execute_fetchall(sql, parameters)  # type: ignore[union-attr]
+        readings: dict[str, dict[str, tuple[float, datetime]]] = {}
+        for metric, instance, value, time in rows:
+            readings.setdefault(metric, {})[instance] = (float(value), _sqlite_time(time))
         return readings
 
     def _newest(self, since: datetime, exclude_instance: str | None) -> Any:
@@ -228,6 +256,21 @@ _STATISTICS = (
     func.max(models.samples.c.value),
     func.count(),
 )
+
+
+# ``_newest`` in SQLite's words (the same ranking: newest time, then the one stored last).
+_LATEST_SQLITE_RANKED = (
+    "SELECT metric, instance, value, time FROM (SELECT instance, metric, value, time, "
+    "row_number() OVER (PARTITION BY instance, metric ORDER BY time DESC, id DESC) AS rank "
+    "FROM samples WHERE time >= ?{excluding}) WHERE rank = 1"
+)
+_LATEST_SQLITE = _LATEST_SQLITE_RANKED.format(excluding="")
+_LATEST_SQLITE_EXCLUDING = _LATEST_SQLITE_RANKED.format(excluding=" AND instance != ?")
+
+
+def _sqlite_text(moment: datetime) -> str:
+    """A time as SQLite stores it (``UTCDateTime``: naive UTC text, fixed width)."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
 def _sqlite_time(text: str) -> datetime:
