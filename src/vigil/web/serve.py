@@ -30,16 +30,53 @@ from vigil.web.connections import (
 from vigil.web.state import WebState
 
 GRACEFUL_SECONDS = 10
+TICK_SECONDS = 1.0  # uvicorn's own tick is 0.1 s: ten wake-ups a second at rest
+TICKS = 10  # uvicorn's tick counter: its once-a-second work runs when the counter % 10 == 0
 
 
 class VigilServer(uvicorn.Server):
     """uvicorn's server, which first ends the app's event streams when it shuts down (they
-    would otherwise hold it open) and then stops Vigil."""
+    would otherwise hold it open) and then stops Vigil.
+
+    Its main loop wakes once a second (for the Date header), not ten times: a request to stop
+    (a signal, ``should_exit = True``) wakes it at once instead of at the next tick."""
 
     def __init__(self, config: uvicorn.Config, *, app: FastAPI, vigil: Vigil | None) -> None:
+        self._exit_requested: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         super().__init__(config)
         self.web_app = app
         self.vigil = vigil
+
+    @property
+    def should_exit(self) -> bool:
+        return self._should_exit
+
+    @should_exit.setter
+    def should_exit(self, value: bool) -> None:
+        self._should_exit = value
+        if value and self._exit_requested is not None and self._loop is not None:
+            # From a signal handler or another thread too: wake the main loop through the
+            # event loop, never by touching the event from here.
+            with contextlib.suppress(RuntimeError):  # the loop has closed
+                self._loop.call_soon_threadsafe(self._exit_requested.set)
+
+    async def main_loop(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._exit_requested = asyncio.Event()
+        if self._should_exit:
+            self._exit_requested.set()
+        # One waiter for the whole loop: a task per tick would cost more than the tick.
+        waiter = self._loop.create_task(self._exit_requested.wait(), name="vigil-server-exit")
+        try:
+            counter = 0
+            should_exit = await self.on_tick(counter)
+            while not should_exit:
+                counter = (counter + TICKS) % 864000
+                await asyncio.wait((waiter,), timeout=TICK_SECONDS)
+                should_exit = await self.on_tick(counter)
+        finally:
+            waiter.cancel()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await close_streams(self.web_app)
