@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import json
 import os
+import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 from sqlalchemy import Row, Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -23,8 +27,8 @@ from vigil.core.events import Event
 from vigil.core.incidents import Incident
 from vigil.core.rules import FIELD_NAMES, Rule
 from vigil.store import models
-from vigil.store.engine import SQLITE_BEGIN
-from vigil.store.errors import translated_errors
+from vigil.store.engine import SQLITE_BEGIN, SQLITE_BUSY_TIMEOUT_MS
+from vigil.store.errors import VigilStorageError, translated_errors
 from vigil.store.listen import EVENTS_CHANNEL
 
 # Event ids come from a sequence, and PostgreSQL hands out sequence values at insert time, not
@@ -43,9 +47,50 @@ class StoreBase:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._dialect = engine.dialect.name
+        # A SQLite file (not an in-memory database): the events' signal file beside it.
+        self._database = sqlite_file(engine.url.database) if self._dialect == "sqlite" else None
         self._signal = (
-            events_signal_path(engine.url.database) if self._dialect == "sqlite" else None
+            None
+            if self._database is None
+            else self._database.with_name(self._database.name + ".events")
         )
+        # SQLite files: a read-only connection of the store's own, outside the pool, for the
+        # monitor's one query of every cycle (``_reader_fetch``); opened when first used.
+        self._reader: aiosqlite.Connection | None = None
+        self._reader_opening = asyncio.Lock()
+
+    async def _reader_fetch(
+        self, action: str, sql: str, parameters: Sequence[Any]
+    ) -> Iterable[sqlite3.Row]:
+        """Run one read query on the reader connection (a SQLite file): one hand-off to the
+        driver's thread, none of the pool's or SQLAlchemy's own. Its rows as tuples."""
+        try:
+            reader = self._reader or await self._open_reader()
+            return await reader.execute_fetchall(sql, parameters)
+        except (sqlite3.Error, ValueError) as exc:  # ValueError: aiosqlite's "closed"
+            await self._close_reader()  # opened afresh next time
+            raise VigilStorageError(f"{action} failed: {type(exc).__name__}: {exc}") from exc
+
+    async def _open_reader(self) -> aiosqlite.Connection:
+        async with self._reader_opening:
+            if self._reader is None:
+                assert self._database is not None  # a SQLite file
+                reader = await aiosqlite.connect(
+                    f"{self._database.as_uri()}?mode=ro", uri=True, isolation_level=None
+                )
+                try:
+                    await reader.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+                except BaseException:
+                    await reader.close()
+                    raise
+                self._reader = reader
+            return self._reader
+
+    async def _close_reader(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            with contextlib.suppress(sqlite3.Error, ValueError):
+                await reader.close()
 
     def log_version(self) -> tuple[int, int, int] | None:
         """A token that changes whenever any process may have appended events to the log
@@ -145,13 +190,12 @@ class StoreBase:
         raise NotImplementedError
 
 
-def events_signal_path(database: str | None) -> Path | None:
-    """The file beside a SQLite database whose stamp says "events were appended"; ``None``
-    for an in-memory database (one connection: nobody else to tell)."""
+def sqlite_file(database: str | None) -> Path | None:
+    """The file of a SQLite database URL's database, absolute; ``None`` for an in-memory
+    one (or a ``file:`` URI, left to SQLite)."""
     if not database or database == ":memory:" or database.startswith("file:"):
         return None
-    path = Path(database).expanduser().resolve()
-    return path.with_name(path.name + ".events")
+    return Path(database).expanduser().resolve()
 
 
 def signal_events(path: Path) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -197,18 +197,23 @@ class SampleQueries(StoreBase):
     async def _sqlite_latest_readings(
         self, since: datetime, exclude_instance: str | None
     ) -> dict[str, dict[str, tuple[float, datetime]]]:
-        """``latest_readings`` on SQLite, the monitor's one query of a quiet cycle: the same
-        query as ``_newest`` builds, sent to the driver's thread and read back in one hand-off
-        (through SQLAlchemy each statement costs four: cursor, execute, fetch, close)."""
+        """``latest_readings`` on a SQLite file, the monitor's one query of a quiet cycle: the
+        query ``_newest`` builds, in SQLite's words, on a read connection of its own, sent to
+        the driver's thread and read back in one hand-off. Through SQLAlchemy and its pool
+        the same read costs nine (begin, cursor, execute, fetch, close, and the pool's
+        rollback), each a wake-up of the driver's thread and of the event loop."""
         check_time("since", since)
         parameters: tuple[str, ...] = (_sqlite_text(since),)
         sql = _LATEST_SQLITE
         if exclude_instance is not None:
             sql, parameters = _LATEST_SQLITE_EXCLUDING, (*parameters, exclude_instance)
-        with translated_errors("reading latest readings"):
-            async with self._engine.connect() as connection:
-                raw = await connection.get_raw_connection()
-                rows = await raw.driver_connection.execute_fetchall(sql, parameters)  # type: ignore[union-attr]
+        if self._database is None:  # in memory: only the engine's connection sees the data
+            with translated_errors("reading latest readings"):
+                async with self._engine.connect() as connection:
+                    result = await connection.exec_driver_sql(sql, parameters)
+                    rows: Iterable[Any] = result.all()
+        else:
+            rows = await self._reader_fetch("reading latest readings", sql, parameters)
         readings: dict[str, dict[str, tuple[float, datetime]]] = {}
         for metric, instance, value, time in rows:
             readings.setdefault(metric, {})[instance] = (float(value), _sqlite_time(time))

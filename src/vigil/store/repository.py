@@ -73,6 +73,7 @@ class Store(
         return store
 
     async def close(self) -> None:
+        await self._close_reader()
         await self._engine.dispose()
 
     async def __aenter__(self) -> Store:
