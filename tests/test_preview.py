@@ -104,6 +104,7 @@ async def run_both(
                 await vigil.store.add_samples([Sample("pusher", METRIC, clock.now, pushed)])
             script.values = {METRIC: own} if own is not None else {}
             events += await vigil.monitor.cycle()
+        await vigil.monitor.flush()  # the monitor's own samples of the batch still pending
         result = await preview(
             vigil.store,
             {NAME: rule},

@@ -53,6 +53,7 @@ async def test_current_values_carry_their_rule_and_level(api: Api) -> None:
 async def test_history_is_bucketed_over_the_range(api: Api) -> None:
     for value in (10, 20, 30, 40):
         await api.cycle({LATENCY: value})
+    await api.vigil.monitor.flush()  # the monitor writes its own samples in batches
     params = {"start": T0.isoformat(), "end": (T0 + timedelta(minutes=2)).isoformat()}
     response = await api.get(f"/api/metrics/{LATENCY}/history", params={**params, "max_points": 2})
     assert response.status_code == 200, response.text
