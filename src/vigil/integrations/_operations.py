@@ -210,6 +210,7 @@ class DiscordOperator:
 
     def __init__(self, bot: commands.Bot, vigil: Vigil, config: DiscordOperations) -> None:
         from vigil.integrations._buttons import DYNAMIC_ITEMS
+        from vigil.integrations._group_buttons import GROUP_ITEMS
         from vigil.integrations._poster import IncidentPoster
         from vigil.integrations._slash import vigil_group
 
@@ -222,7 +223,7 @@ class DiscordOperator:
         self._synced = False
         self._group = vigil_group(self)
         self._guild = discord.Object(config.guild_id) if config.guild_id is not None else None
-        self._items = DYNAMIC_ITEMS
+        self._items = DYNAMIC_ITEMS + GROUP_ITEMS
         bot.add_dynamic_items(*self._items)
         bot.tree.add_command(self._group, guild=self._guild, override=True)
         self._listeners = {"on_ready": self._on_ready, "on_resumed": self._on_resumed}
@@ -250,6 +251,11 @@ class DiscordOperator:
     def incident_url(self, incident_id: uuid.UUID) -> str | None:
         base = self.base_url
         return None if base is None else f"{base}/incidents/{incident_id}"
+
+    def group_url(self, group_id: uuid.UUID) -> str | None:
+        """The group on the Alerts page (its panel of incident groups)."""
+        base = self.base_url
+        return None if base is None else f"{base}/alerts#group-{group_id}"
 
     def detach(self) -> None:
         """Take the commands, buttons and listeners off the bot and stop posting."""
