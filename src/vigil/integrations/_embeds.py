@@ -150,7 +150,8 @@ def group_embed(
     if notes:
         embed.add_field(name="Notes", value=_clip("\n".join(notes)), inline=False)
     snoozed = [
-        f"{rule} until {_when(snooze.until, 'f')} by {_person(snooze.by)}: "
+        f"{discord.utils.escape_markdown(rule)} until {_when(snooze.until, 'f')} by "
+        f"{_person(snooze.by)}: "
         f"{discord.utils.escape_markdown(snooze.reason)}"
         for rule, snooze in sorted(snoozes.items())
         if any(rule_name(m) == rule for m in open_members)
