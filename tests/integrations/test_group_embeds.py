@@ -142,7 +142,9 @@ def test_any_group_fits_discord_and_shows_each_member_once(
     lines = embed.description.splitlines()
     shown = min(summary.size, MAX_MEMBERS)
     assert len(lines) == shown + (summary.size > MAX_MEMBERS)
-    for line, incident in zip(lines, summary.members, strict=False):
+    for line, incident in zip(lines[:shown], summary.members, strict=False):
         assert incident.severity.value.upper() in line
+    if summary.size > MAX_MEMBERS:
+        assert lines[-1] == f"… and {summary.size - MAX_MEMBERS} more"
     assert sum(len(f.value or "") > 1024 for f in embed.fields) == 0
     assert f"{summary.size} incidents" in embed.title

@@ -57,6 +57,13 @@ async def ops(api: FakeDiscordAPI, sqlite_url: str) -> AsyncIterator[Ops]:
         yield running
 
 
+@pytest.fixture
+async def ops_on_each_database(api: FakeDiscordAPI, migrated_url: str) -> AsyncIterator[Ops]:
+    """As ``ops``, on SQLite and on PostgreSQL."""
+    async with running_ops(api, migrated_url, group_window=WINDOW) as running:
+        yield running
+
+
 def group_footer(group_id: uuid.UUID) -> str:
     return f"Incident group {group_id}"
 
@@ -105,7 +112,10 @@ def poster(ops: Ops) -> Any:
     return DiscordOperator.of(bot).poster
 
 
-async def test_three_rules_breaching_together_make_one_message_kept_current(ops: Ops) -> None:
+async def test_three_rules_breaching_together_make_one_message_kept_current(
+    ops_on_each_database: Ops,
+) -> None:
+    ops = ops_on_each_database
     await ops.start_bot()
     group_id, incidents = await open_together(ops)
     message = await group_shown(ops, group_id, "3 incidents:")
