@@ -129,6 +129,14 @@ async def test_three_rules_breaching_together_make_one_message_kept_current(
     )
     assert not any(shows(m, i) for m in ops.messages() for i in incidents)
     assert len(ops.messages()) == 1
+    assert rendered(message).count("**CRITICAL**") == 1
+
+    # A member escalates (event_loop_lag past 500 ms): its line says so.
+    await ops.cycle_values({**BREACHING, "event_loop_lag": 600.0}, 2)
+    await eventually(
+        lambda: rendered(ops.messages()[0]).count("**CRITICAL**") == 2,
+        what="the escalated member shown critical",
+    )
 
     # One member recovers; the others stay.
     await ops.cycle_values({**BREACHING, "event_loop_lag": 10.0}, 3)
