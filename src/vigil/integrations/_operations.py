@@ -184,11 +184,16 @@ class DiscordOperations:
         return self.severity_channels.get(severity.value, self.channel_id)
 
     def role_of(self, user: discord.abc.User) -> Role | None:
-        """The Vigil role a Discord user has here: by user id first, then by any role."""
-        roles = {role.id for role in getattr(user, "roles", ())}
-        if user.id in self.admin_users or roles & set(self.admin_roles):
+        """The Vigil role a Discord user has here: by user id first (a user mapped to
+        ``viewer`` stays a viewer whatever their Discord roles), then by any role."""
+        if user.id in self.admin_users:
             return Role.ADMIN
-        if user.id in self.viewer_users or roles & set(self.viewer_roles):
+        if user.id in self.viewer_users:
+            return Role.VIEWER
+        roles = {role.id for role in getattr(user, "roles", ())}
+        if roles & set(self.admin_roles):
+            return Role.ADMIN
+        if roles & set(self.viewer_roles):
             return Role.VIEWER
         return None
 

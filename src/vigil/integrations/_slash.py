@@ -32,6 +32,8 @@ def vigil_group(operator: DiscordOperator) -> app_commands.Group:
     async def incident_choices(
         interaction: discord.Interaction[Any], current: str
     ) -> list[app_commands.Choice[str]]:
+        if operator.config.role_of(interaction.user) is None:
+            return []  # nothing of Vigil shows to a member it does not know
         typed = current.strip().lower()
         choices = []
         for incident in vigil.view.active():
@@ -48,6 +50,8 @@ def vigil_group(operator: DiscordOperator) -> app_commands.Group:
     async def rule_choices(
         interaction: discord.Interaction[Any], current: str
     ) -> list[app_commands.Choice[str]]:
+        if operator.config.role_of(interaction.user) is None:
+            return []
         typed = current.strip().lower()
         return [
             app_commands.Choice(name=name, value=name)
