@@ -350,5 +350,5 @@ async def test_a_slow_action_is_deferred_and_answered_by_a_follow_up(
         what="the follow-up",
     )
     [answer] = [m for token, m in ops.api.followups if token == deferred.token]
-    assert "Acknowledged" in answer["content"] and answer["flags"] & 64
+    assert "Acknowledged" in rendered(answer) and answer["flags"] & 64
     await ops.shown(incident, "Acknowledged by alice [discord:3001]")

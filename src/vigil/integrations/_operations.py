@@ -39,6 +39,7 @@ _log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SOURCE = "discord"
+ANSWER_COLOUR = 0x5865F2  # Discord's own blue: an answer, not an incident's state
 DEFER_AFTER = 2.0  # seconds an action may take before its interaction is deferred
 ENV_PREFIX = "VIGIL_DISCORD_"
 _BOOLEANS = {
@@ -388,12 +389,14 @@ async def in_time(interaction: discord.Interaction[Any], work: Awaitable[T]) -> 
     return await task
 
 
-async def reply(interaction: discord.Interaction[Any], text: str, **extra: Any) -> None:
-    """Answer privately (ephemeral), whether or not the interaction was answered yet."""
+async def reply(interaction: discord.Interaction[Any], text: str) -> None:
+    """Answer privately (ephemeral), as an embed like every answer, whether or not the
+    interaction was answered yet."""
+    embed = discord.Embed(description=text, colour=ANSWER_COLOUR)
     if interaction.response.is_done():
-        await interaction.followup.send(text, ephemeral=True, **extra)
+        await interaction.followup.send(embed=embed, ephemeral=True)
     else:
-        await interaction.response.send_message(text, ephemeral=True, **extra)
+        await interaction.response.send_message(embed=embed, ephemeral=True)
 
 
 def _label(incident: Incident) -> str:
