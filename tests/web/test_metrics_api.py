@@ -227,7 +227,8 @@ async def test_metrics_exposition_has_values_incidents_and_counters(api: Api) ->
     found = samples_of(response.text)
     assert found[("vigil_metric_value", (("metric", LATENCY),))] == 150.0
     assert found[("vigil_metric_level", (("metric", LATENCY),))] == 1.0
-    assert found[("vigil_rule_threshold", (("level", "critical"), ("metric", LATENCY)))] == 200
+    threshold = (("level", "critical"), ("metric", LATENCY), ("rule", LATENCY))
+    assert found[("vigil_rule_threshold", threshold)] == 200
     assert found[("vigil_open_incidents", (("severity", "warning"),))] == 1.0
     assert found[("vigil_open_incidents", (("severity", "critical"),))] == 0.0
     assert found[("vigil_open_incidents_by_status", (("status", "active"),))] == 1.0
@@ -276,3 +277,38 @@ async def test_an_oversized_body_without_a_length_is_cut_off_too(api: Api) -> No
     )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "too_large"
+
+
+async def test_a_rule_named_apart_from_its_metric_is_that_metric_s_judge(api: Api) -> None:
+    """Rules are keyed by name, values by metric: ``queue_backlog`` watching ``queue.depth``
+    gives that metric its name and level, and no metric called ``queue_backlog`` appears."""
+    rule = {"name": "queue_backlog", "metric": CUSTOM, "unit": "jobs", "critical": 100}
+    assert (await api.post("/api/alerts/rules", json=rule)).status_code == 201
+    await ingest(api, {"instance": "s", "samples": [{"metric": CUSTOM, "value": 150}]})
+    await api.cycle({})
+    values = {item["metric"]: item for item in (await api.get("/api/metrics")).json()}
+    assert "queue_backlog" not in values
+    queue = values[CUSTOM]
+    assert (queue["display_name"], queue["unit"], queue["level"]) == (
+        "Queue Backlog",
+        "jobs",
+        "critical",
+    )
+    assert queue["rule"]["name"] == "queue_backlog"
+    found = samples_of((await api.get("/metrics")).text)
+    labels = (("level", "critical"), ("metric", CUSTOM), ("rule", "queue_backlog"))
+    assert found[("vigil_rule_threshold", labels)] == 100
+
+
+async def test_a_stale_value_is_not_exported_as_current(api: Api) -> None:
+    await api.cycle({LATENCY: 150})
+    found = samples_of((await api.get("/metrics")).text)
+    assert found[("vigil_metric_value", (("metric", LATENCY),))] == 150.0
+    api.clock.advance(3 * api.vigil.settings.interval)  # the source falls silent
+    await api.cycle({})
+    [latency] = [m for m in (await api.get("/api/metrics")).json() if m["metric"] == LATENCY]
+    assert (latency["value"], latency["stale"], latency["level"]) == (150.0, True, None)
+    assert latency["sampled_at"] == iso(30)
+    found = samples_of((await api.get("/metrics")).text)
+    assert ("vigil_metric_value", (("metric", LATENCY),)) not in found
+    assert ("vigil_metric_level", (("metric", LATENCY),)) not in found
