@@ -15,7 +15,7 @@ from vigil.runtime import Vigil
 from vigil.settings import Settings
 from vigil.web import create_app
 
-from .support import LATENCY, T0, Api
+from .support import LATENCY, T0, Api, running_api
 
 CUSTOM = "queue.depth"
 
@@ -312,3 +312,23 @@ async def test_a_stale_value_is_not_exported_as_current(api: Api) -> None:
     found = samples_of((await api.get("/metrics")).text)
     assert ("vigil_metric_value", (("metric", LATENCY),)) not in found
     assert ("vigil_metric_level", (("metric", LATENCY),)) not in found
+
+
+async def test_health_tells_of_a_split_rule_refusing_series(migrated_url: str) -> None:
+    """VIGIL_MAX_SERIES_PER_RULE: the instances beyond it are refused, and health says so."""
+    by_shard = {
+        "name": "by_shard",
+        "metric": "shard_lag",
+        "critical": 100,
+        "split_by": "instance",
+        "breaches_required": 1,
+    }
+    async with running_api(migrated_url, settings_changes={"max_series_per_rule": 2}) as api:
+        assert (await api.post("/api/alerts/rules", json=by_shard)).status_code == 201
+        samples = [{"metric": "shard_lag", "value": 500, "instance": f"s{i}"} for i in range(4)]
+        for sample in samples:
+            answer = await ingest(api, {"instance": sample.pop("instance"), "samples": [sample]})
+            assert answer.status_code == 200, answer.text
+        await api.cycle({})
+        details = (await api.get("/api/health")).json()["details"]
+        assert details["series_overflow"] == {"by_shard": 2}
