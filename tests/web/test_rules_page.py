@@ -187,6 +187,14 @@ async def test_an_admin_edits_disables_enables_and_deletes_a_rule(api: Api) -> N
     assert location(on) == "/rules?done=rule-enabled"
     assert api.vigil.view.rules["queue_backlog"].enabled is True
 
+    # the rule's page lists its changes, newest first, with who and each field's values
+    changes = html(await api.client.get("/rules/queue_backlog")).find(id="changes")
+    lines = [li.text.split(" · ", 1)[1].split(":", 1)[1].split() for li in changes.find_all("li")]
+    assert lines[0] == ["enabled", "False", "→", "True"]
+    assert lines[1] == ["enabled", "True", "→", "False"]
+    assert ["warning", "—", "→", "300.0,"] == lines[2][:4] and lines[-1] == ["created"]
+    assert all(" · ana:" in li.text for li in changes.find_all("li"))
+
     confirm = html(await api.client.get("/rules/queue_backlog/delete"))
     assert "Delete rule" in confirm.find("h1").text
     button = confirm.find("main").find("form")
