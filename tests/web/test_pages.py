@@ -559,6 +559,9 @@ async def test_the_incident_chart_draws_its_own_rule_s_thresholds(api: Api) -> N
     page = html(await api.client.get(f"/incidents/{slow.id}"))
     chart = json.loads(page.find("script", id="incident-chart-data").text)
     assert chart["label"] == "Slow Gateway"
+    shown = page.find(id="incident-rule")
+    assert shown.find("a").attrs["href"] == "/rules/slow_gateway"
+    assert "Slow Gateway" in shown.text and "instance" not in shown.text
     assert chart["thresholds"] == {"warning": 120.0, "critical": 300.0, "at_trigger": 120.0}
 
 
