@@ -267,9 +267,9 @@ async def test_each_series_shows_its_value_level_and_streak(api: Api) -> None:
     await push(s0=250, s1=20)
     await api.cycle({"command_p95_latency": 600, "error_rate": 1})
     row = html(await api.client.get("/rules")).find("tr", id="rule-by_shard")
-    state = row.find("td", data_label="State")
-    assert "s0:" in state.text and "open incident" in state.text and "0/3 recoveries" in state.text
-    assert state.find("a").attrs["href"].startswith("/incidents/")
+    cell = row.find("td", data_label="State")
+    assert "s0:" in cell.text and "open incident" in cell.text and "0/3 recoveries" in cell.text
+    assert cell.find("a").attrs["href"].startswith("/incidents/")
 
     terms = html(await api.client.get("/rules")).find("tr", id="rule-slow_and_failing")
     now_terms = terms.find("td", data_label="Now").text
