@@ -241,3 +241,11 @@ def test_the_end_of_flapping_is_not_notified() -> None:
 
     assert NotifyOn.of(EventKind.INCIDENT_FLAPPING) is NotifyOn.FLAPPING
     assert NotifyOn.of(EventKind.INCIDENT_FLAPPING_ENDED) is None
+
+
+def test_the_rule_given_must_be_the_incident_s_own() -> None:
+    """Found by name: another rule on the same metric would lend its name and thresholds."""
+    other = dataclasses.replace(RULE, name="slow_gateway")
+    with pytest.raises(ValidationError) as caught:
+        format_event(lifecycle()["opened"], WEBHOOK, rule=other)
+    assert caught.value.field == "rule" and "slow_gateway" in str(caught.value)

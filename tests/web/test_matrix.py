@@ -58,6 +58,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/api/alerts/rules/{name:rule_name}"): Rule(READ),
     ("GET", "/api/alerts/rules/{name:rule_name}/suggestion"): Rule(READ),
     ("GET", "/api/alerts/rules/{name:rule_name}/stats"): Rule(READ),
+    ("GET", "/api/alerts/rules/{name:rule_name}/events"): Rule(READ),
     ("PUT", "/api/alerts/rules/{name:rule_name}"): Rule(
         ADMIN, {"metric": "queue_depth", "critical": 2}, csrf=True
     ),

@@ -112,7 +112,7 @@ async def incident_detail(reads: Reads, incident_id: str) -> Context:
             max_points=CHART_POINTS,
         ),
     )
-    rule = reads.vigil.view.rules.get(incident.metric)
+    rule = reads.vigil.view.rules.get(incident.rule)
     chart = {
         "metric": incident.metric,
         "unit": rule.unit if rule else "",
