@@ -5,6 +5,7 @@ as before grouping."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -17,11 +18,13 @@ from vigil.integrations.discord import DiscordOperator
 
 from .fake_discord import ADMIN, ADMIN_ROLE, OPS_CHANNEL, SECOND_ADMIN, STRANGER, FakeDiscordAPI
 from .operations_support import (
+    DEADLINE,
     TOKEN,
     Ops,
     custom_ids,
     eventually,
     modal_submission,
+    operations,
     point_discord_py_at,
     rendered,
     running_ops,
@@ -318,3 +321,41 @@ async def test_a_group_posted_incident_by_incident_before_the_upgrade_stays_so(
         assert len(ops.messages()) == 3
         assert opened[0].group is not None
         assert await store.discord_message(opened[0].group, group=True) is None
+
+
+async def test_a_deleted_group_message_is_posted_again_once(ops: Ops) -> None:
+    await ops.start_bot()
+    group_id, _ = await open_together(ops)
+    message = await group_shown(ops, group_id, "3 incidents:")
+    ops.api.channels[OPS_CHANNEL].remove(message)
+    await ops.cycle_values({**BREACHING, "event_loop_lag": 600.0}, 2)  # a member escalates
+    reposted = await group_shown(ops, group_id, "3 incidents:")
+    assert reposted["id"] != message["id"]
+    assert len(ops.messages()) == 1
+
+    async def recorded() -> int | None:
+        # The post reaches the fake just before its id is stored: poll the database.
+        while True:
+            row = await ops.vigil.store.discord_message(group_id, group=True)
+            if row is not None and row.message_id is not None:
+                return row.message_id
+            await asyncio.sleep(0.01)
+
+    assert await asyncio.wait_for(recorded(), DEADLINE) == int(reposted["id"])
+
+
+async def test_a_group_goes_to_its_most_severe_members_channel_and_links_to_the_group(
+    ops: Ops,
+) -> None:
+    critical_channel = "6001"
+    await ops.start_bot(
+        operations(
+            severity_channels={"critical": int(critical_channel)},
+            base_url="https://vigil.example.com/",
+        )
+    )
+    group_id, _ = await open_together(ops)  # memory_usage critical, the others warning
+    await eventually(lambda: len(ops.messages(critical_channel)) == 1, what="the group posted")
+    assert ops.messages() == []
+    [message] = ops.messages(critical_channel)
+    assert f"https://vigil.example.com/alerts#group-{group_id}" in custom_ids(message)
