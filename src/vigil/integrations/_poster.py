@@ -15,6 +15,8 @@ renders the incident or group as it is now and:
 
 A failed round (Discord or the database unreachable) moves nothing forward and is tried again
 with a doubling delay; each reconnection of the bot catches up the messages that fell behind.
+A round cancelled (the bot detached, Vigil closing) stops between steps, never inside one of
+its database writes (``whole``): each write commits or rolls back before the round ends.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Collection, Iterable
+from collections.abc import Awaitable, Collection, Iterable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import discord
 
@@ -45,6 +47,7 @@ CURSOR = "discord"
 TASK = "vigil.discord"
 BATCH = 500
 SEARCH_LIMIT = 100
+T = TypeVar("T")
 
 
 class Subject(NamedTuple):
@@ -198,7 +201,7 @@ class IncidentPoster:
         if cursor is None:  # the first run on this database: post what is open now
             cursor = await store.last_event_id()
             touched.update((i.id, i.group) for i in await store.active_incidents())
-            await store.set_discord_cursor(CURSOR, cursor, now=clock())
+            await whole(store.set_discord_cursor(CURSOR, cursor, now=clock()))
         if catching_up:
             targets.update(dict.fromkeys(map(Subject, await store.discord_messages_behind())))
             behind = await store.discord_messages_behind(group=True)
@@ -221,7 +224,7 @@ class IncidentPoster:
                     synced += 1
                 targets.clear()
             if events:
-                await store.set_discord_cursor(CURSOR, mark, now=clock())
+                await whole(store.set_discord_cursor(CURSOR, mark, now=clock()))
             cursor = self._cursor = mark
             if len(events) < BATCH:
                 break
@@ -334,34 +337,42 @@ class IncidentPoster:
                 await self._edit(row, embed, view)
             except discord.NotFound:  # someone deleted it: the subject gets a new one
                 _log.info("Vigil's Discord message for %s was deleted", _described(subject))
-                await store.forget_discord_post(
-                    subject.id, nonce=_next_nonce(row), now=vigil.clock(), group=grouped
+                await whole(
+                    store.forget_discord_post(
+                        subject.id, nonce=_next_nonce(row), now=vigil.clock(), group=grouped
+                    )
                 )
                 row = await store.discord_message(subject.id, group=grouped)
             else:
                 self.edited += 1
-                await store.record_discord_edit(
-                    subject.id, event_id=mark, now=vigil.clock(), group=grouped
+                await whole(
+                    store.record_discord_edit(
+                        subject.id, event_id=mark, now=vigil.clock(), group=grouped
+                    )
                 )
                 return
         found: discord.Message | None = None
         if row is None:
             nonce = group_nonce(subject.id) if grouped else incident_nonce(subject.id)
-            row = await store.claim_discord_post(
-                subject.id,
-                channel_id=self.operator.config.channel_for(severity),
-                nonce=nonce,
-                now=vigil.clock(),
-                group=grouped,
+            row = await whole(
+                store.claim_discord_post(
+                    subject.id,
+                    channel_id=self.operator.config.channel_for(severity),
+                    nonce=nonce,
+                    now=vigil.clock(),
+                    group=grouped,
+                )
             )
         else:  # claimed before, never recorded: the post may have happened
             found = await self._find_posted(row, footers)
-            row = await store.claim_discord_post(
-                subject.id,
-                channel_id=row.channel_id,
-                nonce=row.nonce,
-                now=vigil.clock(),
-                group=grouped,
+            row = await whole(
+                store.claim_discord_post(
+                    subject.id,
+                    channel_id=row.channel_id,
+                    nonce=row.nonce,
+                    now=vigil.clock(),
+                    group=grouped,
+                )
             )
         if row.message_id is not None:  # recorded meanwhile by another round
             await self._edit(row, embed, view)
@@ -372,8 +383,10 @@ class IncidentPoster:
         else:
             message_id = found.id
             await self._edit(replace(row, message_id=message_id), embed, view)
-        await store.record_discord_post(
-            subject.id, message_id=message_id, event_id=mark, now=vigil.clock(), group=grouped
+        await whole(
+            store.record_discord_post(
+                subject.id, message_id=message_id, event_id=mark, now=vigil.clock(), group=grouped
+            )
         )
 
     async def _send(self, row: DiscordMessage, embed: discord.Embed, view: discord.ui.View) -> int:
@@ -406,6 +419,22 @@ class IncidentPoster:
 
 _SNOOZES = frozenset({EventKind.SNOOZE_STARTED, EventKind.SNOOZE_ENDED})
 _LEADER = EventKind.LEADER_CHANGED
+
+
+async def whole(write: Awaitable[T]) -> T:
+    """A database write run to its end even when the round is cancelled meanwhile (the bot
+    detached, Vigil closing), then the cancellation: a SQLite write transaction cut short can
+    leave its connection holding the database's lock, and every other writer waiting on it."""
+    task = asyncio.ensure_future(write)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    return task.result()
 
 
 def _next_nonce(row: DiscordMessage) -> str:
