@@ -4,6 +4,7 @@ browser, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -127,6 +128,18 @@ async def test_a_resolve_note_keeps_the_acknowledge_note_each_with_who_and_when(
         "Restarting shard 3",
         "Rolled back the 2.4 deploy",
     ]
+    # ... and the API reads them: the incident holds only the latest note, its events all
+    answer = await api.get(f"/api/alerts/incidents/{ident}/events")
+    assert answer.status_code == 200, answer.text
+    told = [(e["kind"], e["by"], e["data"].get("note")) for e in answer.json()]
+    assert told[0][0] == "incident.opened"
+    assert told[-2:] == [
+        ("incident.acknowledged", "ana", "Restarting shard 3"),
+        ("incident.resolved", "bob", "Rolled back the 2.4 deploy"),
+    ]
+    assert (await api.get(f"/api/alerts/incidents/{uuid.uuid4()}/events")).status_code == 404
+    limited = await api.get(f"/api/alerts/incidents/{ident}/events", params={"limit": 1})
+    assert [e["kind"] for e in limited.json()] == ["incident.opened"]
 
 
 M = timedelta(minutes=1)
