@@ -83,6 +83,7 @@ KIND_FIELDS: dict[Kind, tuple[str, ...]] = {
         "warning",
         "critical",
         "direction",
+        "recovery",
         "horizon",
         "lookback",
         "min_history",
