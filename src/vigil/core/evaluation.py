@@ -53,6 +53,8 @@ __all__ = [
 
 Reading = tuple[float, datetime]
 """One instance's newest value of a metric, and when it was sampled."""
+Edges = tuple[float, float, float]
+"""An anomaly band as drawn: low edge, baseline, high edge."""
 
 SERIES_SEPARATOR = "/"  # never in a rule's name, so the first one splits a key
 DEFAULT_MAX_SERIES = 1000
@@ -264,6 +266,55 @@ class Evaluator:
             if not incident.is_open:
                 raise ValidationError("incident", "a rule state holds only an open incident")
         self._slot(rule, series).set_state(state)
+
+    # -- what the learning kinds learned ----------------------------------------------------
+
+    def band(self, rule: str, series: str = "", *, at: datetime) -> Edges | None:
+        """The band an anomaly rule's series judged its latest reading by, as ``(low,
+        baseline, high)`` (``kinds.anomaly``'s edges), for a cycle at ``at``; ``None`` while
+        it cannot fire (no baseline for the hour yet, or under ``min_history``)."""
+        found = self.rule(rule)
+        slot = self._slots.get(series_key(rule, series))
+        memory = slot.memory if slot is not None else None
+        if found.kind is not Kind.ANOMALY or not isinstance(memory, Baseline):
+            return None
+        assert found.min_history is not None and found.sensitivity is not None
+        band = memory.band
+        if (
+            band is None
+            or memory.first is None
+            or at.timestamp() - memory.first < (found.min_history)
+        ):
+            return None
+        low, high = band.edges(found.sensitivity)
+        return low, band.median, high
+
+    def learning_rules(self) -> dict[str, Rule]:
+        """The rules that learn (anomaly, forecast), by name."""
+        return {p.rule.name: p.rule for p in self._other if p.rule.kind in _LEARNING}
+
+    def memories(self) -> dict[str, Baseline | Trend]:
+        """What each learning series has learned, by ``series_key``."""
+        return {key: slot.memory for key, slot in self._slots.items() if slot.memory is not None}
+
+    def adopt(self, memories: Mapping[str, Baseline | Trend]) -> int:
+        """Take in what another evaluator learned of the same rules (a replay of the stored
+        samples at start: ``vigil.runtime.learning``), so a restart does not wait
+        ``min_history`` again. A memory of a rule that is gone, of another kind or of another
+        lookback is ignored; a series new here is added up to ``max_series``. Returns how many
+        series were taken in."""
+        taken = 0
+        for key, memory in memories.items():
+            name, series = split_key(key)
+            rule = self._rules.get(name)
+            if rule is None or not _fits(rule, memory):
+                continue
+            if series and self._slots.get(key) is None:
+                if len(self._series.get(name, {})) >= self._max_series:
+                    continue
+            self._slot(rule, series).memory = memory
+            taken += 1
+        return taken
 
     # -- evaluation ------------------------------------------------------------------------
 
@@ -751,6 +802,16 @@ def _learn(rule: Rule, slot: _Slot, value: float, at: float) -> Observation | No
         if at < memory.quiet_until:
             return None
     return kinds.forecast(rule, value, line, at, history=history)
+
+
+def _fits(rule: Rule, memory: Baseline | Trend) -> bool:
+    """Whether ``memory`` is what ``rule``'s series learn (``_learn``)."""
+    if rule.kind is Kind.ANOMALY:
+        return isinstance(memory, Baseline)
+    if rule.kind is Kind.FORECAST:
+        assert rule.lookback is not None
+        return isinstance(memory, Trend) and memory.width == rule.lookback / BUCKETS
+    return False
 
 
 def _fresh(reading: Reading | None, cutoff: datetime | None) -> float | None:
