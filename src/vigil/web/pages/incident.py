@@ -8,18 +8,21 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
 from vigil.core import Event, NotFoundError
+from vigil.preview import band_history
 from vigil.web.pages.forms import AdminForm, back, validated
 from vigil.web.pages.render import base_context, render
 from vigil.web.pages.route import PageRoute, Reader
 from vigil.web.pages.sections import Context, Reads
 from vigil.web.routes import alerts as alerts_api
 from vigil.web.routes import metrics as metrics_api
-from vigil.web.schemas import IncidentAction
+from vigil.web.routes.rules import band_out
+from vigil.web.schemas import BandStepOut, IncidentAction
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -112,7 +115,22 @@ async def incident_detail(reads: Reads, incident_id: str) -> Context:
             max_points=CHART_POINTS,
         ),
     )
-    rule = reads.vigil.view.rules.get(incident.metric)
+    vigil = reads.vigil
+    rule = vigil.view.rules.get(incident.rule)
+    # An anomaly rule's band, as the monitor's evaluator learned and judged by: replayed over
+    # the stored samples (the same code), from the window it learns from.
+    band = (
+        await band_history(
+            vigil.store,
+            rule,
+            start=start,
+            end=end,
+            interval=vigil.settings.interval,
+            own_instance=vigil.settings.instance,
+        )
+        if rule is not None
+        else []
+    )
     chart = {
         "metric": incident.metric,
         "unit": rule.unit if rule else "",
@@ -130,6 +148,7 @@ async def incident_detail(reads: Reads, incident_id: str) -> Context:
             "critical": rule.critical if rule else None,
             "at_trigger": incident.threshold,
         },
+        "band": band_points(band_out(band)) if band else None,
     }
     return {
         "incident": incident,
@@ -139,6 +158,14 @@ async def incident_detail(reads: Reads, incident_id: str) -> Context:
         "chart": chart,
         "history": history,
     }
+
+
+def band_points(steps: list[BandStepOut]) -> list[dict[str, Any]]:
+    """An anomaly band as ``charts.js`` draws it: steps of low, baseline and high."""
+    return [
+        {"t": s.time.isoformat(), "low": s.low, "baseline": s.baseline, "high": s.high}
+        for s in steps
+    ]
 
 
 @router.get("/incidents/{incident_id}", response_class=HTMLResponse, name="incident")
