@@ -86,7 +86,7 @@ class _Slot:
     """One series of one rule: its state, the open interval of readings that leave an idle
     plain threshold series unchanged, and (absent rules) the newest sample time seen."""
 
-    __slots__ = ("hi", "key", "lo", "memory", "rule", "seen", "series", "state")
+    __slots__ = ("hi", "idle", "key", "lo", "memory", "rule", "seen", "series", "state")
 
     def __init__(self, rule: Rule, series: str, state: RuleState) -> None:
         self.rule = rule
@@ -98,8 +98,9 @@ class _Slot:
 
     def set_state(self, state: RuleState) -> None:
         self.state = state
+        self.idle = idle = state.is_idle  # asked every cycle of every learning series
         rule = self.rule
-        if state.is_idle and rule.kind is Kind.THRESHOLD:
+        if idle and rule.kind is Kind.THRESHOLD:
             first = rule.first_threshold
             if rule.direction is Direction.ABOVE:
                 self.lo, self.hi = -math.inf, first
@@ -112,12 +113,27 @@ class _Slot:
 class _Plan:
     """What a cycle needs of a rule that is not a plain threshold rule, worked out once."""
 
-    __slots__ = ("condition", "idle", "metrics", "no_data", "rule")
+    __slots__ = (
+        "anomaly",
+        "condition",
+        "idle",
+        "learning",
+        "metrics",
+        "min_history",
+        "no_data",
+        "rule",
+        "sensitivity",
+    )
 
     def __init__(self, rule: Rule) -> None:
         self.rule = rule
         self.metrics = rule.metrics
         self.no_data = kinds.no_data(rule)
+        # The learning kinds' fields, read every cycle: kept here, checked once.
+        self.learning = rule.kind in _LEARNING
+        self.anomaly = rule.kind is Kind.ANOMALY
+        self.min_history = rule.min_history or 0.0
+        self.sensitivity = rule.sensitivity or 0.0
         self.condition = rule.parsed_condition if rule.kind is Kind.COMPOSITE else None
         self.idle = (math.inf, -math.inf)  # the readings that leave an idle series so
         if rule.kind is Kind.THRESHOLD:
@@ -522,14 +538,15 @@ class Evaluator:
             cutoff = cutoffs.get(limit)
             if cutoff is None and limit is not None:
                 cutoff = cutoffs[limit] = now - timedelta(seconds=limit)
+            if plan.learning:
+                self._observe_learning(plan, readings, cutoff, now, work)
+                continue
             known = self._series.get(rule.name, {})
             if rule.kind is Kind.ABSENT:
                 entries = readings.get(rule.metric) or {}
                 self._observe_absent(rule, entries, known, now, work, added)
             elif rule.kind is Kind.THRESHOLD:
                 self._observe_split_threshold(plan, readings, cutoff, known, work, added)
-            elif rule.kind in _LEARNING:
-                self._observe_learning(plan, readings, cutoff, now, work)
             elif rule.split_by is SplitBy.NONE:
                 slot = known.get("") or self._slot(rule, "")
                 values = {}
@@ -588,23 +605,23 @@ class Evaluator:
         if now is not self._learning_now:  # once a cycle, not once a rule
             self._learning_now, self._learning_at = now, now.timestamp()
         at = self._learning_at
-        known = self._series.get(rule.name, {})
         entries = readings.get(rule.metric)
         if rule.split_by is SplitBy.NONE:
-            slot = known.get("") or self._slot(rule, "")
+            slot = self._slots.get(rule.name) or self._slot(rule, "")  # its key: the name
             value: float | None = None
             if entries is not None and len(entries) == 1:  # one instance: nothing to combine
                 for value, sampled in entries.values():
                     if cutoff is not None and sampled < cutoff:
                         value = None
-                    elif value.__class__ is not float or not -math.inf < value < math.inf:
+                    elif value.__class__ is not float or not _NEG_INF < value < _INF:
                         value = _fresh((value, sampled), None)  # an int, or not a number
             else:
                 value = _combine(entries, rule, cutoff)
-            seen = plan.no_data if value is None else _learn(rule, slot, value, at)
-            if seen is not None and not (seen.level is Level.NORMAL and slot.state.is_idle):
+            seen = plan.no_data if value is None else _learn(plan, slot, value, at)
+            if seen is not None and not (seen.level is Level.NORMAL and slot.idle):
                 work.append((rule, "", slot, seen, None))
             return
+        known = self._series.get(rule.name, {})
         values: dict[str, float | None] = dict.fromkeys(known)
         values.update((i, _fresh(r, cutoff)) for i, r in (entries or {}).items())
         for series, value in values.items():
@@ -617,8 +634,8 @@ class Evaluator:
                     continue
                 existing = self._slot(rule, series)
                 known = self._series[rule.name]
-            seen = plan.no_data if value is None else _learn(rule, existing, value, at)
-            if seen is not None and not (seen.level is Level.NORMAL and existing.state.is_idle):
+            seen = plan.no_data if value is None else _learn(plan, existing, value, at)
+            if seen is not None and not (seen.level is Level.NORMAL and existing.idle):
                 work.append((rule, series, existing, seen, None))
 
     def _observe_split_threshold(
@@ -761,23 +778,28 @@ _LEARNING = frozenset({Kind.ANOMALY, Kind.FORECAST})
 _REMEMBERING = _LEARNING | {Kind.ABSENT}  # kinds whose idle series still hold something
 
 
-def _learn(rule: Rule, slot: _Slot, value: float, at: float) -> Observation | None:
+_INF, _NEG_INF = math.inf, -math.inf
+
+
+def _learn(plan: _Plan, slot: _Slot, value: float, at: float) -> Observation | None:
     """One reading of a learning kind's series: judged (``kinds.anomaly``,
     ``kinds.forecast``), then learned from. ``None``: a normal reading of an idle series,
-    which changes nothing (the common case, answered without building an observation)."""
+    which changes nothing (the common case, answered without building an observation:
+    this runs every cycle for every series, so it reads the plan's copies of the rule's
+    fields and the slot's ``idle``)."""
     memory = slot.memory
-    if rule.kind is Kind.ANOMALY:
-        if memory.__class__ is not Baseline:
+    if plan.anomaly:
+        if not isinstance(memory, Baseline):
             memory = slot.memory = Baseline()
-        assert isinstance(memory, Baseline)
-        assert rule.sensitivity is not None and rule.min_history is not None
-        history = at - (memory.first if memory.first is not None else at)
+        first = memory.first  # None until the first reading: no history yet
         band = memory.observe(at, value)
-        if band is not None and history >= rule.min_history:
-            width = rule.sensitivity * band.spread  # the same arithmetic as Band.edges
-            if not band.median - width <= value <= band.median + width:
-                return kinds.anomaly(rule, value, band, history=history)
-        return None if slot.state.is_idle else Observation(Level.NORMAL, value)
+        if band is not None and first is not None and at - first >= plan.min_history:
+            width = plan.sensitivity * band.spread  # the same arithmetic as Band.edges
+            median = band.median
+            if not median - width <= value <= median + width:
+                return kinds.anomaly(plan.rule, value, band, history=at - first)
+        return None if slot.idle else Observation(Level.NORMAL, value)
+    rule = plan.rule
     assert rule.lookback is not None and rule.min_history is not None
     if not isinstance(memory, Trend) or memory.width != rule.lookback / BUCKETS:
         memory = slot.memory = Trend(rule.lookback)  # a new lookback: learn afresh
@@ -785,8 +807,8 @@ def _learn(rule: Rule, slot: _Slot, value: float, at: float) -> Observation | No
     line = memory.line
     history = at - (memory.first if memory.first is not None else at)
     if line is None or history < rule.min_history:
-        return None if slot.state.is_idle else Observation(Level.NORMAL, value)
-    if slot.state.is_idle:
+        return None if slot.idle else Observation(Level.NORMAL, value)
+    if slot.idle:
         # The common case: a trend far from its threshold. Worked out once a line, it answers
         # without projecting it every cycle.
         if memory.quiet_line is not line:
