@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from vigil.core import Evaluator, EventKind, Rule
-from vigil.core.evaluation import Edges
+from vigil.core.evaluation import Edges, split_key
 from vigil.core.flapping import FlapSettings
 from vigil.core.grouping import GroupedMessages
 
@@ -125,8 +125,9 @@ class Replay:
     """A replay fed one cycle at a time (``step``), so a long history need not be held in
     memory; ``finish`` closes the report. Each cycle's readings carry their sample times,
     as the monitor gives them to the evaluator (a reading older than its rule's staleness
-    limit is no data). ``bands``: anomaly rules (unsplit) whose band is traced in
-    ``self.bands``, one step each time it changes (``Evaluator.band``)."""
+    limit is no data). ``bands``: series of anomaly rules (by ``series_key``: a rule's name
+    when it is not split) whose band is traced in ``self.bands``, one step each time it
+    changes (``Evaluator.band``)."""
 
     def __init__(
         self,
@@ -161,8 +162,8 @@ class Replay:
         report.metrics.update(readings)
         self.last = time
         events = self.evaluator.evaluate_series(readings, now=time).events
-        for name, steps in self.bands.items():
-            edges = self.evaluator.band(name, at=time)
+        for key, steps in self.bands.items():
+            edges = self.evaluator.band(*split_key(key), at=time)
             if (steps[-1][1] if steps else None) != edges or not steps:
                 steps.append((time, edges))
         self.grouped.take([e for e in events if e.incident is not None], now=time)

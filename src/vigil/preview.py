@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from vigil.backtest import BandStep, Readings, Replay, Report
 from vigil.core import Rule, ValidationError
+from vigil.core.evaluation import series_key
 from vigil.core.flapping import FlapSettings
 from vigil.core.learning import Baseline, Trend, learning_window
 from vigil.core.rules import Kind, SplitBy
@@ -163,10 +164,12 @@ class _Run:
         interval: float,
         own: str | None,
         flap: FlapSettings | None = None,
+        bands: list[str] | None = None,
     ) -> None:
         self.rules = dict(rules)
         self.own = own
-        traced = [name for name, rule in self.rules.items() if _drawn(rule)]
+        # The bands traced (series keys): by default every unsplit anomaly rule's.
+        traced = [n for n, r in self.rules.items() if _drawn(r)] if bands is None else bands
         self.replay = Replay(
             self.rules, stale_after=STALE_INTERVALS * interval, flap=flap, bands=traced
         )
@@ -256,10 +259,11 @@ async def _replay(
     end: datetime,
     interval: float,
     own_instance: str | None,
+    bands: list[str] | None = None,
 ) -> _Run:
     """``rules`` replayed over the samples of their metrics in ``[start, end)``, yielding to
     the event loop every ``SLICE_ROWS`` rows."""
-    run = _Run(rules, interval, own_instance)
+    run = _Run(rules, interval, own_instance, bands=bands)
     metrics = {m for rule in rules.values() for m in rule.metrics}
     async for rows in store.sample_chunks(start=start, end=end, metrics=metrics):
         for first in range(0, len(rows), SLICE_ROWS):
@@ -299,12 +303,15 @@ async def band_history(
     end: datetime,
     interval: float,
     own_instance: str | None = None,
+    series: str = "",
 ) -> list[BandStep]:
-    """The band an unsplit anomaly rule judged its readings by over ``[start, end)``: the
-    rule replayed (the monitor's evaluator) from the window it learns from before ``start``;
-    the first step is the band in force at ``start``. Empty for any other rule."""
-    if not _drawn(rule):
+    """The band an anomaly rule judged a series' readings by over ``[start, end)`` (``series``:
+    the instance, for a rule split per instance): the rule replayed (the monitor's evaluator)
+    from the window it learns from before ``start``; the first step is the band in force at
+    ``start``. Empty for any other rule, or a split rule without ``series``."""
+    if rule.kind is not Kind.ANOMALY or (rule.split_by is SplitBy.NONE) == bool(series):
         return []
+    key = series_key(rule.name, series)
     learned_from = start - timedelta(seconds=learning_window(rule))
     run = await _replay(
         store,
@@ -313,8 +320,9 @@ async def band_history(
         end=end,
         interval=interval,
         own_instance=own_instance,
+        bands=[key],
     )
-    steps = run.finish().bands[rule.name]
+    steps = run.finish().bands[key]
     before = [step for step in steps if step[0] < start]
     shown = [(start, before[-1][1])] if before else []
     return shown + [step for step in steps if step[0] >= start]

@@ -5,10 +5,10 @@ monitor's evaluator), and a threshold rule's do not; on SQLite and PostgreSQL.""
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from vigil.core import Event, EventKind, Incident, Rule
+from vigil.core import Event, EventKind, Incident, Rule, Sample
 
 from .support import LATENCY, Api
 from .test_pages import html, sign_in
@@ -82,6 +82,24 @@ async def test_the_incident_chart_carries_the_band_the_rule_judged_by(api: Api) 
     plain = chart_of(html(await api.client.get(f"/incidents/{latency.id}")), "incident-chart-data")
     assert plain["band"] is None
     assert plain["thresholds"]["warning"] == 100.0
+
+
+async def test_a_split_rule_draws_the_band_and_readings_of_the_incident_instance(api: Api) -> None:
+    rule = anomaly_rule().updated({"split_by": "instance"})
+    await api.vigil.add_rule(rule, by="test")
+    # Another instance pushes its own usual level (80 ms) beside the monitor's own ("test").
+    for value in [*USUAL, UNUSUAL, UNUSUAL]:
+        pushed = api.clock.now + timedelta(seconds=30)  # the next cycle's moment
+        await api.vigil.store.add_samples([Sample("shard-1", LATENCY, pushed, 80.0)])
+        events = await api.cycle({LATENCY: value})
+    odd = opened_by(events, ODD)
+    assert odd.instance == "test" and odd.values is not None
+    await sign_in(api, "vic")
+    chart = chart_of(html(await api.client.get(f"/incidents/{odd.id}")), "incident-chart-data")
+    judged = in_force(chart["band"], odd.triggered_at)
+    assert (judged["low"], judged["high"]) == (odd.values["low"], odd.values["high"])
+    means = [point["mean"] for point in chart["points"]]
+    assert max(means) == UNUSUAL and 80.0 not in means  # the incident's instance alone
 
 
 async def test_the_preview_chart_carries_the_band_of_the_version_in_the_form(api: Api) -> None:

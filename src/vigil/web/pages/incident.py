@@ -13,7 +13,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
-from vigil.core import Event, NotFoundError
+from vigil.backtest import BandStep
+from vigil.core import Event, Kind, NotFoundError
 from vigil.preview import band_history
 from vigil.web.pages.forms import AdminForm, back, validated
 from vigil.web.pages.render import base_context, render
@@ -104,7 +105,14 @@ async def incident_detail(reads: Reads, incident_id: str) -> Context:
     start, end = chart_window(
         incident.triggered_at, incident.resolved_at, now, interval=reads.vigil.settings.interval
     )
-    events, history = await asyncio.gather(
+    vigil = reads.vigil
+    rule = vigil.view.rules.get(incident.rule)
+    # An anomaly rule's band, as the monitor's evaluator learned and judged by: replayed over
+    # the stored samples (the same code), from the window it learns from. For a rule split
+    # per instance, the band and the readings are the incident's instance's.
+    anomaly = rule is not None and rule.kind is Kind.ANOMALY
+    instance = incident.instance if anomaly else None
+    events, history, band = await asyncio.gather(
         incident_events(reads, incident.id),
         metrics_api.history(
             reads.request,
@@ -113,23 +121,19 @@ async def incident_detail(reads: Reads, incident_id: str) -> Context:
             start=start,
             end=end,
             max_points=CHART_POINTS,
+            instance=instance,
         ),
-    )
-    vigil = reads.vigil
-    rule = vigil.view.rules.get(incident.rule)
-    # An anomaly rule's band, as the monitor's evaluator learned and judged by: replayed over
-    # the stored samples (the same code), from the window it learns from.
-    band = (
-        await band_history(
+        band_history(
             vigil.store,
             rule,
             start=start,
             end=end,
             interval=vigil.settings.interval,
             own_instance=vigil.settings.instance,
+            series=instance or "",
         )
-        if rule is not None
-        else []
+        if rule is not None and anomaly
+        else _no_band(),
     )
     chart = {
         "metric": incident.metric,
@@ -158,6 +162,10 @@ async def incident_detail(reads: Reads, incident_id: str) -> Context:
         "chart": chart,
         "history": history,
     }
+
+
+async def _no_band() -> list[BandStep]:
+    return []
 
 
 def band_points(steps: list[BandStepOut]) -> list[dict[str, Any]]:
