@@ -58,6 +58,7 @@ Edges = tuple[float, float, float]
 
 SERIES_SEPARATOR = "/"  # never in a rule's name, so the first one splits a key
 DEFAULT_MAX_SERIES = 1000
+RESHAPED_NOTE = "rule changed"
 
 
 def series_key(rule: str, series: str = "") -> str:
@@ -184,6 +185,7 @@ class Evaluator:
         self._overflow: dict[str, int] = {}
         self._learning_now: datetime | None = None
         self._learning_at = 0.0
+        self._orphans: list[_Slot] = []  # series their rule no longer has: released next cycle
         for rule in rules:
             if rule.name in self._rules:
                 raise ValidationError("name", f"duplicate rule {rule.name!r}")
@@ -231,7 +233,10 @@ class Evaluator:
 
     def set_rule(self, rule: Rule) -> None:
         """Add a rule or replace one; a replaced rule keeps its series' streaks and incidents
-        (a change of kind, metric or split keeps only the series that have an incident)."""
+        (a change of kind, metric or split keeps only the series that have an incident). A
+        series the changed rule no longer has — an instance of a rule no longer split, the
+        combined series of a rule now split — is released by the next cycle: its open incident
+        resolves (automatic, note "rule changed") and the series is forgotten."""
         self.set_rules([rule])
 
     def set_rules(self, rules: Iterable[Rule]) -> None:
@@ -281,7 +286,10 @@ class Evaluator:
                 raise ValidationError("incident", f"belongs to {incident.rule!r}")
             if not incident.is_open:
                 raise ValidationError("incident", "a rule state holds only an open incident")
-        self._slot(rule, series).set_state(state)
+        slot = self._slot(rule, series)
+        slot.set_state(state)
+        if not _fits(rule, series) and slot not in self._orphans:
+            self._orphans.append(slot)  # stored before the rule changed shape
 
     # -- what the learning kinds learned ----------------------------------------------------
 
@@ -323,7 +331,7 @@ class Evaluator:
         for key, memory in memories.items():
             name, series = split_key(key)
             rule = self._rules.get(name)
-            if rule is None or not _fits(rule, memory):
+            if rule is None or not _learned_by(rule, memory) or not _fits(rule, series):
                 continue
             if series and self._slots.get(key) is None:
                 if len(self._series.get(name, {})) >= self._max_series:
@@ -440,7 +448,10 @@ class Evaluator:
             name, series = split_key(key)
             rule = self._rules.get(name)
             if rule is not None:
-                self._slot(rule, series).set_state(state)
+                slot = self._slot(rule, series)
+                slot.set_state(state)
+                if not _fits(rule, series) and slot not in self._orphans:
+                    self._orphans.append(slot)
 
     # -- manual actions and changes made elsewhere ------------------------------------------
 
@@ -522,6 +533,7 @@ class Evaluator:
         self._plain_many = {m: slots for m, slots in plain.items() if len(slots) > 1}
         self._read = frozenset(read)
         self._other_metrics = frozenset(m for plan in self._other for m in plan.metrics)
+        self._orphans = [slot for slot in self._slots.values() if not _fits(slot.rule, slot.series)]
 
     def _observe_others(
         self, readings: Mapping[str, Mapping[str, Reading]], now: datetime, work: list[_Pending]
@@ -742,7 +754,10 @@ class Evaluator:
         self, work: list[_Pending], *, now: datetime, silenced: Collection[str]
     ) -> CycleResult:
         result = CycleResult()
+        released = self._release(now, result) if self._orphans else frozenset()
         for rule, series, slot, seen, at in work:
+            if released and series_key(rule.name, series) in released:
+                continue  # a released series observed this cycle: it is gone
             if slot is None:
                 slot = self._slot(rule, series)
             if at is not None:
@@ -766,6 +781,25 @@ class Evaluator:
                 self._drop(slot)  # an idle series of a split rule: nothing left to remember
         return result
 
+    def _release(self, now: datetime, result: CycleResult) -> frozenset[str]:
+        """Forget the series their rule no longer has (``set_rule``), resolving their open
+        incidents; the keys released."""
+        released = set()
+        for slot in self._orphans:
+            if self._slots.get(slot.key) is not slot:
+                continue  # already gone (the rule deleted, or changed back)
+            state = slot.state
+            if state.incident is not None:
+                _, event = resolve(state.incident, now=now, notes=RESHAPED_NOTE)
+                result.events.append(event)
+            if state != IDLE:
+                result.previous[slot.key] = state
+                result.changed[slot.key] = IDLE
+            self._drop(slot)
+            released.add(slot.key)
+        self._orphans = []
+        return frozenset(released)
+
     def _slot_of(self, incident_id: uuid.UUID) -> _Slot:
         for slot in self._slots.values():
             incident = slot.state.incident
@@ -776,6 +810,11 @@ class Evaluator:
 
 _LEARNING = frozenset({Kind.ANOMALY, Kind.FORECAST})
 _REMEMBERING = _LEARNING | {Kind.ABSENT}  # kinds whose idle series still hold something
+
+
+def _fits(rule: Rule, series: str) -> bool:
+    """Whether ``rule`` has ``series``: "" when it is not split, an instance when it is."""
+    return (series == "") == (rule.split_by is SplitBy.NONE)
 
 
 _INF, _NEG_INF = math.inf, -math.inf
@@ -826,7 +865,7 @@ def _learn(plan: _Plan, slot: _Slot, value: float, at: float) -> Observation | N
     return kinds.forecast(rule, value, line, at, history=history)
 
 
-def _fits(rule: Rule, memory: Baseline | Trend) -> bool:
+def _learned_by(rule: Rule, memory: Baseline | Trend) -> bool:
     """Whether ``memory`` is what ``rule``'s series learn (``_learn``)."""
     if rule.kind is Kind.ANOMALY:
         return isinstance(memory, Baseline)

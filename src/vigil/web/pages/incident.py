@@ -37,8 +37,8 @@ TIMELINE_LIMIT = 200
 
 
 async def incident_events(reads: Reads, incident_id: uuid.UUID) -> list[Event]:
-    """The incident's events in order: its timeline. (The API has no such read yet; it would
-    be ``GET /api/alerts/incidents/{id}/events``.)"""
+    """The incident's events in order: its timeline (the same read as
+    ``GET /api/alerts/incidents/{id}/events``)."""
     return await reads.vigil.store.incident_events(incident_id, limit=TIMELINE_LIMIT)
 
 

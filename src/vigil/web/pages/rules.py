@@ -365,7 +365,16 @@ async def edit_page(
     rule = await rules_api.get_rule(request, name, principal)
     context = _context(request, principal, f"Rule {rule.display_name}")
     values = form_values(rule) if sent is None else defaultdict(str, sent)
-    context.update(rule=rule, problem=problem, values=values, preview=preview, periods=PERIODS)
+    history = await rules_api.rule_events(request, name, principal, limit=200)
+    changes = [e for e in history if e.kind.startswith("rule.")][:CHANGES_SHOWN]
+    context.update(
+        rule=rule,
+        problem=problem,
+        values=values,
+        preview=preview,
+        periods=PERIODS,
+        changes=changes,
+    )
     if rule.kind is Kind.THRESHOLD:
         context.update(await _suggestion(request, principal, name, values))
     return render(request, "rule.html", context, status_code=status_code)
@@ -373,6 +382,7 @@ async def edit_page(
 
 PERIODS = [("24h", "24 hours"), ("7d", "7 days"), ("30d", "30 days")]
 CHART_POINTS = 300
+CHANGES_SHOWN = 20  # the rule's latest changes on its page; all of them in the API
 
 
 async def _previewed(

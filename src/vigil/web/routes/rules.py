@@ -23,6 +23,7 @@ from vigil.web.auth import Admin, Viewer, web_state
 from vigil.web.errors import responses
 from vigil.web.schemas import (
     BandStepOut,
+    EventOut,
     PreviewIncidentOut,
     PreviewRunOut,
     RuleIn,
@@ -280,6 +281,25 @@ async def rule_stats(
         rule.name, days=days, now=vigil.clock(), open_incidents=vigil.view.active()
     )
     return RuleStatsOut.of_rule(stats, display_name=rule.display_name)
+
+
+@router.get(
+    "/{name:rule_name}/events",
+    responses=responses(401, 403, 404, 422, 503),
+    summary="A rule's history",
+    description="Newest first: the rule's changes (`rule.created`, `rule.changed` with each "
+    "changed field's `[old, new]` in `data.changes`, who made them and when) and its "
+    "incidents' events. `limit`: 1 to 1,000 (default 100).",
+)
+async def rule_events(
+    request: Request,
+    name: str,
+    _: Viewer,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[EventOut]:
+    rule = rule_named(request, name)
+    events = await web_state(request).vigil.store.rule_events(rule.name, limit=limit)
+    return [EventOut.of(event) for event in events]
 
 
 @router.get("/{name:rule_name}", responses=ONE, summary="One rule", name="get_rule_by_name")
