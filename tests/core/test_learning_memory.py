@@ -154,6 +154,9 @@ def test_what_does_not_fit_is_not_adopted() -> None:
     )
     assert other.adopt({**memories, "gone": memories["leak"]}) == 1
     assert other.memories().keys() == {"odd/a"}
+    # A series the rule does not have (unsplit for a split rule) is not taken.
+    split = Evaluator([anomaly(name="odd", split_by="instance")], new_id=counter_ids())
+    assert split.adopt({"odd": memories["odd/a"]}) == 0
     # A memory of one kind is not taken by a rule of another.
     swapped = Evaluator([anomaly(name="leak", metric="memory_usage")], new_id=counter_ids())
     assert swapped.adopt({"leak": memories["leak"]}) == 0

@@ -185,6 +185,7 @@ class Evaluator:
         self._overflow: dict[str, int] = {}
         self._learning_now: datetime | None = None
         self._learning_at = 0.0
+        self.generation = 0  # counts the changes of the rules: equal, they are as they were
         self._orphans: list[_Slot] = []  # series their rule no longer has: released next cycle
         for rule in rules:
             if rule.name in self._rules:
@@ -514,6 +515,7 @@ class Evaluator:
 
     def _index(self) -> None:
         """The lookups a cycle runs on, rebuilt whenever the rules change."""
+        self.generation += 1
         plain: dict[str, list[_Slot]] = {}
         self._plain_all: list[_Slot] = []
         self._plain_no_data: list[_Slot] = []

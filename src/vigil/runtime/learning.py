@@ -40,6 +40,7 @@ class Learner:
         self.interval = interval
         self.own_instance = own_instance
         self._learned: dict[str, tuple[object, ...]] | None = None  # None: nothing yet
+        self._generation = -1  # the evaluator's rules as they were when last looked at
 
     def forget(self) -> None:
         """Learn every learning rule again at the next ``catch_up`` (a new leader's
@@ -51,6 +52,9 @@ class Learner:
         or changed since the last call (all of them after ``forget``); how many series
         learned. A failure is logged and leaves those rules learning from their next reading:
         it never stops the monitor."""
+        if self._learned is not None and evaluator.generation == self._generation:
+            return 0  # the common cycle: no rule changed since the last
+        self._generation = evaluator.generation
         learned = self._learned or {}
         current = {name: _learns_from(rule) for name, rule in evaluator.learning_rules().items()}
         due = {
