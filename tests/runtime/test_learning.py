@@ -101,3 +101,31 @@ async def test_a_learning_rule_added_beside_history_judges_by_it_at_once(
         await vigil.add_rule(ANOMALY, by="test")
         kinds = [*await step(vigil, clock, script, 500.0), *await step(vigil, clock, script, 500.0)]
         assert kinds == [EventKind.INCIDENT_OPENED]
+
+
+async def test_an_instance_taking_over_learns_what_the_leader_had(
+    migrated_postgres_url: str,
+) -> None:
+    """PostgreSQL, two instances: the follower did not evaluate while the other led; when it
+    takes over it learns the history before judging, and fires at once."""
+    clock, rng = Clock(), random.Random(7)
+    leader_script, follower_script = Script(), Script()
+    url = migrated_postgres_url
+    leader = await make_vigil(url, leader_script, clock, interval=3600, instance="a").__aenter__()
+    try:
+        async with make_vigil(url, follower_script, clock, interval=3600, instance="b") as follower:
+            assert leader.monitor.status().leader and not follower.monitor.status().leader
+            await leader.add_rule(ANOMALY, by="test")
+            for k in range(int(DAY / STEP) + 12):
+                assert await step(leader, clock, leader_script, usual(k, rng)) == []
+            await leader.aclose()  # the leader goes away
+            assert ANOMALY.name not in follower.monitor.evaluator.memories()  # never evaluated
+            kinds = [
+                *await step(follower, clock, follower_script, 500.0),
+                *await step(follower, clock, follower_script, 500.0),
+            ]
+            assert follower.monitor.status().leader
+            assert kinds == [EventKind.INCIDENT_OPENED]
+    finally:
+        if leader.running:
+            await leader.aclose()
