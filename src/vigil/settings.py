@@ -216,7 +216,7 @@ class Settings(BaseSettings):
         description="Seconds in the past a pushed sample may be dated.",
     )
     ingest_flush_interval: float = Field(
-        0.05,
+        0.01,
         ge=0,
         le=10,
         description="Pushed samples are written by group commit: the pushes of the moment in "
