@@ -218,6 +218,22 @@ class Settings(BaseSettings):
         le=30 * 86_400,
         description="Seconds in the past a pushed sample may be dated.",
     )
+    ingest_flush_interval: float = Field(
+        0.01,
+        ge=0,
+        le=10,
+        description="Pushed samples are written by group commit: the pushes of the moment in "
+        "one transaction, each answered once it has committed. At most one such transaction "
+        "every this many seconds (sooner when half the buffer waits); 0: as soon as the "
+        "previous one is done.",
+    )
+    ingest_buffer: int = Field(
+        50_000,
+        ge=10_000,
+        le=1_000_000,
+        description="Pushed samples held waiting for their transaction, at most (one full "
+        "batch or more); a push that does not fit is answered 429 with Retry-After.",
+    )
     delivery_lease: float = Field(
         30.0,
         ge=1,
@@ -343,6 +359,8 @@ EXPECTED = {
     "ingest_volume": "a number of samples a second above 0, at most 1000000",
     "ingest_max_future": "a number of seconds from 0 to 3600",
     "ingest_max_age": "a number of seconds from 60 to 2592000 (30 days)",
+    "ingest_flush_interval": "a number of seconds from 0 to 10",
+    "ingest_buffer": "a whole number of samples from 10000 to 1000000",
     "delivery_lease": "a number of seconds from 1 to 3600",
     "max_rules": "a whole number from 1 to 100000",
     "max_series_per_rule": "a whole number from 1 to 100000",
