@@ -63,7 +63,16 @@ async def test_no_page_scrolls_sideways_at_phone_or_desktop_width(
     await silence_and_notify(board)
     await board.cycle({LATENCY: 60.0, LONG_METRIC: 3.0})  # a long id some source reports
     incident = board.running.view.active()[0]
-    pages = ["/", "/alerts", f"/incidents/{incident.id}", "/silences", "/channels"]
+    pages = [
+        "/",
+        "/alerts",
+        f"/incidents/{incident.id}",
+        "/silences",
+        "/channels",
+        "/rules",
+        f"/rules/{LATENCY}",
+        f"/rules/{LATENCY}/delete",
+    ]
     for width, height in SIZES:
         for scheme in SCHEMES:
             login = await tab_at(browser, width, height, scheme)

@@ -68,6 +68,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/api/alerts/summary"): Rule(READ),
     ("GET", "/api/alerts/incidents"): Rule(READ),
     ("GET", "/api/alerts/incidents/{incident_id:uuid}"): Rule(READ),
+    ("GET", "/api/alerts/incidents/{incident_id:uuid}/events"): Rule(READ),
     ("POST", "/api/alerts/incidents/acknowledge-all"): Rule(ADMIN, {}, csrf=True),
     ("POST", "/api/alerts/incidents/{incident_id:uuid}/acknowledge"): Rule(ADMIN, {}, csrf=True),
     ("POST", "/api/alerts/incidents/{incident_id:uuid}/resolve"): Rule(ADMIN, {}, csrf=True),

@@ -287,9 +287,14 @@ async def test_history_filters_and_pages(api: Api) -> None:
     assert all(row.has_class("sev-critical") for row in rows(critical))
     assert critical.find("option", value="critical").attrs.get("selected") == ""
 
-    both = await api.client.get("/alerts", params={"severity": "warning", "metric": MEMORY})
+    both = await api.client.get("/alerts", params={"severity": "warning", "rule": MEMORY})
     memory = rows(html(both))
     assert len(memory) == 20 and all(MEMORY in row.text for row in memory)
+    assert html(both).find("option", value=MEMORY).attrs.get("selected") == ""
+    by_metric = await api.client.get("/alerts", params={"severity": "warning", "metric": MEMORY})
+    assert len(rows(html(by_metric))) == 20  # an old link by metric still works
+    refused = html(await api.client.get("/alerts", params={"rule": "Not A Rule"}))
+    assert "Rule: 'Not A Rule' is not a rule name" in refused.find(id="history").text
 
     day = (T0 - timedelta(days=1)).date().isoformat()
     one_day = html(await api.client.get("/alerts", params={"from": day, "to": day}))

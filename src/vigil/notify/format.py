@@ -254,6 +254,8 @@ def _status(incident: Incident) -> str:
 
 
 def _amount(value: float, unit: str) -> str:
+    if unit == "event":  # a count: "1 event", "3 events", as the pages say it
+        return f"{value:g} {'event' if value == 1 else 'events'}"
     return f"{value:.2f} {unit}" if unit else f"{value:.2f}"
 
 

@@ -24,6 +24,7 @@ from vigil.core.samples import combine
 from vigil.rulesfile import parse_duration
 from vigil.web.auth import Principal, web_state
 from vigil.web.pages.forms import AdminForm, back, checked, validated
+from vigil.web.pages.incident import band_points
 from vigil.web.pages.render import base_context, render
 from vigil.web.pages.route import PageRoute, Reader
 from vigil.web.pages.sections import Context, Loader, Reads, load, section
@@ -83,6 +84,7 @@ KIND_FIELDS: dict[Kind, tuple[str, ...]] = {
         "warning",
         "critical",
         "direction",
+        "recovery",
         "horizon",
         "lookback",
         "min_history",
@@ -438,6 +440,7 @@ def preview_chart(
         "end": result.end.isoformat(),
         "points": [{"t": p.time.isoformat(), "mean": p.mean} for p in history.points],
         "thresholds": thresholds,
+        "band": band_points(result.proposed.band) if result.proposed.band else None,
         "windows": [
             {
                 "from": i.opened_at.isoformat(),

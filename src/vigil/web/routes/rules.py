@@ -15,13 +15,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from starlette.convertors import Convertor, register_url_convertor
 
-from vigil.backtest import Outcome
+from vigil.backtest import BandStep, Outcome
 from vigil.core import NotFoundError, Rule, ValidationError
 from vigil.core.suggest import Suggestion, hour_name
 from vigil.preview import Replayed, parse_since, preview, suggest
 from vigil.web.auth import Admin, Viewer, web_state
 from vigil.web.errors import responses
 from vigil.web.schemas import (
+    BandStepOut,
     EventOut,
     PreviewIncidentOut,
     PreviewRunOut,
@@ -138,7 +139,9 @@ async def preview_rule(request: Request, body: RulePreviewIn, _: Viewer) -> Rule
 
 def _run_out(run: Replayed) -> PreviewRunOut:
     outcomes = run.report.outcomes
+    bands = list(run.bands.values())  # a preview replays one rule
     return PreviewRunOut(
+        band=band_out(bands[0]) if len(bands) == 1 else None,
         incidents=[_incident_out(o) for o in outcomes],
         opened=len(outcomes),
         escalated=sum(o.escalated_at is not None for o in outcomes),
@@ -147,6 +150,15 @@ def _run_out(run: Replayed) -> PreviewRunOut:
         seconds_in_incident=sum(o.duration_s for o in outcomes),
         cycles=run.report.cycles,
     )
+
+
+def band_out(steps: list[BandStep]) -> list[BandStepOut]:
+    return [
+        BandStepOut(time=at, low=None, baseline=None, high=None)
+        if edges is None
+        else BandStepOut(time=at, low=edges[0], baseline=edges[1], high=edges[2])
+        for at, edges in steps
+    ]
 
 
 def _incident_out(o: Outcome) -> PreviewIncidentOut:
