@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from vigil.backtest import Readings, Replay, Report
 from vigil.core import Rule, ValidationError
 from vigil.core.flapping import FlapSettings
+from vigil.core.grouping import check_window
 from vigil.core.rules import Kind
 from vigil.core.suggest import History, NoSuggestion, Suggestion, hour_name
 
@@ -75,11 +76,26 @@ def parse_since(text: str, now: datetime, *, field: str = "since") -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class Replayed:
-    """One set of rules' replay: its report and the notifications it would have sent
-    (opened, escalated and resolved events)."""
+    """One set of rules' replay: its report and the notifications it would have sent to a
+    channel hearing every event: one per opened, escalated, resolved and flapping event
+    (``notifications``), and as incident grouping sends them with the report's
+    ``group_window`` (``grouped_notifications``; the same number when grouping is off)."""
 
     report: Report
     notifications: int
+
+    @property
+    def grouped_notifications(self) -> int:
+        return self.report.grouped_notifications
+
+    @property
+    def group_window(self) -> float:
+        return self.report.group_window
+
+    @property
+    def groups(self) -> int:
+        """Incident groups of two or more incidents."""
+        return self.report.groups
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,14 +127,18 @@ async def preview(
     own_instance: str | None = None,
     chunk: int | None = None,
     flap: FlapSettings | None = None,
+    group_window: float = 0.0,
 ) -> Preview:
     """Replay ``proposed`` (and ``saved``, when given and not empty) over the samples stored
     in ``[start, end)``, in one pass over the history, with flap detection as ``flap`` says
-    (the monitor's ``Settings.flap``). The event loop is yielded every ``SLICE_ROWS`` rows, so
-    a long replay in the server never stalls the monitor."""
-    runs = [_Run(proposed, interval, own_instance, flap)]
+    (the monitor's ``Settings.flap``) and the notifications counted with incident grouping
+    over ``group_window`` seconds too (the monitor's ``Settings.effective_group_window``;
+    0: off), as ``vigil backtest`` counts them. The event loop is yielded every
+    ``SLICE_ROWS`` rows, so a long replay in the server never stalls the monitor."""
+    check_window("group_window", group_window)
+    runs = [_Run(proposed, interval, own_instance, flap, group_window)]
     if saved:
-        runs.append(_Run(saved, interval, own_instance, flap))
+        runs.append(_Run(saved, interval, own_instance, flap, group_window))
     everything = any(rule.kind is Kind.ABSENT for run in runs for rule in run.rules.values())
     # An absent rule needs every cycle, data or not: the monitor's own samples mark them.
     metrics = (
@@ -153,10 +173,16 @@ class _Run:
         interval: float,
         own: str | None,
         flap: FlapSettings | None = None,
+        group_window: float = 0.0,
     ) -> None:
         self.rules = dict(rules)
         self.own = own
-        self.replay = Replay(self.rules, stale_after=STALE_INTERVALS * interval, flap=flap)
+        self.replay = Replay(
+            self.rules,
+            stale_after=STALE_INTERVALS * interval,
+            flap=flap,
+            group_window=group_window,
+        )
         self.horizon = timedelta(seconds=horizon(self.rules, interval))
         self.read = {metric for rule in self.rules.values() for metric in rule.metrics}
         # The interval of the one metric's value that changes nothing (None: not known yet,
