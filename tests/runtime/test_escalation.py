@@ -101,6 +101,8 @@ async def test_a_step_waiting_for_its_retry_is_not_sent_once_acknowledged(
         await vigil.acknowledge(incident.id, by="ana")
         await receiver.wait_for(lambda: len(receiver.on("/pager")) == 2)
         await receiver.wait_for(lambda: len(receiver.on("/ops")) == 2)
+        # Recorded as delivered (the opening and both acknowledgements) before time moves on.
+        await wait_until(lambda: vigil.notifier.status().delivered == 3)
 
         clock.advance(10 * 60)  # well past the step's retry
         assert await vigil.notifier.run_once() == 0
