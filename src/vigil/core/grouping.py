@@ -261,6 +261,8 @@ class GroupedMessages:
 
     def take(self, events: Sequence[Event], *, now: datetime) -> None:
         """One cycle's events."""
+        if not events:
+            return  # most cycles of a replay: nothing to tell
         if self.window <= timedelta(0):
             self.sent += sum(1 for e in events if e.kind is not EventKind.INCIDENT_ACKNOWLEDGED)
             return
