@@ -7,6 +7,7 @@ one line names the variable and the form it expects, before anything starts.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,6 +21,8 @@ from vigil.core.errors import ValidationError
 from vigil.core.flapping import FlapSettings
 
 ENV_PREFIX = "VIGIL_"
+DATABASE_SCHEMES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 MIN_SECRET_KEY = 16
 SECRET_KEY_HINT = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
@@ -246,6 +249,26 @@ class Settings(BaseSettings):
             raise ValueError("contains spaces")
         _ = parts.port  # raises ValueError for a port out of range
         return value.strip()
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        # The store checks the rest (vigil.store.engine); this names the setting at start-up.
+        if not value.strip().startswith(DATABASE_SCHEMES):
+            raise ValueError("not a supported database URL")
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _listen_address(cls, value: str) -> str:
+        text = value.strip()
+        try:
+            ipaddress.ip_address(text)
+        except ValueError:
+            labels = text.removesuffix(".").split(".")
+            if len(text) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+                raise ValueError("not an address or host name") from None
+        return text
 
     @field_validator("secret_key")
     @classmethod

@@ -76,7 +76,17 @@ async def test_no_page_scrolls_sideways_at_phone_or_desktop_width(
         now=board.clock.now,
     )
     incident = board.running.view.active()[0]
-    pages = ["/", "/alerts", f"/incidents/{incident.id}", "/silences", "/channels", "/escalations"]
+    pages = [
+        "/",
+        "/alerts",
+        f"/incidents/{incident.id}",
+        "/silences",
+        "/channels",
+        "/escalations",
+        "/rules",
+        f"/rules/{LATENCY}",
+        f"/rules/{LATENCY}/delete",
+    ]
     for width, height in SIZES:
         for scheme in SCHEMES:
             login = await tab_at(browser, width, height, scheme)

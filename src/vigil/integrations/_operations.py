@@ -39,6 +39,7 @@ _log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SOURCE = "discord"
+ANSWER_COLOUR = 0x5865F2  # Discord's own blue: an answer, not an incident's state
 DEFER_AFTER = 2.0  # seconds an action may take before its interaction is deferred
 ENV_PREFIX = "VIGIL_DISCORD_"
 _BOOLEANS = {
@@ -184,11 +185,16 @@ class DiscordOperations:
         return self.severity_channels.get(severity.value, self.channel_id)
 
     def role_of(self, user: discord.abc.User) -> Role | None:
-        """The Vigil role a Discord user has here: by user id first, then by any role."""
-        roles = {role.id for role in getattr(user, "roles", ())}
-        if user.id in self.admin_users or roles & set(self.admin_roles):
+        """The Vigil role a Discord user has here: by user id first (a user mapped to
+        ``viewer`` stays a viewer whatever their Discord roles), then by any role."""
+        if user.id in self.admin_users:
             return Role.ADMIN
-        if user.id in self.viewer_users or roles & set(self.viewer_roles):
+        if user.id in self.viewer_users:
+            return Role.VIEWER
+        roles = {role.id for role in getattr(user, "roles", ())}
+        if roles & set(self.admin_roles):
+            return Role.ADMIN
+        if roles & set(self.viewer_roles):
             return Role.VIEWER
         return None
 
@@ -383,12 +389,14 @@ async def in_time(interaction: discord.Interaction[Any], work: Awaitable[T]) -> 
     return await task
 
 
-async def reply(interaction: discord.Interaction[Any], text: str, **extra: Any) -> None:
-    """Answer privately (ephemeral), whether or not the interaction was answered yet."""
+async def reply(interaction: discord.Interaction[Any], text: str) -> None:
+    """Answer privately (ephemeral), as an embed like every answer, whether or not the
+    interaction was answered yet."""
+    embed = discord.Embed(description=text, colour=ANSWER_COLOUR)
     if interaction.response.is_done():
-        await interaction.followup.send(text, ephemeral=True, **extra)
+        await interaction.followup.send(embed=embed, ephemeral=True)
     else:
-        await interaction.response.send_message(text, ephemeral=True, **extra)
+        await interaction.response.send_message(embed=embed, ephemeral=True)
 
 
 def _label(incident: Incident) -> str:

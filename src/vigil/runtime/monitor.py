@@ -28,6 +28,7 @@ from vigil.core import (
 from vigil.core.evaluation import split_key
 from vigil.metrics import HealthRegistry, Metrics
 from vigil.runtime.bus import EventBus
+from vigil.runtime.learning import Learner
 from vigil.runtime.ports import Leadership, MonitorStore
 from vigil.runtime.schedule import next_tick
 from vigil.runtime.silences import SilenceCache
@@ -74,8 +75,10 @@ class Monitor:
         clock: Callable[[], datetime],
         silences: SilenceCache | None = None,
         group_window: float = 0.0,
+        learner: Learner | None = None,
     ) -> None:
         self.store = store
+        self.learner = learner  # the learning rules' history, from the store
         self.metrics = metrics
         self.evaluator = evaluator
         self.bus = bus
@@ -178,6 +181,8 @@ class Monitor:
             self._pending.clear()
             self.view.replace_open(await self.store.active_incidents())
             return []
+        if self.learner is not None:
+            await self.learner.catch_up(self.evaluator, now)
         result = self.evaluator.evaluate_series(
             readings, now=now, silenced=await self._silenced(now)
         )
@@ -265,6 +270,8 @@ class Monitor:
         leader = await self.leadership.try_acquire()
         if leader and not self._was_leader:
             await self.reload()  # the previous leader's work, before evaluating anything
+            if self.learner is not None:
+                self.learner.forget()  # another instance led meanwhile: learn it all again
             [event] = await self.store.append_events(
                 [Event(kind=EventKind.LEADER_CHANGED, at=now, data={"instance": self.instance})]
             )

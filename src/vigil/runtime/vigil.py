@@ -30,6 +30,7 @@ from vigil.metrics import HealthRegistry, LoopLagProbe, Metrics, MetricSource, P
 from vigil.metrics.recorder import Recorder
 from vigil.runtime.bus import EventBus
 from vigil.runtime.health import Health
+from vigil.runtime.learning import Learner
 from vigil.runtime.monitor import STALE_INTERVALS, Monitor
 from vigil.runtime.notifier import DeliveryPolicy, Notifier
 from vigil.runtime.series import SeriesBudget
@@ -249,6 +250,9 @@ class Vigil:
             clock=self.clock,
             silences=silences,
             group_window=self.settings.effective_group_window,
+            learner=Learner(
+                store, interval=self.settings.interval, own_instance=self.settings.instance
+            ),
         )
         return _Running(
             store=store,

@@ -101,6 +101,10 @@ class HealthDetails(BaseModel):
     last_error: str | None
     pending_samples: int
     dropped_samples: int
+    series_overflow: dict[str, int] = Field(
+        description="Split rules whose instances outnumber VIGIL_MAX_SERIES_PER_RULE: the "
+        "series refused in the last cycle, by rule."
+    )
     last_event_id: int
     stream_clients: int
     tasks: list[TaskOut]
@@ -121,6 +125,7 @@ class HealthDetails(BaseModel):
             last_error=status.last_error,
             pending_samples=status.pending_samples,
             dropped_samples=status.dropped_samples,
+            series_overflow=dict(status.series_overflow),
             last_event_id=health.last_event_id,
             stream_clients=clients,
             tasks=[TaskOut.of(task) for task in health.tasks],
