@@ -263,6 +263,75 @@ async def test_a_long_preview_lets_the_event_loop_run() -> None:
     assert during >= len(rows) // SLICE_ROWS - 1  # it ran between the slices
 
 
+# Three rules on three metrics, each breaching (one reading) during the cycles listed.
+TOGETHER = {"a": range(1, 3), "b": range(1, 3), "c": range(1, 3)}
+APART = {"a": range(1, 3), "b": range(4, 6), "c": range(7, 9)}  # each resolved first
+
+
+@pytest.mark.parametrize(
+    ("breaching", "window", "notifications", "grouped", "groups"),
+    [
+        # opened together: one message for the group's opening, one when the last resolves
+        (TOGETHER, 60.0, 6, 2, 1),
+        (TOGETHER, 0.0, 6, 6, 0),  # grouping off: a message per event
+        (APART, 60.0, 6, 6, 0),  # each resolved before the next opened: no group
+    ],
+)
+async def test_the_preview_counts_notifications_with_grouping_as_the_backtest(
+    breaching: dict[str, range],
+    window: float,
+    notifications: int,
+    grouped: int,
+    groups: int,
+) -> None:
+    step = 30.0
+    rules = {
+        name: Rule.from_dict(
+            {
+                "name": name,
+                "metric": f"{name}_latency",
+                "critical": 100,
+                "breaches_required": 1,
+                "recoveries_required": 1,
+            }
+        )
+        for name in breaching
+    }
+    rows = [
+        (T0 + timedelta(seconds=step * n), f"{name}_latency", "bot", 150.0 if n in hot else 10.0)
+        for n in range(12)
+        for name, hot in breaching.items()
+    ]
+    result = await preview(
+        OneChunk(rows),
+        rules,
+        saved=rules,
+        start=T0,
+        end=T0 + timedelta(hours=1),
+        interval=step,
+        group_window=window,
+    )
+    for run in (result.proposed, result.saved):
+        assert run is not None
+        assert len(run.report.outcomes) == 3
+        assert (run.notifications, run.grouped_notifications) == (notifications, grouped)
+        assert (run.group_window, run.groups) == (window, groups)
+
+
+async def test_the_preview_refuses_a_bad_group_window() -> None:
+    rule = Rule.from_dict({"name": NAME, "metric": METRIC, "critical": 100})
+    with pytest.raises(ValidationError) as raised:
+        await preview(
+            OneChunk([]),
+            {NAME: rule},
+            start=T0,
+            end=T0 + timedelta(hours=1),
+            interval=INTERVAL,
+            group_window=-1,
+        )
+    assert raised.value.field == "group_window"
+
+
 # -- what the learning rules learn from the history ------------------------------------------
 
 

@@ -25,6 +25,7 @@ from vigil.backtest import BandStep, Readings, Replay, Report
 from vigil.core import Rule, ValidationError
 from vigil.core.evaluation import series_key
 from vigil.core.flapping import FlapSettings
+from vigil.core.grouping import check_window
 from vigil.core.learning import Baseline, Trend, learning_window
 from vigil.core.rules import Kind, SplitBy
 from vigil.core.suggest import History, NoSuggestion, Suggestion, hour_name
@@ -77,13 +78,28 @@ def parse_since(text: str, now: datetime, *, field: str = "since") -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class Replayed:
-    """One set of rules' replay: its report and the notifications it would have sent
-    (opened, escalated and resolved events)."""
+    """One set of rules' replay: its report and the notifications it would have sent to a
+    channel hearing every event: one per opened, escalated, resolved and flapping event
+    (``notifications``), and as incident grouping sends them with the report's
+    ``group_window`` (``grouped_notifications``; the same number when grouping is off)."""
 
     report: Report
     notifications: int
     # Each unsplit anomaly rule's band as it judged, by rule name (``Replay.bands``).
     bands: Mapping[str, list[BandStep]] = dataclasses.field(default_factory=dict)
+
+    @property
+    def grouped_notifications(self) -> int:
+        return self.report.grouped_notifications
+
+    @property
+    def group_window(self) -> float:
+        return self.report.group_window
+
+    @property
+    def groups(self) -> int:
+        """Incident groups of two or more incidents."""
+        return self.report.groups
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,16 +131,20 @@ async def preview(
     own_instance: str | None = None,
     chunk: int | None = None,
     flap: FlapSettings | None = None,
+    group_window: float = 0.0,
 ) -> Preview:
     """Replay ``proposed`` (and ``saved``, when given and not empty) over the samples stored
     in ``[start, end)``, in one pass over the history, with flap detection as ``flap`` says
-    (the monitor's ``Settings.flap``). Anomaly and forecast rules first learn from the window
-    they need before ``start`` (``learn``), as the monitor does when such a rule is added. The
-    event loop is yielded every ``SLICE_ROWS`` rows, so a long replay in the server never
-    stalls the monitor."""
-    runs = [_Run(proposed, interval, own_instance, flap)]
+    (the monitor's ``Settings.flap``), and the notifications counted with incident grouping
+    over ``group_window`` seconds too (the monitor's ``Settings.effective_group_window``;
+    0: off), as ``vigil backtest`` counts them. Anomaly and forecast rules first learn from
+    the window they need before ``start`` (``learn``), as the monitor does when such a rule
+    is added. The event loop is yielded every ``SLICE_ROWS`` rows, so a long replay in the
+    server never stalls the monitor."""
+    check_window("group_window", group_window)
+    runs = [_Run(proposed, interval, own_instance, flap, group_window=group_window)]
     if saved:
-        runs.append(_Run(saved, interval, own_instance, flap))
+        runs.append(_Run(saved, interval, own_instance, flap, group_window=group_window))
     for run in runs:
         learned = await learn(
             store, run.rules, now=start, interval=interval, own_instance=own_instance
@@ -165,13 +185,18 @@ class _Run:
         own: str | None,
         flap: FlapSettings | None = None,
         bands: list[str] | None = None,
+        group_window: float = 0.0,
     ) -> None:
         self.rules = dict(rules)
         self.own = own
         # The bands traced (series keys): by default every unsplit anomaly rule's.
         traced = [n for n, r in self.rules.items() if _drawn(r)] if bands is None else bands
         self.replay = Replay(
-            self.rules, stale_after=STALE_INTERVALS * interval, flap=flap, bands=traced
+            self.rules,
+            stale_after=STALE_INTERVALS * interval,
+            flap=flap,
+            bands=traced,
+            group_window=group_window,
         )
         self.horizon = timedelta(seconds=horizon(self.rules, interval))
         self.read = {metric for rule in self.rules.values() for metric in rule.metrics}

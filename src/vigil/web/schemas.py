@@ -497,7 +497,18 @@ class PreviewRunOut(BaseModel):
     opened: int
     escalated: int
     resolved: int
-    notifications: int = Field(description="Opened, escalated and resolved: what is sent.")
+    notifications: int = Field(
+        description="What a channel hearing every event is sent, one message per event "
+        "(opened, escalated, resolved, flapping)."
+    )
+    grouped_notifications: int = Field(
+        description="The same with incident grouping over `group_window` seconds, as the "
+        "outbox sends a group's messages (equal to `notifications` when grouping is off)."
+    )
+    group_window: float = Field(
+        description="The server's correlation window in seconds (0: grouping off)."
+    )
+    groups: int = Field(description="Incident groups of two or more incidents.")
     seconds_in_incident: float
     cycles: int
     band: list[BandStepOut] | None = Field(

@@ -53,6 +53,9 @@ NOTICES = {
     "snooze-ended": "Snooze ended: the rule is watched again.",
     "window-added": "Maintenance window added.",
     "window-removed": "Maintenance window removed.",
+    "escalation-added": "Escalation policy added.",
+    "escalation-saved": "Escalation policy saved.",
+    "escalation-removed": "Escalation policy removed: its incidents are notified as channels say.",
 }
 
 SEVERITY_ICONS = {"critical": "▲", "warning": "◆", "info": "●"}

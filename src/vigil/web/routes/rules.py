@@ -109,8 +109,9 @@ async def create_rule(
     "by default; `30m`, `7d`, `2w`... or an ISO-8601 start). Nothing is saved: the rule is "
     "replayed through the monitor's evaluator over the samples stored since then, and so is "
     "the saved rule of that name (`saved`, null when there is none). Each lists the incidents "
-    "it would have opened, escalated and resolved, the notifications it would have sent and "
-    "its time in incident. A bad rule is a 422 naming the field, as when creating one.",
+    "it would have opened, escalated and resolved, the notifications it would have sent (one "
+    "per event, and with the server's incident grouping window, as `vigil backtest` counts "
+    "them) and its time in incident. A bad rule is a 422 naming the field, as when creating one.",
 )
 async def preview_rule(request: Request, body: RulePreviewIn, _: Viewer) -> RulePreviewOut:
     vigil = web_state(request).vigil
@@ -127,6 +128,7 @@ async def preview_rule(request: Request, body: RulePreviewIn, _: Viewer) -> Rule
         interval=vigil.settings.interval,
         own_instance=vigil.settings.instance,
         flap=vigil.settings.flap,
+        group_window=vigil.settings.effective_group_window,
     )
     return RulePreviewOut(
         start=result.start,
@@ -147,6 +149,9 @@ def _run_out(run: Replayed) -> PreviewRunOut:
         escalated=sum(o.escalated_at is not None for o in outcomes),
         resolved=sum(o.resolved_at is not None for o in outcomes),
         notifications=run.notifications,
+        grouped_notifications=run.grouped_notifications,
+        group_window=run.group_window,
+        groups=run.groups,
         seconds_in_incident=sum(o.duration_s for o in outcomes),
         cycles=run.report.cycles,
     )
