@@ -203,6 +203,7 @@ class Phase:
     longest_cycle: float = 0.0
     longest_gap: float = 0.0
     rss_mb: list[float] = field(default_factory=list)
+    load: float = 0.0  # the machine's 1-minute load average at the phase's end
 
     def p(self, share: float) -> float:
         ordered = sorted(self.latencies)
@@ -238,6 +239,7 @@ async def measure(name: str, port: int, token: str, seconds: float, server: Any)
     times = [datetime.fromisoformat(at) for at in starts]
     gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
     phase.longest_gap = max(gaps, default=0.0)
+    phase.load = os.getloadavg()[0]
     return phase
 
 
@@ -280,7 +282,8 @@ def report(quiet: Phase, abused: Phase, flooded: str, slowed: str) -> bool:
             f"p99 {phase.p(0.99) * 1000:7.1f} ms, {phase.failed} of {len(phase.latencies)} "
             f"failed; {phase.cycles} cycles, {phase.late} late, longest "
             f"{phase.longest_cycle * 1000:.0f} ms, longest gap between starts "
-            f"{phase.longest_gap:.2f} s; RSS max {max(phase.rss_mb):.0f} MB"
+            f"{phase.longest_gap:.2f} s; RSS max {max(phase.rss_mb):.0f} MB; "
+            f"load {phase.load:.2f} on {os.cpu_count()} cores"
         )
 
     print(row(quiet))

@@ -222,8 +222,8 @@ def report(results: dict[str, list[Round]], options: Options) -> None:
         f"answers; Prometheus: {o.sat_targets} targets x {o.sat_series:,} series every "
         f"{o.sat_interval:g} s, by prometheus_tsdb_head_samples_appended_total).",
         f"{o.big_rules:,} rules: Vigil's monitor cycle with storage in process on SQLite "
-        f"(benchmarks/peer_rules.py: extra metrics' rules added through the store, as user "
-        f"rules do not exist yet, issue 13), median of {o.big_cycles}; Prometheus: "
+        f"(benchmarks/peer_rules.py: the defaults and a user rule per extra metric, applied "
+        f"in one transaction), median of {o.big_cycles}; Prometheus: "
         "prometheus_rule_group_last_duration_seconds of one group holding the two thresholds "
         f"over {o.big_rules:,} series; 1 in 50 breaching in both.",
     ):

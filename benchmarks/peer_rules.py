@@ -1,11 +1,9 @@
 """Vigil's side of bench_peer.py's 10,000-rule figure: the monitor's cycle with storage, in
 process, the way bench_monitor.py measures it.
 
-Vigil has only the ten built-in metrics' rules today, one rule per metric; until user rules
-exist (the open rule-model issue, 13), the extra rules are rules for extra metrics added through
-the store, and their readings come from a scripted source. Only ``build_rule_database`` and
-``cycle_ms`` know this: switch them to real user rules (and `vigil serve` with pushed samples)
-when they exist, and the rest of the harness stays as it is.
+The ten default rules and 9,990 user rules, one per extra metric, applied in one transaction
+(``apply_rules``, the limit raised as ``VIGIL_MAX_RULES`` would raise it); the readings come
+from a scripted source.
 """
 
 from __future__ import annotations
@@ -35,9 +33,13 @@ async def _build(path: Path, rules: int) -> float:
 
     began = time.perf_counter()
     async with await Store.open(_url(path), upgrade=True) as store:
-        for i in range(rules - len(DEFAULT_RULES)):
-            rule = Rule(metric=f"m{i}", warning=BIG_WARNING, critical=BIG_CRITICAL)
-            await store.add_rule(rule, by="bench", now=T0)
+        extra = [
+            Rule(metric=f"m{i}", warning=BIG_WARNING, critical=BIG_CRITICAL)
+            for i in range(rules - len(DEFAULT_RULES))
+        ]
+        await store.apply_rules(
+            [*await store.list_rules(), *extra], by="bench", now=T0, max_rules=rules
+        )
     return time.perf_counter() - began
 
 
@@ -62,7 +64,7 @@ async def _cycles(path: Path, cycles: int) -> float:
     def clock() -> datetime:
         return now[0]
 
-    settings = Settings(database_url=_url(path), interval=3600, instance="bench")
+    settings = Settings(database_url=_url(path), interval=3600, instance="bench", max_rules=100_000)
     # produced by Vigil's own sources (loop lag probe, health registry): not scripted
     built_in = {"event_loop_lag", "service_failure"}
     values: dict[str, float | None] = {}

@@ -113,6 +113,10 @@ class VigilSide:
             "VIGIL_HOST": HOST,
             "VIGIL_PORT": str(self.port),
             "VIGIL_INSTANCE": "vigil-bench",
+            # Saturation measures what storing samples costs, not the per-token limits that
+            # shed a flood (docs/security.md): those are raised out of the way.
+            "VIGIL_INGEST_RATE": "10000",
+            "VIGIL_INGEST_VOLUME": "1000000",
         }
         self.log = folder / "vigil.log"
         self.process: subprocess.Popen[bytes] | None = None

@@ -144,6 +144,9 @@ def test_flap_detection_holds_an_oscillating_trace_in_one_incident() -> None:
     assert (held.opened_at, held.flapping_at, held.resolved_at) == ("m1", "m4", None)
     assert with_flap.flaps == {LATENCY: 1}
     assert with_flap.notifications == 2  # opened, flapping
+    # Grouping leaves the flapping notice its own message, as the outbox does.
+    grouped = replay(trace, RULES, flap=FlapSettings(), group_window=120)
+    assert grouped.grouped_notifications == 2
 
 
 def test_a_flap_that_calms_down_resolves_as_usual() -> None:

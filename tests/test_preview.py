@@ -6,6 +6,8 @@ parser's table."""
 from __future__ import annotations
 
 import asyncio
+import math
+import random
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
@@ -17,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vigil.core import Event, Kind, Rule, Sample, ValidationError
-from vigil.preview import SLICE_ROWS, Replayed, parse_since, preview
+from vigil.core import Evaluator, Event, Kind, Rule, Sample, ValidationError
+from vigil.preview import SLICE_ROWS, Replayed, band_history, learn, parse_since, preview
 
 from .runtime.support import T0, Clock, Script, make_vigil
 
@@ -260,3 +262,173 @@ async def test_a_long_preview_lets_the_event_loop_run() -> None:
     await worker
     assert result.samples == len(rows)
     assert during >= len(rows) // SLICE_ROWS - 1  # it ran between the slices
+
+
+# Three rules on three metrics, each breaching (one reading) during the cycles listed.
+TOGETHER = {"a": range(1, 3), "b": range(1, 3), "c": range(1, 3)}
+APART = {"a": range(1, 3), "b": range(4, 6), "c": range(7, 9)}  # each resolved first
+
+
+@pytest.mark.parametrize(
+    ("breaching", "window", "notifications", "grouped", "groups"),
+    [
+        # opened together: one message for the group's opening, one when the last resolves
+        (TOGETHER, 60.0, 6, 2, 1),
+        (TOGETHER, 0.0, 6, 6, 0),  # grouping off: a message per event
+        (APART, 60.0, 6, 6, 0),  # each resolved before the next opened: no group
+    ],
+)
+async def test_the_preview_counts_notifications_with_grouping_as_the_backtest(
+    breaching: dict[str, range],
+    window: float,
+    notifications: int,
+    grouped: int,
+    groups: int,
+) -> None:
+    step = 30.0
+    rules = {
+        name: Rule.from_dict(
+            {
+                "name": name,
+                "metric": f"{name}_latency",
+                "critical": 100,
+                "breaches_required": 1,
+                "recoveries_required": 1,
+            }
+        )
+        for name in breaching
+    }
+    rows = [
+        (T0 + timedelta(seconds=step * n), f"{name}_latency", "bot", 150.0 if n in hot else 10.0)
+        for n in range(12)
+        for name, hot in breaching.items()
+    ]
+    result = await preview(
+        OneChunk(rows),
+        rules,
+        saved=rules,
+        start=T0,
+        end=T0 + timedelta(hours=1),
+        interval=step,
+        group_window=window,
+    )
+    for run in (result.proposed, result.saved):
+        assert run is not None
+        assert len(run.report.outcomes) == 3
+        assert (run.notifications, run.grouped_notifications) == (notifications, grouped)
+        assert (run.group_window, run.groups) == (window, groups)
+
+
+async def test_the_preview_refuses_a_bad_group_window() -> None:
+    rule = Rule.from_dict({"name": NAME, "metric": METRIC, "critical": 100})
+    with pytest.raises(ValidationError) as raised:
+        await preview(
+            OneChunk([]),
+            {NAME: rule},
+            start=T0,
+            end=T0 + timedelta(hours=1),
+            interval=INTERVAL,
+            group_window=-1,
+        )
+    assert raised.value.field == "group_window"
+
+
+# -- what the learning rules learn from the history ------------------------------------------
+
+
+class Stored:
+    """Samples as a store hands them: those of ``[start, end)`` and the metrics asked for,
+    in time order, in chunks."""
+
+    def __init__(self, rows: list[tuple[datetime, str, str, float]]) -> None:
+        self.rows = sorted(rows, key=lambda row: row[0])
+        self.asked: list[tuple[datetime, datetime]] = []
+
+    async def sample_chunks(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        metrics: Any = None,
+        chunk: int = 500,
+    ) -> AsyncIterator[list[tuple[datetime, str, str, float]]]:
+        self.asked.append((start, end))
+        rows = [
+            row
+            for row in self.rows
+            if start <= row[0] < end and (metrics is None or row[1] in metrics)
+        ]
+        for first in range(0, len(rows), chunk):
+            yield rows[first : first + chunk]
+
+
+DAILY_STEP = timedelta(minutes=5)
+
+
+def daily_rows(days: float, *, seed: int = 4) -> list[tuple[datetime, str, str, float]]:
+    """A latency with a daily cycle, from one pushing instance, from T0."""
+    rng = random.Random(seed)
+    count = int(days * 288)
+    return [
+        (
+            T0 + k * DAILY_STEP,
+            METRIC,
+            "bot",
+            100.0 + 30.0 * math.sin(k / 288 * 2 * math.pi) + rng.gauss(0.0, 2.0),
+        )
+        for k in range(count)
+    ]
+
+
+def test_the_learning_window_is_all_that_is_read() -> None:
+    rule = ANOMALY.updated({"min_history": 86_400})
+    store = Stored(daily_rows(10))
+    now = T0 + timedelta(days=10)
+    asyncio.run(learn(store, {NAME: rule}, now=now, interval=300))
+    assert store.asked == [(now - timedelta(days=7, hours=1), now)]
+
+
+def test_learning_from_the_stored_history_is_learning_live() -> None:
+    """What ``learn`` replays from the store is what an evaluator that cycled over the same
+    readings learned: it judges the next readings exactly alike."""
+    rule = ANOMALY.updated({"min_history": 86_400, "sensitivity": 3})
+    rows = daily_rows(3)
+    now = rows[-1][0] + DAILY_STEP
+    memories = asyncio.run(learn(Stored(rows), {NAME: rule}, now=now, interval=300))
+    restarted = Evaluator([rule], stale_after=600)
+    assert restarted.adopt(memories) == 1
+
+    live = Evaluator([rule], stale_after=600)
+    for at, metric, instance, value in rows:
+        live.evaluate_series({metric: {instance: (value, at)}}, now=at)
+    for k, value in enumerate([100.0, 180.0, 180.0, 100.0, 20.0, 20.0]):
+        at = now + k * DAILY_STEP
+        readings = {METRIC: {"bot": (value, at)}}
+        assert [e.kind for e in restarted.evaluate_series(readings, now=at).events] == [
+            e.kind for e in live.evaluate_series(readings, now=at).events
+        ]
+        assert restarted.band(NAME, at=at) == live.band(NAME, at=at) is not None
+
+
+def test_the_band_history_is_the_band_the_preview_judged_by() -> None:
+    rule = ANOMALY.updated({"min_history": 3600, "sensitivity": 3})
+    rows = daily_rows(2)
+    store = Stored(rows)
+    end = rows[-1][0] + DAILY_STEP
+    previewed = asyncio.run(preview(store, {NAME: rule}, start=T0, end=end, interval=300))
+    steps = previewed.proposed.bands[NAME]
+    # Nothing to judge by on the first day (no hour of the day had its readings yet), then a
+    # band an hour, worked out as the hour begins.
+    assert steps[0] == (T0, None)
+    assert [at for at, _ in steps[1:]] == [T0 + timedelta(days=1, hours=h) for h in range(24)]
+
+    start = T0 + timedelta(days=1, minutes=2)  # mid-cycle: the step in force is carried over
+    drawn = asyncio.run(band_history(store, rule, start=start, end=end, interval=300))
+    in_force = [step for step in steps if step[0] <= start][-1]
+    assert drawn == [(start, in_force[1]), *[step for step in steps if step[0] > start]]
+    for at, edges in drawn:
+        assert edges is not None and edges[0] < edges[1] < edges[2], at
+    threshold = Rule.from_dict({"name": NAME, "metric": METRIC, "critical": 100})
+    assert asyncio.run(band_history(store, threshold, start=start, end=end, interval=300)) == []
+    split = rule.updated({"split_by": "instance"})
+    assert asyncio.run(band_history(store, split, start=start, end=end, interval=300)) == []

@@ -27,6 +27,11 @@ BAD = [
     ("VIGIL_FLAP_WINDOW", "2", "a whole number from 3 to 100"),
     ("VIGIL_FLAP_HIGH", "120", "a percentage above 0, at most 100"),
     ("VIGIL_FLAP_LOW", "30", "below VIGIL_FLAP_HIGH"),  # the default high is 20
+    ("VIGIL_HOST", "not a host", "an address to listen on"),
+    ("VIGIL_HOST", "-bad-.example", "an address to listen on"),
+    ("VIGIL_DATABASE_URL", "garbage", "a database URL: sqlite+aiosqlite:///"),
+    ("VIGIL_DATABASE_URL", "mysql://vigil@db/vigil", "postgresql+asyncpg://user@host/db"),
+    ("VIGIL_DATABASE_URL", "sqlite:///vigil.db", "a database URL: sqlite+aiosqlite:///"),
 ]
 
 
@@ -67,6 +72,13 @@ def test_good_values_are_read_and_normalised(monkeypatch: pytest.MonkeyPatch) ->
     assert settings.trusted_proxies == ("10.0.0.5/32", "10.1.2.0/24", "::1/128")
     assert settings.public_url == "https://vigil.example.com"
     assert Settings(trusted_proxies="").trusted_proxies == ()
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "0.0.0.0", "::", "::1", "localhost", "vigil.internal", "bot-1.example."]
+)
+def test_addresses_and_host_names_are_listening_hosts(host: str) -> None:
+    assert Settings(host=host).host == host
 
 
 def test_every_setting_says_what_form_it_expects() -> None:

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from vigil.core import Evaluator, EventKind, Rule
+from vigil.core.evaluation import Edges, split_key
 from vigil.core.flapping import FlapSettings
 from vigil.core.grouping import GroupedMessages
 
@@ -96,6 +97,7 @@ class Report:
 
 
 Readings = dict[str, dict[str, tuple[float, datetime]]]  # metric -> instance -> (value, time)
+BandStep = tuple[datetime, "Edges | None"]  # from then on, the band judged by (None: none)
 
 
 def replay(
@@ -123,7 +125,9 @@ class Replay:
     """A replay fed one cycle at a time (``step``), so a long history need not be held in
     memory; ``finish`` closes the report. Each cycle's readings carry their sample times,
     as the monitor gives them to the evaluator (a reading older than its rule's staleness
-    limit is no data)."""
+    limit is no data). ``bands``: series of anomaly rules (by ``series_key``: a rule's name
+    when it is not split) whose band is traced in ``self.bands``, one step each time it
+    changes (``Evaluator.band``)."""
 
     def __init__(
         self,
@@ -132,8 +136,10 @@ class Replay:
         stale_after: float | None = None,
         flap: FlapSettings | None = None,
         group_window: float = 0.0,
+        bands: Iterable[str] = (),
     ) -> None:
         self.evaluator = Evaluator(rules.values(), stale_after=stale_after, flap=flap)
+        self.bands: dict[str, list[BandStep]] = {name: [] for name in bands}
         self.report = Report(group_window=group_window)
         labels = {name: r.group_label for name, r in rules.items() if r.group_label}
         self.grouped = GroupedMessages(group_window, labels)
@@ -156,6 +162,10 @@ class Replay:
         report.metrics.update(readings)
         self.last = time
         events = self.evaluator.evaluate_series(readings, now=time).events
+        for key, steps in self.bands.items():
+            edges = self.evaluator.band(*split_key(key), at=time)
+            if (steps[-1][1] if steps else None) != edges or not steps:
+                steps.append((time, edges))
         self.grouped.take([e for e in events if e.incident is not None], now=time)
         for event in events:
             if label is None:

@@ -199,3 +199,14 @@ def install_on_handlers(handlers: Iterable[logging.Handler]) -> None:
     for handler in handlers:
         if _FILTER not in handler.filters:
             handler.addFilter(_FILTER)
+
+
+def every_handler() -> list[logging.Handler]:
+    """The root logger's handlers and those of every logger made so far: a logger with its
+    own handler that does not propagate (uvicorn's access log) is not reached by the root's."""
+    loggers = [logging.getLogger(), *logging.root.manager.loggerDict.values()]
+    found: dict[int, logging.Handler] = {}
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", ()):  # placeholders have none
+            found[id(handler)] = handler
+    return list(found.values())

@@ -21,10 +21,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from vigil.backtest import Readings, Replay, Report
+from vigil.backtest import BandStep, Readings, Replay, Report
 from vigil.core import Rule, ValidationError
+from vigil.core.evaluation import series_key
 from vigil.core.flapping import FlapSettings
-from vigil.core.rules import Kind
+from vigil.core.grouping import check_window
+from vigil.core.learning import Baseline, Trend, learning_window
+from vigil.core.rules import Kind, SplitBy
 from vigil.core.suggest import History, NoSuggestion, Suggestion, hour_name
 
 STALE_INTERVALS = 2  # as the monitor: a reading older than two intervals is no data
@@ -75,11 +78,28 @@ def parse_since(text: str, now: datetime, *, field: str = "since") -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class Replayed:
-    """One set of rules' replay: its report and the notifications it would have sent
-    (opened, escalated and resolved events)."""
+    """One set of rules' replay: its report and the notifications it would have sent to a
+    channel hearing every event: one per opened, escalated, resolved and flapping event
+    (``notifications``), and as incident grouping sends them with the report's
+    ``group_window`` (``grouped_notifications``; the same number when grouping is off)."""
 
     report: Report
     notifications: int
+    # Each unsplit anomaly rule's band as it judged, by rule name (``Replay.bands``).
+    bands: Mapping[str, list[BandStep]] = dataclasses.field(default_factory=dict)
+
+    @property
+    def grouped_notifications(self) -> int:
+        return self.report.grouped_notifications
+
+    @property
+    def group_window(self) -> float:
+        return self.report.group_window
+
+    @property
+    def groups(self) -> int:
+        """Incident groups of two or more incidents."""
+        return self.report.groups
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,14 +131,25 @@ async def preview(
     own_instance: str | None = None,
     chunk: int | None = None,
     flap: FlapSettings | None = None,
+    group_window: float = 0.0,
 ) -> Preview:
     """Replay ``proposed`` (and ``saved``, when given and not empty) over the samples stored
     in ``[start, end)``, in one pass over the history, with flap detection as ``flap`` says
-    (the monitor's ``Settings.flap``). The event loop is yielded every ``SLICE_ROWS`` rows, so
-    a long replay in the server never stalls the monitor."""
-    runs = [_Run(proposed, interval, own_instance, flap)]
+    (the monitor's ``Settings.flap``), and the notifications counted with incident grouping
+    over ``group_window`` seconds too (the monitor's ``Settings.effective_group_window``;
+    0: off), as ``vigil backtest`` counts them. Anomaly and forecast rules first learn from
+    the window they need before ``start`` (``learn``), as the monitor does when such a rule
+    is added. The event loop is yielded every ``SLICE_ROWS`` rows, so a long replay in the
+    server never stalls the monitor."""
+    check_window("group_window", group_window)
+    runs = [_Run(proposed, interval, own_instance, flap, group_window=group_window)]
     if saved:
-        runs.append(_Run(saved, interval, own_instance, flap))
+        runs.append(_Run(saved, interval, own_instance, flap, group_window=group_window))
+    for run in runs:
+        learned = await learn(
+            store, run.rules, now=start, interval=interval, own_instance=own_instance
+        )
+        run.replay.evaluator.adopt(learned)
     everything = any(rule.kind is Kind.ABSENT for run in runs for rule in run.rules.values())
     # An absent rule needs every cycle, data or not: the monitor's own samples mark them.
     metrics = (
@@ -153,10 +184,20 @@ class _Run:
         interval: float,
         own: str | None,
         flap: FlapSettings | None = None,
+        bands: list[str] | None = None,
+        group_window: float = 0.0,
     ) -> None:
         self.rules = dict(rules)
         self.own = own
-        self.replay = Replay(self.rules, stale_after=STALE_INTERVALS * interval, flap=flap)
+        # The bands traced (series keys): by default every unsplit anomaly rule's.
+        traced = [n for n, r in self.rules.items() if _drawn(r)] if bands is None else bands
+        self.replay = Replay(
+            self.rules,
+            stale_after=STALE_INTERVALS * interval,
+            flap=flap,
+            bands=traced,
+            group_window=group_window,
+        )
         self.horizon = timedelta(seconds=horizon(self.rules, interval))
         self.read = {metric for rule in self.rules.values() for metric in rule.metrics}
         # The interval of the one metric's value that changes nothing (None: not known yet,
@@ -178,7 +219,7 @@ class _Run:
         if self.pending is not None:
             self._cycle(self.pending)
             self.pending = None
-        return Replayed(self.replay.finish(), self.replay.notifications)
+        return Replayed(self.replay.finish(), self.replay.notifications, self.replay.bands)
 
     def _cycle(self, now: datetime) -> None:
         if self.single is not None and self._quiet_single(now):
@@ -228,6 +269,88 @@ class _Run:
             self.quiet = self.replay.evaluator.quiet_range(metric) or (math.inf, -math.inf)
         [(value, _)] = series.values()  # stale or not: missing data changes nothing here
         return self.quiet[0] < value < self.quiet[1]
+
+
+def _drawn(rule: Rule) -> bool:
+    """Whether a rule has one band to draw: an anomaly rule of one series."""
+    return rule.kind is Kind.ANOMALY and rule.split_by is SplitBy.NONE
+
+
+async def _replay(
+    store: SampleSource,
+    rules: Mapping[str, Rule],
+    *,
+    start: datetime,
+    end: datetime,
+    interval: float,
+    own_instance: str | None,
+    bands: list[str] | None = None,
+) -> _Run:
+    """``rules`` replayed over the samples of their metrics in ``[start, end)``, yielding to
+    the event loop every ``SLICE_ROWS`` rows."""
+    run = _Run(rules, interval, own_instance, bands=bands)
+    metrics = {m for rule in rules.values() for m in rule.metrics}
+    async for rows in store.sample_chunks(start=start, end=end, metrics=metrics):
+        for first in range(0, len(rows), SLICE_ROWS):
+            run.feed(rows[first : first + SLICE_ROWS])
+            await asyncio.sleep(0)
+    return run
+
+
+async def learn(
+    store: SampleSource,
+    rules: Mapping[str, Rule],
+    *,
+    now: datetime,
+    interval: float,
+    own_instance: str | None = None,
+) -> dict[str, Baseline | Trend]:
+    """What the learning rules among ``rules`` learn from the samples stored in the window
+    they need before ``now`` (``learning_window``), replayed as the monitor ran them: each
+    series' memory by ``series_key``, for ``Evaluator.adopt``."""
+    learning = {name: rule for name, rule in rules.items() if learning_window(rule) > 0}
+    if not learning:
+        return {}
+    window = max(learning_window(rule) for rule in learning.values())
+    start = now - timedelta(seconds=window)
+    run = await _replay(
+        store, learning, start=start, end=now, interval=interval, own_instance=own_instance
+    )
+    run.finish()
+    return run.replay.evaluator.memories()
+
+
+async def band_history(
+    store: SampleSource,
+    rule: Rule,
+    *,
+    start: datetime,
+    end: datetime,
+    interval: float,
+    own_instance: str | None = None,
+    series: str = "",
+) -> list[BandStep]:
+    """The band an anomaly rule judged a series' readings by over ``[start, end)`` (``series``:
+    the instance, for a rule split per instance): the rule replayed (the monitor's evaluator)
+    from the window it learns from before ``start``; the first step is the band in force at
+    ``start``. Empty for any other rule, or a split rule without ``series``."""
+    if rule.kind is not Kind.ANOMALY or (rule.split_by is SplitBy.NONE) == bool(series):
+        return []
+    key = series_key(rule.name, series)
+    learned_from = start - timedelta(seconds=learning_window(rule))
+    run = await _replay(
+        store,
+        {rule.name: rule},
+        start=learned_from,
+        end=end,
+        interval=interval,
+        own_instance=own_instance,
+        bands=[key],
+    )
+    steps = run.finish().bands[key]
+    before = [step for step in steps if step[0] < start]
+    shown = [(start, before[-1][1])] if before else []
+    return shown + [step for step in steps if step[0] >= start]
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ one line names the variable and the form it expects, before anything starts.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,6 +21,8 @@ from vigil.core.errors import ValidationError
 from vigil.core.flapping import FlapSettings
 
 ENV_PREFIX = "VIGIL_"
+DATABASE_SCHEMES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 MIN_SECRET_KEY = 16
 SECRET_KEY_HINT = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
@@ -223,6 +226,22 @@ class Settings(BaseSettings):
         le=30 * 86_400,
         description="Seconds in the past a pushed sample may be dated.",
     )
+    ingest_flush_interval: float = Field(
+        0.01,
+        ge=0,
+        le=10,
+        description="Pushed samples are written by group commit: the pushes of the moment in "
+        "one transaction, each answered once it has committed. At most one such transaction "
+        "every this many seconds (sooner when half the buffer waits); 0: as soon as the "
+        "previous one is done.",
+    )
+    ingest_buffer: int = Field(
+        50_000,
+        ge=10_000,
+        le=1_000_000,
+        description="Pushed samples held waiting for their transaction, at most (one full "
+        "batch or more); a push that does not fit is answered 429 with Retry-After.",
+    )
     delivery_lease: float = Field(
         30.0,
         ge=1,
@@ -254,6 +273,26 @@ class Settings(BaseSettings):
             raise ValueError("contains spaces")
         _ = parts.port  # raises ValueError for a port out of range
         return value.strip()
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        # The store checks the rest (vigil.store.engine); this names the setting at start-up.
+        if not value.strip().startswith(DATABASE_SCHEMES):
+            raise ValueError("not a supported database URL")
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _listen_address(cls, value: str) -> str:
+        text = value.strip()
+        try:
+            ipaddress.ip_address(text)
+        except ValueError:
+            labels = text.removesuffix(".").split(".")
+            if len(text) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+                raise ValueError("not an address or host name") from None
+        return text
 
     @field_validator("secret_key")
     @classmethod
@@ -329,6 +368,8 @@ EXPECTED = {
     "ingest_volume": "a number of samples a second above 0, at most 1000000",
     "ingest_max_future": "a number of seconds from 0 to 3600",
     "ingest_max_age": "a number of seconds from 60 to 2592000 (30 days)",
+    "ingest_flush_interval": "a number of seconds from 0 to 10",
+    "ingest_buffer": "a whole number of samples from 10000 to 1000000",
     "delivery_lease": "a number of seconds from 1 to 3600",
     "max_rules": "a whole number from 1 to 100000",
     "max_series_per_rule": "a whole number from 1 to 100000",

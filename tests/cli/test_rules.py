@@ -302,3 +302,17 @@ def test_rules_set_declares_a_rule_related_by_its_group_label(sqlite_url: str) -
     assert result.exit_code == 0, result.output
     shown = rules(sqlite_url, "show", "error_rate")
     assert "discord" in shown.output
+
+
+def test_the_rule_limit_of_the_settings_holds_for_the_cli(sqlite_url: str, tmp_path: Path) -> None:
+    """``VIGIL_MAX_RULES`` binds ``rules add`` and ``rules apply`` as it binds the API (the
+    store's own default is 1,000). The new database holds the ten default rules."""
+    env = {"VIGIL_DATABASE_URL": sqlite_url, "COLUMNS": "200", "VIGIL_MAX_RULES": "10"}
+    added = CliRunner().invoke(app, ["rules", "add", "queue_backlog:critical=500"], env=env)
+    assert added.exit_code == 1
+    assert "at most 10 rules (VIGIL_MAX_RULES)" in added.stderr
+    path = tmp_path / "rules.yaml"
+    path.write_text(APPLIED, encoding="utf-8")
+    applied = CliRunner().invoke(app, ["rules", "apply", str(path)], env=env)
+    assert applied.exit_code == 1 and "at most 10 rules" in applied.stderr
+    assert "queue_backlog" not in rules(sqlite_url, "list").stdout

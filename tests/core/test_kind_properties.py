@@ -245,3 +245,48 @@ def test_an_unsplit_threshold_rule_behaves_exactly_as_before(
         expected = combined.evaluate({"m": value}, now=at(i))
         assert got.events == expected.events
         assert got.changed == expected.changed
+
+
+@PROPERTY
+@given(
+    any_rules(),
+    any_rules(),
+    cycles_strategy(),
+    st.integers(0, 30),
+    st.booleans(),
+)
+def test_a_changed_rule_leaves_no_incident_it_cannot_resolve(
+    before: Rule, after: Rule, cycles: list[CycleSpec], change: int, restart: bool
+) -> None:
+    """A rule replaced by any other (kind, split, thresholds), in the running evaluator or
+    while none ran: one cycle later, every open incident is on a series the new rule has, and
+    the incidents' lifecycle stays whole (opened once, resolved once, one open per series)."""
+    new_id = counter_ids()
+    evaluator = Evaluator([before], new_id=new_id)
+    opened: set[uuid.UUID] = set()
+    open_by_series: dict[str, uuid.UUID] = {}
+    rule = before
+    for i, readings in enumerate(readings_per_cycle(cycles)):
+        if i == change:
+            rule = after
+            if restart:
+                evaluator = Evaluator([after], states=evaluator.states(), new_id=new_id)
+            else:
+                evaluator.set_rule(after)
+        for event in evaluator.evaluate_series(readings, now=at(i)).events:
+            incident = event.incident
+            assert incident is not None
+            key = series_key(incident.rule, incident.series)
+            if event.kind is EventKind.INCIDENT_OPENED:
+                assert key not in open_by_series and incident.id not in opened
+                opened.add(incident.id)
+                open_by_series[key] = incident.id
+            else:
+                assert open_by_series.get(key) == incident.id
+                if event.kind is EventKind.INCIDENT_RESOLVED:
+                    del open_by_series[key]
+        if i >= change:
+            split = rule.split_by is not SplitBy.NONE
+            for incident in evaluator.open_incidents():
+                assert (incident.instance is not None) == split, incident
+    assert {i.id for i in evaluator.open_incidents()} == set(open_by_series.values())

@@ -12,9 +12,11 @@ from vigil.core import (
     DEFAULT_RULES,
     Evaluator,
     Event,
+    EventKind,
     Kind,
     Level,
     NoData,
+    Resolution,
     Rule,
     RuleState,
     SplitBy,
@@ -369,3 +371,80 @@ def test_changing_the_shape_of_a_rule_keeps_only_series_with_incidents() -> None
     assert evaluator.series("gateway_latency") == ["x"]
     assert Level.CRITICAL.rank > Level.WARNING.rank
     assert isinstance(at_, datetime)
+
+
+def _readings(values: Mapping[str, float], i: int) -> dict[str, dict[str, Reading]]:
+    return {"gateway_latency": {k: (v, at(i)) for k, v in values.items()}}
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "instance"),
+    [
+        # a rule no longer split: the instance's incident can never be evaluated again
+        (SplitBy.INSTANCE, SplitBy.NONE, "a"),
+        # a rule now split: the combined series' incident can never be evaluated again
+        (SplitBy.NONE, SplitBy.INSTANCE, None),
+    ],
+)
+def test_a_series_the_changed_rule_no_longer_has_resolves_on_the_next_cycle(
+    before: SplitBy, after: SplitBy, instance: str | None
+) -> None:
+    rule = latency_rule(name="lat", split_by=before, breaches_required=1)
+    evaluator = Evaluator([rule], new_id=counter_ids())
+    [opened] = evaluator.evaluate_series(_readings({"a": 250}, 0), now=at(0)).events
+    assert opened.incident is not None and opened.incident.instance == instance
+    evaluator.set_rule(rule.updated({"split_by": after}))
+    result = evaluator.evaluate_series(_readings({"a": 50}, 1), now=at(1))
+    [resolved] = result.events
+    assert resolved.kind is EventKind.INCIDENT_RESOLVED
+    assert resolved.incident is not None and resolved.incident.id == opened.incident.id
+    assert resolved.incident.resolution is Resolution.AUTO
+    assert resolved.incident.resolved_by is None
+    assert resolved.data == {"note": "rule changed"}
+    old_key = series_key("lat", opened.incident.series)
+    assert result.changed[old_key] == RuleState() and result.previous[old_key].incident
+    assert evaluator.open_incidents() == []
+    # the changed rule carries on with its own series: a breach opens a new incident
+    [again] = evaluator.evaluate_series(_readings({"a": 250}, 2), now=at(2)).events
+    assert again.kind is EventKind.INCIDENT_OPENED
+    assert again.incident is not None and again.incident.id != opened.incident.id
+    assert again.incident.instance == (None if after is SplitBy.NONE else "a")
+
+
+def test_a_series_kept_by_a_changed_rule_keeps_its_incident() -> None:
+    """A new metric or kind with the same split: the incident carries on under the new rule."""
+    rule = latency_rule(name="lat", breaches_required=1)
+    evaluator = Evaluator([rule], new_id=counter_ids())
+    [opened] = evaluator.evaluate({"gateway_latency": 250}, now=at(0)).events
+    evaluator.set_rule(latency_rule(name="lat", metric="command_latency", breaches_required=1))
+    assert evaluator.evaluate({"command_latency": 250}, now=at(1)).events == []
+    assert [i.id for i in evaluator.open_incidents()] == [opened.incident.id]  # type: ignore[union-attr]
+
+
+def test_a_stored_series_of_another_shape_is_released_after_a_restart() -> None:
+    """The rule changed while no monitor ran (another process, a rules file): the states
+    restored at start still hold the old series' incident."""
+    split = latency_rule(name="lat", split_by=SplitBy.INSTANCE, breaches_required=1)
+    first = Evaluator([split], new_id=counter_ids())
+    [opened] = first.evaluate_series(_readings({"a": 250}, 0), now=at(0)).events
+    unsplit = split.updated({"split_by": SplitBy.NONE})
+    second = Evaluator([unsplit], states=first.states(), new_id=counter_ids())
+    result = second.evaluate_series(_readings({"a": 50}, 1), now=at(1))
+    assert [(e.kind, e.incident.id) for e in result.events if e.incident] == [
+        (EventKind.INCIDENT_RESOLVED, opened.incident.id)  # type: ignore[union-attr]
+    ]
+    assert second.states() == {"lat": RuleState()}  # only the unsplit rule's own series
+
+
+def test_a_release_rolled_back_is_released_again() -> None:
+    rule = latency_rule(name="lat", split_by=SplitBy.INSTANCE, breaches_required=1)
+    evaluator = Evaluator([rule], new_id=counter_ids())
+    evaluator.evaluate_series(_readings({"a": 250}, 0), now=at(0))
+    evaluator.set_rule(rule.updated({"split_by": SplitBy.NONE}))
+    failed = evaluator.evaluate_series(_readings({"a": 50}, 1), now=at(1))
+    assert len(failed.events) == 1
+    evaluator.rollback(failed)  # the cycle's commit failed: as if it never ran
+    assert len(evaluator.open_incidents()) == 1
+    retried = evaluator.evaluate_series(_readings({"a": 50}, 2), now=at(2))
+    assert [e.kind for e in retried.events] == [EventKind.INCIDENT_RESOLVED]
+    assert evaluator.open_incidents() == []

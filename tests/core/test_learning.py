@@ -366,10 +366,11 @@ def test_defaults_of_the_learning_kinds() -> None:
             "does not apply",
         ),
         (
-            {"kind": "forecast", "critical": 1, "horizon": 60, "recovery": 0},
+            {"kind": "forecast", "critical": 1, "horizon": 60, "recovery": 2},
             "recovery",
-            "does not apply",
+            "at or below the lowest threshold",
         ),
+        ({"kind": "anomaly", "recovery": 2}, "recovery", "does not apply"),
         ({"kind": "anomaly", "sensitivity": 0.1}, "sensitivity", "between 0.5 and 50"),
         ({"kind": "anomaly", "sensitivity": math.nan}, "sensitivity", "finite"),
         ({"kind": "anomaly", "critical": 5}, "critical", "does not apply"),

@@ -78,9 +78,9 @@ async def test_filters_and_pages(browser: Browser, board: Dashboard) -> None:
     await expect(rows).to_have_count(10)
 
     await page.get_by_label("Severity", exact=True).select_option("critical")
-    await page.get_by_label("Metric", exact=True).select_option(label="Memory Usage")
+    await page.get_by_label("Rule", exact=True).select_option(label="Memory Usage")
     await page.get_by_role("button", name="Filter").click()
-    await expect(page).to_have_url(re.compile(r"severity=critical&.*metric=memory_usage"))
+    await expect(page).to_have_url(re.compile(r"severity=critical&.*rule=memory_usage"))
     await expect(count).to_have_text("10 incidents match · page 1 of 1")
     await expect(rows.locator(".badge.sev-warning")).to_have_count(0)
     await expect(rows.locator(".badge.sev-critical")).to_have_count(10)

@@ -62,8 +62,31 @@ async def test_no_page_scrolls_sideways_at_phone_or_desktop_width(
     await populate(board)
     await silence_and_notify(board)
     await board.cycle({LATENCY: 60.0, LONG_METRIC: 3.0})  # a long id some source reports
+    await board.running.store.add_policy(
+        {
+            "name": "night-shift-escalation",
+            "description": "the Discord channel first, then whoever is on call by mail",
+            "steps": [
+                {"channels": ["ops-discord"], "wait_minutes": 10},
+                {"channels": ["on-call-mail", "ops-discord"], "wait_minutes": 30},
+            ],
+            "repeat_minutes": 60,
+            "severities": ["critical"],
+        },
+        now=board.clock.now,
+    )
     incident = board.running.view.active()[0]
-    pages = ["/", "/alerts", f"/incidents/{incident.id}", "/silences", "/channels"]
+    pages = [
+        "/",
+        "/alerts",
+        f"/incidents/{incident.id}",
+        "/silences",
+        "/channels",
+        "/escalations",
+        "/rules",
+        f"/rules/{LATENCY}",
+        f"/rules/{LATENCY}/delete",
+    ]
     for width, height in SIZES:
         for scheme in SCHEMES:
             login = await tab_at(browser, width, height, scheme)

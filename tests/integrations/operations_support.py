@@ -21,6 +21,7 @@ from discord.ext import commands
 from vigil.core import Event, Incident
 from vigil.integrations.discord import DiscordInstrumentation, DiscordOperations, instrument
 from vigil.runtime import Vigil
+from vigil.settings import Settings
 
 from ..runtime.support import Clock, Script, settings
 from .fake_discord import ADMIN_ROLE, OPS_CHANNEL, VIEWER_ROLE, Callback, FakeDiscordAPI
@@ -116,10 +117,14 @@ class Ops:
         await self.vigil.aclose()
 
     async def cycle(self, value: float | None, times: int = 1) -> list[Event]:
+        return await self.cycle_values({METRIC: value}, times)
+
+    async def cycle_values(self, values: Mapping[str, float | None], times: int = 1) -> list[Event]:
+        """Cycles reading ``values`` (several metrics at once)."""
         events: list[Event] = []
         for _ in range(times):
             self.clock.advance()
-            self.script.values = {METRIC: value}
+            self.script.values = dict(values)
             events += await self.vigil.monitor.cycle()
         return events
 
@@ -270,12 +275,16 @@ def modal_submission(modal: Callback, values: list[str]) -> dict[str, Any]:
     return {"custom_id": modal.data["custom_id"], "components": filled}
 
 
-async def start_ops(api: FakeDiscordAPI, url: str, *, instance: str = "test") -> Ops:
-    """A started Vigil (its first cycle over) on ``url``, with no bot yet."""
+async def start_ops(
+    api: FakeDiscordAPI, url: str, *, instance: str = "test", group_window: float | None = None
+) -> Ops:
+    """A started Vigil (its first cycle over) on ``url``, with no bot yet. ``group_window``:
+    incident grouping's window in seconds (0: off); by default two intervals, as shipped."""
     clock, script = Clock(), Script()
-    vigil = Vigil(
-        settings(url, instance=instance), sources=[script], process_metrics=False, clock=clock
-    )
+    configured: Settings = settings(url, instance=instance)
+    if group_window is not None:
+        configured = configured.model_copy(update={"group_window": group_window})
+    vigil = Vigil(configured, sources=[script], process_metrics=False, clock=clock)
     await vigil.start()
     ops = Ops(api, vigil, clock, script)
     try:
@@ -287,8 +296,10 @@ async def start_ops(api: FakeDiscordAPI, url: str, *, instance: str = "test") ->
 
 
 @contextlib.asynccontextmanager
-async def running_ops(api: FakeDiscordAPI, url: str) -> AsyncIterator[Ops]:
-    ops = await start_ops(api, url)
+async def running_ops(
+    api: FakeDiscordAPI, url: str, *, group_window: float | None = None
+) -> AsyncIterator[Ops]:
+    ops = await start_ops(api, url, group_window=group_window)
     try:
         yield ops
     finally:

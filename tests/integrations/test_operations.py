@@ -263,6 +263,11 @@ async def test_slash_commands_read_and_act_as_the_discord_user(ops: Ops) -> None
         "snooze", {"rule": "gateway", "duration": 900}, autocomplete="rule", **admin
     )
     assert [c["value"] for c in rule_names.data["choices"]] == ["gateway_latency"]
+    # ... and nothing to a member Vigil does not know
+    for field, options in (("incident", {"incident": "memory"}), ("rule", {"rule": "gateway"})):
+        command = "ack" if field == "incident" else "snooze"
+        hidden = await ops.slash(command, options, autocomplete=field, user=STRANGER)
+        assert hidden.type == 8 and hidden.data["choices"] == []
 
     refused = await ops.slash("ack", {"incident": str(incident.id)}, **viewer)
     assert refused.ephemeral and "viewer access only" in refused.text
@@ -287,6 +292,8 @@ async def test_slash_commands_read_and_act_as_the_discord_user(ops: Ops) -> None
         "alice [discord:3001]",
         "alice [discord:3001]",
     ]
+    stored = await ops.vigil.store.get_incident(incident.id)  # what the pages and API show
+    assert stored.acknowledged_by == stored.resolved_by == "alice [discord:3001]"
 
 
 @pytest.mark.postgres
@@ -343,5 +350,5 @@ async def test_a_slow_action_is_deferred_and_answered_by_a_follow_up(
         what="the follow-up",
     )
     [answer] = [m for token, m in ops.api.followups if token == deferred.token]
-    assert "Acknowledged" in answer["content"] and answer["flags"] & 64
+    assert "Acknowledged" in rendered(answer) and answer["flags"] & 64
     await ops.shown(incident, "Acknowledged by alice [discord:3001]")

@@ -19,6 +19,7 @@ from vigil.core.errors import ValidationError
 from vigil.core.silences import Snooze
 from vigil.integrations._buttons import incident_view
 from vigil.integrations._embeds import incident_embed, status_line
+from vigil.integrations._slash import PAGE_SIZE, incidents_embed
 from vigil.integrations.discord import DiscordOperations, actor, parse_actor
 from vigil.store.records import Role
 
@@ -82,6 +83,7 @@ CONFIG = DiscordOperations(
         (member(100), Role.ADMIN),
         (member(100, 20), Role.ADMIN),
         (member(200), Role.VIEWER),
+        (member(200, 10), Role.VIEWER),  # a user id mapped to viewer wins over an admin role
         (member(1), None),
         (member(1, 30), None),
         (SimpleNamespace(id=200), Role.VIEWER),  # a user outside a guild has no roles
@@ -203,3 +205,26 @@ def test_the_controls_that_still_make_sense(
         for component in row["components"]
     ]
     assert [(key.split("0000")[0], disabled) for key, disabled in shown] == expected
+
+
+@pytest.mark.parametrize(
+    ("count", "page", "fields", "footer", "description"),
+    [
+        (25, 1, 10, "Page 1 of 3 · 25 incidents", None),
+        (25, 3, 5, "Page 3 of 3 · 25 incidents", None),
+        (25, 4, 0, "Page 4 of 3 · 25 incidents", "No incident on this page."),
+        (0, 1, 0, "Page 1 of 1 · 0 incidents", "No incident yet."),
+    ],
+)
+def test_the_incidents_answer_is_paged(
+    count: int, page: int, fields: int, footer: str, description: str | None
+) -> None:
+    """``/vigil incidents page:N``: ten a page, as ``incident_history`` pages them."""
+    everyone = [an_incident(id=uuid.UUID(int=i + 1)) for i in range(count)]
+    shown = everyone[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+    pages = math.ceil(count / PAGE_SIZE)
+    embed = incidents_embed(shown, page=page, pages=pages, total=count, now=T0)
+    assert len(embed.fields) == fields
+    assert all(str(i.id) in (f.value or "") for i, f in zip(shown, embed.fields, strict=True))
+    assert embed.footer.text is not None and embed.footer.text.startswith(footer)
+    assert embed.description == description

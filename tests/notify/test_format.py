@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from vigil.core import Event, EventKind, Rule, ValidationError, resolve
+from vigil.core import Evaluator, Event, EventKind, Rule, ValidationError, resolve
 from vigil.notify import (
     BodyFormat,
     Channel,
@@ -241,3 +241,21 @@ def test_the_end_of_flapping_is_not_notified() -> None:
 
     assert NotifyOn.of(EventKind.INCIDENT_FLAPPING) is NotifyOn.FLAPPING
     assert NotifyOn.of(EventKind.INCIDENT_FLAPPING_ENDED) is None
+
+
+def test_the_rule_given_must_be_the_incident_s_own() -> None:
+    """Found by name: another rule on the same metric would lend its name and thresholds."""
+    other = dataclasses.replace(RULE, name="slow_gateway")
+    with pytest.raises(ValidationError) as caught:
+        format_event(lifecycle()["opened"], WEBHOOK, rule=other)
+    assert caught.value.field == "rule" and "slow_gateway" in str(caught.value)
+
+
+def test_counts_of_events_read_as_counts() -> None:
+    """A rule whose unit is ``event`` (restarts, task deaths) counts: no decimals, a plural."""
+    rule = Rule(metric="task_failures", unit="event", critical=1.0, breaches_required=1)
+    evaluator = Evaluator([rule], new_id=lambda: INCIDENT_ID)
+    [opened] = evaluator.evaluate({"task_failures": 3.0}, now=T0).events
+    message = format_event(dataclasses.replace(opened, id=1), WEBHOOK, rule=rule)
+    assert dict(message.fields)["Value"] == "3 events"
+    assert dict(message.fields)["Threshold"] == "1 event"

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.runtime.support import Clock, Script, Started, cycle, settings, wait_until
-from vigil.core import EventKind, Severity
+from vigil.core import EventKind, Rule, Severity
 from vigil.notify import idempotency_key
 from vigil.runtime import Vigil
 from vigil.runtime.notifier import DeliveryPolicy
@@ -225,3 +225,29 @@ async def test_an_unacknowledged_critical_incident_is_sent_again(
             "[CRITICAL] Gateway Latency: incident opened",
             "[CRITICAL] Gateway Latency: acknowledged by ana",
         ]
+
+
+async def test_a_rule_named_apart_from_its_metric_names_its_messages(
+    migrated_url: str, receiver: Receiver
+) -> None:
+    """The rule is found by its name, not its metric: two rules on one metric each title
+    their own messages with their own name and unit, and none is given up (grouping off:
+    each incident is told of in its own message)."""
+    script, clock = Script(), Clock()
+    ungrouped = settings(migrated_url).model_copy(update={"group_window": 0})
+    vigil = Vigil(ungrouped, sources=[script], process_metrics=False, clock=clock)
+    async with Started(vigil):
+        await add_channel(vigil, "ops", receiver.url("/vigil"))
+        await vigil.add_rule(
+            Rule(name="slow_gateway", metric=LATENCY, unit="ms", critical=120), by="ana"
+        )
+        await breach(vigil, clock, script, 150, 150)
+        await receiver.wait_for(lambda: len(receiver.hits) == 2)
+        assert sorted(h.body["title"] for h in receiver.hits) == [
+            "[CRITICAL] Slow Gateway: incident opened",
+            "[WARNING] Gateway Latency: incident opened",
+        ]
+        [slow] = [h for h in receiver.hits if "Slow Gateway" in h.body["title"]]
+        assert "Threshold: 120.00 ms" in slow.body["message"]
+        await wait_until(lambda: vigil.notifier.status().delivered == 2)
+        assert {row.status for row in await vigil.store.list_notifications()} == {OutboxStatus.SENT}

@@ -77,3 +77,39 @@ async def test_an_unacknowledged_critical_escalates_once_per_step_across_a_resta
         "acknowledged by ana"
     )
     assert len(receiver.on("/ops")) == 2
+
+
+async def test_a_step_waiting_for_its_retry_is_not_sent_once_acknowledged(
+    migrated_url: str, receiver: Receiver
+) -> None:
+    """The pager refuses step 2's first attempt; before its retry is due the incident is
+    acknowledged: the pager hears of the acknowledgement at once, and never of the step."""
+    script, clock = Script(), Clock()
+    quick = DeliveryPolicy(check_every=0.2, backoff=300)
+    receiver.fail_first["/pager"] = 1
+    async with started(migrated_url, script, clock, policy=quick) as vigil:
+        await add_channel(vigil, "ops", receiver.url("/ops"))
+        await add_channel(vigil, "pager", receiver.url("/pager"))
+        await vigil.store.add_policy({**POLICY, "repeat_minutes": None}, now=clock())
+        await breach(vigil, clock, script, 250, 250)
+        [incident] = vigil.view.active()
+        await receiver.wait_for(lambda: len(receiver.on("/ops")) == 1)
+
+        clock.advance(10 * 60)  # step 2 is due; its first attempt is refused
+        await receiver.wait_for(lambda: len(receiver.on("/pager")) == 1)
+        await wait_until(lambda: vigil.notifier.status().failed_attempts == 1)
+        await vigil.acknowledge(incident.id, by="ana")
+        await receiver.wait_for(lambda: len(receiver.on("/pager")) == 2)
+        await receiver.wait_for(lambda: len(receiver.on("/ops")) == 2)
+        # Recorded as delivered (the opening and both acknowledgements) before time moves on.
+        await wait_until(lambda: vigil.notifier.status().delivered == 3)
+
+        clock.advance(10 * 60)  # well past the step's retry
+        assert await vigil.notifier.run_once() == 0
+        assert await vigil.notifier.escalate(clock()) == 0
+        [cancelled] = await vigil.store.list_notifications(status="cancelled")
+        assert (cancelled.channel, cancelled.repeat, cancelled.attempts) == ("pager", 1, 1)
+    titles = [hit.body["title"] for hit in receiver.on("/pager")]
+    assert titles[0].endswith("is still unacknowledged")  # the refused attempt
+    assert titles[1].endswith("acknowledged by ana")
+    assert len(receiver.on("/pager")) == 2

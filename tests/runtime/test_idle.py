@@ -17,7 +17,7 @@ import sqlite3
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event
 
-from vigil.core import Evaluator, Event, Sample
+from vigil.core import Evaluator, Event, Rule, Sample
+from vigil.core.rules import Kind
 from vigil.metrics import Metrics
 from vigil.runtime import EventBus, LiveView, Monitor
 from vigil.runtime.monitor import STALE_INTERVALS
@@ -274,3 +275,36 @@ def test_a_crash_at_any_cycle_loses_at_most_a_batch_of_own_samples(
     crash = data.draw(st.integers(1, len(latencies) - 1), label="crash after cycles")
     with copy_of(sqlite_template) as (url, folder):
         asyncio.run(crash_and_restart(url, folder, latencies, crash, batch))
+
+
+async def test_a_new_learning_rule_learns_from_every_reading_so_far(
+    migrated_sqlite_url: str,
+) -> None:
+    """A learning rule reads the stored history before its first evaluation: the monitor's
+    pending readings are written first, so none of them is missing from what it learns."""
+    script, clock = Script(), Clock()
+    async with make_vigil(migrated_sqlite_url, script, clock) as vigil:
+        for number in range(1, 4):
+            clock.advance(INTERVAL)
+            script.values = {PROBE: float(number)}
+            await vigil.monitor.cycle()
+        assert await probes(vigil.store) == []  # batched: nothing written yet
+        learner = vigil.monitor.learner
+        assert learner is not None
+        seen: list[list[float]] = []
+        learn = learner.catch_up
+
+        async def watching(evaluator: Evaluator, now: datetime) -> int:
+            seen.append(await probes(vigil.store))  # what the learner is about to read
+            return await learn(evaluator, now)
+
+        learner.catch_up = watching  # type: ignore[method-assign]
+        rule = Rule(name="probe_anomaly", kind=Kind.ANOMALY, metric=PROBE, min_history=2)
+        await vigil.add_rule(rule, by="test")
+        clock.advance(INTERVAL)
+        script.values = {PROBE: 4.0}
+        await vigil.monitor.cycle()
+        # Every earlier reading is stored (this cycle's own, at ``now``, too: it is not
+        # history yet for the learner, which reads what came before ``now``).
+        [stored] = seen
+        assert stored[:3] == [1.0, 2.0, 3.0]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -65,3 +66,24 @@ def test_rule_changes_and_current_levels() -> None:
     rule = view.rules["gateway_latency"].updated({"warning": 160})
     view.apply(Event(kind=EventKind.RULE_CHANGED, at=T0, data={"rule": rule.to_dict()}))
     assert view.rules["gateway_latency"].warning == 160
+
+
+def test_a_rule_s_own_staleness_limit_judges_its_metric_s_value() -> None:
+    """A rule with ``stale_after`` 600 s: a 90 s old sample is still current (the default
+    limit, two intervals, would call it stale); past 600 s it is stale, with no level."""
+    patient = dataclasses.replace(
+        next(r for r in DEFAULT_RULES if r.name == "memory_usage"), stale_after=600.0
+    )
+    view = LiveView([patient, *(r for r in DEFAULT_RULES if r.name != "memory_usage")])
+    sampled = T0 - timedelta(seconds=90)
+    readings = {
+        "memory_usage": {"bot": (450.0, sampled)},
+        "gateway_latency": {"bot": (50.0, sampled)},
+    }
+    view.set_readings(readings, at=T0, stale_after=60)
+    memory, latency = view.current["memory_usage"], view.current["gateway_latency"]
+    assert (memory.stale, memory.level) == (False, Level.WARNING)
+    assert (latency.stale, latency.level) == (True, None)  # the default limit: 60 s
+    later = T0 + timedelta(seconds=600)
+    view.set_readings({}, at=later, stale_after=60)  # the source fell silent
+    assert (view.current["memory_usage"].stale, view.current["memory_usage"].level) == (True, None)

@@ -58,6 +58,39 @@ async def test_rules_are_added_changed_and_deleted_through_vigil(migrated_url: s
         assert "queue-high" not in vigil.monitor.evaluator.rules
 
 
+async def test_an_incident_of_a_series_the_changed_rule_no_longer_has_resolves(
+    migrated_url: str,
+) -> None:
+    """Split per instance, an unsplit rule's combined series is gone: its open incident is
+    resolved by the next cycle (stored, with its event and note), not left open for ever."""
+    script, clock = Script(), Clock()
+    vigil = Vigil(settings(migrated_url), sources=[script], process_metrics=False, clock=clock)
+    async with Started(vigil):
+        await vigil.add_rule(QUEUE, by="ana")
+        await cycle(vigil, clock, {"queue_depth": 800}, script)
+        [opened] = [
+            e
+            for e in await cycle(vigil, clock, {"queue_depth": 800}, script)
+            if e.rule == "queue-high"
+        ]
+        assert opened.incident is not None
+        await vigil.update_rule("queue-high", {"split_by": SplitBy.INSTANCE}, by="ben")
+        [resolved] = [
+            e
+            for e in await cycle(vigil, clock, {"queue_depth": 800}, script)
+            if e.rule == "queue-high"
+        ]
+        assert resolved.kind is EventKind.INCIDENT_RESOLVED
+        assert resolved.data == {"note": "rule changed"}
+        stored = await vigil.store.get_incident(opened.incident.id)
+        assert (stored.is_open, stored.resolution, stored.resolved_by) == (False, "auto", None)
+        assert vigil.view.active() == []
+    again = Vigil(settings(migrated_url), sources=[script], process_metrics=False, clock=clock)
+    async with Started(again):  # nothing of the old series comes back after a restart
+        assert "" not in again.monitor.evaluator.series("queue-high")
+        assert all(i.instance for i in await again.store.active_incidents())
+
+
 async def test_apply_rules_and_the_rule_limit(migrated_url: str, tmp_path: Path) -> None:
     script, clock = Script(), Clock()
     limited = settings(migrated_url).model_copy(update={"max_rules": 11})

@@ -26,7 +26,9 @@ async def test_upgrading_keeps_the_rules_and_stores_the_new_kinds(database_url: 
         )
 
     await migrate.upgrade(database_url, "0011")
-    store = await Store.open(database_url)
+    # Later migrations add tables of their own: the store opens at the head, as SQLite does
+    # on its own, and the rules 0011 kept are read there.
+    store = await Store.open(database_url, upgrade=True)
     try:
         kept = await store.get_rule("lat")
         assert (kept.kind, kept.warning, kept.critical, kept.horizon) == (

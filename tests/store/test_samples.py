@@ -237,3 +237,70 @@ def test_sqlites_one_hand_off_latest_readings_are_the_querys(
         path = Path(folder) / "vigil.db"
         shutil.copyfile(sqlite_template, path)
         asyncio.run(check(f"sqlite+aiosqlite:///{path}"))
+
+
+# -- the write path of pushed samples (group commit) ------------------------------------------
+
+
+async def test_pushed_samples_written_in_one_go_read_back_as_samples_stored_one_way(
+    store: Store,
+) -> None:
+    """``write_samples`` hands the driver plain rows: what it stores must read back exactly as
+    what ``add_samples`` stores through SQLAlchemy's types (times to the microsecond, other
+    time zones converted, whole numbers as floats)."""
+    from datetime import timezone
+
+    odd = timezone(timedelta(hours=5, minutes=30))
+    times = [
+        T0,
+        T0 + timedelta(microseconds=1),
+        T0 + timedelta(seconds=1, microseconds=999_999),
+        (T0 + timedelta(minutes=3)).astimezone(odd),
+    ]
+    written = [Sample("pushed", "gateway_latency", at, float(n)) for n, at in enumerate(times)]
+    reference = [Sample("reference", "gateway_latency", at, float(n)) for n, at in enumerate(times)]
+    await store.write_samples(written)
+    await store.add_samples(reference)
+    chunks = await _walk(store, start=T0, end=T0 + timedelta(hours=1))
+    rows = [row for chunk in chunks for row in chunk]
+    by_instance: dict[str, list[tuple[datetime, float]]] = {}
+    for at, metric, instance, value in rows:
+        assert metric == "gateway_latency"
+        by_instance.setdefault(instance, []).append((at, value))
+    assert by_instance["pushed"] == by_instance["reference"]
+    assert [at for at, _ in by_instance["pushed"]] == [at.astimezone(T0.tzinfo) for at in times]
+    latest = await store.latest_readings(since=T0)
+    assert latest["gateway_latency"]["pushed"] == latest["gateway_latency"]["reference"]
+    assert latest["gateway_latency"]["pushed"] == (3.0, times[-1])
+    [pushed] = await store.metric_history(
+        "gateway_latency", start=T0, end=T0 + timedelta(hours=1), max_points=1, instance="pushed"
+    )
+    [reference_point] = await store.metric_history(
+        "gateway_latency", start=T0, end=T0 + timedelta(hours=1), max_points=1, instance="reference"
+    )
+    assert pushed == reference_point
+
+
+async def test_pushed_samples_are_written_in_one_transaction(store: Store) -> None:
+    from sqlalchemy import event
+
+    commits = 0
+
+    def count(_connection: object) -> None:
+        nonlocal commits
+        commits += 1
+
+    engine = store._engine.sync_engine
+    event.listen(engine, "commit", count)
+    try:
+        batch = [
+            Sample(f"shard-{n % 7}", "gateway_latency", T0 + timedelta(milliseconds=n), float(n))
+            for n in range(25_000)
+        ]
+        await store.write_samples(batch)
+        await store.write_samples([])  # nothing to write: no transaction
+    finally:
+        event.remove(engine, "commit", count)
+    assert commits == 1
+    rows = await _walk(store, start=T0, end=T0 + timedelta(hours=1), chunk=100_000)
+    assert sum(len(chunk) for chunk in rows) == 25_000

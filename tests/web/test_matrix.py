@@ -58,6 +58,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/api/alerts/rules/{name:rule_name}"): Rule(READ),
     ("GET", "/api/alerts/rules/{name:rule_name}/suggestion"): Rule(READ),
     ("GET", "/api/alerts/rules/{name:rule_name}/stats"): Rule(READ),
+    ("GET", "/api/alerts/rules/{name:rule_name}/events"): Rule(READ),
     ("PUT", "/api/alerts/rules/{name:rule_name}"): Rule(
         ADMIN, {"metric": "queue_depth", "critical": 2}, csrf=True
     ),
@@ -67,6 +68,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/api/alerts/summary"): Rule(READ),
     ("GET", "/api/alerts/incidents"): Rule(READ),
     ("GET", "/api/alerts/incidents/{incident_id:uuid}"): Rule(READ),
+    ("GET", "/api/alerts/incidents/{incident_id:uuid}/events"): Rule(READ),
     ("POST", "/api/alerts/incidents/acknowledge-all"): Rule(ADMIN, {}, csrf=True),
     ("POST", "/api/alerts/incidents/{incident_id:uuid}/acknowledge"): Rule(ADMIN, {}, csrf=True),
     ("POST", "/api/alerts/incidents/{incident_id:uuid}/resolve"): Rule(ADMIN, {}, csrf=True),

@@ -15,7 +15,7 @@ from vigil.runtime import Vigil
 from vigil.settings import Settings
 from vigil.web import create_app
 
-from .support import LATENCY, T0, Api
+from .support import LATENCY, T0, Api, running_api
 
 CUSTOM = "queue.depth"
 
@@ -228,7 +228,8 @@ async def test_metrics_exposition_has_values_incidents_and_counters(api: Api) ->
     found = samples_of(response.text)
     assert found[("vigil_metric_value", (("metric", LATENCY),))] == 150.0
     assert found[("vigil_metric_level", (("metric", LATENCY),))] == 1.0
-    assert found[("vigil_rule_threshold", (("level", "critical"), ("metric", LATENCY)))] == 200
+    threshold = (("level", "critical"), ("metric", LATENCY), ("rule", LATENCY))
+    assert found[("vigil_rule_threshold", threshold)] == 200
     assert found[("vigil_open_incidents", (("severity", "warning"),))] == 1.0
     assert found[("vigil_open_incidents", (("severity", "critical"),))] == 0.0
     assert found[("vigil_open_incidents_by_status", (("status", "active"),))] == 1.0
@@ -277,3 +278,58 @@ async def test_an_oversized_body_without_a_length_is_cut_off_too(api: Api) -> No
     )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "too_large"
+
+
+async def test_a_rule_named_apart_from_its_metric_is_that_metric_s_judge(api: Api) -> None:
+    """Rules are keyed by name, values by metric: ``queue_backlog`` watching ``queue.depth``
+    gives that metric its name and level, and no metric called ``queue_backlog`` appears."""
+    rule = {"name": "queue_backlog", "metric": CUSTOM, "unit": "jobs", "critical": 100}
+    assert (await api.post("/api/alerts/rules", json=rule)).status_code == 201
+    await ingest(api, {"instance": "s", "samples": [{"metric": CUSTOM, "value": 150}]})
+    await api.cycle({})
+    values = {item["metric"]: item for item in (await api.get("/api/metrics")).json()}
+    assert "queue_backlog" not in values
+    queue = values[CUSTOM]
+    assert (queue["display_name"], queue["unit"], queue["level"]) == (
+        "Queue Backlog",
+        "jobs",
+        "critical",
+    )
+    assert queue["rule"]["name"] == "queue_backlog"
+    found = samples_of((await api.get("/metrics")).text)
+    labels = (("level", "critical"), ("metric", CUSTOM), ("rule", "queue_backlog"))
+    assert found[("vigil_rule_threshold", labels)] == 100
+
+
+async def test_a_stale_value_is_not_exported_as_current(api: Api) -> None:
+    await api.cycle({LATENCY: 150})
+    found = samples_of((await api.get("/metrics")).text)
+    assert found[("vigil_metric_value", (("metric", LATENCY),))] == 150.0
+    api.clock.advance(3 * api.vigil.settings.interval)  # the source falls silent
+    await api.cycle({})
+    [latency] = [m for m in (await api.get("/api/metrics")).json() if m["metric"] == LATENCY]
+    assert (latency["value"], latency["stale"], latency["level"]) == (150.0, True, None)
+    assert latency["sampled_at"] == iso(30)
+    found = samples_of((await api.get("/metrics")).text)
+    assert ("vigil_metric_value", (("metric", LATENCY),)) not in found
+    assert ("vigil_metric_level", (("metric", LATENCY),)) not in found
+
+
+async def test_health_tells_of_a_split_rule_refusing_series(migrated_url: str) -> None:
+    """VIGIL_MAX_SERIES_PER_RULE: the instances beyond it are refused, and health says so."""
+    by_shard = {
+        "name": "by_shard",
+        "metric": "shard_lag",
+        "critical": 100,
+        "split_by": "instance",
+        "breaches_required": 1,
+    }
+    async with running_api(migrated_url, settings_changes={"max_series_per_rule": 2}) as api:
+        assert (await api.post("/api/alerts/rules", json=by_shard)).status_code == 201
+        samples = [{"metric": "shard_lag", "value": 500, "instance": f"s{i}"} for i in range(4)]
+        for sample in samples:
+            answer = await ingest(api, {"instance": sample.pop("instance"), "samples": [sample]})
+            assert answer.status_code == 200, answer.text
+        await api.cycle({})
+        details = (await api.get("/api/health")).json()["details"]
+        assert details["series_overflow"] == {"by_shard": 2}

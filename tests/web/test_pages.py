@@ -16,7 +16,7 @@ import httpx
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 
-from vigil.core import EventKind, Incident, Severity, Status
+from vigil.core import EventKind, Incident, Rule, Severity, Status
 
 from .support import LATENCY, PASSWORD, T0, Api, past_incident
 
@@ -287,9 +287,14 @@ async def test_history_filters_and_pages(api: Api) -> None:
     assert all(row.has_class("sev-critical") for row in rows(critical))
     assert critical.find("option", value="critical").attrs.get("selected") == ""
 
-    both = await api.client.get("/alerts", params={"severity": "warning", "metric": MEMORY})
+    both = await api.client.get("/alerts", params={"severity": "warning", "rule": MEMORY})
     memory = rows(html(both))
     assert len(memory) == 20 and all(MEMORY in row.text for row in memory)
+    assert html(both).find("option", value=MEMORY).attrs.get("selected") == ""
+    by_metric = await api.client.get("/alerts", params={"severity": "warning", "metric": MEMORY})
+    assert len(rows(html(by_metric))) == 20  # an old link by metric still works
+    refused = html(await api.client.get("/alerts", params={"rule": "Not A Rule"}))
+    assert "Rule: 'Not A Rule' is not a rule name" in refused.find(id="history").text
 
     day = (T0 - timedelta(days=1)).date().isoformat()
     one_day = html(await api.client.get("/alerts", params={"from": day, "to": day}))
@@ -403,6 +408,9 @@ ADMIN_FORMS = (
     "/channels/{name}",
     "/channels/{name}/test",
     "/channels/{name}/remove",
+    "/escalations",
+    "/escalations/{name}",
+    "/escalations/{name}/remove",
     "/rules",
     "/rules/{name}",
     "/rules/{name}/preview",
@@ -545,6 +553,24 @@ async def test_the_incident_page_has_its_timeline_and_chart_data(api: Api) -> No
     assert (await api.client.get(f"/incidents/{uuid.uuid4()}")).status_code == 404
     malformed = await api.client.get("/incidents/not-an-id")
     assert malformed.status_code == 404 and "Not found" in html(malformed).find("h1").text
+
+
+async def test_the_incident_chart_draws_its_own_rule_s_thresholds(api: Api) -> None:
+    """Two rules on one metric: each incident's chart has its rule's name and thresholds."""
+    await api.vigil.add_rule(
+        Rule(name="slow_gateway", metric=LATENCY, unit="ms", warning=120, critical=300),
+        by="ana",
+    )
+    events = await api.breach(LATENCY, 150)
+    [slow] = [e.incident for e in events if e.incident and e.incident.rule == "slow_gateway"]
+    await sign_in(api, "vic")
+    page = html(await api.client.get(f"/incidents/{slow.id}"))
+    chart = json.loads(page.find("script", id="incident-chart-data").text)
+    assert chart["label"] == "Slow Gateway"
+    shown = page.find(id="incident-rule")
+    assert shown.find("a").attrs["href"] == "/rules/slow_gateway"
+    assert "Slow Gateway" in shown.text and "instance" not in shown.text
+    assert chart["thresholds"] == {"warning": 120.0, "critical": 300.0, "at_trigger": 120.0}
 
 
 async def test_the_overview_shows_metrics_health_and_latest_incidents(api: Api) -> None:

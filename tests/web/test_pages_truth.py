@@ -4,6 +4,7 @@ browser, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -62,6 +63,18 @@ async def test_a_sparkline_keeps_the_spike_that_opened_an_incident(api: Api) -> 
     assert spark.attrs["aria-label"].endswith("from 50\u00a0ms to 300\u00a0ms")
 
 
+async def test_a_sparkline_keeps_the_dip_of_a_rule_where_lower_is_worse(api: Api) -> None:
+    rule = {"name": "disk_free", "metric": "disk_free", "unit": "GB", "warning": 20}
+    rule |= {"critical": 10, "direction": "below"}
+    assert (await api.post("/api/alerts/rules", json=rule)).status_code == 201
+    for value in (50, 50, 50, 5, 50, 50):  # a one-reading dip shares its minute
+        await api.cycle({"disk_free": value})
+    await sign_in(api, "vic")
+    page = html(await api.client.get("/"))
+    spark = page.find("li", id="card-disk_free").find("svg")
+    assert spark.attrs["aria-label"].endswith("from 5\u00a0GB to 50\u00a0GB")
+
+
 async def test_the_channels_page_shows_deliveries_failing_and_retrying(api: Api) -> None:
     # Nothing listens on port 1: every attempt fails, and is tried again after a backoff.
     await api.vigil.store.add_channel(
@@ -115,6 +128,18 @@ async def test_a_resolve_note_keeps_the_acknowledge_note_each_with_who_and_when(
         "Restarting shard 3",
         "Rolled back the 2.4 deploy",
     ]
+    # ... and the API reads them: the incident holds only the latest note, its events all
+    answer = await api.get(f"/api/alerts/incidents/{ident}/events")
+    assert answer.status_code == 200, answer.text
+    told = [(e["kind"], e["by"], e["data"].get("note")) for e in answer.json()]
+    assert told[0][0] == "incident.opened"
+    assert told[-2:] == [
+        ("incident.acknowledged", "ana", "Restarting shard 3"),
+        ("incident.resolved", "bob", "Rolled back the 2.4 deploy"),
+    ]
+    assert (await api.get(f"/api/alerts/incidents/{uuid.uuid4()}/events")).status_code == 404
+    limited = await api.get(f"/api/alerts/incidents/{ident}/events", params={"limit": 1})
+    assert [e["kind"] for e in limited.json()] == ["incident.opened"]
 
 
 M = timedelta(minutes=1)

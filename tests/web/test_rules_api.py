@@ -146,6 +146,27 @@ async def test_put_replaces_and_patch_changes_only_what_it_is_given(api: Api) ->
     assert mismatch.status_code == 422
 
 
+async def test_a_rule_s_history_lists_who_changed_what(api: Api) -> None:
+    await api.post("/api/alerts/rules", json={**QUEUE, "warning": 300})
+    await api.request(
+        "PATCH", "/api/alerts/rules/queue_backlog", role="admin", json={"critical": 900}
+    )
+    response = await api.get("/api/alerts/rules/queue_backlog/events")
+    assert response.status_code == 200, response.text
+    history = response.json()
+    assert [e["kind"] for e in history] == ["rule.changed", "rule.created"]  # newest first
+    assert history[0]["data"]["changes"] == {"critical": [500, 900]}
+    assert {e["by"] for e in history} == {"admin-bot"} and {e["rule"] for e in history} == {
+        "queue_backlog"
+    }
+    one = await api.get("/api/alerts/rules/queue_backlog/events", params={"limit": 1})
+    assert [e["kind"] for e in one.json()] == ["rule.changed"]
+    bad = await api.get("/api/alerts/rules/queue_backlog/events", params={"limit": 0})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "limit"
+    missing = await api.get("/api/alerts/rules/nothing_here/events")
+    assert missing.status_code == 404
+
+
 async def test_delete_resolves_the_open_incident_and_keeps_its_history(api: Api) -> None:
     await api.post("/api/alerts/rules", json={**QUEUE, "breaches_required": 1})
     events = await api.cycle({"queue_depth": 900})

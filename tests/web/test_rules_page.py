@@ -187,6 +187,14 @@ async def test_an_admin_edits_disables_enables_and_deletes_a_rule(api: Api) -> N
     assert location(on) == "/rules?done=rule-enabled"
     assert api.vigil.view.rules["queue_backlog"].enabled is True
 
+    # the rule's page lists its changes, newest first, with who and each field's values
+    changes = html(await api.client.get("/rules/queue_backlog")).find(id="changes")
+    lines = [li.text.split(" · ", 1)[1].split(":", 1)[1].split() for li in changes.find_all("li")]
+    assert lines[0] == ["enabled", "False", "→", "True"]
+    assert lines[1] == ["enabled", "True", "→", "False"]
+    assert ["warning", "—", "→", "300.0,"] == lines[2][:4] and lines[-1] == ["created"]
+    assert all(" · ana:" in li.text for li in changes.find_all("li"))
+
     confirm = html(await api.client.get("/rules/queue_backlog/delete"))
     assert "Delete rule" in confirm.find("h1").text
     button = confirm.find("main").find("form")
@@ -214,3 +222,56 @@ async def test_the_alerts_page_links_its_rules_to_the_rules_page(api: Api) -> No
     page = html(await api.client.get("/alerts"))
     links = [a.attrs.get("href") for a in page.find(id="rules").find_all("a")]
     assert "/rules" in links
+
+
+async def test_each_series_shows_its_value_level_and_streak(api: Api) -> None:
+    """A rule split per instance lists each instance's value with its level and streak, and
+    the open incident with its recoveries; a composite rule lists each term's value."""
+    by_shard = {
+        "name": "by_shard",
+        "metric": "shard_lag",
+        "unit": "ms",
+        "warning": 100,
+        "critical": 200,
+        "split_by": "instance",
+        "breaches_required": 2,
+    }
+    assert (await api.post("/api/alerts/rules", json=by_shard)).status_code == 201
+    composite = {
+        "name": "slow_and_failing",
+        "kind": "composite",
+        "condition": COMPOSITE["condition"],
+        "severity": "warning",
+    }
+    added = await api.post("/api/alerts/rules", json=composite)
+    assert added.status_code == 201, added.text
+
+    async def push(**values: float) -> None:
+        for instance, value in values.items():
+            sample = {"metric": "shard_lag", "value": value}
+            answer = await api.post(
+                "/api/ingest", role="ingest", json={"instance": instance, "samples": [sample]}
+            )
+            assert answer.status_code == 200, answer.text
+
+    await push(s0=250, s1=20)
+    await api.cycle({"command_p95_latency": 600, "error_rate": 1})
+    await sign_in(api, "vic")
+    row = html(await api.client.get("/rules")).find("tr", id="rule-by_shard")
+    now = [li.text.split() for li in row.find("td", data_label="Now").find_all("li")]
+    assert now[0][:3] == ["s0:", "250", "ms"] and "Critical" in now[0]
+    assert now[1][:3] == ["s1:", "20", "ms"] and "Normal" in now[1]
+    state = row.find("td", data_label="State").text.split()
+    assert state == ["s0:", "1/2", "breaches"]  # s1 reads normal: nothing to remember
+
+    await push(s0=250, s1=20)
+    await api.cycle({"command_p95_latency": 600, "error_rate": 1})
+    row = html(await api.client.get("/rules")).find("tr", id="rule-by_shard")
+    cell = row.find("td", data_label="State")
+    assert "s0:" in cell.text and "open incident" in cell.text and "0/3 recoveries" in cell.text
+    assert cell.find("a").attrs["href"].startswith("/incidents/")
+
+    terms = html(await api.client.get("/rules")).find("tr", id="rule-slow_and_failing")
+    now_terms = terms.find("td", data_label="Now").text
+    assert "command_p95_latency" in now_terms and "600" in now_terms
+    assert "error_rate" in now_terms

@@ -12,6 +12,8 @@ from vigil.core import Sample
 
 from ..runtime.support import T0
 from .support import LATENCY, Api
+from .test_pages import html, sign_in
+from .test_rules_page import add_form
 
 PREVIEW = "/api/alerts/rules/preview"
 # gateway_latency (saved, a default rule): warning 100, critical 200, 2 breaches, 3 recoveries.
@@ -85,8 +87,12 @@ async def test_a_period_without_samples_replays_nothing(api: Api) -> None:
         "escalated": 0,
         "resolved": 0,
         "notifications": 0,
+        "grouped_notifications": 0,
+        "group_window": api.vigil.settings.effective_group_window,
+        "groups": 0,
         "seconds_in_incident": 0,
         "cycles": 0,
+        "band": None,  # a threshold rule has none
     }
 
 
@@ -140,3 +146,39 @@ async def test_the_preview_path_is_the_preview_route_alone(api: Api) -> None:
     assert "reserved" in created.json()["error"]["message"]
     document = (await api.get("/api/openapi.json")).json()
     assert "/api/alerts/rules/{name}" in document["paths"]
+
+
+async def test_the_preview_counts_notifications_with_the_servers_grouping(api: Api) -> None:
+    """Two instances breach together: a rule split per instance opens two incidents, told in
+    one grouped message, and resolves them in another; the API and the edit form say so."""
+    await api.vigil.store.add_samples(
+        [
+            Sample(instance, LATENCY, START + timedelta(seconds=30 * i), value)
+            for i, value in enumerate(SHAPE)
+            for instance in ("bot", "shard-1")
+        ]
+    )
+    window = api.vigil.settings.effective_group_window
+    assert window > 0
+    body = {"name": LATENCY, "metric": LATENCY, "warning": 200, "critical": 240}
+    split = {**body, "split_by": "instance", "since": "2h"}
+    result = (await api.post(PREVIEW, json=split, role="viewer")).json()
+    proposed, saved = result["proposed"], result["saved"]
+    assert proposed["opened"] == 2
+    assert (proposed["notifications"], proposed["grouped_notifications"]) == (4, 2)
+    assert (proposed["group_window"], proposed["groups"]) == (window, 1)
+    # The saved rule (not split): opened, escalated, resolved; nothing to group.
+    assert (saved["notifications"], saved["grouped_notifications"], saved["groups"]) == (3, 3, 0)
+
+    csrf = await sign_in(api)
+    fields = {
+        **add_form(csrf, metric=LATENCY, warning="200", critical="240", split_by="instance"),
+        "next": "/rules",
+        "preview_since": "24h",
+    }
+    del fields["name"]
+    response = await api.client.post(f"/rules/{LATENCY}/preview", data=fields)
+    assert response.status_code == 200, response.text[:500]
+    row = html(response).find(id="preview-grouped")
+    assert row.find("th").text == "Notifications with incident grouping"
+    assert [cell.text for cell in row.find_all("td")] == ["2", "3"]

@@ -369,6 +369,7 @@ def from_database(
             interval=settings.interval,
             own_instance=settings.instance,
             flap=settings.flap,
+            group_window=settings.effective_group_window,
         )
         return rules, saved, result
 
@@ -384,8 +385,10 @@ def from_database(
         highlight=False,
     )
     print_report(result.proposed.report, rules, out)
-    out.print(f"{result.proposed.notifications} notifications", highlight=False)
+    if result.proposed.group_window <= 0:  # else print_report told both counts
+        out.print(f"{result.proposed.notifications} notifications", highlight=False)
     if result.saved is not None:
         out.print("\nThe saved rules over the same period:", highlight=False)
         print_report(result.saved.report, saved, out)
-        out.print(f"{result.saved.notifications} notifications", highlight=False)
+        if result.saved.group_window <= 0:
+            out.print(f"{result.saved.notifications} notifications", highlight=False)

@@ -249,7 +249,8 @@ def rules_add(spec: SpecArgument, by: ByOption = None) -> None:
     author = by or default_actor()
 
     async def add(store: Store) -> Rule:
-        added, _ = await store.add_rule(rule, by=author, now=utcnow())
+        limit = Settings.from_env().max_rules
+        added, _ = await store.add_rule(rule, by=author, now=utcnow(), max_rules=limit)
         return added
 
     console().print(_table([with_store(add)]))
@@ -366,7 +367,14 @@ def rules_apply(
     author = by or default_actor()
 
     async def apply(store: Store) -> RulePlan:
-        return await store.apply_rules(rules, by=author, now=utcnow(), prune=prune, dry_run=dry_run)
+        return await store.apply_rules(
+            rules,
+            by=author,
+            now=utcnow(),
+            prune=prune,
+            dry_run=dry_run,
+            max_rules=Settings.from_env().max_rules,
+        )
 
     plan = with_store(apply)
     out = console()

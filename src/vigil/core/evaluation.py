@@ -53,9 +53,12 @@ __all__ = [
 
 Reading = tuple[float, datetime]
 """One instance's newest value of a metric, and when it was sampled."""
+Edges = tuple[float, float, float]
+"""An anomaly band as drawn: low edge, baseline, high edge."""
 
 SERIES_SEPARATOR = "/"  # never in a rule's name, so the first one splits a key
 DEFAULT_MAX_SERIES = 1000
+RESHAPED_NOTE = "rule changed"
 
 
 def series_key(rule: str, series: str = "") -> str:
@@ -84,7 +87,7 @@ class _Slot:
     """One series of one rule: its state, the open interval of readings that leave an idle
     plain threshold series unchanged, and (absent rules) the newest sample time seen."""
 
-    __slots__ = ("hi", "key", "lo", "memory", "rule", "seen", "series", "state")
+    __slots__ = ("hi", "idle", "key", "lo", "memory", "rule", "seen", "series", "state")
 
     def __init__(self, rule: Rule, series: str, state: RuleState) -> None:
         self.rule = rule
@@ -96,8 +99,9 @@ class _Slot:
 
     def set_state(self, state: RuleState) -> None:
         self.state = state
+        self.idle = idle = state.is_idle  # asked every cycle of every learning series
         rule = self.rule
-        if state.is_idle and rule.kind is Kind.THRESHOLD:
+        if idle and rule.kind is Kind.THRESHOLD:
             first = rule.first_threshold
             if rule.direction is Direction.ABOVE:
                 self.lo, self.hi = -math.inf, first
@@ -110,12 +114,27 @@ class _Slot:
 class _Plan:
     """What a cycle needs of a rule that is not a plain threshold rule, worked out once."""
 
-    __slots__ = ("condition", "idle", "metrics", "no_data", "rule")
+    __slots__ = (
+        "anomaly",
+        "condition",
+        "idle",
+        "learning",
+        "metrics",
+        "min_history",
+        "no_data",
+        "rule",
+        "sensitivity",
+    )
 
     def __init__(self, rule: Rule) -> None:
         self.rule = rule
         self.metrics = rule.metrics
         self.no_data = kinds.no_data(rule)
+        # The learning kinds' fields, read every cycle: kept here, checked once.
+        self.learning = rule.kind in _LEARNING
+        self.anomaly = rule.kind is Kind.ANOMALY
+        self.min_history = rule.min_history or 0.0
+        self.sensitivity = rule.sensitivity or 0.0
         self.condition = rule.parsed_condition if rule.kind is Kind.COMPOSITE else None
         self.idle = (math.inf, -math.inf)  # the readings that leave an idle series so
         if rule.kind is Kind.THRESHOLD:
@@ -166,6 +185,8 @@ class Evaluator:
         self._overflow: dict[str, int] = {}
         self._learning_now: datetime | None = None
         self._learning_at = 0.0
+        self.generation = 0  # counts the changes of the rules: equal, they are as they were
+        self._orphans: list[_Slot] = []  # series their rule no longer has: released next cycle
         for rule in rules:
             if rule.name in self._rules:
                 raise ValidationError("name", f"duplicate rule {rule.name!r}")
@@ -213,7 +234,10 @@ class Evaluator:
 
     def set_rule(self, rule: Rule) -> None:
         """Add a rule or replace one; a replaced rule keeps its series' streaks and incidents
-        (a change of kind, metric or split keeps only the series that have an incident)."""
+        (a change of kind, metric or split keeps only the series that have an incident). A
+        series the changed rule no longer has — an instance of a rule no longer split, the
+        combined series of a rule now split — is released by the next cycle: its open incident
+        resolves (automatic, note "rule changed") and the series is forgotten."""
         self.set_rules([rule])
 
     def set_rules(self, rules: Iterable[Rule]) -> None:
@@ -263,7 +287,59 @@ class Evaluator:
                 raise ValidationError("incident", f"belongs to {incident.rule!r}")
             if not incident.is_open:
                 raise ValidationError("incident", "a rule state holds only an open incident")
-        self._slot(rule, series).set_state(state)
+        slot = self._slot(rule, series)
+        slot.set_state(state)
+        if not _fits(rule, series) and slot not in self._orphans:
+            self._orphans.append(slot)  # stored before the rule changed shape
+
+    # -- what the learning kinds learned ----------------------------------------------------
+
+    def band(self, rule: str, series: str = "", *, at: datetime) -> Edges | None:
+        """The band an anomaly rule's series judged its latest reading by, as ``(low,
+        baseline, high)`` (``kinds.anomaly``'s edges), for a cycle at ``at``; ``None`` while
+        it cannot fire (no baseline for the hour yet, or under ``min_history``)."""
+        found = self.rule(rule)
+        slot = self._slots.get(series_key(rule, series))
+        memory = slot.memory if slot is not None else None
+        if found.kind is not Kind.ANOMALY or not isinstance(memory, Baseline):
+            return None
+        assert found.min_history is not None and found.sensitivity is not None
+        band = memory.band
+        if (
+            band is None
+            or memory.first is None
+            or at.timestamp() - memory.first < (found.min_history)
+        ):
+            return None
+        low, high = band.edges(found.sensitivity)
+        return low, band.median, high
+
+    def learning_rules(self) -> dict[str, Rule]:
+        """The rules that learn (anomaly, forecast), by name."""
+        return {p.rule.name: p.rule for p in self._other if p.rule.kind in _LEARNING}
+
+    def memories(self) -> dict[str, Baseline | Trend]:
+        """What each learning series has learned, by ``series_key``."""
+        return {key: slot.memory for key, slot in self._slots.items() if slot.memory is not None}
+
+    def adopt(self, memories: Mapping[str, Baseline | Trend]) -> int:
+        """Take in what another evaluator learned of the same rules (a replay of the stored
+        samples at start: ``vigil.runtime.learning``), so a restart does not wait
+        ``min_history`` again. A memory of a rule that is gone, of another kind or of another
+        lookback is ignored; a series new here is added up to ``max_series``. Returns how many
+        series were taken in."""
+        taken = 0
+        for key, memory in memories.items():
+            name, series = split_key(key)
+            rule = self._rules.get(name)
+            if rule is None or not _learned_by(rule, memory) or not _fits(rule, series):
+                continue
+            if series and self._slots.get(key) is None:
+                if len(self._series.get(name, {})) >= self._max_series:
+                    continue
+            self._slot(rule, series).memory = memory
+            taken += 1
+        return taken
 
     # -- evaluation ------------------------------------------------------------------------
 
@@ -373,7 +449,10 @@ class Evaluator:
             name, series = split_key(key)
             rule = self._rules.get(name)
             if rule is not None:
-                self._slot(rule, series).set_state(state)
+                slot = self._slot(rule, series)
+                slot.set_state(state)
+                if not _fits(rule, series) and slot not in self._orphans:
+                    self._orphans.append(slot)
 
     # -- manual actions and changes made elsewhere ------------------------------------------
 
@@ -436,6 +515,7 @@ class Evaluator:
 
     def _index(self) -> None:
         """The lookups a cycle runs on, rebuilt whenever the rules change."""
+        self.generation += 1
         plain: dict[str, list[_Slot]] = {}
         self._plain_all: list[_Slot] = []
         self._plain_no_data: list[_Slot] = []
@@ -455,6 +535,7 @@ class Evaluator:
         self._plain_many = {m: slots for m, slots in plain.items() if len(slots) > 1}
         self._read = frozenset(read)
         self._other_metrics = frozenset(m for plan in self._other for m in plan.metrics)
+        self._orphans = [slot for slot in self._slots.values() if not _fits(slot.rule, slot.series)]
 
     def _observe_others(
         self, readings: Mapping[str, Mapping[str, Reading]], now: datetime, work: list[_Pending]
@@ -471,14 +552,15 @@ class Evaluator:
             cutoff = cutoffs.get(limit)
             if cutoff is None and limit is not None:
                 cutoff = cutoffs[limit] = now - timedelta(seconds=limit)
+            if plan.learning:
+                self._observe_learning(plan, readings, cutoff, now, work)
+                continue
             known = self._series.get(rule.name, {})
             if rule.kind is Kind.ABSENT:
                 entries = readings.get(rule.metric) or {}
                 self._observe_absent(rule, entries, known, now, work, added)
             elif rule.kind is Kind.THRESHOLD:
                 self._observe_split_threshold(plan, readings, cutoff, known, work, added)
-            elif rule.kind in _LEARNING:
-                self._observe_learning(plan, readings, cutoff, now, work)
             elif rule.split_by is SplitBy.NONE:
                 slot = known.get("") or self._slot(rule, "")
                 values = {}
@@ -537,23 +619,23 @@ class Evaluator:
         if now is not self._learning_now:  # once a cycle, not once a rule
             self._learning_now, self._learning_at = now, now.timestamp()
         at = self._learning_at
-        known = self._series.get(rule.name, {})
         entries = readings.get(rule.metric)
         if rule.split_by is SplitBy.NONE:
-            slot = known.get("") or self._slot(rule, "")
+            slot = self._slots.get(rule.name) or self._slot(rule, "")  # its key: the name
             value: float | None = None
             if entries is not None and len(entries) == 1:  # one instance: nothing to combine
                 for value, sampled in entries.values():
                     if cutoff is not None and sampled < cutoff:
                         value = None
-                    elif value.__class__ is not float or not -math.inf < value < math.inf:
+                    elif value.__class__ is not float or not _NEG_INF < value < _INF:
                         value = _fresh((value, sampled), None)  # an int, or not a number
             else:
                 value = _combine(entries, rule, cutoff)
-            seen = plan.no_data if value is None else _learn(rule, slot, value, at)
-            if seen is not None and not (seen.level is Level.NORMAL and slot.state.is_idle):
+            seen = plan.no_data if value is None else _learn(plan, slot, value, at)
+            if seen is not None and not (seen.level is Level.NORMAL and slot.idle):
                 work.append((rule, "", slot, seen, None))
             return
+        known = self._series.get(rule.name, {})
         values: dict[str, float | None] = dict.fromkeys(known)
         values.update((i, _fresh(r, cutoff)) for i, r in (entries or {}).items())
         for series, value in values.items():
@@ -566,8 +648,8 @@ class Evaluator:
                     continue
                 existing = self._slot(rule, series)
                 known = self._series[rule.name]
-            seen = plan.no_data if value is None else _learn(rule, existing, value, at)
-            if seen is not None and not (seen.level is Level.NORMAL and existing.state.is_idle):
+            seen = plan.no_data if value is None else _learn(plan, existing, value, at)
+            if seen is not None and not (seen.level is Level.NORMAL and existing.idle):
                 work.append((rule, series, existing, seen, None))
 
     def _observe_split_threshold(
@@ -674,7 +756,10 @@ class Evaluator:
         self, work: list[_Pending], *, now: datetime, silenced: Collection[str]
     ) -> CycleResult:
         result = CycleResult()
+        released = self._release(now, result) if self._orphans else frozenset()
         for rule, series, slot, seen, at in work:
+            if released and series_key(rule.name, series) in released:
+                continue  # a released series observed this cycle: it is gone
             if slot is None:
                 slot = self._slot(rule, series)
             if at is not None:
@@ -698,6 +783,25 @@ class Evaluator:
                 self._drop(slot)  # an idle series of a split rule: nothing left to remember
         return result
 
+    def _release(self, now: datetime, result: CycleResult) -> frozenset[str]:
+        """Forget the series their rule no longer has (``set_rule``), resolving their open
+        incidents; the keys released."""
+        released = set()
+        for slot in self._orphans:
+            if self._slots.get(slot.key) is not slot:
+                continue  # already gone (the rule deleted, or changed back)
+            state = slot.state
+            if state.incident is not None:
+                _, event = resolve(state.incident, now=now, notes=RESHAPED_NOTE)
+                result.events.append(event)
+            if state != IDLE:
+                result.previous[slot.key] = state
+                result.changed[slot.key] = IDLE
+            self._drop(slot)
+            released.add(slot.key)
+        self._orphans = []
+        return frozenset(released)
+
     def _slot_of(self, incident_id: uuid.UUID) -> _Slot:
         for slot in self._slots.values():
             incident = slot.state.incident
@@ -710,23 +814,33 @@ _LEARNING = frozenset({Kind.ANOMALY, Kind.FORECAST})
 _REMEMBERING = _LEARNING | {Kind.ABSENT}  # kinds whose idle series still hold something
 
 
-def _learn(rule: Rule, slot: _Slot, value: float, at: float) -> Observation | None:
+def _fits(rule: Rule, series: str) -> bool:
+    """Whether ``rule`` has ``series``: "" when it is not split, an instance when it is."""
+    return (series == "") == (rule.split_by is SplitBy.NONE)
+
+
+_INF, _NEG_INF = math.inf, -math.inf
+
+
+def _learn(plan: _Plan, slot: _Slot, value: float, at: float) -> Observation | None:
     """One reading of a learning kind's series: judged (``kinds.anomaly``,
     ``kinds.forecast``), then learned from. ``None``: a normal reading of an idle series,
-    which changes nothing (the common case, answered without building an observation)."""
+    which changes nothing (the common case, answered without building an observation:
+    this runs every cycle for every series, so it reads the plan's copies of the rule's
+    fields and the slot's ``idle``)."""
     memory = slot.memory
-    if rule.kind is Kind.ANOMALY:
-        if memory.__class__ is not Baseline:
+    if plan.anomaly:
+        if not isinstance(memory, Baseline):
             memory = slot.memory = Baseline()
-        assert isinstance(memory, Baseline)
-        assert rule.sensitivity is not None and rule.min_history is not None
-        history = at - (memory.first if memory.first is not None else at)
+        first = memory.first  # None until the first reading: no history yet
         band = memory.observe(at, value)
-        if band is not None and history >= rule.min_history:
-            width = rule.sensitivity * band.spread  # the same arithmetic as Band.edges
-            if not band.median - width <= value <= band.median + width:
-                return kinds.anomaly(rule, value, band, history=history)
-        return None if slot.state.is_idle else Observation(Level.NORMAL, value)
+        if band is not None and first is not None and at - first >= plan.min_history:
+            width = plan.sensitivity * band.spread  # the same arithmetic as Band.edges
+            median = band.median
+            if not median - width <= value <= median + width:
+                return kinds.anomaly(plan.rule, value, band, history=at - first)
+        return None if slot.idle else Observation(Level.NORMAL, value)
+    rule = plan.rule
     assert rule.lookback is not None and rule.min_history is not None
     if not isinstance(memory, Trend) or memory.width != rule.lookback / BUCKETS:
         memory = slot.memory = Trend(rule.lookback)  # a new lookback: learn afresh
@@ -734,8 +848,8 @@ def _learn(rule: Rule, slot: _Slot, value: float, at: float) -> Observation | No
     line = memory.line
     history = at - (memory.first if memory.first is not None else at)
     if line is None or history < rule.min_history:
-        return None if slot.state.is_idle else Observation(Level.NORMAL, value)
-    if slot.state.is_idle:
+        return None if slot.idle else Observation(Level.NORMAL, value)
+    if slot.idle:
         # The common case: a trend far from its threshold. Worked out once a line, it answers
         # without projecting it every cycle.
         if memory.quiet_line is not line:
@@ -751,6 +865,16 @@ def _learn(rule: Rule, slot: _Slot, value: float, at: float) -> Observation | No
         if at < memory.quiet_until:
             return None
     return kinds.forecast(rule, value, line, at, history=history)
+
+
+def _learned_by(rule: Rule, memory: Baseline | Trend) -> bool:
+    """Whether ``memory`` is what ``rule``'s series learn (``_learn``)."""
+    if rule.kind is Kind.ANOMALY:
+        return isinstance(memory, Baseline)
+    if rule.kind is Kind.FORECAST:
+        assert rule.lookback is not None
+        return isinstance(memory, Trend) and memory.width == rule.lookback / BUCKETS
+    return False
 
 
 def _fresh(reading: Reading | None, cutoff: datetime | None) -> float | None:

@@ -243,7 +243,7 @@ class GroupedMessages:
       it; a member joining later brings a follow-up no sooner than the window after the
       group's last message, and members joining before that follow-up is due are in it;
     - a member's resolution is sent only when it is the group's last open member;
-    - escalations are sent as they are.
+    - escalations and flapping notices are sent as they are.
 
     A ``window`` of 0 is grouping off: every event is a message.
     """
@@ -261,6 +261,8 @@ class GroupedMessages:
 
     def take(self, events: Sequence[Event], *, now: datetime) -> None:
         """One cycle's events."""
+        if not events:
+            return  # most cycles of a replay: nothing to tell
         if self.window <= timedelta(0):
             self.sent += sum(1 for e in events if e.kind is not EventKind.INCIDENT_ACKNOWLEDGED)
             return
@@ -290,8 +292,8 @@ class GroupedMessages:
                 self._open[group_id] -= 1
                 if self._open[group_id] == 0 and not self._waiting(group_id, now):
                     self._write(group_id, now, now)
-            elif event.kind is EventKind.INCIDENT_ESCALATED:
-                self.sent += 1
+            elif event.kind in (EventKind.INCIDENT_ESCALATED, EventKind.INCIDENT_FLAPPING):
+                self.sent += 1  # each its own message, as the outbox writes them
 
     def groups_of_several(self) -> int:
         return sum(1 for size in self._size.values() if size > 1)

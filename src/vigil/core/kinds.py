@@ -82,7 +82,8 @@ def forecast(
     """The worse of the levels the trend is at now and will be at ``horizon`` seconds ahead;
     ``values`` holds when it crosses that level's threshold (``eta_s``, seconds from ``at``:
     0 when it already has), its rate per second and the value it reaches at the horizon.
-    Before ``min_history`` seconds of readings, or before there is a trend, normal."""
+    A normal trend not yet back past the rule's ``recovery`` is not ``recovered``. Before
+    ``min_history`` seconds of readings, or before there is a trend, normal."""
     assert rule.min_history is not None and rule.horizon is not None
     if line is None or history < rule.min_history:
         return Observation(Level.NORMAL, value)
@@ -91,7 +92,11 @@ def forecast(
     current, ahead = rule.level(fitted), rule.level(projected)
     level = current if current.rank >= ahead.rank else ahead
     if level is Level.NORMAL:
-        return Observation(Level.NORMAL, value)
+        # Hysteresis, as a threshold rule's: the trend (now and at the horizon) must be back
+        # past ``recovery`` before it counts as normal, so a predicted crossing that hovers
+        # about the horizon holds its incident rather than flapping it.
+        worst = (max if rule.direction is Direction.ABOVE else min)(fitted, projected)
+        return Observation(Level.NORMAL, value, rule.is_recovered(worst))
     threshold = rule.threshold_for(level)
     eta = 0.0 if current is level else (threshold - fitted) / line.slope
     trend = {"eta_s": eta, "rate_per_s": line.slope, "projected": projected}

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from vigil.core.rules import Kind, Rule
 from vigil.core.suggest import (
     HOURS_OF_WEEK,
     SPREAD_PER_MAD,
@@ -39,6 +40,22 @@ MIN_BUCKETS = 5  # closed buckets a trend needs before it exists
 KEPT_PER_BUCKET = 64
 _EPOCH_HOUR_OF_WEEK = 72  # 1970-01-01 00:00 UTC was a Thursday: hour 72 of its week (Mon 0)
 _MASK = (1 << 64) - 1
+WEEK = 7 * 86_400.0
+HOUR = 3600.0
+
+
+def learning_window(rule: Rule) -> float:
+    """Seconds of history a learning rule's series needs to be learned afresh (after a
+    restart, or to draw what it judged by): enough to fire again (``min_history``) and, for
+    an anomaly rule, a week (every hour of the week its own baseline), plus an hour; for a
+    forecast, its lookback plus a bucket. 0 for the other kinds."""
+    if rule.kind is Kind.ANOMALY:
+        assert rule.min_history is not None
+        return max(rule.min_history, WEEK) + HOUR
+    if rule.kind is Kind.FORECAST:
+        assert rule.min_history is not None and rule.lookback is not None
+        return max(rule.min_history, rule.lookback) + rule.lookback / BUCKETS
+    return 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +104,11 @@ class Baseline:
         self._readings = 0
         self._retry_at = 0  # with no band yet: the reading count at which to try again
         self.first: float | None = None  # the first reading's time (seconds since the epoch)
+
+    @property
+    def band(self) -> Band | None:
+        """The band the latest reading was judged by."""
+        return self._band
 
     def observe(self, at: float, value: float) -> Band | None:
         """The band a reading at ``at`` (seconds since the epoch) is judged by, then the

@@ -87,7 +87,7 @@ _KIND_FIELDS: dict[str, frozenset[Kind]] = {
     "unit": frozenset({Kind.THRESHOLD, Kind.ABSENT, *_LEARNING}),
     "warning": frozenset({Kind.THRESHOLD, Kind.FORECAST}),
     "critical": frozenset({Kind.THRESHOLD, Kind.FORECAST}),
-    "recovery": frozenset({Kind.THRESHOLD}),
+    "recovery": frozenset({Kind.THRESHOLD, Kind.FORECAST}),  # default: the first threshold
     "direction": frozenset({Kind.THRESHOLD, Kind.FORECAST}),  # default: above
     "aggregate": frozenset({Kind.THRESHOLD, Kind.COMPOSITE, *_LEARNING}),  # default: max
     "absent_for": frozenset({Kind.ABSENT}),

@@ -39,6 +39,7 @@ _log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SOURCE = "discord"
+ANSWER_COLOUR = 0x5865F2  # Discord's own blue: an answer, not an incident's state
 DEFER_AFTER = 2.0  # seconds an action may take before its interaction is deferred
 ENV_PREFIX = "VIGIL_DISCORD_"
 _BOOLEANS = {
@@ -184,11 +185,16 @@ class DiscordOperations:
         return self.severity_channels.get(severity.value, self.channel_id)
 
     def role_of(self, user: discord.abc.User) -> Role | None:
-        """The Vigil role a Discord user has here: by user id first, then by any role."""
-        roles = {role.id for role in getattr(user, "roles", ())}
-        if user.id in self.admin_users or roles & set(self.admin_roles):
+        """The Vigil role a Discord user has here: by user id first (a user mapped to
+        ``viewer`` stays a viewer whatever their Discord roles), then by any role."""
+        if user.id in self.admin_users:
             return Role.ADMIN
-        if user.id in self.viewer_users or roles & set(self.viewer_roles):
+        if user.id in self.viewer_users:
+            return Role.VIEWER
+        roles = {role.id for role in getattr(user, "roles", ())}
+        if roles & set(self.admin_roles):
+            return Role.ADMIN
+        if roles & set(self.viewer_roles):
             return Role.VIEWER
         return None
 
@@ -210,6 +216,7 @@ class DiscordOperator:
 
     def __init__(self, bot: commands.Bot, vigil: Vigil, config: DiscordOperations) -> None:
         from vigil.integrations._buttons import DYNAMIC_ITEMS
+        from vigil.integrations._group_buttons import GROUP_ITEMS
         from vigil.integrations._poster import IncidentPoster
         from vigil.integrations._slash import vigil_group
 
@@ -222,7 +229,7 @@ class DiscordOperator:
         self._synced = False
         self._group = vigil_group(self)
         self._guild = discord.Object(config.guild_id) if config.guild_id is not None else None
-        self._items = DYNAMIC_ITEMS
+        self._items = DYNAMIC_ITEMS + GROUP_ITEMS
         bot.add_dynamic_items(*self._items)
         bot.tree.add_command(self._group, guild=self._guild, override=True)
         self._listeners = {"on_ready": self._on_ready, "on_resumed": self._on_resumed}
@@ -250,6 +257,11 @@ class DiscordOperator:
     def incident_url(self, incident_id: uuid.UUID) -> str | None:
         base = self.base_url
         return None if base is None else f"{base}/incidents/{incident_id}"
+
+    def group_url(self, group_id: uuid.UUID) -> str | None:
+        """The group on the Alerts page (its panel of incident groups)."""
+        base = self.base_url
+        return None if base is None else f"{base}/alerts#group-{group_id}"
 
     def detach(self) -> None:
         """Take the commands, buttons and listeners off the bot and stop posting."""
@@ -383,12 +395,14 @@ async def in_time(interaction: discord.Interaction[Any], work: Awaitable[T]) -> 
     return await task
 
 
-async def reply(interaction: discord.Interaction[Any], text: str, **extra: Any) -> None:
-    """Answer privately (ephemeral), whether or not the interaction was answered yet."""
+async def reply(interaction: discord.Interaction[Any], text: str) -> None:
+    """Answer privately (ephemeral), as an embed like every answer, whether or not the
+    interaction was answered yet."""
+    embed = discord.Embed(description=text, colour=ANSWER_COLOUR)
     if interaction.response.is_done():
-        await interaction.followup.send(text, ephemeral=True, **extra)
+        await interaction.followup.send(embed=embed, ephemeral=True)
     else:
-        await interaction.response.send_message(text, ephemeral=True, **extra)
+        await interaction.response.send_message(embed=embed, ephemeral=True)
 
 
 def _label(incident: Incident) -> str:

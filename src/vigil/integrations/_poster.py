@@ -1,8 +1,12 @@
-"""The poster: one Discord message per incident, posted once and then edited in place.
+"""The poster: one Discord message per incident, or per incident group when incident grouping
+is on, posted once and then edited in place.
 
 It follows the event log from a cursor kept in the database (the log commits with each
 incident change, so nothing is lost between the change and the message), on the leader only.
-For each incident an event touched it renders the incident as it is now and:
+Each incident an event touched is shown by its *subject*: its group when it has one (grouping
+on), else itself. A group already shown incident by incident (posted before group messages
+existed) goes on that way, so that no incident is ever in two messages. For each subject it
+renders the incident or group as it is now and:
 
 - edits its message when one is recorded;
 - otherwise records a claim (channel, nonce) before posting, posts with that nonce, then
@@ -11,6 +15,8 @@ For each incident an event touched it renders the incident as it is now and:
 
 A failed round (Discord or the database unreachable) moves nothing forward and is tried again
 with a doubling delay; each reconnection of the bot catches up the messages that fell behind.
+A round cancelled (the bot detached, Vigil closing) stops between steps, never inside one of
+its database writes (``whole``): each write commits or rolls back before the round ends.
 """
 
 from __future__ import annotations
@@ -19,15 +25,17 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Collection, Iterable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import discord
 
-from vigil.core import Event, EventKind, Incident, NotFoundError
+from vigil.core import Event, EventKind, Incident, NotFoundError, Severity
 from vigil.integrations._buttons import incident_view
-from vigil.integrations._embeds import footer, incident_embed, rule_name
-from vigil.store._discord import DiscordMessage, incident_nonce
+from vigil.integrations._embeds import footer, group_embed, group_footers, incident_embed, rule_name
+from vigil.integrations._group_buttons import group_view
+from vigil.store._discord import MAX_GROUPS_ASKED, DiscordMessage, group_nonce, incident_nonce
 
 if TYPE_CHECKING:
     from vigil.core.silences import Snooze
@@ -39,6 +47,14 @@ CURSOR = "discord"
 TASK = "vigil.discord"
 BATCH = 500
 SEARCH_LIMIT = 100
+T = TypeVar("T")
+
+
+class Subject(NamedTuple):
+    """What one message shows: an incident, or an incident group (``grouped``)."""
+
+    id: uuid.UUID
+    grouped: bool = False
 
 
 class IncidentPoster:
@@ -171,10 +187,11 @@ class IncidentPoster:
 
     async def sync_round(self) -> int:
         """Bring every message the log says is out of date up to date; returns how many
-        incidents were synced."""
+        messages (incidents' and groups') were synced."""
         store = self.operator.vigil.store
         clock = self.operator.vigil.clock
-        targets: dict[uuid.UUID, None] = {}
+        touched: dict[uuid.UUID, uuid.UUID | None] = {}  # incident -> its group
+        targets: dict[Subject, None] = {}
         asked = self._catch_ups_asked
         catching_up = self._catch_ups_done < asked
         # The cursor is read once per spell as leader (only the leader moves it).
@@ -183,29 +200,51 @@ class IncidentPoster:
             cursor = await store.discord_cursor(CURSOR)
         if cursor is None:  # the first run on this database: post what is open now
             cursor = await store.last_event_id()
-            targets.update(dict.fromkeys(i.id for i in await store.active_incidents()))
-            await store.set_discord_cursor(CURSOR, cursor, now=clock())
+            touched.update((i.id, i.group) for i in await store.active_incidents())
+            await whole(store.set_discord_cursor(CURSOR, cursor, now=clock()))
         if catching_up:
-            targets.update(dict.fromkeys(await store.discord_messages_behind()))
+            targets.update(dict.fromkeys(map(Subject, await store.discord_messages_behind())))
+            behind = await store.discord_messages_behind(group=True)
+            targets.update(dict.fromkeys(Subject(g, grouped=True) for g in behind))
         synced = 0
         while True:
             events = await store.events_after(cursor, limit=BATCH)
             mark = events[-1].id if events else cursor
             assert mark is not None
-            targets.update(dict.fromkeys(self._touched(events)))
+            touched.update((i.id, i.group) for i in self._touched(events))
+            targets.update(dict.fromkeys(await self._subjects(touched)))
+            touched.clear()
             if targets:
                 snoozes = await self._snoozes()
-                for incident_id in targets:
-                    await self.sync(incident_id, mark=mark, snoozes=snoozes)
+                for subject in targets:
+                    if subject.grouped:
+                        await self.sync_group(subject.id, mark=mark, snoozes=snoozes)
+                    else:
+                        await self.sync(subject.id, mark=mark, snoozes=snoozes)
                     synced += 1
                 targets.clear()
             if events:
-                await store.set_discord_cursor(CURSOR, mark, now=clock())
+                await whole(store.set_discord_cursor(CURSOR, mark, now=clock()))
             cursor = self._cursor = mark
             if len(events) < BATCH:
                 break
         self._catch_ups_done = asked
         return synced
+
+    async def _subjects(self, touched: dict[uuid.UUID, uuid.UUID | None]) -> list[Subject]:
+        """The message showing each incident: its group's, unless the group was posted
+        incident by incident before group messages existed; its own without a group."""
+        groups = sorted({group for group in touched.values() if group is not None})
+        one_by_one: set[uuid.UUID] = set()
+        for start in range(0, len(groups), MAX_GROUPS_ASKED):
+            chunk = groups[start : start + MAX_GROUPS_ASKED]
+            one_by_one |= await self.operator.vigil.store.discord_groups_posted_one_by_one(chunk)
+        return [
+            Subject(incident)
+            if group is None or group in one_by_one
+            else Subject(group, grouped=True)
+            for incident, group in touched.items()
+        ]
 
     async def _snoozes(self) -> dict[str, Snooze]:
         """The live snoozes by rule, from the runtime's cache (reloaded when one changed)."""
@@ -213,13 +252,13 @@ class IncidentPoster:
         await silences.load()
         return {s.metric: s for s in silences.active_snoozes(self.operator.vigil.clock())}
 
-    def _touched(self, events: Iterable[Event]) -> Iterable[uuid.UUID]:
+    def _touched(self, events: Iterable[Event]) -> Iterable[Incident]:
         for event in events:
             if event.incident is not None:
-                yield event.incident.id
+                yield event.incident
             elif event.kind in _SNOOZES and event.metric is not None:
                 yield from (
-                    incident.id
+                    incident
                     for incident in self.operator.vigil.view.active()
                     if rule_name(incident) == event.metric
                 )
@@ -227,50 +266,113 @@ class IncidentPoster:
     async def sync(
         self, incident_id: uuid.UUID, *, mark: int, snoozes: dict[str, Snooze] | None = None
     ) -> None:
-        """Make the incident's message show it as it is now (``mark``: an event id no older
-        than the state read)."""
+        """Make the incident's own message show it as it is now (``mark``: an event id no
+        older than the state read)."""
         vigil = self.operator.vigil
-        store = vigil.store
         try:
-            incident = await store.get_incident(incident_id)
+            incident = await vigil.store.get_incident(incident_id)
         except NotFoundError:
             return  # deleted by retention since
-        now = vigil.clock()
         if snoozes is None:
             snoozes = await self._snoozes()
         embed = incident_embed(
             incident,
             rule=vigil.view.rules.get(rule_name(incident)),
             snooze=snoozes.get(rule_name(incident)),
-            now=now,
+            now=vigil.clock(),
         )
         view = incident_view(incident, link=self.operator.incident_url(incident.id))
-        row = await store.discord_message(incident.id)
+        await self._deliver(
+            Subject(incident.id),
+            embed,
+            view,
+            severity=incident.severity,
+            footers=frozenset({footer(incident)}),
+            mark=mark,
+        )
+
+    async def sync_group(
+        self, group_id: uuid.UUID, *, mark: int, snoozes: dict[str, Snooze] | None = None
+    ) -> None:
+        """Make the group's message show it, with each member, as it is now."""
+        vigil = self.operator.vigil
+        try:
+            group = await vigil.store.get_group(group_id)
+        except NotFoundError:
+            return  # its members deleted by retention since
+        if snoozes is None:
+            snoozes = await self._snoozes()
+        embed = group_embed(group, rules=vigil.view.rules, snoozes=snoozes, now=vigil.clock())
+        view = group_view(
+            group,
+            link=self.operator.group_url(group.id),
+            incident_link=self.operator.incident_url(group.members[0].id),
+        )
+        await self._deliver(
+            Subject(group.id, grouped=True),
+            embed,
+            view,
+            severity=group.severity,
+            footers=group_footers(group),
+            mark=mark,
+        )
+
+    async def _deliver(
+        self,
+        subject: Subject,
+        embed: discord.Embed,
+        view: discord.ui.View,
+        *,
+        severity: Severity,
+        footers: Collection[str],
+        mark: int,
+    ) -> None:
+        """Edit the subject's message, or post it exactly once (see the module)."""
+        vigil = self.operator.vigil
+        store = vigil.store
+        grouped = subject.grouped
+        row = await store.discord_message(subject.id, group=grouped)
         if row is not None and row.message_id is not None:
             try:
                 await self._edit(row, embed, view)
-            except discord.NotFound:  # someone deleted it: the incident gets a new one
-                _log.info("Vigil's Discord message for incident %s was deleted", incident.id)
-                await store.forget_discord_post(
-                    incident.id, nonce=_next_nonce(row), now=vigil.clock()
+            except discord.NotFound:  # someone deleted it: the subject gets a new one
+                _log.info("Vigil's Discord message for %s was deleted", _described(subject))
+                await whole(
+                    store.forget_discord_post(
+                        subject.id, nonce=_next_nonce(row), now=vigil.clock(), group=grouped
+                    )
                 )
-                row = await store.discord_message(incident.id)
+                row = await store.discord_message(subject.id, group=grouped)
             else:
                 self.edited += 1
-                await store.record_discord_edit(incident.id, event_id=mark, now=vigil.clock())
+                await whole(
+                    store.record_discord_edit(
+                        subject.id, event_id=mark, now=vigil.clock(), group=grouped
+                    )
+                )
                 return
         found: discord.Message | None = None
         if row is None:
-            row = await store.claim_discord_post(
-                incident.id,
-                channel_id=self.operator.config.channel_for(incident.severity),
-                nonce=incident_nonce(incident.id),
-                now=vigil.clock(),
+            nonce = group_nonce(subject.id) if grouped else incident_nonce(subject.id)
+            row = await whole(
+                store.claim_discord_post(
+                    subject.id,
+                    channel_id=self.operator.config.channel_for(severity),
+                    nonce=nonce,
+                    now=vigil.clock(),
+                    group=grouped,
+                )
             )
         else:  # claimed before, never recorded: the post may have happened
-            found = await self._find_posted(row, incident)
-            row = await store.claim_discord_post(
-                incident.id, channel_id=row.channel_id, nonce=row.nonce, now=vigil.clock()
+            found = await self._find_posted(row, footers)
+            row = await whole(
+                store.claim_discord_post(
+                    subject.id,
+                    channel_id=row.channel_id,
+                    nonce=row.nonce,
+                    now=vigil.clock(),
+                    group=grouped,
+                )
             )
         if row.message_id is not None:  # recorded meanwhile by another round
             await self._edit(row, embed, view)
@@ -280,9 +382,11 @@ class IncidentPoster:
             self.posted += 1
         else:
             message_id = found.id
-            await self._edit(_with_id(row, message_id), embed, view)
-        await store.record_discord_post(
-            incident.id, message_id=message_id, event_id=mark, now=vigil.clock()
+            await self._edit(replace(row, message_id=message_id), embed, view)
+        await whole(
+            store.record_discord_post(
+                subject.id, message_id=message_id, event_id=mark, now=vigil.clock(), group=grouped
+            )
         )
 
     async def _send(self, row: DiscordMessage, embed: discord.Embed, view: discord.ui.View) -> int:
@@ -297,17 +401,18 @@ class IncidentPoster:
         channel = self.operator.bot.get_partial_messageable(row.channel_id)
         await channel.get_partial_message(row.message_id).edit(embed=embed, view=view)
 
-    async def _find_posted(self, row: DiscordMessage, incident: Incident) -> discord.Message | None:
-        """The bot's message for ``incident`` among the channel's latest ``SEARCH_LIMIT``, if
-        any: a post whose id was never recorded is found there, by its footer."""
+    async def _find_posted(
+        self, row: DiscordMessage, footers: Collection[str]
+    ) -> discord.Message | None:
+        """The bot's message with one of ``footers`` among the channel's latest
+        ``SEARCH_LIMIT``, if any: a post whose id was never recorded is found there."""
         bot = self.operator.bot
         me = bot.user
         channel = bot.get_partial_messageable(row.channel_id)
-        wanted = footer(incident)
         async for message in channel.history(limit=SEARCH_LIMIT):
             if me is not None and message.author.id != me.id:
                 continue
-            if any(embed.footer.text == wanted for embed in message.embeds):
+            if any(embed.footer.text in footers for embed in message.embeds):
                 return message
         return None
 
@@ -316,12 +421,27 @@ _SNOOZES = frozenset({EventKind.SNOOZE_STARTED, EventKind.SNOOZE_ENDED})
 _LEADER = EventKind.LEADER_CHANGED
 
 
+async def whole(write: Awaitable[T]) -> T:
+    """A database write run to its end even when the round is cancelled meanwhile (the bot
+    detached, Vigil closing), then the cancellation: a SQLite write transaction cut short can
+    leave its connection holding the database's lock, and every other writer waiting on it."""
+    task = asyncio.ensure_future(write)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    return task.result()
+
+
 def _next_nonce(row: DiscordMessage) -> str:
     _, _, generation = row.nonce.partition("-")
-    return incident_nonce(row.incident_id, int(generation or 0) + 1)
+    nonce = group_nonce if row.grouped else incident_nonce
+    return nonce(row.subject, int(generation or 0) + 1)
 
 
-def _with_id(row: DiscordMessage, message_id: int) -> DiscordMessage:
-    from dataclasses import replace
-
-    return replace(row, message_id=message_id)
+def _described(subject: Subject) -> str:
+    return f"incident group {subject.id}" if subject.grouped else f"incident {subject.id}"

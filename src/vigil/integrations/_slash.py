@@ -1,6 +1,6 @@
 """``/vigil``: status, incidents, ack, resolve, snooze and rules, as slash commands.
 
-Every answer is an embed or a line seen only by the person who asked (ephemeral): incident
+Every answer is an embed seen only by the person who asked (ephemeral): incident
 details stay between Vigil and its operators. Reading needs the viewer role, acting the admin
 role; anyone else is told so, privately, and nothing changes.
 """
@@ -15,7 +15,7 @@ from discord import app_commands
 
 from vigil.core import Incident, Severity
 from vigil.integrations._embeds import COLOURS, RESOLVED, rule_name, status_line
-from vigil.integrations._operations import SNOOZE_CHOICES
+from vigil.integrations._operations import ANSWER_COLOUR, SNOOZE_CHOICES
 from vigil.store.records import Role
 
 if TYPE_CHECKING:
@@ -32,6 +32,8 @@ def vigil_group(operator: DiscordOperator) -> app_commands.Group:
     async def incident_choices(
         interaction: discord.Interaction[Any], current: str
     ) -> list[app_commands.Choice[str]]:
+        if operator.config.role_of(interaction.user) is None:
+            return []  # nothing of Vigil shows to a member it does not know
         typed = current.strip().lower()
         choices = []
         for incident in vigil.view.active():
@@ -48,6 +50,8 @@ def vigil_group(operator: DiscordOperator) -> app_commands.Group:
     async def rule_choices(
         interaction: discord.Interaction[Any], current: str
     ) -> list[app_commands.Choice[str]]:
+        if operator.config.role_of(interaction.user) is None:
+            return []
         typed = current.strip().lower()
         return [
             app_commands.Choice(name=name, value=name)
@@ -171,7 +175,7 @@ def status_embed(operator: DiscordOperator) -> discord.Embed:
 def incidents_embed(
     items: list[Incident], *, page: int, pages: int, total: int, now: Any
 ) -> discord.Embed:
-    embed = discord.Embed(title="Incidents", colour=0x5865F2)
+    embed = discord.Embed(title="Incidents", colour=ANSWER_COLOUR)
     if not items:
         embed.description = "No incident on this page." if total else "No incident yet."
     for incident in items:
@@ -193,7 +197,7 @@ def incidents_embed(
 
 def rules_embed(operator: DiscordOperator) -> discord.Embed:
     view = operator.vigil.view
-    embed = discord.Embed(title="Alert rules", colour=0x5865F2)
+    embed = discord.Embed(title="Alert rules", colour=ANSWER_COLOUR)
     lines = []
     for name, rule in sorted(view.rules.items()):
         unit = f" {rule.unit}" if rule.unit else ""

@@ -134,8 +134,8 @@ def format_event(
         raise ValidationError("repeat", f"must be a whole number from 0, got {repeat!r}")
     if repeat and not incident.is_open:
         raise ValidationError("repeat", "only an open incident is sent again")
-    if rule is not None and rule.metric != incident.metric:
-        raise ValidationError("rule", f"is for {rule.metric!r}, not {incident.metric!r}")
+    if rule is not None and rule.name != incident.rule:
+        raise ValidationError("rule", f"is {rule.name!r}, not the incident's {incident.rule!r}")
 
     name = rule.display_name if rule is not None else _title(incident.metric)
     unit = rule.unit if rule is not None else ""
@@ -254,6 +254,8 @@ def _status(incident: Incident) -> str:
 
 
 def _amount(value: float, unit: str) -> str:
+    if unit == "event":  # a count: "1 event", "3 events", as the pages say it
+        return f"{value:g} {'event' if value == 1 else 'events'}"
     return f"{value:.2f} {unit}" if unit else f"{value:.2f}"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vigil.metrics import TaskHealth
+from vigil.runtime.groupcommit import GroupCommitStatus
 from vigil.runtime.monitor import MonitorStatus
 from vigil.runtime.notifier import NotifierStatus
 from vigil.runtime.series import SeriesStatus
@@ -18,6 +19,7 @@ class Health:
     tasks: list[TaskHealth]  # every registered background task
     last_event_id: int  # the newest event this instance has seen
     series: SeriesStatus | None = None  # pushed series: counts, caps, refusals, evictions
+    ingestion: GroupCommitStatus | None = None  # pushed samples waiting, and their writes
 
     @property
     def ok(self) -> bool:

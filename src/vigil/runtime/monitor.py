@@ -35,6 +35,7 @@ from vigil.core import (
 from vigil.core.evaluation import split_key
 from vigil.metrics import HealthRegistry, Metrics
 from vigil.runtime.bus import EventBus
+from vigil.runtime.learning import Learner
 from vigil.runtime.ports import Leadership, MonitorStore
 from vigil.runtime.schedule import next_tick
 from vigil.runtime.silences import SilenceCache
@@ -82,12 +83,14 @@ class Monitor:
         silences: SilenceCache | None = None,
         group_window: float = 0.0,
         sample_batch: int = 1,
+        learner: Learner | None = None,
     ) -> None:
         """``sample_batch``: cycles of the leader's own samples written in one transaction
         (1: every cycle)."""
         if sample_batch < 1:
             raise ValueError(f"sample_batch must be at least 1, got {sample_batch!r}")
         self.store = store
+        self.learner = learner  # the learning rules' history, from the store
         self.metrics = metrics
         self.evaluator = evaluator
         self.bus = bus
@@ -102,6 +105,7 @@ class Monitor:
         self.sample_batch = sample_batch
         self._pending: deque[Sample] = deque()
         self._unwritten_cycles = 0  # cycles whose samples are pending, since the last write
+        self._learned_generation = -1  # the evaluator's rules when the learner last looked
         self._dropped = 0
         self._cycles = 0
         self._late = 0
@@ -210,6 +214,15 @@ class Monitor:
             self._unwritten_cycles = 0
             self.view.replace_open(await self.store.active_incidents())
             return []
+        if self.learner is not None:
+            if self._pending and self.evaluator.generation != self._learned_generation:
+                # The rules changed: a learning rule may read the history, which must hold
+                # this instance's readings up to now (a rare write, never at rest).
+                await self.store.add_samples(list(self._pending))
+                self._pending.clear()
+                self._unwritten_cycles = 0
+            self._learned_generation = self.evaluator.generation
+            await self.learner.catch_up(self.evaluator, now)
         result = self.evaluator.evaluate_series(
             readings, now=now, silenced=await self._silenced(now)
         )
@@ -305,6 +318,8 @@ class Monitor:
         leader = await self.leadership.try_acquire()
         if leader and not self._was_leader:
             await self.reload()  # the previous leader's work, before evaluating anything
+            if self.learner is not None:
+                self.learner.forget()  # another instance led meanwhile: learn it all again
             [event] = await self.store.append_events(
                 [Event(kind=EventKind.LEADER_CHANGED, at=now, data={"instance": self.instance})]
             )

@@ -501,7 +501,7 @@ class Notifier:
                     event,
                     channel,
                     base_url=self.base_url,
-                    rule=self.rules().get(event.metric or ""),
+                    rule=self.rules().get(event.rule or ""),
                     repeat=item.repeat,
                     now=item.created_at if item.repeat else None,
                 )

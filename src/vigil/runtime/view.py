@@ -84,16 +84,19 @@ class LiveView:
         stale_after: float,
     ) -> None:
         """Record a cycle's per-instance readings and each metric's current value: its
-        instances' fresh values combined by the aggregate of the rule named after it (else
-        the largest), or, when none is fresher than ``stale_after`` seconds, the newest
-        value, stale, without a level."""
+        instances' fresh values combined by the aggregate of the rule that judges it
+        (``rule_for``; else the largest), or, when none is fresher than the staleness limit
+        (that rule's ``stale_after``, else ``stale_after`` seconds), the newest value, stale,
+        without a level."""
         self.readings = {metric: dict(by) for metric, by in readings.items()}
-        cutoff = at - timedelta(seconds=stale_after)
+        default_cutoff = at - timedelta(seconds=stale_after)
+        cutoffs: dict[str, datetime] = {}
         current: dict[str, CurrentValue] = {}
         for metric, by_instance in readings.items():
             if not by_instance:
                 continue
             rule = self.rule_for(metric)
+            cutoff = cutoffs[metric] = _cutoff(rule, at, default_cutoff)
             newest = max(sampled for _, sampled in by_instance.values())
             fresh = [v for v, sampled in by_instance.values() if sampled >= cutoff]
             if fresh:
@@ -108,6 +111,7 @@ class LiveView:
             if metric not in current and before.value is not None:
                 # Not read this cycle (a source that stopped reporting it): the last value
                 # stays, with its level until its sample is older than the limit.
+                cutoff = cutoffs.get(metric) or _cutoff(self.rule_for(metric), at, default_cutoff)
                 stale = before.sampled_at is None or before.sampled_at < cutoff
                 level = None if stale else before.level
                 current[metric] = dataclasses.replace(before, level=level, at=at, stale=stale)
@@ -154,3 +158,10 @@ class LiveView:
         for incident in self._open.values():
             counts[incident.severity] += 1
         return counts
+
+
+def _cutoff(rule: Rule | None, at: datetime, default: datetime) -> datetime:
+    """The oldest sample time still fresh at ``at`` for a metric ``rule`` judges."""
+    if rule is None or rule.stale_after is None:
+        return default
+    return at - timedelta(seconds=rule.stale_after)

@@ -29,7 +29,9 @@ from vigil.logmask import install as mask_secrets_in_logs
 from vigil.metrics import HealthRegistry, LoopLagProbe, Metrics, MetricSource, ProcessSource
 from vigil.metrics.recorder import Recorder
 from vigil.runtime.bus import EventBus
+from vigil.runtime.groupcommit import GroupCommit
 from vigil.runtime.health import Health
+from vigil.runtime.learning import Learner
 from vigil.runtime.monitor import STALE_INTERVALS, Monitor
 from vigil.runtime.notifier import DeliveryPolicy, Notifier
 from vigil.runtime.series import SeriesBudget
@@ -73,6 +75,7 @@ class _Running:
     silences: SilenceCache
     monitor: Monitor
     notifier: Notifier
+    ingestion: GroupCommit  # pushed samples, written by group commit
     stop: asyncio.Event
 
 
@@ -204,6 +207,7 @@ class Vigil:
         if self._loop_lag is not None:
             self._loop_lag.start()
         self._spawn(running.monitor.run(running.stop), "vigil-monitor")
+        self._spawn(running.ingestion.run(), "vigil-ingest")
         self._spawn(self._follow_log(), "vigil-events")
         self._spawn(running.notifier.run(running.stop), "vigil-notifier")
         self._spawn(self._retention(), "vigil-retention")
@@ -250,6 +254,9 @@ class Vigil:
             silences=silences,
             group_window=self.settings.effective_group_window,
             sample_batch=self.settings.sample_batch,
+            learner=Learner(
+                store, interval=self.settings.interval, own_instance=self.settings.instance
+            ),
         )
         return _Running(
             store=store,
@@ -259,6 +266,11 @@ class Vigil:
             silences=silences,
             monitor=monitor,
             notifier=notifier,
+            ingestion=GroupCommit(
+                store.write_samples,
+                interval=self.settings.ingest_flush_interval,
+                capacity=self.settings.ingest_buffer,
+            ),
             stop=asyncio.Event(),
         )
 
@@ -276,7 +288,8 @@ class Vigil:
         for closer in self._closers:
             await closer()
         running.stop.set()
-        finishing = ("vigil-monitor", "vigil-notifier")
+        await running.ingestion.close()  # what was pushed is written before the store closes
+        finishing = ("vigil-monitor", "vigil-notifier", "vigil-ingest")
         monitor_tasks = [t for t in self._tasks if t.get_name() in finishing]
         await asyncio.gather(*monitor_tasks, return_exceptions=True)
         for task in self._tasks:
@@ -359,6 +372,10 @@ class Vigil:
         return self._parts().store
 
     @property
+    def ingestion(self) -> GroupCommit:
+        return self._parts().ingestion
+
+    @property
     def bus(self) -> EventBus:
         return self._parts().bus
 
@@ -390,6 +407,7 @@ class Vigil:
             tasks=self.metrics.health.snapshot(),
             last_event_id=running.bus.last_id,
             series=self.series.status(),
+            ingestion=running.ingestion.status(),
         )
 
     # -- actions: the store is the truth, the bus tells everyone -----------------------------
@@ -517,9 +535,13 @@ class Vigil:
 
     async def ingest(self, samples: Sequence[Sample]) -> int:
         """Store samples pushed by another process; the leader combines them next cycle.
-        ``SeriesLimitError`` (nothing stored) when a sample would start a series past the
-        caps of the bounded series model (``Vigil.series``)."""
-        store = self.store  # NotStartedError before anything is counted
+        Returns once they are committed, in one transaction with the other pushes of the
+        moment (``ingestion``, group commit). ``SeriesLimitError`` (nothing stored) when a
+        sample would start a series past the caps of the bounded series model
+        (``Vigil.series``); ``BufferFullError`` (nothing stored) while the ingest buffer is
+        full."""
+        ingestion = self.ingestion  # NotStartedError before anything is counted
+        ingestion.check(len(samples))  # a push refused for room leaves the caps untouched
         self.series.admit(samples, now=self.clock())
-        await store.add_samples(samples)
+        await ingestion.add(samples)
         return len(samples)

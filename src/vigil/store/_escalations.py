@@ -7,8 +7,10 @@ writes, against the others). A policy's steps must name existing channels.
 An incident under a policy is told to the policy's channels by the policy alone: its opening
 goes to the first step's channels (``route_escalations``, in the transaction that stores the
 event), the later steps are written by the leader's dispatcher (``enqueue_escalations``) when
-due, each under the notice's own key so that no step is written twice. Its later events
-(escalated, acknowledged, resolved) reach the policy channels already told of it, as their
+due, each under the notice's own key so that no step is written twice, and only while the
+incident is still active. Acknowledging or resolving it cancels the steps written but not yet
+sent (``_outbox.cancel_follow_ups``, in the same transaction). Its later events (escalated,
+acknowledged, resolved) reach the policy channels already told of it, as their
 subscriptions say. Channels outside the policy hear of it as they always have.
 """
 
@@ -130,17 +132,22 @@ class Escalations(StoreBase):
     async def enqueue_escalations(self, notices: Sequence[Notice], *, now: datetime) -> int:
         """Write an outbox row for each due step notice not written before (its key decides):
         the notice tells of the incident's opening, as a follow-up numbered ``ordinal``.
-        Returns how many rows were new."""
+        A notice of an incident no longer active is not written, whatever the caller's
+        (possibly stale) view said. Returns how many rows were new."""
         check_time("now", now)
         if not notices:
             return 0
-        from vigil.store._outbox import _row  # here: _outbox imports this module
+        # Here: _outbox imports this module.
+        from vigil.store._outbox import _row, still_active
 
         outbox, events = models.outbox, models.events
         written = 0
         async with self._write("writing escalation notices") as connection:
+            active = await still_active(connection, {notice.incident_id for notice in notices})
             openings: dict[uuid.UUID, Event | None] = {}
             for notice in notices:
+                if notice.incident_id not in active:
+                    continue  # acknowledged or resolved: the escalation has stopped
                 if notice.incident_id not in openings:
                     row = (
                         await connection.execute(

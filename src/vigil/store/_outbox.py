@@ -3,7 +3,8 @@
 Rows are written by the very transaction that stores their events
 (``StoreBase._append_events`` calls ``_enqueue_notifications``), so an incident change and its
 notifications commit together or not at all. The dispatcher then claims what is due, settles
-each attempt, counts, and writes reminders, all here.
+each attempt, counts, and writes reminders, all here. Acknowledging or resolving an incident
+cancels its follow-ups not yet sent (escalation steps, reminders) in that same transaction.
 
 Which channels hear of an event is decided from their stored settings alone (``subscribed``),
 never by re-parsing their URLs: a URL that apprise stopped accepting must not keep an incident
@@ -22,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vigil.core.errors import NotFoundError, ValidationError
 from vigil.core.events import Event
-from vigil.core.incidents import Severity
+from vigil.core.incidents import Severity, Status
 from vigil.notify.channels import NotifyOn, subscribed
 from vigil.notify.format import idempotency_key
 from vigil.store import models
@@ -46,7 +47,19 @@ class Outbox(IncidentGroups):
         self, connection: AsyncConnection, events: Sequence[Event]
     ) -> None:
         """Write one pending row per (incident event, enabled channel that wants it). The key
-        is the message's idempotency key, so writing the same again adds nothing."""
+        is the message's idempotency key, so writing the same again adds nothing.
+
+        An event of an incident no longer active (acknowledged, resolved) first cancels the
+        incident's follow-ups still waiting: escalation steps and reminders only say that it
+        is still unacknowledged. Its own messages (the acknowledgement, the resolution) go."""
+        await cancel_follow_ups(
+            connection,
+            {
+                e.incident.id
+                for e in events
+                if e.incident is not None and e.incident.status is not Status.ACTIVE
+            },
+        )
         notified = [e for e in events if e.incident is not None and NotifyOn.of(e.kind) is not None]
         if not notified:
             return
@@ -145,14 +158,16 @@ class Outbox(IncidentGroups):
     ) -> OutboxItem:
         """The outcome of a claimed attempt: sent (no ``error``), pending again at
         ``retry_at``, or failed for good. A row no longer pending (sent or failed meanwhile)
-        is left as it is and returned: a sent row is never made pending again."""
+        is left as it is and returned: a sent row is never made pending again. A row
+        cancelled during its attempt is recorded sent if the attempt succeeded, and otherwise
+        stays cancelled."""
         values = settlement(now=now, error=error, retry_at=retry_at)
         outbox = models.outbox
         async with self._write("settling a notification") as connection:
             row = (
                 await connection.execute(
                     update(outbox)
-                    .where(outbox.c.id == item_id, outbox.c.status == OutboxStatus.PENDING)
+                    .where(outbox.c.id == item_id, outbox.c.status.in_(_settled_from(error)))
                     .values(**values)
                     .returning(*outbox.c)
                 )
@@ -188,8 +203,9 @@ class Outbox(IncidentGroups):
         return int(result.rowcount)
 
     async def settle_sent(self, item_ids: Collection[int], *, now: datetime) -> int:
-        """Record several deliveries at once (a dispatcher's group commit); rows no longer
-        pending are left as they are. Returns how many were marked sent."""
+        """Record several deliveries at once (a dispatcher's group commit); rows sent or
+        failed meanwhile are left as they are (a row cancelled while its attempt was under way
+        did go out: it is recorded sent). Returns how many were marked sent."""
         check_time("now", now)
         if not item_ids:
             return 0
@@ -198,7 +214,7 @@ class Outbox(IncidentGroups):
             sent = (
                 await connection.scalars(
                     update(outbox)
-                    .where(outbox.c.id.in_(list(item_ids)), outbox.c.status == OutboxStatus.PENDING)
+                    .where(outbox.c.id.in_(list(item_ids)), outbox.c.status.in_(_SENDABLE))
                     .values(status=OutboxStatus.SENT, sent_at=now)
                     .returning(outbox.c.event_id)
                 )
@@ -273,6 +289,8 @@ class Outbox(IncidentGroups):
         check_time("now", now)
         outbox = models.outbox
         async with self._write("writing a reminder") as connection:
+            if not await still_active(connection, [last.incident_id]):
+                return None  # acknowledged or resolved since the caller looked
             [event] = (await _events(connection, {last.event_id})).values()
             row = _row(event, last.channel, now=now, repeat=last.repeats + 1)
             inserted = (
@@ -294,6 +312,46 @@ async def fail_pending(connection: AsyncConnection, channel: str, reason: str) -
         .where(outbox.c.channel == channel, outbox.c.status == OutboxStatus.PENDING)
         .values(status=OutboxStatus.FAILED, last_error=reason)
     )
+
+
+async def cancel_follow_ups(
+    connection: AsyncConnection, incident_ids: Collection[uuid.UUID]
+) -> None:
+    """Cancel the pending follow-ups (``repeat`` > 0: escalation steps and reminders) of
+    ``incident_ids``. Called in the transaction that stores their acknowledgement or
+    resolution, after the incident's row was locked and changed: a follow-up written
+    concurrently either committed first (and is cancelled here) or sees the incident's new
+    status (``still_active``) and is not written."""
+    if not incident_ids:
+        return
+    outbox = models.outbox
+    await connection.execute(
+        update(outbox)
+        .where(
+            outbox.c.incident_id.in_(sorted(incident_ids)),
+            outbox.c.status == OutboxStatus.PENDING,
+            outbox.c.repeat > 0,
+        )
+        .values(status=OutboxStatus.CANCELLED)
+    )
+
+
+async def still_active(
+    connection: AsyncConnection, incident_ids: Collection[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Which of ``incident_ids`` are still active (unacknowledged), their rows locked until the
+    transaction ends, so an acknowledgement waits for the follow-up being written and then
+    cancels it (``cancel_follow_ups``). Locked in id order, as every writer of incidents does."""
+    if not incident_ids:
+        return set()
+    table = models.incidents
+    rows = await connection.scalars(
+        select(table.c.id)
+        .where(table.c.id.in_(sorted(incident_ids)), table.c.status == Status.ACTIVE)
+        .order_by(table.c.id)
+        .with_for_update()
+    )
+    return set(rows.all())
 
 
 def settlement(*, now: datetime, error: str | None, retry_at: datetime | None) -> dict[str, Any]:
@@ -342,6 +400,13 @@ def notify_on(values: Iterable[str]) -> frozenset[NotifyOn]:
 
 
 _KNOWN = frozenset(on.value for on in NotifyOn)
+# A cancelled row may still be settled as sent: its attempt was under way when it was
+# cancelled, and the message left. A failed attempt of it is not retried.
+_SENDABLE = (OutboxStatus.PENDING, OutboxStatus.CANCELLED)
+
+
+def _settled_from(error: str | None) -> tuple[OutboxStatus, ...]:
+    return _SENDABLE if error is None else (OutboxStatus.PENDING,)
 
 
 def _row(event: Event, channel: str, *, now: datetime, repeat: int = 0) -> dict[str, Any]:

@@ -122,8 +122,14 @@ class Retention(StoreBase):
             _Target(
                 "outbox",
                 outbox,
-                (outbox.c.status == OutboxStatus.SENT)
-                & (outbox.c.sent_at < now - timedelta(days=outbox_retention_days)),
+                (
+                    (outbox.c.status == OutboxStatus.SENT)
+                    & (outbox.c.sent_at < now - timedelta(days=outbox_retention_days))
+                )
+                | (
+                    (outbox.c.status == OutboxStatus.CANCELLED)
+                    & (outbox.c.created_at < now - timedelta(days=outbox_retention_days))
+                ),
             ),
             _Target(
                 "sessions",

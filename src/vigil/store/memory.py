@@ -563,6 +563,20 @@ class MemoryStore:
     # -- the outbox ---------------------------------------------------------------------------
 
     def _enqueue(self, events: Sequence[Event]) -> None:
+        # As ``Outbox._enqueue_notifications``: an incident no longer active has its waiting
+        # follow-ups (escalation steps, reminders) cancelled.
+        stopped = {
+            e.incident.id
+            for e in events
+            if e.incident is not None and e.incident.status is not Status.ACTIVE
+        }
+        for item in list(self._outbox.values()):
+            if (
+                item.incident_id in stopped
+                and item.status is OutboxStatus.PENDING
+                and item.repeat > 0
+            ):
+                self._set(item, status=OutboxStatus.CANCELLED)
         channels = [self._channels[name].channel for name in sorted(self._channels)]
         rows: list[dict[str, Any]] = []
         for event in events:
@@ -696,7 +710,8 @@ class MemoryStore:
         item = self._outbox.get(item_id)
         if item is None:
             raise NotFoundError("notification", item_id)
-        if item.status is not OutboxStatus.PENDING:
+        sendable = item.status is OutboxStatus.CANCELLED and error is None
+        if item.status is not OutboxStatus.PENDING and not sendable:
             return item
         return self._set(item, **changes)
 
@@ -719,7 +734,7 @@ class MemoryStore:
         marked = 0
         for item_id in set(item_ids):
             item = self._outbox.get(item_id)
-            if item is not None and item.status is OutboxStatus.PENDING:
+            if item is not None and item.status in (OutboxStatus.PENDING, OutboxStatus.CANCELLED):
                 self._set(item, status=OutboxStatus.SENT, sent_at=now)
                 marked += 1
         return marked
@@ -768,6 +783,9 @@ class MemoryStore:
 
     async def enqueue_reminder(self, last: LastNotification, *, now: datetime) -> OutboxItem | None:
         check_time("now", now)
+        current = self._incidents.get(last.incident_id)
+        if current is None or current.status is not Status.ACTIVE:
+            return None  # acknowledged or resolved since the caller looked
         event = next((e for e in self._events if e.id == last.event_id), None)
         if event is None:
             raise NotFoundError("event", last.event_id)

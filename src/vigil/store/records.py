@@ -36,6 +36,9 @@ class OutboxStatus(StrEnum):
     PENDING = "pending"
     SENT = "sent"
     FAILED = "failed"
+    # Not to be sent: a follow-up (escalation step, reminder) of an incident acknowledged or
+    # resolved before it went out.
+    CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True, slots=True)

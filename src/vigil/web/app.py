@@ -107,7 +107,9 @@ def create_app(
     app.add_middleware(ingest.IngestGate)  # a flood turned away before its body is read
     if settings.trusted_proxies:  # outermost: everything after it sees the real client
         app.add_middleware(TrustedProxies, networks=settings.trusted_proxies)
+    # Ingestion first: routes are matched in order, and its pushes are the busiest requests.
     for module in (
+        ingest,
         alerts,
         groups,
         rules,
@@ -116,7 +118,6 @@ def create_app(
         escalations,
         silences,
         system,
-        ingest,
         auth,
     ):
         app.include_router(module.router)

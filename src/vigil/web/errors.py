@@ -30,6 +30,7 @@ from vigil.core.errors import (
 )
 from vigil.notify import DeliveryError
 from vigil.runtime import NotStartedError
+from vigil.runtime.groupcommit import BufferFullError, IngestClosedError
 from vigil.store import VigilStorageError
 
 logger = logging.getLogger(__name__)
@@ -70,9 +71,11 @@ STATUS: tuple[tuple[type[Exception], int, str], ...] = (
     (NameTakenError, 409, "conflict"),  # before ValidationError, which it is a kind of
     (ValidationError, 422, "invalid"),
     (RateLimitedError, 429, "rate_limited"),
+    (BufferFullError, 429, "rate_limited"),
     (DeliveryError, 502, "delivery_failed"),
     (NotStartedError, 503, "not_running"),
     (StreamClosedError, 503, "shutting_down"),
+    (IngestClosedError, 503, "shutting_down"),
     (VigilStorageError, 503, "storage_unavailable"),
 )
 
@@ -134,7 +137,7 @@ async def _vigil_error(request: Request, exc: Exception) -> JSONResponse:
         position = getattr(exc, "position", None)  # a condition's ConditionError
     elif isinstance(exc, NotAuthenticatedError):
         headers["WWW-Authenticate"] = "Bearer"
-    elif isinstance(exc, RateLimitedError):
+    elif isinstance(exc, RateLimitedError | BufferFullError):
         headers["Retry-After"] = str(max(1, round(exc.retry_after)))
     elif isinstance(exc, VigilStorageError):
         logger.warning("%s %s: %s", request.method, request.url.path, exc)

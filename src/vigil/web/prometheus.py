@@ -43,7 +43,7 @@ class VigilCollector(Collector):
             labels=["metric"],
         )
         for metric, current in sorted(view.current.items()):
-            if current.value is not None:
+            if current.value is not None and not current.stale:  # a stale value is no data
                 value.add_metric([metric], current.value)
             if current.level is not None:
                 level.add_metric([metric], _LEVEL_VALUE[current.level])
@@ -51,17 +51,20 @@ class VigilCollector(Collector):
         yield level
 
         threshold = GaugeMetricFamily(
-            "vigil_rule_threshold", "Each rule's thresholds.", labels=["metric", "level"]
+            "vigil_rule_threshold",
+            "Each rule's thresholds.",
+            labels=["rule", "metric", "level"],
         )
         enabled = GaugeMetricFamily(
-            "vigil_rule_enabled", "1 when the rule may open incidents.", labels=["metric"]
+            "vigil_rule_enabled", "1 when the rule may open incidents.", labels=["rule", "metric"]
         )
-        for metric, rule in sorted(view.rules.items()):
+        for name, rule in sorted(view.rules.items()):
+            metric = rule.metric or ""  # a composite rule reads several
             if rule.warning is not None:
-                threshold.add_metric([metric, "warning"], rule.warning)
+                threshold.add_metric([name, metric, "warning"], rule.warning)
             if rule.critical is not None:
-                threshold.add_metric([metric, "critical"], rule.critical)
-            enabled.add_metric([metric], 1.0 if rule.enabled else 0.0)
+                threshold.add_metric([name, metric, "critical"], rule.critical)
+            enabled.add_metric([name, metric], 1.0 if rule.enabled else 0.0)
         yield threshold
         yield enabled
 

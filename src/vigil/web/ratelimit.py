@@ -24,14 +24,13 @@ Per process: with several instances behind a balancer each counts alone.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import math
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from vigil.runtime.groupcommit import BufferFullError
 from vigil.web.errors import RateLimitedError
 
 BASE_DELAY = 1.0
@@ -253,10 +252,9 @@ class IngestLimiter:
       samples a second (a burst of one full batch, or ten seconds' worth if more), both
       counted before the samples are validated, so a refusal costs little and invalid
       batches count too;
-    - at most ``concurrency`` batches written at once: the rest wait up to ``queue_wait``
-      seconds for their turn, at most ``queue`` of them, and are refused after;
     - none at all while the monitor's last cycle took more than ``busy_share`` of its
-      interval: evaluation goes first.
+      interval (evaluation goes first), or while the ingest buffer is full (the group
+      commit's back-pressure, ``vigil.runtime.groupcommit``).
 
     Every refusal is a ``RateLimitedError`` (429 with ``Retry-After``), counted in ``shed``.
     """
@@ -267,31 +265,30 @@ class IngestLimiter:
         rate: float,
         volume: float,
         batch: int,
-        concurrency: int = 2,
-        queue: int = 8,
-        queue_wait: float = 1.0,
         busy_share: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.requests = TokenBuckets(rate=rate, capacity=rate * 10)
         self.samples = TokenBuckets(rate=volume, capacity=max(float(batch), volume * 10))
-        self.concurrency = concurrency
-        self.queue = queue
-        self.queue_wait = queue_wait
         self.busy_share = busy_share
         self._clock = clock
-        self._slots = asyncio.Semaphore(concurrency)
-        self._waiting = 0
         self.shed = 0
 
     def refusal(
-        self, key: str, *, last_cycle_seconds: float | None, interval: float
+        self,
+        key: str,
+        *,
+        last_cycle_seconds: float | None,
+        interval: float,
+        buffer_full: bool = False,
     ) -> RateLimitedError | None:
         """The refusal a request from ``key`` would meet now, taking nothing: for turning a
         flood away before its body is even read."""
         now = self._clock()
         if last_cycle_seconds is not None and last_cycle_seconds > self.busy_share * interval:
             return self._shed("the monitor is behind: evaluation goes first", interval)
+        if buffer_full:
+            return self._shed("the ingest buffer is full (VIGIL_INGEST_BUFFER)", 1.0)
         wait = self.requests.wait(key, now)
         if wait > 0:
             return self._shed("this token sends too many ingest requests", wait)
@@ -317,22 +314,9 @@ class IngestLimiter:
         if last_cycle_seconds is not None and last_cycle_seconds > self.busy_share * interval:
             raise self._shed("the monitor is behind: evaluation goes first", interval)
 
-    @contextlib.asynccontextmanager
-    async def writing(self) -> AsyncIterator[None]:
-        """A turn to write a batch; ``RateLimitedError`` when none comes soon."""
-        if self._slots.locked() and self._waiting >= self.queue:
-            raise self._shed("too many ingest requests at once", 1.0)
-        self._waiting += 1
-        try:
-            await asyncio.wait_for(self._slots.acquire(), self.queue_wait)
-        except TimeoutError:
-            raise self._shed("too many ingest requests at once", 1.0) from None
-        finally:
-            self._waiting -= 1
-        try:
-            yield
-        finally:
-            self._slots.release()
+    def buffer_full(self, error: BufferFullError) -> RateLimitedError:
+        """The group commit refused a push for room: a shed request like the others."""
+        return self._shed(str(error).partition(":")[0], error.retry_after)
 
     def _shed(self, reason: str, wait: float) -> RateLimitedError:
         self.shed += 1

@@ -480,6 +480,16 @@ class PreviewIncidentOut(BaseModel):
     duration_s: float = Field(description="Seconds in incident (to the period's last cycle).")
 
 
+class BandStepOut(BaseModel):
+    """From ``time`` on (until the next step), the band an anomaly rule judged by; the edges
+    and baseline are null while it could not fire (too little history)."""
+
+    time: datetime
+    low: float | None
+    baseline: float | None
+    high: float | None
+
+
 class PreviewRunOut(BaseModel):
     """What one version of the rule would have done."""
 
@@ -487,9 +497,25 @@ class PreviewRunOut(BaseModel):
     opened: int
     escalated: int
     resolved: int
-    notifications: int = Field(description="Opened, escalated and resolved: what is sent.")
+    notifications: int = Field(
+        description="What a channel hearing every event is sent, one message per event "
+        "(opened, escalated, resolved, flapping)."
+    )
+    grouped_notifications: int = Field(
+        description="The same with incident grouping over `group_window` seconds, as the "
+        "outbox sends a group's messages (equal to `notifications` when grouping is off)."
+    )
+    group_window: float = Field(
+        description="The server's correlation window in seconds (0: grouping off)."
+    )
+    groups: int = Field(description="Incident groups of two or more incidents.")
     seconds_in_incident: float
     cycles: int
+    band: list[BandStepOut] | None = Field(
+        default=None,
+        description="An anomaly rule of one series: its band as it judged the readings, a "
+        "step each time it changed (once an hour); null for other rules.",
+    )
 
 
 class RulePreviewOut(BaseModel):

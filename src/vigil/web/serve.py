@@ -17,6 +17,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from vigil.core import VigilError
+from vigil.logmask import every_handler, install_on_handlers
 from vigil.runtime import Vigil
 from vigil.settings import Settings
 from vigil.web.app import close_streams, create_app
@@ -142,9 +143,13 @@ async def serve(settings: Settings, *, log_level: str = "info") -> None:
         # (modules, the app, the schema) lives until exit, and the collector need not scan it
         # again and again (a full pass over it paused the event stream for ~100 ms).
         gc.freeze()
-        await server_for(
+        server = server_for(
             app, host=settings.host, port=settings.port, vigil=vigil, log_level=log_level
-        ).serve()
+        )
+        # uvicorn has just given its loggers handlers of their own (the access log prints
+        # each request line, query string included): secrets are masked there too.
+        install_on_handlers(every_handler())
+        await server.serve()
     finally:
         await vigil.aclose()  # when the server never started; otherwise already closed
 

@@ -1,10 +1,11 @@
 """The dashboard: server-rendered HTML pages over the same reads and actions as the JSON API.
 
 One module per page, each with its sections (``sections``) and its form actions: ``overview``,
-``alerts``, ``rules``, ``incident``, ``silences`` (Snoozes & Maintenance), ``channels`` and
-``login``; ``assets`` serves the static files. What they share: ``render`` (templates, filters, the
-header), ``sections`` (reads and live sections), ``forms`` (form bodies, the admin-form
-dependency, redirects back) and ``route`` (who may see a page, error pages).
+``alerts``, ``rules``, ``incident``, ``silences`` (Snoozes & Maintenance), ``channels``,
+``escalations`` (escalation policies) and ``login``; ``assets`` serves the static files. What
+they share: ``render`` (templates, filters, the header), ``sections`` (reads and live
+sections), ``forms`` (form bodies, the admin-form dependency, redirects back) and ``route``
+(who may see a page, error pages).
 
 ``router`` holds them all; ``create_app`` includes it after the API's routers. Templates live
 in ``vigil/web/templates``, the stylesheet and scripts in ``vigil/web/static``.
@@ -18,6 +19,7 @@ from vigil.web.pages import (
     alerts,
     assets,
     channels,
+    escalations,
     groups,
     incident,
     login,
@@ -27,7 +29,18 @@ from vigil.web.pages import (
 )
 
 router = APIRouter(include_in_schema=False)
-for module in (overview, alerts, groups, rules, incident, silences, channels, login, assets):
+for module in (
+    overview,
+    alerts,
+    groups,
+    rules,
+    incident,
+    silences,
+    channels,
+    escalations,
+    login,
+    assets,
+):
     router.include_router(module.router)
 
 __all__ = ["router"]

@@ -79,6 +79,7 @@ async def history_section(reads: Reads) -> Context:
             severity=filters.severity,
             status=filters.status,
             metric=filters.metric,
+            rule=filters.rule,
             start=filters.start,
             end=filters.end,
             page=filters.page,

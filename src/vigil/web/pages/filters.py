@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from vigil.core import Severity, Status
-from vigil.core.validation import METRIC_PATTERN
+from vigil.core.validation import METRIC_PATTERN, RULE_NAME_PATTERN
 from vigil.web.routes.alerts import MAX_PAGE
 
 FREQUENCY_DAYS = (7, 30, 90)
@@ -25,6 +25,7 @@ class HistoryFilters:
     severity: Severity | None = None
     status: Status | None = None
     metric: str | None = None
+    rule: str | None = None
     start_day: date | None = None
     end_day: date | None = None
     page: int = 1
@@ -51,6 +52,7 @@ class HistoryFilters:
             "severity": self.severity.value if self.severity else "",
             "status": self.status.value if self.status else "",
             "metric": self.metric or "",
+            "rule": self.rule or "",
             "from": self.start_day.isoformat() if self.start_day else "",
             "to": self.end_day.isoformat() if self.end_day else "",
             "page": self.page,
@@ -66,7 +68,9 @@ class HistoryFilters:
 
     @property
     def active(self) -> bool:
-        return any((self.severity, self.status, self.metric, self.start_day, self.end_day))
+        return any(
+            (self.severity, self.status, self.metric, self.rule, self.start_day, self.end_day)
+        )
 
     @classmethod
     def parse(cls, params: Mapping[str, str]) -> HistoryFilters:
@@ -97,6 +101,10 @@ class HistoryFilters:
         if metric is not None and not METRIC_PATTERN.fullmatch(metric):
             errors["metric"] = f"{metric[:100]!r} is not a metric name"
             metric = None
+        rule = params.get("rule", "").strip() or None
+        if rule is not None and not RULE_NAME_PATTERN.fullmatch(rule):
+            errors["rule"] = f"{rule[:100]!r} is not a rule name"
+            rule = None
         start_day, end_day = day("from"), day("to")
         if start_day and end_day and end_day < start_day:
             errors["to"] = "must be on or after the 'from' day"
@@ -107,6 +115,7 @@ class HistoryFilters:
             severity=severity,
             status=status,
             metric=metric,
+            rule=rule,
             start_day=start_day,
             end_day=end_day,
             page=page,

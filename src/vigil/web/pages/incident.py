@@ -8,18 +8,22 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
-from vigil.core import Event, NotFoundError
+from vigil.backtest import BandStep
+from vigil.core import Event, Kind, NotFoundError
+from vigil.preview import band_history
 from vigil.web.pages.forms import AdminForm, back, validated
 from vigil.web.pages.render import base_context, render
 from vigil.web.pages.route import PageRoute, Reader
 from vigil.web.pages.sections import Context, Reads
 from vigil.web.routes import alerts as alerts_api
 from vigil.web.routes import metrics as metrics_api
-from vigil.web.schemas import IncidentAction
+from vigil.web.routes.rules import band_out
+from vigil.web.schemas import BandStepOut, IncidentAction
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -33,8 +37,8 @@ TIMELINE_LIMIT = 200
 
 
 async def incident_events(reads: Reads, incident_id: uuid.UUID) -> list[Event]:
-    """The incident's events in order: its timeline. (The API has no such read yet; it would
-    be ``GET /api/alerts/incidents/{id}/events``.)"""
+    """The incident's events in order: its timeline (the same read as
+    ``GET /api/alerts/incidents/{id}/events``)."""
     return await reads.vigil.store.incident_events(incident_id, limit=TIMELINE_LIMIT)
 
 
@@ -101,7 +105,14 @@ async def incident_detail(reads: Reads, incident_id: str) -> Context:
     start, end = chart_window(
         incident.triggered_at, incident.resolved_at, now, interval=reads.vigil.settings.interval
     )
-    events, history = await asyncio.gather(
+    vigil = reads.vigil
+    rule = vigil.view.rules.get(incident.rule)
+    # An anomaly rule's band, as the monitor's evaluator learned and judged by: replayed over
+    # the stored samples (the same code), from the window it learns from. For a rule split
+    # per instance, the band and the readings are the incident's instance's.
+    anomaly = rule is not None and rule.kind is Kind.ANOMALY
+    instance = incident.instance if anomaly else None
+    events, history, band = await asyncio.gather(
         incident_events(reads, incident.id),
         metrics_api.history(
             reads.request,
@@ -110,9 +121,20 @@ async def incident_detail(reads: Reads, incident_id: str) -> Context:
             start=start,
             end=end,
             max_points=CHART_POINTS,
+            instance=instance,
         ),
+        band_history(
+            vigil.store,
+            rule,
+            start=start,
+            end=end,
+            interval=vigil.settings.interval,
+            own_instance=vigil.settings.instance,
+            series=instance or "",
+        )
+        if rule is not None and anomaly
+        else _no_band(),
     )
-    rule = reads.vigil.view.rules.get(incident.metric)
     chart = {
         "metric": incident.metric,
         "unit": rule.unit if rule else "",
@@ -130,6 +152,7 @@ async def incident_detail(reads: Reads, incident_id: str) -> Context:
             "critical": rule.critical if rule else None,
             "at_trigger": incident.threshold,
         },
+        "band": band_points(band_out(band)) if band else None,
     }
     return {
         "incident": incident,
@@ -139,6 +162,18 @@ async def incident_detail(reads: Reads, incident_id: str) -> Context:
         "chart": chart,
         "history": history,
     }
+
+
+async def _no_band() -> list[BandStep]:
+    return []
+
+
+def band_points(steps: list[BandStepOut]) -> list[dict[str, Any]]:
+    """An anomaly band as ``charts.js`` draws it: steps of low, baseline and high."""
+    return [
+        {"t": s.time.isoformat(), "low": s.low, "baseline": s.baseline, "high": s.high}
+        for s in steps
+    ]
 
 
 @router.get("/incidents/{incident_id}", response_class=HTMLResponse, name="incident")

@@ -145,9 +145,11 @@ async def cards_section(reads: Reads) -> Context:
     cards = []
     for item in current:
         rule = item.rule
+        below = rule is not None and rule.direction == "below"
         spark = sparkline(
-            # The highest reading of each minute: a spike that opened an incident stays seen.
-            [point.max for point in histories[item.metric]],
+            # The worst reading of each minute (the highest, the lowest for a rule where lower
+            # is worse): a spike or a dip that opened an incident stays seen.
+            [point.min if below else point.max for point in histories[item.metric]],
             warning=rule.warning if rule else None,
             critical=rule.critical if rule else None,
         )

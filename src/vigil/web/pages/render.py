@@ -53,6 +53,9 @@ NOTICES = {
     "snooze-ended": "Snooze ended: the rule is watched again.",
     "window-added": "Maintenance window added.",
     "window-removed": "Maintenance window removed.",
+    "escalation-added": "Escalation policy added.",
+    "escalation-saved": "Escalation policy saved.",
+    "escalation-removed": "Escalation policy removed: its incidents are notified as channels say.",
 }
 
 SEVERITY_ICONS = {"critical": "▲", "warning": "◆", "info": "●"}
@@ -271,14 +274,15 @@ def header_context(request: Request, principal: Principal | None) -> dict[str, A
         "notice": None,
         "units": {},
         "names": {},
-        "metric_names": [],
+        "rule_names": [],
     }
     if principal is not None and vigil.running:
         rules = vigil.view.rules
-        context["units"] = {metric: rule.unit for metric, rule in rules.items()}
-        context["names"] = {metric: rule.display_name for metric, rule in rules.items()}
-        context["metric_names"] = sorted(
-            ((metric, rule.display_name) for metric, rule in rules.items()), key=lambda x: x[1]
+        # Keyed by rule name: an incident, a snooze and a window name their rule.
+        context["units"] = {name: rule.unit for name, rule in rules.items()}
+        context["names"] = {name: rule.display_name for name, rule in rules.items()}
+        context["rule_names"] = sorted(
+            ((name, rule.display_name) for name, rule in rules.items()), key=lambda x: x[1]
         )
         counts = vigil.view.summary()
         context["open_count"] = sum(counts.values())

@@ -24,6 +24,7 @@ from vigil.core.samples import combine
 from vigil.rulesfile import parse_duration
 from vigil.web.auth import Principal, web_state
 from vigil.web.pages.forms import AdminForm, back, checked, validated
+from vigil.web.pages.incident import band_points
 from vigil.web.pages.render import base_context, render
 from vigil.web.pages.route import PageRoute, Reader
 from vigil.web.pages.sections import Context, Loader, Reads, load, section
@@ -83,6 +84,7 @@ KIND_FIELDS: dict[Kind, tuple[str, ...]] = {
         "warning",
         "critical",
         "direction",
+        "recovery",
         "horizon",
         "lookback",
         "min_history",
@@ -363,7 +365,16 @@ async def edit_page(
     rule = await rules_api.get_rule(request, name, principal)
     context = _context(request, principal, f"Rule {rule.display_name}")
     values = form_values(rule) if sent is None else defaultdict(str, sent)
-    context.update(rule=rule, problem=problem, values=values, preview=preview, periods=PERIODS)
+    history = await rules_api.rule_events(request, name, principal, limit=200)
+    changes = [e for e in history if e.kind.startswith("rule.")][:CHANGES_SHOWN]
+    context.update(
+        rule=rule,
+        problem=problem,
+        values=values,
+        preview=preview,
+        periods=PERIODS,
+        changes=changes,
+    )
     if rule.kind is Kind.THRESHOLD:
         context.update(await _suggestion(request, principal, name, values))
     return render(request, "rule.html", context, status_code=status_code)
@@ -371,6 +382,7 @@ async def edit_page(
 
 PERIODS = [("24h", "24 hours"), ("7d", "7 days"), ("30d", "30 days")]
 CHART_POINTS = 300
+CHANGES_SHOWN = 20  # the rule's latest changes on its page; all of them in the API
 
 
 async def _previewed(
@@ -428,6 +440,7 @@ def preview_chart(
         "end": result.end.isoformat(),
         "points": [{"t": p.time.isoformat(), "mean": p.mean} for p in history.points],
         "thresholds": thresholds,
+        "band": band_points(result.proposed.band) if result.proposed.band else None,
         "windows": [
             {
                 "from": i.opened_at.isoformat(),

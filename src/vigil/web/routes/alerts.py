@@ -20,6 +20,7 @@ from vigil.web.schemas import (
     METRIC_REGEX,
     RULE_NAME_REGEX,
     DayCountOut,
+    EventOut,
     IncidentAction,
     IncidentOut,
     IncidentPage,
@@ -153,6 +154,25 @@ async def history(
 async def get_incident(request: Request, incident_id: uuid.UUID, _: Viewer) -> IncidentOut:
     vigil = web_state(request).vigil
     return IncidentOut.of(await vigil.store.get_incident(incident_id), now=vigil.clock())
+
+
+@router.get(
+    "/incidents/{incident_id:uuid}/events",
+    responses=responses(401, 403, 404, 422, 503),
+    summary="An incident's timeline",
+    description="Its events, oldest first: opened, escalated, acknowledged (by whom, the note "
+    "written with it in `data.note`), flapping, resolved (how, the note). Every note is kept "
+    "here, where the incident itself holds only the latest. `limit`: 1 to 1,000 (200).",
+)
+async def incident_events(
+    request: Request,
+    incident_id: uuid.UUID,
+    _: Viewer,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[EventOut]:
+    store = web_state(request).vigil.store
+    await store.get_incident(incident_id)  # 404 for an unknown incident
+    return [EventOut.of(e) for e in await store.incident_events(incident_id, limit=limit)]
 
 
 ACTION = responses(401, 403, 404, 409, 422, 503)

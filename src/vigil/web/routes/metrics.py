@@ -29,10 +29,11 @@ MAX_POINTS = 2000
 @router.get("", responses=responses(401, 403, 503), summary="Current value of every metric")
 async def current(request: Request, _: Viewer) -> list[CurrentValueOut]:
     view = web_state(request).vigil.view
-    rules, values = view.rules, view.current
+    values = view.current
+    watched = {rule.metric for rule in view.rules.values() if rule.metric}
     return [
-        CurrentValueOut.of(metric, values.get(metric), rules.get(metric))
-        for metric in sorted(rules.keys() | values.keys())
+        CurrentValueOut.of(metric, values.get(metric), view.rule_for(metric))
+        for metric in sorted(watched | values.keys())
     ]
 
 

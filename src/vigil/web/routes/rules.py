@@ -15,13 +15,15 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from starlette.convertors import Convertor, register_url_convertor
 
-from vigil.backtest import Outcome
+from vigil.backtest import BandStep, Outcome
 from vigil.core import NotFoundError, Rule, ValidationError
 from vigil.core.suggest import Suggestion, hour_name
 from vigil.preview import Replayed, parse_since, preview, suggest
 from vigil.web.auth import Admin, Viewer, web_state
 from vigil.web.errors import responses
 from vigil.web.schemas import (
+    BandStepOut,
+    EventOut,
     PreviewIncidentOut,
     PreviewRunOut,
     RuleIn,
@@ -107,8 +109,9 @@ async def create_rule(
     "by default; `30m`, `7d`, `2w`... or an ISO-8601 start). Nothing is saved: the rule is "
     "replayed through the monitor's evaluator over the samples stored since then, and so is "
     "the saved rule of that name (`saved`, null when there is none). Each lists the incidents "
-    "it would have opened, escalated and resolved, the notifications it would have sent and "
-    "its time in incident. A bad rule is a 422 naming the field, as when creating one.",
+    "it would have opened, escalated and resolved, the notifications it would have sent (one "
+    "per event, and with the server's incident grouping window, as `vigil backtest` counts "
+    "them) and its time in incident. A bad rule is a 422 naming the field, as when creating one.",
 )
 async def preview_rule(request: Request, body: RulePreviewIn, _: Viewer) -> RulePreviewOut:
     vigil = web_state(request).vigil
@@ -125,6 +128,7 @@ async def preview_rule(request: Request, body: RulePreviewIn, _: Viewer) -> Rule
         interval=vigil.settings.interval,
         own_instance=vigil.settings.instance,
         flap=vigil.settings.flap,
+        group_window=vigil.settings.effective_group_window,
     )
     return RulePreviewOut(
         start=result.start,
@@ -137,15 +141,29 @@ async def preview_rule(request: Request, body: RulePreviewIn, _: Viewer) -> Rule
 
 def _run_out(run: Replayed) -> PreviewRunOut:
     outcomes = run.report.outcomes
+    bands = list(run.bands.values())  # a preview replays one rule
     return PreviewRunOut(
+        band=band_out(bands[0]) if len(bands) == 1 else None,
         incidents=[_incident_out(o) for o in outcomes],
         opened=len(outcomes),
         escalated=sum(o.escalated_at is not None for o in outcomes),
         resolved=sum(o.resolved_at is not None for o in outcomes),
         notifications=run.notifications,
+        grouped_notifications=run.grouped_notifications,
+        group_window=run.group_window,
+        groups=run.groups,
         seconds_in_incident=sum(o.duration_s for o in outcomes),
         cycles=run.report.cycles,
     )
+
+
+def band_out(steps: list[BandStep]) -> list[BandStepOut]:
+    return [
+        BandStepOut(time=at, low=None, baseline=None, high=None)
+        if edges is None
+        else BandStepOut(time=at, low=edges[0], baseline=edges[1], high=edges[2])
+        for at, edges in steps
+    ]
 
 
 def _incident_out(o: Outcome) -> PreviewIncidentOut:
@@ -268,6 +286,25 @@ async def rule_stats(
         rule.name, days=days, now=vigil.clock(), open_incidents=vigil.view.active()
     )
     return RuleStatsOut.of_rule(stats, display_name=rule.display_name)
+
+
+@router.get(
+    "/{name:rule_name}/events",
+    responses=responses(401, 403, 404, 422, 503),
+    summary="A rule's history",
+    description="Newest first: the rule's changes (`rule.created`, `rule.changed` with each "
+    "changed field's `[old, new]` in `data.changes`, who made them and when) and its "
+    "incidents' events. `limit`: 1 to 1,000 (default 100).",
+)
+async def rule_events(
+    request: Request,
+    name: str,
+    _: Viewer,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[EventOut]:
+    rule = rule_named(request, name)
+    events = await web_state(request).vigil.store.rule_events(rule.name, limit=limit)
+    return [EventOut.of(event) for event in events]
 
 
 @router.get("/{name:rule_name}", responses=ONE, summary="One rule", name="get_rule_by_name")

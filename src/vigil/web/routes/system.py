@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from vigil.core import ValidationError
 from vigil.metrics import TaskHealth
 from vigil.runtime import Health
+from vigil.runtime.groupcommit import GroupCommitStatus
 from vigil.runtime.notifier import NotifierStatus
 from vigil.runtime.series import SeriesStatus
 from vigil.web.auth import MaybePrincipal, Viewer, access_check, web_state
@@ -76,10 +77,33 @@ class IngestHealthOut(BaseModel):
     refused_samples: int = Field(description="Samples of new series refused for a cap (422).")
     evicted_series: int = Field(description="Series forgotten after the series retention.")
     shed_requests: int = Field(description="Ingest requests refused for load (429).")
+    buffered_samples: int = Field(
+        0, description="Pushed samples waiting for their transaction or being written."
+    )
+    buffer_capacity: int = Field(0, description="The most that may wait (VIGIL_INGEST_BUFFER).")
+    flushes: int = Field(0, description="Transactions of pushed samples committed (group commit).")
+    flushed_samples: int = Field(0, description="Samples those transactions stored.")
+    flushed_pushes: int = Field(0, description="Pushes those transactions answered.")
+    failed_flushes: int = Field(0, description="Transactions that failed (their pushes got 503).")
+    last_flush_seconds: float | None = None
 
     @classmethod
-    def of(cls, status: SeriesStatus, *, shed: int) -> IngestHealthOut:
+    def of(
+        cls, status: SeriesStatus, *, shed: int, buffer: GroupCommitStatus | None = None
+    ) -> IngestHealthOut:
+        writes = {}
+        if buffer is not None:
+            writes = {
+                "buffered_samples": buffer.buffered,
+                "buffer_capacity": buffer.capacity,
+                "flushes": buffer.flushes,
+                "flushed_samples": buffer.written,
+                "flushed_pushes": buffer.pushes,
+                "failed_flushes": buffer.failed,
+                "last_flush_seconds": buffer.last_flush_seconds,
+            }
         return cls(
+            **writes,
             series=status.series,
             metrics=status.metrics,
             max_series=status.max_series,
@@ -101,6 +125,10 @@ class HealthDetails(BaseModel):
     last_error: str | None
     pending_samples: int
     dropped_samples: int
+    series_overflow: dict[str, int] = Field(
+        description="Split rules whose instances outnumber VIGIL_MAX_SERIES_PER_RULE: the "
+        "series refused in the last cycle, by rule."
+    )
     last_event_id: int
     stream_clients: int
     tasks: list[TaskOut]
@@ -121,11 +149,14 @@ class HealthDetails(BaseModel):
             last_error=status.last_error,
             pending_samples=status.pending_samples,
             dropped_samples=status.dropped_samples,
+            series_overflow=dict(status.series_overflow),
             last_event_id=health.last_event_id,
             stream_clients=clients,
             tasks=[TaskOut.of(task) for task in health.tasks],
             notifications=NotificationsOut.of(health.notifications),
-            ingest=None if health.series is None else IngestHealthOut.of(health.series, shed=shed),
+            ingest=None
+            if health.series is None
+            else IngestHealthOut.of(health.series, shed=shed, buffer=health.ingestion),
         )
 
 

@@ -93,7 +93,26 @@
     },
   };
 
-  // A metric's readings over [data.start, data.end], flat threshold lines and shaded windows.
+  // An anomaly rule's band: steps (each holds until the next, the last until the chart's
+  // end) of its low and high edges, the range between them shaded, and its baseline dashed.
+  // A step without edges (too little history to judge) leaves a gap.
+  function bandDatasets(steps, end) {
+    function line(key) {
+      const points = steps.map((step) => ({ x: Date.parse(step.t), y: step[key] }));
+      points.push({ x: end, y: steps[steps.length - 1][key] });
+      return points;
+    }
+    const edge = color("--band-edge");
+    const common = { pointRadius: 0, borderWidth: 1, stepped: "after", borderColor: edge };
+    return [
+      Object.assign({ label: "Usual range: low", data: line("low") }, common),
+      Object.assign({ label: "Usual range: high", data: line("high"), fill: "-1", backgroundColor: color("--band") }, common),
+      Object.assign({ label: "Usual (baseline)", data: line("baseline"), borderDash: [3, 3] }, common),
+    ];
+  }
+
+  // A metric's readings over [data.start, data.end], flat threshold lines, an anomaly rule's
+  // band (data.band) and shaded windows.
   function lineChart(canvas, data, lines, windows) {
     if (!window.Chart) return unavailable(canvas);
     const start = Date.parse(data.start);
@@ -111,6 +130,7 @@
         borderWidth: 2,
       },
     ];
+    if (data.band && data.band.length) datasets.push(...bandDatasets(data.band, end));
     for (const line of lines) {
       datasets.push({
         label: line.label,

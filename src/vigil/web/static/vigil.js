@@ -129,6 +129,11 @@
         const verb = event.kind.slice("channel.".length);
         return ["Channel " + name + " " + verb + (event.by ? " by " + event.by : ""), ""];
       }
+      if (event.kind.startsWith("escalation.")) {
+        const name = (event.data.policy && event.data.policy.name) || "?";
+        const verb = event.kind.slice("escalation.".length);
+        return ["Escalation policy " + name + " " + verb + (event.by ? " by " + event.by : ""), ""];
+      }
       return null;
     }
     const icon = icons[incident.severity] || "";
@@ -191,6 +196,7 @@
     if (pageName === "overview") return root + "/sections/overview/" + name;
     if (pageName === "silences") return root + "/sections/silences/" + name;
     if (pageName === "channels") return root + "/sections/channels/" + name;
+    if (pageName === "escalations") return root + "/sections/escalations/" + name;
     if (pageName === "rules") return root + "/sections/rules/" + name;
     const section = document.querySelector('[data-section="incident"]');
     return section ? root + "/sections/incidents/" + section.dataset.incidentId : null;
@@ -334,6 +340,7 @@
     incident: ["incident"],
     silences: ["snoozes", "windows"],
     channels: ["list", "deliveries"],
+    escalations: ["list"],
   };
   // The noisiest rules too: a delivery makes no event, and open incidents' time grows.
   const periodic = {
@@ -342,6 +349,7 @@
     incident: [],
     silences: ["snoozes", "windows"],
     channels: ["deliveries"],
+    escalations: [],
   };
 
   // -- incident groups (the Alerts page's "groups" section) ---------------------------------
@@ -390,7 +398,9 @@
     } else if (event.kind.startsWith("rule.")) {
       names.push(pageName === "alerts" ? "rules" : pageName === "rules" ? "list" : "cards");
     } else if (event.kind.startsWith("channel.")) {
-      if (pageName === "channels") names.push("list");
+      if (pageName === "channels" || pageName === "escalations") names.push("list");
+    } else if (event.kind.startsWith("escalation.")) {
+      if (pageName === "escalations") names.push("list");
     } else if (event.kind.startsWith("snooze.") || event.kind.startsWith("maintenance.")) {
       if (pageName === "alerts") names.push("rules");
       if (pageName === "silences") names.push(event.kind.startsWith("snooze.") ? "snoozes" : "windows");
@@ -420,6 +430,9 @@
     "channel.added",
     "channel.changed",
     "channel.removed",
+    "escalation.added",
+    "escalation.changed",
+    "escalation.removed",
     "leader.changed",
   ];
   let lastId = Number(body.dataset.lastEventId) || 0;
