@@ -107,3 +107,14 @@ def test_flap_detection_is_on_by_default_and_can_be_turned_off() -> None:
     flap = Settings().flap
     assert flap is not None and (flap.window, flap.high, flap.low) == (21, 20.0, 5.0)
     assert Settings(flap_detection=False).flap is None
+
+
+@pytest.mark.parametrize(
+    ("interval", "batch", "effective"),
+    [(1, 10, 10), (1, 3, 3), (2, 10, 5), (5, 10, 2), (30, 10, 1), (3600, 1000, 1), (1, 1000, 10)],
+)
+def test_the_own_samples_held_back_are_at_most_ten_seconds(
+    interval: float, batch: int, effective: int
+) -> None:
+    settings = Settings(interval=interval, sample_batch=batch)
+    assert settings.effective_sample_batch == effective

@@ -21,6 +21,7 @@ from vigil.core.errors import ValidationError
 from vigil.core.flapping import FlapSettings
 
 ENV_PREFIX = "VIGIL_"
+MAX_SAMPLES_HELD = 10.0  # seconds of the monitor's own samples held back at most
 DATABASE_SCHEMES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
 _HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 MIN_SECRET_KEY = 16
@@ -74,7 +75,8 @@ class Settings(BaseSettings):
         ge=1,
         le=1000,
         description="Cycles of the monitor's own readings written to the metric history in "
-        "one transaction (1: every cycle). A crash loses at most this many cycles of them; "
+        "one transaction (1: every cycle), and never more than 10 seconds' worth: at a 30 s "
+        "interval every cycle writes. A crash loses at most that many cycles of them; "
         "incidents, streaks, events and pushed samples are never held back.",
     )
     health_stale_after: float = Field(
@@ -320,6 +322,12 @@ class Settings(BaseSettings):
         if not self.flap_detection:
             return None
         return FlapSettings(window=self.flap_window, high=self.flap_high, low=self.flap_low)
+
+    @property
+    def effective_sample_batch(self) -> int:
+        """``sample_batch``, held to ``MAX_SAMPLES_HELD`` seconds of cycles: the charts of the
+        monitor's own metrics, and what a crash may lose of them, stay seconds behind."""
+        return max(1, min(self.sample_batch, int(MAX_SAMPLES_HELD // self.interval)))
 
     @property
     def effective_group_window(self) -> float:

@@ -158,7 +158,9 @@ async def test_a_change_writes_the_pending_samples_with_it(migrated_sqlite_url: 
 async def test_a_clean_stop_writes_what_is_pending(migrated_sqlite_url: str) -> None:
     script, clock = Script(), Clock()
     async with make_vigil(migrated_sqlite_url, script, clock) as vigil:
-        assert vigil.settings.sample_batch > 3  # the default batches
+        # The tests' long interval writes every cycle (10 seconds' worth at most are held):
+        # hold ten, as at a 1 s interval.
+        vigil.monitor.sample_batch = 10
         for number in range(1, 4):
             clock.advance(INTERVAL)
             script.values = {PROBE: float(number)}
@@ -284,6 +286,7 @@ async def test_a_new_learning_rule_learns_from_every_reading_so_far(
     pending readings are written first, so none of them is missing from what it learns."""
     script, clock = Script(), Clock()
     async with make_vigil(migrated_sqlite_url, script, clock) as vigil:
+        vigil.monitor.sample_batch = 10  # as at a 1 s interval (see above)
         for number in range(1, 4):
             clock.advance(INTERVAL)
             script.values = {PROBE: float(number)}

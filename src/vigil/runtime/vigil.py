@@ -253,7 +253,7 @@ class Vigil:
             clock=self.clock,
             silences=silences,
             group_window=self.settings.effective_group_window,
-            sample_batch=self.settings.sample_batch,
+            sample_batch=self.settings.effective_sample_batch,
             learner=Learner(
                 store, interval=self.settings.interval, own_instance=self.settings.instance
             ),
