@@ -117,6 +117,10 @@ class VigilSide:
             # shed a flood (docs/security.md): those are raised out of the way.
             "VIGIL_INGEST_RATE": "10000",
             "VIGIL_INGEST_VOLUME": "1000000",
+            # The probe breaches and recovers every few seconds, which flap detection holds
+            # open as flapping (by design); Prometheus has none, so the figures compare
+            # detection and resolution without it.
+            "VIGIL_FLAP_DETECTION": "false",
         }
         self.log = folder / "vigil.log"
         self.process: subprocess.Popen[bytes] | None = None
