@@ -182,6 +182,30 @@ async def test_a_member_joining_while_the_message_waits_adds_no_message(store: S
     assert delivery.group is not None and delivery.group.size == 2  # written when sent
 
 
+async def test_what_happens_while_the_message_is_under_way_is_told_after_it(
+    store: Store,
+) -> None:
+    """A message whose attempt has begun was written already: a member opening or the last
+    one resolving meanwhile needs a message of its own, else nobody hears of it."""
+    await add_channel(store)
+    [first] = await open_together(store, [make_incident(metric="gateway_latency")])
+    [under_way] = await store.claim_notifications(now=T0, lease=LEASE)
+    at = T0 + timedelta(seconds=1)
+    [joined] = await open_together(store, [make_incident(metric="error_rate", at=at)], at=at)
+    await resolve_in_cycle(store, first, at=at)
+    await resolve_in_cycle(store, joined, at=at)
+    pending = [
+        r
+        for r in await store.list_notifications()
+        if r.status is OutboxStatus.PENDING and r.id != under_way.item.id
+    ]
+    assert len(pending) == 1 and pending[0].group_id == first.group
+    await store.settle_sent([under_way.item.id], now=at)
+    [told] = await store.claim_notifications(now=T0 + WINDOW, lease=LEASE)
+    assert told.group is not None
+    assert (told.group.size, told.group.status) == (2, Status.RESOLVED)
+
+
 async def test_a_member_joining_after_the_message_was_sent_brings_one_follow_up_later(
     store: Store,
 ) -> None:

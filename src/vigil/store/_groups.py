@@ -8,8 +8,9 @@ together. A group's status is its members', read when asked for.
 Notifications (``group_rows``, called by ``Outbox._enqueue_notifications`` in the very
 transaction that stores the events), per group and channel, like Alertmanager's grouping:
 
-- the first member's opening is sent at once; members that open before it is sent (the same
-  cycle, or while it waits to be retried) are in that one message, written when it is sent;
+- the first member's opening is sent at once; members that open before its first attempt
+  (the same cycle, or while it waits for its time) are in that one message, written when it
+  is sent; what happens once an attempt began has a message of its own;
 - a member that joins after it was sent brings one follow-up message with the whole group,
   no sooner than the group's window after the group's last message (``group_interval``);
   members joining meanwhile wait in that same follow-up;
@@ -210,7 +211,9 @@ class IncidentGroups(StoreBase):
             (row.group_id, row.channel)
             for row in await connection.execute(
                 select(outbox.c.group_id, outbox.c.channel).where(
-                    outbox.c.group_id.in_(ids), outbox.c.status == OutboxStatus.PENDING
+                    outbox.c.group_id.in_(ids),
+                    outbox.c.status == OutboxStatus.PENDING,
+                    outbox.c.attempts == 0,
                 )
             )
         }
@@ -257,7 +260,11 @@ def route_rows(
     open_left: Mapping[uuid.UUID, int],
     windows: Mapping[uuid.UUID, timedelta],
 ) -> list[dict[str, Any]]:
-    """The rows to write, each a group's message or not (shared with ``MemoryStore``)."""
+    """The rows to write, each a group's message or not (shared with ``MemoryStore``).
+
+    ``pending`` holds the (group, channel) pairs whose message is written when it is sent: not
+    yet attempted. A message whose attempt has begun was written already, so what happens
+    meanwhile needs a message of its own (at worst told twice, never lost)."""
     waiting = set(pending)
     out: list[dict[str, Any]] = []
     for row in rows:

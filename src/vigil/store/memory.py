@@ -602,7 +602,9 @@ class MemoryStore:
             pending={
                 (item.group_id, item.channel)
                 for item in items
-                if item.group_id is not None and item.status is OutboxStatus.PENDING
+                if item.group_id is not None
+                and item.status is OutboxStatus.PENDING
+                and item.attempts == 0
             },
             last_at=last_at,
             open_left={
