@@ -14,17 +14,16 @@ the blank rows after the last filled one are left out. Channels and rules are ti
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-import pydantic
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
 from vigil.core import NotFoundError, Severity, ValidationError
 from vigil.core.escalation import MAX_STEPS
 from vigil.web.auth import Principal
-from vigil.web.pages.forms import AdminForm, back, checked, whole_number
+from vigil.web.pages.forms import AdminForm, back, checked, validated, whole_number
 from vigil.web.pages.render import base_context, render
 from vigil.web.pages.route import PageRoute, Reader
 from vigil.web.pages.sections import Context, Loader, Reads, section
@@ -106,7 +105,7 @@ async def add_policy(request: Request, form: AdminForm) -> Response:
     fields, principal = form.fields, form.principal
     try:
         data = {"name": fields.get("name", "").strip(), **policy_fields(fields)}
-        policy = _validated(escalations_api.PolicyIn, data)
+        policy = validated(escalations_api.PolicyIn, data)
         await escalations_api.add_policy(request, policy, principal)
     except ValidationError as exc:
         return await escalations_page(
@@ -119,7 +118,7 @@ async def add_policy(request: Request, form: AdminForm) -> Response:
 async def update_policy(request: Request, name: str, form: AdminForm) -> Response:
     fields, principal = form.fields, form.principal
     try:
-        changes = _validated(escalations_api.PolicyUpdate, policy_fields(fields))
+        changes = validated(escalations_api.PolicyUpdate, policy_fields(fields))
         await escalations_api.update_policy(request, name, changes, principal)
     except ValidationError as exc:
         return await escalations_page(
@@ -181,23 +180,6 @@ def _minutes(form: Mapping[str, str], name: str, field: str) -> int | None:
         return whole_number(form, name)
     except ValidationError as exc:
         raise ValidationError(field, exc.message) from None
-
-
-def _validated(model: type[pydantic.BaseModel], data: Mapping[str, Any]) -> Any:
-    """``data`` as the API's input ``model``; its first problem as a ``ValidationError`` that
-    names the field as the store does (``steps[1].wait_minutes``)."""
-    try:
-        return model.model_validate(data)
-    except pydantic.ValidationError as exc:
-        problem = exc.errors()[0]
-        raise ValidationError(_path(problem["loc"]) or "form", problem["msg"]) from None
-
-
-def _path(location: Iterable[int | str]) -> str:
-    text = ""
-    for part in location:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
 
 
 def _shown(policy: escalations_api.PolicyOut | None) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from fastapi.responses import RedirectResponse
 from vigil.core import ValidationError
 from vigil.store import Role
 from vigil.web.auth import Principal, principal_from, web_state
-from vigil.web.errors import CsrfError, ForbiddenError, NotAuthenticatedError
+from vigil.web.errors import CsrfError, ForbiddenError, NotAuthenticatedError, field_name
 from vigil.web.pages.render import root_of
 
 CSRF_FIELD = "csrf_token"
@@ -121,14 +121,12 @@ def local_path(target: str | None, *, default: str = "/") -> str:
 
 def validated(model: type[Model], data: Mapping[str, Any]) -> Model:
     """``data`` as the API's input ``model``; its first problem as a ``ValidationError`` that
-    names the field, as the API's 422 would."""
+    names the field by its whole path (``steps[1].wait_minutes``), as the API's 422 would."""
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
         problem = exc.errors()[0]
-        location = [str(part) for part in problem["loc"]]
-        field = location[0] if location else "form"
-        raise ValidationError(field, problem["msg"]) from None
+        raise ValidationError(field_name(problem["loc"]) or "form", problem["msg"]) from None
 
 
 def checked(form: Mapping[str, str], name: str) -> bool:
