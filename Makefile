@@ -54,10 +54,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks scripts examples
 	$(BIN)/mypy
 
-# Runs every benchmark (each prints its ratio against its baseline) and writes BENCHMARKS.md.
+# Runs every benchmark (each prints its ratio against its baseline) and writes BENCHMARKS.md;
+# `make bench BENCH="bench_peer bench_api"` reruns those and replaces only their sections.
 # VIGIL_BENCH_QUICK=1 shortens benchmarks/bench_peer.py (the side-by-side with Prometheus).
 bench: $(STAMP) peers
-	$(BIN)/python scripts/run_benchmarks.py BENCHMARKS.md
+	$(BIN)/python scripts/run_benchmarks.py BENCHMARKS.md $(BENCH)
 
 # Prometheus and Alertmanager for benchmarks/bench_peer.py, from Debian's packages when they
 # are missing (as root, or with sudo if it needs no password). Never fails: without them that
