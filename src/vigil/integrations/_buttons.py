@@ -27,14 +27,7 @@ MAX_REASON = 500
 
 class AcknowledgeButton(ui.DynamicItem[ui.Button[Any]], template=rf"vigil:ack:{_ID}"):
     def __init__(self, incident_id: uuid.UUID, *, disabled: bool = False) -> None:
-        super().__init__(
-            ui.Button(
-                label="Acknowledge",
-                style=discord.ButtonStyle.primary,
-                custom_id=f"vigil:ack:{incident_id}",
-                disabled=disabled,
-            )
-        )
+        super().__init__(acknowledge_button("Acknowledge", f"vigil:ack:{incident_id}", disabled))
         self.incident_id = incident_id
 
     @classmethod
@@ -53,14 +46,7 @@ class AcknowledgeButton(ui.DynamicItem[ui.Button[Any]], template=rf"vigil:ack:{_
 
 class ResolveButton(ui.DynamicItem[ui.Button[Any]], template=rf"vigil:resolve:{_ID}"):
     def __init__(self, incident_id: uuid.UUID, *, disabled: bool = False) -> None:
-        super().__init__(
-            ui.Button(
-                label="Resolve",
-                style=discord.ButtonStyle.success,
-                custom_id=f"vigil:resolve:{incident_id}",
-                disabled=disabled,
-            )
-        )
+        super().__init__(resolve_button("Resolve", f"vigil:resolve:{incident_id}", disabled))
         self.incident_id = incident_id
 
     @classmethod
@@ -76,15 +62,7 @@ class ResolveButton(ui.DynamicItem[ui.Button[Any]], template=rf"vigil:resolve:{_
 class SnoozeSelect(ui.DynamicItem[ui.Select[Any]], template=rf"vigil:snooze:{_ID}"):
     def __init__(self, incident_id: uuid.UUID, *, disabled: bool = False) -> None:
         super().__init__(
-            ui.Select(
-                placeholder="Snooze this rule…",
-                custom_id=f"vigil:snooze:{incident_id}",
-                options=[
-                    discord.SelectOption(label=label, value=str(seconds))
-                    for label, seconds in SNOOZE_CHOICES
-                ],
-                disabled=disabled,
-            )
+            snooze_select("Snooze this rule…", f"vigil:snooze:{incident_id}", disabled)
         )
         self.incident_id = incident_id
 
@@ -96,12 +74,8 @@ class SnoozeSelect(ui.DynamicItem[ui.Select[Any]], template=rf"vigil:snooze:{_ID
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         operator = DiscordOperator.of(interaction.client)
-        if not await operator.permitted(interaction, Role.ADMIN):
-            return
-        values = self.item.values
-        choices = {seconds for _, seconds in SNOOZE_CHOICES}
-        if not values or not values[0].isdigit() or int(values[0]) not in choices:
-            await reply(interaction, f"Nothing changed: unknown snooze choice {values!r}.")
+        seconds = await snooze_choice(operator, interaction, self.item.values)
+        if seconds is None:
             return
         try:
             incident = await operator.vigil.store.get_incident(self.incident_id)
@@ -109,7 +83,7 @@ class SnoozeSelect(ui.DynamicItem[ui.Select[Any]], template=rf"vigil:snooze:{_ID
             await reply(interaction, f"Nothing changed: {exc}")
             return
         await interaction.response.send_modal(
-            SnoozeForm(incident, int(values[0]), opened_by=interaction.id)
+            SnoozeForm(incident, seconds, opened_by=interaction.id)
         )
 
 
@@ -167,14 +141,59 @@ DYNAMIC_ITEMS: tuple[type[ui.DynamicItem[Any]], ...] = (
 def incident_view(incident: Incident, *, link: str | None) -> ui.View:
     """The controls under an incident's message: those that still make sense are enabled;
     a resolved incident keeps only its link."""
+    if incident.status is Status.RESOLVED:
+        return controls(link=link)
+    acknowledge = AcknowledgeButton(incident.id, disabled=incident.status is not Status.ACTIVE)
+    return controls(acknowledge, ResolveButton(incident.id), SnoozeSelect(incident.id), link=link)
+
+
+def controls(*items: ui.Item[Any], link: str | None) -> ui.View:
+    """A message's controls: acknowledge, resolve, the link to Vigil, then (on a row of its
+    own) the snooze select; none but the link for what is resolved."""
     view = ui.View(timeout=None)
-    if incident.status is not Status.RESOLVED:
-        view.add_item(AcknowledgeButton(incident.id, disabled=incident.status is not Status.ACTIVE))
-        view.add_item(ResolveButton(incident.id))
+    for item in items[:-1]:
+        view.add_item(item)
     if link is not None:
         view.add_item(ui.Button(label="Open in Vigil", style=discord.ButtonStyle.link, url=link))
-    if incident.status is not Status.RESOLVED:
-        select = SnoozeSelect(incident.id)
-        select.row = 1
-        view.add_item(select)
+    if items:
+        items[-1].row = 1
+        view.add_item(items[-1])
     return view
+
+
+def acknowledge_button(label: str, custom_id: str, disabled: bool) -> ui.Button[Any]:
+    return ui.Button(
+        label=label, style=discord.ButtonStyle.primary, custom_id=custom_id, disabled=disabled
+    )
+
+
+def resolve_button(label: str, custom_id: str, disabled: bool) -> ui.Button[Any]:
+    return ui.Button(
+        label=label, style=discord.ButtonStyle.success, custom_id=custom_id, disabled=disabled
+    )
+
+
+def snooze_select(placeholder: str, custom_id: str, disabled: bool) -> ui.Select[Any]:
+    return ui.Select(
+        placeholder=placeholder,
+        custom_id=custom_id,
+        options=[
+            discord.SelectOption(label=label, value=str(seconds))
+            for label, seconds in SNOOZE_CHOICES
+        ],
+        disabled=disabled,
+    )
+
+
+async def snooze_choice(
+    operator: DiscordOperator, interaction: discord.Interaction[Any], values: list[str]
+) -> int | None:
+    """The snooze chosen, in seconds; ``None`` (the person told why) when they may not snooze
+    or the choice is not one offered."""
+    if not await operator.permitted(interaction, Role.ADMIN):
+        return None
+    choices = {seconds for _, seconds in SNOOZE_CHOICES}
+    if not values or not values[0].isdigit() or int(values[0]) not in choices:
+        await reply(interaction, f"Nothing changed: unknown snooze choice {values!r}.")
+        return None
+    return int(values[0])

@@ -25,7 +25,17 @@ from discord import ui
 from vigil.core import Status
 from vigil.core.errors import IllegalTransitionError, NotFoundError, VigilError
 from vigil.core.grouping import GroupSummary
-from vigil.integrations._buttons import _ID, MAX_NOTE, MAX_REASON, incident_view
+from vigil.integrations._buttons import (
+    _ID,
+    MAX_NOTE,
+    MAX_REASON,
+    acknowledge_button,
+    controls,
+    incident_view,
+    resolve_button,
+    snooze_choice,
+    snooze_select,
+)
 from vigil.integrations._embeds import rule_name
 from vigil.integrations._operations import (
     SNOOZE_CHOICES,
@@ -44,12 +54,7 @@ MAX_NAMED = 5  # incidents or rules named in an answer; the rest are counted
 class GroupAcknowledgeButton(ui.DynamicItem[ui.Button[Any]], template=rf"vigil:group-ack:{_ID}"):
     def __init__(self, group_id: uuid.UUID, *, disabled: bool = False) -> None:
         super().__init__(
-            ui.Button(
-                label="Acknowledge all",
-                style=discord.ButtonStyle.primary,
-                custom_id=f"vigil:group-ack:{group_id}",
-                disabled=disabled,
-            )
+            acknowledge_button("Acknowledge all", f"vigil:group-ack:{group_id}", disabled)
         )
         self.group_id = group_id
 
@@ -69,14 +74,7 @@ class GroupAcknowledgeButton(ui.DynamicItem[ui.Button[Any]], template=rf"vigil:g
 
 class GroupResolveButton(ui.DynamicItem[ui.Button[Any]], template=rf"vigil:group-resolve:{_ID}"):
     def __init__(self, group_id: uuid.UUID, *, disabled: bool = False) -> None:
-        super().__init__(
-            ui.Button(
-                label="Resolve all",
-                style=discord.ButtonStyle.success,
-                custom_id=f"vigil:group-resolve:{group_id}",
-                disabled=disabled,
-            )
-        )
+        super().__init__(resolve_button("Resolve all", f"vigil:group-resolve:{group_id}", disabled))
         self.group_id = group_id
 
     @classmethod
@@ -92,15 +90,7 @@ class GroupResolveButton(ui.DynamicItem[ui.Button[Any]], template=rf"vigil:group
 class GroupSnoozeSelect(ui.DynamicItem[ui.Select[Any]], template=rf"vigil:group-snooze:{_ID}"):
     def __init__(self, group_id: uuid.UUID, *, disabled: bool = False) -> None:
         super().__init__(
-            ui.Select(
-                placeholder="Snooze these rules…",
-                custom_id=f"vigil:group-snooze:{group_id}",
-                options=[
-                    discord.SelectOption(label=label, value=str(seconds))
-                    for label, seconds in SNOOZE_CHOICES
-                ],
-                disabled=disabled,
-            )
+            snooze_select("Snooze these rules…", f"vigil:group-snooze:{group_id}", disabled)
         )
         self.group_id = group_id
 
@@ -112,12 +102,8 @@ class GroupSnoozeSelect(ui.DynamicItem[ui.Select[Any]], template=rf"vigil:group-
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         operator = DiscordOperator.of(interaction.client)
-        if not await operator.permitted(interaction, Role.ADMIN):
-            return
-        values = self.item.values
-        choices = {seconds for _, seconds in SNOOZE_CHOICES}
-        if not values or not values[0].isdigit() or int(values[0]) not in choices:
-            await reply(interaction, f"Nothing changed: unknown snooze choice {values!r}.")
+        seconds = await snooze_choice(operator, interaction, self.item.values)
+        if seconds is None:
             return
         try:
             group = await operator.vigil.store.get_group(self.group_id)
@@ -129,7 +115,7 @@ class GroupSnoozeSelect(ui.DynamicItem[ui.Select[Any]], template=rf"vigil:group-
             await reply(interaction, "Nothing changed: every incident of the group is resolved.")
             return
         await interaction.response.send_modal(
-            GroupSnoozeForm(group.id, rules, int(values[0]), opened_by=interaction.id)
+            GroupSnoozeForm(group.id, rules, seconds, opened_by=interaction.id)
         )
 
 
@@ -194,19 +180,15 @@ def group_view(group: GroupSummary, *, link: str | None, incident_link: str | No
     group keeps only its link (``link`` for a group, ``incident_link`` for a group of one)."""
     if group.size == 1:
         return incident_view(group.members[0], link=incident_link)
-    view = ui.View(timeout=None)
-    is_open = group.status is not Status.RESOLVED
-    if is_open:
-        any_active = any(m.status is Status.ACTIVE for m in group.members)
-        view.add_item(GroupAcknowledgeButton(group.id, disabled=not any_active))
-        view.add_item(GroupResolveButton(group.id))
-    if link is not None:
-        view.add_item(ui.Button(label="Open in Vigil", style=discord.ButtonStyle.link, url=link))
-    if is_open:
-        select = GroupSnoozeSelect(group.id)
-        select.row = 1
-        view.add_item(select)
-    return view
+    if group.status is Status.RESOLVED:
+        return controls(link=link)
+    any_active = any(m.status is Status.ACTIVE for m in group.members)
+    return controls(
+        GroupAcknowledgeButton(group.id, disabled=not any_active),
+        GroupResolveButton(group.id),
+        GroupSnoozeSelect(group.id),
+        link=link,
+    )
 
 
 def open_rules(group: GroupSummary) -> list[str]:
