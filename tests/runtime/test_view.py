@@ -87,3 +87,35 @@ def test_a_rule_s_own_staleness_limit_judges_its_metric_s_value() -> None:
     later = T0 + timedelta(seconds=600)
     view.set_readings({}, at=later, stale_after=60)  # the source fell silent
     assert (view.current["memory_usage"].stale, view.current["memory_usage"].level) == (True, None)
+
+
+def test_one_instance_s_reading_is_its_metric_s_value_whatever_the_aggregate() -> None:
+    """A metric read from one instance (the usual case, taken without combining) gets the
+    value, level, sample time and staleness that the same reading gets beside an older one
+    of another instance (combined by the rule's aggregate, or the largest without a rule),
+    fresh or stale."""
+    from vigil.core import Aggregate
+
+    rules = [
+        dataclasses.replace(rule, aggregate=aggregate)
+        for rule, aggregate in zip(
+            DEFAULT_RULES, [*Aggregate, *Aggregate, *Aggregate], strict=False
+        )
+    ]
+    for age in (0.0, 30.0, 60.0, 60.5, 90.0):  # the limit: 60 s
+        sampled = T0 - timedelta(seconds=age)
+        old = sampled - timedelta(seconds=1000)
+        values = {rule.metric: float(n * 37 + 0.1) for n, rule in enumerate(rules)}
+        values["no_rule"] = 1e300
+        one, twice = LiveView(rules), LiveView(rules)
+        one.set_readings(
+            {m: {"bot": (v, sampled)} for m, v in values.items()}, at=T0, stale_after=60
+        )
+        twice.set_readings(
+            {m: {"bot": (v, sampled), "old": (-v, old)} for m, v in values.items()},
+            at=T0,
+            stale_after=60,
+        )
+        assert one.current == twice.current
+        assert {m: c.stale for m, c in one.current.items()} == dict.fromkeys(values, age > 60)
+        assert any(c.level is not None for c in one.current.values()) is (age <= 60)

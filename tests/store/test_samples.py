@@ -245,9 +245,10 @@ def test_sqlites_one_hand_off_latest_readings_are_the_querys(
 async def test_pushed_samples_written_in_one_go_read_back_as_samples_stored_one_way(
     store: Store,
 ) -> None:
-    """``write_samples`` hands the driver plain rows: what it stores must read back exactly as
-    what ``add_samples`` stores through SQLAlchemy's types (times to the microsecond, other
-    time zones converted, whole numbers as floats)."""
+    """``write_samples`` hands the driver plain rows (SQLite: text times on a connection of
+    its own; PostgreSQL: ``COPY``): what it stores must read back exactly as what an insert
+    through SQLAlchemy's types stores (times to the microsecond, other time zones converted,
+    whole numbers as floats)."""
     from datetime import timezone
 
     odd = timezone(timedelta(hours=5, minutes=30))
@@ -260,7 +261,7 @@ async def test_pushed_samples_written_in_one_go_read_back_as_samples_stored_one_
     written = [Sample("pushed", "gateway_latency", at, float(n)) for n, at in enumerate(times)]
     reference = [Sample("reference", "gateway_latency", at, float(n)) for n, at in enumerate(times)]
     await store.write_samples(written)
-    await store.add_samples(reference)
+    await _typed_insert(store, reference)
     chunks = await _walk(store, start=T0, end=T0 + timedelta(hours=1))
     rows = [row for chunk in chunks for row in chunk]
     by_instance: dict[str, list[tuple[datetime, float]]] = {}
@@ -281,26 +282,102 @@ async def test_pushed_samples_written_in_one_go_read_back_as_samples_stored_one_
     assert pushed == reference_point
 
 
+async def _typed_insert(store: Store, samples: list[Sample]) -> None:
+    """The reference: samples inserted through SQLAlchemy's table and column types."""
+    from vigil.store import models
+
+    async with store._engine.begin() as connection:
+        await connection.execute(
+            models.samples.insert(),
+            [
+                {"instance": s.instance, "metric": s.metric, "time": s.time, "value": s.value}
+                for s in samples
+            ],
+        )
+
+
+_REFUSE_LAST = {
+    "sqlite": [
+        "CREATE TRIGGER refuse_last BEFORE INSERT ON samples WHEN NEW.value = 24999 "
+        "BEGIN SELECT RAISE(ABORT, 'the last sample is refused'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse_last() RETURNS trigger AS $$ BEGIN "
+        "IF NEW.value = 24999 THEN RAISE EXCEPTION 'the last sample is refused'; END IF; "
+        "RETURN NEW; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER refuse_last BEFORE INSERT ON samples "
+        "FOR EACH ROW EXECUTE FUNCTION refuse_last()",
+    ],
+}
+_ALLOW_LAST = {
+    "sqlite": ["DROP TRIGGER refuse_last"],
+    "postgresql": ["DROP TRIGGER refuse_last ON samples", "DROP FUNCTION refuse_last()"],
+}
+
+
+async def _run_sql(store: Store, statements: list[str]) -> None:
+    async with store._engine.begin() as connection:
+        for statement in statements:
+            await connection.exec_driver_sql(statement)
+
+
 async def test_pushed_samples_are_written_in_one_transaction(store: Store) -> None:
-    from sqlalchemy import event
+    """25,000 samples (more than a turn of the event loop's rows) commit together or not at
+    all: the database refusing the last one leaves none of them stored, and the same batch
+    then goes in whole."""
+    from vigil.store.errors import VigilStorageError
 
-    commits = 0
-
-    def count(_connection: object) -> None:
-        nonlocal commits
-        commits += 1
-
-    engine = store._engine.sync_engine
-    event.listen(engine, "commit", count)
+    dialect = store._engine.dialect.name
+    batch = [
+        Sample(f"shard-{n % 7}", "gateway_latency", T0 + timedelta(milliseconds=n), float(n))
+        for n in range(25_000)
+    ]
+    await _run_sql(store, _REFUSE_LAST[dialect])
     try:
-        batch = [
-            Sample(f"shard-{n % 7}", "gateway_latency", T0 + timedelta(milliseconds=n), float(n))
-            for n in range(25_000)
-        ]
-        await store.write_samples(batch)
-        await store.write_samples([])  # nothing to write: no transaction
+        with pytest.raises(VigilStorageError, match="the last sample is refused"):
+            await store.write_samples(batch)
     finally:
-        event.remove(engine, "commit", count)
-    assert commits == 1
+        await _run_sql(store, _ALLOW_LAST[dialect])
+    assert await _walk(store, start=T0, end=T0 + timedelta(hours=1)) == []
+    await store.write_samples(batch)  # the writer recovers from the failed transaction
+    await store.write_samples([])  # nothing to write
     rows = await _walk(store, start=T0, end=T0 + timedelta(hours=1), chunk=100_000)
     assert sum(len(chunk) for chunk in rows) == 25_000
+
+
+@pytest.mark.postgres
+async def test_copy_on_postgresql_stores_the_rows_sqlites_insert_does(
+    migrated_sqlite_url: str, migrated_postgres_url: str
+) -> None:
+    """The same pushed samples (and a monitor cycle's, written with its transaction) through
+    PostgreSQL's ``COPY`` and SQLite's ``executemany`` read back as the same rows."""
+    from datetime import timezone
+
+    from vigil.core.evaluation import CycleResult
+
+    odd = timezone(timedelta(hours=-3, minutes=-30))
+    pushed = [
+        Sample(
+            f"shard-{n % 3}",
+            ("gateway_latency", "error_rate", "guild_count")[n % 3],
+            (T0 + timedelta(seconds=n // 5, microseconds=n * 7)).astimezone(
+                odd if n % 4 == 0 else T0.tzinfo
+            ),
+            [0.0, -1.5, 1e300, 5e-324, 123456789.125][n % 5],
+        )
+        for n in range(5000)
+    ]
+    cycle = [Sample("vigil", "cpu_percent", T0 + timedelta(seconds=n), n / 3) for n in range(50)]
+    read: list[list[tuple[datetime, str, str, float]]] = []
+    for url in (migrated_sqlite_url, migrated_postgres_url):
+        store = await Store.open(url)
+        try:
+            await store.write_samples(pushed)
+            await store.commit_cycle(samples=cycle, result=CycleResult(), now=T0)
+            chunks = await _walk(store, start=T0, end=T0 + timedelta(hours=1), chunk=100_000)
+            read.append([row for chunk in chunks for row in chunk])
+        finally:
+            await store.close()
+    sqlite_rows, postgres_rows = read
+    assert len(sqlite_rows) == 5050
+    assert postgres_rows == sqlite_rows

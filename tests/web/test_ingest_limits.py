@@ -17,7 +17,7 @@ from vigil.metrics import Reading
 from vigil.web.accounts import create_token
 from vigil.web.errors import RateLimitedError
 from vigil.web.ratelimit import IngestLimiter, TokenBuckets
-from vigil.web.routes.ingest import limit_key
+from vigil.web.routes.ingest import MAX_SAMPLES, limit_key
 
 from .support import LATENCY, Api, running_api, wait_until
 
@@ -112,6 +112,15 @@ async def test_stale_series_are_evicted_from_memory_and_from_the_metrics_list(
 
 async def test_a_token_past_its_request_rate_is_shed_with_retry_after(migrated_url: str) -> None:
     async with running_api(migrated_url, settings_changes={"ingest_rate": 1.0}) as api:
+        # The limiter's clock stands still: on a busy machine the burst's ten pushes (each
+        # its own commit) can take over a second, which would earn the eleventh its token.
+        frozen = time.monotonic()
+        api.app.state.vigil_web.ingest = IngestLimiter(
+            rate=1.0,
+            volume=api.vigil.settings.ingest_volume,
+            batch=MAX_SAMPLES,
+            clock=lambda: frozen,
+        )
         sample = [{"metric": LATENCY, "value": 1.0}]
         answers = [(await push(api, sample)).status_code for _ in range(10)]  # the burst
         assert answers == [200] * 10

@@ -26,6 +26,7 @@ from vigil.core.errors import NotFoundError, ValidationError
 from vigil.core.events import Event
 from vigil.core.incidents import Incident
 from vigil.core.rules import FIELD_NAMES, Rule
+from vigil.core.samples import Sample
 from vigil.store import models
 from vigil.store.engine import SQLITE_BEGIN, SQLITE_BUSY_TIMEOUT_MS
 from vigil.store.errors import VigilStorageError, translated_errors
@@ -177,6 +178,10 @@ class StoreBase:
         self, connection: AsyncConnection, events: Sequence[Event]
     ) -> None:
         """The outbox's share of storing events: ``_outbox.Outbox`` writes it."""
+        raise NotImplementedError
+
+    async def _insert_samples(self, connection: AsyncConnection, items: Sequence[Sample]) -> None:
+        """Samples within ``connection``'s transaction: ``_samples.SampleQueries`` adds it."""
         raise NotImplementedError
 
     async def _count_rule_stats(self, connection: AsyncConnection, events: Sequence[Event]) -> None:

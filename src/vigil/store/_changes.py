@@ -253,15 +253,6 @@ class IncidentChanges(IncidentGroups):
 
     # -- the statements -----------------------------------------------------------------------
 
-    async def _insert_samples(self, connection: AsyncConnection, items: Sequence[Sample]) -> None:
-        await connection.execute(
-            models.samples.insert(),
-            [
-                {"instance": s.instance, "metric": s.metric, "time": s.time, "value": s.value}
-                for s in items
-            ],
-        )
-
     async def _save_streaks(
         self, connection: AsyncConnection, result: CycleResult, now: datetime
     ) -> None:

@@ -4,11 +4,14 @@ write path of pushed samples (``write_samples``, the group commit's one transact
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import sqlite3
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiosqlite
 from sqlalchemy import (
     BigInteger,
     Double,
@@ -20,6 +23,7 @@ from sqlalchemy import (
     select,
     type_coerce,
 )
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from vigil.core.errors import ValidationError
@@ -27,7 +31,8 @@ from vigil.core.samples import Sample
 from vigil.core.validation import METRIC_PATTERN
 from vigil.store import models
 from vigil.store._base import StoreBase, check_int, check_name, check_time
-from vigil.store.errors import translated_errors
+from vigil.store.engine import SQLITE_BUSY_TIMEOUT_MS
+from vigil.store.errors import VigilStorageError, translated_errors
 from vigil.store.records import MetricPoint
 
 MAX_POINTS = 10_000
@@ -37,22 +42,43 @@ ROWS_PER_TURN = 2000  # pushed samples made rows between two turns of the event 
 # The columns as the driver takes them, without SQLAlchemy's per-row binding: SQLite's times
 # as the naive UTC text ``UTCDateTime`` stores ("2026-12-03 08:00:00.000000", fixed width).
 _INSERT_SQLITE = "INSERT INTO samples (instance, metric, time, value) VALUES (?, ?, ?, ?)"
-_INSERT_POSTGRES = "INSERT INTO samples (instance, metric, time, value) VALUES ($1, $2, $3, $4)"
+_SAMPLE_COLUMNS = ("instance", "metric", "time", "value")
 
 
 class SampleQueries(StoreBase):
+    # A SQLite file: the group commit's own connection, outside the pool (``_sqlite_append``);
+    # opened when first used, closed with the store.
+    _sample_writer: aiosqlite.Connection | None = None
+    _sample_writing: asyncio.Lock | None = None
+
     async def write_samples(self, samples: Sequence[Sample]) -> None:
         """Store pushed samples, however many, in one transaction: the group commit's write
-        (``vigil.runtime.groupcommit``). The rows go to the driver as plain tuples in one
-        ``executemany``: SQLAlchemy's per-row binding cost more than SQLite's insert itself.
+        (``vigil.runtime.groupcommit``). The rows go to the driver as plain tuples: SQLite's
+        in one ``executemany`` on a connection of the store's own, PostgreSQL's by ``COPY``.
         The samples are core ``Sample``s, checked when they were made."""
         if not samples:
             return
+        rows = await self._sample_rows(samples)
+        if self._database is not None:
+            await self._sqlite_append(rows)
+            return
+        async with self._write("storing pushed samples") as connection:
+            await self._store_sample_rows(connection, rows)
+
+    async def _insert_samples(self, connection: AsyncConnection, items: Sequence[Sample]) -> None:
+        """Samples inserted within ``connection``'s transaction (a monitor cycle's): the same
+        plain rows, without SQLAlchemy's per-row binding."""
+        await self._store_sample_rows(connection, await self._sample_rows(items))
+
+    async def _sample_rows(self, samples: Sequence[Sample]) -> list[tuple[str, str, Any, float]]:
+        """Samples as the driver takes them: SQLite's times as the naive UTC text
+        ``UTCDateTime`` stores, PostgreSQL's as they are. A large group leaves the event loop
+        a turn every ``ROWS_PER_TURN`` rows."""
         sqlite = self._dialect == "sqlite"
         rows: list[tuple[str, str, Any, float]] = []
         for start in range(0, len(samples), ROWS_PER_TURN):
             if start:
-                await asyncio.sleep(0)  # a large group leaves the event loop turns meanwhile
+                await asyncio.sleep(0)
             part = samples[start : start + ROWS_PER_TURN]
             if sqlite:
                 # Formatting a time costs more than the rest of a row, and the samples of a
@@ -65,9 +91,72 @@ class SampleQueries(StoreBase):
                     rows.append((s.instance, s.metric, text, s.value))
             else:
                 rows += [(s.instance, s.metric, s.time, s.value) for s in part]
-        statement = _INSERT_SQLITE if sqlite else _INSERT_POSTGRES
-        async with self._write("storing pushed samples") as connection:
-            await connection.exec_driver_sql(statement, rows)
+        return rows
+
+    async def _store_sample_rows(
+        self, connection: AsyncConnection, rows: list[tuple[str, str, Any, float]]
+    ) -> None:
+        """``rows`` inserted in ``connection``'s transaction: one ``executemany`` on SQLite,
+        one ``COPY`` on PostgreSQL (asyncpg's binary copy: no statement per row)."""
+        if self._dialect != "postgresql":
+            await connection.exec_driver_sql(_INSERT_SQLITE, rows)
+            return
+        raw = await connection.get_raw_connection()
+        driver: Any = raw.driver_connection
+        if not driver.is_in_transaction():
+            # SQLAlchemy's asyncpg adapter opens its transaction at the first statement: the
+            # copy must not run before it, alone and committed at once.
+            await connection.exec_driver_sql("SELECT 1")
+        import asyncpg  # the postgres extra: present whenever a PostgreSQL store is open
+
+        try:
+            await driver.copy_records_to_table("samples", records=rows, columns=_SAMPLE_COLUMNS)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise VigilStorageError(f"storing samples failed: {type(exc).__name__}: {exc}") from exc
+
+    async def _sqlite_append(self, rows: list[tuple[str, str, Any, float]]) -> None:
+        """``rows`` inserted and committed on the store's own writer connection to the SQLite
+        file: two hand-offs to the driver's thread (the insert, which begins the transaction,
+        then the commit). Through the pool and SQLAlchemy the same write cost eight or more
+        (check-out, begin, execute, commit, the pool's rollback on return), each a wake-up
+        of that thread and of the event loop. One write at a time on it."""
+        if self._sample_writing is None:
+            self._sample_writing = asyncio.Lock()
+        async with self._sample_writing:
+            try:
+                writer = self._sample_writer or await self._open_sample_writer()
+                try:
+                    await writer.executemany(_INSERT_SQLITE, rows)
+                    await writer.commit()
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error, ValueError):
+                        await writer.rollback()
+                    raise
+            except (sqlite3.Error, ValueError) as exc:  # ValueError: aiosqlite's "closed"
+                await self._close_sample_writer()  # opened afresh next time
+                raise VigilStorageError(
+                    f"storing pushed samples failed: {type(exc).__name__}: {exc}"
+                ) from exc
+
+    async def _open_sample_writer(self) -> aiosqlite.Connection:
+        assert self._database is not None  # a SQLite file
+        # "IMMEDIATE": the insert begins the transaction holding the write lock, so it waits
+        # its turn on the busy timeout behind another writer (as the pool's writers do).
+        writer = await aiosqlite.connect(self._database, isolation_level="IMMEDIATE")
+        try:
+            await writer.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            await writer.execute("PRAGMA synchronous=NORMAL")  # as the engine's (WAL)
+        except BaseException:
+            await writer.close()
+            raise
+        self._sample_writer = writer
+        return writer
+
+    async def _close_sample_writer(self) -> None:
+        writer, self._sample_writer = self._sample_writer, None
+        if writer is not None:
+            with contextlib.suppress(sqlite3.Error, ValueError):
+                await writer.close()
 
     async def metric_history(
         self,

@@ -74,6 +74,7 @@ class Store(
 
     async def close(self) -> None:
         await self._close_reader()
+        await self._close_sample_writer()
         await self._engine.dispose()
 
     async def __aenter__(self) -> Store:
