@@ -12,13 +12,15 @@ pushed late, into a minute already compacted, is merged into that bucket next ti
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    DateTime,
     Double,
     Integer,
+    String,
     and_,
     case,
     cast,
@@ -27,6 +29,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    type_coerce,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
@@ -85,18 +88,22 @@ class Rollups(StoreBase):
 
     async def _compact_batch(self, cutoff: datetime, batch_size: int) -> int:
         samples = models.samples
+        # The times as the driver gives them (SQLite's text, PostgreSQL's aware datetimes):
+        # through the column's type they cost a conversion per row, and a batch needs only
+        # its minutes.
+        sqlite = self._dialect == "sqlite"
+        time = type_coerce(samples.c.time, String if sqlite else DateTime(timezone=True))
         batch = select(samples.c.id).where(samples.c.time < cutoff).limit(batch_size)
         claim = (
             delete(samples)
             .where(samples.c.id.in_(batch))
-            .returning(
-                samples.c.id, samples.c.metric, samples.c.instance, samples.c.time, samples.c.value
-            )
+            .returning(samples.c.id, samples.c.metric, samples.c.instance, time, samples.c.value)
         )
         async with self._write("compacting samples") as connection:
             rows = (await connection.execute(claim)).all()
             if rows:
-                await self._add_to_buckets(connection, _buckets(rows))
+                buckets = _sqlite_buckets(rows) if sqlite else _buckets(rows)
+                await self._add_to_buckets(connection, buckets)
         return len(rows)
 
     async def _add_to_buckets(
@@ -239,14 +246,30 @@ class Rollups(StoreBase):
 
 
 def _buckets(rows: Sequence[Any]) -> dict[tuple[str, datetime, str], Bucket]:
-    """Claimed samples ``(id, metric, instance, time, value)`` summed up by bucket; among
+    """Claimed samples ``(id, metric, instance, time, value)``, aware times, summed up by
+    minute (the bucket, ``vigil.core.rollups``; a UTC minute is an epoch minute); among
     equal times the one stored last is the newest, as everywhere else."""
-    buckets: dict[tuple[str, datetime, str], Bucket] = {}
-    for _, metric, instance, time, value in sorted(rows, key=lambda row: (row[3], row[0])):
-        key = (metric, bucket_start(time), instance)
-        found = buckets.get(key)
-        if found is None:
-            buckets[key] = Bucket.of(float(value), time)
-        else:
-            found.add(float(value), time)
-    return buckets
+    grouped: dict[tuple[str, datetime, str], list[Any]] = {}
+    for row in sorted(rows, key=lambda row: (row[3], row[0])):
+        minute = row[3].astimezone(UTC).replace(second=0, microsecond=0)
+        grouped.setdefault((row[1], minute, row[2]), []).append(row)
+    return {key: _summed(group, group[-1][3].astimezone(UTC)) for key, group in grouped.items()}
+
+
+def _sqlite_buckets(rows: Sequence[Any]) -> dict[tuple[str, datetime, str], Bucket]:
+    """``_buckets`` of SQLite's rows, their times as stored: naive UTC text of fixed width
+    ("2026-12-03 08:00:59.250000"), whose first 16 characters are the minute."""
+    grouped: dict[tuple[str, str, str], list[Any]] = {}
+    for row in sorted(rows, key=lambda row: (row[3], row[0])):
+        grouped.setdefault((row[1], row[3][:16], row[2]), []).append(row)
+    return {
+        (metric, datetime.fromisoformat(minute + ":00+00:00"), instance): _summed(
+            group, datetime.fromisoformat(group[-1][3] + "+00:00")
+        )
+        for (metric, minute, instance), group in grouped.items()
+    }
+
+
+def _summed(group: list[Any], last_at: datetime) -> Bucket:
+    values = [float(row[4]) for row in group]
+    return Bucket(len(values), min(values), max(values), sum(values), values[-1], last_at)
