@@ -35,7 +35,7 @@ END = datetime(2026, 11, 27, tzinfo=UTC)
 DAYS = 30
 METRIC = "gateway_latency"
 RULE = Rule(metric=METRIC, warning=100, critical=200)
-REPEATS = 5
+REPEATS = 3
 
 
 def value(second: int) -> float:

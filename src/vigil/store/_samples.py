@@ -77,7 +77,10 @@ class SampleQueries(Rollups):
     ) -> list[MetricPoint]:
         """One metric's samples in ``[start, end)``, averaged into at most ``max_points``
         equal time buckets (empty buckets are left out), oldest first. All instances
-        together unless ``instance`` is given."""
+        together unless ``instance`` is given. Compacted history counts in through its
+        minute rollups (those starting in the range), weighted by their counts, with their
+        minimum and maximum: a point is the same before and after compaction when it spans
+        whole minutes."""
         _check_metric(metric)
         width = _check_range(start, end, max_points)
         table = models.samples
