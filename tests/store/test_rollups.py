@@ -223,3 +223,31 @@ async def test_cleanup_compacts_and_reports_it(store: Store) -> None:
     report = await store.cleanup(**later)  # type: ignore[arg-type]
     # The sample of NOW is now older than a day: compacted in its turn.
     assert (report.rollups, report.samples, report.compacted, report.total) == (6, 0, 1, 6)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 5, 1000])
+async def test_rollups_and_raw_samples_come_in_time_order_whatever_the_chunk(
+    any_store: AnyStore, chunk: int
+) -> None:
+    await any_store.add_samples(old_minutes(minutes=3))
+    await any_store.compact_samples(now=NOW, raw_hours=24)
+    # Raw again among the rollups: pushed late, not compacted yet; and one at a minute's start.
+    late = [
+        Sample("bot-1", LATENCY, OLD + timedelta(seconds=90), 7.0),
+        Sample("bot-3", LATENCY, OLD + timedelta(minutes=2), 8.0),
+        Sample("bot-1", LATENCY, NOW - timedelta(hours=1), 9.0),
+    ]
+    await any_store.add_samples(late)
+    chunks = [rows async for rows in any_store.sample_chunks(start=OLD, end=NOW, chunk=chunk)]
+    assert all(0 < len(rows) <= chunk for rows in chunks)
+    rows = [row for rows in chunks for row in rows]
+    minute = [
+        (OLD + timedelta(minutes=m), LATENCY, i) for m in range(3) for i in ("bot-1", "bot-2")
+    ]
+    assert [row[:3] for row in rows] == [
+        *minute[:4],
+        (late[0].time, LATENCY, "bot-1"),
+        *minute[4:],
+        (late[1].time, LATENCY, "bot-3"),  # a rollup first among equal times
+        (late[2].time, LATENCY, "bot-1"),
+    ]
