@@ -351,6 +351,7 @@ class Stored:
         end: datetime,
         metrics: Any = None,
         chunk: int = 500,
+        rollup: Any = None,
     ) -> AsyncIterator[list[tuple[datetime, str, str, float]]]:
         self.asked.append((start, end))
         rows = [

@@ -32,6 +32,9 @@ BAD = [
     ("VIGIL_DATABASE_URL", "garbage", "a database URL: sqlite+aiosqlite:///"),
     ("VIGIL_DATABASE_URL", "mysql://vigil@db/vigil", "postgresql+asyncpg://user@host/db"),
     ("VIGIL_DATABASE_URL", "sqlite:///vigil.db", "a database URL: sqlite+aiosqlite:///"),
+    ("VIGIL_SAMPLE_RAW_HOURS", "0", "a whole number of hours from 1 to 8784"),
+    ("VIGIL_SAMPLE_RAW_HOURS", "9000", "a whole number of hours from 1 to 8784"),
+    ("VIGIL_SAMPLE_RAW_HOURS", "1.5", "a whole number of hours from 1 to 8784"),
 ]
 
 

@@ -8,6 +8,12 @@ any rule looks, with its time, so the evaluator judges staleness as it does live
 monitor's own instance (``own_instance``: it reads its sources afresh each cycle) has only
 the samples of the cycle itself. A rule
 that exists is replayed beside it over the same period, from the same clean slate.
+
+History older than ``sample_raw_hours`` is stored as minute rollups (``vigil.core.rollups``):
+there each minute is one cycle, at its start, and each series' reading is the figure of the
+minute the rules judge by (``wanted``: the maximum for a threshold rule where higher is worse,
+the minimum where lower is, the mean for the learning kinds). A spike that would have opened an
+incident still does; streaks over compacted history count minutes, not cycles.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from vigil.core.evaluation import series_key
 from vigil.core.flapping import FlapSettings
 from vigil.core.grouping import check_window
 from vigil.core.learning import Baseline, Trend, learning_window
+from vigil.core.rollups import wanted
 from vigil.core.rules import Kind, SplitBy
 from vigil.core.suggest import History, NoSuggestion, Suggestion, hour_name
 
@@ -45,6 +52,7 @@ class SampleSource(Protocol):
         end: datetime,
         metrics: Any = None,
         chunk: int = ...,
+        rollup: Any = None,
     ) -> Any: ...
 
 
@@ -157,6 +165,8 @@ async def preview(
     )
     samples = 0
     options: dict[str, Any] = {} if chunk is None else {"chunk": chunk}
+    # Compacted history: each minute's worst value for the rules (``wanted``).
+    options["rollup"] = wanted(rule for run in runs for rule in run.rules.values())
     async for rows in store.sample_chunks(start=start, end=end, metrics=metrics, **options):
         samples += len(rows)
         for first in range(0, len(rows), SLICE_ROWS):
@@ -290,7 +300,8 @@ async def _replay(
     the event loop every ``SLICE_ROWS`` rows."""
     run = _Run(rules, interval, own_instance, bands=bands)
     metrics = {m for rule in rules.values() for m in rule.metrics}
-    async for rows in store.sample_chunks(start=start, end=end, metrics=metrics):
+    rollup = wanted(rules.values())
+    async for rows in store.sample_chunks(start=start, end=end, metrics=metrics, rollup=rollup):
         for first in range(0, len(rows), SLICE_ROWS):
             run.feed(rows[first : first + SLICE_ROWS])
             await asyncio.sleep(0)

@@ -70,6 +70,14 @@ class Settings(BaseSettings):
     sample_retention_days: int = Field(
         30, ge=1, description="Metric samples older than this are deleted by cleanup."
     )
+    sample_raw_hours: int = Field(
+        24,
+        ge=1,
+        le=8784,
+        description="Hours of metric history kept sample by sample; cleanup compacts older "
+        "samples into one-minute rollups (count, min, max, mean, last) that the charts and "
+        "backtests read in their place.",
+    )
     sample_batch: int = Field(
         10,
         ge=1,
@@ -354,6 +362,7 @@ EXPECTED = {
     "group_window": "a number of seconds from 0 (grouping off) to 86400",
     "incident_retention_days": "a whole number of days, 1 or more",
     "sample_retention_days": "a whole number of days, 1 or more",
+    "sample_raw_hours": "a whole number of hours from 1 to 8784 (366 days)",
     "sample_batch": "a whole number of cycles from 1 to 1000",
     "health_stale_after": "a number of seconds above 0",
     "host": "an address to listen on, such as 127.0.0.1 or 0.0.0.0",

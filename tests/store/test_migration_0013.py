@@ -68,7 +68,7 @@ async def test_upgrading_keeps_the_outbox_and_stores_cancelled_rows(database_url
 
     await migrate.upgrade(database_url, "0013")
     assert await statuses(database_url) == before
-    store = await Store.open(database_url)
+    store = await Store.open(database_url, upgrade=True)  # and on to the head, if any
     try:
         async with raw(database_url) as connection:
             await connection.execute(

@@ -15,7 +15,7 @@ from vigil.settings import Settings
 from vigil.store.records import CleanupReport
 from vigil.store.repository import Store
 
-_KINDS = ("incidents", "events", "samples", "outbox", "sessions")
+_KINDS = ("incidents", "events", "samples", "rollups", "outbox", "sessions", "compacted")
 
 
 def cleanup_command(
@@ -26,7 +26,8 @@ def cleanup_command(
         bool, typer.Option("--dry-run", help="Only count what would be deleted.")
     ] = False,
 ) -> None:
-    """Delete resolved incidents, events, samples and delivered notifications past retention.
+    """Delete resolved incidents, events, samples and delivered notifications past retention,
+    and compact samples older than VIGIL_SAMPLE_RAW_HOURS into one-minute rollups.
 
     Open incidents are never deleted. Each batch is a short transaction, so a running monitor
     is not held up.
@@ -36,11 +37,12 @@ def cleanup_command(
         report = asyncio.run(_cleanup(settings, batch_size=batch_size, dry_run=dry_run))
     except VigilError as exc:
         raise fail(exc) from exc
-    verb = "Would delete" if dry_run else "Deleted"
+    verb, compact = ("Would delete", "would compact") if dry_run else ("Deleted", "compacted")
     Console().print(
         f"{verb} {report.incidents} incidents, {report.events} events, "
-        f"{report.samples} samples, {report.outbox} delivered notifications, "
-        f"{report.sessions} expired sign-outs.",
+        f"{report.samples} samples, {report.rollups} minute rollups, "
+        f"{report.outbox} delivered notifications, {report.sessions} expired sign-outs; "
+        f"{compact} {report.compacted} older samples into minute rollups.",
         highlight=False,
     )
 
@@ -50,6 +52,7 @@ async def _cleanup(settings: Settings, *, batch_size: int, dry_run: bool) -> Cle
     retention = {
         "incident_retention_days": settings.incident_retention_days,
         "sample_retention_days": settings.sample_retention_days,
+        "sample_raw_hours": settings.sample_raw_hours,
     }
     store = await Store.open(settings.database_url)
     try:

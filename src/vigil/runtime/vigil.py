@@ -353,11 +353,13 @@ class Vigil:
         return evicted
 
     async def cleanup(self) -> CleanupReport:
-        """Delete what the retention settings no longer keep (what ``vigil cleanup`` does)."""
+        """Delete what the retention settings no longer keep and compact older history (what
+        ``vigil cleanup`` does)."""
         return await self.store.cleanup(
             now=self.clock(),
             incident_retention_days=self.settings.incident_retention_days,
             sample_retention_days=self.settings.sample_retention_days,
+            sample_raw_hours=self.settings.sample_raw_hours,
         )
 
     # -- parts (NotStartedError unless running) ----------------------------------------------

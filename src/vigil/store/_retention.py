@@ -1,4 +1,5 @@
-"""Retention: delete what is older than the settings allow, in short batches.
+"""Retention: delete what is older than the settings allow, and compact the metric history
+older than ``sample_raw_hours`` into minute rollups (``vigil.store._rollups``), in short batches.
 
 Each batch is its own transaction, so a cleanup of millions of rows holds the write lock
 (SQLite) or row locks (PostgreSQL) for one batch at a time and the monitor's cycle slips in
@@ -11,18 +12,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Table, delete, exists, func, select
+from sqlalchemy import Table, delete, exists, func, select, tuple_
 from sqlalchemy.sql.elements import ColumnElement
 
 from vigil.core.incidents import Status
 from vigil.store import models
-from vigil.store._base import StoreBase, check_int, check_time
+from vigil.store._base import check_int, check_time
+from vigil.store._rollups import Rollups, compaction_cutoff
 from vigil.store.records import CleanupReport, OutboxStatus
 
 # The frequency chart reaches back a year; its counts are kept that long even after the
 # incidents they counted are gone.
 DAILY_COUNT_DAYS = 366
 MAX_BATCH = 100_000
+DEFAULT_RAW_HOURS = 24  # as ``Settings.sample_raw_hours``
 
 Progress = Callable[[str, int], None]
 
@@ -34,7 +37,7 @@ class _Target:
     condition: ColumnElement[bool]
 
 
-class Retention(StoreBase):
+class Retention(Rollups):
     async def expired(
         self,
         *,
@@ -42,10 +45,17 @@ class Retention(StoreBase):
         incident_retention_days: int,
         sample_retention_days: int,
         outbox_retention_days: int = 1,
+        sample_raw_hours: int = DEFAULT_RAW_HOURS,
     ) -> CleanupReport:
-        """How many rows a cleanup with these settings would delete (for a progress bar)."""
+        """How many rows a cleanup with these settings would delete, and how many samples
+        it would compact (for a progress bar)."""
         targets = self._targets(
             now, incident_retention_days, sample_retention_days, outbox_retention_days
+        )
+        samples = models.samples
+        compacted = select(func.count()).where(
+            samples.c.time >= now - timedelta(days=sample_retention_days),
+            samples.c.time < compaction_cutoff(now, sample_raw_hours),
         )
         counts: dict[str, int] = {}
         async with self._read("counting expired rows") as connection:
@@ -56,6 +66,7 @@ class Retention(StoreBase):
                     )
                     or 0
                 )
+            counts["compacted"] = int(await connection.scalar(compacted) or 0)
         return CleanupReport(**counts)
 
     async def cleanup(
@@ -67,14 +78,18 @@ class Retention(StoreBase):
         outbox_retention_days: int = 1,
         batch_size: int = 5000,
         progress: Progress | None = None,
+        sample_raw_hours: int = DEFAULT_RAW_HOURS,
     ) -> CleanupReport:
         """Delete resolved incidents resolved before the incident retention, events as old,
-        samples before the sample retention, and notifications delivered before the outbox
-        retention. ``progress(kind, deleted)`` is called after every batch."""
+        samples and rollups before the sample retention, and notifications delivered before
+        the outbox retention; then compact the samples older than ``sample_raw_hours`` into
+        minute rollups (``compact_samples``). ``progress(kind, count)`` is called after every
+        batch (kind ``compacted`` for the compaction's)."""
         check_int("batch_size", batch_size, 1, MAX_BATCH)
         targets = self._targets(
             now, incident_retention_days, sample_retention_days, outbox_retention_days
         )
+        compaction_cutoff(now, sample_raw_hours)  # checked before anything is deleted
         deleted: dict[str, int] = {}
         for target in targets:
             deleted[target.kind] = 0
@@ -85,6 +100,13 @@ class Retention(StoreBase):
                     progress(target.kind, count)
                 if count < batch_size:
                     break
+        # After the samples past retention are gone: those are deleted, not compacted.
+        deleted["compacted"] = await self.compact_samples(
+            now=now,
+            raw_hours=sample_raw_hours,
+            batch_size=batch_size,
+            progress=None if progress is None else lambda count: progress("compacted", count),
+        )
         await self._prune_daily_counts(now)
         await self._prune_groups(now - timedelta(days=incident_retention_days))
         return CleanupReport(**deleted)
@@ -120,6 +142,11 @@ class Retention(StoreBase):
                 "samples", samples, samples.c.time < now - timedelta(days=sample_retention_days)
             ),
             _Target(
+                "rollups",
+                models.sample_rollups,
+                models.sample_rollups.c.start < now - timedelta(days=sample_retention_days),
+            ),
+            _Target(
                 "outbox",
                 outbox,
                 (
@@ -139,8 +166,11 @@ class Retention(StoreBase):
         ]
 
     async def _delete_batch(self, target: _Target, batch_size: int) -> int:
-        key = target.table.primary_key.columns.values()[0]
-        batch = select(key).where(target.condition).limit(batch_size)
+        keys = target.table.primary_key.columns.values()
+        # A composite key (the rollups') as a row value: one of its columns alone would
+        # take every row sharing it.
+        key = keys[0] if len(keys) == 1 else tuple_(*keys)
+        batch = select(*keys).where(target.condition).limit(batch_size)
         async with self._write(f"deleting old {target.kind}") as connection:
             result = await connection.execute(delete(target.table).where(key.in_(batch)))
         return int(result.rowcount)

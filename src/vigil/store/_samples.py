@@ -7,30 +7,27 @@ import asyncio
 import contextlib
 import itertools
 import sqlite3
-from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiosqlite
 from sqlalchemy import (
-    BigInteger,
-    Double,
-    Integer,
     String,
-    cast,
     func,
     literal_column,
     select,
     type_coerce,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.elements import ColumnElement
 
 from vigil.core.errors import ValidationError
+from vigil.core.rollups import Rollup
 from vigil.core.samples import Sample
 from vigil.core.validation import METRIC_PATTERN
 from vigil.store import models
-from vigil.store._base import StoreBase, check_int, check_name, check_time
+from vigil.store._base import check_int, check_name, check_time
+from vigil.store._rollups import Rollups, Row
 from vigil.store.engine import SQLITE_BUSY_TIMEOUT_MS
 from vigil.store.errors import VigilStorageError, translated_errors
 from vigil.store.records import MetricPoint
@@ -45,7 +42,7 @@ _INSERT_SQLITE = "INSERT INTO samples (instance, metric, time, value) VALUES (?,
 _SAMPLE_COLUMNS = ("instance", "metric", "time", "value")
 
 
-class SampleQueries(StoreBase):
+class SampleQueries(Rollups):
     # A SQLite file: the group commit's own connection, outside the pool (``_sqlite_append``);
     # opened when first used, closed with the store.
     _sample_writer: aiosqlite.Connection | None = None
@@ -169,7 +166,10 @@ class SampleQueries(StoreBase):
     ) -> list[MetricPoint]:
         """One metric's samples in ``[start, end)``, averaged into at most ``max_points``
         equal time buckets (empty buckets are left out), oldest first. All instances
-        together unless ``instance`` is given."""
+        together unless ``instance`` is given. Compacted history counts in through its
+        minute rollups (those starting in the range), weighted by their counts, with their
+        minimum and maximum: a point is the same before and after compaction when it spans
+        whole minutes."""
         _check_metric(metric)
         width = _check_range(start, end, max_points)
         table = models.samples
@@ -184,9 +184,13 @@ class SampleQueries(StoreBase):
             .group_by(literal_column("bucket"))
             .order_by(literal_column("bucket"))
         )
+        rolled = self._rollup_statistics(start, end, width, [metric])
+        if instance is not None:
+            rolled = rolled.where(models.sample_rollups.c.instance == instance)
         async with self._read("reading metric history") as connection:
-            rows = (await connection.execute(statement)).all()
-        return _points(rows, start=start, width=width, max_points=max_points)
+            rows = [tuple(row) for row in (await connection.execute(statement)).all()]
+            rows += [tuple(row)[1:] for row in (await connection.execute(rolled)).all()]
+        return _points(_by_index(rows), start=start, width=width, max_points=max_points)
 
     async def metric_histories(
         self, metrics: Collection[str], *, start: datetime, end: datetime, max_points: int = 60
@@ -210,11 +214,14 @@ class SampleQueries(StoreBase):
             .group_by(table.c.metric, literal_column("bucket"))
             .order_by(table.c.metric, literal_column("bucket"))
         )
+        rolled = self._rollup_statistics(start, end, width, wanted)
         async with self._read("reading metric histories") as connection:
-            rows = (await connection.execute(statement)).all()
+            rows = [tuple(row) for row in (await connection.execute(statement)).all()]
+            rows += [tuple(row) for row in (await connection.execute(rolled)).all()]
+        rows.sort(key=lambda row: (row[0], int(row[1])))  # stable: raw first in a bucket
         for metric, group in itertools.groupby(rows, key=lambda row: str(row[0])):
             histories[metric] = _points(
-                [tuple(row)[1:] for row in group], start=start, width=width, max_points=max_points
+                [row[1:] for row in group], start=start, width=width, max_points=max_points
             )
         return histories
 
@@ -225,16 +232,21 @@ class SampleQueries(StoreBase):
         end: datetime,
         metrics: Collection[str] | None = None,
         chunk: int = CHUNK_ROWS,
+        rollup: Mapping[str, Rollup] | None = None,
     ) -> AsyncIterator[list[tuple[datetime, str, str, float]]]:
-        """The raw samples in ``[start, end)`` as ``(time, metric, instance, value)``, oldest
+        """The samples in ``[start, end)`` as ``(time, metric, instance, value)``, oldest
         first (the one stored first first among equal times), in lists of at most ``chunk``:
         one query per list, resumed after the last row, so a month of history is never held
-        whole. Every metric unless ``metrics`` names some."""
+        whole. Every metric unless ``metrics`` names some.
+
+        History compacted into minute buckets comes as one row per bucket, at its start,
+        worth the figure ``rollup`` names for its metric (``vigil.core.rollups.wanted``
+        says which a rule's replay needs; the mean by default), before the raw samples of
+        the same moment."""
         check_time("start", start)
         check_time("end", end)
         check_int("chunk", chunk, 1, 100_000)
-        table = models.samples
-        conditions = [table.c.time >= start, table.c.time < end]
+        wanted: list[str] | None = None
         if metrics is not None:
             wanted = sorted(set(metrics))
             if len(wanted) > MAX_METRICS:
@@ -243,7 +255,20 @@ class SampleQueries(StoreBase):
                 _check_metric(metric)
             if not wanted:
                 return
-            conditions.append(table.c.metric.in_(wanted))
+        raw = self._raw_chunks(start=start, end=end, metrics=wanted, chunk=chunk)
+        rolled = self._rollup_chunks(
+            start=start, end=end, metrics=wanted, chunk=chunk, rollup=rollup or {}
+        )
+        async for rows in _merged(rolled, raw, chunk):
+            yield rows
+
+    async def _raw_chunks(
+        self, *, start: datetime, end: datetime, metrics: Sequence[str] | None, chunk: int
+    ) -> AsyncIterator[list[Row]]:
+        table = models.samples
+        conditions = [table.c.time >= start, table.c.time < end]
+        if metrics is not None:
+            conditions.append(table.c.metric.in_(metrics))
         # SQLite's times as their text, parsed below in one C call: through the column's
         # type they cost a regular expression and a conversion per row (most of the read).
         raw = self._dialect == "sqlite"
@@ -368,16 +393,47 @@ class SampleQueries(StoreBase):
             .subquery()
         )
 
-    def _bucket(self, column: Any, start: datetime, width: float) -> ColumnElement[int]:
-        """``floor((time - start) / width)`` in SQL; times are never before ``start`` here."""
-        offset = start.timestamp()
-        if self._dialect == "postgresql":
-            epoch = func.extract("epoch", column)
-            return cast(func.floor((epoch - offset) / width), BigInteger)
-        # SQLite stores UTC text "YYYY-MM-DD HH:MM:SS.ffffff": whole seconds from strftime,
-        # the fraction from the text itself (julianday would blur bucket edges).
-        seconds = cast(func.strftime("%s", column), Integer) + cast(func.substr(column, 20), Double)
-        return cast((seconds - offset) / width, Integer)
+
+async def _merged(
+    first: AsyncIterator[list[Row]], second: AsyncIterator[list[Row]], chunk: int
+) -> AsyncIterator[list[Row]]:
+    """Two streams of rows in time order as one, in lists of at most ``chunk``; ``first``'s
+    row first among equal times. Whole lists pass through while the streams do not overlap
+    (the common case: rollups end where the raw samples begin)."""
+    left: list[Row] = []
+    right: list[Row] = []
+    left_done = right_done = False
+    while True:
+        if not left and not left_done:
+            left = await anext(first, [])
+            left_done = not left
+        if not right and not right_done:
+            right = await anext(second, [])
+            right_done = not right
+        if not left or not right:
+            if left or right:
+                yield left or right
+                left, right = [], []
+                continue
+            return
+        if left[-1][0] <= right[0][0]:
+            yield left
+            left = []
+        elif right[-1][0] < left[0][0]:
+            yield right
+            right = []
+        else:  # overlapping: row by row until one list runs out
+            out: list[Row] = []
+            i = j = 0
+            while i < len(left) and j < len(right) and len(out) < chunk:
+                if left[i][0] <= right[j][0]:
+                    out.append(left[i])
+                    i += 1
+                else:
+                    out.append(right[j])
+                    j += 1
+            left, right = left[i:], right[j:]
+            yield out
 
 
 _STATISTICS = (
@@ -424,6 +480,11 @@ def _check_range(start: datetime, end: datetime, max_points: int) -> float:
         raise ValidationError("end", "must be after start")
     check_int("max_points", max_points, 1, MAX_POINTS)
     return (end - start).total_seconds() / max_points
+
+
+def _by_index(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Raw and rolled-up bucket rows ``(index, ...)`` in index order (raw first in one)."""
+    return sorted(rows, key=lambda row: int(row[0]))
 
 
 def _points(

@@ -19,7 +19,7 @@ import dataclasses
 import itertools
 import json
 import uuid
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,6 +35,7 @@ from vigil.core.evaluation import IDLE, CycleResult, RuleState, series_key, spli
 from vigil.core.events import Event, EventKind
 from vigil.core.grouping import GroupSummary, OpenGroup, assign, summarize
 from vigil.core.incidents import Incident, Status, acknowledge, resolve
+from vigil.core.rollups import Bucket, Rollup, bucket_start
 from vigil.core.rules import Rule
 from vigil.core.samples import Sample
 from vigil.core.silences import MaintenanceWindow, Snooze
@@ -46,6 +47,7 @@ from vigil.store._channels import channel_event, check_by
 from vigil.store._groups import route_rows
 from vigil.store._incidents import MAX_TIMELINE
 from vigil.store._outbox import MAX_CLAIM, last_of, settlement
+from vigil.store._rollups import compaction_cutoff
 from vigil.store._rules import (
     DEFAULT_MAX_RULES,
     MAX_EVENTS,
@@ -84,6 +86,8 @@ class MemoryStore:
         self._streaks: dict[str, tuple[int, int, int, str, bool]] = {}
         self._incidents: dict[uuid.UUID, Incident] = {}
         self._samples: list[Sample] = []
+        # Compacted history: (metric, minute start, instance) -> its bucket (``_rollups``).
+        self._rollups: dict[tuple[str, datetime, str], Bucket] = {}
         self._events: list[Event] = []
         self._snoozes: list[_SnoozeRow] = []
         self._windows: dict[str, MaintenanceWindow] = {}
@@ -157,6 +161,66 @@ class MemoryStore:
 
     async def add_samples(self, samples: Sequence[Sample]) -> None:
         self._samples.extend(samples)
+
+    async def compact_samples(
+        self,
+        *,
+        now: datetime,
+        raw_hours: int,
+        batch_size: int = 5000,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """``Store.compact_samples``: the samples older than ``raw_hours`` (from a minute's
+        start) rolled into their minute buckets and dropped; how many."""
+        cutoff = compaction_cutoff(now, raw_hours)
+        check_int("batch_size", batch_size, 1, 100_000)
+        old = [sample for sample in self._samples if sample.time < cutoff]
+        self._samples = [sample for sample in self._samples if sample.time >= cutoff]
+        for first in range(0, len(old), batch_size):
+            for sample in sorted(old[first : first + batch_size], key=lambda s: s.time):
+                key = (sample.metric, bucket_start(sample.time), sample.instance)
+                found = self._rollups.get(key)
+                if found is None:
+                    self._rollups[key] = Bucket.of(sample.value, sample.time)
+                else:
+                    found.add(sample.value, sample.time)
+            if progress is not None:
+                progress(len(old[first : first + batch_size]))
+        return len(old)
+
+    async def sample_chunks(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        metrics: Collection[str] | None = None,
+        chunk: int = 20_000,
+        rollup: Mapping[str, Rollup] | None = None,
+    ) -> AsyncIterator[list[tuple[datetime, str, str, float]]]:
+        """``Store.sample_chunks``: raw samples and minute rollups of ``[start, end)`` in time
+        order (a rollup first among equal times), in lists of at most ``chunk``."""
+        check_time("start", start)
+        check_time("end", end)
+        check_int("chunk", chunk, 1, 100_000)
+        picks = rollup or {}
+        rolled = [
+            (at, 0, metric, instance, bucket.value(picks.get(metric, Rollup.MEAN)))
+            for (metric, at, instance), bucket in sorted(self._rollups.items())
+            if start <= at < end and (metrics is None or metric in metrics)
+        ]
+        raw = [
+            (s.time, 1, s.metric, s.instance, s.value)
+            for s in self._samples
+            if start <= s.time < end and (metrics is None or s.metric in metrics)
+        ]
+        rows = [
+            (at, metric, instance, value)
+            for at, _, metric, instance, value in sorted(
+                rolled + raw, key=lambda row: (row[0], row[1])
+            )
+        ]
+        for first in range(0, len(rows), chunk):
+            yield rows[first : first + chunk]
 
     async def commit_cycle(
         self,

@@ -284,6 +284,27 @@ class SampleRow(Base):
     )
 
 
+class SampleRollupRow(Base):
+    """One metric's samples of one instance and one minute, compacted (``_rollups``): history
+    older than ``sample_raw_hours`` is kept this way until the sample retention. Since 0014."""
+
+    __tablename__ = "sample_rollups"
+
+    # Primary key in this order: one metric's buckets over a time range (charts, backtests).
+    metric: Mapped[str] = mapped_column(primary_key=True)
+    start: Mapped[datetime] = mapped_column(primary_key=True)
+    instance: Mapped[str] = mapped_column(primary_key=True)
+    count: Mapped[int]
+    min: Mapped[float]
+    max: Mapped[float]
+    sum: Mapped[float]
+    last: Mapped[float]  # the newest sample's value, at ``last_at``
+    last_at: Mapped[datetime]
+
+    # Retention, and reading every metric's buckets over a time range.
+    __table_args__ = (Index("ix_sample_rollups_start", "start"),)
+
+
 class OutboxRow(Base):
     __tablename__ = "notification_outbox"
 
@@ -456,6 +477,7 @@ incident_groups = _table(IncidentGroupRow)
 rule_daily_stats = _table(RuleDailyStatsRow)
 events = _table(EventRow)
 samples = _table(SampleRow)
+sample_rollups = _table(SampleRollupRow)
 outbox = _table(OutboxRow)
 channels = _table(ChannelRow)
 escalation_policies = _table(EscalationPolicyRow)

@@ -214,10 +214,21 @@ class CleanupReport:
     samples: int = 0
     outbox: int = 0
     sessions: int = 0  # signed-out sessions past their expiry
+    rollups: int = 0  # minute buckets of compacted history past the sample retention
+    # Raw samples rolled into minute buckets (and deleted as raw rows): their history stays.
+    compacted: int = 0
 
     @property
     def total(self) -> int:
-        return self.incidents + self.events + self.samples + self.outbox + self.sessions
+        """Rows deleted for good (compacted samples live on in their buckets)."""
+        return (
+            self.incidents
+            + self.events
+            + self.samples
+            + self.outbox
+            + self.sessions
+            + (self.rollups)
+        )
 
 
 @dataclass(frozen=True, slots=True)
