@@ -67,6 +67,7 @@ INCIDENT_COLUMNS = (
     "acknowledged_at",
     "notes",
     "resolved_by",
+    "rule",  # since 0003 (NOT NULL): the default rules are named after their metric
 )
 
 
@@ -107,6 +108,7 @@ def incident_rows(count: int) -> list[tuple[Any, ...]]:
                 None,
                 None,
                 "alice" if manual and not is_open else None,
+                metric,
             )
         )
     return rows

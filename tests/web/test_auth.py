@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -14,7 +16,16 @@ from vigil.web.auth import SESSION_COOKIE
 from vigil.web.security import Passwords, Session
 from vigil.web.state import WebState
 
-from .support import CHEAP_HASHER, LATENCY, PASSWORD, Api, eventually, running_api
+from .support import (
+    CHEAP_HASHER,
+    DEADLINE,
+    LATENCY,
+    PASSWORD,
+    Api,
+    eventually,
+    running_api,
+    wait_until,
+)
 
 RULE = f"/api/alerts/config/{LATENCY}"
 
@@ -220,6 +231,78 @@ async def test_last_use_is_recorded_to_the_minute(migrated_url: str) -> None:
         api.clock.advance(30)
         await api.get("/api/alerts/active")
         assert await last_used() == api.clock.now
+
+
+class HeldLookups:
+    """``Store.token_by_hash`` counted, and held until released."""
+
+    def __init__(self, api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        self.open = asyncio.Event()
+        self.open.set()
+        real = api.vigil.store.token_by_hash
+
+        async def token_by_hash(digest: str, **options: Any) -> Any:
+            if "now" not in options:  # the lookup, not its last-use stamp
+                self.calls += 1
+            await self.open.wait()
+            return await real(digest, **options)
+
+        monkeypatch.setattr(api.vigil.store, "token_by_hash", token_by_hash)
+
+
+async def test_concurrent_requests_share_one_token_lookup(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lookups = HeldLookups(api, monkeypatch)
+    lookups.open.clear()
+    requests = [asyncio.create_task(api.get("/api/alerts/active")) for _ in range(20)]
+    await wait_until(lambda: lookups.calls == 1)
+    for _ in range(10):  # the others had turns to ask too
+        await asyncio.sleep(0)
+    assert lookups.calls == 1
+    lookups.open.set()
+    answers = await asyncio.wait_for(asyncio.gather(*requests), DEADLINE)
+    assert [answer.status_code for answer in answers] == [200] * 20
+    assert lookups.calls == 1
+
+
+async def test_a_token_in_use_is_looked_up_again_without_a_request_waiting(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    auth = state_of(api).auth
+    now = [1000.0]
+    monkeypatch.setattr(auth, "_clock", lambda: now[0])
+    lookups = HeldLookups(api, monkeypatch)
+    assert (await api.get("/api/alerts/active")).status_code == 200
+    assert lookups.calls == 1
+    now[0] += auth.cache_seconds * 0.75  # still valid, in the second half of its time
+    lookups.open.clear()
+    answer = await asyncio.wait_for(api.get("/api/alerts/active"), DEADLINE)
+    assert answer.status_code == 200  # answered from the cache while the lookup is held
+    assert lookups.calls == 2
+    lookups.open.set()
+    await wait_until(lambda: not auth._loading)
+    now[0] += auth.cache_seconds * 0.75  # past the first answer's time, within the new one's
+    assert (await api.get("/api/alerts/active")).status_code == 200
+    assert lookups.calls == 2  # the refreshed answer served it
+
+
+async def test_a_token_revoked_while_in_use_stops_working_in_time(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    auth = state_of(api).auth
+    now = [1000.0]
+    monkeypatch.setattr(auth, "_clock", lambda: now[0])
+    assert (await api.get("/api/alerts/active")).status_code == 200
+    [record] = [t for t in await api.vigil.store.list_tokens() if t.name == "viewer-bot"]
+    await api.vigil.store.revoke_token(record.id, now=datetime.now(UTC))
+    now[0] += auth.cache_seconds * 0.75  # a lookup starts in the background, finds it gone
+    await api.get("/api/alerts/active")
+    await wait_until(lambda: not auth._loading)
+    assert (await api.get("/api/alerts/active")).status_code == 401
+    now[0] += auth.cache_seconds  # and in any case once the cached answer aged out
+    assert (await api.get("/api/alerts/active")).status_code == 401
 
 
 # -- rate limiting: tests/web/test_signin.py ----------------------------------------------------

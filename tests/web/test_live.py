@@ -341,3 +341,111 @@ async def test_a_stream_ends_when_its_user_is_removed_or_signs_out(migrated_url:
                     assert logout.status_code == 204
                     assert await _ends(Reader(two))
                     await _until_streams(api, 0)
+
+
+async def test_a_caught_up_client_whose_socket_fills_holds_back_only_itself(
+    migrated_url: str,
+) -> None:
+    """Events one at a time: each goes straight to the caught-up clients, so the stalled
+    client's socket fills during such a direct write, which then has to wait for it. (Ids
+    the bus is given directly, held in a ring large enough for all: nothing is replayed.)"""
+    async with (
+        running_api(migrated_url, event_ring=BIG_EVENTS + 10) as api,
+        served(api.app) as (base, server),
+        patient(base) as client,
+    ):
+        port = int(base.rsplit(":", 1)[1])
+        stalled = stalled_connection(port, api.tokens["viewer"])
+        try:
+            async with stream(client, api) as fast:
+                live = api.app.state.vigil_web.live
+                await wait_until(lambda: live.clients == 2)
+                padding = "x" * 2000
+                first = api.vigil.bus.last_id + 1
+                ids = list(range(first, first + BIG_EVENTS))
+                reading = asyncio.create_task(fast.take(BIG_EVENTS))
+
+                async def one_at_a_time() -> None:
+                    for n in ids:
+                        at = T0 + timedelta(seconds=n)
+                        api.vigil.bus.publish(
+                            [
+                                Event(
+                                    id=n,
+                                    kind=EventKind.LEADER_CHANGED,
+                                    at=at,
+                                    data={"pad": padding},
+                                )
+                            ]
+                        )
+                        while live.last_id < n:  # noqa: ASYNC110 (the follower takes it in,
+                            await asyncio.sleep(0)  # and delivers it alone on the next turn)
+                        await asyncio.sleep(0)
+
+                await asyncio.wait_for(one_at_a_time(), DEADLINE)
+                received = [frame.id for frame in await reading]
+                assert received == ids
+
+                def paused() -> list[Any]:
+                    connections: list[Any] = list(server.server_state.connections)
+                    return [c for c in connections if c.flow.write_paused]
+
+                await wait_until(lambda: len(paused()) == 1)
+                [held] = paused()
+                assert held.transport.get_write_buffer_size() <= 4 * 64 * 1024
+
+            loop = asyncio.get_running_loop()
+            seen: list[int] = []
+            buffer = b""
+
+            async def read_all() -> None:
+                nonlocal buffer
+                while not seen or seen[-1] != ids[-1]:
+                    chunk = await loop.sock_recv(stalled, 1 << 16)
+                    assert chunk, "the server closed the stalled stream"
+                    complete, newline, buffer = (buffer + chunk).rpartition(b"\n")
+                    seen.extend(int(n) for n in ID_LINE.findall(complete + newline))
+
+            await asyncio.wait_for(read_all(), DEADLINE)
+            assert [n for n in seen if n >= ids[0]] == ids
+        finally:
+            stalled.close()
+
+
+async def test_a_client_whose_write_fails_ends_alone(api: Api) -> None:
+    """A stream whose ``send`` raises (its connection broke under it) ends; the others go on
+    receiving, in order."""
+    live = api.app.state.vigil_web.live
+    scope = {"type": "http", "method": "GET", "path": "/api/events", "headers": []}
+    disconnect = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        await disconnect.wait()
+        return {"type": "http.disconnect"}
+
+    good: list[bytes] = []
+
+    async def send_good(message: Any) -> None:
+        good.append(message.get("body", b""))
+
+    async def send_broken(message: Any) -> None:
+        if b"event:" in message.get("body", b""):
+            raise ConnectionResetError("the peer went away")
+
+    serving = [
+        asyncio.create_task(live.response(None)(scope, receive, send))
+        for send in (send_good, send_broken)
+    ]
+    try:
+        await wait_until(lambda: live.clients == 2)
+        first = (await api.breach(LATENCY, 150))[0]
+        with contextlib.suppress(ConnectionResetError):  # its final write fails too
+            await asyncio.wait_for(serving[1], DEADLINE)
+        assert live.clients == 1
+        await api.post("/api/alerts/incidents/acknowledge-all")
+        await wait_until(lambda: len(ID_LINE.findall(b"".join(good))) == 2)
+        ids = [int(n) for n in ID_LINE.findall(b"".join(good))]
+        assert ids == [first.id, (first.id or 0) + 1]
+    finally:
+        disconnect.set()
+        await asyncio.wait_for(asyncio.gather(*serving, return_exceptions=True), DEADLINE)

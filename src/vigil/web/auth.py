@@ -6,11 +6,16 @@ The dashboard reuses all of it: ``principal_from(request)`` (who, or ``None``),
 
 Lookups are cached for ``cache_seconds`` (2 s by default), so a hot read costs no query for
 its credentials; a revoked token, a removed or demoted user, or a changed password (which
-ends every session of that user) take effect within that time.
+ends every session of that user) take effect within that time. A token in use is looked up
+again in the background during the second half of that time, and concurrent lookups of one
+token share one query: under load, requests neither wait for the database nor all ask it at
+once when the cached answer ages out.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import secrets
 import time
@@ -46,6 +51,8 @@ DEVICE_COOKIE = "vigil_device"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 READ_ROLES = frozenset({Role.VIEWER, Role.ADMIN})
+logger = logging.getLogger(__name__)
+
 LAST_USED_PRECISION = timedelta(seconds=60)
 MAX_CACHED = 10_000
 
@@ -78,6 +85,14 @@ class SignedIn:
     device_cookie: str
 
 
+def _retrieved(task: asyncio.Task[ApiToken]) -> None:
+    """A background lookup's failure is its waiters' to report (a revoked token is 401), or,
+    with none, the next request's: not an unretrieved-exception warning."""
+    if not task.cancelled() and (error := task.exception()) is not None:
+        if not isinstance(error, NotAuthenticatedError):
+            logger.debug("a token lookup failed", exc_info=error)
+
+
 class Authenticator:
     def __init__(
         self,
@@ -100,6 +115,7 @@ class Authenticator:
         self._clock = clock
         self._wall = wall
         self._tokens: dict[str, tuple[ApiToken, float]] = {}
+        self._loading: dict[str, asyncio.Task[ApiToken]] = {}
         self._users: dict[str, tuple[User | None, float]] = {}
         self._ended: dict[str, tuple[bool, float]] = {}  # session id -> signed out?, until
 
@@ -110,16 +126,28 @@ class Authenticator:
             raise NotAuthenticatedError("the token is malformed")
         digest = token_hash(secret)
         cached = self._tokens.get(digest)
-        if cached is not None and cached[1] > self._clock():
+        now = self._clock()
+        if cached is not None and cached[1] > now:
             record = cached[0]
+            if cached[1] - now < self.cache_seconds / 2 and digest not in self._loading:
+                self._lookup(digest)  # in use: fresh again before it ages out
         else:
-            record = await self._load_token(digest)
+            record = await asyncio.shield(self._loading.get(digest) or self._lookup(digest))
         return Principal(
             name=record.name,
             role=Role(record.role),
             kind="token",
             instance=record.instance,
         )
+
+    def _lookup(self, digest: str) -> asyncio.Task[ApiToken]:
+        """One lookup of ``digest``, shared by whoever asks until it is done; it carries on
+        when a request waiting for it goes away."""
+        task = asyncio.get_running_loop().create_task(self._load_token(digest))
+        self._loading[digest] = task
+        task.add_done_callback(lambda _: self._loading.pop(digest, None))
+        task.add_done_callback(_retrieved)
+        return task
 
     async def _load_token(self, digest: str) -> ApiToken:
         store = self.vigil.store

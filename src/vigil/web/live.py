@@ -2,9 +2,12 @@
 
 One follower task per app reads the bus and renders each event to its SSE frame once, into a
 bounded ring shared by every client. Each client keeps only a cursor (the last id it was
-sent): it wakes when the ring grows, writes what is past its cursor, and waits again. A slow
-client therefore blocks only its own writes (uvicorn's flow control) and holds no queue; one
-that falls behind the ring reads what it missed from the event log, as a client resuming with
+sent). A client that is caught up is written to straight from the follower: one loop over the
+clients per batch of events, each write one run of the client's ASGI ``send`` that completes
+at once (the bytes go to its socket's buffer), with no task of the client's to wake. Only a
+client that needs more than that runs its own task: one whose socket is full (its ``send``
+waits for uvicorn's flow control, so it blocks only itself and holds no queue), or one behind
+the ring, which reads what it missed from the event log as a client resuming with
 ``Last-Event-ID`` does. A keep-alive comment goes to every idle client every ``keepalive``
 seconds; ``close()`` (server shutdown) and the bus closing (Vigil stopping) end every stream.
 """
@@ -15,12 +18,12 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Generator, Iterable
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from vigil.core import Event
 from vigil.runtime import EventBus
@@ -43,7 +46,6 @@ MAX_WRITE = 64 * 1024  # bytes per write, so a stalled client's buffer stays sma
 
 class Wake(Enum):
     EVENTS = "events"
-    KEEPALIVE = "keepalive"
     END = "end"
 
 
@@ -57,17 +59,95 @@ Check = Callable[[], Awaitable[bool]]
 
 
 class _Client:
-    __slots__ = ("check", "credential", "gone", "waiter")
+    """One stream. While ``live`` (caught up, its task asleep) the follower writes to it
+    directly; otherwise its task does, alone: the two never write at once."""
 
-    def __init__(self, credential: str | None = None, check: Check | None = None) -> None:
+    __slots__ = ("check", "credential", "cursor", "gone", "live", "send", "waiter", "writing")
+
+    def __init__(
+        self, credential: str | None = None, check: Check | None = None, *, cursor: int = 0
+    ) -> None:
         self.waiter: asyncio.Future[Wake] | None = None
         self.gone = False
+        self.live = False
+        self.cursor = cursor  # the id of the last event written to it
+        self.send: Send | None = None
+        self.writing: asyncio.Future[None] | None = None  # a direct write that had to wait
         self.credential = credential
         self.check = check
 
     def wake(self, why: Wake) -> None:
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(why)
+
+    def write_now(self, message: Message) -> bool:
+        """Write ``message`` from outside the client's task: whether it is written already.
+        If ``send`` has to wait (flow control), the client stops being live, the write
+        carries on by itself, and the client's task is woken when it is done."""
+        assert self.send is not None
+        write = self.send(message).__await__()
+        try:
+            waited = write.send(None)
+        except StopIteration:
+            return True
+        except Exception:
+            logger.debug("a live stream's write failed", exc_info=True)
+            self.end()
+            return False
+        self.live = False
+        self.writing = asyncio.get_running_loop().create_future()
+        _Resume(write, self._written).wait(waited)
+        return False
+
+    def _written(self, error: BaseException | None) -> None:
+        if self.writing is not None and not self.writing.done():
+            self.writing.set_result(None)
+        self.writing = None
+        if error is not None:
+            logger.debug("a live stream's write failed", exc_info=error)
+            self.end()
+        else:
+            self.wake(Wake.EVENTS)
+
+    def end(self) -> None:
+        self.live = False
+        self.gone = True
+        self.wake(Wake.END)
+
+
+class _Resume:
+    """Runs the rest of an awaitable that was started outside any task and had to wait, as a
+    task would: resumed each time what it waits for is done, ``done`` called at its end."""
+
+    __slots__ = ("coroutine", "done")
+
+    def __init__(
+        self,
+        coroutine: Generator[Any, None, Any],
+        done: Callable[[BaseException | None], None],
+    ) -> None:
+        self.coroutine = coroutine
+        self.done = done
+
+    def wait(self, waited: Any) -> None:
+        if waited is None:  # a bare yield (sleep(0)): just run again soon
+            asyncio.get_running_loop().call_soon(self.step)
+        elif getattr(waited, "_asyncio_future_blocking", False):
+            waited._asyncio_future_blocking = False
+            waited.add_done_callback(self.step)
+        else:
+            self.coroutine.close()
+            self.done(RuntimeError(f"a write awaited {waited!r}, not an asyncio future"))
+
+    def step(self, _: object = None) -> None:
+        try:
+            waited = self.coroutine.send(None)
+        except StopIteration:
+            self.done(None)
+        except BaseException as error:  # reported to the client, which ends its stream
+            self.done(error)
+        else:
+            self.wait(waited)
 
 
 class LiveStream:
@@ -97,6 +177,11 @@ class LiveStream:
         return len(self._clients)
 
     @property
+    def last_id(self) -> int:
+        """The id of the last event taken from the bus."""
+        return self._last
+
+    @property
     def closed(self) -> bool:
         return self._closed
 
@@ -114,7 +199,7 @@ class LiveStream:
         # An id ahead of this instance's bus is kept: another instance may have sent it, and
         # this one will catch up; nothing at or below it is sent again.
         start = bus.last_id if after is None else after
-        return EventStreamResponse(self, start, _Client(credential, check))
+        return EventStreamResponse(self, _Client(credential, check, cursor=start))
 
     async def aclose(self) -> None:
         """End every stream now (server shutdown) and refuse new ones."""
@@ -155,7 +240,7 @@ class LiveStream:
                 self._last = event.id
                 if not self._wake_due:  # once per batch of events, not once per event
                     self._wake_due = True
-                    asyncio.get_running_loop().call_soon(self._wake_readers)
+                    asyncio.get_running_loop().call_soon(self._deliver)
         except Exception:
             logger.exception("the live stream stopped following events")
         # The bus closed (Vigil stopped): end the streams; a restarted Vigil starts afresh.
@@ -163,15 +248,44 @@ class LiveStream:
             self._bus = None
             self._end_all()
 
-    def _wake_readers(self) -> None:
+    def _deliver(self) -> None:
+        """The new frames to every client: written here to those caught up (each distinct
+        chunk made into its message once), the others' tasks woken to write them."""
         self._wake_due = False
-        self._wake_all(Wake.EVENTS)
+        messages: dict[int, tuple[Message, int]] = {}
+        for client in list(self._clients):
+            if not client.live:
+                client.wake(Wake.EVENTS)  # not waiting (writing): ignored
+                continue
+            cursor = client.cursor
+            if cursor < self._floor:  # behind the ring: its task replays from the log
+                client.live = False
+                client.wake(Wake.EVENTS)
+                continue
+            prepared = messages.get(cursor)
+            if prepared is None:
+                chunk, last = self._after(cursor)
+                if not chunk:
+                    continue
+                prepared = messages[cursor] = (_body(chunk), last)
+            message, last = prepared
+            if client.write_now(message):
+                client.cursor = last
+                if last < self._last:  # more than one write's worth: its task goes on
+                    client.live = False
+                    client.wake(Wake.EVENTS)
+            else:
+                # The write goes on by itself (its task is woken once it is done) or failed.
+                client.cursor = last
 
     async def _tick(self) -> None:
+        keepalive = _body(b": keep-alive\n\n")
         while True:
             await self._occupied.wait()  # no client, no keep-alive to send: no wake-up
             await asyncio.sleep(self.keepalive)
-            self._wake_all(Wake.KEEPALIVE)
+            for client in list(self._clients):
+                if client.live:
+                    client.write_now(keepalive)
 
     async def _guard(self) -> None:
         while True:
@@ -198,19 +312,13 @@ class LiveStream:
                     return
             if not allowed:
                 for client in group:
-                    client.gone = True
-                    client.wake(Wake.END)
+                    client.end()
 
         await asyncio.gather(*(still_allowed(group) for group in by_credential.values()))
 
-    def _wake_all(self, why: Wake) -> None:
-        for client in self._clients:
-            client.wake(why)
-
     def _end_all(self) -> None:
         for client in self._clients:
-            client.gone = True
-            client.wake(Wake.END)
+            client.end()
 
     def _after(self, cursor: int) -> tuple[bytes, int]:
         """The frames right after ``cursor`` (at or above the floor), joined up to
@@ -226,41 +334,51 @@ class LiveStream:
 
     # -- one client -----------------------------------------------------------------------
 
-    async def serve(self, start: int, client: _Client, receive: Receive, send: Send) -> None:
-        # The writing runs in a task of its own: woken for each event, it resumes one short
-        # coroutine, not the request's whole stack of ASGI middleware coroutines.
+    async def serve(self, client: _Client, receive: Receive, send: Send) -> None:
+        # The client's own task writes only what the follower cannot write directly (see
+        # _deliver); when woken it resumes one short coroutine, not the request's whole stack
+        # of ASGI middleware coroutines.
         loop = asyncio.get_running_loop()
+        client.send = send
         self._clients.add(client)
         self._occupied.set()
         watcher = loop.create_task(self._watch(receive, client))
         try:
-            await loop.create_task(self._pump(client, start, send))
+            await loop.create_task(self._pump(client, send))
         finally:
+            client.live = False
             self._clients.discard(client)
             if not self._clients:
                 self._occupied.clear()
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+        if client.writing is not None:  # a direct write still waiting for the socket
+            await client.writing
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    async def _pump(self, client: _Client, start: int, send: Send) -> None:
+    async def _pump(self, client: _Client, send: Send) -> None:
         bus = self._bus
         await _write(send, f"retry: {RETRY_MS}\n\n".encode())
-        cursor = start
         while not client.gone and not self._closed and self._bus is bus:
-            if cursor < self._floor:
-                cursor = await self._replay(cursor, send)
+            if client.writing is not None:  # the follower's write to it had to wait
+                await client.writing
                 continue
-            chunk, cursor = self._after(cursor)
+            if client.cursor < self._floor:
+                client.cursor = await self._replay(client.cursor, send)
+                continue
+            chunk, cursor = self._after(client.cursor)
             if chunk:
                 await _write(send, chunk)
+                client.cursor = cursor
                 continue
             client.waiter = asyncio.get_running_loop().create_future()
-            why = await client.waiter
-            client.waiter = None
-            if why is Wake.KEEPALIVE:
-                await _write(send, b": keep-alive\n\n")
+            client.live = True  # caught up: the follower writes to it from now on
+            try:
+                await client.waiter
+            finally:
+                client.live = False
+                client.waiter = None
 
     async def _replay(self, cursor: int, send: Send) -> int:
         """Events past ``cursor`` from the log: the client is behind the ring."""
@@ -279,8 +397,7 @@ class LiveStream:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                client.gone = True
-                client.wake(Wake.END)
+                client.end()
                 return
 
 
@@ -297,24 +414,27 @@ def _take(frames: Iterable[tuple[int, bytes]], cursor: int) -> tuple[bytes, int]
     return b"".join(taken), cursor
 
 
+def _body(body: bytes) -> Message:
+    return {"type": "http.response.body", "body": body, "more_body": True}
+
+
 async def _write(send: Send, body: bytes) -> None:
-    await send({"type": "http.response.body", "body": body, "more_body": True})
+    await send(_body(body))
 
 
 class EventStreamResponse(Response):
     media_type = "text/event-stream"
 
-    def __init__(self, stream: LiveStream, start: int, client: _Client) -> None:
+    def __init__(self, stream: LiveStream, client: _Client) -> None:
         # No body and so no Content-Length: the response is as long as the stream lasts.
         self.status_code = 200
         self.background = None
         self.init_headers({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         self.stream = stream
-        self.start = start
         self.client = client
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send(
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         )
-        await self.stream.serve(self.start, self.client, receive, send)
+        await self.stream.serve(self.client, receive, send)
