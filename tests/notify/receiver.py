@@ -38,6 +38,7 @@ class Hit:
     key: str
     body: Any
     at: float  # loop time of arrival
+    peer: object = None  # the client's address: one per connection
 
 
 @dataclass
@@ -73,6 +74,7 @@ class Receiver:
                 request.headers.get("Idempotency-Key", ""),
                 await request.json(),
                 asyncio.get_running_loop().time(),
+                request.transport.get_extra_info("peername") if request.transport else None,
             )
         )
         self._changed.set()

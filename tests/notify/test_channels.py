@@ -260,3 +260,29 @@ def test_renotify_is_for_open_unacknowledged_critical_incidents(
     now = T0 + timedelta(hours=1)
     last = now - timedelta(minutes=minutes_since)
     assert renotify_due(channel(**channel_fields), incident, last_sent_at=last, now=now) is due
+
+
+def test_a_url_is_parsed_by_apprise_once_however_often_it_is_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every channel read from the database is checked again (the dispatcher reads them for
+    every batch it delivers): the verdict on a URL already seen is kept, not parsed again."""
+    import apprise
+
+    parsed: list[str] = []
+    instantiate = apprise.Apprise.instantiate
+
+    def counting(url: str, *args: Any, **kwargs: Any) -> Any:
+        parsed.append(url)
+        return instantiate(url, *args, **kwargs)
+
+    monkeypatch.setattr(apprise.Apprise, "instantiate", staticmethod(counting))
+    url = "json://127.0.0.1:8080/parsed-once?+X-Team=ops"
+    first = inspect_url(url)
+    for _ in range(5):
+        assert Channel(name="ops", url=url).service == first
+    assert len(parsed) <= 2  # the URL itself, and apprise's canonical form of it (once)
+    with pytest.raises(ValidationError):  # a refusal is not remembered as anything else
+        inspect_url("json://127.0.0.1:99999/hook")
+    with pytest.raises(ValidationError):
+        inspect_url("json://127.0.0.1:99999/hook")

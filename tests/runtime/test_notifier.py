@@ -159,6 +159,35 @@ async def test_a_clean_stop_finishes_and_records_the_delivery_under_way(
     assert (row.status, row.attempts) == (OutboxStatus.SENT, 1)
 
 
+async def test_the_dispatcher_keeps_its_connection_to_a_webhook_while_it_runs(
+    store: MemoryStore, receiver: Receiver
+) -> None:
+    """Each delivery used to open a connection of its own; the dispatcher's transport keeps
+    one open from message to message while it runs, and closes it when it stops."""
+    await store.add_channel({"name": "ops", "url": receiver.url()}, now=utcnow())
+    dispatcher = notifier(store, check_every=3600.0)
+    for _ in range(2):  # run, stop, run again: the transport opens a new session
+        stop = asyncio.Event()
+        task = asyncio.create_task(dispatcher.run(stop))
+        try:
+            for _ in range(3):
+                incident = make_incident(metric=f"metric_{len(receiver.hits)}", at=utcnow())
+                opened = Event.for_incident(EventKind.INCIDENT_OPENED, incident, at=utcnow())
+                [stored] = await store.commit_cycle(
+                    samples=[], result=CycleResult(events=[opened]), now=opened.at
+                )
+                dispatcher.follow(stored)
+                done = len(receiver.hits) + 1
+                await receiver.wait_for(lambda done=done: len(receiver.hits) == done)  # type: ignore[misc]
+        finally:
+            stop.set()
+            await task
+    first, second = receiver.hits[:3], receiver.hits[3:]
+    assert len({hit.peer for hit in first}) == 1 and len({hit.peer for hit in second}) == 1
+    assert first[0].peer != second[0].peer
+    assert len(receiver.copies()) == 6  # six messages, none twice
+
+
 # -- rows that cannot be sent ------------------------------------------------------------------
 
 

@@ -1,4 +1,5 @@
-"""Notification channels through apprise: validation, message formatting and delivery.
+"""Notification channels through apprise: validation, message formatting and delivery
+(JSON webhooks are posted directly, the way apprise would post them).
 
 Importing this package imports apprise. The store imports it too (which channels want an
 event, and the outbox's keys); the dispatcher lives in ``vigil.runtime.notifier``.
@@ -26,7 +27,7 @@ from vigil.notify.format import (
     idempotency_key,
     incident_link,
 )
-from vigil.notify.sender import DeliveryError, send, send_test
+from vigil.notify.sender import DeliveryError, Transport, send, send_test
 
 __all__ = [
     "ALL_EVENTS",
@@ -37,6 +38,7 @@ __all__ = [
     "NotifyOn",
     "Service",
     "Tone",
+    "Transport",
     "format_event",
     "format_test",
     "idempotency_key",

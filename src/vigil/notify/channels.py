@@ -7,6 +7,7 @@ the caller (the store) asks for it in full.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ SCHEME_PATTERN = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 MAX_URL = 2000
 MAX_RENOTIFY_MINUTES = 7 * 24 * 60
 MASK = "***"
+INSPECTED_KEPT = 256  # channel URLs whose inspection is remembered
 _RICH_FORMATS = frozenset({apprise.NotifyFormat.MARKDOWN, apprise.NotifyFormat.HTML})
 
 
@@ -209,6 +211,14 @@ def inspect_url(url: str) -> Service:
     """Check ``url`` with apprise's own parser; a ``ValidationError("url", ...)`` says why not."""
     url = _clean_url(url)
     remember(url)  # before apprise sees it: apprise logs a token it refuses, unmasked
+    return _inspect(url)
+
+
+@functools.lru_cache(maxsize=INSPECTED_KEPT)
+def _inspect(url: str) -> Service:
+    """``inspect_url``'s verdict on a clean URL, which depends on nothing else: kept, since
+    every channel read from the database is checked again, and apprise's parsing was most of
+    the dispatcher's reading its channels (a refusal is not kept: it raises)."""
     match = SCHEME_PATTERN.match(url)
     if match is None:
         raise ValidationError(

@@ -2,7 +2,8 @@
 
 The store writes one outbox row per (incident event, channel) in the transaction that stores
 the event. The dispatcher claims the rows that are due, sends each once per attempt through
-``vigil.notify.send`` and records the outcome:
+a ``vigil.notify.Transport`` of its own (its connections stay open while it runs) and records
+the outcome:
 
 - sent: never sent again (a sent row is never made pending);
 - failed attempt: due again after an exponential backoff (``DeliveryPolicy.retry_delay``),
@@ -36,7 +37,14 @@ from vigil.core import Event, EventKind, Incident, Rule, Severity, Status, Valid
 from vigil.core.digest import Digest
 from vigil.core.escalation import EscalationPolicy, policy_for
 from vigil.metrics import HealthRegistry
-from vigil.notify import Channel, DeliveryError, Message, format_event, renotify_due, send
+from vigil.notify import (
+    Channel,
+    DeliveryError,
+    Message,
+    Transport,
+    format_event,
+    renotify_due,
+)
 from vigil.notify.digest import format_digest
 from vigil.notify.grouped import format_group
 from vigil.runtime.followups import write_digests, write_escalations
@@ -107,8 +115,10 @@ class NotifierStatus:
 class Notifier:
     """Runs as one of Vigil's tasks (``run``); ``run_once`` is one round, for tests and tools.
 
-    ``sender`` is the transport: ``vigil.notify.send`` unless replaced (a test double, or a
-    gate that holds a delivery to crash the process in the middle of it).
+    ``sender`` is the transport: a ``vigil.notify.Transport`` of the notifier's own unless
+    replaced (a test double, or a gate that holds a delivery to crash the process in the
+    middle of it). Its session is closed when ``run`` ends, or after each ``run_once``
+    outside ``run``.
     """
 
     def __init__(
@@ -122,7 +132,7 @@ class Notifier:
         open_incidents: Callable[[], Iterable[Incident]] = tuple,
         base_url: str | None = None,
         policy: DeliveryPolicy | None = None,
-        sender: Sender = send,
+        sender: Sender | None = None,
         escalations: EscalationStore | None = None,
         digests: DigestStore | None = None,
     ) -> None:
@@ -138,7 +148,12 @@ class Notifier:
         self.open_incidents = open_incidents
         self.base_url = base_url
         self.policy = policy if policy is not None else DeliveryPolicy()
+        self._transport: Transport | None = None
+        if sender is None:
+            self._transport = Transport()
+            sender = self._transport.send
         self.sender = sender
+        self._running = False  # inside ``run``: the transport stays open between rounds
         self._wake = asyncio.Event()
         self._counts = OutboxCounts()
         self._delivered = 0
@@ -189,6 +204,18 @@ class Notifier:
         attempts are bounded by ``send_timeout``), so a clean stop leaves nothing claimed."""
         policy = self.policy
         self.health.register(NOTIFIER_TASK, stale_after=max(3 * policy.check_every, 60.0))
+        self._running = True
+        try:
+            await self._run(stop, policy)
+        finally:
+            self._running = False
+            await self._close_transport()
+
+    async def _close_transport(self) -> None:
+        if self._transport is not None:
+            await self._transport.aclose()
+
+    async def _run(self, stop: asyncio.Event, policy: DeliveryPolicy) -> None:
         woken = True  # the first round looks at once
         while not stop.is_set():
             woken = woken or self._wake.is_set()
@@ -250,6 +277,13 @@ class Notifier:
     async def run_once(self, stop: asyncio.Event | None = None) -> int:
         """Deliver every row due now, then write the reminders that are due (and deliver
         them). Returns how many messages were delivered."""
+        try:
+            return await self._deliver_due(stop)
+        finally:
+            if not self._running:
+                await self._close_transport()
+
+    async def _deliver_due(self, stop: asyncio.Event | None) -> int:
         delivered = 0
         while stop is None or not stop.is_set():
             claimed = await self.store.claim_notifications(
