@@ -59,6 +59,7 @@ def main(target: Path, names: Sequence[str] = (), *, root: Path = ROOT) -> int:
         scripts = sorted({known[name.removesuffix(".py")] for name in names})
     sections = _sections(target) if names else {}
     failed: list[str] = []
+    here = machine()
     for script in scripts:
         print(f"== {script.name}", flush=True)
         began = time.perf_counter()
@@ -77,16 +78,15 @@ def main(target: Path, names: Sequence[str] = (), *, root: Path = ROOT) -> int:
             failed.append(script.name)
         sections[script.name] = (
             f"## {script.name}{status}\n\n{_first_paragraph(script)}\n\n"
-            f"Ran in {seconds:.0f} s on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.\n\n"
+            f"Ran in {seconds:.0f} s on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {here}.\n\n"
             f"```\n{output}\n```\n"
         )
     header = (
         "# Benchmarks\n\n"
         "Written by `make bench` (scripts/run_benchmarks.py): every script in `benchmarks/` "
         "measures Vigil against its baseline in the same run and prints the ratio.\n\n"
-        f"- Machine: {machine()}\n\n"
-        "The machines are shared and noisy: compare ratios (measured in one run), not "
-        "absolute times across runs.\n\n"
+        "Each section says when and on which machine it ran. The machines are shared and "
+        "noisy: compare ratios (measured in one run), not absolute times across runs.\n\n"
     )
     body = "\n".join(sections[name] for name in sorted(sections))
     target.write_text(header + body, encoding="utf-8")
