@@ -21,9 +21,13 @@ READINGS = 2 * 24 * 12  # two days
 DATASETS = """c => window.Chart.getChart(c).data.datasets.map(
     d => [d.label, d.data.filter(p => p.y !== null && p.y !== undefined).length])"""
 
+DRAWN = "s => window.Chart !== undefined && !!window.Chart.getChart(document.querySelector(s))"
+
 
 async def drawn(page: Page, canvas: str) -> dict[str, int]:
     await expect(page.locator(canvas)).to_be_visible()
+    # The canvas is there before the chart's scripts have run (slowly, on a loaded machine).
+    await page.wait_for_function(DRAWN, arg=canvas)
     pairs = await page.locator(canvas).evaluate(DATASETS)
     return {label: count for label, count in pairs}
 
