@@ -47,6 +47,7 @@ class SampleQueries(Rollups):
     # opened when first used, closed with the store.
     _sample_writer: aiosqlite.Connection | None = None
     _sample_writing: asyncio.Lock | None = None
+    _closed = False  # set by close(): a write after it closes the connection it opened
 
     async def write_samples(self, samples: Sequence[Sample]) -> None:
         """Store pushed samples, however many, in one transaction: the group commit's write
@@ -134,6 +135,9 @@ class SampleQueries(Rollups):
                 raise VigilStorageError(
                     f"storing pushed samples failed: {type(exc).__name__}: {exc}"
                 ) from exc
+            finally:
+                if self._closed:  # nobody closes it after this: no connection left behind
+                    await self._close_sample_writer()
 
     async def _open_sample_writer(self) -> aiosqlite.Connection:
         assert self._database is not None  # a SQLite file

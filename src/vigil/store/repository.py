@@ -73,6 +73,7 @@ class Store(
         return store
 
     async def close(self) -> None:
+        self._closed = True
         await self._close_reader()
         await self._close_sample_writer()
         await self._engine.dispose()
