@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from vigil.core.rollups import Bucket, Rollup, bucket_start, wanted
+from vigil.core.rollups import Bucket, Rollup, bucket_start, buckets_of, wanted
 from vigil.core.rules import Rule
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -26,6 +26,27 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 def test_a_bucket_is_the_minute_holding_the_moment(moment: datetime, start: datetime) -> None:
     found = bucket_start(moment)
     assert found == start and found.tzinfo is UTC
+
+
+def test_samples_are_summed_up_per_series_and_minute_the_last_stored_newest() -> None:
+    late = T0 + timedelta(seconds=50)
+    found = buckets_of(
+        [
+            ("lag", "a", late, 3.0),
+            ("lag", "a", T0 + timedelta(seconds=5), 1.0),
+            ("lag", "a", late, 7.0),  # same time, stored later: the minute's last
+            ("lag", "b", T0, 2.0),  # another instance
+            ("rss", "a", T0, 4.0),  # another metric
+            ("lag", "a", T0 + timedelta(minutes=1), 5.0),  # the next minute
+        ]
+    )
+    summed = {key: (b.count, b.min, b.max, b.sum, b.last, b.last_at) for key, b in found.items()}
+    assert summed == {
+        ("lag", T0, "a"): (3, 1.0, 7.0, 11.0, 7.0, late),
+        ("lag", T0, "b"): (1, 2.0, 2.0, 2.0, 2.0, T0),
+        ("rss", T0, "a"): (1, 4.0, 4.0, 4.0, 4.0, T0),
+        ("lag", T0 + timedelta(minutes=1), "a"): (1, 5.0, 5.0, 5.0, 5.0, T0 + timedelta(minutes=1)),
+    }
 
 
 def test_a_bucket_adds_up_its_samples_and_keeps_the_newest() -> None:

@@ -88,6 +88,23 @@ class Bucket:
         return self.mean
 
 
+def buckets_of(
+    samples: Iterable[tuple[str, str, datetime, float]],
+) -> dict[tuple[str, datetime, str], Bucket]:
+    """Samples ``(metric, instance, time, value)``, in the order they were stored, summed up
+    by series and minute: ``(metric, minute start, instance) -> Bucket``. Among equal times
+    the one stored last is the newest, as everywhere else."""
+    summed: dict[tuple[str, datetime, str], Bucket] = {}
+    for metric, instance, at, value in sorted(samples, key=lambda sample: sample[2]):
+        key = (metric, bucket_start(at), instance)
+        found = summed.get(key)
+        if found is None:
+            summed[key] = Bucket.of(value, at)
+        else:
+            found.add(value, at)
+    return summed
+
+
 def wanted(rules: Iterable[Rule]) -> dict[str, Rollup]:
     """Which figure of a bucket each metric the rules read is replayed with: the worst for
     the rules that judge against a level (all agreeing), else the mean. A metric read by rules

@@ -12,7 +12,7 @@ pushed late, into a minute already compacted, is merged into that bucket next ti
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -34,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
-from vigil.core.rollups import Bucket, Rollup, bucket_start
+from vigil.core.rollups import Bucket, Rollup, bucket_start, buckets_of
 from vigil.store import models
 from vigil.store._base import StoreBase, check_int, check_time
 
@@ -247,13 +247,10 @@ class Rollups(StoreBase):
 
 def _buckets(rows: Sequence[Any]) -> dict[tuple[str, datetime, str], Bucket]:
     """Claimed samples ``(id, metric, instance, time, value)``, aware times, summed up by
-    minute (the bucket, ``vigil.core.rollups``; a UTC minute is an epoch minute); among
-    equal times the one stored last is the newest, as everywhere else."""
-    grouped: dict[tuple[str, datetime, str], list[Any]] = {}
-    for row in sorted(rows, key=lambda row: (row[3], row[0])):
-        minute = row[3].astimezone(UTC).replace(second=0, microsecond=0)
-        grouped.setdefault((row[1], minute, row[2]), []).append(row)
-    return {key: _summed(group, group[-1][3].astimezone(UTC)) for key, group in grouped.items()}
+    minute (``vigil.core.rollups.buckets``), in the order they were stored."""
+    return buckets_of(
+        (row[1], row[2], row[3], float(row[4])) for row in sorted(rows, key=lambda row: row[0])
+    )
 
 
 def _sqlite_buckets(rows: Sequence[Any]) -> dict[tuple[str, datetime, str], Bucket]:

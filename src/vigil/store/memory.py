@@ -35,7 +35,7 @@ from vigil.core.evaluation import IDLE, CycleResult, RuleState, series_key, spli
 from vigil.core.events import Event, EventKind
 from vigil.core.grouping import GroupSummary, OpenGroup, assign, summarize
 from vigil.core.incidents import Incident, Status, acknowledge, resolve
-from vigil.core.rollups import Bucket, Rollup, bucket_start
+from vigil.core.rollups import Bucket, Rollup, buckets_of
 from vigil.core.rules import Rule
 from vigil.core.samples import Sample
 from vigil.core.silences import MaintenanceWindow, Snooze
@@ -177,15 +177,17 @@ class MemoryStore:
         old = [sample for sample in self._samples if sample.time < cutoff]
         self._samples = [sample for sample in self._samples if sample.time >= cutoff]
         for first in range(0, len(old), batch_size):
-            for sample in sorted(old[first : first + batch_size], key=lambda s: s.time):
-                key = (sample.metric, bucket_start(sample.time), sample.instance)
+            batch = old[first : first + batch_size]
+            for key, bucket in buckets_of(
+                (s.metric, s.instance, s.time, s.value) for s in batch
+            ).items():
                 found = self._rollups.get(key)
                 if found is None:
-                    self._rollups[key] = Bucket.of(sample.value, sample.time)
+                    self._rollups[key] = bucket
                 else:
-                    found.add(sample.value, sample.time)
+                    found.merge(bucket)
             if progress is not None:
-                progress(len(old[first : first + batch_size]))
+                progress(len(batch))
         return len(old)
 
     async def sample_chunks(
