@@ -18,9 +18,13 @@ from vigil.core.incidents import Incident, Severity, Status, resolve
 from vigil.notify import Channel
 from vigil.store import Store
 from vigil.store.engine import create_engine
+from vigil.store.memory import MemoryStore
+
+from ..conftest import MigratedPostgres
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 HOOK = "json://127.0.0.1:8080/hook?+Authorization=Bearer%20s3cret"
+AnyStore = Store | MemoryStore
 
 
 @pytest.fixture
@@ -31,6 +35,34 @@ async def store(migrated_url: str) -> AsyncIterator[Store]:
         yield opened
     finally:
         await opened.close()
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_kind(request: pytest.FixtureRequest) -> tuple[str, str | None]:
+    """Synchronous on purpose: the session's database fixtures run their own event loop."""
+    if request.param == "memory":
+        return "memory", None
+    if request.param == "sqlite":
+        return "sqlite", request.getfixturevalue("migrated_sqlite_url")
+    template: MigratedPostgres = request.getfixturevalue("postgres_template")
+    return "postgres", template.url
+
+
+@pytest.fixture
+async def any_store(
+    store_kind: tuple[str, str | None], request: pytest.FixtureRequest
+) -> AsyncIterator[AnyStore]:
+    """A store of each kind where the runtime's ports are checked: the memory store, and a
+    migrated ``Store`` on SQLite and on PostgreSQL (see tests/conftest.py for the databases)."""
+    name, url = store_kind
+    if url is None:
+        yield MemoryStore()
+        return
+    if name == "postgres":
+        template: MigratedPostgres = request.getfixturevalue("postgres_template")
+        await template.reset()
+    async with await Store.open(url) as opened:
+        yield opened
 
 
 def make_incident(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -32,42 +31,17 @@ from vigil.core import (
 from vigil.core.silences import MaintenanceWindow, Snooze
 from vigil.notify import idempotency_key
 from vigil.runtime.ports import MonitorStore, NotifierStore, SilenceStore
-from vigil.store import OutboxStatus, Store
-from vigil.store.memory import MemoryStore
+from vigil.store import OutboxStatus
 
-from ..conftest import MigratedPostgres
-from .conftest import HOOK, T0, make_incident
+from .conftest import HOOK, T0, AnyStore, make_incident
 
-AnyStore = Store | MemoryStore
 LEASE = timedelta(minutes=5)
 LATENCY = "gateway_latency"
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def kind(request: pytest.FixtureRequest) -> tuple[str, str | None]:
-    """Synchronous on purpose: the session's database fixtures run their own event loop."""
-    if request.param == "memory":
-        return "memory", None
-    if request.param == "sqlite":
-        return "sqlite", request.getfixturevalue("migrated_sqlite_url")
-    template: MigratedPostgres = request.getfixturevalue("postgres_template")
-    return "postgres", template.url
-
-
 @pytest.fixture
-async def store(
-    kind: tuple[str, str | None], request: pytest.FixtureRequest
-) -> AsyncIterator[AnyStore]:
-    """A migrated store of each kind (see tests/conftest.py for the migrated databases)."""
-    name, url = kind
-    if url is None:
-        yield MemoryStore()
-        return
-    if name == "postgres":
-        template: MigratedPostgres = request.getfixturevalue("postgres_template")
-        await template.reset()
-    async with await Store.open(url) as opened:
-        yield opened
+def store(any_store: AnyStore) -> AnyStore:
+    return any_store
 
 
 def _ports(store: AnyStore) -> tuple[MonitorStore, NotifierStore, SilenceStore]:

@@ -8,7 +8,6 @@ the database's alone."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,40 +18,13 @@ from vigil.core.errors import ValidationError
 from vigil.core.rollups import Rollup
 from vigil.core.samples import Sample
 from vigil.store import CleanupReport, Store, models
-from vigil.store.memory import MemoryStore
 from vigil.store.records import MetricPoint
 
-from ..conftest import MigratedPostgres
-from .conftest import T0, raw
+from .conftest import T0, AnyStore, raw
 
-AnyStore = Store | MemoryStore
 NOW = T0 + timedelta(days=3)
 OLD = T0  # two days and more before NOW: compacted with the default 24 hours
 LATENCY = "gateway_latency"
-
-
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def kind(request: pytest.FixtureRequest) -> tuple[str, str | None]:
-    if request.param == "memory":
-        return "memory", None
-    if request.param == "sqlite":
-        return "sqlite", request.getfixturevalue("migrated_sqlite_url")
-    template: MigratedPostgres = request.getfixturevalue("postgres_template")
-    return "postgres", template.url
-
-
-@pytest.fixture
-async def any_store(
-    kind: tuple[str, str | None], request: pytest.FixtureRequest
-) -> AsyncIterator[AnyStore]:
-    name, url = kind
-    if url is None:
-        yield MemoryStore()
-        return
-    if name == "postgres":
-        await request.getfixturevalue("postgres_template").reset()
-    async with await Store.open(url) as opened:
-        yield opened
 
 
 def old_minutes(minutes: int = 3, per_minute: int = 6) -> list[Sample]:

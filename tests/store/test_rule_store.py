@@ -28,13 +28,14 @@ from vigil.core import (
 )
 from vigil.core.silences import Snooze
 
-from . import test_contract
-from .conftest import T0, make_incident
-from .test_contract import AnyStore
+from .conftest import T0, AnyStore, make_incident
 
-# The contract's fixtures: every check runs on MemoryStore, SQLite and PostgreSQL.
-kind = test_contract.kind
-store = test_contract.store
+
+@pytest.fixture
+def store(any_store: AnyStore) -> AnyStore:
+    """Every check runs on MemoryStore, SQLite and PostgreSQL (the contract's stores)."""
+    return any_store
+
 
 SLOW = Rule(
     name="slow_and_failing",
