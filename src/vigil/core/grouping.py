@@ -236,7 +236,7 @@ def _member_name(incident: Incident) -> str:
 
 class GroupedMessages:
     """The messages a channel hearing every incident event is sent with incident grouping,
-    as the outbox writes them (``vigil.store._groups.route_rows``), each sent as soon as it
+    as the outbox writes them (``vigil.store._groups.grouped_rows``), each sent as soon as it
     is due (what the backtest counts):
 
     - a group's first opening is sent at once, and members opening in the same cycle are in

@@ -192,7 +192,7 @@ def _policy_event(
     return Event(kind=kind, at=now, by=by, data=data)
 
 
-async def route_rows(
+async def escalation_rows(
     connection: AsyncConnection,
     events: Sequence[Event],
     rows: list[dict[str, Any]],

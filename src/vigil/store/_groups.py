@@ -5,7 +5,7 @@ Assignment runs inside the cycle's transaction (``IncidentChanges.commit_cycle``
 ``_assign_groups`` before it inserts the incidents), so an incident and its group commit
 together. A group's status is its members', read when asked for.
 
-Notifications (``group_rows``, called by ``Outbox._enqueue_notifications`` in the very
+Notifications (``_group_rows``, called by ``Outbox._enqueue_notifications`` in the very
 transaction that stores the events), per group and channel, like Alertmanager's grouping:
 
 - the first member's opening is sent at once; members that open before its first attempt
@@ -241,7 +241,7 @@ class IncidentGroups(StoreBase):
                 select(groups.c.id, groups.c.window_s).where(groups.c.id.in_(ids))
             )
         }
-        return route_rows(
+        return grouped_rows(
             rows,
             by_id,
             pending=pending,
@@ -251,7 +251,7 @@ class IncidentGroups(StoreBase):
         )
 
 
-def route_rows(
+def grouped_rows(
     rows: Sequence[dict[str, Any]],
     events: Mapping[int | None, Event],
     *,

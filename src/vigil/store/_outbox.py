@@ -28,7 +28,7 @@ from vigil.notify.channels import NotifyOn, subscribed
 from vigil.notify.format import idempotency_key
 from vigil.store import models
 from vigil.store._base import check_int, check_time, event_from_row
-from vigil.store._escalations import route_rows
+from vigil.store._escalations import escalation_rows
 from vigil.store._groups import IncidentGroups, group_summaries
 from vigil.store.records import (
     Delivery,
@@ -82,7 +82,7 @@ class Outbox(IncidentGroups):
                 min_severity=Severity(channel.min_severity),
             )
         ]
-        rows = await route_rows(
+        rows = await escalation_rows(
             connection, notified, rows, enabled=[c.name for c in channels], make_row=_row
         )
         rows = await self._group_rows(connection, notified, rows)

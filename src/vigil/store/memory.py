@@ -44,7 +44,7 @@ from vigil.notify.format import idempotency_key
 from vigil.store._base import check_int, check_name, check_time, event_payload, parse_incident_id
 from vigil.store._changes import EVALUATOR_FIELDS, RESOLUTION_FIELDS, resume_states
 from vigil.store._channels import channel_event, check_by
-from vigil.store._groups import route_rows
+from vigil.store._groups import grouped_rows
 from vigil.store._incidents import MAX_TIMELINE
 from vigil.store._outbox import MAX_CLAIM, last_of, settlement
 from vigil.store._rollups import compaction_cutoff
@@ -662,7 +662,7 @@ class MemoryStore:
             if item.group_id is not None:
                 key = (item.group_id, item.channel)
                 last_at[key] = max(item.created_at, last_at.get(key, item.created_at))
-        routed = route_rows(
+        routed = grouped_rows(
             rows,
             {event.id: event for event in events},
             pending={
