@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import json
 import os
@@ -28,6 +26,7 @@ from vigil.core.incidents import Incident
 from vigil.core.rules import FIELD_NAMES, Rule
 from vigil.core.samples import Sample
 from vigil.store import models
+from vigil.store._own import OwnConnection
 from vigil.store.engine import SQLITE_BEGIN, SQLITE_BUSY_TIMEOUT_MS
 from vigil.store.errors import VigilStorageError, translated_errors
 from vigil.store.listen import EVENTS_CHANNEL
@@ -55,10 +54,11 @@ class StoreBase:
             if self._database is None
             else self._database.with_name(self._database.name + ".events")
         )
-        # SQLite files: a read-only connection of the store's own, outside the pool, for the
-        # monitor's one query of every cycle (``_reader_fetch``); opened when first used.
-        self._reader: aiosqlite.Connection | None = None
-        self._reader_opening = asyncio.Lock()
+        # SQLite files: connections of the store's own, outside the pool (``OwnConnection``):
+        # a read-only one for the monitor's one query of every cycle (``_reader_fetch``) and
+        # the group commit's sample writer (``_samples``); each opened when first used.
+        self._reader = OwnConnection(self._open_reader)
+        self._sample_writer = OwnConnection(self._open_sample_writer)
 
     async def _reader_fetch(
         self, action: str, sql: str, parameters: Sequence[Any]
@@ -66,32 +66,36 @@ class StoreBase:
         """Run one read query on the reader connection (a SQLite file): one hand-off to the
         driver's thread, none of the pool's or SQLAlchemy's own. Its rows as tuples."""
         try:
-            reader = self._reader or await self._open_reader()
+            reader = await self._reader.get()
             return await reader.execute_fetchall(sql, parameters)
         except (sqlite3.Error, ValueError) as exc:  # ValueError: aiosqlite's "closed"
-            await self._close_reader()  # opened afresh next time
+            await self._reader.reset()  # opened afresh next time
             raise VigilStorageError(f"{action} failed: {type(exc).__name__}: {exc}") from exc
 
     async def _open_reader(self) -> aiosqlite.Connection:
-        async with self._reader_opening:
-            if self._reader is None:
-                assert self._database is not None  # a SQLite file
-                reader = await aiosqlite.connect(
-                    f"{self._database.as_uri()}?mode=ro", uri=True, isolation_level=None
-                )
-                try:
-                    await reader.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-                except BaseException:
-                    await reader.close()
-                    raise
-                self._reader = reader
-            return self._reader
+        assert self._database is not None  # a SQLite file
+        reader = await aiosqlite.connect(
+            f"{self._database.as_uri()}?mode=ro", uri=True, isolation_level=None
+        )
+        try:
+            await reader.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        except BaseException:
+            await reader.close()
+            raise
+        return reader
 
-    async def _close_reader(self) -> None:
-        reader, self._reader = self._reader, None
-        if reader is not None:
-            with contextlib.suppress(sqlite3.Error, ValueError):
-                await reader.close()
+    async def _open_sample_writer(self) -> aiosqlite.Connection:
+        assert self._database is not None  # a SQLite file
+        # "IMMEDIATE": the insert begins the transaction holding the write lock, so it waits
+        # its turn on the busy timeout behind another writer (as the pool's writers do).
+        writer = await aiosqlite.connect(self._database, isolation_level="IMMEDIATE")
+        try:
+            await writer.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            await writer.execute("PRAGMA synchronous=NORMAL")  # as the engine's (WAL)
+        except BaseException:
+            await writer.close()
+            raise
+        return writer
 
     def log_version(self) -> tuple[int, int, int] | None:
         """A token that changes whenever any process may have appended events to the log

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequen
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiosqlite
 from sqlalchemy import (
     String,
     func,
@@ -28,7 +27,6 @@ from vigil.core.validation import METRIC_PATTERN
 from vigil.store import models
 from vigil.store._base import check_int, check_name, check_time
 from vigil.store._rollups import Rollups, Row
-from vigil.store.engine import SQLITE_BUSY_TIMEOUT_MS
 from vigil.store.errors import VigilStorageError, translated_errors
 from vigil.store.records import MetricPoint
 
@@ -43,11 +41,7 @@ _SAMPLE_COLUMNS = ("instance", "metric", "time", "value")
 
 
 class SampleQueries(Rollups):
-    # A SQLite file: the group commit's own connection, outside the pool (``_sqlite_append``);
-    # opened when first used, closed with the store.
-    _sample_writer: aiosqlite.Connection | None = None
-    _sample_writing: asyncio.Lock | None = None
-    _closed = False  # set by close(): a write after it closes the connection it opened
+    _sample_writing: asyncio.Lock | None = None  # one write at a time on ``_sample_writer``
 
     async def write_samples(self, samples: Sequence[Sample]) -> None:
         """Store pushed samples, however many, in one transaction: the group commit's write
@@ -122,7 +116,7 @@ class SampleQueries(Rollups):
             self._sample_writing = asyncio.Lock()
         async with self._sample_writing:
             try:
-                writer = self._sample_writer or await self._open_sample_writer()
+                writer = await self._sample_writer.get()
                 try:
                     await writer.executemany(_INSERT_SQLITE, rows)
                     await writer.commit()
@@ -131,33 +125,10 @@ class SampleQueries(Rollups):
                         await writer.rollback()
                     raise
             except (sqlite3.Error, ValueError) as exc:  # ValueError: aiosqlite's "closed"
-                await self._close_sample_writer()  # opened afresh next time
+                await self._sample_writer.reset()  # opened afresh next time
                 raise VigilStorageError(
                     f"storing pushed samples failed: {type(exc).__name__}: {exc}"
                 ) from exc
-            finally:
-                if self._closed:  # nobody closes it after this: no connection left behind
-                    await self._close_sample_writer()
-
-    async def _open_sample_writer(self) -> aiosqlite.Connection:
-        assert self._database is not None  # a SQLite file
-        # "IMMEDIATE": the insert begins the transaction holding the write lock, so it waits
-        # its turn on the busy timeout behind another writer (as the pool's writers do).
-        writer = await aiosqlite.connect(self._database, isolation_level="IMMEDIATE")
-        try:
-            await writer.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-            await writer.execute("PRAGMA synchronous=NORMAL")  # as the engine's (WAL)
-        except BaseException:
-            await writer.close()
-            raise
-        self._sample_writer = writer
-        return writer
-
-    async def _close_sample_writer(self) -> None:
-        writer, self._sample_writer = self._sample_writer, None
-        if writer is not None:
-            with contextlib.suppress(sqlite3.Error, ValueError):
-                await writer.close()
 
     async def metric_history(
         self,

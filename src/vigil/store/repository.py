@@ -73,9 +73,8 @@ class Store(
         return store
 
     async def close(self) -> None:
-        self._closed = True
-        await self._close_reader()
-        await self._close_sample_writer()
+        await self._reader.close()
+        await self._sample_writer.close()
         await self._engine.dispose()
 
     async def __aenter__(self) -> Store:

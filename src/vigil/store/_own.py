@@ -1,0 +1,67 @@
+"""A connection of the store's own to its SQLite file, outside the pool and SQLAlchemy: the
+monitor's reader and the group commit's sample writer (``_base``, ``_samples``) each hold one.
+
+Opened when first used, opened afresh after an error, never again once the store is closed:
+a use after ``close()`` fails rather than leaving a connection nobody will close. An opening
+cut short by cancellation still closes the connection it was making.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import Awaitable, Callable
+
+import aiosqlite
+
+
+class OwnConnection:
+    def __init__(self, connect: Callable[[], Awaitable[aiosqlite.Connection]]) -> None:
+        self._connect = connect
+        self._connection: aiosqlite.Connection | None = None
+        self._opening = asyncio.Lock()
+        self._closed = False
+
+    async def get(self) -> aiosqlite.Connection:
+        """The connection, opened if need be. ``ValueError`` once closed (as aiosqlite's
+        own closed connection raises), so callers handle one kind of "closed"."""
+        if self._connection is not None:
+            return self._connection
+        async with self._opening:
+            if self._closed:
+                raise ValueError("the store is closed")
+            if self._connection is None:
+                opening = asyncio.ensure_future(self._connect())
+                try:
+                    self._connection = await asyncio.shield(opening)
+                except asyncio.CancelledError:
+                    opening.add_done_callback(_close_when_opened)
+                    raise
+            return self._connection
+
+    async def reset(self) -> None:
+        """Close the connection, if open: the next ``get`` opens another."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await _close_quietly(connection)
+
+    async def close(self) -> None:
+        """Close it for good."""
+        self._closed = True
+        await self.reset()
+
+
+_closing: set[asyncio.Task[None]] = set()  # held until done: a task nobody holds may vanish
+
+
+def _close_when_opened(opening: asyncio.Future[aiosqlite.Connection]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        closing = asyncio.ensure_future(_close_quietly(opening.result()))
+        _closing.add(closing)
+        closing.add_done_callback(_closing.discard)
+
+
+async def _close_quietly(connection: aiosqlite.Connection) -> None:
+    with contextlib.suppress(sqlite3.Error, ValueError):
+        await connection.close()
