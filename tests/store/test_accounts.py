@@ -50,9 +50,16 @@ async def test_tokens_are_found_by_hash_until_revoked(store: Store) -> None:
     token = await store.add_token("ci", role="ingest", token_hash="sha256:abc", now=T0)
     assert token.role is Role.INGEST and token.last_used_at is None
 
+    assert await store.token_by_hash("sha256:abc") == token  # a lookup that records no use
     used = await store.token_by_hash("sha256:abc", now=T0 + timedelta(minutes=1))
     assert used.last_used_at == T0 + timedelta(minutes=1)
     assert await store.list_tokens() == [used]
+    # On a SQLite file the lookup reads on the store's own connection: the same record.
+    assert await store.token_by_hash("sha256:abc") == used
+    bound = await store.add_token(
+        "shard", role="ingest", token_hash="sha256:def", now=T0, instance="shard-0"
+    )
+    assert await store.token_by_hash("sha256:def") == bound
 
     revoked = await store.revoke_token(token.id, now=T0 + timedelta(minutes=2))
     assert revoked.is_revoked

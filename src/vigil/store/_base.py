@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -343,3 +343,16 @@ def parse_incident_id(value: uuid.UUID | str) -> uuid.UUID:
         return uuid.UUID(str(value))
     except ValueError:
         raise NotFoundError("incident", value) from None
+
+
+def sqlite_text(moment: datetime) -> str:
+    """A time as ``UTCDateTime`` stores it in SQLite: naive UTC, always with microseconds
+    ("2026-12-03 08:00:00.000000", the first 26 characters of the aware UTC text)."""
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(" ", "microseconds")[:26]
+
+
+def sqlite_time(text: str) -> datetime:
+    """A time as SQLite stores it (naive UTC text), aware."""
+    return datetime.fromisoformat(text + "+00:00")  # a sixth of the time of .replace()

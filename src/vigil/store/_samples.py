@@ -8,7 +8,7 @@ import contextlib
 import itertools
 import sqlite3
 from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -25,7 +25,7 @@ from vigil.core.rollups import Rollup
 from vigil.core.samples import Sample
 from vigil.core.validation import METRIC_PATTERN
 from vigil.store import models
-from vigil.store._base import check_int, check_name, check_time
+from vigil.store._base import check_int, check_name, check_time, sqlite_text, sqlite_time
 from vigil.store._rollups import Rollups, Row
 from vigil.store.errors import VigilStorageError, translated_errors
 from vigil.store.records import MetricPoint
@@ -79,7 +79,7 @@ class SampleQueries(Rollups):
                 for s in part:
                     text = texts.get(s.time)
                     if text is None:
-                        text = texts[s.time] = _sqlite_text(s.time)
+                        text = texts[s.time] = sqlite_text(s.time)
                     rows.append((s.instance, s.metric, text, s.value))
             else:
                 rows += [(s.instance, s.metric, s.time, s.value) for s in part]
@@ -266,7 +266,7 @@ class SampleQueries(Rollups):
                 return
             if raw:
                 chunk_rows = [
-                    (_sqlite_time(time), metric, instance, float(value))
+                    (sqlite_time(time), metric, instance, float(value))
                     for time, metric, instance, value, _ in rows
                 ]
             else:
@@ -328,7 +328,7 @@ class SampleQueries(Rollups):
         the same read costs nine (begin, cursor, execute, fetch, close, and the pool's
         rollback), each a wake-up of the driver's thread and of the event loop."""
         check_time("since", since)
-        parameters: tuple[str, ...] = (_sqlite_text(since),)
+        parameters: tuple[str, ...] = (sqlite_text(since),)
         sql = _LATEST_SQLITE
         if exclude_instance is not None:
             sql, parameters = _LATEST_SQLITE_EXCLUDING, (*parameters, exclude_instance)
@@ -341,7 +341,7 @@ class SampleQueries(Rollups):
             rows = await self._reader_fetch("reading latest readings", sql, parameters)
         readings: dict[str, dict[str, tuple[float, datetime]]] = {}
         for metric, instance, value, time in rows:
-            readings.setdefault(metric, {})[instance] = (float(value), _sqlite_time(time))
+            readings.setdefault(metric, {})[instance] = (float(value), sqlite_time(time))
         return readings
 
     def _newest(self, since: datetime, exclude_instance: str | None) -> Any:
@@ -427,19 +427,6 @@ _LATEST_SQLITE_RANKED = (
 )
 _LATEST_SQLITE = _LATEST_SQLITE_RANKED.format(excluding="")
 _LATEST_SQLITE_EXCLUDING = _LATEST_SQLITE_RANKED.format(excluding=" AND instance != ?")
-
-
-def _sqlite_text(moment: datetime) -> str:
-    """A time as ``UTCDateTime`` stores it in SQLite: naive UTC, always with microseconds
-    ("2026-12-03 08:00:00.000000", the first 26 characters of the aware UTC text)."""
-    if moment.tzinfo is not UTC:
-        moment = moment.astimezone(UTC)
-    return moment.isoformat(" ", "microseconds")[:26]
-
-
-def _sqlite_time(text: str) -> datetime:
-    """A time as SQLite stores it (naive UTC text), aware."""
-    return datetime.fromisoformat(text + "+00:00")  # a sixth of the time of .replace()
 
 
 def _check_metric(metric: object) -> None:
