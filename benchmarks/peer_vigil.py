@@ -34,6 +34,10 @@ from peer_results import Saturation
 START_TIMEOUT = 90.0
 
 
+RETRIES_429 = 40
+RETRY_429_SECONDS = 0.25
+
+
 class Feeder:
     """The pushing service: the ten current values to POST /api/ingest every ``period``.
     Injections go through the same lock, so no older value is pushed after a newer one."""
@@ -44,6 +48,7 @@ class Feeder:
         self.values = dict(NORMAL)
         self.period = INTERVAL
         self.error: BaseException | None = None
+        self.refused = 0  # pushes answered 429 (Vigil shedding load) and sent again
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -76,7 +81,14 @@ class Feeder:
     def _push(self) -> None:
         samples = [{"metric": m, "value": v} for m, v in self.values.items()]
         payload = json.dumps({"instance": self.instance, "samples": samples}).encode()
-        status, body = self.client.request("POST", "/api/ingest", payload)
+        for _ in range(RETRIES_429):
+            status, body = self.client.request("POST", "/api/ingest", payload)
+            if status != 429:
+                break
+            # Shed under load ("the monitor is behind", a full buffer): as a pusher would,
+            # send it again shortly. Counted: a run with refusals says so.
+            self.refused += 1
+            time.sleep(RETRY_429_SECONDS)
         if status != 200:
             raise BenchError(f"POST /api/ingest: HTTP {status}: {body[:300]!r}")
 
@@ -196,6 +208,8 @@ class VigilSide:
     def stop(self) -> None:
         if self.feeder is not None:
             self.feeder.stop()
+            if self.feeder.refused:
+                print(f"  (Vigil answered {self.feeder.refused} pushes 429, sent again)")
         if self.process is not None:
             self.children.stop(self.process)
 
