@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vigil.core import Event, EventKind
 
@@ -123,6 +124,48 @@ async def test_every_event_arrives_in_order_with_its_id_kind_and_data(api: Api) 
     )
     assert frames[2].data["data"]["changes"] == {"unit": ["ms", "s"]}
     assert frames[2].data["rule"] == LATENCY
+
+
+class SendSpy:
+    """A middleware of the app that notes what the event stream sends through it."""
+
+    def __init__(self, app: ASGIApp, *, seen: list[Message]) -> None:
+        self.app = app
+        self.seen = seen
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/api/events":
+            await self.app(scope, receive, send)
+            return
+
+        async def noted(message: Message) -> None:
+            self.seen.append(message)
+            await send(message)
+
+        await self.app(scope, receive, noted)
+
+
+async def test_a_streams_head_passes_through_the_middleware_and_its_frames_go_straight_out(
+    api: Api,
+) -> None:
+    """The frames, written thousands of times over, skip the middleware's ``send`` wrappers
+    (``ServerSend``); the head is the app's like any response's."""
+    seen: list[Message] = []
+    api.app.add_middleware(SendSpy, seen=seen)
+    async with served(api.app) as (base, _), patient(base) as client:
+        async with stream(client, api) as reader:
+            assert reader.response.headers["x-accel-buffering"] == "no"
+            await wait_until(lambda: api.app.state.vigil_web.live.clients == 1)
+            [opened] = await api.breach(LATENCY, 150)
+            frame = await reader.next()
+            assert frame is not None and frame.id == opened.id
+    [start] = seen
+    assert start["type"] == "http.response.start" and start["status"] == 200
+    assert dict(start["headers"]) == {
+        b"content-type": b"text/event-stream; charset=utf-8",
+        b"cache-control": b"no-cache",
+        b"x-accel-buffering": b"no",
+    }
 
 
 async def missed_and_resumed(api: Api, *, query: bool) -> None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from argon2 import PasswordHasher
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from vigil._version import __version__
 from vigil.runtime import Vigil
 from vigil.web import apidocs, errors, pages
 from vigil.web.auth import Authenticator
 from vigil.web.cache import ReadCache
-from vigil.web.live import KEEPALIVE_SECONDS, RECHECK_SECONDS, RING, LiveStream
+from vigil.web.live import KEEPALIVE_SECONDS, RECHECK_SECONDS, RING, LiveStream, ServerSend
 from vigil.web.prometheus import WebMetrics
 from vigil.web.proxies import TrustedProxies
 from vigil.web.ratelimit import IngestLimiter, SignInLimiter
@@ -48,6 +49,14 @@ act on incidents, and manage channels, snoozes and maintenance windows; `ingest`
 push samples. Errors are
 `{"error": {"code", "message", "field"}}`.
 """
+
+
+class VigilAPI(FastAPI):
+    """FastAPI with ``ServerSend`` around its whole middleware stack (the live stream's body
+    skips the middleware's ``send`` wrappers)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return ServerSend(super().build_middleware_stack())
 
 
 def create_app(
@@ -92,7 +101,7 @@ def create_app(
             rate=settings.ingest_rate, volume=settings.ingest_volume, batch=ingest.MAX_SAMPLES
         ),
     )
-    app = FastAPI(
+    app = VigilAPI(
         title="Vigil",
         description=DESCRIPTION,
         version=__version__,

@@ -23,7 +23,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from starlette.responses import Response
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vigil.core import Event
 from vigil.runtime import EventBus
@@ -422,6 +422,29 @@ async def _write(send: Send, body: bytes) -> None:
     await send(_body(body))
 
 
+SERVER_SEND = "vigil.server_send"  # the scope key ServerSend records the server's send under
+
+
+class ServerSend:
+    """The app's outermost layer, outside all of its middleware: records the server's own
+    ``send`` in the scope of each HTTP request. A stream sends its head through every
+    middleware (whatever they add to or check of a response's start applies to it as to any
+    other), then writes its body with this ``send``: the frames of a stream are written
+    thousands of times over, and each pass through a middleware's ``send`` wrapper (three of
+    them in Starlette and FastAPI, which only note that the response has started) cost as
+    much as the write itself. So no middleware of the app may change a response's body."""
+
+    __slots__ = ("app",)
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope[SERVER_SEND] = send
+        await self.app(scope, receive, send)
+
+
 class EventStreamResponse(Response):
     media_type = "text/event-stream"
 
@@ -437,4 +460,5 @@ class EventStreamResponse(Response):
         await send(
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         )
-        await self.stream.serve(self.client, receive, send)
+        # The body straight to the server (ServerSend), when the app is served as built.
+        await self.stream.serve(self.client, receive, scope.get(SERVER_SEND, send))
