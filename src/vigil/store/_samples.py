@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -48,6 +50,8 @@ class SampleQueries(Rollups):
     _sample_writer: aiosqlite.Connection | None = None
     _sample_writing: asyncio.Lock | None = None
     _closed = False  # set by close(): a write after it closes the connection it opened
+    # A SQLite file: the monitor's last latest-readings answer, brought up to date next time.
+    _sqlite_known: _KnownNewest | None = None
 
     async def write_samples(self, samples: Sequence[Sample]) -> None:
         """Store pushed samples, however many, in one transaction: the group commit's write
@@ -351,27 +355,83 @@ class SampleQueries(Rollups):
     async def _sqlite_latest_readings(
         self, since: datetime, exclude_instance: str | None
     ) -> dict[str, dict[str, tuple[float, datetime]]]:
-        """``latest_readings`` on a SQLite file, the monitor's one query of a quiet cycle: the
-        query ``_newest`` builds, in SQLite's words, on a read connection of its own, sent to
-        the driver's thread and read back in one hand-off. Through SQLAlchemy and its pool
-        the same read costs nine (begin, cursor, execute, fetch, close, and the pool's
-        rollback), each a wake-up of the driver's thread and of the event loop."""
+        """``latest_readings`` on a SQLite file, the monitor's one read of a cycle: the query
+        ``_newest`` builds, in SQLite's words, on a read connection of its own (each query one
+        hand-off to the driver's thread; through SQLAlchemy and its pool the same read costs
+        nine: begin, cursor, execute, fetch, close, and the pool's rollback).
+
+        Incremental (``_sqlite_newest``): the rows stored since the last call are ranked, not
+        every row of the horizon again, so a monitor reading a few seconds back while pushes
+        arrive ranks each pushed sample once, not once for every cycle it stays in reach."""
         check_time("since", since)
-        parameters: tuple[str, ...] = (_sqlite_text(since),)
-        sql = _LATEST_SQLITE
-        if exclude_instance is not None:
-            sql, parameters = _LATEST_SQLITE_EXCLUDING, (*parameters, exclude_instance)
         if self._database is None:  # in memory: only the engine's connection sees the data
+            sql, parameters = _latest_sqlite(since, exclude_instance)
             with translated_errors("reading latest readings"):
                 async with self._engine.connect() as connection:
                     result = await connection.exec_driver_sql(sql, parameters)
                     rows: Iterable[Any] = result.all()
+            newest = {(i, m): (t, 0, v) for m, i, v, t, _ in rows}
         else:
-            rows = await self._reader_fetch("reading latest readings", sql, parameters)
+            newest = await self._sqlite_newest(_sqlite_text(since), exclude_instance)
         readings: dict[str, dict[str, tuple[float, datetime]]] = {}
-        for metric, instance, value, time in rows:
+        for (instance, metric), (time, _, value) in newest.items():
             readings.setdefault(metric, {})[instance] = (float(value), _sqlite_time(time))
         return readings
+
+    async def _sqlite_newest(self, since: str, exclude_instance: str | None) -> _SeriesNewest:
+        """Each series' newest row (time text, id, value) at or after ``since``, by (instance,
+        metric), leaving out ``exclude_instance``: the previous call's answer brought up to
+        date with the rows stored since (ids above the highest it saw), the same as ranking
+        every row at or after ``since`` afresh.
+
+        Sound because SQLite has one writer at a time, so a row committed after a read has a
+        higher id than every row that read saw, and samples are never updated. Answered
+        afresh when the previous answer cannot be brought up to date: another instance left
+        out, ``since`` moved back (the rules reach further), a row it holds deleted (a
+        cleanup), or the highest row it saw gone: only then may SQLite give a new row an id
+        below it (the table has no AUTOINCREMENT), which the rows "since" would miss."""
+        action = "reading latest readings"
+        known = self._sqlite_known
+        self._sqlite_known = None  # until this call has succeeded
+        top, print_, before = 0, "", None
+        for row_id, row_print in await self._reader_fetch(
+            action, _TOP_SQLITE, (known.upto if known is not None else -1,)
+        ):
+            if known is not None and row_id == known.upto:
+                before = row_print
+            if row_id > top:
+                top, print_ = row_id, row_print
+        newest: _SeriesNewest | None = None
+        if (
+            known is not None
+            and known.exclude == exclude_instance
+            and since >= known.since
+            and (known.upto == 0 or before == known.print_)
+        ):
+            newest = {key: row for key, row in known.rows.items() if row[0] >= since}
+            sql, parameters = _latest_sqlite_newer(since, exclude_instance, known.upto, top)
+            for metric, instance, value, time, row_id in await self._reader_fetch(
+                action, sql, parameters
+            ):
+                key = (instance, metric)
+                held = newest.get(key)
+                if held is None or (time, row_id) > held[:2]:
+                    newest[key] = (time, row_id, value)
+            kept = [row_id for _, row_id, _ in newest.values() if row_id <= known.upto]
+            if kept:
+                [(found,)] = await self._reader_fetch(
+                    action, _COUNT_IDS_SQLITE, (json.dumps(kept),)
+                )
+                if found != len(kept):  # deleted since: ranked afresh
+                    newest = None
+        if newest is None:
+            sql, parameters = _latest_sqlite(since, exclude_instance, upto=top)
+            newest = {
+                (i, m): (t, row_id, v)
+                for m, i, v, t, row_id in await self._reader_fetch(action, sql, parameters)
+            }
+        self._sqlite_known = _KnownNewest(exclude_instance, since, top, print_, newest)
+        return newest
 
     def _newest(self, since: datetime, exclude_instance: str | None) -> Any:
         """The interval's samples with each series' rows ranked newest first (the one stored
@@ -448,14 +508,65 @@ _STATISTICS = (
 )
 
 
-# ``_newest`` in SQLite's words (the same ranking: newest time, then the one stored last).
+# ``_newest`` in SQLite's words (the same ranking: newest time, then the one stored last),
+# with each row's id; ``where`` says which rows are ranked.
 _LATEST_SQLITE_RANKED = (
-    "SELECT metric, instance, value, time FROM (SELECT instance, metric, value, time, "
+    "SELECT metric, instance, value, time, id FROM (SELECT instance, metric, value, time, id, "
     "row_number() OVER (PARTITION BY instance, metric ORDER BY time DESC, id DESC) AS rank "
-    "FROM samples WHERE time >= ?{excluding}) WHERE rank = 1"
+    "FROM samples WHERE {where}) WHERE rank = 1"
 )
-_LATEST_SQLITE = _LATEST_SQLITE_RANKED.format(excluding="")
-_LATEST_SQLITE_EXCLUDING = _LATEST_SQLITE_RANKED.format(excluding=" AND instance != ?")
+# The rows stored since a previous read (by id, the primary key; ``+time`` keeps the time
+# index out of it), within the horizon.
+_NEWER_SQLITE = "id > ? AND id <= ? AND +time >= ?"
+# The highest row's id and what it holds, and those of the row with the given id.
+_TOP_SQLITE = (
+    "SELECT id, json_array(instance, metric, time, value) FROM samples "
+    "WHERE id = (SELECT max(id) FROM samples) OR id = ?"
+)
+_COUNT_IDS_SQLITE = "SELECT count(*) FROM samples WHERE id IN (SELECT value FROM json_each(?))"
+
+# A series' newest row: (time as SQLite stores it, id, value), by (instance, metric).
+_SeriesNewest = dict[tuple[str, str], tuple[str, int, float]]
+
+
+@dataclass(frozen=True, slots=True)
+class _KnownNewest:
+    """What ``_sqlite_newest`` answered last: for ``exclude``, the rows at or after ``since``
+    among those up to id ``upto`` (the highest then, holding ``print_``; 0: none)."""
+
+    exclude: str | None
+    since: str
+    upto: int
+    print_: str
+    rows: _SeriesNewest
+
+
+def _latest_sqlite(
+    since: datetime | str, exclude_instance: str | None, *, upto: int | None = None
+) -> tuple[str, tuple[Any, ...]]:
+    """The ranking of every row at or after ``since`` (up to id ``upto``): query, parameters."""
+    where = "time >= ?"
+    parameters: list[Any] = [since if isinstance(since, str) else _sqlite_text(since)]
+    if upto is not None:
+        where += " AND id <= ?"
+        parameters.append(upto)
+    return _excluding(where, parameters, exclude_instance)
+
+
+def _latest_sqlite_newer(
+    since: str, exclude_instance: str | None, after: int, upto: int
+) -> tuple[str, tuple[Any, ...]]:
+    """The ranking of the rows with ids in (``after``, ``upto``] at or after ``since``."""
+    return _excluding(_NEWER_SQLITE, [after, upto, since], exclude_instance)
+
+
+def _excluding(
+    where: str, parameters: list[Any], exclude_instance: str | None
+) -> tuple[str, tuple[Any, ...]]:
+    if exclude_instance is not None:
+        where += " AND instance != ?"
+        parameters.append(exclude_instance)
+    return _LATEST_SQLITE_RANKED.format(where=where), tuple(parameters)
 
 
 def _sqlite_text(moment: datetime) -> str:
