@@ -286,6 +286,12 @@ _CASES: dict[str, list[tuple[object, ...]]] = {
         ("store", [(("bot-3", "a"), 3, 3.0)]),
         ("read", 0, None),
     ],
+    "another series at an older time of the same instant": [
+        ("store", [(("bot-2", "a"), 5, 5.0), (("bot-1", "a"), 3, 3.0), (("bot-2", "a"), 3, 4.0)]),
+        ("read", 0, None),
+        ("store", [(("bot-2", "b"), 7, 7.0), (("bot-1", "b"), 6, 6.0), (("bot-2", "b"), 6, 8.0)]),
+        ("read", 0, None),
+    ],
     "since moved back": [
         ("store", [(("bot-1", "a"), 5, 5.0), (("bot-2", "a"), 1, 1.0)]),
         ("read", 3, None),
@@ -379,8 +385,8 @@ async def test_sqlites_latest_readings_rank_only_the_rows_stored_since_the_last_
         assert await store.latest_readings(since=T0) == {
             "a": {"bot-1": (9.0, T0 + timedelta(seconds=9)), "bot-2": (7.0, T0)}
         }
-        ranked = [parameters for sql, parameters in queries if "row_number()" in sql]
-        assert ranked == [(seen, seen + 1, "2026-03-01 12:00:00.000000")]
+        ranked = [parameters for sql, parameters in queries if "GROUP BY" in sql]
+        assert ranked == [(seen, seen + 1, "2026-03-01 12:00:00.000000", seen, seen + 1)]
 
 
 # -- the write path of pushed samples (group commit) ------------------------------------------

@@ -355,14 +355,16 @@ class SampleQueries(Rollups):
     async def _sqlite_latest_readings(
         self, since: datetime, exclude_instance: str | None
     ) -> dict[str, dict[str, tuple[float, datetime]]]:
-        """``latest_readings`` on a SQLite file, the monitor's one read of a cycle: the query
-        ``_newest`` builds, in SQLite's words, on a read connection of its own (each query one
-        hand-off to the driver's thread; through SQLAlchemy and its pool the same read costs
-        nine: begin, cursor, execute, fetch, close, and the pool's rollback).
+        """``latest_readings`` on a SQLite file, the monitor's one read of a cycle: what the
+        query ``_newest`` builds answers, in SQLite's words (``_LATEST_SQLITE``: grouped, not
+        ranked), on a read connection of its own (each query one hand-off to the driver's
+        thread; through SQLAlchemy and its pool the same read costs nine: begin, cursor,
+        execute, fetch, close, and the pool's rollback).
 
-        Incremental (``_sqlite_newest``): the rows stored since the last call are ranked, not
-        every row of the horizon again, so a monitor reading a few seconds back while pushes
-        arrive ranks each pushed sample once, not once for every cycle it stays in reach."""
+        Incremental (``_sqlite_newest``): only the rows stored since the last call are read,
+        not every row of the horizon again, so a monitor reading a few seconds back while
+        pushes arrive reads each pushed sample once, not once for every cycle it stays in
+        reach."""
         check_time("since", since)
         if self._database is None:  # in memory: only the engine's connection sees the data
             sql, parameters = _latest_sqlite(since, exclude_instance)
@@ -370,7 +372,7 @@ class SampleQueries(Rollups):
                 async with self._engine.connect() as connection:
                     result = await connection.exec_driver_sql(sql, parameters)
                     rows: Iterable[Any] = result.all()
-            newest = {(i, m): (t, 0, v) for m, i, v, t, _ in rows}
+            newest = {(i, m): (t, row_id, v) for m, i, v, t, row_id in rows}
         else:
             newest = await self._sqlite_newest(_sqlite_text(since), exclude_instance)
         readings: dict[str, dict[str, tuple[float, datetime]]] = {}
@@ -508,12 +510,15 @@ _STATISTICS = (
 )
 
 
-# ``_newest`` in SQLite's words (the same ranking: newest time, then the one stored last),
-# with each row's id; ``where`` says which rows are ranked.
-_LATEST_SQLITE_RANKED = (
-    "SELECT metric, instance, value, time, id FROM (SELECT instance, metric, value, time, id, "
-    "row_number() OVER (PARTITION BY instance, metric ORDER BY time DESC, id DESC) AS rank "
-    "FROM samples WHERE {where}) WHERE rank = 1"
+# ``_newest`` in SQLite's words: each series' newest time among the rows ``where`` says, and
+# the rows of that series and time (``among`` those), in the order they were stored: the last
+# of a series is its newest (newest time, then the one stored last). A quarter of the cost of
+# ranking every row with a window function: the rows are grouped, not sorted.
+_LATEST_SQLITE = (
+    "SELECT s.metric, s.instance, s.value, s.time, s.id FROM (SELECT instance, metric, "
+    "max(time) AS time FROM samples WHERE {where} GROUP BY instance, metric) AS g "
+    "JOIN samples AS s ON s.metric = g.metric AND s.time = g.time AND s.instance = g.instance"
+    "{among} ORDER BY s.id"
 )
 # The rows stored since a previous read (by id, the primary key; ``+time`` keeps the time
 # index out of it), within the horizon.
@@ -544,29 +549,40 @@ class _KnownNewest:
 def _latest_sqlite(
     since: datetime | str, exclude_instance: str | None, *, upto: int | None = None
 ) -> tuple[str, tuple[Any, ...]]:
-    """The ranking of every row at or after ``since`` (up to id ``upto``): query, parameters."""
+    """The newest of every series among the rows at or after ``since`` (up to id ``upto``):
+    query, parameters."""
     where = "time >= ?"
     parameters: list[Any] = [since if isinstance(since, str) else _sqlite_text(since)]
     if upto is not None:
         where += " AND id <= ?"
         parameters.append(upto)
-    return _excluding(where, parameters, exclude_instance)
+    if upto is None:
+        return _excluding(where, parameters, exclude_instance, "", [])
+    return _excluding(where, parameters, exclude_instance, " WHERE s.id <= ?", [upto])
 
 
 def _latest_sqlite_newer(
     since: str, exclude_instance: str | None, after: int, upto: int
 ) -> tuple[str, tuple[Any, ...]]:
-    """The ranking of the rows with ids in (``after``, ``upto``] at or after ``since``."""
-    return _excluding(_NEWER_SQLITE, [after, upto, since], exclude_instance)
+    """The newest of every series among the rows with ids in (``after``, ``upto``] at or
+    after ``since``."""
+    among = " WHERE s.id > ? AND s.id <= ?"
+    return _excluding(_NEWER_SQLITE, [after, upto, since], exclude_instance, among, [after, upto])
 
 
 def _excluding(
-    where: str, parameters: list[Any], exclude_instance: str | None
+    where: str,
+    parameters: list[Any],
+    exclude_instance: str | None,
+    among: str,
+    among_parameters: list[int],
 ) -> tuple[str, tuple[Any, ...]]:
+    """``_LATEST_SQLITE`` for ``where`` and ``among``, leaving out ``exclude_instance``."""
     if exclude_instance is not None:
         where += " AND instance != ?"
         parameters.append(exclude_instance)
-    return _LATEST_SQLITE_RANKED.format(where=where), tuple(parameters)
+    sql = _LATEST_SQLITE.format(where=where, among=among)
+    return sql, (*parameters, *among_parameters)
 
 
 def _sqlite_text(moment: datetime) -> str:
