@@ -292,6 +292,14 @@ _CASES: dict[str, list[tuple[object, ...]]] = {
         ("store", [(("bot-2", "b"), 7, 7.0), (("bot-1", "b"), 6, 6.0), (("bot-2", "b"), 6, 8.0)]),
         ("read", 0, None),
     ],
+    "a deleted row among many series (their ids checked a few hundred a query)": [
+        ("store", [((f"bot-{n}", "a"), 1, 1.0) for n in range(1200)]),
+        ("store", [((f"bot-{n}", "a"), 2, 2.0) for n in range(1200)]),
+        ("read", 0, None),
+        ("store", [(("bot-0", "b"), 3, 3.0)]),
+        ("delete", ("bot-1100", "a")),
+        ("read", 0, None),
+    ],
     "since moved back": [
         ("store", [(("bot-1", "a"), 5, 5.0), (("bot-2", "a"), 1, 1.0)]),
         ("read", 3, None),

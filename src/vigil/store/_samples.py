@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import sqlite3
 from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -395,14 +394,14 @@ class SampleQueries(Rollups):
         action = "reading latest readings"
         known = self._sqlite_known
         self._sqlite_known = None  # until this call has succeeded
-        top, print_, before = 0, "", None
-        for row_id, row_print in await self._reader_fetch(
+        top, print_, before = 0, (), None
+        for row_id, *row_print in await self._reader_fetch(
             action, _TOP_SQLITE, (known.upto if known is not None else -1,)
         ):
             if known is not None and row_id == known.upto:
-                before = row_print
+                before = tuple(row_print)
             if row_id > top:
-                top, print_ = row_id, row_print
+                top, print_ = row_id, tuple(row_print)
         newest: _SeriesNewest | None = None
         if (
             known is not None
@@ -420,12 +419,14 @@ class SampleQueries(Rollups):
                 if held is None or (time, row_id) > held[:2]:
                     newest[key] = (time, row_id, value)
             kept = [row_id for _, row_id, _ in newest.values() if row_id <= known.upto]
-            if kept:
-                [(found,)] = await self._reader_fetch(
-                    action, _COUNT_IDS_SQLITE, (json.dumps(kept),)
-                )
-                if found != len(kept):  # deleted since: ranked afresh
+            for start in range(0, len(kept), _IDS_A_QUERY):
+                part = kept[start : start + _IDS_A_QUERY]
+                marks = ", ".join("?" * len(part))
+                sql = f"SELECT count(*) FROM samples WHERE id IN ({marks})"
+                [(found,)] = await self._reader_fetch(action, sql, part)
+                if found != len(part):  # deleted since: read afresh
                     newest = None
+                    break
         if newest is None:
             sql, parameters = _latest_sqlite(since, exclude_instance, upto=top)
             newest = {
@@ -525,10 +526,10 @@ _LATEST_SQLITE = (
 _NEWER_SQLITE = "id > ? AND id <= ? AND +time >= ?"
 # The highest row's id and what it holds, and those of the row with the given id.
 _TOP_SQLITE = (
-    "SELECT id, json_array(instance, metric, time, value) FROM samples "
+    "SELECT id, instance, metric, time, value FROM samples "
     "WHERE id = (SELECT max(id) FROM samples) OR id = ?"
 )
-_COUNT_IDS_SQLITE = "SELECT count(*) FROM samples WHERE id IN (SELECT value FROM json_each(?))"
+_IDS_A_QUERY = 500  # ids checked a query (SQLite before 3.32 takes at most 999 parameters)
 
 # A series' newest row: (time as SQLite stores it, id, value), by (instance, metric).
 _SeriesNewest = dict[tuple[str, str], tuple[str, int, float]]
@@ -542,7 +543,7 @@ class _KnownNewest:
     exclude: str | None
     since: str
     upto: int
-    print_: str
+    print_: tuple[Any, ...]
     rows: _SeriesNewest
 
 
