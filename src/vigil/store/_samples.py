@@ -410,14 +410,15 @@ class SampleQueries(Rollups):
             and (known.upto == 0 or before == known.print_)
         ):
             newest = {key: row for key, row in known.rows.items() if row[0] >= since}
-            sql, parameters = _latest_sqlite_newer(since, exclude_instance, known.upto, top)
-            for metric, instance, value, time, row_id in await self._reader_fetch(
-                action, sql, parameters
-            ):
-                key = (instance, metric)
-                held = newest.get(key)
-                if held is None or (time, row_id) > held[:2]:
-                    newest[key] = (time, row_id, value)
+            if top > known.upto:  # rows stored since (none at rest: no query)
+                sql, parameters = _latest_sqlite_newer(since, exclude_instance, known.upto, top)
+                for metric, instance, value, time, row_id in await self._reader_fetch(
+                    action, sql, parameters
+                ):
+                    key = (instance, metric)
+                    held = newest.get(key)
+                    if held is None or (time, row_id) > held[:2]:
+                        newest[key] = (time, row_id, value)
             kept = [row_id for _, row_id, _ in newest.values() if row_id <= known.upto]
             for start in range(0, len(kept), _IDS_A_QUERY):
                 part = kept[start : start + _IDS_A_QUERY]
