@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -237,6 +239,162 @@ def test_sqlites_one_hand_off_latest_readings_are_the_querys(
         path = Path(folder) / "vigil.db"
         shutil.copyfile(sqlite_template, path)
         asyncio.run(check(f"sqlite+aiosqlite:///{path}"))
+
+
+# One step of a monitor's life on SQLite: samples stored (series, second, value), a read of the
+# latest readings (since, excluded instance), or a series' newest row deleted (a cleanup).
+STEPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("store"), STORED),
+        st.tuples(
+            st.just("read"), st.integers(0, 21), st.sampled_from([None, "bot-1", "bot-1", "bot-4"])
+        ),
+        st.tuples(st.just("delete"), SERIES),
+    ),
+    max_size=12,
+)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(steps=STEPS)
+def test_sqlites_incremental_latest_readings_stay_the_querys(
+    sqlite_template: Path, steps: list[tuple[object, ...]]
+) -> None:
+    """The monitor's read on a SQLite file ranks only the rows stored since its previous
+    read and keeps the rest of that answer: whatever is stored in between (late samples,
+    ties, other instances), deleted, or asked (``since`` back and forth, another instance
+    left out), every read answers what ranking every row afresh answers."""
+    _replay(sqlite_template, steps)
+
+
+# Each case fails if the incremental read missed what it names.
+_CASES: dict[str, list[tuple[object, ...]]] = {
+    "a newest row deleted": [
+        ("store", [(("bot-1", "a"), 1, 1.0), (("bot-1", "a"), 2, 2.0), (("bot-2", "a"), 1, 1.0)]),
+        ("read", 0, None),
+        ("delete", ("bot-1", "a")),
+        ("read", 0, None),
+    ],
+    "the highest row deleted, its id given again": [
+        ("store", [(("bot-1", "a"), 1, 1.0), (("bot-2", "a"), 2, 2.0)]),
+        ("read", 0, None),
+        ("delete", ("bot-2", "a")),
+        ("store", [(("bot-3", "a"), 3, 3.0)]),
+        ("read", 0, None),
+    ],
+    "another series at an older time of the same instant": [
+        ("store", [(("bot-2", "a"), 5, 5.0), (("bot-1", "a"), 3, 3.0), (("bot-2", "a"), 3, 4.0)]),
+        ("read", 0, None),
+        ("store", [(("bot-2", "b"), 7, 7.0), (("bot-1", "b"), 6, 6.0), (("bot-2", "b"), 6, 8.0)]),
+        ("read", 0, None),
+    ],
+    "a deleted row among many series (their ids checked a few hundred a query)": [
+        ("store", [((f"bot-{n}", "a"), 1, 1.0) for n in range(1200)]),
+        ("store", [((f"bot-{n}", "a"), 2, 2.0) for n in range(1200)]),
+        ("read", 0, None),
+        ("store", [(("bot-0", "b"), 3, 3.0)]),
+        ("delete", ("bot-1100", "a")),
+        ("read", 0, None),
+    ],
+    "since moved back": [
+        ("store", [(("bot-1", "a"), 5, 5.0), (("bot-2", "a"), 1, 1.0)]),
+        ("read", 3, None),
+        ("read", 0, None),
+    ],
+    "since moved on": [
+        ("store", [(("bot-1", "a"), 5, 5.0), (("bot-2", "a"), 1, 1.0)]),
+        ("read", 0, None),
+        ("read", 3, None),
+    ],
+    "another instance left out": [
+        ("store", [(("bot-1", "a"), 5, 5.0), (("bot-2", "a"), 1, 1.0)]),
+        ("read", 0, "bot-1"),
+        ("read", 0, None),
+        ("read", 0, "bot-2"),
+    ],
+    "a late sample, then a tie": [
+        ("store", [(("bot-1", "a"), 5, 5.0)]),
+        ("read", 0, None),
+        ("store", [(("bot-1", "a"), 4, 4.0)]),
+        ("read", 0, None),
+        ("store", [(("bot-1", "a"), 5, 6.0)]),
+        ("read", 0, None),
+    ],
+}
+
+
+@pytest.mark.parametrize("case", list(_CASES))
+def test_sqlites_incremental_latest_readings_in_each_case(sqlite_template: Path, case: str) -> None:
+    _replay(sqlite_template, _CASES[case])
+
+
+def _replay(sqlite_template: Path, steps: Sequence[tuple[object, ...]]) -> None:
+    """``steps`` on a SQLite file; every read checked against ranking every row afresh."""
+
+    async def check(url: str) -> None:
+        async with await Store.open(url) as store:
+            for step in steps:
+                if step[0] == "store":
+                    stored: Any = step[1]
+                    await store.add_samples(
+                        [
+                            Sample(instance, metric, T0 + timedelta(seconds=at), value)
+                            for (instance, metric), at, value in stored
+                        ]
+                    )
+                elif step[0] == "delete":
+                    instance, metric = cast(tuple[str, str], step[1])
+                    async with store._engine.begin() as connection:
+                        await connection.exec_driver_sql(
+                            "DELETE FROM samples WHERE id = (SELECT id FROM samples WHERE "
+                            "instance = ? AND metric = ? ORDER BY time DESC, id DESC LIMIT 1)",
+                            (instance, metric),
+                        )
+                else:
+                    start = T0 + timedelta(seconds=cast(int, step[1]))
+                    exclude = cast(str | None, step[2])
+                    fast = await store.latest_readings(since=start, exclude_instance=exclude)
+                    assert fast == await store._queried_latest_readings(start, exclude)
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "vigil.db"
+        shutil.copyfile(sqlite_template, path)
+        asyncio.run(check(f"sqlite+aiosqlite:///{path}"))
+
+
+async def test_sqlites_latest_readings_rank_only_the_rows_stored_since_the_last_read(
+    migrated_sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A monitor reading a few seconds back while pushes arrive ranks each row once, not once
+    a cycle for as long as it is within reach: the second read asks for the rows with ids
+    above those the first one saw, and still answers the newest of every series."""
+    async with await Store.open(migrated_sqlite_url) as store:
+        await store.add_samples(
+            [Sample("bot-1", "a", T0 + timedelta(seconds=n), n) for n in range(5)]
+        )
+        await store.add_samples([Sample("bot-2", "a", T0, 7.0)])
+        assert await store.latest_readings(since=T0) == {
+            "a": {"bot-1": (4.0, T0 + timedelta(seconds=4)), "bot-2": (7.0, T0)}
+        }
+        [(seen,)] = await store._reader_fetch("test", "SELECT max(id) FROM samples", ())
+        queries: list[tuple[str, tuple[Any, ...]]] = []
+        fetch = store._reader_fetch
+
+        async def spy(action: str, sql: str, parameters: Sequence[Any]) -> Iterable[Any]:
+            queries.append((sql, tuple(parameters)))
+            return await fetch(action, sql, parameters)
+
+        monkeypatch.setattr(store, "_reader_fetch", spy)
+        await store.add_samples([Sample("bot-1", "a", T0 + timedelta(seconds=9), 9.0)])
+        assert await store.latest_readings(since=T0) == {
+            "a": {"bot-1": (9.0, T0 + timedelta(seconds=9)), "bot-2": (7.0, T0)}
+        }
+        ranked = [parameters for sql, parameters in queries if "GROUP BY" in sql]
+        assert ranked == [(seen, seen + 1, "2026-03-01 12:00:00.000000", seen, seen + 1)]
 
 
 # -- the write path of pushed samples (group commit) ------------------------------------------

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vigil.core import Sample, ValidationError
-from vigil.web.routes.ingest import _modelled_sample, _plain_sample
+from vigil.web.routes.ingest import Seen, _modelled_sample, _plain_sample
 
 NOW = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 
@@ -144,3 +144,40 @@ def test_whatever_the_fast_path_accepts_the_model_accepts_as_the_same_sample(
     if extra:
         raw["note"] = "x"
     check(raw)
+
+
+_raws = st.fixed_dictionaries(
+    {"metric": _metrics, "value": _values},
+    optional={"time": st.one_of(_times(), st.sampled_from(["2026-11-27T09:59:59Z", None]))},
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(raws=st.lists(_raws, max_size=12))
+def test_what_a_batch_has_shown_good_changes_no_answer(raws: list[dict[str, object]]) -> None:
+    """The names and times a batch's earlier samples have shown good are not checked again:
+    every sample is still answered as it would be alone (the same sample, or the model's)."""
+    seen = Seen()
+    for raw in raws:
+        alone = _plain_sample(raw, "shard-0", NOW)
+        in_batch = _plain_sample(raw, "shard-0", NOW, seen)
+        assert (alone is None) == (in_batch is None), raw
+        if alone is not None and in_batch is not None:
+            assert same(alone, in_batch), (raw, alone, in_batch)
+
+
+def test_a_batch_parses_each_time_once() -> None:
+    """A batch's samples mostly share a few instants: one parse each."""
+    seen = Seen()
+    first, second = (
+        _plain_sample(
+            {"metric": metric, "value": 1.0, "time": "2026-11-27T09:59:59.25Z"},
+            "shard-0",
+            NOW,
+            seen,
+        )
+        for metric in ("gateway_latency", "error_rate")
+    )
+    assert first is not None and second is not None
+    assert first.time is second.time
+    assert seen.metrics == {"gateway_latency", "error_rate"}

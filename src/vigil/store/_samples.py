@@ -8,6 +8,7 @@ import contextlib
 import itertools
 import sqlite3
 from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,6 +43,8 @@ _SAMPLE_COLUMNS = ("instance", "metric", "time", "value")
 
 class SampleQueries(Rollups):
     _sample_writing: asyncio.Lock | None = None  # one write at a time on ``_sample_writer``
+    # A SQLite file: the monitor's last latest-readings answer, brought up to date next time.
+    _sqlite_known: _KnownNewest | None = None
 
     async def write_samples(self, samples: Sequence[Sample]) -> None:
         """Store pushed samples, however many, in one transaction: the group commit's write
@@ -322,27 +325,88 @@ class SampleQueries(Rollups):
     async def _sqlite_latest_readings(
         self, since: datetime, exclude_instance: str | None
     ) -> dict[str, dict[str, tuple[float, datetime]]]:
-        """``latest_readings`` on a SQLite file, the monitor's one query of a quiet cycle: the
-        query ``_newest`` builds, in SQLite's words, on a read connection of its own, sent to
-        the driver's thread and read back in one hand-off. Through SQLAlchemy and its pool
-        the same read costs nine (begin, cursor, execute, fetch, close, and the pool's
-        rollback), each a wake-up of the driver's thread and of the event loop."""
+        """``latest_readings`` on a SQLite file, the monitor's one read of a cycle: what the
+        query ``_newest`` builds answers, in SQLite's words (``_LATEST_SQLITE``: grouped, not
+        ranked), on a read connection of its own (each query one hand-off to the driver's
+        thread; through SQLAlchemy and its pool the same read costs nine: begin, cursor,
+        execute, fetch, close, and the pool's rollback).
+
+        Incremental (``_sqlite_newest``): only the rows stored since the last call are read,
+        not every row of the horizon again, so a monitor reading a few seconds back while
+        pushes arrive reads each pushed sample once, not once for every cycle it stays in
+        reach."""
         check_time("since", since)
-        parameters: tuple[str, ...] = (sqlite_text(since),)
-        sql = _LATEST_SQLITE
-        if exclude_instance is not None:
-            sql, parameters = _LATEST_SQLITE_EXCLUDING, (*parameters, exclude_instance)
         if self._database is None:  # in memory: only the engine's connection sees the data
+            sql, parameters = _latest_sqlite(since, exclude_instance)
             with translated_errors("reading latest readings"):
                 async with self._engine.connect() as connection:
                     result = await connection.exec_driver_sql(sql, parameters)
                     rows: Iterable[Any] = result.all()
+            newest = {(i, m): (t, row_id, v) for m, i, v, t, row_id in rows}
         else:
-            rows = await self._reader_fetch("reading latest readings", sql, parameters)
+            newest = await self._sqlite_newest(sqlite_text(since), exclude_instance)
         readings: dict[str, dict[str, tuple[float, datetime]]] = {}
-        for metric, instance, value, time in rows:
+        for (instance, metric), (time, _, value) in newest.items():
             readings.setdefault(metric, {})[instance] = (float(value), sqlite_time(time))
         return readings
+
+    async def _sqlite_newest(self, since: str, exclude_instance: str | None) -> _SeriesNewest:
+        """Each series' newest row (time text, id, value) at or after ``since``, by (instance,
+        metric), leaving out ``exclude_instance``: the previous call's answer brought up to
+        date with the rows stored since (ids above the highest it saw), the same as ranking
+        every row at or after ``since`` afresh.
+
+        Sound because SQLite has one writer at a time, so a row committed after a read has a
+        higher id than every row that read saw, and samples are never updated. Answered
+        afresh when the previous answer cannot be brought up to date: another instance left
+        out, ``since`` moved back (the rules reach further), a row it holds deleted (a
+        cleanup), or the highest row it saw gone: only then may SQLite give a new row an id
+        below it (the table has no AUTOINCREMENT), which the rows "since" would miss."""
+        action = "reading latest readings"
+        known = self._sqlite_known
+        self._sqlite_known = None  # until this call has succeeded
+        top, print_, before = 0, (), None
+        for row_id, *row_print in await self._reader_fetch(
+            action, _TOP_SQLITE, (known.upto if known is not None else -1,)
+        ):
+            if known is not None and row_id == known.upto:
+                before = tuple(row_print)
+            if row_id > top:
+                top, print_ = row_id, tuple(row_print)
+        newest: _SeriesNewest | None = None
+        if (
+            known is not None
+            and known.exclude == exclude_instance
+            and since >= known.since
+            and (known.upto == 0 or before == known.print_)
+        ):
+            newest = {key: row for key, row in known.rows.items() if row[0] >= since}
+            if top > known.upto:  # rows stored since (none at rest: no query)
+                sql, parameters = _latest_sqlite_newer(since, exclude_instance, known.upto, top)
+                for metric, instance, value, time, row_id in await self._reader_fetch(
+                    action, sql, parameters
+                ):
+                    key = (instance, metric)
+                    held = newest.get(key)
+                    if held is None or (time, row_id) > held[:2]:
+                        newest[key] = (time, row_id, value)
+            kept = [row_id for _, row_id, _ in newest.values() if row_id <= known.upto]
+            for start in range(0, len(kept), _IDS_A_QUERY):
+                part = kept[start : start + _IDS_A_QUERY]
+                marks = ", ".join("?" * len(part))
+                sql = f"SELECT count(*) FROM samples WHERE id IN ({marks})"
+                [(found,)] = await self._reader_fetch(action, sql, part)
+                if found != len(part):  # deleted since: read afresh
+                    newest = None
+                    break
+        if newest is None:
+            sql, parameters = _latest_sqlite(since, exclude_instance, upto=top)
+            newest = {
+                (i, m): (t, row_id, v)
+                for m, i, v, t, row_id in await self._reader_fetch(action, sql, parameters)
+            }
+        self._sqlite_known = _KnownNewest(exclude_instance, since, top, print_, newest)
+        return newest
 
     def _newest(self, since: datetime, exclude_instance: str | None) -> Any:
         """The interval's samples with each series' rows ranked newest first (the one stored
@@ -419,14 +483,79 @@ _STATISTICS = (
 )
 
 
-# ``_newest`` in SQLite's words (the same ranking: newest time, then the one stored last).
-_LATEST_SQLITE_RANKED = (
-    "SELECT metric, instance, value, time FROM (SELECT instance, metric, value, time, "
-    "row_number() OVER (PARTITION BY instance, metric ORDER BY time DESC, id DESC) AS rank "
-    "FROM samples WHERE time >= ?{excluding}) WHERE rank = 1"
+# ``_newest`` in SQLite's words: each series' newest time among the rows ``where`` says, and
+# the rows of that series and time (``among`` those), in the order they were stored: the last
+# of a series is its newest (newest time, then the one stored last). A quarter of the cost of
+# ranking every row with a window function: the rows are grouped, not sorted.
+_LATEST_SQLITE = (
+    "SELECT s.metric, s.instance, s.value, s.time, s.id FROM (SELECT instance, metric, "
+    "max(time) AS time FROM samples WHERE {where} GROUP BY instance, metric) AS g "
+    "JOIN samples AS s ON s.metric = g.metric AND s.time = g.time AND s.instance = g.instance"
+    "{among} ORDER BY s.id"
 )
-_LATEST_SQLITE = _LATEST_SQLITE_RANKED.format(excluding="")
-_LATEST_SQLITE_EXCLUDING = _LATEST_SQLITE_RANKED.format(excluding=" AND instance != ?")
+# The rows stored since a previous read (by id, the primary key; ``+time`` keeps the time
+# index out of it), within the horizon.
+_NEWER_SQLITE = "id > ? AND id <= ? AND +time >= ?"
+# The highest row's id and what it holds, and those of the row with the given id.
+_TOP_SQLITE = (
+    "SELECT id, instance, metric, time, value FROM samples "
+    "WHERE id = (SELECT max(id) FROM samples) OR id = ?"
+)
+_IDS_A_QUERY = 500  # ids checked a query (SQLite before 3.32 takes at most 999 parameters)
+
+# A series' newest row: (time as SQLite stores it, id, value), by (instance, metric).
+_SeriesNewest = dict[tuple[str, str], tuple[str, int, float]]
+
+
+@dataclass(frozen=True, slots=True)
+class _KnownNewest:
+    """What ``_sqlite_newest`` answered last: for ``exclude``, the rows at or after ``since``
+    among those up to id ``upto`` (the highest then, holding ``print_``; 0: none)."""
+
+    exclude: str | None
+    since: str
+    upto: int
+    print_: tuple[Any, ...]
+    rows: _SeriesNewest
+
+
+def _latest_sqlite(
+    since: datetime | str, exclude_instance: str | None, *, upto: int | None = None
+) -> tuple[str, tuple[Any, ...]]:
+    """The newest of every series among the rows at or after ``since`` (up to id ``upto``):
+    query, parameters."""
+    where = "time >= ?"
+    parameters: list[Any] = [since if isinstance(since, str) else sqlite_text(since)]
+    if upto is not None:
+        where += " AND id <= ?"
+        parameters.append(upto)
+    if upto is None:
+        return _excluding(where, parameters, exclude_instance, "", [])
+    return _excluding(where, parameters, exclude_instance, " WHERE s.id <= ?", [upto])
+
+
+def _latest_sqlite_newer(
+    since: str, exclude_instance: str | None, after: int, upto: int
+) -> tuple[str, tuple[Any, ...]]:
+    """The newest of every series among the rows with ids in (``after``, ``upto``] at or
+    after ``since``."""
+    among = " WHERE s.id > ? AND s.id <= ?"
+    return _excluding(_NEWER_SQLITE, [after, upto, since], exclude_instance, among, [after, upto])
+
+
+def _excluding(
+    where: str,
+    parameters: list[Any],
+    exclude_instance: str | None,
+    among: str,
+    among_parameters: list[int],
+) -> tuple[str, tuple[Any, ...]]:
+    """``_LATEST_SQLITE`` for ``where`` and ``among``, leaving out ``exclude_instance``."""
+    if exclude_instance is not None:
+        where += " AND instance != ?"
+        parameters.append(exclude_instance)
+    sql = _LATEST_SQLITE.format(where=where, among=among)
+    return sql, (*parameters, *among_parameters)
 
 
 def _check_metric(metric: object) -> None:

@@ -200,12 +200,13 @@ async def _samples(batch: IngestIn, *, now: datetime, settings: Settings) -> lis
     latest = now + timedelta(seconds=settings.ingest_max_future)
     earliest = now - timedelta(seconds=settings.ingest_max_age)
     samples: list[Sample] = []
+    seen = Seen()
     for start in range(0, len(items), SLICE):
         if start:
             await asyncio.sleep(0)  # let health checks and the monitor in
         for index in range(start, min(start + SLICE, len(items))):
             raw = items[index]
-            checked = _plain_sample(raw, batch.instance, now)
+            checked = _plain_sample(raw, batch.instance, now, seen)
             if checked is None:  # not the plain form: the model decides, and names the error
                 checked = _modelled_sample(raw, index, batch.instance, now)
             when = checked.time
@@ -235,14 +236,34 @@ _PLAIN_TIME = re.compile(
 _EXACT_INT = 2**53
 
 
-def _plain_sample(raw: object, instance: str, now: datetime) -> Sample | None:
-    """``raw`` as a sample if it has the plain form; ``None`` if the model must decide."""
+class Seen:
+    """What the plain samples of one batch have shown good so far: its samples mostly share
+    a few metrics and times (all of one instant, or the same metrics at a few instants), and
+    a name or time checked once need not be checked again."""
+
+    __slots__ = ("metrics", "times")
+
+    def __init__(self) -> None:
+        self.metrics: set[str] = set()  # of the metric pattern
+        self.times: dict[str, datetime] = {}  # plain-form time texts, parsed
+
+
+def _plain_sample(
+    raw: object, instance: str, now: datetime, seen: Seen | None = None
+) -> Sample | None:
+    """``raw`` as a sample if it has the plain form; ``None`` if the model must decide.
+    ``seen``: what the batch's earlier samples have shown good (added to here)."""
     if type(raw) is not dict or not 2 <= len(raw) <= 3:
         return None
     metric = raw.get("metric")
     value = raw.get("value")
-    if type(metric) is not str or not METRIC_PATTERN.fullmatch(metric):
+    if type(metric) is not str:
         return None
+    if seen is None or metric not in seen.metrics:
+        if not METRIC_PATTERN.fullmatch(metric):
+            return None
+        if seen is not None:
+            seen.metrics.add(metric)
     if type(value) is float:
         if not math.isfinite(value):
             return None
@@ -260,10 +281,18 @@ def _plain_sample(raw: object, instance: str, now: datetime) -> Sample | None:
         text = raw["time"]
         if text is None:
             when = now
-        elif type(text) is str and _PLAIN_TIME.fullmatch(text):
-            try:
-                when = datetime.fromisoformat(text).astimezone(UTC)
-            except (ValueError, OverflowError):
+        elif type(text) is str:
+            known = seen.times.get(text) if seen is not None else None
+            if known is not None:
+                when = known
+            elif _PLAIN_TIME.fullmatch(text):
+                try:
+                    when = datetime.fromisoformat(text).astimezone(UTC)
+                except (ValueError, OverflowError):
+                    return None
+                if seen is not None:
+                    seen.times[text] = when
+            else:
                 return None
         else:
             return None
