@@ -14,6 +14,10 @@ the outcome:
   it while the row's send is under way or waiting its turn, so a slow send keeps its row and
   a crash delays the message by about one lease.
 
+The monitor's cycle claims its own rows for the dispatcher of its process in the transaction
+that writes them (``take``, the ``Handoff`` port): they are sent at once, without a claim
+transaction to wait for, and leased, renewed and settled like any claimed row.
+
 Delivery is therefore at least once: a crash after the message left and before it was marked
 sent sends it again, under the same idempotency key. The dispatcher wakes when events are
 published (from this process, or read from the log: another process's rows come with their
@@ -49,7 +53,7 @@ from vigil.notify.digest import format_digest
 from vigil.notify.grouped import format_group
 from vigil.runtime.followups import write_digests, write_escalations
 from vigil.runtime.ports import DigestStore, EscalationStore, Leadership, NotifierStore
-from vigil.store import Delivery, LastNotification, OutboxCounts, VigilStorageError
+from vigil.store import Claim, Delivery, LastNotification, OutboxCounts, VigilStorageError
 
 logger = logging.getLogger(__name__)
 
@@ -172,11 +176,25 @@ class Notifier:
         # together (group commit): concurrent writers would only queue on SQLite's lock.
         self._writing = asyncio.Lock()
         self._unrecorded: dict[int, asyncio.Future[None]] = {}
+        self._handed: list[Delivery] = []  # claimed by the monitor's cycle for us (``take``)
 
     def follow(self, event: Event) -> None:
         """An event listener: a stored incident event may have outbox rows, a new leader
         (maybe this instance) takes over what the last one left, a channel or a policy may
         have become one with a schedule; go and look."""
+        self._wake.set()
+
+    def claim(self) -> Claim | None:
+        """``Handoff``: while this instance dispatches (running, the leader), the monitor's
+        cycle claims its own notifications for it in its transaction, a batch at most."""
+        if not self._running or not self.leadership.is_leader:
+            return None
+        return Claim(timedelta(seconds=self.policy.lease), limit=self.policy.batch)
+
+    def take(self, claim: Claim) -> None:
+        """``Handoff``: the deliveries a cycle claimed for us, sent in the next round (at
+        once), without a claim transaction of our own."""
+        self._handed.extend(claim.deliveries)
         self._wake.set()
 
     @property
@@ -224,6 +242,7 @@ class Notifier:
             if self.leadership.is_leader and (woken or not self._resting()):
                 wait = await self._guarded_round(stop)
             else:
+                self._handed.clear()  # no longer ours to send: due again when their lease ends
                 self.health.beat(NOTIFIER_TASK)
             woken = False
             wakers = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
@@ -286,6 +305,10 @@ class Notifier:
     async def _deliver_due(self, stop: asyncio.Event | None) -> int:
         delivered = 0
         while stop is None or not stop.is_set():
+            if self._handed:  # claimed already, by the cycle that wrote them
+                handed, self._handed = self._handed, []
+                delivered += await self._deliver_all(handed)
+                continue
             claimed = await self.store.claim_notifications(
                 now=self.clock(),
                 lease=timedelta(seconds=self.policy.lease),

@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from vigil.store import models
 from vigil.store.engine import SQLITE_BEGIN, SQLITE_BUSY_TIMEOUT_MS
 from vigil.store.errors import VigilStorageError, translated_errors
 from vigil.store.listen import EVENTS_CHANNEL
+from vigil.store.records import Delivery
 
 # Event ids come from a sequence, and PostgreSQL hands out sequence values at insert time, not
 # at commit: a reader could see id 12 before a slower transaction commits id 11, and then skip
@@ -180,6 +181,18 @@ class StoreBase:
         """The outbox's share of storing events: ``_outbox.Outbox`` writes it."""
         raise NotImplementedError
 
+    async def _claim(
+        self,
+        connection: AsyncConnection,
+        *,
+        now: datetime,
+        lease: timedelta,
+        limit: int,
+        among: Sequence[Event] | None = None,
+    ) -> list[Delivery]:
+        """Claiming outbox rows within a transaction: ``_outbox.Outbox`` writes it."""
+        raise NotImplementedError
+
     async def _insert_samples(self, connection: AsyncConnection, items: Sequence[Sample]) -> None:
         """Samples within ``connection``'s transaction: ``_samples.SampleQueries`` adds it."""
         raise NotImplementedError
@@ -227,6 +240,11 @@ def event_payload(item: Event) -> dict[str, Any]:
     except (TypeError, ValueError) as exc:
         raise ValidationError("data", f"event data must be JSON: {exc}") from None
     return payload
+
+
+def logged(item: Event) -> Event:
+    """A stored event as reading it back from the log gives it (its JSON payload)."""
+    return Event.from_dict(json.loads(json.dumps({**event_payload(item), "id": item.id})))
 
 
 def _with_id(item: Event, new_id: int) -> Event:
@@ -329,6 +347,12 @@ check_time = validation.check_aware
 check_enum = validation.check_choice
 check_int = validation.check_int
 check_name = validation.check_text
+
+
+def check_lease(lease: timedelta) -> timedelta:
+    if not isinstance(lease, timedelta) or lease <= timedelta(0):
+        raise ValidationError("lease", f"must be a positive duration, got {lease!r}")
+    return lease
 
 
 def parse_incident_id(value: uuid.UUID | str) -> uuid.UUID:
