@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Row, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vigil.core.digest import Delivery as DigestDelivery
 from vigil.core.errors import NotFoundError, ValidationError
 from vigil.core.events import Event
 from vigil.core.incidents import Severity, Status
@@ -67,7 +68,7 @@ class Outbox(IncidentGroups):
         table = models.channels
         channels = (
             await connection.execute(
-                select(table.c.name, table.c.events, table.c.min_severity)
+                select(table.c.name, table.c.events, table.c.min_severity, table.c.delivery)
                 .where(table.c.enabled.is_(True))
                 .order_by(table.c.name)
             )
@@ -84,7 +85,12 @@ class Outbox(IncidentGroups):
             )
         ]
         rows = await route_rows(
-            connection, notified, rows, enabled=[c.name for c in channels], make_row=_row
+            connection,
+            notified,
+            rows,
+            enabled=[c.name for c in channels],
+            digests={c.name for c in channels if c.delivery != DigestDelivery.REALTIME.value},
+            make_row=_row,
         )
         rows = await self._group_rows(connection, notified, rows)
         if rows:
