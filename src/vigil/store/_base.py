@@ -139,9 +139,14 @@ class StoreBase:
         return sqlite.insert(table)
 
     async def _append_events(
-        self, connection: AsyncConnection, items: Sequence[Event]
+        self,
+        connection: AsyncConnection,
+        items: Sequence[Event],
+        *,
+        new_groups: Mapping[uuid.UUID, timedelta] | None = None,
     ) -> list[Event]:
-        """Insert events in order; returns them carrying their new ids."""
+        """Insert events in order; returns them carrying their new ids. ``new_groups``: the
+        incident groups this transaction created (``_group_rows``)."""
         if not items:
             return []
         if self._dialect == "postgresql":
@@ -166,7 +171,7 @@ class StoreBase:
             stored.append(_with_id(item, int(new_id)))
         # The one place incident events are stored, so the one place their notifications are
         # written: same transaction, same fate.
-        await self._enqueue_notifications(connection, stored)
+        await self._enqueue_notifications(connection, stored, new_groups=new_groups)
         await self._count_rule_stats(connection, stored)
         connection.info[_APPENDED] = True
         if self._dialect == "postgresql":
@@ -176,7 +181,11 @@ class StoreBase:
         return stored
 
     async def _enqueue_notifications(
-        self, connection: AsyncConnection, events: Sequence[Event]
+        self,
+        connection: AsyncConnection,
+        events: Sequence[Event],
+        *,
+        new_groups: Mapping[uuid.UUID, timedelta] | None = None,
     ) -> None:
         """The outbox's share of storing events: ``_outbox.Outbox`` writes it."""
         raise NotImplementedError

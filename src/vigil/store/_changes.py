@@ -155,7 +155,7 @@ class IncidentChanges(IncidentGroups):
             if result.changed:
                 await self._save_streaks(connection, result, now)
             stored: dict[uuid.UUID, Incident] = {}
-            joined = await self._assign_groups(
+            joined, new_groups = await self._assign_groups(
                 connection,
                 [latest[ident] for ident in sorted(opened)],
                 window=group_window,
@@ -179,6 +179,7 @@ class IncidentChanges(IncidentGroups):
                     else _replace_incident(item, stored[item.incident.id])
                     for item in result.events
                 ],
+                new_groups=new_groups,
             )
             claimed = (
                 await self._claim(

@@ -15,7 +15,7 @@ from being recorded; its delivery fails, visibly, instead.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -46,7 +46,11 @@ MAX_ERROR = 2000
 
 class Outbox(IncidentGroups):
     async def _enqueue_notifications(
-        self, connection: AsyncConnection, events: Sequence[Event]
+        self,
+        connection: AsyncConnection,
+        events: Sequence[Event],
+        *,
+        new_groups: Mapping[uuid.UUID, timedelta] | None = None,
     ) -> None:
         """Write one pending row per (incident event, enabled channel that wants it). The key
         is the message's idempotency key, so writing the same again adds nothing.
@@ -92,7 +96,7 @@ class Outbox(IncidentGroups):
             digests={c.name for c in channels if c.delivery != DigestDelivery.REALTIME.value},
             make_row=_row,
         )
-        rows = await self._group_rows(connection, notified, rows)
+        rows = await self._group_rows(connection, notified, rows, new_groups=new_groups)
         if rows:
             outbox = models.outbox
             await connection.execute(
