@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from tests.runtime.support import Clock, Script, Started, cycle, settings, wait_until
-from vigil.core import EventKind, Rule, Severity
-from vigil.notify import idempotency_key
+from vigil.core import EventKind, Rule, Severity, ValidationError
+from vigil.notify import Channel, idempotency_key
 from vigil.runtime import Vigil
 from vigil.runtime.notifier import DeliveryPolicy
 from vigil.runtime.ports import Handoff
@@ -109,13 +109,22 @@ async def test_the_cycle_hands_its_notifications_to_the_dispatcher_without_a_cla
             claims.extend(d.item.id for d in found)
             return found
 
+        reads: list[int] = []
+        delivery_channels = vigil.store.delivery_channels
+
+        async def read_channels() -> dict[str, Channel | ValidationError]:
+            reads.append(1)
+            return await delivery_channels()
+
         monkeypatch.setattr(vigil.store, "claim_notifications", counted)
+        monkeypatch.setattr(vigil.store, "delivery_channels", read_channels)
         assert await breach(vigil, clock, script, 150, 150) == [EventKind.INCIDENT_OPENED]
         await receiver.wait_for(lambda: len(receiver.hits) == 1)
         await wait_until(lambda: vigil.notifier.status().delivered == 1)
         [row] = await vigil.store.list_notifications()
         assert (row.status, row.attempts) == (OutboxStatus.SENT, 1)
         assert claims == []  # claimed by the cycle, not by a claim of the dispatcher's
+        assert reads == []  # to the channel as the cycle read it
 
 
 async def test_what_the_cycle_claimed_and_nobody_sent_goes_out_after_the_lease(

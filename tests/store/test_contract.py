@@ -30,7 +30,7 @@ from vigil.core import (
     resolve,
 )
 from vigil.core.silences import MaintenanceWindow, Snooze
-from vigil.notify import idempotency_key
+from vigil.notify import Channel, idempotency_key
 from vigil.runtime.ports import MonitorStore, NotifierStore, SilenceStore
 from vigil.store import Claim, OutboxStatus, Store
 from vigil.store.memory import MemoryStore
@@ -447,6 +447,7 @@ async def test_a_cycle_claims_its_own_notifications_as_a_claim_would(store: AnyS
         samples=[], result=CycleResult(events=[opening]), now=T0, claim=claim
     )
     assert sorted(d.item.channel for d in claim.deliveries) == ["a", "b"]
+    assert {name: type(c) for name, c in claim.channels.items()} == {"a": Channel, "b": Channel}
     assert all(d.event == opened for d in claim.deliveries)
     assert all(
         (d.item.attempts, d.item.next_attempt_at) == (1, T0 + LEASE) for d in claim.deliveries

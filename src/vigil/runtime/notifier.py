@@ -176,7 +176,7 @@ class Notifier:
         # together (group commit): concurrent writers would only queue on SQLite's lock.
         self._writing = asyncio.Lock()
         self._unrecorded: dict[int, asyncio.Future[None]] = {}
-        self._handed: list[Delivery] = []  # claimed by the monitor's cycle for us (``take``)
+        self._handed: list[Claim] = []  # claimed by the monitor's cycles for us (``take``)
 
     def follow(self, event: Event) -> None:
         """An event listener: a stored incident event may have outbox rows, a new leader
@@ -193,8 +193,8 @@ class Notifier:
 
     def take(self, claim: Claim) -> None:
         """``Handoff``: the deliveries a cycle claimed for us, sent in the next round (at
-        once), without a claim transaction of our own."""
-        self._handed.extend(claim.deliveries)
+        once) to the channels as the cycle read them, with no transaction of our own first."""
+        self._handed.append(claim)
         self._wake.set()
 
     @property
@@ -306,8 +306,8 @@ class Notifier:
         delivered = 0
         while stop is None or not stop.is_set():
             if self._handed:  # claimed already, by the cycle that wrote them
-                handed, self._handed = self._handed, []
-                delivered += await self._deliver_all(handed)
+                claim = self._handed.pop(0)
+                delivered += await self._deliver_all(claim.deliveries, claim.channels)
                 continue
             claimed = await self.store.claim_notifications(
                 now=self.clock(),
@@ -326,10 +326,16 @@ class Notifier:
             delivered += await self._deliver_all(claimed)
         return delivered
 
-    async def _deliver_all(self, claimed: list[Delivery]) -> int:
+    async def _deliver_all(
+        self,
+        claimed: list[Delivery],
+        channels: Mapping[str, Channel | ValidationError] | None = None,
+    ) -> int:
         """Claimed rows hold at most one per incident and channel, so none waits for another:
-        they go out together, ``concurrency`` at a time."""
-        channels = await self.store.delivery_channels()
+        they go out together, ``concurrency`` at a time. ``channels``: as read with the claim
+        (read now if not given)."""
+        if channels is None:
+            channels = await self.store.delivery_channels()
         limit = asyncio.Semaphore(self.policy.concurrency)
         unsettled = {delivery.item.id for delivery in claimed}
 

@@ -31,7 +31,7 @@ from vigil.store import models
 from vigil.store.engine import SQLITE_BEGIN, SQLITE_BUSY_TIMEOUT_MS
 from vigil.store.errors import VigilStorageError, translated_errors
 from vigil.store.listen import EVENTS_CHANNEL
-from vigil.store.records import Delivery
+from vigil.store.records import Claim, Delivery
 
 # Event ids come from a sequence, and PostgreSQL hands out sequence values at insert time, not
 # at commit: a reader could see id 12 before a slower transaction commits id 11, and then skip
@@ -144,9 +144,11 @@ class StoreBase:
         items: Sequence[Event],
         *,
         new_groups: Mapping[uuid.UUID, timedelta] | None = None,
+        claim: Claim | None = None,
     ) -> list[Event]:
         """Insert events in order; returns them carrying their new ids. ``new_groups``: the
-        incident groups this transaction created (``_group_rows``)."""
+        incident groups this transaction created (``_group_rows``); ``claim``: the
+        notifications' claim, given the channels they name (``_enqueue_notifications``)."""
         if not items:
             return []
         if self._dialect == "postgresql":
@@ -171,7 +173,7 @@ class StoreBase:
             stored.append(_with_id(item, int(new_id)))
         # The one place incident events are stored, so the one place their notifications are
         # written: same transaction, same fate.
-        await self._enqueue_notifications(connection, stored, new_groups=new_groups)
+        await self._enqueue_notifications(connection, stored, new_groups=new_groups, claim=claim)
         await self._count_rule_stats(connection, stored)
         connection.info[_APPENDED] = True
         if self._dialect == "postgresql":
@@ -186,6 +188,7 @@ class StoreBase:
         events: Sequence[Event],
         *,
         new_groups: Mapping[uuid.UUID, timedelta] | None = None,
+        claim: Claim | None = None,
     ) -> None:
         """The outbox's share of storing events: ``_outbox.Outbox`` writes it."""
         raise NotImplementedError

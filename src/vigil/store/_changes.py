@@ -180,6 +180,7 @@ class IncidentChanges(IncidentGroups):
                     for item in result.events
                 ],
                 new_groups=new_groups,
+                claim=claim,
             )
             claimed = (
                 await self._claim(

@@ -26,7 +26,7 @@ from vigil.core.digest import Delivery as DigestDelivery
 from vigil.core.errors import NotFoundError, ValidationError
 from vigil.core.events import Event
 from vigil.core.incidents import Severity, Status
-from vigil.notify.channels import NotifyOn, subscribed
+from vigil.notify.channels import Channel, NotifyOn, subscribed
 from vigil.notify.format import idempotency_key
 from vigil.store import models
 from vigil.store._base import check_int, check_lease, check_time, event_from_row, logged
@@ -34,6 +34,7 @@ from vigil.store._escalations import route_rows
 from vigil.store._groups import IncidentGroups, group_summaries
 from vigil.store.records import (
     MAX_CLAIM,
+    Claim,
     Delivery,
     LastNotification,
     OutboxCounts,
@@ -51,6 +52,7 @@ class Outbox(IncidentGroups):
         events: Sequence[Event],
         *,
         new_groups: Mapping[uuid.UUID, timedelta] | None = None,
+        claim: Claim | None = None,
     ) -> None:
         """Write one pending row per (incident event, enabled channel that wants it). The key
         is the message's idempotency key, so writing the same again adds nothing.
@@ -72,11 +74,11 @@ class Outbox(IncidentGroups):
         table = models.channels
         channels = (
             await connection.execute(
-                select(table.c.name, table.c.events, table.c.min_severity, table.c.delivery)
-                .where(table.c.enabled.is_(True))
-                .order_by(table.c.name)
+                select(table).where(table.c.enabled.is_(True)).order_by(table.c.name)
             )
         ).all()
+        if claim is not None:  # what its deliveries name, as this transaction sees it
+            claim.channels = delivery_channels_of(channels)
         rows = [
             _row(event, channel.name, now=event.at)
             for event in notified
@@ -421,6 +423,32 @@ def last_of(items: Iterable[OutboxItem]) -> list[LastNotification]:
         )
         for (incident, channel), item in last.items()
     ]
+
+
+def channel_from_row(row: Row[Any]) -> Channel:
+    return Channel(
+        name=row.name,
+        url=row.url,
+        min_severity=row.min_severity,
+        events=notify_on(row.events),
+        enabled=row.enabled,
+        renotify_minutes=row.renotify_minutes,
+        delivery=row.delivery,
+        digest_at=row.digest_at,
+        timezone=row.timezone,
+    )
+
+
+def delivery_channels_of(rows: Iterable[Row[Any]]) -> dict[str, Channel | ValidationError]:
+    """Channels by name, for the dispatcher: a stored URL that no longer passes validation
+    (apprise changed under it) is its error instead, so only that channel's deliveries fail."""
+    found: dict[str, Channel | ValidationError] = {}
+    for row in rows:
+        try:
+            found[row.name] = channel_from_row(row)
+        except ValidationError as exc:
+            found[row.name] = exc
+    return found
 
 
 def notify_on(values: Iterable[str]) -> frozenset[NotifyOn]:

@@ -306,6 +306,11 @@ class MemoryStore:
             for item in result.events
         )
         if claim is not None and events:
+            claim.channels = {
+                name: stored.channel
+                for name, stored in self._channels.items()
+                if stored.channel.enabled
+            }
             claim.deliveries.extend(
                 self._claim(now=now, lease=claim.lease, limit=claim.limit, among=events)
             )

@@ -178,6 +178,8 @@ class Claim:
     lease: timedelta
     limit: int = 100
     deliveries: list[Delivery] = field(default_factory=list)
+    # The enabled channels, as the transaction read them (``Store.delivery_channels``'s form).
+    channels: dict[str, Channel | ValidationError] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.lease, timedelta) or self.lease <= timedelta(0):
