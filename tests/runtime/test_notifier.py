@@ -176,6 +176,30 @@ async def test_a_cycle_claims_for_the_dispatcher_only_while_it_dispatches(
     assert dispatcher.claim() is None  # stopped
 
 
+async def test_a_clean_stop_sends_what_a_cycle_claimed_for_it_before(
+    store: MemoryStore, receiver: Receiver
+) -> None:
+    await store.add_channel({"name": "ops", "url": receiver.url()}, now=utcnow())
+    dispatcher = notifier(store, check_every=3600.0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop))
+    await wait_until(lambda: dispatcher.rounds >= 1)
+    claim = dispatcher.claim()
+    assert claim is not None
+    incident = make_incident(severity=Severity.CRITICAL, at=utcnow())
+    opened = Event.for_incident(EventKind.INCIDENT_OPENED, incident, at=incident.triggered_at)
+    await store.commit_cycle(
+        samples=[], result=CycleResult(events=[opened]), now=opened.at, claim=claim
+    )
+    dispatcher.take(claim)
+    stop.set()  # before its round could start
+    assert dispatcher.claim() is None  # stopping: later cycles leave their rows pending
+    await task
+    [row] = await store.list_notifications()
+    assert (row.status, row.attempts) == (OutboxStatus.SENT, 1)
+    assert len(receiver.hits) == 1
+
+
 async def test_a_clean_stop_finishes_and_records_the_delivery_under_way(
     store: MemoryStore, receiver: Receiver
 ) -> None:

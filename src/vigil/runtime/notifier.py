@@ -177,6 +177,7 @@ class Notifier:
         self._writing = asyncio.Lock()
         self._unrecorded: dict[int, asyncio.Future[None]] = {}
         self._handed: list[Claim] = []  # claimed by the monitor's cycles for us (``take``)
+        self._stop = asyncio.Event()  # ``run``'s
 
     def follow(self, event: Event) -> None:
         """An event listener: a stored incident event may have outbox rows, a new leader
@@ -187,8 +188,8 @@ class Notifier:
     def claim(self) -> Claim | None:
         """``Handoff``: while this instance dispatches (running, the leader), the monitor's
         cycle claims its own notifications for it in its transaction, a batch at most."""
-        if not self._running or not self.leadership.is_leader:
-            return None
+        if not self._running or self._stop.is_set() or not self.leadership.is_leader:
+            return None  # the rows wait for whoever dispatches
         return Claim(timedelta(seconds=self.policy.lease), limit=self.policy.batch)
 
     def take(self, claim: Claim) -> None:
@@ -219,14 +220,20 @@ class Notifier:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Round after round until ``stop`` is set; a round in progress finishes first (its
-        attempts are bounded by ``send_timeout``), so a clean stop leaves nothing claimed."""
+        attempts are bounded by ``send_timeout``), and so do the deliveries cycles claimed for
+        it before the stop, so a clean stop leaves nothing claimed."""
         policy = self.policy
         self.health.register(NOTIFIER_TASK, stale_after=max(3 * policy.check_every, 60.0))
         self._running = True
+        self._stop = stop
         try:
             await self._run(stop, policy)
+            while self._handed and self.leadership.is_leader:
+                claim = self._handed.pop(0)
+                await self._deliver_all(claim.deliveries, claim.channels)
         finally:
             self._running = False
+            self._handed.clear()  # (not sent: due again when their lease ends)
             await self._close_transport()
 
     async def _close_transport(self) -> None:

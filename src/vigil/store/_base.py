@@ -27,7 +27,7 @@ from vigil.core.events import Event
 from vigil.core.incidents import Incident
 from vigil.core.rules import FIELD_NAMES, Rule
 from vigil.core.samples import Sample
-from vigil.store import models
+from vigil.store import models, records
 from vigil.store.engine import SQLITE_BEGIN, SQLITE_BUSY_TIMEOUT_MS
 from vigil.store.errors import VigilStorageError, translated_errors
 from vigil.store.listen import EVENTS_CHANNEL
@@ -359,12 +359,7 @@ check_time = validation.check_aware
 check_enum = validation.check_choice
 check_int = validation.check_int
 check_name = validation.check_text
-
-
-def check_lease(lease: timedelta) -> timedelta:
-    if not isinstance(lease, timedelta) or lease <= timedelta(0):
-        raise ValidationError("lease", f"must be a positive duration, got {lease!r}")
-    return lease
+check_lease = records.check_lease
 
 
 def parse_incident_id(value: uuid.UUID | str) -> uuid.UUID:

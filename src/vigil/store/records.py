@@ -165,6 +165,12 @@ class Delivery:
 MAX_CLAIM = 1000  # outbox rows claimed at once
 
 
+def check_lease(lease: timedelta) -> timedelta:
+    if not isinstance(lease, timedelta) or lease <= timedelta(0):
+        raise ValidationError("lease", f"must be a positive duration, got {lease!r}")
+    return lease
+
+
 @dataclass(slots=True)
 class Claim:
     """Claim a cycle's own notifications in the transaction that writes them
@@ -182,8 +188,7 @@ class Claim:
     channels: dict[str, Channel | ValidationError] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.lease, timedelta) or self.lease <= timedelta(0):
-            raise ValidationError("lease", f"must be a positive duration, got {self.lease!r}")
+        check_lease(self.lease)
         if isinstance(self.limit, bool) or not 1 <= self.limit <= MAX_CLAIM:
             raise ValidationError("limit", f"must be between 1 and {MAX_CLAIM}")
 
