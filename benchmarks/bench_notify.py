@@ -11,7 +11,9 @@ run, against that same receiver:
    message (a worker thread and a new connection per message), which it replaced;
 3. the outbox: a real Vigil on a fresh SQLite file whose cycle opens ``--incidents``
    incidents at once; notifications delivered (sent and recorded) per second from the commit;
-4. the delay from commit to arrival, one incident event at a time, median and p99.
+4. the delay to arrival, one incident event at a time, median and p99: from the commit, and
+   from the start of the cycle that stored the event (what bench_peer.py's "trigger ->
+   receiver" measures, the cycle's own work included).
 
     python benchmarks/bench_notify.py [--incidents 400] [--samples 200] [--database-url URL]
 
@@ -236,19 +238,26 @@ class Bench:
         await self.delivered(done + len(events))
         return len(events) / (time.monotonic() - start)
 
-    async def delays(self, port: int, samples: int) -> list[float]:
-        """Commit to arrival, milliseconds, one event at a time: opened, resolved, opened..."""
-        keys: dict[str, float] = {}
+    async def delays(self, port: int, samples: int) -> tuple[list[float], list[float]]:
+        """Milliseconds to arrival, one event at a time (opened, resolved, opened...): from
+        the commit, and from the start of the cycle (the incident's trigger time, as
+        bench_peer.py's "trigger -> receiver" counts it: the cycle's own work included)."""
+        keys: dict[str, tuple[float, float]] = {}
         for n in range(samples):
             self.source.values = {LATENCY_METRIC: 5.0 if n % 2 == 0 else 0.0}
             done = self.vigil.notifier.status().delivered
+            started = time.monotonic()
             events = await self.vigil.monitor.cycle()
             [event] = [e for e in events if e.metric == LATENCY_METRIC]
             assert event.incident is not None and event.id is not None
-            keys[idempotency_key(event.incident.id, event.id, "bench")] = self.committed[event.id]
+            key = idempotency_key(event.incident.id, event.id, "bench")
+            keys[key] = (self.committed[event.id], started)
             await self.delivered(done + len(events))
         _, arrivals = await received(port)
-        return [(arrivals[key] - at) * 1000 for key, at in keys.items()]
+        return (
+            [(arrivals[key] - at) * 1000 for key, (at, _) in keys.items()],
+            [(arrivals[key] - at) * 1000 for key, (_, at) in keys.items()],
+        )
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -296,7 +305,7 @@ async def main(args: argparse.Namespace) -> None:
                     await transport_alone(port, args.incidents, args.concurrency, apprise=True)
                 )
                 outboxes.append(await bench.outbox_round())
-            delays = await bench.delays(port, args.samples)
+            delays, from_start = await bench.delays(port, args.samples)
     ceiling, alone, by_apprise, outbox = (
         statistics.median(x) for x in (ceilings, alones, apprises, outboxes)
     )
@@ -318,11 +327,12 @@ async def main(args: argparse.Namespace) -> None:
         f"outbox through a real Vigil ({database}):   {outbox:7.0f} /s  {_spread(outboxes)}"
         f"  = {outbox / ceiling:.2f}x the ceiling, {outbox / alone:.2f}x the transport alone"
     )
-    median, p99 = statistics.median(delays), percentile(delays, 0.99)
-    print(
-        f"commit -> message received, {len(delays)} events one at a time: "
-        f"median {median:.1f} ms, p99 {p99:.1f} ms, max {max(delays):.1f} ms"
-    )
+    for label, values in (("commit", delays), ("cycle start", from_start)):
+        median, p99 = statistics.median(values), percentile(values, 0.99)
+        print(
+            f"{label} -> message received, {len(values)} events one at a time: "
+            f"median {median:.1f} ms, p99 {p99:.1f} ms, max {max(values):.1f} ms"
+        )
 
 
 def _spread(values: list[float]) -> str:

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
 from tests.runtime.support import Clock, Script, Started, cycle, settings, wait_until
-from vigil.core import EventKind, Rule, Severity
-from vigil.notify import idempotency_key
+from vigil.core import EventKind, Rule, Severity, ValidationError
+from vigil.notify import Channel, idempotency_key
 from vigil.runtime import Vigil
 from vigil.runtime.notifier import DeliveryPolicy
+from vigil.runtime.ports import Handoff
 from vigil.runtime.vigil import utcnow
-from vigil.store import OutboxStatus
+from vigil.store import Claim, Delivery, OutboxStatus
 
 from ..notify.receiver import MailReceiver, Receiver, serving
 
@@ -89,6 +91,78 @@ async def test_an_incident_reaches_the_webhook_with_its_content(
         assert {row.status for row in rows} == {OutboxStatus.SENT}
         assert sorted(receiver.copies().values()) == [1, 1, 1]
         assert set(receiver.copies()) == {row.idempotency_key for row in rows}
+
+
+async def test_the_cycle_hands_its_notifications_to_the_dispatcher_without_a_claim(
+    migrated_url: str, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The leader's dispatcher runs in the monitor's process: the cycle's transaction claims
+    the rows for it, and it sends them at once, with no claim transaction to wait for."""
+    script, clock = Script(), Clock()
+    async with started(migrated_url, script, clock) as vigil:
+        await add_channel(vigil, "ops", receiver.url("/vigil"))
+        claims: list[int] = []
+        claim_notifications = vigil.store.claim_notifications
+
+        async def counted(**options: Any) -> list[Delivery]:
+            found = await claim_notifications(**options)
+            claims.extend(d.item.id for d in found)
+            return found
+
+        reads: list[int] = []
+        delivery_channels = vigil.store.delivery_channels
+
+        async def read_channels() -> dict[str, Channel | ValidationError]:
+            reads.append(1)
+            return await delivery_channels()
+
+        monkeypatch.setattr(vigil.store, "claim_notifications", counted)
+        monkeypatch.setattr(vigil.store, "delivery_channels", read_channels)
+        assert await breach(vigil, clock, script, 150, 150) == [EventKind.INCIDENT_OPENED]
+        await receiver.wait_for(lambda: len(receiver.hits) == 1)
+        await wait_until(lambda: vigil.notifier.status().delivered == 1)
+        [row] = await vigil.store.list_notifications()
+        assert (row.status, row.attempts) == (OutboxStatus.SENT, 1)
+        assert claims == []  # claimed by the cycle, not by a claim of the dispatcher's
+        assert reads == []  # to the channel as the cycle read it
+
+
+async def test_what_the_cycle_claimed_and_nobody_sent_goes_out_after_the_lease(
+    migrated_url: str, receiver: Receiver
+) -> None:
+    """The process died between the cycle's commit and the send: the row, claimed by the
+    cycle, comes back when its lease ends, as any claimed row whose attempt never settled."""
+    script, clock = Script(), Clock()
+    policy = DeliveryPolicy(lease=30.0)
+    async with started(migrated_url, script, clock, policy=policy) as vigil:
+        await add_channel(vigil, "ops", receiver.url("/vigil"))
+        lost: list[Delivery] = []
+        vigil.monitor.handoff = Dropping(vigil.notifier, lost)
+        assert await breach(vigil, clock, script, 150, 150) == [EventKind.INCIDENT_OPENED]
+        [claimed] = lost
+        assert claimed.item.attempts == 1
+        assert await vigil.notifier.run_once() == 0  # still leased: nobody sends it
+        clock.advance(policy.lease)
+        await vigil.notifier.run_once()  # (or the dispatcher's own round, whichever looks first)
+        await receiver.wait_for(lambda: len(receiver.hits) == 1)
+        await wait_until(lambda: vigil.notifier.status().delivered == 1)
+        [row] = await vigil.store.list_notifications()
+        assert (row.id, row.status, row.attempts) == (claimed.item.id, OutboxStatus.SENT, 2)
+        assert receiver.hits[0].key == row.idempotency_key
+
+
+class Dropping:
+    """The notifier's ``Handoff``, whose deliveries never reach it (the process died)."""
+
+    def __init__(self, notifier: Handoff, lost: list[Delivery]) -> None:
+        self.notifier = notifier
+        self.lost = lost
+
+    def claim(self) -> Claim | None:
+        return self.notifier.claim()
+
+    def take(self, claim: Claim) -> None:
+        self.lost.extend(claim.deliveries)
 
 
 async def test_each_channel_hears_what_it_subscribes_to(

@@ -142,6 +142,64 @@ async def test_only_the_leader_dispatches(store: MemoryStore, receiver: Receiver
         await task
 
 
+async def test_a_cycle_claims_for_the_dispatcher_only_while_it_dispatches(
+    store: MemoryStore, receiver: Receiver
+) -> None:
+    """``Handoff``: the monitor's cycle claims its rows for the dispatcher while it runs and
+    leads; a follower's (or a stopped one's) rows wait for whoever dispatches."""
+    await store.add_channel({"name": "ops", "url": receiver.url()}, now=utcnow())
+    dispatcher = notifier(store, check_every=3600.0)
+    assert dispatcher.claim() is None  # not running
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop))
+    try:
+        await wait_until(lambda: dispatcher.rounds >= 1)
+        claim = dispatcher.claim()
+        assert claim is not None
+        assert (claim.lease, claim.limit) == (timedelta(seconds=30), dispatcher.policy.batch)
+        incident = make_incident(severity=Severity.CRITICAL, at=utcnow())
+        opened = Event.for_incident(EventKind.INCIDENT_OPENED, incident, at=incident.triggered_at)
+        await store.commit_cycle(
+            samples=[], result=CycleResult(events=[opened]), now=opened.at, claim=claim
+        )
+        dispatcher.take(claim)  # as the monitor does after the commit
+        await receiver.wait_for(lambda: len(receiver.hits) == 1)
+        await wait_until(lambda: dispatcher.status().delivered == 1)
+        [row] = await store.list_notifications()
+        assert (row.status, row.attempts) == (OutboxStatus.SENT, 1)
+
+        dispatcher.leadership.is_leader = False  # type: ignore[misc]  # the test's Switch
+        assert dispatcher.claim() is None
+    finally:
+        stop.set()
+        await task
+    assert dispatcher.claim() is None  # stopped
+
+
+async def test_a_clean_stop_sends_what_a_cycle_claimed_for_it_before(
+    store: MemoryStore, receiver: Receiver
+) -> None:
+    await store.add_channel({"name": "ops", "url": receiver.url()}, now=utcnow())
+    dispatcher = notifier(store, check_every=3600.0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop))
+    await wait_until(lambda: dispatcher.rounds >= 1)
+    claim = dispatcher.claim()
+    assert claim is not None
+    incident = make_incident(severity=Severity.CRITICAL, at=utcnow())
+    opened = Event.for_incident(EventKind.INCIDENT_OPENED, incident, at=incident.triggered_at)
+    await store.commit_cycle(
+        samples=[], result=CycleResult(events=[opened]), now=opened.at, claim=claim
+    )
+    dispatcher.take(claim)
+    stop.set()  # before its round could start
+    assert dispatcher.claim() is None  # stopping: later cycles leave their rows pending
+    await task
+    [row] = await store.list_notifications()
+    assert (row.status, row.attempts) == (OutboxStatus.SENT, 1)
+    assert len(receiver.hits) == 1
+
+
 async def test_a_clean_stop_finishes_and_records_the_delivery_under_way(
     store: MemoryStore, receiver: Receiver
 ) -> None:

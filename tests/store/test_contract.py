@@ -29,9 +29,9 @@ from vigil.core import (
     resolve,
 )
 from vigil.core.silences import MaintenanceWindow, Snooze
-from vigil.notify import idempotency_key
+from vigil.notify import Channel, idempotency_key
 from vigil.runtime.ports import MonitorStore, NotifierStore, SilenceStore
-from vigil.store import OutboxStatus
+from vigil.store import Claim, OutboxStatus
 
 from .conftest import HOOK, T0, AnyStore, make_incident
 
@@ -407,6 +407,98 @@ async def test_claims_keep_one_incident_in_order_and_hold_rows_for_their_lease(
     with pytest.raises(ValidationError) as caught:
         await store.claim_notifications(now=T0, lease=timedelta(0))
     assert caught.value.field == "lease"
+
+
+async def test_a_cycle_claims_its_own_notifications_as_a_claim_would(store: AnyStore) -> None:
+    """``Claim``: the dispatcher in the monitor's process gets the cycle's rows from the
+    cycle's transaction, leased exactly as ``claim_notifications`` leases them."""
+    await _channel(store, "a")
+    await _channel(store, "b")
+    incident = make_incident()
+    opening = Event.for_incident(EventKind.INCIDENT_OPENED, incident, at=T0)
+    claim = Claim(LEASE)
+    [opened] = await store.commit_cycle(
+        samples=[], result=CycleResult(events=[opening]), now=T0, claim=claim
+    )
+    assert sorted(d.item.channel for d in claim.deliveries) == ["a", "b"]
+    assert {name: type(c) for name, c in claim.channels.items()} == {"a": Channel, "b": Channel}
+    assert all(d.event == opened for d in claim.deliveries)
+    assert all(
+        (d.item.attempts, d.item.next_attempt_at) == (1, T0 + LEASE) for d in claim.deliveries
+    )
+    assert all(d.item.status is OutboxStatus.PENDING for d in claim.deliveries)
+    assert await store.claim_notifications(now=T0, lease=LEASE) == []  # held for the lease
+
+    # Resolved while the openings are under way: the resolution waits behind them (one
+    # incident reaches a channel in order), so this cycle claims nothing.
+    _, resolution = resolve(incident, now=T0 + timedelta(seconds=1))
+    later = Claim(LEASE)
+    [resolved] = await store.commit_cycle(
+        samples=[], result=CycleResult(events=[resolution]), now=T0, claim=later
+    )
+    assert later.deliveries == []
+
+    # The dispatcher died without sending: the openings come back when the lease ends.
+    assert await store.claim_notifications(now=T0 + LEASE - timedelta(seconds=1), lease=LEASE) == []
+    again = await store.claim_notifications(now=T0 + LEASE, lease=LEASE)
+    assert sorted((d.item.id, d.item.attempts) for d in again) == sorted(
+        (d.item.id, 2) for d in claim.deliveries
+    )
+    await store.settle_sent([d.item.id for d in again], now=T0 + LEASE)
+    resolutions = await store.claim_notifications(now=T0 + LEASE, lease=LEASE)
+    assert [d.event.id for d in resolutions] == [resolved.id, resolved.id]
+
+
+async def test_a_cycle_claims_a_batch_at_most_and_nothing_when_it_fails(store: AnyStore) -> None:
+    await _channel(store)
+    opened = [make_incident(metric=m) for m in (LATENCY, "error_rate", "memory_usage")]
+    claim = Claim(LEASE, limit=2)
+    await _cycle_claiming(store, claim, *opened)
+    assert len(claim.deliveries) == 2
+    [rest] = await store.claim_notifications(now=T0, lease=LEASE)  # left for any dispatcher
+    assert {rest.item.id} | {d.item.id for d in claim.deliveries} == {
+        item.id for item in await store.list_notifications()
+    }
+    refused = Claim(LEASE)
+    with pytest.raises(DuplicateIncidentError):  # a second open incident: nothing written
+        await _cycle_claiming(store, refused, make_incident())
+    assert refused.deliveries == []
+    with pytest.raises(ValidationError) as caught:
+        Claim(timedelta(0))
+    assert caught.value.field == "lease"
+
+
+async def test_a_claimed_group_message_is_under_way_so_a_later_member_is_told_after_it(
+    store: AnyStore,
+) -> None:
+    await _channel(store)
+    window = timedelta(minutes=1)
+    first = [make_incident(metric=m) for m in (LATENCY, "error_rate")]
+    claim = Claim(LEASE)
+    await _cycle_claiming(store, claim, *first, window=window)
+    [delivery] = claim.deliveries
+    assert delivery.group is not None and delivery.group.size == 2
+    # A member opening meanwhile is not folded into a message whose attempt began: it has a
+    # follow-up of its own, due a window after the group's message.
+    await _cycle_claiming(store, Claim(LEASE), make_incident(metric="memory_usage"), window=window)
+    await store.settle_sent([delivery.item.id], now=T0)
+    assert await store.claim_notifications(now=T0, lease=LEASE) == []
+    [follow_up] = await store.claim_notifications(now=T0 + window, lease=LEASE)
+    assert follow_up.group is not None and follow_up.group.size == 3
+
+
+async def _cycle_claiming(
+    store: AnyStore, claim: Claim, *opened: Incident, window: timedelta = timedelta(0)
+) -> list[Event]:
+    return await store.commit_cycle(
+        samples=[],
+        result=CycleResult(
+            events=[Event.for_incident(EventKind.INCIDENT_OPENED, i, at=T0) for i in opened]
+        ),
+        now=T0,
+        group_window=window,
+        claim=claim,
+    )
 
 
 async def test_settling_sent_retried_failed_and_counted(store: AnyStore) -> None:

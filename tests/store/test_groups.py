@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from vigil.core.errors import IllegalTransitionError, NotFoundError, ValidationError
 from vigil.core.evaluation import CycleResult
@@ -54,6 +56,32 @@ async def test_incidents_opening_together_form_one_group_stored_with_them(store:
     assert (group.size, group.severity, group.status) == (3, Severity.CRITICAL, Status.ACTIVE)
     # The incident as read back carries its group too.
     assert (await store.get_incident(opened[0].id)).group == group.id
+
+
+async def test_a_new_groups_message_is_written_without_reading_the_outbox(store: Store) -> None:
+    """A group created by the cycle has no rows yet and only the members it opened: its
+    message is decided without a query (each would delay the message); a group that existed
+    before is read as always."""
+    await add_channel(store)
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    event.listen(store._engine.sync_engine, "before_cursor_execute", record)
+    try:
+        await open_together(store, three())
+        new = [s for s in statements if s.startswith("SELECT") and "notification_outbox" in s]
+        statements.clear()
+        await open_together(store, [make_incident(metric="memory_usage")], at=T0 + WINDOW / 2)
+        joined = [s for s in statements if s.startswith("SELECT") and "notification_outbox" in s]
+    finally:
+        event.remove(store._engine.sync_engine, "before_cursor_execute", record)
+    assert new == []
+    assert joined  # an existing group: what it was told is read
+    [message] = await store.claim_notifications(now=T0, lease=LEASE)
+    assert message.group is not None and message.group.size == 4  # not yet sent: all in it
+    assert len(await store.list_notifications()) == 1
 
 
 async def test_a_later_incident_joins_within_the_window_and_not_after_it(store: Store) -> None:

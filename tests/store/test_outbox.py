@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from vigil.core.errors import DuplicateIncidentError, NotFoundError, ValidationError
 from vigil.core.evaluation import CycleResult
@@ -72,6 +74,25 @@ async def test_an_incident_event_writes_a_row_for_each_channel_that_wants_it(
         acknowledged.id: ["critical-only", "everything"],
         resolved.id: ["critical-only", "everything", "resolutions"],
     }
+
+
+async def test_the_cycle_reads_the_channels_once_for_its_notifications(store: Store) -> None:
+    """Subscriptions and digest deliveries come from one read of the channels: every statement
+    of the cycle's transaction delays its message."""
+    await add_channel(store, "live")
+    await add_channel(store, "daily", delivery="daily")
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(store._engine.sync_engine, "before_cursor_execute", record)
+    try:
+        await open_incident(store)
+    finally:
+        event.remove(store._engine.sync_engine, "before_cursor_execute", record)
+    assert len([s for s in statements if "FROM notification_channels" in s]) == 1
+    assert [row.channel for row in await store.list_notifications()] == ["live"]
 
 
 async def test_events_that_are_not_about_incidents_write_no_rows(store: Store) -> None:

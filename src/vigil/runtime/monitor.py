@@ -1,6 +1,7 @@
 """The monitor: one cycle per tick. Every instance reads its sources and stores its samples;
 the leader also combines all instances' latest samples, evaluates, and commits samples,
-incident changes and events in one transaction, then publishes the events.
+incident changes and events in one transaction (their notifications claimed in it for the
+dispatcher of this process, which it hands them to), then publishes the events.
 
 The leader's own samples are history only: it evaluates its fresh readings in memory, and no
 one else reads them back. So it writes them in batches of ``sample_batch`` cycles, with the
@@ -37,7 +38,7 @@ from vigil.core.evaluation import split_key
 from vigil.metrics import HealthRegistry, Metrics
 from vigil.runtime.bus import EventBus
 from vigil.runtime.learning import Learner
-from vigil.runtime.ports import Leadership, MonitorStore
+from vigil.runtime.ports import Handoff, Leadership, MonitorStore
 from vigil.runtime.schedule import next_tick
 from vigil.runtime.silences import SilenceCache
 from vigil.runtime.view import LiveView
@@ -85,9 +86,11 @@ class Monitor:
         group_window: float = 0.0,
         sample_batch: int = 1,
         learner: Learner | None = None,
+        handoff: Handoff | None = None,
     ) -> None:
         """``sample_batch``: cycles of the leader's own samples written in one transaction
-        (1: every cycle)."""
+        (1: every cycle). ``handoff``: the dispatcher in this process, which takes a cycle's
+        notifications from its transaction (no claim of its own to wait for)."""
         if sample_batch < 1:
             raise ValueError(f"sample_batch must be at least 1, got {sample_batch!r}")
         self.store = store
@@ -108,6 +111,7 @@ class Monitor:
         # Incidents opening within this many seconds of each other form one group; 0: off.
         self.group_window = timedelta(seconds=group_window)
         self.sample_batch = sample_batch
+        self.handoff = handoff
         self._pending: deque[Sample] = deque()
         self._unwritten_cycles = 0  # cycles whose samples are pending, since the last write
         self._learned_generation = -1  # the evaluator's rules when the learner last looked
@@ -243,6 +247,7 @@ class Monitor:
         write_samples = self._unwritten_cycles >= self.sample_batch or bool(
             result.changed or result.events
         )
+        claim = self.handoff.claim() if self.handoff is not None else None
         try:
             events = await self.store.commit_cycle(
                 samples=list(self._pending) if write_samples else [],
@@ -254,6 +259,7 @@ class Monitor:
                     for name, rule in self.evaluator.rules.items()
                     if rule.group_label
                 },
+                claim=claim,
             )
         except (IllegalTransitionError, DuplicateIncidentError) as exc:
             # Someone else changed an incident meanwhile: take the database's word for it.
@@ -268,6 +274,8 @@ class Monitor:
         if write_samples:
             self._pending.clear()
             self._unwritten_cycles = 0
+        if claim is not None and claim.deliveries and self.handoff is not None:
+            self.handoff.take(claim)
         grouped = self._adopt_groups(events)
         self.bus.publish(events)
         self.view.refresh(

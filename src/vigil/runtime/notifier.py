@@ -14,6 +14,10 @@ the outcome:
   it while the row's send is under way or waiting its turn, so a slow send keeps its row and
   a crash delays the message by about one lease.
 
+The monitor's cycle claims its own rows for the dispatcher of its process in the transaction
+that writes them (``take``, the ``Handoff`` port): they are sent at once, without a claim
+transaction to wait for, and leased, renewed and settled like any claimed row.
+
 Delivery is therefore at least once: a crash after the message left and before it was marked
 sent sends it again, under the same idempotency key. The dispatcher wakes when events are
 published (from this process, or read from the log: another process's rows come with their
@@ -49,7 +53,7 @@ from vigil.notify.digest import format_digest
 from vigil.notify.grouped import format_group
 from vigil.runtime.followups import write_digests, write_escalations
 from vigil.runtime.ports import DigestStore, EscalationStore, Leadership, NotifierStore
-from vigil.store import Delivery, LastNotification, OutboxCounts, VigilStorageError
+from vigil.store import Claim, Delivery, LastNotification, OutboxCounts, VigilStorageError
 
 logger = logging.getLogger(__name__)
 
@@ -172,11 +176,26 @@ class Notifier:
         # together (group commit): concurrent writers would only queue on SQLite's lock.
         self._writing = asyncio.Lock()
         self._unrecorded: dict[int, asyncio.Future[None]] = {}
+        self._handed: list[Claim] = []  # claimed by the monitor's cycles for us (``take``)
+        self._stop = asyncio.Event()  # ``run``'s
 
     def follow(self, event: Event) -> None:
         """An event listener: a stored incident event may have outbox rows, a new leader
         (maybe this instance) takes over what the last one left, a channel or a policy may
         have become one with a schedule; go and look."""
+        self._wake.set()
+
+    def claim(self) -> Claim | None:
+        """``Handoff``: while this instance dispatches (running, the leader), the monitor's
+        cycle claims its own notifications for it in its transaction, a batch at most."""
+        if not self._running or self._stop.is_set() or not self.leadership.is_leader:
+            return None  # the rows wait for whoever dispatches
+        return Claim(timedelta(seconds=self.policy.lease), limit=self.policy.batch)
+
+    def take(self, claim: Claim) -> None:
+        """``Handoff``: the deliveries a cycle claimed for us, sent in the next round (at
+        once) to the channels as the cycle read them, with no transaction of our own first."""
+        self._handed.append(claim)
         self._wake.set()
 
     @property
@@ -201,14 +220,20 @@ class Notifier:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Round after round until ``stop`` is set; a round in progress finishes first (its
-        attempts are bounded by ``send_timeout``), so a clean stop leaves nothing claimed."""
+        attempts are bounded by ``send_timeout``), and so do the deliveries cycles claimed for
+        it before the stop, so a clean stop leaves nothing claimed."""
         policy = self.policy
         self.health.register(NOTIFIER_TASK, stale_after=max(3 * policy.check_every, 60.0))
         self._running = True
+        self._stop = stop
         try:
             await self._run(stop, policy)
+            while self._handed and self.leadership.is_leader:
+                claim = self._handed.pop(0)
+                await self._deliver_all(claim.deliveries, claim.channels)
         finally:
             self._running = False
+            self._handed.clear()  # (not sent: due again when their lease ends)
             await self._close_transport()
 
     async def _close_transport(self) -> None:
@@ -224,6 +249,7 @@ class Notifier:
             if self.leadership.is_leader and (woken or not self._resting()):
                 wait = await self._guarded_round(stop)
             else:
+                self._handed.clear()  # no longer ours to send: due again when their lease ends
                 self.health.beat(NOTIFIER_TASK)
             woken = False
             wakers = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
@@ -286,6 +312,10 @@ class Notifier:
     async def _deliver_due(self, stop: asyncio.Event | None) -> int:
         delivered = 0
         while stop is None or not stop.is_set():
+            if self._handed:  # claimed already, by the cycle that wrote them
+                claim = self._handed.pop(0)
+                delivered += await self._deliver_all(claim.deliveries, claim.channels)
+                continue
             claimed = await self.store.claim_notifications(
                 now=self.clock(),
                 lease=timedelta(seconds=self.policy.lease),
@@ -303,10 +333,16 @@ class Notifier:
             delivered += await self._deliver_all(claimed)
         return delivered
 
-    async def _deliver_all(self, claimed: list[Delivery]) -> int:
+    async def _deliver_all(
+        self,
+        claimed: list[Delivery],
+        channels: Mapping[str, Channel | ValidationError] | None = None,
+    ) -> int:
         """Claimed rows hold at most one per incident and channel, so none waits for another:
-        they go out together, ``concurrency`` at a time."""
-        channels = await self.store.delivery_channels()
+        they go out together, ``concurrency`` at a time. ``channels``: as read with the claim
+        (read now if not given)."""
+        if channels is None:
+            channels = await self.store.delivery_channels()
         limit = asyncio.Semaphore(self.policy.concurrency)
         unsettled = {delivery.item.id for delivery in claimed}
 

@@ -20,6 +20,7 @@ from vigil.core.evaluation import CycleResult
 from vigil.core.silences import MaintenanceWindow, Snooze
 from vigil.notify import Channel
 from vigil.store import (
+    Claim,
     Delivery,
     LastNotification,
     Leadership,
@@ -84,7 +85,22 @@ class MonitorStore(EventLog, Protocol):
         now: datetime,
         group_window: timedelta = ...,
         group_labels: Mapping[str, str] | None = None,
+        claim: Claim | None = None,
     ) -> list[Event]: ...
+
+
+class Handoff(Protocol):
+    """A dispatcher in this process that takes the notifications of the monitor's cycle from
+    the cycle's own transaction (``vigil.store.Claim``): the notifier."""
+
+    def claim(self) -> Claim | None:
+        """What to claim for it in the next cycle's transaction; None while it does not
+        dispatch (not the leader, not running): the rows then wait for any dispatcher."""
+        ...
+
+    def take(self, claim: Claim) -> None:
+        """The committed claim's deliveries: sent at once, settled as any claimed row."""
+        ...
 
 
 class NotifierStore(Protocol):

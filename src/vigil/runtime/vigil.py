@@ -257,6 +257,7 @@ class Vigil:
             learner=Learner(
                 store, interval=self.settings.interval, own_instance=self.settings.instance
             ),
+            handoff=notifier,
         )
         return _Running(
             store=store,

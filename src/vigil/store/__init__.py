@@ -7,6 +7,7 @@ from vigil.store.leader import Leadership, MonitorRunningError
 from vigil.store.listen import EventWatch
 from vigil.store.records import (
     ApiToken,
+    Claim,
     CleanupReport,
     Cursor,
     DayCount,
@@ -27,6 +28,7 @@ from vigil.store.repository import Store
 
 __all__ = [
     "ApiToken",
+    "Claim",
     "CleanupReport",
     "Cursor",
     "DayCount",

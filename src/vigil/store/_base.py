@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +25,12 @@ from vigil.core.events import Event
 from vigil.core.incidents import Incident
 from vigil.core.rules import FIELD_NAMES, Rule
 from vigil.core.samples import Sample
-from vigil.store import models
+from vigil.store import models, records
 from vigil.store._own import OwnConnection
 from vigil.store.engine import SQLITE_BEGIN, SQLITE_BUSY_TIMEOUT_MS
 from vigil.store.errors import VigilStorageError, translated_errors
 from vigil.store.listen import EVENTS_CHANNEL
+from vigil.store.records import Claim, Delivery
 
 # Event ids come from a sequence, and PostgreSQL hands out sequence values at insert time, not
 # at commit: a reader could see id 12 before a slower transaction commits id 11, and then skip
@@ -142,9 +143,16 @@ class StoreBase:
         return sqlite.insert(table)
 
     async def _append_events(
-        self, connection: AsyncConnection, items: Sequence[Event]
+        self,
+        connection: AsyncConnection,
+        items: Sequence[Event],
+        *,
+        new_groups: Mapping[uuid.UUID, timedelta] | None = None,
+        claim: Claim | None = None,
     ) -> list[Event]:
-        """Insert events in order; returns them carrying their new ids."""
+        """Insert events in order; returns them carrying their new ids. ``new_groups``: the
+        incident groups this transaction created (``_group_rows``); ``claim``: the
+        notifications' claim, given the channels they name (``_enqueue_notifications``)."""
         if not items:
             return []
         if self._dialect == "postgresql":
@@ -169,7 +177,7 @@ class StoreBase:
             stored.append(_with_id(item, int(new_id)))
         # The one place incident events are stored, so the one place their notifications are
         # written: same transaction, same fate.
-        await self._enqueue_notifications(connection, stored)
+        await self._enqueue_notifications(connection, stored, new_groups=new_groups, claim=claim)
         await self._count_rule_stats(connection, stored)
         connection.info[_APPENDED] = True
         if self._dialect == "postgresql":
@@ -179,9 +187,26 @@ class StoreBase:
         return stored
 
     async def _enqueue_notifications(
-        self, connection: AsyncConnection, events: Sequence[Event]
+        self,
+        connection: AsyncConnection,
+        events: Sequence[Event],
+        *,
+        new_groups: Mapping[uuid.UUID, timedelta] | None = None,
+        claim: Claim | None = None,
     ) -> None:
         """The outbox's share of storing events: ``_outbox.Outbox`` writes it."""
+        raise NotImplementedError
+
+    async def _claim(
+        self,
+        connection: AsyncConnection,
+        *,
+        now: datetime,
+        lease: timedelta,
+        limit: int,
+        among: Sequence[Event] | None = None,
+    ) -> list[Delivery]:
+        """Claiming outbox rows within a transaction: ``_outbox.Outbox`` writes it."""
         raise NotImplementedError
 
     async def _insert_samples(self, connection: AsyncConnection, items: Sequence[Sample]) -> None:
@@ -231,6 +256,11 @@ def event_payload(item: Event) -> dict[str, Any]:
     except (TypeError, ValueError) as exc:
         raise ValidationError("data", f"event data must be JSON: {exc}") from None
     return payload
+
+
+def logged(item: Event) -> Event:
+    """A stored event as reading it back from the log gives it (its JSON payload)."""
+    return Event.from_dict(json.loads(json.dumps({**event_payload(item), "id": item.id})))
 
 
 def _with_id(item: Event, new_id: int) -> Event:
@@ -333,6 +363,7 @@ check_time = validation.check_aware
 check_enum = validation.check_choice
 check_int = validation.check_int
 check_name = validation.check_text
+check_lease = records.check_lease
 
 
 def parse_incident_id(value: uuid.UUID | str) -> uuid.UUID:

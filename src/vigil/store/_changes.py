@@ -34,6 +34,7 @@ from vigil.store._base import (
     parse_incident_id,
 )
 from vigil.store._groups import IncidentGroups
+from vigil.store.records import Claim
 
 # What the evaluator owns on an open incident. Acknowledgement and notes belong to people and
 # may have changed on another instance since the evaluator last saw the incident.
@@ -102,9 +103,12 @@ class IncidentChanges(IncidentGroups):
         now: datetime,
         group_window: timedelta = timedelta(0),
         group_labels: Mapping[str, str] | None = None,
+        claim: Claim | None = None,
     ) -> list[Event]:
         """Write one evaluation cycle in one transaction: its samples, the rule states that
-        changed, the incidents it opened, escalated, updated or resolved, and its events.
+        changed, the incidents it opened, escalated, updated or resolved, and its events
+        (with their notifications, claimed in that same transaction for ``claim``'s
+        dispatcher when given: see ``Claim``).
 
         Returns the events with their ids. ``DuplicateIncidentError`` if a rule already has an
         open incident (two leaders, or a bug); ``IllegalTransitionError`` if an incident this
@@ -151,7 +155,7 @@ class IncidentChanges(IncidentGroups):
             if result.changed:
                 await self._save_streaks(connection, result, now)
             stored: dict[uuid.UUID, Incident] = {}
-            joined = await self._assign_groups(
+            joined, new_groups = await self._assign_groups(
                 connection,
                 [latest[ident] for ident in sorted(opened)],
                 window=group_window,
@@ -167,7 +171,7 @@ class IncidentChanges(IncidentGroups):
             if quiet:
                 await self._apply_observations(connection, quiet)
             await self._count(connection, counts)
-            return await self._append_events(
+            events = await self._append_events(
                 connection,
                 [
                     item
@@ -175,7 +179,19 @@ class IncidentChanges(IncidentGroups):
                     else _replace_incident(item, stored[item.incident.id])
                     for item in result.events
                 ],
+                new_groups=new_groups,
+                claim=claim,
             )
+            claimed = (
+                await self._claim(
+                    connection, now=now, lease=claim.lease, limit=claim.limit, among=events
+                )
+                if claim is not None and events
+                else []
+            )
+        if claim is not None:
+            claim.deliveries.extend(claimed)  # committed: theirs to send
+        return events
 
     async def add_samples(self, samples: Sequence[Sample]) -> None:
         """Store samples outside a cycle (push ingestion from other processes)."""

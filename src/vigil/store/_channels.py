@@ -20,7 +20,7 @@ from vigil.core.events import Event, EventKind
 from vigil.notify.channels import Channel
 from vigil.store import models
 from vigil.store._base import StoreBase, check_name, check_time
-from vigil.store._outbox import fail_pending, notify_on
+from vigil.store._outbox import channel_from_row, delivery_channels_of, fail_pending
 from vigil.store.records import StoredChannel
 
 
@@ -78,7 +78,7 @@ class Channels(StoreBase):
             ).first()
             if row is None:
                 raise NotFoundError("channel", name)
-            current = _channel(row)
+            current = channel_from_row(row)
             data = {**current.to_dict(reveal_url=True), **changes}
             if changes.get("url") == current.redacted_url:
                 data["url"] = current.url
@@ -121,13 +121,7 @@ class Channels(StoreBase):
         table = models.channels
         async with self._read("reading channels") as connection:
             rows = (await connection.execute(select(table))).all()
-        found: dict[str, Channel | ValidationError] = {}
-        for row in rows:
-            try:
-                found[row.name] = _channel(row)
-            except ValidationError as exc:
-                found[row.name] = exc
-        return found
+        return delivery_channels_of(rows)
 
     async def delete_channel(self, name: str, *, now: datetime, by: str | None = None) -> Event:
         """Remove a channel; its ``channel.removed`` event. Its undelivered notifications are
@@ -186,19 +180,7 @@ def _channel_values(channel: Channel) -> dict[str, Any]:
     }
 
 
-def _channel(row: Row[Any]) -> Channel:
-    return Channel(
-        name=row.name,
-        url=row.url,
-        min_severity=row.min_severity,
-        events=notify_on(row.events),
-        enabled=row.enabled,
-        renotify_minutes=row.renotify_minutes,
-        delivery=row.delivery,
-        digest_at=row.digest_at,
-        timezone=row.timezone,
-    )
-
-
 def _stored_channel(row: Row[Any]) -> StoredChannel:
-    return StoredChannel(_channel(row), created_at=row.created_at, updated_at=row.updated_at)
+    return StoredChannel(
+        channel_from_row(row), created_at=row.created_at, updated_at=row.updated_at
+    )

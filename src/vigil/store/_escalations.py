@@ -17,7 +17,7 @@ subscriptions say. Channels outside the policy hear of it as they always have.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +25,6 @@ from sqlalchemy import Row, delete, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from vigil.core.digest import Delivery
 from vigil.core.errors import NotFoundError, ValidationError
 from vigil.core.escalation import EscalationPolicy, Notice, check_unique, policy_for
 from vigil.core.events import Event, EventKind
@@ -198,20 +197,14 @@ async def escalation_rows(
     rows: list[dict[str, Any]],
     *,
     enabled: Sequence[str],
+    digests: Collection[str],
     make_row: RowMaker,
 ) -> list[dict[str, Any]]:
     """The outbox rows of ``events`` (as channels' subscriptions chose them), without those
-    of digest channels (they hear of events in their digest only), and changed for the
-    incidents under a policy: policy channels hear of the opening when the first step names
-    them (whatever they subscribe to), and of later events once their step was reached."""
-    table = models.channels
-    digests = set(
-        (
-            await connection.scalars(
-                select(table.c.name).where(table.c.delivery != Delivery.REALTIME.value)
-            )
-        ).all()
-    )
+    of digest channels (``digests``: they hear of events in their digest only), and changed
+    for the incidents under a policy: policy channels hear of the opening when the first step
+    names them (whatever they subscribe to), and of later events once their step was
+    reached. ``enabled``: the enabled channels, digest ones included."""
     if digests:
         rows = [row for row in rows if row["channel"] not in digests]
         enabled = [name for name in enabled if name not in digests]

@@ -56,12 +56,12 @@ class IncidentGroups(StoreBase):
         *,
         window: timedelta,
         labels: Mapping[str, str] | None = None,
-    ) -> dict[uuid.UUID, uuid.UUID]:
+    ) -> tuple[dict[uuid.UUID, uuid.UUID], dict[uuid.UUID, timedelta]]:
         """Put each incident of ``opened`` in a group (writing new groups and the latest
-        member time of joined ones); returns incident id -> group id. Nothing when
-        ``window`` is zero (grouping off)."""
+        member time of joined ones); returns incident id -> group id, and the groups created
+        (with their window). Nothing when ``window`` is zero (grouping off)."""
         if not opened or window <= timedelta(0):
-            return {}
+            return {}, {}
         groups = models.incident_groups
         incidents = models.incidents
         earliest = min(incident.triggered_at for incident in opened)
@@ -112,7 +112,7 @@ class IncidentGroups(StoreBase):
                 .where(groups.c.id == group.id)
                 .values(last_opened_at=group.last_opened_at)
             )
-        return outcome.members
+        return outcome.members, {group.id: window for group in outcome.created}
 
     async def list_groups(
         self, *, status: Status | str | None = None, limit: int = 50, min_size: int = 1
@@ -193,10 +193,17 @@ class IncidentGroups(StoreBase):
         return [(updated, event) for (updated, _), event in zip(changes, stored, strict=True)]
 
     async def _group_rows(
-        self, connection: AsyncConnection, events: Sequence[Event], rows: list[dict[str, Any]]
+        self,
+        connection: AsyncConnection,
+        events: Sequence[Event],
+        rows: list[dict[str, Any]],
+        *,
+        new_groups: Mapping[uuid.UUID, timedelta] | None = None,
     ) -> list[dict[str, Any]]:
         """The outbox rows to write for ``rows`` (one per event and channel) once groups are
-        taken into account; see the module's docstring."""
+        taken into account; see the module's docstring. ``new_groups``: groups this
+        transaction created (with their window), which have no outbox rows yet and only the
+        members it opened: nothing to read about them."""
         by_id = {event.id: event for event in events}
         group_ids = {
             incident.group
@@ -205,8 +212,23 @@ class IncidentGroups(StoreBase):
         }
         if not group_ids or not rows:
             return rows
+        created = {g: window for g, window in (new_groups or {}).items() if g in group_ids}
+        open_now = {
+            group: sum(
+                1
+                for event in events
+                if (incident := event.incident) is not None
+                and incident.group == group
+                and incident.is_open
+            )
+            for group in created
+        }
+        ids = sorted(group_ids - set(created))
+        if not ids:
+            return grouped_rows(
+                rows, by_id, pending=(), last_at={}, open_left=open_now, windows=created
+            )
         outbox, incidents, groups = models.outbox, models.incidents, models.incident_groups
-        ids = sorted(group_ids)
         pending = {
             (row.group_id, row.channel)
             for row in await connection.execute(
@@ -246,8 +268,8 @@ class IncidentGroups(StoreBase):
             by_id,
             pending=pending,
             last_at=last_at,
-            open_left=open_left,
-            windows=windows,
+            open_left={**open_left, **open_now},
+            windows={**windows, **created},
         )
 
 

@@ -2,8 +2,9 @@
 
 Rows are written by the very transaction that stores their events
 (``StoreBase._append_events`` calls ``_enqueue_notifications``), so an incident change and its
-notifications commit together or not at all. The dispatcher then claims what is due, settles
-each attempt, counts, and writes reminders, all here. Acknowledging or resolving an incident
+notifications commit together or not at all. The dispatcher then claims what is due (or the
+cycle's transaction claims its own rows for the dispatcher of its process: ``Claim``),
+settles each attempt, counts, and writes reminders, all here. Acknowledging or resolving an incident
 cancels its follow-ups not yet sent (escalation steps, reminders) in that same transaction.
 
 Which channels hear of an event is decided from their stored settings alone (``subscribed``),
@@ -14,23 +15,26 @@ from being recorded; its delivery fails, visibly, instead.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vigil.core.digest import Delivery as DigestDelivery
 from vigil.core.errors import NotFoundError, ValidationError
 from vigil.core.events import Event
 from vigil.core.incidents import Severity, Status
-from vigil.notify.channels import NotifyOn, subscribed
+from vigil.notify.channels import Channel, NotifyOn, subscribed
 from vigil.notify.format import idempotency_key
 from vigil.store import models
-from vigil.store._base import check_int, check_time, event_from_row
+from vigil.store._base import check_int, check_lease, check_time, event_from_row, logged
 from vigil.store._escalations import escalation_rows
 from vigil.store._groups import IncidentGroups, group_summaries
 from vigil.store.records import (
+    MAX_CLAIM,
+    Claim,
     Delivery,
     LastNotification,
     OutboxCounts,
@@ -39,12 +43,16 @@ from vigil.store.records import (
 )
 
 MAX_ERROR = 2000
-MAX_CLAIM = 1000
 
 
 class Outbox(IncidentGroups):
     async def _enqueue_notifications(
-        self, connection: AsyncConnection, events: Sequence[Event]
+        self,
+        connection: AsyncConnection,
+        events: Sequence[Event],
+        *,
+        new_groups: Mapping[uuid.UUID, timedelta] | None = None,
+        claim: Claim | None = None,
     ) -> None:
         """Write one pending row per (incident event, enabled channel that wants it). The key
         is the message's idempotency key, so writing the same again adds nothing.
@@ -66,11 +74,11 @@ class Outbox(IncidentGroups):
         table = models.channels
         channels = (
             await connection.execute(
-                select(table.c.name, table.c.events, table.c.min_severity)
-                .where(table.c.enabled.is_(True))
-                .order_by(table.c.name)
+                select(table).where(table.c.enabled.is_(True)).order_by(table.c.name)
             )
         ).all()
+        if claim is not None:  # what its deliveries name, as this transaction sees it
+            claim.channels = delivery_channels_of(channels)
         rows = [
             _row(event, channel.name, now=event.at)
             for event in notified
@@ -83,9 +91,14 @@ class Outbox(IncidentGroups):
             )
         ]
         rows = await escalation_rows(
-            connection, notified, rows, enabled=[c.name for c in channels], make_row=_row
+            connection,
+            notified,
+            rows,
+            enabled=[c.name for c in channels],
+            digests={c.name for c in channels if c.delivery != DigestDelivery.REALTIME.value},
+            make_row=_row,
         )
-        rows = await self._group_rows(connection, notified, rows)
+        rows = await self._group_rows(connection, notified, rows, new_groups=new_groups)
         if rows:
             outbox = models.outbox
             await connection.execute(
@@ -107,8 +120,21 @@ class Outbox(IncidentGroups):
         """
         check_time("now", now)
         check_int("limit", limit, 1, MAX_CLAIM)
-        if not isinstance(lease, timedelta) or lease <= timedelta(0):
-            raise ValidationError("lease", f"must be a positive duration, got {lease!r}")
+        check_lease(lease)
+        async with self._write("claiming notifications") as connection:
+            return await self._claim(connection, now=now, lease=lease, limit=limit)
+
+    async def _claim(
+        self,
+        connection: AsyncConnection,
+        *,
+        now: datetime,
+        lease: timedelta,
+        limit: int,
+        among: Sequence[Event] | None = None,
+    ) -> list[Delivery]:
+        """``claim_notifications`` within ``connection``'s transaction; only the rows of the
+        events ``among`` (stored just now, so not read again) when given."""
         outbox = models.outbox
         earlier = outbox.alias("earlier")
         blocked = exists().where(
@@ -128,20 +154,26 @@ class Outbox(IncidentGroups):
             .limit(limit)
             .with_for_update(skip_locked=True, of=outbox)
         )
-        async with self._write("claiming notifications") as connection:
-            ids = list((await connection.scalars(due)).all())
-            if not ids:
-                return []
-            rows = (
-                await connection.execute(
-                    update(outbox)
-                    .where(outbox.c.id.in_(ids))
-                    .values(attempts=outbox.c.attempts + 1, next_attempt_at=now + lease)
-                    .returning(*outbox.c)
-                )
-            ).all()
-            events = await _events(connection, {row.event_id for row in rows})
-            groups = await group_summaries(connection, {r.group_id for r in rows if r.group_id})
+        # As the log holds them (what a claim after the commit would read back).
+        known = {e.id: logged(e) for e in among or () if e.id is not None}
+        if among is not None:
+            due = due.where(outbox.c.event_id.in_(sorted(known)))
+        ids = list((await connection.scalars(due)).all())
+        if not ids:
+            return []
+        rows = (
+            await connection.execute(
+                update(outbox)
+                .where(outbox.c.id.in_(ids))
+                .values(attempts=outbox.c.attempts + 1, next_attempt_at=now + lease)
+                .returning(*outbox.c)
+            )
+        ).all()
+        events = dict(known)
+        missing = {row.event_id for row in rows} - set(known)
+        if missing:
+            events.update(await _events(connection, missing))
+        groups = await group_summaries(connection, {r.group_id for r in rows if r.group_id})
         order = {ident: n for n, ident in enumerate(ids)}
         return [
             Delivery(_item(row), events[row.event_id], groups.get(row.group_id))
@@ -189,8 +221,7 @@ class Outbox(IncidentGroups):
         claim can be short (a dead dispatcher's rows come back soon) while a slow send keeps
         its row. Rows no longer pending are left as they are. Returns how many were held."""
         check_time("now", now)
-        if not isinstance(lease, timedelta) or lease <= timedelta(0):
-            raise ValidationError("lease", f"must be a positive duration, got {lease!r}")
+        check_lease(lease)
         if not item_ids:
             return 0
         outbox = models.outbox
@@ -392,6 +423,32 @@ def last_of(items: Iterable[OutboxItem]) -> list[LastNotification]:
         )
         for (incident, channel), item in last.items()
     ]
+
+
+def channel_from_row(row: Row[Any]) -> Channel:
+    return Channel(
+        name=row.name,
+        url=row.url,
+        min_severity=row.min_severity,
+        events=notify_on(row.events),
+        enabled=row.enabled,
+        renotify_minutes=row.renotify_minutes,
+        delivery=row.delivery,
+        digest_at=row.digest_at,
+        timezone=row.timezone,
+    )
+
+
+def delivery_channels_of(rows: Iterable[Row[Any]]) -> dict[str, Channel | ValidationError]:
+    """Channels by name, for the dispatcher: a stored URL that no longer passes validation
+    (apprise changed under it) is its error instead, so only that channel's deliveries fail."""
+    found: dict[str, Channel | ValidationError] = {}
+    for row in rows:
+        try:
+            found[row.name] = channel_from_row(row)
+        except ValidationError as exc:
+            found[row.name] = exc
+    return found
 
 
 def notify_on(values: Iterable[str]) -> frozenset[NotifyOn]:

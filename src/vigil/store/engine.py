@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
+from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 from sqlalchemy import event
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.util import EMPTY_DICT
+from sqlalchemy.util.concurrency import await_
 
 from vigil.core.errors import ValidationError
 
@@ -31,7 +42,7 @@ def create_engine(url: str) -> AsyncEngine:
         if driver != "aiosqlite":
             raise ValidationError("database_url", "use sqlite+aiosqlite:///path/to/vigil.db")
         _create_owner_only(parsed.database)  # it holds channel URLs and password hashes
-        engine = create_async_engine(parsed)
+        engine = create_async_engine(parsed, module=OneHopDbapi(aiosqlite, sqlite3))
         _configure_sqlite(engine)
         return engine
     if backend == "postgresql":
@@ -70,3 +81,110 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_begin(connection: Connection) -> None:
         mode = connection.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")
         connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+# -- SQLite statements in one hand-off each -------------------------------------------------
+#
+# aiosqlite runs the sqlite3 connection in a thread of its own; SQLAlchemy's adapter hands
+# every statement to it four times (open a cursor, execute, fetch, close), each a round trip
+# through a queue and the event loop. On a loaded machine each round trip waits for both
+# threads to be scheduled, and a monitor cycle that opens an incident runs some twenty
+# statements before its notification can go out. These classes run the four steps in one
+# hand-off (the results are fetched at once, as SQLAlchemy's buffered cursor did anyway).
+# They use aiosqlite's ``_execute`` (run a function in its thread) and ``_conn``, as
+# SQLAlchemy's own adapter does (``_tx``, ``_conn``): pinned versions of both, and
+# tests/store run on this path.
+
+
+def _run_in_driver_thread(
+    connection: sqlite3.Connection, operation: str, parameters: Any, many: bool
+) -> tuple[Any, int, int | None, list[Any]]:
+    cursor = connection.cursor()
+    try:
+        if many:
+            cursor.executemany(operation, parameters)
+        elif parameters is None:
+            cursor.execute(operation)
+        else:
+            cursor.execute(operation, parameters)
+        description = cursor.description
+        rows = cursor.fetchall() if description else []
+        return description, cursor.rowcount, cursor.lastrowid, rows
+    finally:
+        cursor.close()
+
+
+class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
+    """A buffered cursor whose statement is one hand-off to the driver's thread."""
+
+    __slots__ = ("_description", "_lastrowid", "_rowcount")
+
+    def __init__(self, adapt_connection: Any) -> None:  # no cursor opened in the thread yet
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._cursor = None  # type: ignore[assignment]  # the statement's lives in the thread
+        self._rows = deque()
+        self._soft_closed_memoized = EMPTY_DICT
+        self._description: Any = None
+        self._rowcount = -1
+        self._lastrowid: int | None = None
+
+    @property
+    def description(self) -> Any:
+        return self._description
+
+    @property
+    def rowcount(self) -> int:
+        return self._rowcount
+
+    @property
+    def lastrowid(self) -> int:
+        return self._lastrowid  # type: ignore[return-value]  # None before an insert
+
+    @property
+    def arraysize(self) -> int:
+        return 1
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        return None
+
+    async def _async_soft_close(self) -> None:
+        return None  # the thread's cursor is closed already; the rows stay buffered
+
+    def close(self) -> None:
+        self._rows.clear()
+
+    async def _run(self, operation: Any, parameters: Any, many: bool) -> None:
+        connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
+        async with self._adapt_connection._execute_mutex:
+            found = await connection._execute(  # type: ignore[no-untyped-call]
+                _run_in_driver_thread, connection._conn, operation, parameters, many
+            )
+        self._description, self._rowcount, self._lastrowid, rows = found
+        self._rows = deque(rows)
+
+    def execute(self, operation: Any, parameters: Any = None) -> Any:
+        try:
+            return await_(self._run(operation, parameters, False))
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+
+    def executemany(self, operation: Any, seq_of_parameters: Sequence[Any]) -> Any:
+        try:
+            return await_(self._run(operation, seq_of_parameters, True))
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+
+
+class OneHopConnection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ()
+    _cursor_cls = OneHopCursor
+
+
+class OneHopDbapi(AsyncAdapt_aiosqlite_dbapi):
+    """SQLAlchemy's aiosqlite module, its connections using ``OneHopCursor``."""
+
+    def connect(self, *arg: Any, **kw: Any) -> AsyncAdapt_aiosqlite_connection:
+        adapted = super().connect(*arg, **kw)
+        return OneHopConnection(self, adapted._connection)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -41,12 +40,20 @@ from vigil.core.samples import Sample
 from vigil.core.silences import MaintenanceWindow, Snooze
 from vigil.notify.channels import Channel, NotifyOn, subscribed
 from vigil.notify.format import idempotency_key
-from vigil.store._base import check_int, check_name, check_time, event_payload, parse_incident_id
+from vigil.store._base import (
+    check_int,
+    check_lease,
+    check_name,
+    check_time,
+    event_payload,
+    logged,
+    parse_incident_id,
+)
 from vigil.store._changes import EVALUATOR_FIELDS, RESOLUTION_FIELDS, resume_states
 from vigil.store._channels import channel_event, check_by
 from vigil.store._groups import grouped_rows
 from vigil.store._incidents import MAX_TIMELINE
-from vigil.store._outbox import MAX_CLAIM, last_of, settlement
+from vigil.store._outbox import last_of, settlement
 from vigil.store._rollups import compaction_cutoff
 from vigil.store._rules import (
     DEFAULT_MAX_RULES,
@@ -60,6 +67,8 @@ from vigil.store._rules import (
 )
 from vigil.store._silences import window_event, window_taken
 from vigil.store.records import (
+    MAX_CLAIM,
+    Claim,
     Delivery,
     LastNotification,
     OutboxCounts,
@@ -232,6 +241,7 @@ class MemoryStore:
         now: datetime,
         group_window: timedelta = timedelta(0),
         group_labels: Mapping[str, str] | None = None,
+        claim: Claim | None = None,
     ) -> list[Event]:
         """As ``Store.commit_cycle``: all of the cycle or, on any error, none of it."""
         check_time("now", now)
@@ -291,12 +301,22 @@ class MemoryStore:
                 state.flap_history,
                 state.flapping,
             )
-        return self._append(
+        events = self._append(
             item
             if item.incident is None
             else dataclasses.replace(item, incident=stored[item.incident.id])
             for item in result.events
         )
+        if claim is not None and events:
+            claim.channels = {
+                name: stored.channel
+                for name, stored in self._channels.items()
+                if stored.channel.enabled
+            }
+            claim.deliveries.extend(
+                self._claim(now=now, lease=claim.lease, limit=claim.limit, among=events)
+            )
+        return events
 
     # -- the event log ------------------------------------------------------------------------
 
@@ -330,9 +350,7 @@ class MemoryStore:
         appended = []
         for item in items:
             event = dataclasses.replace(item, id=len(self._events) + 1)
-            # What the log gives back is what its JSON holds.
-            payload = json.loads(json.dumps(event_payload(event)))
-            self._events.append(Event.from_dict({**payload, "id": event.id}))
+            self._events.append(logged(event))  # what the log gives back is what its JSON holds
             appended.append(event)
         self._enqueue(appended)
         return appended
@@ -731,19 +749,25 @@ class MemoryStore:
     ) -> list[Delivery]:
         check_time("now", now)
         check_int("limit", limit, 1, MAX_CLAIM)
-        if not isinstance(lease, timedelta) or lease <= timedelta(0):
-            raise ValidationError("lease", f"must be a positive duration, got {lease!r}")
+        return self._claim(now=now, lease=check_lease(lease), limit=limit)
+
+    def _claim(
+        self, *, now: datetime, lease: timedelta, limit: int, among: Sequence[Event] | None = None
+    ) -> list[Delivery]:
+        """As ``Outbox._claim``: only the rows of the events ``among`` when given."""
         pending = [i for i in self._outbox.values() if i.status is OutboxStatus.PENDING]
         # Per incident and channel only the oldest pending row is handed out.
         first: dict[tuple[uuid.UUID | None, str], int] = {}
         for item in sorted(pending, key=lambda i: i.id):
             first.setdefault((item.incident_id, item.channel), item.id)
+        wanted = None if among is None else {event.id for event in among}
         due = sorted(
             (
                 item
                 for item in pending
                 if item.next_attempt_at <= now
                 and (item.incident_id is None or first[item.incident_id, item.channel] == item.id)
+                and (wanted is None or item.event_id in wanted)
             ),
             key=lambda i: (i.next_attempt_at, i.id),
         )[:limit]
@@ -787,8 +811,7 @@ class MemoryStore:
         self, item_ids: Collection[int], *, now: datetime, lease: timedelta
     ) -> int:
         check_time("now", now)
-        if not isinstance(lease, timedelta) or lease <= timedelta(0):
-            raise ValidationError("lease", f"must be a positive duration, got {lease!r}")
+        check_lease(lease)
         held = 0
         for item_id in set(item_ids):
             item = self._outbox.get(item_id)

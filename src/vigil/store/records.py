@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from dataclasses import dataclass
-from datetime import date, datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -160,6 +160,37 @@ class Delivery:
     event: Event
     # For a group's message (``item.group_id``): the group as it is now, to tell of.
     group: GroupSummary | None = None
+
+
+MAX_CLAIM = 1000  # outbox rows claimed at once
+
+
+def check_lease(lease: timedelta) -> timedelta:
+    if not isinstance(lease, timedelta) or lease <= timedelta(0):
+        raise ValidationError("lease", f"must be a positive duration, got {lease!r}")
+    return lease
+
+
+@dataclass(slots=True)
+class Claim:
+    """Claim a cycle's own notifications in the transaction that writes them
+    (``commit_cycle(claim=...)``), for a dispatcher in this process that sends them at once:
+    no claim transaction of its own, no wait for one. Exactly as ``claim_notifications``
+    would (per incident and channel only the oldest pending row, due now, up to ``limit``,
+    not due again until ``lease`` later), among the rows this cycle wrote. ``deliveries`` is
+    filled once the transaction has committed; a dispatcher that never sends them leaves
+    them to come back when the lease ends, as after a crash."""
+
+    lease: timedelta
+    limit: int = 100
+    deliveries: list[Delivery] = field(default_factory=list)
+    # The enabled channels, as the transaction read them (``Store.delivery_channels``'s form).
+    channels: dict[str, Channel | ValidationError] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_lease(self.lease)
+        if isinstance(self.limit, bool) or not 1 <= self.limit <= MAX_CLAIM:
+            raise ValidationError("limit", f"must be between 1 and {MAX_CLAIM}")
 
 
 @dataclass(frozen=True, slots=True)
