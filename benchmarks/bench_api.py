@@ -127,6 +127,7 @@ async def serve(url: str, port: int, plain_port: int, *, cache: bool, live: bool
     from vigil.runtime import Vigil
     from vigil.settings import Settings
     from vigil.web import create_app
+    from vigil.web.connections import ConnectionLimits, connection_cap, guarded_protocol
     from vigil.web.live import render
     from vigil.web.serve import VigilServer
 
@@ -195,6 +196,10 @@ async def serve(url: str, port: int, plain_port: int, *, cache: bool, live: bool
     plain = await asyncio.start_server(plain_client, HOST, plain_port, backlog=2048)
     probe.start()
     gc.freeze()  # as vigil serve does: start-up objects out of the collector's way
+    # The HTTP protocol `vigil serve` runs (vigil.web.connections: uvicorn's h11 with its
+    # deadlines and connection cap, the cap above this benchmark's clients), not uvicorn's own
+    # choice, which would be httptools wherever that happens to be installed.
+    limits = ConnectionLimits(max_connections=connection_cap(10_000))
     config = uvicorn.Config(
         app,
         host=HOST,
@@ -203,6 +208,7 @@ async def serve(url: str, port: int, plain_port: int, *, cache: bool, live: bool
         log_level="warning",
         access_log=False,
         backlog=2048,
+        http=guarded_protocol(limits),
     )
     try:
         await VigilServer(config, app=app, vigil=vigil).serve()  # stops Vigil on shutdown
