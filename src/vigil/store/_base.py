@@ -26,7 +26,7 @@ from vigil.core.incidents import Incident
 from vigil.core.rules import FIELD_NAMES, Rule
 from vigil.core.samples import Sample
 from vigil.store import models, records
-from vigil.store._own import OwnConnection
+from vigil.store._own import OwnConnection, connect_own
 from vigil.store.engine import SQLITE_BEGIN, SQLITE_BUSY_TIMEOUT_MS
 from vigil.store.errors import VigilStorageError, translated_errors
 from vigil.store.listen import EVENTS_CHANNEL
@@ -75,28 +75,25 @@ class StoreBase:
 
     async def _open_reader(self) -> aiosqlite.Connection:
         assert self._database is not None  # a SQLite file
-        reader = await aiosqlite.connect(
-            f"{self._database.as_uri()}?mode=ro", uri=True, isolation_level=None
+        return await connect_own(
+            f"{self._database.as_uri()}?mode=ro",
+            uri=True,
+            isolation_level=None,
+            pragmas=[f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}"],
         )
-        try:
-            await reader.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        except BaseException:
-            await reader.close()
-            raise
-        return reader
 
     async def _open_sample_writer(self) -> aiosqlite.Connection:
         assert self._database is not None  # a SQLite file
         # "IMMEDIATE": the insert begins the transaction holding the write lock, so it waits
         # its turn on the busy timeout behind another writer (as the pool's writers do).
-        writer = await aiosqlite.connect(self._database, isolation_level="IMMEDIATE")
-        try:
-            await writer.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-            await writer.execute("PRAGMA synchronous=NORMAL")  # as the engine's (WAL)
-        except BaseException:
-            await writer.close()
-            raise
-        return writer
+        return await connect_own(
+            self._database,
+            isolation_level="IMMEDIATE",
+            pragmas=[
+                f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+                "synchronous=NORMAL",
+            ],  # as the engine's
+        )
 
     def log_version(self) -> tuple[int, int, int] | None:
         """A token that changes whenever any process may have appended events to the log

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 import aiosqlite
 
@@ -50,6 +52,21 @@ class OwnConnection:
         """Close it for good."""
         self._closed = True
         await self.reset()
+
+
+async def connect_own(
+    target: str | Path, *, pragmas: Sequence[str], **options: Any
+) -> aiosqlite.Connection:
+    """An aiosqlite connection (``options`` as ``aiosqlite.connect`` takes them) with each of
+    ``pragmas`` run on it; closed again if one fails."""
+    connection = await aiosqlite.connect(target, **options)
+    try:
+        for pragma in pragmas:
+            await connection.execute(f"PRAGMA {pragma}")
+    except BaseException:
+        await connection.close()
+        raise
+    return connection
 
 
 _closing: set[asyncio.Task[None]] = set()  # held until done: a task nobody holds may vanish
