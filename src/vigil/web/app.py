@@ -113,7 +113,7 @@ def create_app(
     app.state.vigil_web = state
     errors.install(app)
     app.add_middleware(errors.BodyLimit, max_bytes=MAX_BODY)
-    app.add_middleware(ingest.IngestGate)  # a flood turned away before its body is read
+    app.add_middleware(ingest.IngestGate, max_body=MAX_BODY)  # floods turned away early
     if settings.trusted_proxies:  # outermost: everything after it sees the real client
         app.add_middleware(TrustedProxies, networks=settings.trusted_proxies)
     # Ingestion first: routes are matched in order, and its pushes are the busiest requests.

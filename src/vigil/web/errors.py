@@ -126,7 +126,9 @@ def status_of(exc: Exception) -> tuple[int, str]:
     return 500, "internal_error"
 
 
-async def _vigil_error(request: Request, exc: Exception) -> JSONResponse:
+async def vigil_error(request: Request, exc: Exception) -> JSONResponse:
+    """The answer to a ``VigilError`` (the handler of every route's, and of the ingest
+    route's direct path, ``vigil.web.routes.ingest``)."""
     status, code = status_of(exc)
     headers: dict[str, str] = {}
     field = None
@@ -225,7 +227,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(VigilError, _vigil_error)
+    app.add_exception_handler(VigilError, vigil_error)
     app.add_exception_handler(RequestValidationError, _request_validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -46,7 +46,8 @@ from vigil.store import Page
 # The core's patterns, anchored, as OpenAPI and pydantic want them.
 METRIC_REGEX = f"^{METRIC_PATTERN.pattern}$"
 NAME_REGEX = f"^{NAME_PATTERN.pattern}$"
-INSTANCE_REGEX = r"^[A-Za-z0-9_.:@/-]{1,100}$"
+INSTANCE_PATTERN = re.compile(r"[A-Za-z0-9_.:@/-]{1,100}")
+INSTANCE_REGEX = f"^{INSTANCE_PATTERN.pattern}$"
 _UNSAFE_TEXT = re.compile(r"[\x00\ud800-\udfff]")  # PostgreSQL and UTF-8 refuse these
 
 
