@@ -8,7 +8,7 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,6 +42,10 @@ MAX_PAGE_SIZE = 200
 _APPENDED = "vigil_events_appended"
 
 
+# Built once, as every statement a monitor cycle runs: building one cost more than running it.
+_INSERT_EVENT = models.events.insert().returning(models.events.c.id)
+
+
 class StoreBase:
     """The engine and the two kinds of transaction. Subclasses add one idea each."""
 
@@ -60,6 +64,7 @@ class StoreBase:
         # the group commit's sample writer (``_samples``); each opened when first used.
         self._reader = OwnConnection(self._open_reader)
         self._sample_writer = OwnConnection(self._open_sample_writer)
+        self._statements: dict[str, Any] = {}  # ``_built``
 
     async def _reader_fetch(
         self, action: str, sql: str, parameters: Sequence[Any]
@@ -139,6 +144,28 @@ class StoreBase:
             return postgresql.insert(table)
         return sqlite.insert(table)
 
+    def _built(self, key: str, build: Callable[[], Any]) -> Any:
+        """A statement that is the same every time, built once for this store (its dialect):
+        building an upsert's ``excluded`` or an alias's columns anew cost more than running
+        the statement, several times over in each monitor cycle that writes."""
+        statement = self._statements.get(key)
+        if statement is None:
+            statement = self._statements[key] = build()
+        return statement
+
+    def _adding_upsert(self, table: Table, keys: Sequence[str], counters: Sequence[str]) -> Any:
+        """``INSERT ... ON CONFLICT (keys) DO UPDATE``, adding the new row's ``counters`` to
+        the stored ones (built once, ``_built``)."""
+
+        def build() -> Any:
+            statement = self._upsert(table)
+            return statement.on_conflict_do_update(
+                index_elements=[table.c[key] for key in keys],
+                set_={name: table.c[name] + statement.excluded[name] for name in counters},
+            )
+
+        return self._built(f"adding upsert {table.name}", build)
+
     async def _append_events(
         self,
         connection: AsyncConnection,
@@ -155,20 +182,17 @@ class StoreBase:
         if self._dialect == "postgresql":
             await connection.execute(select(func.pg_advisory_xact_lock(EVENT_LOCK_KEY)))
         stored: list[Event] = []
-        table = models.events
         for item in items:
-            payload = event_payload(item)
             new_id = await connection.scalar(
-                table.insert()
-                .values(
-                    kind=item.kind.value,
-                    at=item.at,
-                    metric=item.metric,
-                    rule=item.rule,
-                    incident_id=item.incident.id if item.incident is not None else None,
-                    payload=payload,
-                )
-                .returning(table.c.id)
+                _INSERT_EVENT,
+                {
+                    "kind": item.kind.value,
+                    "at": item.at,
+                    "metric": item.metric,
+                    "rule": item.rule,
+                    "incident_id": item.incident.id if item.incident is not None else None,
+                    "payload": event_payload(item),
+                },
             )
             assert new_id is not None
             stored.append(_with_id(item, int(new_id)))

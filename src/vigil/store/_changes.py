@@ -11,6 +11,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, delete, select, tuple_, update
 from sqlalchemy import exc as sa_exc
@@ -51,19 +52,27 @@ RESOLUTION_FIELDS = ("status", "resolved_at", "resolution", "resolved_by")
 
 
 _CHECK_BATCH = 5000  # ids per IN (...) check, well under SQLite's and asyncpg's limits
+
+
+def _evaluated(fields: Sequence[str]) -> Any:
+    """``fields`` of one incident not resolved meanwhile, by the id ``ident``; each new value
+    bound as ``new_<field>``. Built once: building a statement cost more than running it."""
+    table = models.incidents
+    return (
+        update(table)
+        .where(table.c.id == bindparam("ident"), table.c.status != Status.RESOLVED)
+        .values({name: bindparam(f"new_{name}", type_=table.c[name].type) for name in fields})
+    )
+
+
 # The evaluator's fields of one open incident, executed for many (``_apply_observations``).
-_OBSERVE = (
-    update(models.incidents)
-    .where(
-        models.incidents.c.id == bindparam("ident"),
-        models.incidents.c.status != Status.RESOLVED,
-    )
-    .values(
-        {
-            name: bindparam(f"new_{name}", type_=models.incidents.c[name].type)
-            for name in EVALUATOR_FIELDS
-        }
-    )
+_OBSERVE = _evaluated(EVALUATOR_FIELDS)
+# What a cycle changed on one stored incident (``_apply_evaluation``): open, and resolved.
+_EVALUATE = _evaluated(EVALUATOR_FIELDS).returning(*models.incidents.c)
+_EVALUATE_RESOLVED = _evaluated(EVALUATOR_FIELDS + RESOLUTION_FIELDS).returning(*models.incidents.c)
+_INSERT_INCIDENT = models.incidents.insert()
+_RULES_NAMED = select(models.rules.c.name).where(
+    models.rules.c.name.in_(bindparam("names", expanding=True))
 )
 
 
@@ -269,16 +278,22 @@ class IncidentChanges(IncidentGroups):
 
     # -- the statements -----------------------------------------------------------------------
 
+    def _streaks_upsert(self) -> Any:
+        table = models.rule_states
+        statement = self._upsert(table)
+        kept = ("breach_streak", "normal_streak", "critical_streak", "flap_history", "flapping")
+        return statement.on_conflict_do_update(
+            index_elements=[table.c.rule, table.c.series],
+            set_={name: statement.excluded[name] for name in (*kept, "updated_at")},
+        )
+
     async def _save_streaks(
         self, connection: AsyncConnection, result: CycleResult, now: datetime
     ) -> None:
         table = models.rule_states
         names = sorted({split_key(key)[0] for key in result.changed})
-        rules = models.rules
         # A rule deleted while this cycle ran has no streaks to keep.
-        existing = set(
-            (await connection.scalars(select(rules.c.name).where(rules.c.name.in_(names)))).all()
-        )
+        existing = set((await connection.scalars(_RULES_NAMED, {"names": names})).all())
         rows = []
         gone = []
         for key, state in sorted(result.changed.items()):
@@ -304,19 +319,7 @@ class IncidentChanges(IncidentGroups):
                 }
             )
         if rows:
-            statement = self._upsert(table)
-            statement = statement.on_conflict_do_update(
-                index_elements=[table.c.rule, table.c.series],
-                set_={
-                    "breach_streak": statement.excluded.breach_streak,
-                    "normal_streak": statement.excluded.normal_streak,
-                    "critical_streak": statement.excluded.critical_streak,
-                    "flap_history": statement.excluded.flap_history,
-                    "flapping": statement.excluded.flapping,
-                    "updated_at": statement.excluded.updated_at,
-                },
-            )
-            await connection.execute(statement, rows)
+            await connection.execute(self._built("streaks upsert", self._streaks_upsert), rows)
         if gone:
             await connection.execute(
                 delete(table).where(tuple_(table.c.rule, table.c.series).in_(gone))
@@ -324,7 +327,7 @@ class IncidentChanges(IncidentGroups):
 
     async def _insert_incident(self, connection: AsyncConnection, incident: Incident) -> Incident:
         try:
-            await connection.execute(models.incidents.insert().values(incident_values(incident)))
+            await connection.execute(_INSERT_INCIDENT, incident_values(incident))
         except sa_exc.IntegrityError as exc:
             if _is_open_incident_violation(exc):
                 raise DuplicateIncidentError(incident.rule, incident.series) from exc
@@ -334,14 +337,13 @@ class IncidentChanges(IncidentGroups):
     async def _apply_evaluation(self, connection: AsyncConnection, incident: Incident) -> Incident:
         """Write what the evaluator changed on a stored open incident; return the stored row."""
         table = models.incidents
-        fields = EVALUATOR_FIELDS + (RESOLUTION_FIELDS if not incident.is_open else ())
+        resolved = not incident.is_open
+        fields = EVALUATOR_FIELDS + (RESOLUTION_FIELDS if resolved else ())
         values = incident_values(incident)
         row = (
             await connection.execute(
-                update(table)
-                .where(table.c.id == incident.id, table.c.status != Status.RESOLVED)
-                .values({name: values[name] for name in fields})
-                .returning(*table.c)
+                _EVALUATE_RESOLVED if resolved else _EVALUATE,
+                {"ident": incident.id, **{f"new_{name}": values[name] for name in fields}},
             )
         ).first()
         if row is not None:
@@ -410,13 +412,8 @@ class IncidentChanges(IncidentGroups):
         ]
         if not deltas:
             return
-        table = models.incident_daily_counts
-        statement = self._upsert(table)
-        statement = statement.on_conflict_do_update(
-            index_elements=[table.c.day, table.c.severity],
-            set_={"count": table.c.count + statement.excluded.count},
-        )
-        await connection.execute(statement, deltas)
+        upsert = self._adding_upsert(models.incident_daily_counts, ("day", "severity"), ("count",))
+        await connection.execute(upsert, deltas)
 
 
 def resume_states(

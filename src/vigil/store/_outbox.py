@@ -19,7 +19,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, exists, func, select, update
+from sqlalchemy import Integer, Row, bindparam, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vigil.core.digest import Delivery as DigestDelivery
@@ -100,13 +100,13 @@ class Outbox(IncidentGroups):
         )
         rows = await self._group_rows(connection, notified, rows, new_groups=new_groups)
         if rows:
-            outbox = models.outbox
-            await connection.execute(
-                self._upsert(outbox).on_conflict_do_nothing(
-                    index_elements=[outbox.c.idempotency_key]
-                ),
-                rows,
-            )
+            await connection.execute(self._built("outbox insert", self._outbox_insert), rows)
+
+    def _outbox_insert(self) -> Any:
+        outbox = models.outbox
+        return self._upsert(outbox).on_conflict_do_nothing(
+            index_elements=[outbox.c.idempotency_key]
+        )
 
     async def claim_notifications(
         self, *, now: datetime, lease: timedelta, limit: int = 100
@@ -135,40 +135,13 @@ class Outbox(IncidentGroups):
     ) -> list[Delivery]:
         """``claim_notifications`` within ``connection``'s transaction; only the rows of the
         events ``among`` (stored just now, so not read again) when given."""
-        outbox = models.outbox
-        earlier = outbox.alias("earlier")
-        blocked = exists().where(
-            earlier.c.status == OutboxStatus.PENDING,
-            earlier.c.channel == outbox.c.channel,
-            earlier.c.incident_id == outbox.c.incident_id,
-            earlier.c.id < outbox.c.id,
-        )
-        due = (
-            select(outbox.c.id)
-            .where(
-                outbox.c.status == OutboxStatus.PENDING,
-                outbox.c.next_attempt_at <= now,
-                ~blocked,
-            )
-            .order_by(outbox.c.next_attempt_at, outbox.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True, of=outbox)
-        )
         # As the log holds them (what a claim after the commit would read back).
         known = {e.id: logged(e) for e in among or () if e.id is not None}
-        if among is not None:
-            due = due.where(outbox.c.event_id.in_(sorted(known)))
-        ids = list((await connection.scalars(due)).all())
+        due = (_DUE, {}) if among is None else (_DUE_OF_EVENTS, {"events": sorted(known)})
+        ids = list((await connection.scalars(due[0], {"now": now, "limit": limit, **due[1]})).all())
         if not ids:
             return []
-        rows = (
-            await connection.execute(
-                update(outbox)
-                .where(outbox.c.id.in_(ids))
-                .values(attempts=outbox.c.attempts + 1, next_attempt_at=now + lease)
-                .returning(*outbox.c)
-            )
-        ).all()
+        rows = (await connection.execute(_TAKE, {"ids": ids, "until": now + lease})).all()
         events = dict(known)
         missing = {row.event_id for row in rows} - set(known)
         if missing:
@@ -457,6 +430,39 @@ def notify_on(values: Iterable[str]) -> frozenset[NotifyOn]:
 
 
 _KNOWN = frozenset(on.value for on in NotifyOn)
+# An earlier row of the same incident for the same channel still pending: a row waits for it.
+# Built once: an alias builds its columns anew each time, which cost more than the claim.
+_EARLIER = models.outbox.alias("earlier")
+_BLOCKED = exists().where(
+    _EARLIER.c.status == OutboxStatus.PENDING,
+    _EARLIER.c.channel == models.outbox.c.channel,
+    _EARLIER.c.incident_id == models.outbox.c.incident_id,
+    _EARLIER.c.id < models.outbox.c.id,
+)
+# The due rows, oldest first, up to ``limit``: none blocked, none another dispatcher holds.
+_DUE = (
+    select(models.outbox.c.id)
+    .where(
+        models.outbox.c.status == OutboxStatus.PENDING,
+        models.outbox.c.next_attempt_at <= bindparam("now"),
+        ~_BLOCKED,
+    )
+    .order_by(models.outbox.c.next_attempt_at, models.outbox.c.id)
+    .limit(bindparam("limit", type_=Integer))
+    .with_for_update(skip_locked=True, of=models.outbox)
+)
+# The same, of the ``events`` just stored only.
+_DUE_OF_EVENTS = _DUE.where(models.outbox.c.event_id.in_(bindparam("events", expanding=True)))
+# Rows ``ids`` taken for one more attempt, not due again ``until`` the lease ends.
+_TAKE = (
+    update(models.outbox)
+    .where(models.outbox.c.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        attempts=models.outbox.c.attempts + 1,
+        next_attempt_at=bindparam("until", type_=models.outbox.c.next_attempt_at.type),
+    )
+    .returning(*models.outbox.c)
+)
 # A cancelled row may still be settled as sent: its attempt was under way when it was
 # cancelled, and the message left. A failed attempt of it is not retried.
 _SENDABLE = (OutboxStatus.PENDING, OutboxStatus.CANCELLED)

@@ -161,12 +161,7 @@ class RuleStatsQueries(StoreBase):
             {"rule": rule, "day": day, **{name: values.get(name, 0) for name in COUNTERS}}
             for (rule, day), values in sorted(deltas.items())
         ]
-        statement = self._upsert(_TABLE)
-        statement = statement.on_conflict_do_update(
-            index_elements=[_TABLE.c.rule, _TABLE.c.day],
-            set_={name: _TABLE.c[name] + statement.excluded[name] for name in COUNTERS},
-        )
-        await connection.execute(statement, rows)
+        await connection.execute(self._adding_upsert(_TABLE, ("rule", "day"), COUNTERS), rows)
 
 
 # -- the arithmetic, pure ----------------------------------------------------------------------
