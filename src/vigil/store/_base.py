@@ -281,7 +281,7 @@ def event_payload(item: Event) -> dict[str, Any]:
 
 def logged(item: Event) -> Event:
     """A stored event as reading it back from the log gives it (its JSON payload)."""
-    return Event.from_dict(json.loads(json.dumps({**event_payload(item), "id": item.id})))
+    return Event.from_dict(json.loads(json.dumps(item.to_dict())))
 
 
 def _with_id(item: Event, new_id: int) -> Event:
