@@ -28,7 +28,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import bindparam, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vigil.core.errors import NotFoundError, ValidationError
@@ -63,19 +63,16 @@ class IncidentGroups(StoreBase):
         if not opened or window <= timedelta(0):
             return {}, {}
         groups = models.incident_groups
-        incidents = models.incidents
         earliest = min(incident.triggered_at for incident in opened)
         wanted = sorted({labels[i.rule] for i in opened if labels and i.rule in labels})
-        near = groups.c.last_opened_at >= earliest - window
+        since = {"since": earliest - window}
         rows = (
             await connection.execute(
-                select(groups)
-                .where(
-                    or_(near, groups.c.label.in_(wanted)) if wanted else near,
-                    exists().where(incidents.c.group_id == groups.c.id, models.OPEN_PREDICATE),
+                *(
+                    (_JOINABLE_OR_LABELLED, {**since, "labels": wanted})
+                    if wanted
+                    else (_JOINABLE, since)
                 )
-                .order_by(groups.c.id)
-                .with_for_update()
             )
         ).all()
         outcome = assign(
@@ -108,9 +105,7 @@ class IncidentGroups(StoreBase):
             )
         for group in outcome.updated:
             await connection.execute(
-                update(groups)
-                .where(groups.c.id == group.id)
-                .values(last_opened_at=group.last_opened_at)
+                _JOINED, {"ident": group.id, "new_last_opened_at": group.last_opened_at}
             )
         return outcome.members, {group.id: window for group in outcome.created}
 
@@ -228,40 +223,13 @@ class IncidentGroups(StoreBase):
             return grouped_rows(
                 rows, by_id, pending=(), last_at={}, open_left=open_now, windows=created
             )
-        outbox, incidents, groups = models.outbox, models.incidents, models.incident_groups
-        pending = {
-            (row.group_id, row.channel)
-            for row in await connection.execute(
-                select(outbox.c.group_id, outbox.c.channel).where(
-                    outbox.c.group_id.in_(ids),
-                    outbox.c.status == OutboxStatus.PENDING,
-                    outbox.c.attempts == 0,
-                )
-            )
-        }
-        last_at = {
-            (row.group_id, row.channel): row.lt
-            for row in await connection.execute(
-                select(
-                    outbox.c.group_id, outbox.c.channel, func.max(outbox.c.created_at).label("lt")
-                )
-                .where(outbox.c.group_id.in_(ids))
-                .group_by(outbox.c.group_id, outbox.c.channel)
-            )
-        }
-        open_left = {
-            row.group_id: int(row.n)
-            for row in await connection.execute(
-                select(incidents.c.group_id, func.count().label("n"))
-                .where(incidents.c.group_id.in_(ids), models.OPEN_PREDICATE)
-                .group_by(incidents.c.group_id)
-            )
-        }
+        among = {"groups": ids}
+        pending = {tuple(row) for row in await connection.execute(_WAITING, among)}
+        last_at = {(row[0], row[1]): row[2] for row in await connection.execute(_LAST_AT, among)}
+        open_left = {row[0]: int(row[1]) for row in await connection.execute(_OPEN_LEFT, among)}
         windows = {
-            row.id: timedelta(seconds=float(row.window_s))
-            for row in await connection.execute(
-                select(groups.c.id, groups.c.window_s).where(groups.c.id.in_(ids))
-            )
+            row[0]: timedelta(seconds=float(row[1]))
+            for row in await connection.execute(_WINDOWS, among)
         }
         return grouped_rows(
             rows,
@@ -329,23 +297,17 @@ async def group_summaries(
     """The groups named, with their members (for the messages being sent)."""
     if not group_ids:
         return {}
-    groups = models.incident_groups
-    rows = (
-        await connection.execute(select(groups).where(groups.c.id.in_(sorted(group_ids))))
-    ).all()
+    rows = (await connection.execute(_GROUPS_NAMED, {"ids": sorted(group_ids)})).all()
     return {summary.id: summary for summary in await _summaries(connection, rows)}
 
 
 async def _summaries(connection: AsyncConnection, rows: Sequence[Any]) -> list[GroupSummary]:
     if not rows:
         return []
-    incidents = models.incidents
     members: dict[uuid.UUID, list[Incident]] = defaultdict(list)
     ids = [row.id for row in rows]
     for start in range(0, len(ids), 500):
-        for member in await connection.execute(
-            select(incidents).where(incidents.c.group_id.in_(ids[start : start + 500]))
-        ):
+        for member in await connection.execute(_MEMBERS, {"groups": ids[start : start + 500]}):
             members[member.group_id].append(incident_from_row(member))
     return [
         summarize(row.id, members[row.id], label=row.label, opened_at=row.opened_at)
@@ -355,6 +317,52 @@ async def _summaries(connection: AsyncConnection, rows: Sequence[Any]) -> list[G
 
 
 _STATUSES = ("open", "active", "acknowledged", "resolved")
+
+# The statements every cycle that opens an incident runs, built once (building one cost more
+# than running it): the groups it may join (one open member at least, and its last member
+# opened ``since`` or later, or its label among ``labels``), locked; a joined group's latest
+# member time; groups by ``ids``, and the members of ``groups``.
+_GROUPS = models.incident_groups
+_HAS_OPEN_MEMBER = exists().where(
+    models.incidents.c.group_id == _GROUPS.c.id, models.OPEN_PREDICATE
+)
+_NEAR = _GROUPS.c.last_opened_at >= bindparam("since")
+_JOINABLE = select(_GROUPS).where(_NEAR, _HAS_OPEN_MEMBER).order_by(_GROUPS.c.id).with_for_update()
+_JOINABLE_OR_LABELLED = (
+    select(_GROUPS)
+    .where(or_(_NEAR, _GROUPS.c.label.in_(bindparam("labels", expanding=True))), _HAS_OPEN_MEMBER)
+    .order_by(_GROUPS.c.id)
+    .with_for_update()
+)
+_JOINED = (
+    update(_GROUPS)
+    .where(_GROUPS.c.id == bindparam("ident"))
+    .values(last_opened_at=bindparam("new_last_opened_at", type_=_GROUPS.c.last_opened_at.type))
+)
+# Of the groups ``groups``, for their outbox rows (``_group_rows``): the (group, channel) whose
+# message waits, not yet attempted; when each last had one; their members still open; windows.
+_OUTBOX = models.outbox
+_OF_GROUPS: Any = bindparam("groups", expanding=True)
+_WAITING = select(_OUTBOX.c.group_id, _OUTBOX.c.channel).where(
+    _OUTBOX.c.group_id.in_(_OF_GROUPS),
+    _OUTBOX.c.status == OutboxStatus.PENDING,
+    _OUTBOX.c.attempts == 0,
+)
+_LAST_AT = (
+    select(_OUTBOX.c.group_id, _OUTBOX.c.channel, func.max(_OUTBOX.c.created_at))
+    .where(_OUTBOX.c.group_id.in_(_OF_GROUPS))
+    .group_by(_OUTBOX.c.group_id, _OUTBOX.c.channel)
+)
+_OPEN_LEFT = (
+    select(models.incidents.c.group_id, func.count())
+    .where(models.incidents.c.group_id.in_(_OF_GROUPS), models.OPEN_PREDICATE)
+    .group_by(models.incidents.c.group_id)
+)
+_WINDOWS = select(_GROUPS.c.id, _GROUPS.c.window_s).where(_GROUPS.c.id.in_(_OF_GROUPS))
+_GROUPS_NAMED = select(_GROUPS).where(_GROUPS.c.id.in_(bindparam("ids", expanding=True)))
+_MEMBERS = select(models.incidents).where(
+    models.incidents.c.group_id.in_(bindparam("groups", expanding=True))
+)
 
 
 def _check_status(status: Status | str | None) -> str | None:
