@@ -15,9 +15,9 @@ once the transaction holding its samples, and those of the other pushes of the m
 committed.
 
 The common push (an ingest token, a JSON body of plain samples, nothing wrong) is answered by
-``IngestGate`` itself, past FastAPI's routing, dependencies and middleware, which cost more
-than the rest of a push (``answer_directly``). Anything else goes on to the route, which stays
-the one place that says what is wrong.
+``IngestGate`` itself, past FastAPI's routing, dependencies and middleware, which cost about a
+fifth of the server's CPU a push (``answer_directly``). Anything else goes on to the route,
+which stays the one place that says what is wrong.
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ class IngestGate:
 async def answer_directly(
     state: WebState, scope: Scope, receive: Receive, send: Send, max_body: int
 ) -> Receive | None:
-    """Answers the common push here, at a fraction of what FastAPI's routing, dependencies and
+    """Answers the common push here, without what FastAPI's routing, dependencies and
     middleware cost it: an ingest token, a JSON body of exactly ``instance`` and ``samples``,
     every sample valid and within the clock's bounds. ``None`` once answered (stored, or
     refused by a limit); otherwise the ``receive`` to go on with, replaying what was read,
