@@ -65,16 +65,11 @@ class IncidentGroups(StoreBase):
         groups = models.incident_groups
         earliest = min(incident.triggered_at for incident in opened)
         wanted = sorted({labels[i.rule] for i in opened if labels and i.rule in labels})
-        since = {"since": earliest - window}
-        rows = (
-            await connection.execute(
-                *(
-                    (_JOINABLE_OR_LABELLED, {**since, "labels": wanted})
-                    if wanted
-                    else (_JOINABLE, since)
-                )
-            )
-        ).all()
+        parameters: dict[str, Any] = {"since": earliest - window}
+        if wanted:
+            parameters["labels"] = wanted
+        joinable = _JOINABLE_OR_LABELLED if wanted else _JOINABLE
+        rows = (await connection.execute(joinable, parameters)).all()
         outcome = assign(
             opened,
             [

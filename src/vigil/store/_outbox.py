@@ -137,8 +137,11 @@ class Outbox(IncidentGroups):
         events ``among`` (stored just now, so not read again) when given."""
         # As the log holds them (what a claim after the commit would read back).
         known = {e.id: logged(e) for e in among or () if e.id is not None}
-        due = (_DUE, {}) if among is None else (_DUE_OF_EVENTS, {"events": sorted(known)})
-        ids = list((await connection.scalars(due[0], {"now": now, "limit": limit, **due[1]})).all())
+        parameters: dict[str, Any] = {"now": now, "limit": limit}
+        if among is not None:
+            parameters["events"] = sorted(known)
+        due = _DUE if among is None else _DUE_OF_EVENTS
+        ids = list((await connection.scalars(due, parameters)).all())
         if not ids:
             return []
         rows = (await connection.execute(_TAKE, {"ids": ids, "until": now + lease})).all()
