@@ -107,6 +107,10 @@ class Ops:
                 self.bots.remove(entry)
                 entry[2].detach()  # its sources leave the Vigil, as when its process ends
                 await bot.close()
+                # Closed, its task has nothing left to do but it may be asleep in discord.py's
+                # reconnect back-off (up to minutes, if the gateway dropped it before): ended
+                # here rather than waited for.
+                entry[1].cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await entry[1]
 
