@@ -208,11 +208,15 @@ def _unreadable(exc: StarletteHTTPException) -> str:
     return str(exc.detail)
 
 
+def route_path(scope: Scope) -> str:
+    """The path the routes match: without the root path a proxy mounts Vigil under."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
 def _methods_for(request: Request) -> set[str]:
-    path: str = request.scope["path"]
-    root: str = request.scope.get("root_path", "")
-    if root and path.startswith(root):
-        path = path[len(root) :]
+    path = route_path(request.scope)
     methods: set[str] = set()
     for route in iter_route_contexts(request.app.router.routes):
         pattern = getattr(route, "path_regex", None)
