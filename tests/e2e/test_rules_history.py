@@ -61,9 +61,11 @@ async def test_suggest_apply_preview_and_change_before_saving(
     await expect(page.locator("#preview-proposed summary")).to_have_text(
         "This version would have opened 1 incident"
     )
-    drawn = "c => !!(window.Chart && window.Chart.getChart(c))"
+    drawn = "s => !!(window.Chart && window.Chart.getChart(document.querySelector(s)))"
     await expect(page.locator("#preview-chart")).to_be_visible()
-    assert await page.locator("#preview-chart").evaluate(drawn)
+    # The canvas is there before the chart's script has drawn on it (slowly, on a loaded
+    # machine): waited for, as test_anomaly_band.py does.
+    await page.wait_for_function(drawn, arg="#preview-chart")
 
     # A warning inside the normal range: the preview says so before anything is saved.
     await edit.get_by_label("Warning at").fill("55")
