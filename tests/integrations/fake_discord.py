@@ -33,6 +33,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from .teardown import ended
+
 BOT_USER = {
     "id": "1000",
     "username": "vigil-test-bot",
@@ -213,6 +215,9 @@ class FakeDiscordAPI:
         self.callbacks: list[Callback] = []
         self.followups: list[tuple[str, dict[str, Any]]] = []
         self.commands: dict[str | None, list[dict[str, Any]]] = {}
+        # When set, registering commands waits for it (``registering`` counts those waiting).
+        self.hold_registration: asyncio.Event | None = None
+        self.registering = 0
         self.sockets: list[web.WebSocketResponse] = []
         self.refuse_messages = False  # refuse to create or edit messages (403)
         self.refused = 0
@@ -244,6 +249,9 @@ class FakeDiscordAPI:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        await ended(self._stop(), "stopping the fake Discord")
+
+    async def _stop(self) -> None:
         for socket in list(self.sockets):
             await socket.close()
         if self._runner is not None:
@@ -444,6 +452,9 @@ class FakeDiscordAPI:
     async def _register(self, request: web.Request, guild_id: str | None) -> Any:
         if request.method != "PUT":
             return self.commands.get(guild_id, [])
+        if self.hold_registration is not None:
+            self.registering += 1
+            await self.hold_registration.wait()
         registered = [
             {
                 "id": str(next(self._ids)),

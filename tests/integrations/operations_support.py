@@ -25,6 +25,7 @@ from vigil.settings import Settings
 
 from ..runtime.support import Clock, Script, settings
 from .fake_discord import ADMIN_ROLE, OPS_CHANNEL, VIEWER_ROLE, Callback, FakeDiscordAPI
+from .teardown import ended
 
 DEADLINE = 60.0
 TOKEN = "bot-token"
@@ -117,8 +118,8 @@ class Ops:
     async def close(self) -> None:
         """Stop the bots, then Vigil."""
         for bot, _, _ in list(self.bots):
-            await self.stop_bot(bot)
-        await self.vigil.aclose()
+            await ended(self.stop_bot(bot), "stopping a bot")
+        await ended(self.vigil.aclose(), "closing Vigil")
 
     async def cycle(self, value: float | None, times: int = 1) -> list[Event]:
         return await self.cycle_values({METRIC: value}, times)

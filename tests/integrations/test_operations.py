@@ -3,6 +3,7 @@ Discord, post and edit incident messages and answer buttons, forms and slash com
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import AsyncIterator
 from typing import Any
@@ -224,6 +225,26 @@ async def test_severity_channels_and_the_link_to_the_incident(ops: Ops) -> None:
     assert ops.messages() == []
     link = f"https://vigil.example.com/incidents/{incident.id}"
     assert link in custom_ids(message)
+
+
+def tasks_named(name: str) -> list[asyncio.Task[Any]]:
+    return [task for task in asyncio.all_tasks() if task.get_name() == name]
+
+
+async def test_a_bot_detached_while_registering_its_commands_does_not_start_posting(
+    ops: Ops,
+) -> None:
+    # on_ready registers the commands, then starts the poster; detached meanwhile, the
+    # operator's on_ready must not start it again (it would post for a detached bot).
+    ops.api.hold_registration = asyncio.Event()
+    await ops.start_bot()
+    await eventually(lambda: ops.api.registering == 1, what="the commands being registered")
+    [(_, _, wired)] = ops.bots
+    wired.detach()
+    ops.api.hold_registration.set()
+    await eventually(lambda: not tasks_named("discord.py: on_ready"), what="on_ready to end")
+    assert None in ops.api.commands  # on_ready did go on after its registration
+    assert not tasks_named("vigil-discord-poster")
 
 
 async def test_the_vigil_commands_are_registered_when_the_bot_connects(ops: Ops) -> None:

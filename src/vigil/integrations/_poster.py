@@ -68,6 +68,7 @@ class IncidentPoster:
         self._cursor: int | None = None
         self._task: asyncio.Task[None] | None = None
         self._cancelled: asyncio.Task[None] | None = None  # until ``stop`` sees it end
+        self._ended = False  # cancelled for good: the bot detached, or Vigil closed
         self._listening: Any = None
         self.posted = 0
         self.edited = 0
@@ -78,7 +79,10 @@ class IncidentPoster:
 
     def start(self, *, catch_up: bool = False) -> None:
         """Run (once started, a no-op but for the wake-up); ``catch_up`` also re-renders every
-        message that fell behind, as after a reconnection."""
+        message that fell behind, as after a reconnection. Once cancelled, a no-op: an
+        ``on_ready`` still under way when the bot detached does not start it again."""
+        if self._ended:
+            return
         if catch_up:
             self._catch_ups_asked += 1
         if self._task is None or self._task.done():
@@ -91,7 +95,9 @@ class IncidentPoster:
         self._wake.set()
 
     def cancel(self) -> None:
-        """Stop posting (a round under way is cut short: it is safe to, see the module)."""
+        """Stop posting for good (a round under way is cut short: it is safe to, see the
+        module)."""
+        self._ended = True
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
