@@ -12,6 +12,7 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
+import h11
 import httpx
 import pytest
 
@@ -223,3 +224,12 @@ def test_serve_raises_its_open_files_limit_to_the_hard_limit() -> None:
     ).stdout.split()
     expected = str(hard if hard != resource.RLIM_INFINITY else max(low, 1 << 20))
     assert output == [expected, expected]
+
+
+@pytest.mark.parametrize("body", [b"x", b"id: 7\nevent: e\ndata: {}\n\n", bytes(range(256)) * 70])
+def test_a_chunk_is_framed_as_h11_frames_it(body: bytes) -> None:
+    server = h11.Connection(h11.SERVER)
+    server.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert isinstance(server.next_event(), h11.Request)
+    server.send(h11.Response(status_code=200, headers=[]))
+    assert connections.chunk(body) == server.send(h11.Data(data=body))

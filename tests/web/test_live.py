@@ -155,7 +155,11 @@ async def test_a_streams_head_passes_through_the_middleware_and_its_frames_go_st
     async with served(api.app) as (base, _), patient(base) as client:
         async with stream(client, api) as reader:
             assert reader.response.headers["x-accel-buffering"] == "no"
-            await wait_until(lambda: api.app.state.vigil_web.live.clients == 1)
+            live = api.app.state.vigil_web.live
+            await wait_until(lambda: live.clients == 1)
+            # Caught up, its frames go past uvicorn's send too, straight to its socket.
+            [streamed] = live._clients
+            assert streamed.direct is not None
             [opened] = await api.breach(LATENCY, 150)
             frame = await reader.next()
             assert frame is not None and frame.id == opened.id
@@ -262,6 +266,30 @@ async def publish_big_events(api: Api, count: int) -> list[int]:
     stored = await api.vigil.store.append_events(made)
     api.vigil.bus.publish(stored)
     return [event.id or 0 for event in stored]
+
+
+async def test_an_http_1_0_client_gets_its_frames_unchunked(api: Api) -> None:
+    """HTTP/1.0 has no chunked framing: h11 sends such a stream's body as it is, and so must
+    the direct writes to caught-up clients (they only frame chunks for chunked responses)."""
+    async with served(api.app) as (base, _):
+        port = int(base.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            token = api.tokens["viewer"]
+            writer.write(
+                f"GET /api/events HTTP/1.0\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
+            )
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), DEADLINE)
+            assert head.startswith(b"HTTP/1.1 200") and b"transfer-encoding" not in head.lower()
+            live = api.app.state.vigil_web.live
+            await wait_until(lambda: live.clients == 1)
+            [streamed] = live._clients
+            assert streamed.direct is None
+            [opened] = await api.breach(LATENCY, 150)
+            body = await asyncio.wait_for(reader.readuntil(f"id: {opened.id}\n".encode()), DEADLINE)
+            assert body == f"retry: 3000\n\nid: {opened.id}\n".encode()
+        finally:
+            writer.close()
 
 
 def stalled_connection(port: int, token: str) -> socket.socket:

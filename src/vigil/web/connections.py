@@ -30,7 +30,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from h11._writers import ChunkedWriter
+from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
 logger = logging.getLogger(__name__)
 
@@ -260,3 +261,51 @@ def _plain(status: int, reason: str, text: str) -> bytes:
     if status == 503:
         head += "retry-after: 5\r\n"
     return head.encode() + b"\r\n" + body
+
+
+# -- streamed bodies straight to the socket ---------------------------------------------------
+
+
+def chunk(body: bytes) -> bytes:
+    """``body`` framed as one chunk of a chunked response, as h11 frames it."""
+    return b"%x\r\n%b\r\n" % (len(body), body)
+
+
+class ChunkWriter:
+    """Writes a streamed response's body straight to its socket, past uvicorn's ``send`` and
+    h11: the live stream writes each event to every caught-up client, and there those two
+    cost as much again as the socket write itself. Only for a response this server's h11
+    protocol is sending chunked (h11 counts nothing for chunked data, so its state stays
+    right), and only while a write can complete at once: ``write`` says ``False`` when the
+    socket's buffer is full (uvicorn's flow control has paused writing), the client has gone
+    or the response has ended, and then the caller uses the ASGI ``send`` as usual."""
+
+    __slots__ = ("_cycle", "_transport")
+
+    def __init__(self, cycle: Any) -> None:
+        self._cycle = cycle
+        self._transport: asyncio.Transport = cycle.transport
+
+    @classmethod
+    def of(cls, send: Any) -> ChunkWriter | None:
+        """The writer for the response ``send`` (the server's own) is sending, once its head
+        is sent; ``None`` when its body is not sent chunked by this server's protocol."""
+        cycle = getattr(send, "__self__", None)
+        if not isinstance(cycle, RequestResponseCycle) or not cycle.response_started:
+            return None
+        if cycle.scope["method"] == "HEAD" or not isinstance(cycle.conn._writer, ChunkedWriter):
+            return None
+        return cls(cycle)
+
+    def write(self, framed: bytes) -> bool:
+        """Write one chunk (``chunk(body)``) if it can go at once; whether it went."""
+        cycle = self._cycle
+        if (
+            cycle.flow.write_paused
+            or cycle.disconnected
+            or cycle.response_complete
+            or self._transport.is_closing()
+        ):
+            return False
+        self._transport.write(framed)
+        return True

@@ -3,8 +3,9 @@
 One follower task per app reads the bus and renders each event to its SSE frame once, into a
 bounded ring shared by every client. Each client keeps only a cursor (the last id it was
 sent). A client that is caught up is written to straight from the follower: one loop over the
-clients per batch of events, each write one run of the client's ASGI ``send`` that completes
-at once (the bytes go to its socket's buffer), with no task of the client's to wake. Only a
+clients per batch of events, each write the chunk (framed once for all) handed to the client's
+socket (``connections.ChunkWriter``; where the server does not allow that, one run of the
+client's ASGI ``send`` that completes at once), with no task of the client's to wake. Only a
 client that needs more than that runs its own task: one whose socket is full (its ``send``
 waits for uvicorn's flow control, so it blocks only itself and holds no queue), or one behind
 the ring, which reads what it missed from the event log as a client resuming with
@@ -27,11 +28,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vigil.core import Event
 from vigil.runtime import EventBus
+from vigil.web import connections
 from vigil.web.errors import StreamClosedError
 from vigil.web.schemas import EventOut
 
 if TYPE_CHECKING:
     from vigil.runtime import Vigil
+    from vigil.web.connections import ChunkWriter
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +65,17 @@ class _Client:
     """One stream. While ``live`` (caught up, its task asleep) the follower writes to it
     directly; otherwise its task does, alone: the two never write at once."""
 
-    __slots__ = ("check", "credential", "cursor", "gone", "live", "send", "waiter", "writing")
+    __slots__ = (
+        "check",
+        "credential",
+        "cursor",
+        "direct",
+        "gone",
+        "live",
+        "send",
+        "waiter",
+        "writing",
+    )
 
     def __init__(
         self, credential: str | None = None, check: Check | None = None, *, cursor: int = 0
@@ -72,6 +85,7 @@ class _Client:
         self.live = False
         self.cursor = cursor  # the id of the last event written to it
         self.send: Send | None = None
+        self.direct: ChunkWriter | None = None  # past ``send``, when the server allows it
         self.writing: asyncio.Future[None] | None = None  # a direct write that had to wait
         self.credential = credential
         self.check = check
@@ -80,10 +94,14 @@ class _Client:
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(why)
 
-    def write_now(self, message: Message) -> bool:
-        """Write ``message`` from outside the client's task: whether it is written already.
-        If ``send`` has to wait (flow control), the client stops being live, the write
-        carries on by itself, and the client's task is woken when it is done."""
+    def write_now(self, message: Message, framed: bytes) -> bool:
+        """Write ``message`` (``framed``: its body as one chunk) from outside the client's
+        task: whether it is written already. Straight to the socket when it can go at once
+        (``ChunkWriter``), else through ``send``; if ``send`` has to wait (flow control), the
+        client stops being live, the write carries on by itself, and the client's task is
+        woken when it is done."""
+        if self.direct is not None and self.direct.write(framed):
+            return True
         assert self.send is not None
         write = self.send(message).__await__()
         try:
@@ -252,7 +270,7 @@ class LiveStream:
         """The new frames to every client: written here to those caught up (each distinct
         chunk made into its message once), the others' tasks woken to write them."""
         self._wake_due = False
-        messages: dict[int, tuple[Message, int]] = {}
+        messages: dict[int, tuple[Message, bytes, int]] = {}
         for client in list(self._clients):
             if not client.live:
                 client.wake(Wake.EVENTS)  # not waiting (writing): ignored
@@ -267,9 +285,9 @@ class LiveStream:
                 chunk, last = self._after(cursor)
                 if not chunk:
                     continue
-                prepared = messages[cursor] = (_body(chunk), last)
-            message, last = prepared
-            if client.write_now(message):
+                prepared = messages[cursor] = (_body(chunk), connections.chunk(chunk), last)
+            message, framed, last = prepared
+            if client.write_now(message, framed):
                 client.cursor = last
                 if last < self._last:  # more than one write's worth: its task goes on
                     client.live = False
@@ -279,13 +297,14 @@ class LiveStream:
                 client.cursor = last
 
     async def _tick(self) -> None:
-        keepalive = _body(b": keep-alive\n\n")
+        comment = b": keep-alive\n\n"
+        keepalive, framed = _body(comment), connections.chunk(comment)
         while True:
             await self._occupied.wait()  # no client, no keep-alive to send: no wake-up
             await asyncio.sleep(self.keepalive)
             for client in list(self._clients):
                 if client.live:
-                    client.write_now(keepalive)
+                    client.write_now(keepalive, framed)
 
     async def _guard(self) -> None:
         while True:
@@ -340,6 +359,7 @@ class LiveStream:
         # of ASGI middleware coroutines.
         loop = asyncio.get_running_loop()
         client.send = send
+        client.direct = connections.ChunkWriter.of(send)
         self._clients.add(client)
         self._occupied.set()
         watcher = loop.create_task(self._watch(receive, client))
