@@ -325,15 +325,18 @@ async def test_only_the_leader_posts_and_a_follower_takes_over(
     second = await start_ops(api, migrated_postgres_url, instance="second")
     try:
         leader_bot = await first.start_bot()
-        follower_bot = await second.start_bot()
+        # The follower's periodic look is out of reach: it wakes only for events.
+        follower_bot = await second.start_bot(operations(check_every=3600.0))
         assert first.vigil.monitor.leadership.is_leader
         assert not second.vigil.monitor.leadership.is_leader
         follower = DiscordOperator.of(follower_bot).poster
+        await eventually(lambda: follower.idle_rounds >= 1, what="the follower's first round")
+        idle = follower.idle_rounds
 
         incident = await first.open_incident()
         message = await first.posted(incident)
-        # The follower hears of the incident (through the log) and posts nothing.
-        idle = follower.idle_rounds
+        # The follower hears of the incident (through the log) and posts nothing. (Counted
+        # from before the incident: it may hear of it before the message is posted.)
         await eventually(lambda: follower.idle_rounds > idle, what="the follower woken")
         assert (follower.posted, follower.edited) == (0, 0)
         assert DiscordOperator.of(leader_bot).poster.posted == 1
