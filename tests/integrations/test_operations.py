@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -39,6 +40,7 @@ from .operations_support import (
     running_ops,
     start_ops,
 )
+from .teardown import ended
 
 
 @pytest.fixture
@@ -225,6 +227,27 @@ async def test_severity_channels_and_the_link_to_the_incident(ops: Ops) -> None:
     assert ops.messages() == []
     link = f"https://vigil.example.com/incidents/{incident.id}"
     assert link in custom_ids(message)
+
+
+async def test_a_poster_stopped_just_as_it_wakes_ends(ops: Ops) -> None:
+    """On Python 3.11 ``asyncio.wait_for`` swallows a cancellation that arrives just as what
+    it waits for is done: a poster stopped right after a wake-up kept running, and Vigil's
+    ``aclose`` waited for it for ever. Stopped 0 to 3 loop steps after a wake-up, it ends."""
+    for steps in range(4):
+        # No periodic look: a poster that missed its cancellation would wait an hour.
+        bot = await ops.start_bot(operations(check_every=3600.0))
+        poster = DiscordOperator.of(bot).poster
+        # Its first round done, it waits for its next wake-up.
+        await eventually(partial(round_done, poster), what="the first round")
+        poster.wake()
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        await ended(poster.stop(), f"stopping the poster {steps} steps after a wake-up")
+        await ops.stop_bot(bot)
+
+
+def round_done(poster: Any) -> bool:
+    return bool(poster._catch_ups_done == poster._catch_ups_asked)
 
 
 def tasks_named(name: str) -> list[asyncio.Task[Any]]:

@@ -84,6 +84,26 @@ async def test_a_sqlite_watch_rechecks_without_a_signal(sqlite_url: str) -> None
                 await _step(watch)
 
 
+async def test_a_watch_cancelled_just_as_it_wakes_is_cancelled() -> None:
+    """On Python 3.11 ``asyncio.wait_for`` swallows a cancellation that arrives just as what
+    it waits for is done: a reader stopped right after a NOTIFY went on reading, and Vigil's
+    ``aclose`` waited for it. Cancelled 0 to 3 loop steps after its wake-up, a step not yet
+    over ends cancelled."""
+    memory = make_url("sqlite+aiosqlite://")
+    async with EventWatch(memory, poll=FOREVER) as watch:
+        for steps in range(4):
+            waiting = asyncio.ensure_future(anext(watch))
+            await asyncio.sleep(0)  # it waits for its wake-up
+            watch._wake.set()  # as a NOTIFY does
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            if waiting.done():
+                continue  # it took its wake-up before the cancellation came: nothing to lose
+            waiting.cancel()
+            await asyncio.wait([waiting], timeout=DEADLINE)
+            assert waiting.cancelled(), f"not cancelled {steps} steps after its wake-up"
+
+
 async def _until(condition: Callable[[], bool]) -> None:
     async def poll() -> None:
         while not condition():  # noqa: ASYNC110

@@ -112,8 +112,9 @@ class IncidentPoster:
         self.cancel()
         task, self._cancelled = self._cancelled, None
         if task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # Waited for, not awaited: the task's cancellation is its own, and this one's,
+            # should it come (a teardown's deadline), still reaches the caller.
+            await asyncio.wait([task])
 
     def follow(self, event: Event) -> None:
         """An event-bus listener: incidents and snoozes change messages."""
@@ -142,8 +143,11 @@ class IncidentPoster:
         delay = config.check_every
         failures = 0
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that arrives just as the wake-up does, and the poster would never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
             self._wake.clear()
             delay = config.check_every
             if not self._ready():

@@ -87,10 +87,11 @@ class EventWatch:
                 return  # events stored while nobody listened: look now
             await asyncio.sleep(self._poll)
             return
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that
+        # arrives just as the wake-up does, and the watch's reader would never stop.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                self._wake.wait(), self._recheck if self.listening else self._poll
-            )
+            async with asyncio.timeout(self._recheck if self.listening else self._poll):
+                await self._wake.wait()
         self._wake.clear()
         if self._lost.is_set():
             await self._close()  # the next step listens again
