@@ -350,7 +350,9 @@ async def test_a_trace_config_passed_at_construction_is_found_after_login(
     bot.setup_hook = setup_hook  # type: ignore[method-assign]
     with caplog.at_level(logging.WARNING, logger="vigil.integrations.discord"):
         await bot.login("token")
-    assert caplog.records == []
+    # Vigil's own warnings: discord.py's (no voice support) come with the first client a
+    # worker makes, whichever test that is.
+    assert [r for r in caplog.records if r.name.startswith("vigil")] == []
     harness.api.rate_limit_next(retry_after=0.01)
     await bot.fetch_user(3001)
     readings = await harness.metrics.read()
