@@ -20,10 +20,10 @@ from vigil.metrics import HealthRegistry
 from vigil.notify import Channel, Message
 from vigil.runtime.notifier import IDLE_RECHECKS, NOTIFIER_TASK, DeliveryPolicy, Notifier
 from vigil.runtime.vigil import utcnow
-from vigil.store import OutboxStatus, Store, models
+from vigil.store import OutboxStatus, Store, VigilStorageError, models
 from vigil.store.memory import MemoryStore
 
-from .support import wait_until
+from .support import DEADLINE, wait_until
 
 AnyStore = Store | MemoryStore
 
@@ -342,6 +342,41 @@ async def test_a_stored_url_apprise_stopped_accepting_fails_only_its_own_rows(
 
 
 # -- the claim: short, and held while a send lasts ----------------------------------------------
+
+
+async def test_a_round_ends_when_the_cancelled_renewal_comes_back_as_a_storage_error(
+    store: MemoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLAlchemy on asyncpg turned the holder's cancellation, landing in a renewal, into a
+    storage error (``MissingGreenlet``), which the holder logs and goes on: the round then
+    waited for it for ever. Its sends over, the round ends all the same."""
+    await store.add_channel({"name": "slow", "url": "json://127.0.0.1:9/hook"}, now=utcnow())
+    await open_incident(store)
+    renewing, release = asyncio.Event(), asyncio.Event()
+
+    async def renew_claims(*_: object, **__: object) -> int:
+        renewing.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise VigilStorageError(
+                "renewing notification claims failed: MissingGreenlet"
+            ) from None
+        return 0
+
+    monkeypatch.setattr(store, "renew_claims", renew_claims)
+
+    async def slow(channel: Channel, message: Message) -> None:
+        await release.wait()
+
+    policy = DeliveryPolicy(lease=1.0, send_timeout=60, backoff=60, check_every=0.2)
+    dispatcher = notifier(store, sender=slow, policy=policy)
+    round_ = asyncio.create_task(dispatcher.run_once())
+    await asyncio.wait_for(renewing.wait(), DEADLINE)  # the holder is inside a renewal
+    release.set()
+    done, _ = await asyncio.wait([round_], timeout=DEADLINE)
+    assert done, "the round did not end after its send"
+    assert round_.result() == 1
 
 
 async def test_a_send_longer_than_the_lease_keeps_its_claim(database: Store) -> None:

@@ -30,6 +30,7 @@ database every ``IDLE_RECHECKS`` times ``check_every`` in case a wake-up was mis
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -355,10 +356,12 @@ class Notifier:
 
         # Every attempt runs to its end (each bounded by send_timeout) before a failure to
         # record one (the database went away) is raised: nothing is left running behind.
-        holding = asyncio.get_running_loop().create_task(self._hold(unsettled))
+        held = asyncio.Event()  # set: every attempt is over
+        holding = asyncio.get_running_loop().create_task(self._hold(unsettled, held))
         try:
             results = await asyncio.gather(*(one(d) for d in claimed), return_exceptions=True)
         finally:
+            held.set()
             holding.cancel()
             await asyncio.gather(holding, return_exceptions=True)
         for result in results:
@@ -366,13 +369,17 @@ class Notifier:
                 raise result
         return sum(1 for result in results if result is True)
 
-    async def _hold(self, unsettled: set[int]) -> None:
+    async def _hold(self, unsettled: set[int], over: asyncio.Event) -> None:
         """Renew the claim on the rows still being sent (or waiting their turn), every third
-        of the lease, until cancelled."""
+        of the lease, until ``over`` is set. (It is cancelled too, but a cancellation that
+        lands in a renewal can come out of the driver as a storage error, which is only
+        logged here: ``over`` still ends it.)"""
         lease = timedelta(seconds=self.policy.lease)
-        while True:
-            await asyncio.sleep(self.policy.lease / 3)
-            if not unsettled:
+        while not over.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.policy.lease / 3):
+                    await over.wait()
+            if over.is_set() or not unsettled:
                 continue
             try:
                 await self.store.renew_claims(list(unsettled), now=self.clock(), lease=lease)
