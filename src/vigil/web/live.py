@@ -34,7 +34,6 @@ from vigil.web.schemas import EventOut
 
 if TYPE_CHECKING:
     from vigil.runtime import Vigil
-    from vigil.web.connections import ChunkWriter
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +84,7 @@ class _Client:
         self.live = False
         self.cursor = cursor  # the id of the last event written to it
         self.send: Send | None = None
-        self.direct: ChunkWriter | None = None  # past ``send``, when the server allows it
+        self.direct: connections.ChunkWriter | None = None  # past ``send``, if allowed
         self.writing: asyncio.Future[None] | None = None  # a direct write that had to wait
         self.credential = credential
         self.check = check
