@@ -356,12 +356,12 @@ class Notifier:
 
         # Every attempt runs to its end (each bounded by send_timeout) before a failure to
         # record one (the database went away) is raised: nothing is left running behind.
-        held = asyncio.Event()  # set: every attempt is over
-        holding = asyncio.get_running_loop().create_task(self._hold(unsettled, held))
+        over = asyncio.Event()  # set: every attempt is over
+        holding = asyncio.get_running_loop().create_task(self._hold(unsettled, over))
         try:
             results = await asyncio.gather(*(one(d) for d in claimed), return_exceptions=True)
         finally:
-            held.set()
+            over.set()
             holding.cancel()
             await asyncio.gather(holding, return_exceptions=True)
         for result in results:
