@@ -152,6 +152,25 @@ def cases(api: Api) -> list[tuple[str, bytes, dict[str, str], bool]]:
             ingest,
             False,
         ),
+        (
+            # orjson reads it as a float, json as an int: one value all the same
+            "an integer past 64 bits",
+            b'{"instance":"shard-0","samples":[{"metric":"m","value":%d}]}' % 2**70,
+            ingest,
+            True,
+        ),
+        (
+            "an integer past a float",  # orjson refuses it: the route reads it
+            b'{"instance":"shard-0","samples":[{"metric":"m","value":%d}]}' % 10**400,
+            ingest,
+            False,
+        ),
+        (
+            "a repeated key",
+            b'{"instance":"shard-0","instance":"shard-1","samples":[{"metric":"m","value":1}]}',
+            ingest,
+            True,
+        ),
         ("a body with more", pushed(good, extra=1), ingest, False),
         ("no samples key", json.dumps({"instance": "shard-0"}).encode(), ingest, False),
         ("a bad instance", pushed(good, instance="has space"), ingest, False),

@@ -23,12 +23,11 @@ which stays the one place that says what is wrong.
 from __future__ import annotations
 
 import asyncio
-import json
-import math
 import re
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
 
+import orjson
 import pydantic
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, SkipValidation, TypeAdapter
@@ -195,7 +194,7 @@ async def answer_directly(
     vigil = state.vigil
     try:
         principal = await state.auth.from_token(secret.strip())
-        raw = json.loads(body)
+        raw = orjson.loads(body)  # a fifth of json's cost; what it refuses, the route reads
         if type(raw) is not dict or raw.keys() != {"instance", "samples"}:
             return _replaying(read, receive)
         instance, items = raw["instance"], raw["samples"]
@@ -208,6 +207,7 @@ async def answer_directly(
             return _replaying(read, receive)
         samples = await _samples(items, instance, now=vigil.clock(), settings=vigil.settings)
     except (VigilError, ValueError, RecursionError):  # the route says what is wrong
+        # (orjson.JSONDecodeError is a ValueError)
         return _replaying(read, receive)
     try:  # as ``ingest_allowed`` and the route, from here on
         status = vigil.monitor.status()
@@ -342,8 +342,8 @@ async def _samples(
 
 
 # The plain form of a sample, checked without the model at a sixth of its cost: a dict of
-# exactly `metric` (a str of the metric pattern), `value` (a finite float, or an int a float
-# holds exactly) and optionally `time` (null, or RFC 3339 with `T` and `Z` or an offset,
+# exactly `metric` (a str of the metric pattern), `value` (a finite float, or an int a float holds
+# exactly) and optionally `time` (null, or RFC 3339 with `T` and `Z` or an offset,
 # at most microseconds). Anything else, valid or not, goes to the model, so what is accepted
 # and every error are the model's (tests/web/test_ingest_plain.py holds the two equal).
 _PLAIN_TIME = re.compile(
@@ -351,6 +351,7 @@ _PLAIN_TIME = re.compile(
     r"(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-9]{2})"
 )
 _EXACT_INT = 2**53
+_ABSENT = object()
 
 
 class Seen:
@@ -370,7 +371,7 @@ def _plain_sample(
 ) -> Sample | None:
     """``raw`` as a sample if it has the plain form; ``None`` if the model must decide.
     ``seen``: what the batch's earlier samples have shown good (added to here)."""
-    if type(raw) is not dict or not 2 <= len(raw) <= 3:
+    if type(raw) is not dict:
         return None
     metric = raw.get("metric")
     value = raw.get("value")
@@ -382,37 +383,37 @@ def _plain_sample(
         if seen is not None:
             seen.metrics.add(metric)
     if type(value) is float:
-        if not math.isfinite(value):
+        if value - value != 0.0:  # not finite: inf - inf and nan - nan are nan
             return None
     elif type(value) is int and -_EXACT_INT <= value <= _EXACT_INT:
         value = float(value)
     else:
         return None
-    if len(raw) == 2:
-        if "value" not in raw:  # `metric` and something else
-            return None
+    # `metric` and `value` are there (a str, a number): two keys are the plain form, three
+    # when the third is `time`.
+    size = len(raw)
+    if size == 2:
+        return Sample.checked(instance, metric, now, value)
+    if size != 3:
+        return None
+    text = raw.get("time", _ABSENT)
+    if text is None:
         when = now
-    else:
-        if "value" not in raw or "time" not in raw:
-            return None
-        text = raw["time"]
-        if text is None:
-            when = now
-        elif type(text) is str:
-            known = seen.times.get(text) if seen is not None else None
-            if known is not None:
-                when = known
-            elif _PLAIN_TIME.fullmatch(text):
-                try:
-                    when = datetime.fromisoformat(text).astimezone(UTC)
-                except (ValueError, OverflowError):
-                    return None
-                if seen is not None:
-                    seen.times[text] = when
-            else:
+    elif type(text) is str:
+        known = seen.times.get(text) if seen is not None else None
+        if known is not None:
+            when = known
+        elif _PLAIN_TIME.fullmatch(text):
+            try:
+                when = datetime.fromisoformat(text).astimezone(UTC)
+            except (ValueError, OverflowError):
                 return None
+            if seen is not None:
+                seen.times[text] = when
         else:
             return None
+    else:  # absent (another key), or not a text
+        return None
     return Sample.checked(instance, metric, when, value)
 
 
