@@ -39,13 +39,20 @@ class Sample:
         does (a metric name of the pattern, an instance of 1-100 characters, a finite
         ``float``, an aware time): the ingest route's fast path, where checking twice cost
         as much as the rest of a push. Everything else makes samples with ``Sample(...)``."""
-        sample = object.__new__(cls)
-        setattr_ = object.__setattr__
-        setattr_(sample, "instance", instance)
-        setattr_(sample, "metric", metric)
-        setattr_(sample, "time", time)
-        setattr_(sample, "value", value)
+        sample = _new(cls)
+        _set_instance(sample, instance)
+        _set_metric(sample, metric)
+        _set_time(sample, time)
+        _set_value(sample, value)
         return sample
+
+
+# The fields' slot setters: past the frozen ``__setattr__``, at half the cost of
+# ``object.__setattr__`` (``Sample.checked`` runs once for every pushed sample).
+_new = object.__new__
+_set_instance, _set_metric, _set_time, _set_value = (
+    Sample.__dict__[field].__set__ for field in ("instance", "metric", "time", "value")
+)
 
 
 def combine(values: Iterable[float], how: Aggregate) -> float | None:
