@@ -53,6 +53,12 @@ class SeriesBudget:
         ``max_metrics``. Series older than the retention are evicted first, so a slot freed
         by a series that stopped is available at once."""
         self.evict(now)
+        keys = {(s.instance, s.metric) for s in samples}
+        if self._seen.keys() >= keys:
+            # The common push: series already known, nothing to refuse (no sample by sample
+            # search for the one that would be refused).
+            self._touch(keys, now)
+            return
         new_series: dict[tuple[str, str], int] = {}  # -> index of its first sample
         new_metrics: set[str] = set()
         for index, sample in enumerate(samples):
@@ -78,7 +84,11 @@ class SeriesBudget:
                     f"{self.max_metrics:,} metrics (VIGIL_MAX_METRICS); metrics not pushed "
                     f"for {_duration(self.retention)} are forgotten",
                 )
-        for key in {(s.instance, s.metric) for s in samples}:
+        self._touch(keys, now)
+
+    def _touch(self, keys: set[tuple[str, str]], now: datetime) -> None:
+        """Record ``keys`` as pushed at ``now`` (counting the new ones)."""
+        for key in keys:
             if key not in self._seen:
                 self._per_metric[key[1]] = self._per_metric.get(key[1], 0) + 1
             self._seen[key] = now
