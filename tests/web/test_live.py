@@ -520,3 +520,37 @@ async def test_a_client_whose_write_fails_ends_alone(api: Api) -> None:
     finally:
         disconnect.set()
         await asyncio.wait_for(asyncio.gather(*serving, return_exceptions=True), DEADLINE)
+
+
+async def test_a_stream_cancelled_while_its_disconnect_watch_ends_is_cancelled(api: Api) -> None:
+    """A stream ending stops the task that watches for the client's disconnect and waits for
+    it. Cancelled during that wait (a server shutting down), the stream is cancelled: it does
+    not swallow its own cancellation and carry on (Python 3.11's suppress-and-await did)."""
+    live = api.app.state.vigil_web.live
+    scope = {"type": "http", "method": "GET", "path": "/api/events", "headers": []}
+    lingering = asyncio.Event()
+    release = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        try:
+            await asyncio.Event().wait()  # the client never goes
+        except asyncio.CancelledError:
+            lingering.set()  # the watch is being stopped: it takes a moment to end
+            await release.wait()
+            raise
+        raise AssertionError("unreachable")
+
+    async def send(message: Any) -> None:
+        if b"event:" in message.get("body", b""):
+            raise ConnectionResetError("the peer went away")  # ends the stream
+
+    serving = asyncio.create_task(live.response(None)(scope, receive, send))
+    try:
+        await wait_until(lambda: live.clients == 1)
+        await api.breach(LATENCY, 150)
+        await asyncio.wait_for(lingering.wait(), DEADLINE)
+        serving.cancel()
+    finally:
+        release.set()
+    await asyncio.wait([serving], timeout=DEADLINE)
+    assert serving.done() and serving.cancelled()

@@ -16,7 +16,6 @@ seconds; ``close()`` (server shutdown) and the bus closing (Vigil stopping) end 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Iterable
@@ -370,8 +369,10 @@ class LiveStream:
             if not self._clients:
                 self._occupied.clear()
             watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            # Waited for without awaiting it: its CancelledError stays its own, and this
+            # task's own cancellation still ends it (suppressing around ``await watcher``
+            # swallowed both on Python 3.11).
+            await asyncio.wait([watcher])
         if client.writing is not None:  # a direct write still waiting for the socket
             await client.writing
         await send({"type": "http.response.body", "body": b"", "more_body": False})
