@@ -77,15 +77,12 @@ class SampleQueries(Rollups):
             part = samples[start : start + ROWS_PER_TURN]
             if sqlite:
                 # Formatting a time costs more than the rest of a row, and the samples of a
-                # push mostly share a few time objects (all of them "now" when the pusher
-                # sends none; one per distinct text when it does). Keyed by identity: hashing
-                # an aware time costs more than formatting a few twice, and the samples keep
-                # every time alive until the end of the loop, so no identity is reused.
-                texts: dict[int, str] = {}
+                # push mostly share a few (all of them "now" when the pusher sends none).
+                texts: dict[datetime, str] = {}
                 for s in part:
-                    text = texts.get(id(s.time))
+                    text = texts.get(s.time)
                     if text is None:
-                        text = texts[id(s.time)] = sqlite_text(s.time)
+                        text = texts[s.time] = sqlite_text(s.time)
                     rows.append((s.instance, s.metric, text, s.value))
             else:
                 rows += [(s.instance, s.metric, s.time, s.value) for s in part]
