@@ -342,8 +342,8 @@ async def _samples(
 
 
 # The plain form of a sample, checked without the model at a sixth of its cost: a dict of
-# exactly `metric` (a str of the metric pattern), `value` (a finite float, or an int a float holds
-# exactly) and optionally `time` (null, or RFC 3339 with `T` and `Z` or an offset,
+# exactly `metric` (a str of the metric pattern), `value` (a finite float, or an int a float
+# holds exactly) and optionally `time` (null, or RFC 3339 with `T` and `Z` or an offset,
 # at most microseconds). Anything else, valid or not, goes to the model, so what is accepted
 # and every error are the model's (tests/web/test_ingest_plain.py holds the two equal).
 _PLAIN_TIME = re.compile(
