@@ -483,11 +483,20 @@ async def test_a_caught_up_client_whose_socket_fills_holds_back_only_itself(
             stalled.close()
 
 
+# A stream's request as the ASGI app sees it, for the tests that call the stream directly.
+STREAM_SCOPE = {"type": "http", "method": "GET", "path": "/api/events", "headers": []}
+
+
+async def send_broken(message: Any) -> None:
+    """A connection that breaks at the first event written to it."""
+    if b"event:" in message.get("body", b""):
+        raise ConnectionResetError("the peer went away")
+
+
 async def test_a_client_whose_write_fails_ends_alone(api: Api) -> None:
     """A stream whose ``send`` raises (its connection broke under it) ends; the others go on
     receiving, in order."""
     live = api.app.state.vigil_web.live
-    scope = {"type": "http", "method": "GET", "path": "/api/events", "headers": []}
     disconnect = asyncio.Event()
 
     async def receive() -> dict[str, Any]:
@@ -499,12 +508,8 @@ async def test_a_client_whose_write_fails_ends_alone(api: Api) -> None:
     async def send_good(message: Any) -> None:
         good.append(message.get("body", b""))
 
-    async def send_broken(message: Any) -> None:
-        if b"event:" in message.get("body", b""):
-            raise ConnectionResetError("the peer went away")
-
     serving = [
-        asyncio.create_task(live.response(None)(scope, receive, send))
+        asyncio.create_task(live.response(None)(STREAM_SCOPE, receive, send))
         for send in (send_good, send_broken)
     ]
     try:
@@ -527,7 +532,6 @@ async def test_a_stream_cancelled_while_its_disconnect_watch_ends_is_cancelled(a
     it. Cancelled during that wait (a server shutting down), the stream is cancelled: it does
     not swallow its own cancellation and carry on (Python 3.11's suppress-and-await did)."""
     live = api.app.state.vigil_web.live
-    scope = {"type": "http", "method": "GET", "path": "/api/events", "headers": []}
     lingering = asyncio.Event()
     release = asyncio.Event()
 
@@ -540,11 +544,8 @@ async def test_a_stream_cancelled_while_its_disconnect_watch_ends_is_cancelled(a
             raise
         raise AssertionError("unreachable")
 
-    async def send(message: Any) -> None:
-        if b"event:" in message.get("body", b""):
-            raise ConnectionResetError("the peer went away")  # ends the stream
-
-    serving = asyncio.create_task(live.response(None)(scope, receive, send))
+    # The broken connection ends the stream at the first event.
+    serving = asyncio.create_task(live.response(None)(STREAM_SCOPE, receive, send_broken))
     try:
         await wait_until(lambda: live.clients == 1)
         await api.breach(LATENCY, 150)

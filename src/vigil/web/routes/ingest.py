@@ -206,8 +206,8 @@ async def answer_directly(
         ):
             return _replaying(read, receive)
         samples = await _samples(items, instance, now=vigil.clock(), settings=vigil.settings)
-    except (VigilError, ValueError, RecursionError):  # the route says what is wrong
-        # (orjson.JSONDecodeError is a ValueError)
+    # The route says what is wrong (orjson's JSONDecodeError is a ValueError).
+    except (VigilError, ValueError, RecursionError):
         return _replaying(read, receive)
     try:  # as ``ingest_allowed`` and the route, from here on
         status = vigil.monitor.status()
