@@ -440,6 +440,39 @@ async def test_pushed_samples_written_in_one_go_read_back_as_samples_stored_one_
     assert pushed == reference_point
 
 
+@pytest.mark.parametrize("count", [1, 2, 3, 255, 256, 257, 340, 513, 1000])
+def test_sqlite_rows_go_in_power_of_two_statements_in_their_order(count: int) -> None:
+    """Every row once, in order, in statements of at most ``ROWS_A_STATEMENT`` rows whose
+    sizes are powers of two (a few statement texts, whatever the number of rows), and as few
+    statements as that allows."""
+    from vigil.store._samples import ROWS_A_STATEMENT, _sqlite_inserts
+
+    rows = [(f"i{n}", "m", f"t{n}", float(n)) for n in range(count)]
+    statements = list(_sqlite_inserts(rows))
+    sizes = [sql.count("(?, ?, ?, ?)") for sql, _ in statements]
+    assert [len(parameters) for _, parameters in statements] == [4 * size for size in sizes]
+    assert all(size & (size - 1) == 0 and size <= ROWS_A_STATEMENT for size in sizes)
+    assert sizes == sorted(sizes, reverse=True)
+    assert len(statements) == count // ROWS_A_STATEMENT + (count % ROWS_A_STATEMENT).bit_count()
+    assert [value for _, parameters in statements for value in parameters] == [
+        value for row in rows for value in row
+    ]
+
+
+async def test_samples_past_one_statement_are_all_stored_in_their_order(store: Store) -> None:
+    """Pushed samples and a cycle's, more than one INSERT holds, sharing one time: every one
+    stored, and stored in the order given (a history walk orders equal times by the order
+    they were stored in)."""
+    from vigil.core.evaluation import CycleResult
+
+    pushed = [Sample("pushed", "gateway_latency", T0, float(n)) for n in range(600)]
+    cycle = [Sample("vigil", "gateway_latency", T0, float(n)) for n in range(600, 900)]
+    await store.write_samples(pushed)
+    await store.commit_cycle(samples=cycle, result=CycleResult(), now=T0)
+    chunks = await _walk(store, start=T0, end=T0 + timedelta(seconds=1), chunk=100_000)
+    assert [value for chunk in chunks for *_, value in chunk] == [float(n) for n in range(900)]
+
+
 async def _typed_insert(store: Store, samples: list[Sample]) -> None:
     """The reference: samples inserted through SQLAlchemy's table and column types."""
     from vigil.store import models
@@ -508,7 +541,7 @@ async def test_copy_on_postgresql_stores_the_rows_sqlites_insert_does(
     migrated_sqlite_url: str, migrated_postgres_url: str
 ) -> None:
     """The same pushed samples (and a monitor cycle's, written with its transaction) through
-    PostgreSQL's ``COPY`` and SQLite's ``executemany`` read back as the same rows."""
+    PostgreSQL's ``COPY`` and SQLite's multi-row inserts read back as the same rows."""
     from datetime import timezone
 
     from vigil.core.evaluation import CycleResult
