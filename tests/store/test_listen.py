@@ -54,6 +54,33 @@ async def test_a_sqlite_log_version_moves_only_when_a_process_appends_events(
         assert store.log_version() != after
 
 
+async def test_a_sqlite_files_log_read_on_the_reader_is_the_pools_read(sqlite_url: str) -> None:
+    """``events_after`` on a SQLite file reads on the store's reader connection, in SQLite's
+    words: the same events as the pool's read through SQLAlchemy's types (payloads through
+    JSON text: text beyond ASCII, floats, nested values, nulls), what another store on the
+    file appended included, and the same pages."""
+    from sqlalchemy import select
+
+    from vigil.store import models
+    from vigil.store._base import event_from_row
+
+    data = [
+        {"instance": "ünïcode ✓", "value": 0.1, "n": [1, [2.5, None]], "nothing": None},
+        {"instance": "big", "value": 1e300, "tiny": 5e-324, "flag": True},
+    ]
+    async with await Store.open(sqlite_url) as store, await Store.open(sqlite_url) as other:
+        for n in range(7):
+            event = Event(kind=EventKind.LEADER_CHANGED, at=datetime.now(UTC), data=data[n % 2])
+            await (store if n % 2 else other).append_events([event])
+        async with store._engine.connect() as connection:
+            statement = select(models.events).order_by(models.events.c.id)
+            expected = [event_from_row(row) for row in (await connection.execute(statement)).all()]
+        assert len(expected) == 7
+        assert await store.events_after(0) == expected
+        assert await store.events_after(2, limit=3) == expected[2:5]
+        assert await store.events_after(7) == []
+
+
 async def test_a_sqlite_watch_wakes_when_events_are_appended_not_before(sqlite_url: str) -> None:
     async with await Store.open(sqlite_url) as store, await Store.open(sqlite_url) as other:
         looks = 0

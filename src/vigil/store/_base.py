@@ -372,9 +372,12 @@ def rule_values(rule: Rule) -> dict[str, Any]:
 
 
 def event_from_row(row: Row[Any]) -> Event:
-    payload = dict(row.payload)
-    payload["id"] = row.id
-    return Event.from_dict(payload)
+    return event_from(row.id, row.payload)
+
+
+def event_from(ident: int, payload: Mapping[str, Any]) -> Event:
+    """The event of the log's row ``ident`` with ``payload``."""
+    return Event.from_dict({**payload, "id": ident})
 
 
 # -- input checks: the field named, nothing touched ----------------------------------------------

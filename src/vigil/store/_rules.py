@@ -7,6 +7,7 @@ is worked out by the pure functions at the end, which ``MemoryStore`` shares.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,7 @@ from vigil.store._base import (
     check_int,
     check_name,
     check_time,
+    event_from,
     event_from_row,
     incident_from_row,
     incident_values,
@@ -162,9 +164,16 @@ class RulesAndEvents(StoreBase):
             return await self._append_events(connection, items)
 
     async def events_after(self, last_id: int, *, limit: int = 500) -> list[Event]:
-        """Events with an id above ``last_id``, in id order: what a reconnecting client missed."""
+        """Events with an id above ``last_id``, in id order: what a reconnecting client missed,
+        and what every process catching up with the log reads (the monitor before each cycle
+        that writes, when another process, or its own previous cycle, appended). On a SQLite
+        file it reads on the store's reader: one hand-off to the driver's thread, where the
+        pool's read takes three (its begin, the query, its rollback)."""
         check_int("last_id", last_id, 0, 2**63 - 1)
         check_int("limit", limit, 1, MAX_EVENTS)
+        if self._database is not None:
+            found = await self._reader_fetch("reading events", _EVENTS_SQLITE, (last_id, limit))
+            return [event_from(ident, json.loads(payload)) for ident, payload in found]
         table = models.events
         statement = select(table).where(table.c.id > last_id).order_by(table.c.id).limit(limit)
         async with self._read("reading events") as connection:
@@ -312,3 +321,8 @@ def plan_rules(
     removed = sorted(set(current) - seen) if prune else []
     check_room(len(current) + len(added) - len(removed), max_rules)
     return RulePlan(added, changed, removed, unchanged, [])
+
+
+# ``events_after`` in SQLite's words, for the store's reader connection: what
+# ``event_from_row`` takes (the payload, stored as JSON text, holds the rest).
+_EVENTS_SQLITE = "SELECT id, payload FROM events WHERE id > ? ORDER BY id LIMIT ?"
