@@ -457,7 +457,7 @@ def _sqlite_insert(
 
     ``OR FAIL``: a statement of many rows that may stop half-way on a constraint ("ABORT",
     the default) keeps a statement journal to undo its own rows, which SQLite writes to a
-    temporary file past 64 KiB: twice the writing thread's system time, measured in place.
+    temporary file past 64 KiB: 1.6 times the writing thread's system time, measured in place.
     "FAIL" undoes nothing, so SQLite keeps none, and the caller rolls the whole transaction
     back on any error anyway."""
     for sql, parameters in _sqlite_inserts(rows):
