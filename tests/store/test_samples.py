@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -371,7 +371,8 @@ async def test_sqlites_latest_readings_rank_only_the_rows_stored_since_the_last_
 ) -> None:
     """A monitor reading a few seconds back while pushes arrive ranks each row once, not once
     a cycle for as long as it is within reach: the second read asks for the rows with ids
-    above those the first one saw, and still answers the newest of every series."""
+    above those the first one saw, and still answers the newest of every series. Its
+    queries go to the reader's thread in one hand-off."""
     async with await Store.open(migrated_sqlite_url) as store:
         await store.add_samples(
             [Sample("bot-1", "a", T0 + timedelta(seconds=n), n) for n in range(5)]
@@ -382,19 +383,30 @@ async def test_sqlites_latest_readings_rank_only_the_rows_stored_since_the_last_
         }
         [(seen,)] = await store._reader_fetch("test", "SELECT max(id) FROM samples", ())
         queries: list[tuple[str, tuple[Any, ...]]] = []
-        fetch = store._reader_fetch
+        hand_offs = 0
+        run = store._reader_run
 
-        async def spy(action: str, sql: str, parameters: Sequence[Any]) -> Iterable[Any]:
-            queries.append((sql, tuple(parameters)))
-            return await fetch(action, sql, parameters)
+        class Recording:
+            def __init__(self, connection: Any) -> None:
+                self.connection = connection
 
-        monkeypatch.setattr(store, "_reader_fetch", spy)
+            def execute(self, sql: str, parameters: Sequence[Any]) -> Any:
+                queries.append((sql, tuple(parameters)))
+                return self.connection.execute(sql, parameters)
+
+        async def spy(action: str, function: Any, *arguments: Any) -> Any:
+            nonlocal hand_offs
+            hand_offs += 1
+            return await run(action, lambda c, *a: function(Recording(c), *a), *arguments)
+
+        monkeypatch.setattr(store, "_reader_run", spy)
         await store.add_samples([Sample("bot-1", "a", T0 + timedelta(seconds=9), 9.0)])
         assert await store.latest_readings(since=T0) == {
             "a": {"bot-1": (9.0, T0 + timedelta(seconds=9)), "bot-2": (7.0, T0)}
         }
         ranked = [parameters for sql, parameters in queries if "GROUP BY" in sql]
         assert ranked == [(seen, seen + 1, "2026-03-01 12:00:00.000000", seen, seen + 1)]
+        assert hand_offs == 1 and len(queries) == 3  # the top, the rows since, the ids held
 
 
 # -- the write path of pushed samples (group commit) ------------------------------------------

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 from sqlalchemy import Row, Table, func, select
@@ -40,6 +40,7 @@ EVENT_LOCK_KEY = 0x56494749_4C455654  # "VIGILEVT"
 MAX_PAGE_SIZE = 200
 # Set on a connection's info by ``_append_events``; ``_write`` signals the log once it commits.
 _APPENDED = "vigil_events_appended"
+_T = TypeVar("_T")
 
 
 # Built once, as every statement a monitor cycle runs: building one cost more than running it.
@@ -71,9 +72,17 @@ class StoreBase:
     ) -> Iterable[sqlite3.Row]:
         """Run one read query on the reader connection (a SQLite file): one hand-off to the
         driver's thread, none of the pool's or SQLAlchemy's own. Its rows as tuples."""
+        return await self._reader_run(action, _fetch_all, sql, parameters)
+
+    async def _reader_run(self, action: str, function: Callable[..., _T], *arguments: Any) -> _T:
+        """``function(connection, *arguments)`` in the reader connection's thread (a SQLite
+        file): however many queries it makes, one hand-off. It uses aiosqlite's ``_execute``
+        and ``_conn``, as ``engine``'s one-hand-off cursor does (a pinned version)."""
         try:
             reader = await self._reader.get()
-            return await reader.execute_fetchall(sql, parameters)
+            run: Any = reader._execute  # untyped in aiosqlite
+            result: _T = await run(function, reader._conn, *arguments)
+            return result
         except (sqlite3.Error, ValueError) as exc:  # ValueError: aiosqlite's "closed"
             await self._reader.reset()  # opened afresh next time
             raise VigilStorageError(f"{action} failed: {type(exc).__name__}: {exc}") from exc
@@ -243,6 +252,10 @@ class StoreBase:
     ) -> None:
         """Notifications settled as sent, counted for their rules (``_rule_stats``)."""
         raise NotImplementedError
+
+
+def _fetch_all(connection: sqlite3.Connection, sql: str, parameters: Sequence[Any]) -> list[Any]:
+    return connection.execute(sql, parameters).fetchall()
 
 
 def sqlite_file(database: str | None) -> Path | None:

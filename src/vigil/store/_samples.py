@@ -372,51 +372,12 @@ class SampleQueries(Rollups):
         out, ``since`` moved back (the rules reach further), a row it holds deleted (a
         cleanup), or the highest row it saw gone: only then may SQLite give a new row an id
         below it (the table has no AUTOINCREMENT), which the rows "since" would miss."""
-        action = "reading latest readings"
         known = self._sqlite_known
         self._sqlite_known = None  # until this call has succeeded
-        top, print_, before = 0, (), None
-        for row_id, *row_print in await self._reader_fetch(
-            action, _TOP_SQLITE, (known.upto if known is not None else -1,)
-        ):
-            if known is not None and row_id == known.upto:
-                before = tuple(row_print)
-            if row_id > top:
-                top, print_ = row_id, tuple(row_print)
-        newest: _SeriesNewest | None = None
-        if (
-            known is not None
-            and known.exclude == exclude_instance
-            and since >= known.since
-            and (known.upto == 0 or before == known.print_)
-        ):
-            newest = {key: row for key, row in known.rows.items() if row[0] >= since}
-            if top > known.upto:  # rows stored since (none at rest: no query)
-                sql, parameters = _latest_sqlite_newer(since, exclude_instance, known.upto, top)
-                for metric, instance, value, time, row_id in await self._reader_fetch(
-                    action, sql, parameters
-                ):
-                    key = (instance, metric)
-                    held = newest.get(key)
-                    if held is None or (time, row_id) > held[:2]:
-                        newest[key] = (time, row_id, value)
-            kept = [row_id for _, row_id, _ in newest.values() if row_id <= known.upto]
-            for start in range(0, len(kept), _IDS_A_QUERY):
-                part = kept[start : start + _IDS_A_QUERY]
-                marks = ", ".join("?" * len(part))
-                sql = f"SELECT count(*) FROM samples WHERE id IN ({marks})"
-                [(found,)] = await self._reader_fetch(action, sql, part)
-                if found != len(part):  # deleted since: read afresh
-                    newest = None
-                    break
-        if newest is None:
-            sql, parameters = _latest_sqlite(since, exclude_instance, upto=top)
-            newest = {
-                (i, m): (t, row_id, v)
-                for m, i, v, t, row_id in await self._reader_fetch(action, sql, parameters)
-            }
-        self._sqlite_known = _KnownNewest(exclude_instance, since, top, print_, newest)
-        return newest
+        self._sqlite_known = await self._reader_run(
+            "reading latest readings", _newest_brought_up_to_date, known, since, exclude_instance
+        )
+        return self._sqlite_known.rows
 
     def _newest(self, since: datetime, exclude_instance: str | None) -> Any:
         """The interval's samples with each series' rows ranked newest first (the one stored
@@ -441,6 +402,54 @@ class SampleQueries(Rollups):
             .where(*conditions)
             .subquery()
         )
+
+
+def _newest_brought_up_to_date(
+    connection: sqlite3.Connection,
+    known: _KnownNewest | None,
+    since: str,
+    exclude_instance: str | None,
+) -> _KnownNewest:
+    """``SampleQueries._sqlite_newest``'s answer from ``known`` (the previous one, if any),
+    run in the reader connection's thread: its two to four queries in one hand-off."""
+
+    def fetch(sql: str, parameters: Sequence[Any]) -> list[Any]:
+        return connection.execute(sql, parameters).fetchall()
+
+    top, print_, before = 0, (), None
+    for row_id, *row_print in fetch(_TOP_SQLITE, (known.upto if known is not None else -1,)):
+        if known is not None and row_id == known.upto:
+            before = tuple(row_print)
+        if row_id > top:
+            top, print_ = row_id, tuple(row_print)
+    newest: _SeriesNewest | None = None
+    if (
+        known is not None
+        and known.exclude == exclude_instance
+        and since >= known.since
+        and (known.upto == 0 or before == known.print_)
+    ):
+        newest = {key: row for key, row in known.rows.items() if row[0] >= since}
+        if top > known.upto:  # rows stored since (none at rest: no query)
+            sql, parameters = _latest_sqlite_newer(since, exclude_instance, known.upto, top)
+            for metric, instance, value, time, row_id in fetch(sql, parameters):
+                key = (instance, metric)
+                held = newest.get(key)
+                if held is None or (time, row_id) > held[:2]:
+                    newest[key] = (time, row_id, value)
+        kept = [row_id for _, row_id, _ in newest.values() if row_id <= known.upto]
+        for start in range(0, len(kept), _IDS_A_QUERY):
+            part = kept[start : start + _IDS_A_QUERY]
+            marks = ", ".join("?" * len(part))
+            sql = f"SELECT count(*) FROM samples WHERE id IN ({marks})"
+            [(found,)] = fetch(sql, part)
+            if found != len(part):  # deleted since: read afresh
+                newest = None
+                break
+    if newest is None:
+        sql, parameters = _latest_sqlite(since, exclude_instance, upto=top)
+        newest = {(i, m): (t, row_id, v) for m, i, v, t, row_id in fetch(sql, parameters)}
+    return _KnownNewest(exclude_instance, since, top, print_, newest)
 
 
 def _sqlite_insert(
