@@ -26,7 +26,7 @@ from vigil.core.incidents import Incident
 from vigil.core.rules import FIELD_NAMES, Rule
 from vigil.core.samples import Sample
 from vigil.store import models, records
-from vigil.store._own import OwnConnection, connect_own
+from vigil.store._own import OwnConnection, connect_own, fetch_all, run_in_thread
 from vigil.store.engine import SQLITE_BEGIN, SQLITE_BUSY_TIMEOUT_MS
 from vigil.store.errors import VigilStorageError, translated_errors
 from vigil.store.listen import EVENTS_CHANNEL
@@ -72,17 +72,13 @@ class StoreBase:
     ) -> Iterable[sqlite3.Row]:
         """Run one read query on the reader connection (a SQLite file): one hand-off to the
         driver's thread, none of the pool's or SQLAlchemy's own. Its rows as tuples."""
-        return await self._reader_run(action, _fetch_all, sql, parameters)
+        return await self._reader_run(action, fetch_all, sql, parameters)
 
     async def _reader_run(self, action: str, function: Callable[..., _T], *arguments: Any) -> _T:
         """``function(connection, *arguments)`` in the reader connection's thread (a SQLite
-        file): however many queries it makes, one hand-off. It uses aiosqlite's ``_execute``
-        and ``_conn``, as ``engine``'s one-hand-off cursor does (a pinned version)."""
+        file): however many queries it makes, one hand-off."""
         try:
-            reader = await self._reader.get()
-            run: Any = reader._execute  # untyped in aiosqlite
-            result: _T = await run(function, reader._conn, *arguments)
-            return result
+            return await run_in_thread(await self._reader.get(), function, *arguments)
         except (sqlite3.Error, ValueError) as exc:  # ValueError: aiosqlite's "closed"
             await self._reader.reset()  # opened afresh next time
             raise VigilStorageError(f"{action} failed: {type(exc).__name__}: {exc}") from exc
@@ -252,10 +248,6 @@ class StoreBase:
     ) -> None:
         """Notifications settled as sent, counted for their rules (``_rule_stats``)."""
         raise NotImplementedError
-
-
-def _fetch_all(connection: sqlite3.Connection, sql: str, parameters: Sequence[Any]) -> list[Any]:
-    return connection.execute(sql, parameters).fetchall()
 
 
 def sqlite_file(database: str | None) -> Path | None:

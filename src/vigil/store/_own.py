@@ -13,7 +13,7 @@ import contextlib
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -67,6 +67,25 @@ async def connect_own(
         await connection.close()
         raise
     return connection
+
+
+_T = TypeVar("_T")
+
+
+async def run_in_thread(
+    connection: aiosqlite.Connection, function: Callable[..., _T], *arguments: Any
+) -> _T:
+    """``function(the sqlite3 connection, *arguments)`` in ``connection``'s thread: however
+    many statements it runs, one hand-off to that thread and back. aiosqlite's ``_execute``
+    and ``_conn``, as SQLAlchemy's aiosqlite adapter uses them (a pinned version)."""
+    run: Any = connection._execute  # untyped in aiosqlite
+    result: _T = await run(function, connection._conn, *arguments)
+    return result
+
+
+def fetch_all(connection: sqlite3.Connection, sql: str, parameters: Sequence[Any]) -> list[Any]:
+    """One query's rows, as tuples (for ``run_in_thread``)."""
+    return connection.execute(sql, parameters).fetchall()
 
 
 _closing: set[asyncio.Task[None]] = set()  # held until done: a task nobody holds may vanish

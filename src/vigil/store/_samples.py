@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-import aiosqlite
 from sqlalchemy import (
     String,
     func,
@@ -29,6 +28,7 @@ from vigil.core.samples import Sample
 from vigil.core.validation import METRIC_PATTERN
 from vigil.store import models
 from vigil.store._base import check_int, check_name, check_time, sqlite_text, sqlite_time
+from vigil.store._own import fetch_all, run_in_thread
 from vigil.store._rollups import Rollups, Row
 from vigil.store.errors import VigilStorageError, translated_errors
 from vigil.store.records import MetricPoint
@@ -99,11 +99,8 @@ class SampleQueries(Rollups):
         if self._dialect != "postgresql":
             raw = await connection.get_raw_connection()
             adapted: Any = raw.dbapi_connection
-            sqlite_driver: aiosqlite.Connection = adapted.driver_connection
             async with adapted._execute_mutex:  # as the adapter's own statements take it
-                await sqlite_driver._execute(  # type: ignore[no-untyped-call]
-                    _sqlite_insert, sqlite_driver._conn, rows, False
-                )
+                await run_in_thread(adapted.driver_connection, _sqlite_insert, rows, False)
             return
         raw = await connection.get_raw_connection()
         driver: Any = raw.driver_connection
@@ -130,9 +127,7 @@ class SampleQueries(Rollups):
             try:
                 writer = await self._sample_writer.get()
                 try:
-                    await writer._execute(  # type: ignore[no-untyped-call]
-                        _sqlite_insert, writer._conn, rows, True
-                    )
+                    await run_in_thread(writer, _sqlite_insert, rows, True)
                 except BaseException:
                     with contextlib.suppress(sqlite3.Error, ValueError):
                         await writer.rollback()
@@ -412,12 +407,10 @@ def _newest_brought_up_to_date(
 ) -> _KnownNewest:
     """``SampleQueries._sqlite_newest``'s answer from ``known`` (the previous one, if any),
     run in the reader connection's thread: its two to four queries in one hand-off."""
-
-    def fetch(sql: str, parameters: Sequence[Any]) -> list[Any]:
-        return connection.execute(sql, parameters).fetchall()
-
     top, print_, before = 0, (), None
-    for row_id, *row_print in fetch(_TOP_SQLITE, (known.upto if known is not None else -1,)):
+    for row_id, *row_print in fetch_all(
+        connection, _TOP_SQLITE, (known.upto if known is not None else -1,)
+    ):
         if known is not None and row_id == known.upto:
             before = tuple(row_print)
         if row_id > top:
@@ -432,7 +425,7 @@ def _newest_brought_up_to_date(
         newest = {key: row for key, row in known.rows.items() if row[0] >= since}
         if top > known.upto:  # rows stored since (none at rest: no query)
             sql, parameters = _latest_sqlite_newer(since, exclude_instance, known.upto, top)
-            for metric, instance, value, time, row_id in fetch(sql, parameters):
+            for metric, instance, value, time, row_id in fetch_all(connection, sql, parameters):
                 key = (instance, metric)
                 held = newest.get(key)
                 if held is None or (time, row_id) > held[:2]:
@@ -442,13 +435,15 @@ def _newest_brought_up_to_date(
             part = kept[start : start + _IDS_A_QUERY]
             marks = ", ".join("?" * len(part))
             sql = f"SELECT count(*) FROM samples WHERE id IN ({marks})"
-            [(found,)] = fetch(sql, part)
+            [(found,)] = fetch_all(connection, sql, part)
             if found != len(part):  # deleted since: read afresh
                 newest = None
                 break
     if newest is None:
         sql, parameters = _latest_sqlite(since, exclude_instance, upto=top)
-        newest = {(i, m): (t, row_id, v) for m, i, v, t, row_id in fetch(sql, parameters)}
+        newest = {
+            (i, m): (t, row_id, v) for m, i, v, t, row_id in fetch_all(connection, sql, parameters)
+        }
     return _KnownNewest(exclude_instance, since, top, print_, newest)
 
 

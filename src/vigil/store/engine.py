@@ -23,6 +23,7 @@ from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
 from vigil.core.errors import ValidationError
+from vigil.store._own import run_in_thread
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Execution option read by the SQLite "begin" hook: writers take the write lock up front
@@ -91,9 +92,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 # threads to be scheduled, and a monitor cycle that opens an incident runs some twenty
 # statements before its notification can go out. These classes run the four steps in one
 # hand-off (the results are fetched at once, as SQLAlchemy's buffered cursor did anyway).
-# They use aiosqlite's ``_execute`` (run a function in its thread) and ``_conn``, as
-# SQLAlchemy's own adapter does (``_tx``, ``_conn``): pinned versions of both, and
-# tests/store run on this path.
+# They hand the work over with ``_own.run_in_thread`` (aiosqlite's ``_execute`` and
+# ``_conn``, as SQLAlchemy's own adapter uses ``_tx`` and ``_conn``): pinned versions of
+# both, and tests/store run on this path.
 
 
 def _run_in_driver_thread(
@@ -158,8 +159,8 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
     async def _run(self, operation: Any, parameters: Any, many: bool) -> None:
         connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
         async with self._adapt_connection._execute_mutex:
-            found = await connection._execute(  # type: ignore[no-untyped-call]
-                _run_in_driver_thread, connection._conn, operation, parameters, many
+            found = await run_in_thread(
+                connection, _run_in_driver_thread, operation, parameters, many
             )
         self._description, self._rowcount, self._lastrowid, rows = found
         self._rows = deque(rows)
