@@ -3,18 +3,31 @@ passwords) and password hashes. Its statements go to the driver's thread in one 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
+import threading
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 import pytest
+from sqlalchemy import event, insert, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from vigil.store import Store
+from vigil.core import Event, EventKind, Sample
+from vigil.core.evaluation import CycleResult
+from vigil.core.incidents import Status
+from vigil.store import Store, models
+from vigil.store._own import WaitedOnTheLoopError
 from vigil.store.engine import create_engine
+from vigil.store.records import Claim
+
+from .conftest import T0, add_channel, make_incident
+
+USER = {"name": "ada", "role": "viewer", "password_hash": "x", "created_at": T0}
 
 
 def mode(path: Path) -> int:
@@ -102,3 +115,107 @@ async def test_one_hop_statements_keep_what_the_driver_reports(tmp_path: Path) -
             assert values.all() == ["a", "b!", "c!", "d"]
     finally:
         await engine.dispose()
+
+
+# -- a whole write transaction in one hand-off (_own.drive, StoreBase._write_all) -------------
+
+
+def count_hand_offs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A one-item list counting every hand-off to any aiosqlite connection's thread."""
+    count = [0]
+    original = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        count[0] += 1
+        return await original(self, fn, *args, **kwargs)  # type: ignore[no-untyped-call]
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    return count
+
+
+async def test_a_notifying_cycle_is_one_hand_off_to_the_driver_thread(
+    migrated_sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cycle that opens an incident runs a dozen statements (its sample, the incident, its
+    event, the daily count, the outbox row and its claim, the rule's counters...): on SQLite
+    the whole transaction, its BEGIN and COMMIT included, is one hand-off."""
+    async with await Store.open(migrated_sqlite_url) as store:
+        await add_channel(store)
+        statements: list[str] = []
+
+        def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            statements.append(statement)
+
+        event.listen(store._engine.sync_engine, "before_cursor_execute", record)
+        incident = make_incident()
+        opened = Event.for_incident(EventKind.INCIDENT_OPENED, incident, at=T0)
+        claim = Claim(lease=timedelta(seconds=30))
+        hand_offs = count_hand_offs(monkeypatch)
+        [stored] = await store.commit_cycle(
+            samples=[Sample("bot", incident.metric, T0, 150.0)],
+            result=CycleResult(events=[opened]),
+            now=T0,
+            claim=claim,
+        )
+        assert hand_offs == [1]
+        assert len(statements) >= 8, statements
+        monkeypatch.undo()
+        event.remove(store._engine.sync_engine, "before_cursor_execute", record)
+        # ...and it is all there, committed.
+        assert stored.incident is not None
+        assert (await store.get_incident(incident.id)).status is Status.ACTIVE
+        assert [(d.event.id, d.item.channel) for d in claim.deliveries] == [(stored.id, "ops")]
+        history = await store.metric_history(
+            incident.metric, start=T0, end=T0 + timedelta(seconds=1)
+        )
+        assert [(point.mean, point.count) for point in history] == [(150.0, 1)]
+
+
+async def test_a_transaction_that_waits_on_the_event_loop_is_refused_and_rolled_back(
+    migrated_sqlite_url: str,
+) -> None:
+    """What runs in the driver's thread must wait on nothing but its statements: a body that
+    waits on the event loop is a bug, reported as such, and nothing of it is written."""
+    async with await Store.open(migrated_sqlite_url) as store:
+
+        async def waits(connection: AsyncConnection) -> None:
+            await connection.execute(insert(models.users).values(USER))
+            await asyncio.sleep(0)
+
+        with pytest.raises(WaitedOnTheLoopError):
+            await store._write_all("a test's write", waits)
+        assert await store.list_users() == []
+
+        async def writes(connection: AsyncConnection) -> int:
+            await connection.execute(insert(models.users).values(USER))
+            return 7
+
+        assert await store._write_all("a test's write", writes) == 7  # the connection is fine
+        assert [user.name for user in await store.list_users()] == [USER["name"]]
+
+
+async def test_a_transaction_cancelled_in_the_driver_thread_ends_there_first(
+    migrated_sqlite_url: str,
+) -> None:
+    """Once handed over, a transaction runs to its end in the driver's thread: the cancelled
+    caller waits for that end, so its connection goes back to the pool idle, and what the
+    transaction committed stays committed, as after a crash past its commit."""
+    started, release = threading.Event(), threading.Event()
+    async with await Store.open(migrated_sqlite_url) as store:
+
+        async def slow(connection: AsyncConnection) -> None:
+            await connection.execute(insert(models.users).values(USER))
+            started.set()
+            release.wait(60)  # in the driver's thread: the event loop goes on meanwhile
+
+        writing = asyncio.ensure_future(store._write_all("a test's write", slow))
+        assert await asyncio.to_thread(started.wait, 60)
+        writing.cancel()
+        for _ in range(20):  # the cancellation delivered: the caller waits for the thread
+            await asyncio.sleep(0)
+        assert not writing.done()
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await writing
+        assert [user.name for user in await store.list_users()] == [USER["name"]]
+        assert await store.list_channels() == []  # and the pool's connection serves again

@@ -8,7 +8,7 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +26,7 @@ from vigil.core.incidents import Incident
 from vigil.core.rules import FIELD_NAMES, Rule
 from vigil.core.samples import Sample
 from vigil.store import models, records
-from vigil.store._own import OwnConnection, connect_own, fetch_all, run_in_thread
+from vigil.store._own import OwnConnection, connect_own, drive, fetch_all, run_in_thread
 from vigil.store.engine import SQLITE_BEGIN, SQLITE_BUSY_TIMEOUT_MS
 from vigil.store.errors import VigilStorageError, translated_errors
 from vigil.store.listen import EVENTS_CHANNEL
@@ -41,6 +41,7 @@ MAX_PAGE_SIZE = 200
 # Set on a connection's info by ``_append_events``; ``_write`` signals the log once it commits.
 _APPENDED = "vigil_events_appended"
 _T = TypeVar("_T")
+SampleValues = tuple[str, str, Any, float]  # a sample's row: instance, metric, time, value
 
 
 # Built once, as every statement a monitor cycle runs: building one cost more than running it.
@@ -143,6 +144,29 @@ class StoreBase:
         if appended and self._signal is not None:
             signal_events(self._signal)
 
+    async def _write_all(
+        self, action: str, body: Callable[[AsyncConnection], Coroutine[Any, Any, _T]]
+    ) -> _T:
+        """``body(connection)`` in a write transaction (as ``_write``), its result. On SQLite
+        the whole transaction runs in the driver's thread (``_own.drive``): one hand-off
+        however many statements it runs, so ``body`` must wait on nothing but its
+        statements."""
+        if self._dialect != "sqlite":
+            async with self._write(action) as connection:
+                return await body(connection)
+        with translated_errors(action):
+            async with self._engine.connect() as connection:
+                connection = await connection.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
+                raw = await connection.get_raw_connection()
+                driver: Any = raw.driver_connection  # an aiosqlite connection
+                try:
+                    result = await drive(driver, _in_transaction(connection, body))
+                finally:
+                    appended = connection.info.pop(_APPENDED, False)
+        if appended and self._signal is not None:
+            signal_events(self._signal)
+        return result
+
     def _upsert(self, table: Table) -> Any:
         """``INSERT ... ON CONFLICT``: the same construct exists for both dialects."""
         if self._dialect == "postgresql":
@@ -235,8 +259,14 @@ class StoreBase:
         """Claiming outbox rows within a transaction: ``_outbox.Outbox`` writes it."""
         raise NotImplementedError
 
-    async def _insert_samples(self, connection: AsyncConnection, items: Sequence[Sample]) -> None:
-        """Samples within ``connection``'s transaction: ``_samples.SampleQueries`` adds it."""
+    async def _sample_rows(self, samples: Sequence[Sample]) -> list[SampleValues]:
+        """Samples as the driver takes them: ``_samples.SampleQueries`` adds it."""
+        raise NotImplementedError
+
+    async def _store_sample_rows(
+        self, connection: AsyncConnection, rows: list[SampleValues]
+    ) -> None:
+        """``_sample_rows`` inserted within ``connection``'s transaction (``_samples``)."""
         raise NotImplementedError
 
     async def _count_rule_stats(self, connection: AsyncConnection, events: Sequence[Event]) -> None:
@@ -248,6 +278,13 @@ class StoreBase:
     ) -> None:
         """Notifications settled as sent, counted for their rules (``_rule_stats``)."""
         raise NotImplementedError
+
+
+async def _in_transaction(
+    connection: AsyncConnection, body: Callable[[AsyncConnection], Coroutine[Any, Any, _T]]
+) -> _T:
+    async with connection.begin():
+        return await body(connection)
 
 
 def sqlite_file(database: str | None) -> Path | None:

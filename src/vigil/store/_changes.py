@@ -35,7 +35,7 @@ from vigil.store._base import (
     parse_incident_id,
 )
 from vigil.store._groups import IncidentGroups
-from vigil.store.records import Claim
+from vigil.store.records import Claim, Delivery
 
 # What the evaluator owns on an open incident. Acknowledgement and notes belong to people and
 # may have changed on another instance since the evaluator last saw the incident.
@@ -158,9 +158,11 @@ class IncidentChanges(IncidentGroups):
         for ident in opened:
             counts[_day(latest[ident]), latest[ident].severity] += 1
 
-        async with self._write("writing a monitor cycle") as connection:
-            if samples:
-                await self._insert_samples(connection, samples)
+        rows = await self._sample_rows(samples) if samples else []
+
+        async def write(connection: AsyncConnection) -> tuple[list[Event], list[Delivery]]:
+            if rows:
+                await self._store_sample_rows(connection, rows)
             if result.changed:
                 await self._save_streaks(connection, result, now)
             stored: dict[uuid.UUID, Incident] = {}
@@ -198,6 +200,9 @@ class IncidentChanges(IncidentGroups):
                 if claim is not None and events
                 else []
             )
+            return events, claimed
+
+        events, claimed = await self._write_all("writing a monitor cycle", write)
         if claim is not None:
             claim.deliveries.extend(claimed)  # committed: theirs to send
         return events
@@ -206,8 +211,8 @@ class IncidentChanges(IncidentGroups):
         """Store samples outside a cycle (push ingestion from other processes)."""
         if not samples:
             return
-        async with self._write("storing samples") as connection:
-            await self._insert_samples(connection, samples)
+        rows = await self._sample_rows(samples)
+        await self._write_all("storing samples", lambda c: self._store_sample_rows(c, rows))
 
     async def acknowledge_incident(
         self, incident_id: uuid.UUID | str, *, by: str, now: datetime, notes: str | None = None

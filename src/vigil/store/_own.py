@@ -1,5 +1,7 @@
 """A connection of the store's own to its SQLite file, outside the pool and SQLAlchemy: the
 monitor's reader and the group commit's sample writer (``_base``, ``_samples``) each hold one.
+And work run in an aiosqlite connection's thread: a function (``run_in_thread``), or a whole
+transaction (``drive``).
 
 Opened when first used, opened afresh after an error, never again once the store is closed:
 a use after ``close()`` fails rather than leaving a connection nobody will close. An opening
@@ -10,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -76,11 +80,83 @@ async def run_in_thread(
     connection: aiosqlite.Connection, function: Callable[..., _T], *arguments: Any
 ) -> _T:
     """``function(the sqlite3 connection, *arguments)`` in ``connection``'s thread: however
-    many statements it runs, one hand-off to that thread and back. aiosqlite's ``_execute``
-    and ``_conn``, as SQLAlchemy's aiosqlite adapter uses them (a pinned version)."""
+    many statements it runs, one hand-off to that thread and back (none when the caller
+    runs there already: ``drive``). aiosqlite's ``_execute`` and ``_conn``, as SQLAlchemy's
+    aiosqlite adapter uses them (a pinned version)."""
+    if driving(connection):
+        return function(connection._conn, *arguments)
     run: Any = connection._execute  # untyped in aiosqlite
     result: _T = await run(function, connection._conn, *arguments)
     return result
+
+
+# -- A whole transaction in the driver's thread ----------------------------------------------
+#
+# Every statement run through aiosqlite is a round trip between the event loop's thread and
+# the connection's: a queue, a wake-up there, a wake-up back here. A monitor cycle that opens
+# an incident runs some twenty statements, and on a busy machine each round trip waits for
+# both threads to be scheduled. ``drive`` runs a coroutine that only talks to the connection
+# (SQLAlchemy's async API over it) in the connection's own thread instead: there every
+# statement runs at once (``driving``: the adapter's cursor and ``run_in_thread`` call the
+# driver directly), so the coroutine never waits on the event loop, and the whole of it is
+# one round trip.
+
+_driver = threading.local()  # ``connection``: the aiosqlite connection this thread drives
+
+
+def driving(connection: aiosqlite.Connection) -> bool:
+    """Whether this thread runs a coroutine on ``connection`` (``drive``): its statements
+    go to the driver directly."""
+    return getattr(_driver, "connection", None) is connection
+
+
+class WaitedOnTheLoopError(RuntimeError):
+    """A coroutine given to ``drive`` waited on the event loop: a bug in the caller."""
+
+
+async def drive(connection: aiosqlite.Connection, coroutine: Coroutine[Any, Any, _T]) -> _T:
+    """``coroutine``'s result, the coroutine run to its end in ``connection``'s thread in one
+    hand-off. It must wait on nothing but ``connection``'s statements (no locks, sleeps or
+    other I/O): if it does, it is closed there and ``WaitedOnTheLoopError`` raised.
+
+    Once handed over it runs to its end: a cancellation of the caller waits for that end
+    (a few statements), then propagates, so the connection is idle when it goes back to its
+    pool; what the coroutine committed stays committed, as after a crash past its commit."""
+    context = contextvars.copy_context()  # the caller's, as its task's own steps would see
+    running = asyncio.ensure_future(
+        run_in_thread(connection, _drive, connection, coroutine, context)
+    )
+    try:
+        return await asyncio.shield(running)
+    except asyncio.CancelledError:
+        await asyncio.wait([running])
+        raise
+    finally:
+        if running.done():  # the thread is done with it (or never started it: no warning)
+            coroutine.close()
+
+
+def _drive(
+    _sqlite: sqlite3.Connection,
+    connection: aiosqlite.Connection,
+    coroutine: Coroutine[Any, Any, _T],
+    context: contextvars.Context,
+) -> _T:
+    _driver.connection = connection
+    try:
+        return context.run(_to_the_end, coroutine)
+    finally:
+        _driver.connection = None
+
+
+def _to_the_end(coroutine: Coroutine[Any, Any, _T]) -> _T:
+    try:
+        coroutine.send(None)
+    except StopIteration as finished:
+        result: _T = finished.value
+        return result
+    coroutine.close()
+    raise WaitedOnTheLoopError("a coroutine run in the database's thread waited on the event loop")
 
 
 def fetch_all(connection: sqlite3.Connection, sql: str, parameters: Sequence[Any]) -> list[Any]:

@@ -27,9 +27,17 @@ from vigil.core.rollups import Rollup
 from vigil.core.samples import Sample
 from vigil.core.validation import METRIC_PATTERN
 from vigil.store import models
-from vigil.store._base import check_int, check_name, check_time, sqlite_text, sqlite_time
+from vigil.store._base import (
+    SampleValues,
+    check_int,
+    check_name,
+    check_time,
+    sqlite_text,
+    sqlite_time,
+)
 from vigil.store._own import fetch_all, run_in_thread
 from vigil.store._rollups import Rollups, Row
+from vigil.store.engine import run_in_driver
 from vigil.store.errors import VigilStorageError, translated_errors
 from vigil.store.records import MetricPoint
 
@@ -62,17 +70,12 @@ class SampleQueries(Rollups):
         async with self._write("storing pushed samples") as connection:
             await self._store_sample_rows(connection, rows)
 
-    async def _insert_samples(self, connection: AsyncConnection, items: Sequence[Sample]) -> None:
-        """Samples inserted within ``connection``'s transaction (a monitor cycle's): the same
-        plain rows, without SQLAlchemy's per-row binding."""
-        await self._store_sample_rows(connection, await self._sample_rows(items))
-
-    async def _sample_rows(self, samples: Sequence[Sample]) -> list[tuple[str, str, Any, float]]:
+    async def _sample_rows(self, samples: Sequence[Sample]) -> list[SampleValues]:
         """Samples as the driver takes them: SQLite's times as the naive UTC text
         ``UTCDateTime`` stores, PostgreSQL's as they are. A large group leaves the event loop
         a turn every ``ROWS_PER_TURN`` rows."""
         sqlite = self._dialect == "sqlite"
-        rows: list[tuple[str, str, Any, float]] = []
+        rows: list[SampleValues] = []
         for start in range(0, len(samples), ROWS_PER_TURN):
             if start:
                 await asyncio.sleep(0)
@@ -91,16 +94,14 @@ class SampleQueries(Rollups):
         return rows
 
     async def _store_sample_rows(
-        self, connection: AsyncConnection, rows: list[tuple[str, str, Any, float]]
+        self, connection: AsyncConnection, rows: list[SampleValues]
     ) -> None:
         """``rows`` inserted in ``connection``'s transaction: on SQLite a few multi-row
         INSERTs in one hand-off to the driver's thread (``_sqlite_insert``), on PostgreSQL one
         ``COPY`` (asyncpg's binary copy: no statement per row)."""
         if self._dialect != "postgresql":
             raw = await connection.get_raw_connection()
-            adapted: Any = raw.dbapi_connection
-            async with adapted._execute_mutex:  # as the adapter's own statements take it
-                await run_in_thread(adapted.driver_connection, _sqlite_insert, rows, False)
+            await run_in_driver(raw.dbapi_connection, _sqlite_insert, rows, False)
             return
         raw = await connection.get_raw_connection()
         driver: Any = raw.driver_connection
@@ -115,7 +116,7 @@ class SampleQueries(Rollups):
         except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise VigilStorageError(f"storing samples failed: {type(exc).__name__}: {exc}") from exc
 
-    async def _sqlite_append(self, rows: list[tuple[str, str, Any, float]]) -> None:
+    async def _sqlite_append(self, rows: list[SampleValues]) -> None:
         """``rows`` inserted and committed on the store's own writer connection to the SQLite
         file: one hand-off to the driver's thread (the inserts, the first of which begins the
         transaction, and the commit). Through the pool and SQLAlchemy the same write cost
@@ -448,7 +449,7 @@ def _newest_brought_up_to_date(
 
 
 def _sqlite_insert(
-    connection: sqlite3.Connection, rows: Sequence[tuple[str, str, Any, float]], commit: bool
+    connection: sqlite3.Connection, rows: Sequence[SampleValues], commit: bool
 ) -> None:
     """``rows`` inserted on ``connection``, in the driver's thread, then committed if
     ``commit``: multi-row INSERTs, not ``executemany``.

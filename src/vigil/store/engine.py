@@ -6,9 +6,9 @@ import contextlib
 import os
 import sqlite3
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 from sqlalchemy import event
@@ -23,13 +23,14 @@ from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
 from vigil.core.errors import ValidationError
-from vigil.store._own import run_in_thread
+from vigil.store._own import driving, run_in_thread
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Execution option read by the SQLite "begin" hook: writers take the write lock up front
 # (BEGIN IMMEDIATE) so two writers queue on the busy timeout instead of one failing with
 # "database is locked" when it upgrades a read lock mid-transaction.
 SQLITE_BEGIN = "vigil_sqlite_begin"
+_T = TypeVar("_T")
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -94,7 +95,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 # hand-off (the results are fetched at once, as SQLAlchemy's buffered cursor did anyway).
 # They hand the work over with ``_own.run_in_thread`` (aiosqlite's ``_execute`` and
 # ``_conn``, as SQLAlchemy's own adapter uses ``_tx`` and ``_conn``): pinned versions of
-# both, and tests/store run on this path.
+# both, and tests/store run on this path. Inside a transaction that runs in the driver's
+# thread as a whole (``_own.drive``, the store's ``_write_all``), the statements, the commit
+# and the rollback go to the driver at once: ``_run`` then completes without waiting.
 
 
 def _run_in_driver_thread(
@@ -156,14 +159,16 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
     def close(self) -> None:
         self._rows.clear()
 
-    async def _run(self, operation: Any, parameters: Any, many: bool) -> None:
-        connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
-        async with self._adapt_connection._execute_mutex:
-            found = await run_in_thread(
-                connection, _run_in_driver_thread, operation, parameters, many
-            )
+    def _keep(self, found: tuple[Any, int, int | None, list[Any]]) -> None:
         self._description, self._rowcount, self._lastrowid, rows = found
         self._rows = deque(rows)
+
+    async def _run(self, operation: Any, parameters: Any, many: bool) -> None:
+        self._keep(
+            await run_in_driver(
+                self._adapt_connection, _run_in_driver_thread, operation, parameters, many
+            )
+        )
 
     def execute(self, operation: Any, parameters: Any = None) -> Any:
         try:
@@ -181,6 +186,36 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 class OneHopConnection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
     _cursor_cls = OneHopCursor
+
+    def commit(self) -> None:
+        self._end("commit")
+
+    def rollback(self) -> None:
+        connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
+        # Nothing to roll back (a connection going back to the pool after its commit): no
+        # hand-off. SQLite's own flag, read without a statement.
+        if connection._connection is not None and connection._conn.in_transaction:
+            self._end("rollback")
+
+    def _end(self, how: str) -> None:
+        connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
+        if not driving(connection):
+            getattr(super(), how)()
+            return
+        try:  # in the driver's thread already (``_own.drive``): at once
+            getattr(connection._conn, how)()
+        except Exception as error:
+            self._handle_exception(error)
+
+
+async def run_in_driver(adapted: Any, function: Callable[..., _T], *arguments: Any) -> _T:
+    """``run_in_thread`` for a connection of the engine's pool (SQLAlchemy's adapter of it),
+    taking the adapter's mutex as its own statements do."""
+    connection: aiosqlite.Connection = adapted._connection
+    if driving(connection):
+        return function(connection._conn, *arguments)
+    async with adapted._execute_mutex:
+        return await run_in_thread(connection, function, *arguments)
 
 
 class OneHopDbapi(AsyncAdapt_aiosqlite_dbapi):
