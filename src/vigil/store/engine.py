@@ -184,25 +184,30 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class OneHopConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ()
+    # ``_settled``: committed in the driver's thread (``_own.drive``) and used for nothing
+    # since, so the pool's ROLLBACK as it takes the connection back has nothing to do.
+    __slots__ = ("_settled",)
     _cursor_cls = OneHopCursor
+
+    def __init__(self, *arguments: Any) -> None:
+        super().__init__(*arguments)
+        self._settled = False
 
     def commit(self) -> None:
         self._end("commit")
+        self._settled = driving(self._connection)  # type: ignore[arg-type]  # an aiosqlite one
 
     def rollback(self) -> None:
-        connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
-        # Nothing to roll back (a connection going back to the pool after its commit): no
-        # hand-off. SQLite's own flag, read without a statement.
-        if connection._connection is not None and connection._conn.in_transaction:
+        if not self._settled:  # else no hand-off for nothing
             self._end("rollback")
 
     def _end(self, how: str) -> None:
+        self._settled = False
         connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
         if not driving(connection):
             getattr(super(), how)()
             return
-        try:  # in the driver's thread already (``_own.drive``): at once
+        try:  # in the driver's thread already: at once
             getattr(connection._conn, how)()
         except Exception as error:
             self._handle_exception(error)
@@ -211,6 +216,7 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
 async def run_in_driver(adapted: Any, function: Callable[..., _T], *arguments: Any) -> _T:
     """``run_in_thread`` for a connection of the engine's pool (SQLAlchemy's adapter of it),
     taking the adapter's mutex as its own statements do."""
+    adapted._settled = False
     connection: aiosqlite.Connection = adapted._connection
     if driving(connection):
         return function(connection._conn, *arguments)
