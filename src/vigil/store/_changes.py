@@ -158,6 +158,8 @@ class IncidentChanges(IncidentGroups):
         for ident in opened:
             counts[_day(latest[ident]), latest[ident].severity] += 1
 
+        # Made here, on the event loop: a large cycle's rows leave it a turn now and then,
+        # which the transaction (run in the driver's thread) cannot.
         rows = await self._sample_rows(samples) if samples else []
 
         async def write(connection: AsyncConnection) -> tuple[list[Event], list[Delivery]]:

@@ -94,12 +94,12 @@ async def run_in_thread(
 #
 # Every statement run through aiosqlite is a round trip between the event loop's thread and
 # the connection's: a queue, a wake-up there, a wake-up back here. A monitor cycle that opens
-# an incident runs some twenty statements, and on a busy machine each round trip waits for
-# both threads to be scheduled. ``drive`` runs a coroutine that only talks to the connection
-# (SQLAlchemy's async API over it) in the connection's own thread instead: there every
-# statement runs at once (``driving``: the adapter's cursor and ``run_in_thread`` call the
-# driver directly), so the coroutine never waits on the event loop, and the whole of it is
-# one round trip.
+# an incident runs about a dozen statements besides its BEGIN and COMMIT, and on a busy
+# machine each round trip waits for both threads to be scheduled. ``drive`` runs a coroutine
+# that only talks to the connection (SQLAlchemy's async API over it) in the connection's own
+# thread instead: there every statement runs at once (``driving``: the adapter's cursor and
+# ``run_in_thread`` call the driver directly), so the coroutine never waits on the event
+# loop, and the whole of it is one round trip.
 
 _driver = threading.local()  # ``connection``: the aiosqlite connection this thread drives
 

@@ -159,16 +159,12 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
     def close(self) -> None:
         self._rows.clear()
 
-    def _keep(self, found: tuple[Any, int, int | None, list[Any]]) -> None:
+    async def _run(self, operation: Any, parameters: Any, many: bool) -> None:
+        found = await run_in_driver(
+            self._adapt_connection, _run_in_driver_thread, operation, parameters, many
+        )
         self._description, self._rowcount, self._lastrowid, rows = found
         self._rows = deque(rows)
-
-    async def _run(self, operation: Any, parameters: Any, many: bool) -> None:
-        self._keep(
-            await run_in_driver(
-                self._adapt_connection, _run_in_driver_thread, operation, parameters, many
-            )
-        )
 
     def execute(self, operation: Any, parameters: Any = None) -> Any:
         try:
