@@ -174,7 +174,9 @@ async def test_a_wheel_installed_elsewhere_serves_a_dashboard_with_charts(
     await page.get_by_role("button", name="Sign in").click()
     await expect(page).to_have_url(f"{served.url}/alerts")
     drawn = "() => !!window.Chart?.getChart(document.querySelector('#frequency-chart'))"
-    await page.wait_for_function(f"{drawn} || document.body.innerText.includes({MISSING!r})")
+    # Checked while the page after signing in may still be loading: no body yet is "not yet".
+    missing = f"!!document.body?.innerText.includes({MISSING!r})"
+    await page.wait_for_function(f"{drawn} || {missing}")
     assert MISSING not in await page.inner_text("body")
     assert await page.evaluate(drawn)
     tab.assert_clean()
