@@ -11,8 +11,11 @@ this measures the cost of storing a sample, not of refusing one.
 Printed: the server's CPU (user + system, every thread) over the window divided by the
 samples acknowledged in it, the same at rest (no pushes) for comparison, samples a second,
 the median request, the write transactions of the window (``/api/health``: group commit),
-and the ratio against Prometheus's CPU per scraped sample (``--peer-us``, by default the
-1.21 us issue 20 measured on this machine with bench_peer.py; target <= 10x).
+that CPU split between the event loop's thread and the others (SQLite's driver threads),
+the bytes the server sent towards storage a sample (``/proc/<pid>/io``: the WAL and its
+checkpoints, which show how many pages each transaction dirtied), and the ratio against
+Prometheus's CPU per scraped sample (``--peer-us``, by default the 1.21 us issue 20
+measured on this machine with bench_peer.py; target <= 10x).
 
     python benchmarks/bench_ingest.py [--pushers 4] [--batch 100] [--seconds 20]
 
@@ -70,10 +73,24 @@ def free_port() -> int:
         return port
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process, all its threads."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+def cpu_seconds(pid: int, task: int | None = None) -> float:
+    """User + system CPU of a process, all its threads (or of its thread ``task``)."""
+    path = f"/proc/{pid}/stat" if task is None else f"/proc/{pid}/task/{task}/stat"
+    fields = Path(path).read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def written_bytes(pid: int) -> int | None:
+    """Bytes the process has sent towards storage (``write_bytes`` of ``/proc/<pid>/io``):
+    SQLite's WAL and its checkpoints. ``None`` where the kernel does not say."""
+    try:
+        for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name == "write_bytes":
+                return int(value)
+    except OSError:
+        return None
+    return None
 
 
 class Client:
@@ -144,9 +161,12 @@ def saturate(
         thread.start()
     try:
         time.sleep(2.0)  # connections open, the server warm
+        # The event loop's thread (the process's first) apart from the rest (SQLite's).
+        loop_before, written_before = cpu_seconds(server, server), written_bytes(server)
         began, cpu_before = time.monotonic(), cpu_seconds(server)
         time.sleep(seconds)
         ended, cpu_after = time.monotonic(), cpu_seconds(server)
+        loop_after, written_after = cpu_seconds(server, server), written_bytes(server)
     finally:
         stop.set()
         for thread in threads:
@@ -165,6 +185,12 @@ def saturate(
         "requests": len(window),
         "seconds": ended - began,
         "cpu": cpu_after - cpu_before,
+        "loop_cpu": loop_after - loop_before,
+        "written": (
+            written_after - written_before
+            if written_before is not None and written_after is not None
+            else None
+        ),
         "request_ms": statistics.median(end - sent for end, _, _, sent in window) * 1e3,
         "refused": refused,
     }
@@ -250,6 +276,18 @@ def main() -> int:
         f"(at rest {rest * 1e3:.0f} ms/s, {rest_share:.2f} us of it a sample); "
         + (f"{flushes} write transactions" if flushes is not None else "one transaction a push")
     )
+    if out["samples"]:
+        loop_us = out["loop_cpu"] / out["samples"] * 1e6
+        written = out["written"]
+        print(
+            f"of which the event loop's thread {loop_us:.2f} us a sample, the other threads "
+            f"(SQLite's) {per_sample - loop_us:.2f} us"
+            + (
+                f"; {written / out['samples']:,.0f} bytes written towards storage a sample"
+                if written is not None
+                else ""
+            )
+        )
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
     ratio = per_sample / args.peer_us
     verdict = "ok" if ratio <= TARGET else "MISSED"
