@@ -171,6 +171,37 @@ async def test_a_notifying_cycle_is_one_hand_off_to_the_driver_thread(
         assert [(point.mean, point.count) for point in history] == [(150.0, 1)]
 
 
+async def test_claiming_and_recording_deliveries_are_one_hand_off_each(
+    migrated_sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dispatcher's own claim (the rows no cycle claimed for it) and its record of what
+    went out run in the driver's thread as a whole, as a cycle does: one hand-off each,
+    BEGIN and COMMIT included, however many statements (the claim reads the event and the
+    group; the record counts the rule's notifications)."""
+    async with await Store.open(migrated_sqlite_url) as store:
+        await add_channel(store)
+        incident = make_incident()
+        opened = Event.for_incident(EventKind.INCIDENT_OPENED, incident, at=T0)
+        [stored] = await store.commit_cycle(samples=[], result=CycleResult(events=[opened]), now=T0)
+        hand_offs = count_hand_offs(monkeypatch)
+        [delivery] = await store.claim_notifications(now=T0, lease=timedelta(seconds=30))
+        assert hand_offs == [1]
+        assert (delivery.event.id, delivery.item.channel) == (stored.id, "ops")
+        hand_offs[0] = 0
+        assert await store.settle_sent([delivery.item.id], now=T0) == 1
+        assert hand_offs == [1]
+        monkeypatch.undo()
+        # ...and both committed: the row is sent, and nothing is left to claim.
+        counts = await store.outbox_counts()
+        assert (counts.pending, counts.sent) == (0, 1)
+        assert (
+            await store.claim_notifications(
+                now=T0 + timedelta(hours=1), lease=timedelta(seconds=30)
+            )
+            == []
+        )
+
+
 async def test_a_transaction_that_waits_on_the_event_loop_is_refused_and_rolled_back(
     migrated_sqlite_url: str,
 ) -> None:

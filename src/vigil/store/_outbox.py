@@ -121,8 +121,10 @@ class Outbox(IncidentGroups):
         check_time("now", now)
         check_int("limit", limit, 1, MAX_CLAIM)
         check_lease(lease)
-        async with self._write("claiming notifications") as connection:
-            return await self._claim(connection, now=now, lease=lease, limit=limit)
+        return await self._write_all(
+            "claiming notifications",
+            lambda connection: self._claim(connection, now=now, lease=lease, limit=limit),
+        )
 
     async def _claim(
         self,
@@ -217,7 +219,8 @@ class Outbox(IncidentGroups):
         if not item_ids:
             return 0
         outbox = models.outbox
-        async with self._write("recording deliveries") as connection:
+
+        async def record(connection: AsyncConnection) -> int:
             sent = (
                 await connection.scalars(
                     update(outbox)
@@ -227,7 +230,9 @@ class Outbox(IncidentGroups):
                 )
             ).all()
             await self._count_sent(connection, sent, now=now)
-        return len(sent)
+            return len(sent)
+
+        return await self._write_all("recording deliveries", record)
 
     async def outbox_counts(self) -> OutboxCounts:
         outbox = models.outbox
