@@ -23,7 +23,7 @@ from vigil.core.incidents import Status
 from vigil.store import Store, models
 from vigil.store._own import WaitedOnTheLoopError
 from vigil.store.engine import create_engine
-from vigil.store.records import Claim
+from vigil.store.records import Claim, OutboxStatus
 
 from .conftest import T0, add_channel, make_incident
 
@@ -174,10 +174,10 @@ async def test_a_notifying_cycle_is_one_hand_off_to_the_driver_thread(
 async def test_claiming_and_recording_deliveries_are_one_hand_off_each(
     migrated_sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The dispatcher's own claim (the rows no cycle claimed for it) and its record of what
-    went out run in the driver's thread as a whole, as a cycle does: one hand-off each,
-    BEGIN and COMMIT included, however many statements (the claim reads the event and the
-    group; the record counts the rule's notifications)."""
+    """The dispatcher's own claim (the rows no cycle claimed for it), its lease renewals and
+    its record of each attempt run in the driver's thread as a whole, as a cycle does: one
+    hand-off each, BEGIN and COMMIT included, however many statements (the claim reads the
+    event and the group; the record counts the rule's notifications)."""
     async with await Store.open(migrated_sqlite_url) as store:
         await add_channel(store)
         incident = make_incident()
@@ -188,7 +188,19 @@ async def test_claiming_and_recording_deliveries_are_one_hand_off_each(
         assert hand_offs == [1]
         assert (delivery.event.id, delivery.item.channel) == (stored.id, "ops")
         hand_offs[0] = 0
-        assert await store.settle_sent([delivery.item.id], now=T0) == 1
+        lease = timedelta(seconds=30)
+        assert await store.renew_claims([delivery.item.id], now=T0, lease=lease) == 1
+        assert hand_offs == [1]
+        hand_offs[0] = 0
+        retry_at = T0 + timedelta(seconds=5)
+        failed = await store.settle_notification(
+            delivery.item.id, now=T0, error="refused", retry_at=retry_at
+        )
+        assert hand_offs == [1]
+        assert (failed.status, failed.next_attempt_at) == (OutboxStatus.PENDING, retry_at)
+        [delivery] = await store.claim_notifications(now=retry_at, lease=lease)
+        hand_offs[0] = 0
+        assert await store.settle_sent([delivery.item.id], now=retry_at) == 1
         assert hand_offs == [1]
         monkeypatch.undo()
         # ...and both committed: the row is sent, and nothing is left to claim.

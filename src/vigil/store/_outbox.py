@@ -173,7 +173,8 @@ class Outbox(IncidentGroups):
         stays cancelled."""
         values = settlement(now=now, error=error, retry_at=retry_at)
         outbox = models.outbox
-        async with self._write("settling a notification") as connection:
+
+        async def settle(connection: AsyncConnection) -> Row[Any] | None:
             row = (
                 await connection.execute(
                     update(outbox)
@@ -188,6 +189,9 @@ class Outbox(IncidentGroups):
                 row = (
                     await connection.execute(select(outbox).where(outbox.c.id == item_id))
                 ).first()
+            return row
+
+        row = await self._write_all("settling a notification", settle)
         if row is None:
             raise NotFoundError("notification", item_id)
         return _item(row)
@@ -203,13 +207,16 @@ class Outbox(IncidentGroups):
         if not item_ids:
             return 0
         outbox = models.outbox
-        async with self._write("renewing notification claims") as connection:
+
+        async def renew(connection: AsyncConnection) -> int:
             result = await connection.execute(
                 update(outbox)
                 .where(outbox.c.id.in_(list(item_ids)), outbox.c.status == OutboxStatus.PENDING)
                 .values(next_attempt_at=now + lease)
             )
-        return int(result.rowcount)
+            return int(result.rowcount)
+
+        return await self._write_all("renewing notification claims", renew)
 
     async def settle_sent(self, item_ids: Collection[int], *, now: datetime) -> int:
         """Record several deliveries at once (a dispatcher's group commit); rows sent or
