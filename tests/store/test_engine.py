@@ -214,6 +214,33 @@ async def test_claiming_and_recording_deliveries_are_one_hand_off_each(
         )
 
 
+async def test_the_discord_posters_writes_are_one_hand_off_each(
+    migrated_sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Discord poster records each step of a post (the claim before it, the message id
+    after it, each edit, its cursor) in a write of a few statements each: one hand-off each
+    on SQLite, so a post waits on one round trip to the driver's thread, not six."""
+    async with await Store.open(migrated_sqlite_url) as store:
+        incident = make_incident()
+        opened = Event.for_incident(EventKind.INCIDENT_OPENED, incident, at=T0)
+        [stored] = await store.commit_cycle(samples=[], result=CycleResult(events=[opened]), now=T0)
+        assert stored.id is not None
+        hand_offs = count_hand_offs(monkeypatch)
+        claimed = await store.claim_discord_post(incident.id, channel_id=5, nonce="n", now=T0)
+        posted = await store.record_discord_post(
+            incident.id, message_id=77, event_id=stored.id, now=T0
+        )
+        await store.record_discord_edit(incident.id, event_id=stored.id + 1, now=T0)
+        cursor = await store.set_discord_cursor("poster", stored.id, now=T0)
+        assert hand_offs == [4]
+        monkeypatch.undo()
+        assert (claimed.message_id, claimed.nonce, posted.message_id) == (None, "n", 77)
+        assert cursor == stored.id == await store.discord_cursor("poster")
+        kept = await store.discord_message(incident.id)
+        assert kept is not None
+        assert (kept.message_id, kept.rendered_event_id) == (77, stored.id + 1)
+
+
 async def test_a_transaction_that_waits_on_the_event_loop_is_refused_and_rolled_back(
     migrated_sqlite_url: str,
 ) -> None:

@@ -151,7 +151,8 @@ class DiscordMessages(StoreBase):
         check_int("event_id", event_id, 0, 2**63 - 1)
         check_time("now", now)
         table = discord_cursors
-        async with self._write("moving the Discord cursor") as connection:
+
+        async def move(connection: AsyncConnection) -> Any:
             await connection.execute(
                 self._upsert(table)
                 .values(name=name, event_id=event_id, updated_at=now)
@@ -162,7 +163,9 @@ class DiscordMessages(StoreBase):
                 .where(table.c.name == name, table.c.event_id < event_id)
                 .values(event_id=event_id, updated_at=now)
             )
-            value = await connection.scalar(select(table.c.event_id).where(table.c.name == name))
+            return await connection.scalar(select(table.c.event_id).where(table.c.name == name))
+
+        value = await self._write_all("moving the Discord cursor", move)
         return int(value or 0)
 
     async def discord_message(
@@ -189,7 +192,8 @@ class DiscordMessages(StoreBase):
         time refreshed when it still has no message."""
         check_time("now", now)
         table, key = _table(group)
-        async with self._write("claiming a Discord post") as connection:
+
+        async def claim(connection: AsyncConnection) -> Row[Any]:
             await connection.execute(
                 self._upsert(table)
                 .values(
@@ -211,8 +215,9 @@ class DiscordMessages(StoreBase):
                 .where(key == subject, table.c.message_id.is_(None))
                 .values(attempted_at=now, updated_at=now)
             )
-            row = (await connection.execute(select(table).where(key == subject))).one()
-        return _message(row, group)
+            return (await connection.execute(select(table).where(key == subject))).one()
+
+        return _message(await self._write_all("claiming a Discord post", claim), group)
 
     async def record_discord_post(
         self,
@@ -227,7 +232,8 @@ class DiscordMessages(StoreBase):
         ``event_id``. A message id already stored is kept: the first one recorded is the one."""
         check_time("now", now)
         table, key = _table(group)
-        async with self._write("recording a Discord post") as connection:
+
+        async def record(connection: AsyncConnection) -> Row[Any]:
             await connection.execute(
                 update(table)
                 .where(key == subject, table.c.message_id.is_(None))
@@ -235,16 +241,19 @@ class DiscordMessages(StoreBase):
             )
             if event_id is not None:
                 await _raise_rendered(connection, group, subject, event_id, now)
-            row = (await connection.execute(select(table).where(key == subject))).one()
-        return _message(row, group)
+            return (await connection.execute(select(table).where(key == subject))).one()
+
+        return _message(await self._write_all("recording a Discord post", record), group)
 
     async def record_discord_edit(
         self, subject: uuid.UUID, *, event_id: int, now: datetime, group: bool = False
     ) -> None:
         """The message now shows the incident (or group) as of ``event_id``."""
         check_time("now", now)
-        async with self._write("recording a Discord edit") as connection:
-            await _raise_rendered(connection, group, subject, event_id, now)
+        await self._write_all(
+            "recording a Discord edit",
+            lambda connection: _raise_rendered(connection, group, subject, event_id, now),
+        )
 
     async def forget_discord_post(
         self, subject: uuid.UUID, *, nonce: str, now: datetime, group: bool = False
