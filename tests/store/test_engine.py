@@ -241,6 +241,73 @@ async def test_the_discord_posters_writes_are_one_hand_off_each(
         assert (kept.message_id, kept.rendered_event_id) == (77, stored.id + 1)
 
 
+async def test_acknowledging_and_resolving_are_one_hand_off_each(
+    migrated_sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a person does to incidents (the Acknowledge button, resolving by hand, a group's
+    acknowledgement, acknowledging all) is one transaction of several statements and its
+    event: one hand-off each on SQLite, so the answer waits on one round trip to the
+    driver's thread."""
+    async with await Store.open(migrated_sqlite_url) as store:
+        await add_channel(store)
+        first, second, third = (
+            make_incident(metric=metric)
+            for metric in ("gateway_latency", "memory_usage", "error_rate")
+        )
+        await store.commit_cycle(
+            samples=[],
+            result=CycleResult(
+                events=[
+                    Event.for_incident(EventKind.INCIDENT_OPENED, first, at=T0),
+                    Event.for_incident(EventKind.INCIDENT_OPENED, second, at=T0),
+                ]
+            ),
+            now=T0,
+            group_window=timedelta(minutes=5),
+        )
+        group = (await store.get_incident(first.id)).group
+        assert group is not None
+        hand_offs = count_hand_offs(monkeypatch)
+        acknowledged = await store.acknowledge_group(group, by="ana", now=T0)
+        assert hand_offs == [1]
+        assert {incident.id for incident, _ in acknowledged} == {first.id, second.id}
+        hand_offs[0] = 0
+        resolved, _ = await store.resolve_incident(first.id, by="ana", now=T0)
+        assert hand_offs == [1]
+        monkeypatch.undo()
+        await store.commit_cycle(
+            samples=[],
+            result=CycleResult(
+                events=[Event.for_incident(EventKind.INCIDENT_OPENED, third, at=T0)]
+            ),
+            now=T0,
+        )
+        hand_offs = count_hand_offs(monkeypatch)
+        [(all_acknowledged, _)] = await store.acknowledge_all(by="ana", now=T0)
+        assert hand_offs == [1]
+        monkeypatch.undo()
+        incident = make_incident(metric="cpu_usage")
+        await store.commit_cycle(
+            samples=[],
+            result=CycleResult(
+                events=[Event.for_incident(EventKind.INCIDENT_OPENED, incident, at=T0)]
+            ),
+            now=T0,
+        )
+        hand_offs = count_hand_offs(monkeypatch)
+        one, event = await store.acknowledge_incident(incident.id, by="ana", now=T0)
+        assert hand_offs == [1]
+        monkeypatch.undo()
+        # ...each committed, with its event in the log.
+        assert resolved.status is Status.RESOLVED
+        assert (await store.get_incident(first.id)).status is Status.RESOLVED
+        assert (await store.get_incident(second.id)).status is Status.ACKNOWLEDGED
+        assert all_acknowledged.id == third.id
+        assert (await store.get_incident(third.id)).status is Status.ACKNOWLEDGED
+        assert (await store.get_incident(incident.id)).status is Status.ACKNOWLEDGED
+        assert (one.status, event.id) == (Status.ACKNOWLEDGED, await store.last_event_id())
+
+
 async def test_a_transaction_that_waits_on_the_event_loop_is_refused_and_rolled_back(
     migrated_sqlite_url: str,
 ) -> None:

@@ -222,12 +222,15 @@ class IncidentChanges(IncidentGroups):
         """active -> acknowledged. ``IllegalTransitionError`` otherwise; nothing changes."""
         ident = parse_incident_id(incident_id)
         check_time("now", now)
-        async with self._write("acknowledging an incident") as connection:
+
+        async def write(connection: AsyncConnection) -> tuple[Incident, Event]:
             current = await self._locked_incident(connection, ident)
             updated, event = acknowledge(current, by=by, now=now, notes=notes)
             await self._save_incident(connection, updated)
             [stored] = await self._append_events(connection, [event])
-        return updated, stored
+            return updated, stored
+
+        return await self._write_all("acknowledging an incident", write)
 
     async def acknowledge_all(
         self, *, by: str, now: datetime, notes: str | None = None
@@ -236,7 +239,8 @@ class IncidentChanges(IncidentGroups):
         check_name("by", by)
         check_time("now", now)
         table = models.incidents
-        async with self._write("acknowledging all incidents") as connection:
+
+        async def write(connection: AsyncConnection) -> list[tuple[Incident, Event]]:
             rows = (
                 await connection.execute(
                     select(table)
@@ -251,7 +255,9 @@ class IncidentChanges(IncidentGroups):
             for updated, _ in changes:
                 await self._save_incident(connection, updated)
             stored = await self._append_events(connection, [event for _, event in changes])
-        return [(updated, event) for (updated, _), event in zip(changes, stored, strict=True)]
+            return [(updated, event) for (updated, _), event in zip(changes, stored, strict=True)]
+
+        return await self._write_all("acknowledging all incidents", write)
 
     async def resolve_incident(
         self, incident_id: uuid.UUID | str, *, by: str, now: datetime, notes: str | None = None
@@ -264,7 +270,8 @@ class IncidentChanges(IncidentGroups):
         ident = parse_incident_id(incident_id)
         check_name("by", by)
         check_time("now", now)
-        async with self._write("resolving an incident") as connection:
+
+        async def write(connection: AsyncConnection) -> tuple[Incident, Event]:
             current = await self._locked_incident(connection, ident)
             updated, event = resolve(current, by=by, now=now, notes=notes)
             await self._save_incident(connection, updated)
@@ -281,7 +288,9 @@ class IncidentChanges(IncidentGroups):
                 .values(breach_streak=0, normal_streak=0, critical_streak=0, updated_at=now)
             )
             [stored] = await self._append_events(connection, [event])
-        return updated, stored
+            return updated, stored
+
+        return await self._write_all("resolving an incident", write)
 
     # -- the statements -----------------------------------------------------------------------
 

@@ -149,7 +149,8 @@ class IncidentGroups(StoreBase):
         ident = _parse_group_id(group_id)
         check_time("now", now)
         groups, incidents = models.incident_groups, models.incidents
-        async with self._write("acknowledging an incident group") as connection:
+
+        async def write(connection: AsyncConnection) -> list[tuple[Incident, Event]]:
             row = (await connection.execute(select(groups).where(groups.c.id == ident))).first()
             if row is None:
                 raise NotFoundError("incident group", ident)
@@ -180,7 +181,9 @@ class IncidentGroups(StoreBase):
                     )
                 )
             stored = await self._append_events(connection, [event for _, event in changes])
-        return [(updated, event) for (updated, _), event in zip(changes, stored, strict=True)]
+            return [(updated, event) for (updated, _), event in zip(changes, stored, strict=True)]
+
+        return await self._write_all("acknowledging an incident group", write)
 
     async def _group_rows(
         self,
