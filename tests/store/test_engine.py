@@ -18,6 +18,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vigil.core import Event, EventKind, Sample
+from vigil.core.escalation import Notice
 from vigil.core.evaluation import CycleResult
 from vigil.core.incidents import Status
 from vigil.store import Store, models
@@ -306,6 +307,31 @@ async def test_acknowledging_and_resolving_are_one_hand_off_each(
         assert (await store.get_incident(third.id)).status is Status.ACKNOWLEDGED
         assert (await store.get_incident(incident.id)).status is Status.ACKNOWLEDGED
         assert (one.status, event.id) == (Status.ACKNOWLEDGED, await store.last_event_id())
+
+
+async def test_follow_ups_are_written_in_one_hand_off_each(
+    migrated_sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The notifier's follow-ups (a reminder, an escalation step's notices) check that the
+    incident is still active, read its opening and write the rows: one hand-off each."""
+    async with await Store.open(migrated_sqlite_url) as store:
+        await add_channel(store)
+        incident = make_incident()
+        opened = Event.for_incident(EventKind.INCIDENT_OPENED, incident, at=T0)
+        await store.commit_cycle(samples=[], result=CycleResult(events=[opened]), now=T0)
+        [last] = await store.last_notifications([incident.id])
+        later = T0 + timedelta(minutes=10)
+        notice = Notice(incident.id, "night", 1, 0, 1, "ops", later)
+        hand_offs = count_hand_offs(monkeypatch)
+        reminder = await store.enqueue_reminder(last, now=later)
+        assert hand_offs == [1]
+        hand_offs[0] = 0
+        assert await store.enqueue_escalations([notice], now=later) == 1
+        assert hand_offs == [1]
+        monkeypatch.undo()
+        assert reminder is not None
+        assert (reminder.repeat, reminder.event_id) == (1, last.event_id)
+        assert (await store.outbox_counts()).pending == 3  # the opening's, the reminder, the step
 
 
 async def test_a_transaction_that_waits_on_the_event_loop_is_refused_and_rolled_back(

@@ -140,8 +140,9 @@ class Escalations(StoreBase):
         from vigil.store._outbox import _row, still_active
 
         outbox, events = models.outbox, models.events
-        written = 0
-        async with self._write("writing escalation notices") as connection:
+
+        async def write(connection: AsyncConnection) -> int:
+            written = 0
             active = await still_active(connection, {notice.incident_id for notice in notices})
             openings: dict[uuid.UUID, Event | None] = {}
             for notice in notices:
@@ -172,7 +173,9 @@ class Escalations(StoreBase):
                     .returning(outbox.c.id)
                 )
                 written += inserted.first() is not None
-        return written
+            return written
+
+        return await self._write_all("writing escalation notices", write)
 
 
 def _policy_event(

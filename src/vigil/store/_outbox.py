@@ -307,12 +307,13 @@ class Outbox(IncidentGroups):
         None then."""
         check_time("now", now)
         outbox = models.outbox
-        async with self._write("writing a reminder") as connection:
+
+        async def write(connection: AsyncConnection) -> Row[Any] | None:
             if not await still_active(connection, [last.incident_id]):
                 return None  # acknowledged or resolved since the caller looked
             [event] = (await _events(connection, {last.event_id})).values()
             row = _row(event, last.channel, now=now, repeat=last.repeats + 1)
-            inserted = (
+            return (
                 await connection.execute(
                     self._upsert(outbox)
                     .values(row)
@@ -320,6 +321,8 @@ class Outbox(IncidentGroups):
                     .returning(*outbox.c)
                 )
             ).first()
+
+        inserted = await self._write_all("writing a reminder", write)
         return None if inserted is None else _item(inserted)
 
 
