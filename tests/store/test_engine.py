@@ -26,7 +26,7 @@ from vigil.store._own import WaitedOnTheLoopError
 from vigil.store.engine import create_engine
 from vigil.store.records import Claim, OutboxStatus
 
-from .conftest import T0, add_channel, make_incident
+from .conftest import T0, add_channel, make_incident, open_incident
 
 USER = {"name": "ada", "role": "viewer", "password_hash": "x", "created_at": T0}
 
@@ -181,13 +181,12 @@ async def test_claiming_and_recording_deliveries_are_one_hand_off_each(
     event and the group; the record counts the rule's notifications)."""
     async with await Store.open(migrated_sqlite_url) as store:
         await add_channel(store)
-        incident = make_incident()
-        opened = Event.for_incident(EventKind.INCIDENT_OPENED, incident, at=T0)
-        [stored] = await store.commit_cycle(samples=[], result=CycleResult(events=[opened]), now=T0)
+        await open_incident(store)
+        opened_id = await store.last_event_id()
         hand_offs = count_hand_offs(monkeypatch)
         [delivery] = await store.claim_notifications(now=T0, lease=timedelta(seconds=30))
         assert hand_offs == [1]
-        assert (delivery.event.id, delivery.item.channel) == (stored.id, "ops")
+        assert (delivery.event.id, delivery.item.channel) == (opened_id, "ops")
         hand_offs[0] = 0
         lease = timedelta(seconds=30)
         assert await store.renew_claims([delivery.item.id], now=T0, lease=lease) == 1
@@ -222,24 +221,22 @@ async def test_the_discord_posters_writes_are_one_hand_off_each(
     after it, each edit, its cursor) in a write of a few statements each: one hand-off each
     on SQLite, so a post waits on one round trip to the driver's thread, not six."""
     async with await Store.open(migrated_sqlite_url) as store:
-        incident = make_incident()
-        opened = Event.for_incident(EventKind.INCIDENT_OPENED, incident, at=T0)
-        [stored] = await store.commit_cycle(samples=[], result=CycleResult(events=[opened]), now=T0)
-        assert stored.id is not None
+        incident = await open_incident(store)
+        opened_id = await store.last_event_id()
         hand_offs = count_hand_offs(monkeypatch)
         claimed = await store.claim_discord_post(incident.id, channel_id=5, nonce="n", now=T0)
         posted = await store.record_discord_post(
-            incident.id, message_id=77, event_id=stored.id, now=T0
+            incident.id, message_id=77, event_id=opened_id, now=T0
         )
-        await store.record_discord_edit(incident.id, event_id=stored.id + 1, now=T0)
-        cursor = await store.set_discord_cursor("poster", stored.id, now=T0)
+        await store.record_discord_edit(incident.id, event_id=opened_id + 1, now=T0)
+        cursor = await store.set_discord_cursor("poster", opened_id, now=T0)
         assert hand_offs == [4]
         monkeypatch.undo()
         assert (claimed.message_id, claimed.nonce, posted.message_id) == (None, "n", 77)
-        assert cursor == stored.id == await store.discord_cursor("poster")
+        assert cursor == opened_id == await store.discord_cursor("poster")
         kept = await store.discord_message(incident.id)
         assert kept is not None
-        assert (kept.message_id, kept.rendered_event_id) == (77, stored.id + 1)
+        assert (kept.message_id, kept.rendered_event_id) == (77, opened_id + 1)
 
 
 async def test_acknowledging_and_resolving_are_one_hand_off_each(
@@ -259,8 +256,7 @@ async def test_acknowledging_and_resolving_are_one_hand_off_each(
             samples=[],
             result=CycleResult(
                 events=[
-                    Event.for_incident(EventKind.INCIDENT_OPENED, first, at=T0),
-                    Event.for_incident(EventKind.INCIDENT_OPENED, second, at=T0),
+                    Event.for_incident(EventKind.INCIDENT_OPENED, i, at=T0) for i in (first, second)
                 ]
             ),
             now=T0,
@@ -276,25 +272,12 @@ async def test_acknowledging_and_resolving_are_one_hand_off_each(
         resolved, _ = await store.resolve_incident(first.id, by="ana", now=T0)
         assert hand_offs == [1]
         monkeypatch.undo()
-        await store.commit_cycle(
-            samples=[],
-            result=CycleResult(
-                events=[Event.for_incident(EventKind.INCIDENT_OPENED, third, at=T0)]
-            ),
-            now=T0,
-        )
+        await open_incident(store, third)
         hand_offs = count_hand_offs(monkeypatch)
         [(all_acknowledged, _)] = await store.acknowledge_all(by="ana", now=T0)
         assert hand_offs == [1]
         monkeypatch.undo()
-        incident = make_incident(metric="cpu_usage")
-        await store.commit_cycle(
-            samples=[],
-            result=CycleResult(
-                events=[Event.for_incident(EventKind.INCIDENT_OPENED, incident, at=T0)]
-            ),
-            now=T0,
-        )
+        incident = await open_incident(store, metric="cpu_usage")
         hand_offs = count_hand_offs(monkeypatch)
         one, event = await store.acknowledge_incident(incident.id, by="ana", now=T0)
         assert hand_offs == [1]
@@ -316,9 +299,7 @@ async def test_follow_ups_are_written_in_one_hand_off_each(
     incident is still active, read its opening and write the rows: one hand-off each."""
     async with await Store.open(migrated_sqlite_url) as store:
         await add_channel(store)
-        incident = make_incident()
-        opened = Event.for_incident(EventKind.INCIDENT_OPENED, incident, at=T0)
-        await store.commit_cycle(samples=[], result=CycleResult(events=[opened]), now=T0)
+        incident = await open_incident(store)
         [last] = await store.last_notifications([incident.id])
         later = T0 + timedelta(minutes=10)
         notice = Notice(incident.id, "night", 1, 0, 1, "ops", later)
