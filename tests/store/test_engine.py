@@ -183,12 +183,12 @@ async def test_claiming_and_recording_deliveries_are_one_hand_off_each(
         await add_channel(store)
         await open_incident(store)
         opened_id = await store.last_event_id()
+        lease = timedelta(seconds=30)
         hand_offs = count_hand_offs(monkeypatch)
-        [delivery] = await store.claim_notifications(now=T0, lease=timedelta(seconds=30))
+        [delivery] = await store.claim_notifications(now=T0, lease=lease)
         assert hand_offs == [1]
         assert (delivery.event.id, delivery.item.channel) == (opened_id, "ops")
         hand_offs[0] = 0
-        lease = timedelta(seconds=30)
         assert await store.renew_claims([delivery.item.id], now=T0, lease=lease) == 1
         assert hand_offs == [1]
         hand_offs[0] = 0
@@ -206,12 +206,7 @@ async def test_claiming_and_recording_deliveries_are_one_hand_off_each(
         # ...and both committed: the row is sent, and nothing is left to claim.
         counts = await store.outbox_counts()
         assert (counts.pending, counts.sent) == (0, 1)
-        assert (
-            await store.claim_notifications(
-                now=T0 + timedelta(hours=1), lease=timedelta(seconds=30)
-            )
-            == []
-        )
+        assert await store.claim_notifications(now=T0 + timedelta(hours=1), lease=lease) == []
 
 
 async def test_the_discord_posters_writes_are_one_hand_off_each(

@@ -152,7 +152,7 @@ class DiscordMessages(StoreBase):
         check_time("now", now)
         table = discord_cursors
 
-        async def move(connection: AsyncConnection) -> Any:
+        async def move(connection: AsyncConnection) -> int:
             await connection.execute(
                 self._upsert(table)
                 .values(name=name, event_id=event_id, updated_at=now)
@@ -163,10 +163,10 @@ class DiscordMessages(StoreBase):
                 .where(table.c.name == name, table.c.event_id < event_id)
                 .values(event_id=event_id, updated_at=now)
             )
-            return await connection.scalar(select(table.c.event_id).where(table.c.name == name))
+            value = await connection.scalar(select(table.c.event_id).where(table.c.name == name))
+            return int(value or 0)
 
-        value = await self._write_all("moving the Discord cursor", move)
-        return int(value or 0)
+        return await self._write_all("moving the Discord cursor", move)
 
     async def discord_message(
         self, subject: uuid.UUID | str, *, group: bool = False
