@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 
 from vigil.store import Role
+from vigil.web import close_streams
 from vigil.web.accounts import set_password
 from vigil.web.auth import SESSION_COOKIE
 from vigil.web.security import Passwords, Session
@@ -303,6 +304,37 @@ async def test_a_token_revoked_while_in_use_stops_working_in_time(
     assert (await api.get("/api/alerts/active")).status_code == 401
     now[0] += auth.cache_seconds  # and in any case once the cached answer aged out
     assert (await api.get("/api/alerts/active")).status_code == 401
+
+
+async def test_shutdown_waits_for_a_token_lookup_under_way(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token in use is looked up again in the background, for no request in particular;
+    the app's shutdown waits for that lookup, so none holds a database connection once Vigil
+    stops (it was left to be collected with its connection)."""
+    auth = state_of(api).auth
+    now = [1000.0]
+    monkeypatch.setattr(auth, "_clock", lambda: now[0])
+    assert (await api.get("/api/alerts/active")).status_code == 200
+    started, release = asyncio.Event(), asyncio.Event()
+    lookup = api.vigil.store.token_by_hash
+
+    async def held(digest: str, **kwargs: Any) -> Any:
+        started.set()
+        await release.wait()
+        return await lookup(digest, **kwargs)
+
+    monkeypatch.setattr(api.vigil.store, "token_by_hash", held)
+    now[0] += auth.cache_seconds * 0.75  # past half its time in the cache: looked up again
+    assert (await api.get("/api/alerts/active")).status_code == 200  # answered from the cache
+    await asyncio.wait_for(started.wait(), DEADLINE)
+    closing = asyncio.create_task(close_streams(api.app))
+    for _ in range(50):  # every turn the shutdown would need if it did not wait
+        await asyncio.sleep(0)
+    assert not closing.done() and auth._loading
+    release.set()
+    await asyncio.wait_for(closing, DEADLINE)
+    assert not auth._loading
 
 
 # -- rate limiting: tests/web/test_signin.py ----------------------------------------------------

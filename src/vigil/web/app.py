@@ -136,6 +136,8 @@ def create_app(
 
 
 async def close_streams(app: FastAPI) -> None:
-    """End every open event stream of ``app`` and refuse new ones (server shutdown)."""
+    """End every open event stream of ``app`` and refuse new ones, and wait for the token
+    lookups it runs in the background (server shutdown, before Vigil stops)."""
     state: WebState = app.state.vigil_web
     await state.live.aclose()
+    await state.auth.aclose()

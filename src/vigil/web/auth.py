@@ -149,6 +149,13 @@ class Authenticator:
         task.add_done_callback(_retrieved)
         return task
 
+    async def aclose(self) -> None:
+        """Wait for the token lookups under way, those a request started in the background
+        above all: at shutdown, before the store closes, none may be left holding one of its
+        connections."""
+        while self._loading:
+            await asyncio.wait(list(self._loading.values()))
+
     async def _load_token(self, digest: str) -> ApiToken:
         store = self.vigil.store
         try:

@@ -82,6 +82,7 @@ class VigilServer(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await close_streams(self.web_app)
         await super().shutdown(sockets)
+        await close_streams(self.web_app)  # lookups the last requests started, too
         if self.vigil is not None:
             await self.vigil.aclose()
 
