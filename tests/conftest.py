@@ -9,7 +9,9 @@ import os
 import secrets
 import shutil
 import sqlite3
-from collections.abc import Iterator
+import sys
+import threading
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -304,3 +306,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The slow tests first: with several workers (pytest-xdist) each long test then runs
     beside the others rather than last and alone."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """A test marked ``untraced`` runs its own thread (and the threads it starts) without
+    coverage's line tracer: for a client whose server runs in a thread a fixture started
+    before it, which stays traced (tests/web/test_schemathesis.py: generating requests and
+    checking answers reach no line of Vigil, and took a third of the module's time under the
+    tracer). Without coverage there is nothing to pause."""
+    tracer = sys.gettrace()
+    if tracer is None or item.get_closest_marker("untraced") is None:
+        return (yield)
+    installer = threading.gettrace()
+    sys.settrace(None)
+    threading.settrace(None)
+    try:
+        return (yield)
+    finally:
+        threading.settrace(installer)
+        sys.settrace(tracer)

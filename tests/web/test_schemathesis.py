@@ -27,6 +27,11 @@ from vigil.web import create_app
 
 from .support import DEADLINE, LATENCY, running_api, served
 
+# Vigil runs in the server's thread, traced by coverage as ever; the test's own thread only
+# generates requests and checks answers, which the tracer made about 45 % slower
+# (tests/conftest.py).
+pytestmark = pytest.mark.untraced
+
 MEMORY = "memory_usage"
 RULES = (
     {"name": "slow_and_failing", "kind": "composite", "condition": "error_rate >= 5"},
