@@ -142,6 +142,25 @@ def test_the_metrics_and_the_core_load_no_heavy_library_either() -> None:
     assert loaded == []
 
 
+def test_the_command_line_loads_a_library_only_for_the_commands_that_use_it() -> None:
+    """`vigil --help` and every command's own help load no database, web or notification
+    library; a command that opens the store loads it then (and still no aiohttp, which only
+    sending needs)."""
+    before, after = _fresh(
+        "import json, sys\n"
+        "from typer.testing import CliRunner\n"
+        "from vigil.cli import app\n"
+        f"heavy = {METRICS_HEAVY!r}\n"
+        "print(json.dumps([m for m in heavy if m in sys.modules]))\n"
+        "for words in (['--help'], ['users', 'add', '--help'], ['channels', 'test', '--help']):\n"
+        "    assert CliRunner().invoke(app, words).exit_code == 0, words\n"
+        "import vigil.store\n"
+        "print(json.dumps([m for m in heavy if m in sys.modules]))\n"
+    )
+    assert before == []
+    assert after == ["sqlalchemy", "alembic"]
+
+
 BLOCK_OPTIONAL = """
 import sys
 from importlib.abc import MetaPathFinder

@@ -1,4 +1,8 @@
-"""The ``vigil`` command line. Every command reads the same settings as the server."""
+"""The ``vigil`` command line. Every command reads the same settings as the server.
+
+A command module imports at its top only what the help needs: the store, the web layer and
+the notification libraries are imported inside the commands that use them, so ``vigil --help``
+starts at once (``tests/test_public_api.py`` checks it)."""
 
 from __future__ import annotations
 

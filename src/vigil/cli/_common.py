@@ -6,7 +6,7 @@ import asyncio
 import getpass
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -14,7 +14,9 @@ from rich.markup import escape
 
 from vigil.core.errors import VigilError
 from vigil.settings import Settings
-from vigil.store.repository import Store
+
+if TYPE_CHECKING:
+    from vigil.store.repository import Store
 
 T = TypeVar("T")
 
@@ -60,6 +62,7 @@ def fail(exc: VigilError, *, code: int = 1) -> typer.Exit:
 def with_store(work: Callable[[Store], Awaitable[T]]) -> T:
     """For CLI commands: open the store the settings name (``VIGIL_DATABASE_URL``), do
     ``work``, close it. A ``VigilError`` becomes a one-line message and exit status 1."""
+    from vigil.store.repository import Store  # here: `vigil --help` needs no database
 
     async def run() -> T:
         async with await Store.open(Settings.from_env().database_url) as store:

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 from rich.console import Console
@@ -37,7 +37,9 @@ from vigil.core.rules import Kind
 from vigil.preview import Preview, parse_since, preview
 from vigil.rulesfile import load
 from vigil.settings import Settings
-from vigil.store import Store
+
+if TYPE_CHECKING:
+    from vigil.store import Store
 
 HEADER = ["timestamp", "metric", "value"]
 HEADER_WITH_INSTANCE = [*HEADER, "instance"]

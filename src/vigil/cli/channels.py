@@ -7,7 +7,7 @@ two (at once on PostgreSQL).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -15,9 +15,10 @@ from rich.table import Table
 
 from vigil.cli._common import ByOption, default_actor, utcnow, with_store
 from vigil.notify.channels import NotifyOn
-from vigil.notify.sender import send_test
 from vigil.settings import Settings
-from vigil.store.repository import Store
+
+if TYPE_CHECKING:
+    from vigil.store.repository import Store
 
 channels_app = typer.Typer(
     help="Notification channels: where Vigil sends incidents (any apprise URL).",
@@ -106,6 +107,8 @@ def test_channel_command(
     name: Annotated[str, typer.Argument(help="The channel to send a test message to.")],
 ) -> None:
     """Send a test message now (also to a disabled channel)."""
+    from vigil.notify.sender import send_test  # aiohttp, for this command only
+
     settings = Settings.from_env()
 
     async def work(store: Store) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -12,8 +12,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from vigil.cli._common import fail, utcnow
 from vigil.core.errors import VigilError
 from vigil.settings import Settings
-from vigil.store.records import CleanupReport
-from vigil.store.repository import Store
+
+if TYPE_CHECKING:
+    from vigil.store.records import CleanupReport
 
 _KINDS = ("incidents", "events", "samples", "rollups", "outbox", "sessions", "compacted")
 
@@ -48,6 +49,8 @@ def cleanup_command(
 
 
 async def _cleanup(settings: Settings, *, batch_size: int, dry_run: bool) -> CleanupReport:
+    from vigil.store.repository import Store  # here: `vigil --help` needs no database
+
     now = utcnow()
     retention = {
         "incident_retention_days": settings.incident_retention_days,

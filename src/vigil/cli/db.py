@@ -11,7 +11,6 @@ from rich.console import Console
 from vigil.cli._common import fail
 from vigil.core.errors import VigilError
 from vigil.settings import Settings
-from vigil.store import migrate
 
 db_app = typer.Typer(
     help="The database schema: apply or roll back Vigil's migrations.",
@@ -24,6 +23,8 @@ def upgrade_command(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
     """Apply migrations up to REVISION (default: the newest)."""
+    from vigil.store import migrate  # Alembic and SQLAlchemy, for these commands only
+
     settings = Settings.from_env()
     try:
         reached = asyncio.run(migrate.upgrade(settings.database_url, revision))
@@ -38,6 +39,8 @@ def downgrade_command(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Roll migrations back to REVISION. Data in dropped tables is lost."""
+    from vigil.store import migrate
+
     settings = Settings.from_env()
     if not yes:
         typer.confirm(f"Roll the schema back to {revision}? Dropped data is lost.", abort=True)
@@ -51,6 +54,8 @@ def downgrade_command(
 @db_app.command("current")
 def current_command() -> None:
     """Show the database's schema revision and the newest this Vigil knows."""
+    from vigil.store import migrate
+
     settings = Settings.from_env()
     try:
         revision = asyncio.run(migrate.current(settings.database_url))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -22,7 +22,9 @@ from vigil.core.rules import Kind
 from vigil.preview import Suggested, parse_since, suggest
 from vigil.rulesfile import RulesFileError, dump, load, parse_duration
 from vigil.settings import Settings
-from vigil.store import RulePlan, Store
+
+if TYPE_CHECKING:
+    from vigil.store import RulePlan, Store
 
 rules_app = typer.Typer(
     help="Alert rules: list, show, add, change, remove; export to and apply a YAML file.",

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import csv
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from vigil.cli._common import print_error, utcnow, with_store
 from vigil.core import ValidationError
 from vigil.preview import parse_since
-from vigil.store import Store
+
+if TYPE_CHECKING:
+    from vigil.store import Store
 
 samples_app = typer.Typer(help="The stored samples (metric history).", no_args_is_help=True)
 

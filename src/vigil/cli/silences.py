@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -20,7 +20,9 @@ from vigil.cli._common import ByOption, default_actor, utcnow, with_store
 from vigil.core.errors import ValidationError
 from vigil.core.localtime import wall_clock
 from vigil.core.silences import MaintenanceWindow, Snooze, WindowKind
-from vigil.store.repository import Store
+
+if TYPE_CHECKING:
+    from vigil.store.repository import Store
 
 # Where `vigil --help` lists the two commands: one concept, as on the dashboard and in the API.
 SILENCES = "Silences: rules that open no incident for a while"

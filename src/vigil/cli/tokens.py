@@ -14,7 +14,6 @@ from rich.console import Console
 from rich.table import Table
 
 from vigil.cli._common import utcnow, with_store
-from vigil.web.accounts import create_token
 
 tokens_app = typer.Typer(help="API tokens: viewer, admin, or ingest-only.", no_args_is_help=True)
 
@@ -38,6 +37,8 @@ def tokens_create(
     ] = None,
 ) -> None:
     """Create an API token and print it. It is shown this once: only its hash is kept."""
+    from vigil.web.accounts import create_token  # here: `vigil --help` needs no store
+
     record, secret = with_store(
         lambda store: create_token(store, name, role=role.value, instance=instance)
     )

@@ -16,7 +16,6 @@ from rich.table import Table
 
 from vigil.cli._common import fail, with_store
 from vigil.core import VigilError
-from vigil.web.accounts import add_user, check_password, set_password
 
 users_app = typer.Typer(help="Dashboard and API users (viewer or admin).", no_args_is_help=True)
 
@@ -27,6 +26,8 @@ class UserRole(StrEnum):
 
 
 def _password(from_stdin: bool) -> str:
+    from vigil.web.accounts import check_password  # here: `vigil --help` needs no store
+
     if from_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -50,6 +51,8 @@ def users_add(
     password_stdin: PasswordStdin = False,
 ) -> None:
     """Add a user. There is no default account: create the first admin this way."""
+    from vigil.web.accounts import add_user
+
     password = _password(password_stdin)
     user = with_store(lambda store: add_user(store, name, role=role.value, password=password))
     Console().print(f"Added {user.role} {user.name!r}.", highlight=False)
@@ -80,6 +83,8 @@ def users_remove(
 @users_app.command("passwd")
 def users_passwd(name: str, password_stdin: PasswordStdin = False) -> None:
     """Set a user's password; their other sessions end."""
+    from vigil.web.accounts import set_password
+
     password = _password(password_stdin)
     with_store(lambda store: set_password(store, name, password=password))
     Console().print(f"Password of {name!r} changed.", highlight=False)

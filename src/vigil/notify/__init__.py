@@ -1,33 +1,63 @@
 """Notification channels through apprise: validation, message formatting and delivery
 (JSON webhooks are posted directly, the way apprise would post them).
 
-Importing this package imports apprise. The store imports it too (which channels want an
-event, and the outbox's keys); the dispatcher lives in ``vigil.runtime.notifier``.
+The names below load their module on first use: the store and the command line import
+``vigil.notify.channels`` without loading aiohttp (``sender``), and that module loads apprise
+only when it checks a URL. The dispatcher lives in ``vigil.runtime.notifier``.
 """
 
 from __future__ import annotations
 
-from vigil.notify.channels import (
-    ALL_EVENTS,
-    Channel,
-    NotifyOn,
-    Service,
-    inspect_url,
-    redacted_url,
-    renotify_due,
-    subscribed,
-    wants,
-)
-from vigil.notify.format import (
-    BodyFormat,
-    Message,
-    Tone,
-    format_event,
-    format_test,
-    idempotency_key,
-    incident_link,
-)
-from vigil.notify.sender import DeliveryError, Transport, send, send_test
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vigil.notify.channels import (
+        ALL_EVENTS,
+        Channel,
+        NotifyOn,
+        Service,
+        inspect_url,
+        redacted_url,
+        renotify_due,
+        subscribed,
+        wants,
+    )
+    from vigil.notify.format import (
+        BodyFormat,
+        Message,
+        Tone,
+        format_event,
+        format_test,
+        idempotency_key,
+        incident_link,
+    )
+    from vigil.notify.sender import DeliveryError, Transport, send, send_test
+
+_HOMES = {
+    "vigil.notify.channels": (
+        "ALL_EVENTS",
+        "Channel",
+        "NotifyOn",
+        "Service",
+        "inspect_url",
+        "redacted_url",
+        "renotify_due",
+        "subscribed",
+        "wants",
+    ),
+    "vigil.notify.format": (
+        "BodyFormat",
+        "Message",
+        "Tone",
+        "format_event",
+        "format_test",
+        "idempotency_key",
+        "incident_link",
+    ),
+    "vigil.notify.sender": ("DeliveryError", "Transport", "send", "send_test"),
+}
+_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
     "ALL_EVENTS",
@@ -51,3 +81,13 @@ __all__ = [
     "subscribed",
     "wants",
 ]
+
+if not TYPE_CHECKING:  # type checkers see the imports above, and flag a misspelt name
+
+    def __getattr__(name: str) -> Any:
+        home = _HOME_OF.get(name)
+        if home is None:
+            raise AttributeError(f"module 'vigil.notify' has no attribute {name!r}")
+        value = getattr(importlib.import_module(home), name)
+        globals()[name] = value  # found once: later uses are a plain attribute
+        return value

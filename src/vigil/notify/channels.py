@@ -16,8 +16,6 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import apprise
-
 from vigil.core.digest import Delivery, DigestSchedule
 from vigil.core.errors import ValidationError
 from vigil.core.events import Event, EventKind
@@ -30,7 +28,6 @@ MAX_URL = 2000
 MAX_RENOTIFY_MINUTES = 7 * 24 * 60
 MASK = "***"
 INSPECTED_KEPT = 256  # channel URLs whose inspection is remembered
-_RICH_FORMATS = frozenset({apprise.NotifyFormat.MARKDOWN, apprise.NotifyFormat.HTML})
 
 
 class NotifyOn(StrEnum):
@@ -226,6 +223,8 @@ def _inspect(url: str) -> Service:
         )
     scheme = match.group(1).lower()
     _check_port(url)
+    import apprise  # here, not above: the store and the command line import this module
+
     plugins: Any = _plugin_manager()
     try:
         plugin = apprise.Apprise.instantiate(url, suppress_exceptions=False)
@@ -256,7 +255,7 @@ def _inspect(url: str) -> Service:
     return Service(
         schema=urlsplit(apprise_url(plugin, privacy=True)).scheme,
         name=str(plugin.service_name),
-        rich=native in _RICH_FORMATS,
+        rich=native in {apprise.NotifyFormat.MARKDOWN, apprise.NotifyFormat.HTML},
         setup_url=getattr(plugin, "setup_url", None),
     )
 
@@ -277,6 +276,8 @@ def redacted_url(url: str) -> str:
     match = SCHEME_PATTERN.match(url) if isinstance(url, str) else None
     if match is None:
         return MASK
+    import apprise
+
     try:
         plugin = apprise.Apprise.instantiate(url)
     except Exception:
@@ -298,6 +299,8 @@ def apprise_url(plugin: Any, *, privacy: bool) -> str:
 
 
 def _plugin_manager() -> Any:
+    import apprise
+
     registry: Any = apprise.NotificationManager  # the registry of schemas, a singleton
     return registry()
 
