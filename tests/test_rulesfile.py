@@ -233,6 +233,7 @@ def other_rules(draw: st.DrawFn) -> Rule:
     return Rule(name=draw(NAMES), kind=Kind.COMPOSITE, condition=text, display_name=draw(TEXT))
 
 
+@pytest.mark.untraced
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(threshold_rules() | other_rules(), max_size=6, unique_by=lambda r: r.name))
 def test_any_rules_read_back_from_their_export(rules: list[Rule]) -> None:

@@ -78,6 +78,7 @@ def test_errors_point_at_the_culprit(text: str, position: int, fragment: str) ->
     assert isinstance(caught.value, ValidationError)
 
 
+@pytest.mark.untraced
 @given(st.text(max_size=200))
 def test_arbitrary_text_raises_only_a_positioned_condition_error(text: str) -> None:
     try:
@@ -119,6 +120,7 @@ def _conditions(draw: st.DrawFn, depth: int = 0) -> tuple[str, Oracle]:
     return text, lambda values: combine(oracle(values) for _, oracle in items)
 
 
+@pytest.mark.untraced
 @given(_conditions())
 def test_generated_conditions_parse_and_round_trip(generated: tuple[str, Oracle]) -> None:
     condition = parse(generated[0])
@@ -126,6 +128,7 @@ def test_generated_conditions_parse_and_round_trip(generated: tuple[str, Oracle]
     assert set(condition.metrics) == {term.metric for term in condition.terms()}
 
 
+@pytest.mark.untraced
 @given(_conditions(), st.data())
 def test_holds_agrees_with_an_independent_oracle(
     generated: tuple[str, Oracle], data: st.DataObject

@@ -91,6 +91,7 @@ def test_next_period_end(now: str, following: str) -> None:
     assert next_period_end(daily("09:00"), utc(now)) == utc(following)
 
 
+@pytest.mark.untraced
 @given(
     st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2028, 12, 31)),
     st.sampled_from(["00:00", "02:30", "09:00", "23:59"]),

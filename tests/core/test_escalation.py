@@ -141,6 +141,7 @@ def test_keys_are_stable_and_distinct() -> None:
     assert [n.ordinal for n in first] == [0, 1, 1, 2]
 
 
+@pytest.mark.untraced
 @given(st.lists(st.integers(min_value=0, max_value=24 * 60), min_size=1, max_size=20))
 def test_a_notice_once_due_stays_due_under_its_key(minutes: list[int]) -> None:
     """Rounds at any times: a key always stands for the same notice (so keyed writes send it

@@ -213,6 +213,7 @@ def test_the_state_survives_a_restore() -> None:
 VALUES = st.sampled_from([50.0, 90.0, 150.0, 250.0]) | st.none()
 
 
+@pytest.mark.untraced
 @settings(deadline=None, max_examples=200)
 @given(
     readings=st.lists(VALUES, max_size=80),
@@ -258,6 +259,7 @@ def test_a_flapping_series_never_has_two_open_incidents_nor_resolves(
         assert kinds.count(EventKind.INCIDENT_FLAPPING_ENDED) == ended
 
 
+@pytest.mark.untraced
 @settings(deadline=None, max_examples=100)
 @given(readings=st.lists(VALUES, max_size=60))
 def test_without_flap_detection_nothing_changes(readings: list[float | None]) -> None:

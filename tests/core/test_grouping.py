@@ -173,6 +173,7 @@ STEPS = st.lists(
 )
 
 
+@pytest.mark.untraced
 @settings(deadline=None, max_examples=300)
 @given(steps=STEPS, window_s=st.sampled_from([0, 10, 60, 120]), batch=st.booleans())
 def test_grouping_never_loses_or_duplicates_an_incident_and_resolved_groups_are_resolved(

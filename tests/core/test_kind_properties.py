@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -228,6 +229,7 @@ def threshold_rules(draw: st.DrawFn) -> Rule:
     )
 
 
+@pytest.mark.untraced
 @PROPERTY
 @given(threshold_rules(), cycles_strategy())
 def test_an_unsplit_threshold_rule_behaves_exactly_as_before(

@@ -389,6 +389,7 @@ def test_bad_learning_fields_are_refused_by_name(
     assert words in str(caught.value)
 
 
+@pytest.mark.untraced
 @settings(max_examples=500, deadline=None)
 @given(
     level=st.floats(-1000, 1000),

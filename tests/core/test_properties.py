@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -71,6 +72,7 @@ def present(readings: Sequence[float | None], upto: int) -> list[tuple[int, floa
     return [(i, v) for i, v in enumerate(readings[: upto + 1]) if v is not None]
 
 
+@pytest.mark.untraced
 @PROPERTY
 @given(scenarios())
 def test_incidents_open_and_close_only_as_the_streaks_allow(
@@ -131,6 +133,7 @@ def test_the_evaluator_equals_a_fold_of_step(
     assert events == folded
 
 
+@pytest.mark.untraced
 @PROPERTY
 @given(scenarios(), st.lists(st.integers(0, 60), max_size=5))
 def test_results_do_not_depend_on_how_cycles_are_batched(
@@ -160,6 +163,7 @@ def _anonymous(events: list[tuple[int, Event]]) -> list[tuple[int, dict[str, Any
     return out
 
 
+@pytest.mark.untraced
 @PROPERTY
 @given(st.data())
 def test_rules_evaluated_together_behave_as_if_alone(data: st.DataObject) -> None:

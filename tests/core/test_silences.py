@@ -516,6 +516,7 @@ def is_ambiguous(moment: datetime, zone: ZoneInfo) -> bool:
     return local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset()
 
 
+@pytest.mark.untraced
 @PROPERTY
 @given(data=st.data(), window=weekly_windows())
 def test_is_active_agrees_with_the_local_wall_clock(
@@ -529,6 +530,7 @@ def test_is_active_agrees_with_the_local_wall_clock(
     assert window.is_active(moment) is wall_clock_says_active(window, moment)
 
 
+@pytest.mark.untraced
 @settings(deadline=None, max_examples=60)
 @given(data=st.data(), window=weekly_windows())
 def test_is_active_agrees_with_the_wall_clock_minute_by_minute(
@@ -543,6 +545,7 @@ def test_is_active_agrees_with_the_wall_clock_minute_by_minute(
             assert window.is_active(moment) is wall_clock_says_active(window, moment), moment
 
 
+@pytest.mark.untraced
 @PROPERTY
 @given(data=st.data(), window=weekly_windows())
 def test_next_change_is_the_next_flip(data: st.DataObject, window: MaintenanceWindow) -> None:
@@ -563,6 +566,7 @@ def test_next_change_is_the_next_flip(data: st.DataObject, window: MaintenanceWi
             assert window.is_active(probe) is active
 
 
+@pytest.mark.untraced
 @PROPERTY
 @given(window=weekly_windows())
 def test_weekly_windows_round_trip(window: MaintenanceWindow) -> None:

@@ -176,6 +176,7 @@ def test_hours_of_the_week_are_named() -> None:
     assert hour_name(24 * 6 + 23) == "Sun 23:00 UTC"
 
 
+@pytest.mark.untraced
 @settings(max_examples=60, deadline=None)
 @given(
     values=st.lists(

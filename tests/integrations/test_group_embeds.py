@@ -130,6 +130,7 @@ STATUSES = st.sampled_from([Status.ACTIVE, Status.ACKNOWLEDGED, Status.RESOLVED]
 SEVERITIES = st.sampled_from(list(Severity))
 
 
+@pytest.mark.untraced
 @given(st.lists(st.tuples(STATUSES, SEVERITIES), min_size=2, max_size=40))
 def test_any_group_fits_discord_and_shows_each_member_once(
     states: list[tuple[Status, Severity]],

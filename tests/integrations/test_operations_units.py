@@ -100,6 +100,7 @@ def test_severity_channels_choose_where_an_incident_goes() -> None:
     assert config.channel_for(Severity.WARNING) == 1
 
 
+@pytest.mark.untraced
 @given(
     name=st.text(min_size=1, max_size=32).filter(lambda s: "\n" not in s),
     user_id=st.integers(min_value=1, max_value=2**63 - 1),

@@ -23,6 +23,7 @@ def close(actual: float | None, expected: float, scale: float) -> bool:
     return actual is not None and math.isclose(actual, expected, rel_tol=1e-9, abs_tol=1e-9 * scale)
 
 
+@pytest.mark.untraced
 @PROPERTY
 @given(samples, st.booleans())
 def test_statistics_match_statistics_and_numpy(values: list[float], fast: bool) -> None:
@@ -41,6 +42,7 @@ def test_statistics_match_statistics_and_numpy(values: list[float], fast: bool) 
     assert close(stats.p99, float(expected[2]), scale)
 
 
+@pytest.mark.untraced
 @PROPERTY
 @given(st.lists(finite, min_size=2, max_size=400))
 def test_percentiles_match_statistics_quantiles_inclusive(values: list[float]) -> None:
@@ -52,6 +54,7 @@ def test_percentiles_match_statistics_quantiles_inclusive(values: list[float]) -
     assert close(stats.p99, cuts[98], scale)
 
 
+@pytest.mark.untraced
 @PROPERTY
 @given(samples, st.booleans())
 def test_statistics_are_ordered_and_inside_the_range(values: list[float], fast: bool) -> None:

@@ -207,6 +207,7 @@ async def test_transactions_are_at_least_the_interval_apart() -> None:
     assert all(later - earlier >= 0.29 for earlier, later in itertools.pairwise(starts))
 
 
+@pytest.mark.untraced
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     pushes=st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=30),

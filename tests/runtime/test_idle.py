@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event
@@ -261,6 +262,7 @@ async def crash_and_restart(
         assert await states_of(restarted.store) == expected_states
 
 
+@pytest.mark.untraced
 @settings(
     max_examples=12,
     deadline=None,

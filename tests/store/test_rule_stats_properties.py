@@ -170,6 +170,7 @@ async def check(url: str, operations: list[tuple[str, str, timedelta]], later: t
             assert {s.rule for s in noisiest} == {r for r in RULES if not kept[r].quiet}
 
 
+@pytest.mark.untraced
 @settings(
     max_examples=25,
     deadline=None,

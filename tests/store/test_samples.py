@@ -204,6 +204,7 @@ STORED = st.lists(
 )
 
 
+@pytest.mark.untraced
 @settings(
     max_examples=30,
     deadline=None,
@@ -255,6 +256,7 @@ STEPS = st.lists(
 )
 
 
+@pytest.mark.untraced
 @settings(
     max_examples=40,
     deadline=None,

@@ -128,6 +128,7 @@ def _times(draw: st.DrawFn) -> Any:
     )
 
 
+@pytest.mark.untraced
 @settings(max_examples=400, deadline=None)
 @given(
     metric=_metrics,
@@ -152,6 +153,7 @@ _raws = st.fixed_dictionaries(
 )
 
 
+@pytest.mark.untraced
 @settings(max_examples=200, deadline=None)
 @given(raws=st.lists(_raws, max_size=12))
 def test_what_a_batch_has_shown_good_changes_no_answer(raws: list[dict[str, object]]) -> None:
