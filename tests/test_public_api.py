@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import vigil
+import vigil.notify
 
 PUBLIC = {
     "DEFAULT_RULES",
@@ -108,6 +109,8 @@ def test_type_checkers_see_each_name_where_it_is_loaded_from() -> None:
 def test_an_unknown_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="'vigil' has no attribute 'Vigilant'"):
         vigil.Vigilant  # type: ignore[attr-defined]  # noqa: B018
+    with pytest.raises(AttributeError, match=r"'vigil\.notify' has no attribute 'sent'"):
+        vigil.notify.sent  # type: ignore[attr-defined]  # noqa: B018
 
 
 def _fresh(code: str) -> list[object]:
