@@ -30,6 +30,7 @@ FACADE = "vigil"
 
 LAYERS = {
     "_version": 0,
+    "_lazy": 0,  # the lazy names of the façade and of vigil.notify
     "core": 0,
     "logmask": 0,
     "metrics": 1,

@@ -11,8 +11,9 @@ process that only records metrics (``vigil.Recorder``) never does.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from vigil._lazy import lazy_names
 
 if TYPE_CHECKING:
     from vigil.core import (
@@ -79,7 +80,6 @@ _HOMES = {
     "vigil.store.records": ("CleanupReport", "StoredChannel"),
     "vigil.web.serve": ("dashboard",),
 }
-_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
     "DEFAULT_RULES",
@@ -120,14 +120,7 @@ __all__ = [
 
 
 if not TYPE_CHECKING:  # type checkers see the imports above, and flag a misspelt name
-
-    def __getattr__(name: str) -> Any:
-        home = _HOME_OF.get(name)
-        if home is None:
-            raise AttributeError(f"module 'vigil' has no attribute {name!r}")
-        value = getattr(importlib.import_module(home), name)
-        globals()[name] = value  # found once: later uses are a plain attribute
-        return value
+    __getattr__ = lazy_names(__name__, _HOMES, globals())
 
 
 def __dir__() -> list[str]:

@@ -8,8 +8,9 @@ only when it checks a URL. The dispatcher lives in ``vigil.runtime.notifier``.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from vigil._lazy import lazy_names
 
 if TYPE_CHECKING:
     from vigil.notify.channels import (
@@ -57,7 +58,6 @@ _HOMES = {
     ),
     "vigil.notify.sender": ("DeliveryError", "Transport", "send", "send_test"),
 }
-_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
     "ALL_EVENTS",
@@ -83,11 +83,4 @@ __all__ = [
 ]
 
 if not TYPE_CHECKING:  # type checkers see the imports above, and flag a misspelt name
-
-    def __getattr__(name: str) -> Any:
-        home = _HOME_OF.get(name)
-        if home is None:
-            raise AttributeError(f"module 'vigil.notify' has no attribute {name!r}")
-        value = getattr(importlib.import_module(home), name)
-        globals()[name] = value  # found once: later uses are a plain attribute
-        return value
+    __getattr__ = lazy_names(__name__, _HOMES, globals())
