@@ -169,7 +169,7 @@ def test_the_command_line_loads_a_library_only_for_the_commands_that_use_it() ->
         "import vigil.store\n"
         "print(json.dumps([m for m in heavy if m in sys.modules]))\n"
     )
-    assert helped > 30  # the root, every group and every command
+    assert isinstance(helped, int) and helped > 30  # the root, every group and every command
     assert loaded == []
     assert opened == ["sqlalchemy", "alembic"]
 
