@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -72,6 +74,44 @@ async def test_sqlite_runs_in_wal_mode_with_foreign_keys_on(sqlite_url: str) -> 
         busy_timeout = await connection.scalar(text("PRAGMA busy_timeout"))
     assert (journal, foreign_keys) == ("wal", 1)
     assert busy_timeout is not None and busy_timeout >= 1000
+
+
+def test_head_names_the_newest_migration() -> None:
+    assert migrate.HEAD == head_revision(), (
+        f"a migration was added: set HEAD in vigil/store/migrate.py to {head_revision()!r}"
+    )
+
+
+async def test_a_database_behind_this_vigil_is_refused_or_upgraded(database_url: str) -> None:
+    """Opening compares the database's revision with HEAD: one revision behind is refused
+    with both named when upgrading is off, and brought up to HEAD when it is on."""
+    await migrate.upgrade(database_url)
+    previous = f"{int(migrate.HEAD) - 1:04d}"
+    assert await migrate.downgrade(database_url, previous) == previous
+    with pytest.raises(
+        VigilStorageError, match=f"revision {previous}; this Vigil needs {migrate.HEAD}"
+    ):
+        await Store.open(database_url, upgrade=False)
+    await (await Store.open(database_url, upgrade=True)).close()
+    assert await migrate.current(database_url) == migrate.HEAD
+
+
+def test_opening_an_up_to_date_store_does_not_load_alembic(migrated_sqlite_url: str) -> None:
+    code = (
+        "import asyncio, json, sys\n"
+        "from vigil.store import Store\n"
+        "async def main():\n"
+        "    store = await Store.open(sys.argv[1])\n"
+        "    rules = len(await store.list_rules())\n"
+        "    await store.close()\n"
+        "    return rules\n"
+        "print(json.dumps([asyncio.run(main()), 'alembic' in sys.modules]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, migrated_sqlite_url], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"[{len(DEFAULT_RULES)}, false]"
 
 
 @pytest.mark.postgres

@@ -112,7 +112,7 @@ class Store(
 
     async def _check_schema(self, *, upgrade: bool) -> None:
         current = await migrate.current_revision(self._engine)
-        head = migrate.head_revision()
+        head = migrate.HEAD
         if current == head:
             return
         if upgrade:
