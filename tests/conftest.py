@@ -269,10 +269,24 @@ async def migrated_postgres_url(postgres_template: MigratedPostgres) -> str:
     return postgres_template.url
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+DATABASES = ("sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test with a database runs on each kind, or on SQLite alone when it is marked
+    ``sqlite_only``: the mark is for tests whose subject is above the store (a page, a form, a
+    route's checks), since tests/store holds each database to the same contract. Tests of what
+    a database does differently (concurrency, streams, history reads, crashes) run on both."""
+    if "database_kind" in metafunc.fixturenames:
+        only = metafunc.definition.get_closest_marker("sqlite_only") is not None
+        metafunc.parametrize("database_kind", DATABASES[:1] if only else DATABASES, indirect=True)
+
+
+@pytest.fixture
 def database_kind(request: pytest.FixtureRequest) -> tuple[str, str]:
-    """Run the test on each database: an empty one, or a migrated one when the test uses
-    ``migrated_url``. Synchronous on purpose: the session fixtures run their own event loop."""
+    """The test's database (see ``pytest_generate_tests``): an empty one, or a migrated one when
+    the test uses ``migrated_url``. Synchronous on purpose: the session fixtures run their own
+    event loop."""
     migrated = "migrated_url" in request.fixturenames
     if request.param == "sqlite":
         fixture = "migrated_sqlite_url" if migrated else "sqlite_url"

@@ -1,4 +1,5 @@
-"""Every API test runs against a real Vigil on SQLite and on PostgreSQL."""
+"""API tests run against a real Vigil on SQLite and PostgreSQL; a module whose subject sits
+above the store (pages, forms, route checks) is marked ``sqlite_only`` (tests/conftest.py)."""
 
 from __future__ import annotations
 

@@ -7,12 +7,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from vigil.runtime.notifier import DeliveryPolicy
 from vigil.store import OutboxStatus
 
 from ..notify.receiver import serving
 from .support import LATENCY, T0, Api, running_api, wait_until
 from .test_pages import MEMORY, Node, facts, html, location, post_form, sign_in
+
+# What these tests check sits above the store (tests/conftest.py).
+pytestmark = pytest.mark.sqlite_only
 
 SECRET_URL = "discord://1234567890/supersecrettoken"
 EVERY_EVENT = {f"event_{on}": "on" for on in ("opened", "escalated", "acknowledged", "resolved")}

@@ -6,9 +6,14 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from vigil.core import EventKind, Severity
 
 from .support import LATENCY, T0, Api, past_incident
+
+# What these tests check sits above the store (tests/conftest.py).
+pytestmark = pytest.mark.sqlite_only
 
 MEMORY = "memory_usage"
 

@@ -8,11 +8,16 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
+
 from vigil.core import Event, EventKind, Incident, Rule, Sample
 
 from .support import LATENCY, Api
 from .test_pages import html, sign_in
 from .test_rules_page import add_form
+
+# What these tests check sits above the store (tests/conftest.py).
+pytestmark = pytest.mark.sqlite_only
 
 ODD = "odd_latency"
 # 15 usual readings (a baseline needs 12), then a reading far outside 52 +- a few ms but under

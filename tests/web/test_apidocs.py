@@ -5,9 +5,13 @@ from __future__ import annotations
 import re
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from .support import Api
+
+# What these tests check sits above the store (tests/conftest.py).
+pytestmark = pytest.mark.sqlite_only
 
 
 async def test_the_api_reference_loads_nothing_from_elsewhere(api: Api) -> None:

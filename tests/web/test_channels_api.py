@@ -18,6 +18,9 @@ from vigil.runtime.notifier import DeliveryPolicy
 from ..notify.receiver import Receiver, serving
 from .support import LATENCY, T0, Api, eventually, running_api
 
+# What these tests check sits above the store (tests/conftest.py).
+pytestmark = pytest.mark.sqlite_only
+
 DISCORD = "discord://1234567890/secrettokenABC"
 NEW_DISCORD = "discord://9876543210/othertokenXYZ"
 ALL_EVENTS = ["opened", "escalated", "acknowledged", "resolved", "flapping"]

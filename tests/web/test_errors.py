@@ -6,6 +6,9 @@ import pytest
 
 from .support import Api
 
+# What these tests check sits above the store (tests/conftest.py).
+pytestmark = pytest.mark.sqlite_only
+
 JSON = {"Content-Type": "application/json"}
 
 

@@ -15,6 +15,9 @@ from vigil.runtime.notifier import DeliveryPolicy
 from ..notify.receiver import Receiver, serving
 from .support import LATENCY, Api, eventually, running_api, served
 
+# What these tests check sits above the store (tests/conftest.py).
+pytestmark = pytest.mark.sqlite_only
+
 POLICY: dict[str, Any] = {
     "name": "night",
     "description": "first responders, then the pager",

@@ -14,6 +14,9 @@ from .support import LATENCY, Api
 from .test_admin_pages import changes_forms, invalid
 from .test_pages import MEMORY, Node, html, location, post_form, sign_in
 
+# What these tests check sits above the store (tests/conftest.py).
+pytestmark = pytest.mark.sqlite_only
+
 POLICY = {
     "name": "night",
     "description": "ops first, then the pager",

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from .support import LATENCY, Api
+
+# What these tests check sits above the store (tests/conftest.py).
+pytestmark = pytest.mark.sqlite_only
 
 ERRORS = "error_rate"
 COMMANDS = "command_p95_latency"

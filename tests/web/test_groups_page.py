@@ -3,10 +3,15 @@ JavaScript), refreshed as a section, and acknowledged by an admin's form."""
 
 from __future__ import annotations
 
+import pytest
+
 from vigil.core import Status
 
 from .support import LATENCY, Api
 from .test_pages import html, location, post_form, sign_in
+
+# What these tests check sits above the store (tests/conftest.py).
+pytestmark = pytest.mark.sqlite_only
 
 BREACHING = {LATENCY: 250.0, "error_rate": 7.0, "command_p95_latency": 350.0}
 

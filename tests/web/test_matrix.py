@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 
@@ -21,6 +22,9 @@ from vigil.web import create_app
 from vigil.web.auth import CSRF_HEADER, SESSION_COOKIE
 
 from .support import LATENCY, PASSWORD, Api, served
+
+# What these tests check sits above the store (tests/conftest.py).
+pytestmark = pytest.mark.sqlite_only
 
 PUBLIC = "public"  # anyone, even anonymous
 READ = "read"  # viewer or admin

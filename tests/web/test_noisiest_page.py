@@ -3,8 +3,13 @@ own period and its own section for live updates."""
 
 from __future__ import annotations
 
+import pytest
+
 from .support import LATENCY, Api
 from .test_pages import html, sign_in
+
+# What these tests check sits above the store (tests/conftest.py).
+pytestmark = pytest.mark.sqlite_only
 
 
 async def test_the_panel_lists_the_noisy_rules_linked_to_their_pages(api: Api) -> None:

@@ -13,12 +13,16 @@ from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 
 from vigil.core import EventKind, Incident, Rule, Severity, Status
 
 from .support import LATENCY, PASSWORD, T0, Api, past_incident
+
+# What these tests check sits above the store (tests/conftest.py).
+pytestmark = pytest.mark.sqlite_only
 
 MEMORY = "memory_usage"
 FORM = {"content-type": "application/x-www-form-urlencoded"}

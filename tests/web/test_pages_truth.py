@@ -15,6 +15,9 @@ from vigil.web.pages.incident import chart_window
 from .support import LATENCY, T0, Api, eventually
 from .test_pages import MEMORY, html, sign_in
 
+# What these tests check sits above the store (tests/conftest.py).
+pytestmark = pytest.mark.sqlite_only
+
 QUEUE = "queue_depth"  # a metric some source reports and no rule watches
 
 

@@ -9,6 +9,9 @@ import pytest
 
 from .support import LATENCY, Api
 
+# What these tests check sits above the store (tests/conftest.py).
+pytestmark = pytest.mark.sqlite_only
+
 
 async def test_a_rules_figures_follow_its_incident_through_acknowledgement_and_resolution(
     api: Api,

@@ -10,6 +10,9 @@ from vigil.core import EventKind
 
 from .support import LATENCY, Api
 
+# What these tests check sits above the store (tests/conftest.py).
+pytestmark = pytest.mark.sqlite_only
+
 COMPOSITE = {
     "name": "slow_and_failing",
     "kind": "composite",

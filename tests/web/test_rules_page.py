@@ -4,9 +4,14 @@ form shown again with the message beside its field). A real Vigil, SQLite and Po
 
 from __future__ import annotations
 
+import pytest
+
 from .support import LATENCY, Api
 from .test_admin_pages import changes_forms, invalid
 from .test_pages import Node, html, location, post_form, sign_in
+
+# What these tests check sits above the store (tests/conftest.py).
+pytestmark = pytest.mark.sqlite_only
 
 COMPOSITE = {
     "name": "slow_and_failing",

@@ -12,6 +12,9 @@ import pytest
 from ..notify.receiver import Receiver, serving
 from .support import LATENCY, Api
 
+# What these tests check sits above the store (tests/conftest.py).
+pytestmark = pytest.mark.sqlite_only
+
 REFUSED = "slack://T1234/B5678/MyRealToken123!!"
 
 

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import httpx
+import pytest
 from argon2 import PasswordHasher
 
 from vigil.web.auth import DEVICE_COOKIE, SESSION_COOKIE
@@ -22,6 +23,9 @@ from vigil.web.security import MAX_PASSWORD_CHECKS, Passwords
 from vigil.web.state import WebState
 
 from .support import DEADLINE, PASSWORD, Api, running_api, served, wait_until
+
+# What these tests check sits above the store (tests/conftest.py).
+pytestmark = pytest.mark.sqlite_only
 
 
 class FakeClock:

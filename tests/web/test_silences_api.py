@@ -7,11 +7,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 
 from vigil.core import Event, EventKind
 from vigil.core.silences import Weekday
 
 from .support import LATENCY, T0, Api
+
+# What these tests check sits above the store (tests/conftest.py).
+pytestmark = pytest.mark.sqlite_only
 
 MEMORY = "memory_usage"
 
