@@ -43,12 +43,15 @@ demo: $(STAMP)
 # process or a browser, and a second worker per core uses that time; measured 9-10 % faster
 # than one per core on 2 cores): each worker has its own databases (tests/conftest.py), and
 # the slow tests start first. TEST_WORKERS=0 runs them in this one process.
+# Bytecode is cached even where the environment says PYTHONDONTWRITEBYTECODE: without it every
+# worker rewrites the asserts of every test module and every child process (`vigil serve`, the
+# crash tests) compiles Vigil again, about a tenth of the suite's CPU.
 TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -lt 2 ] && n=2; echo $$((2 * n)))
 
 test: $(STAMP) $(NPM_STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts examples
 	$(BIN)/mypy
-	$(BIN)/pytest --cov --cov-report=term -n $(TEST_WORKERS) --dist worksteal
+	PYTHONDONTWRITEBYTECODE= $(BIN)/pytest --cov --cov-report=term -n $(TEST_WORKERS) --dist worksteal
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts examples
