@@ -29,3 +29,22 @@ async def test_an_unreadable_body_is_422_saying_why(api: Api, body: bytes, reaso
         response = await api.client.post(path, content=body, headers=headers)
         assert response.status_code == 422, (path, response.text)
         assert response.json()["error"] == {"code": "invalid", "message": reason, "field": "body"}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"name": "ana"}, "password: Field required"),
+        ({}, "name: Field required (and 1 more problem)"),
+        (
+            {"name": 1, "password": 2, "remember": 3},
+            "name: Input should be a valid string (and 2 more problems)",
+        ),
+    ],
+)
+async def test_a_refused_body_names_its_first_problem_and_counts_the_rest(
+    api: Api, body: dict[str, object], message: str
+) -> None:
+    response = await api.client.post("/api/auth/login", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["message"] == message

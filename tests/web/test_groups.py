@@ -57,6 +57,10 @@ async def test_filters_by_status_and_size(api: Api) -> None:
 async def test_an_admin_acknowledges_a_group_and_its_members(api: Api) -> None:
     ids = await breach_together(api)
     [group] = (await api.get("/api/alerts/groups")).json()
+    assert [g["id"] for g in (await api.get("/api/alerts/groups?status=active")).json()] == [
+        group["id"]
+    ]
+    assert (await api.get("/api/alerts/groups?status=acknowledged")).json() == []
     path = f"/api/alerts/groups/{group['id']}/acknowledge"
     assert (await api.post(path, role="viewer", json={})).status_code == 403
     response = await api.post(path, json={"notes": "on it"})
@@ -72,6 +76,9 @@ async def test_an_admin_acknowledges_a_group_and_its_members(api: Api) -> None:
         )
     again = await api.post(path, json={})
     assert again.status_code == 409
+    listed = (await api.get("/api/alerts/groups?status=acknowledged")).json()
+    assert [(g["id"], g["status"]) for g in listed] == [(group["id"], "acknowledged")]
+    assert (await api.get("/api/alerts/groups?status=active")).json() == []
 
 
 async def test_bad_input_names_the_field_and_an_unknown_group_is_404(api: Api) -> None:

@@ -88,6 +88,23 @@ async def test_ten_thousand_metric_names_leave_the_overview_and_the_cycle_on_tim
     assert abused_page <= 20 * quiet_page + 1.0, (quiet_page, abused_page)
 
 
+async def test_stale_series_are_evicted_on_their_own_when_pushes_stop(
+    migrated_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Vigil sweeps the pushed series now and then (``SERIES_CHECK_SECONDS``, a quarter of the
+    retention when that is shorter), so series whose pusher went quiet are forgotten without
+    another push."""
+    monkeypatch.setattr("vigil.runtime.vigil.SERIES_CHECK_SECONDS", 0.05)
+    async with running_api(migrated_url) as api:
+        assert (await push(api, names(0, 2))).status_code == 200
+        assert (await ingest_health(api))["series"] == 2
+        api.clock.advance(api.vigil.series.retention.total_seconds() + 1)
+
+        await wait_until(lambda: api.vigil.series.status().evicted_series == 2)
+        health = await ingest_health(api)
+        assert (health["series"], health["evicted_series"]) == (0, 2)
+
+
 async def test_stale_series_are_evicted_from_memory_and_from_the_metrics_list(
     migrated_url: str,
 ) -> None:

@@ -301,6 +301,23 @@ async def test_a_rule_named_apart_from_its_metric_is_that_metric_s_judge(api: Ap
     assert found[("vigil_rule_threshold", labels)] == 100
 
 
+async def test_a_rule_exports_only_the_thresholds_it_has(api: Api) -> None:
+    """A warning-only rule exports its warning threshold, a composite rule (thresholds in its
+    condition) none; both say whether they are enabled."""
+    warning_only = {"name": "queue_warning", "metric": CUSTOM, "warning": 50}
+    composite = {"name": "slow_and_failing", "kind": "composite", "condition": "error_rate >= 5"}
+    for rule in (warning_only, composite):
+        assert (await api.post("/api/alerts/rules", json=rule)).status_code == 201, rule
+    found = samples_of((await api.get("/metrics")).text)
+    thresholds = {labels for name, labels in found if name == "vigil_rule_threshold"}
+    warning = (("level", "warning"), ("metric", CUSTOM), ("rule", "queue_warning"))
+    assert found[("vigil_rule_threshold", warning)] == 50
+    assert (("level", "critical"), ("metric", CUSTOM), ("rule", "queue_warning")) not in thresholds
+    assert not [labels for labels in thresholds if ("rule", "slow_and_failing") in labels]
+    enabled = (("metric", ""), ("rule", "slow_and_failing"))
+    assert found[("vigil_rule_enabled", enabled)] == 1.0
+
+
 async def test_a_stale_value_is_not_exported_as_current(api: Api) -> None:
     await api.cycle({LATENCY: 150})
     found = samples_of((await api.get("/metrics")).text)
