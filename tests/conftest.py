@@ -327,10 +327,10 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     """A test marked ``untraced`` runs its own thread (and the threads it starts) without
     coverage's line tracer, which made the property-based tests two to three times slower.
     The mark goes on a test that reaches no line the other tests do not (``--cov-context=test``
-    tells): a property test whose cases the table tests cover, or a client whose server runs in a
-    thread a fixture started before it, which stays traced (tests/web/test_schemathesis.py).
-    A property test that reaches what nothing else does stays traced until a table test
-    covers that. Without coverage there is nothing to pause."""
+    tells): a property test whose cases the table tests cover, or the schema fuzzing (whose
+    server thread, started by a fixture before the test, stops its own tracer:
+    tests/web/test_schemathesis.py). A test that reaches what nothing else does stays traced
+    until a table test covers that. Without coverage there is nothing to pause."""
     tracer = sys.gettrace()
     if tracer is None or item.get_closest_marker("untraced") is None:
         return (yield)
