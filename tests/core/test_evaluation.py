@@ -258,6 +258,30 @@ def test_step_rejects_a_nan_reading() -> None:
         step(latency_rule(), RuleState(), math.nan, now=T0)
 
 
+@pytest.mark.parametrize(
+    ("no_data", "readings", "opened"),
+    [
+        # Missing data under ``keep`` changes nothing: the streak of two breaches goes on.
+        (NoData.KEEP, [150.0, None, 150.0], [(2, "warning")]),
+        (NoData.KEEP, [None, None, None], []),
+        # Under ``ok`` it reads as normal and ends the streak.
+        (NoData.OK, [150.0, None, 150.0], []),
+        # Under ``alerting`` it is a breach at the rule's top level.
+        (NoData.ALERTING, [150.0, None, 150.0], [(1, "critical")]),
+        (NoData.ALERTING, [None, None, None], [(1, "critical")]),
+    ],
+)
+def test_step_takes_missing_data_as_the_rule_says(
+    no_data: NoData, readings: list[float | None], opened: list[tuple[int, str]]
+) -> None:
+    rule, state, new_id = latency_rule(no_data=no_data), RuleState(), counter_ids()
+    found: list[tuple[int, str]] = []
+    for i, value in enumerate(readings):
+        state, events = step(rule, state, value, now=at(i), new_id=new_id)
+        found += [(i, e.incident.severity.value) for e in events if e.incident is not None]
+    assert found == opened
+
+
 def test_duplicate_rules_are_refused() -> None:
     with pytest.raises(ValidationError, match="duplicate"):
         Evaluator([latency_rule(), latency_rule()])

@@ -117,6 +117,7 @@ def test_incidents_open_and_close_only_as_the_streaks_allow(
             assert state.incident.severity.rank >= prior[-1].severity.rank
 
 
+@pytest.mark.untraced  # test_evaluation.py's table tests reach step()'s own lines
 @PROPERTY
 @given(scenarios())
 def test_the_evaluator_equals_a_fold_of_step(

@@ -28,6 +28,7 @@ steps = st.lists(
 )
 
 
+@pytest.mark.untraced  # test_samples_are_every_stored_reading_oldest_first reaches samples()
 @PROPERTY
 @given(
     steps=steps,
@@ -84,6 +85,22 @@ def test_an_unknown_metric_reads_as_an_empty_window() -> None:
     stats = Recorder().window("never.recorded", 30)
     assert stats.count == 0 and stats.mean is None
     assert Recorder().values("never.recorded", 30) == []
+
+
+def test_samples_are_every_stored_reading_oldest_first() -> None:
+    """``samples`` is the whole ring as (time, value), oldest first: what it still holds once
+    it is full, and nothing for a metric never recorded."""
+    clock = FakeClock()
+    recorder = Recorder(capacity=3, clock=clock)
+    assert recorder.samples("m") == []
+    for value in (1.0, 2.0):
+        clock.advance(1)
+        recorder.record("m", value)
+    assert recorder.samples("m") == [(1001.0, 1.0), (1002.0, 2.0)]
+    for value in (3.0, 4.0):
+        clock.advance(1)
+        recorder.record("m", value)
+    assert recorder.samples("m") == [(1002.0, 2.0), (1003.0, 3.0), (1004.0, 4.0)]
 
 
 def test_a_window_must_be_positive() -> None:

@@ -79,11 +79,34 @@ def test_pushing_again_keeps_a_series() -> None:
     assert series.knows("m1") and not series.knows("m2")
 
 
+def test_a_metric_stays_known_while_one_of_its_series_is_pushed() -> None:
+    series = budget(retention=60)
+    series.admit(samples(("a", "m1"), ("b", "m1")), now=T0)
+    series.admit(samples(("b", "m1")), now=T0 + timedelta(seconds=50))
+    assert series.evict(T0 + timedelta(seconds=100)) == 1  # instance a's only
+    assert series.knows("m1")
+    status = series.status()
+    assert (status.series, status.metrics) == (1, 1)
+    assert series.evict(T0 + timedelta(seconds=110)) == 1  # b's too: the metric goes
+    assert not series.knows("m1")
+
+
+@pytest.mark.parametrize(
+    ("retention", "said"), [(7200, "2 h"), (120, "2 min"), (90, "90 s"), (3660, "61 min")]
+)
+def test_a_refusal_says_when_series_are_forgotten(retention: float, said: str) -> None:
+    series = budget(metrics=10, series=1, retention=retention)
+    with pytest.raises(SeriesLimitError) as raised:
+        series.admit(samples(("a", "m1"), ("b", "m1")), now=T0)
+    assert raised.value.message.endswith(f"series not pushed for {said} are forgotten")
+
+
 names = st.sampled_from([f"m{n}" for n in range(8)])
 instances = st.sampled_from(["a", "b", "c"])
 batches = st.lists(st.lists(st.tuples(instances, names), min_size=1, max_size=6), max_size=30)
 
 
+@pytest.mark.untraced  # the table tests above reach every line it does
 @given(batches=batches, metrics=st.integers(1, 5), series_cap=st.integers(1, 10))
 def test_the_caps_are_never_passed(
     batches: list[list[tuple[str, str]]], metrics: int, series_cap: int
