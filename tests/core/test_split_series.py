@@ -3,6 +3,7 @@ instance and for stale readings (DESIGN §1 "Rules" and "Evaluation")."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -94,6 +95,8 @@ def test_a_split_composite_rule_judges_each_instance_alone(
 def test_a_new_instance_reading_normal_leaves_no_series_behind() -> None:
     assert kept(BOTH, BREACH_0) == {"a"}
     assert kept(per_instance({}), {"lag": {"a": 150, "b": 50}}) == {"a"}
+    # a term missing under ``no_data: ok`` reads as normal: nothing to remember either
+    assert kept(dataclasses.replace(BOTH, no_data=NoData.OK), {"lag": {"c": 150}}) == set()
 
 
 @pytest.mark.parametrize(
@@ -120,3 +123,33 @@ def test_an_unsplit_rule_ignores_its_one_instance_once_stale() -> None:
     rule = Rule(name="lag", metric="lag", warning=100, critical=200, stale_after=45)
     assert cycles(rule, [{"lag": {"a": STALE}}] * 3) == []
     assert cycles(rule, [{"lag": {"a": 150}}] * 2) == [(1, "opened", "")]
+
+
+@pytest.mark.parametrize(
+    ("rule", "no_data", "expected"),
+    [
+        (Rule(name="lag_usual", kind=Kind.ANOMALY, metric="lag", min_history=60), NoData.KEEP, []),
+        (
+            Rule(name="lag_usual", kind=Kind.ANOMALY, metric="lag", min_history=60),
+            NoData.ALERTING,
+            [(1, "opened", "")],
+        ),
+        (
+            Rule(name="lag_trend", kind=Kind.FORECAST, metric="lag", critical=480, horizon=7200),
+            NoData.KEEP,
+            [],
+        ),
+        (
+            Rule(name="lag_trend", kind=Kind.FORECAST, metric="lag", critical=480, horizon=7200),
+            NoData.ALERTING,
+            [(1, "opened", "")],
+        ),
+    ],
+)
+def test_a_learning_rule_takes_its_one_stale_instance_as_no_data(
+    rule: Rule, no_data: NoData, expected: list[tuple[int, str, str]]
+) -> None:
+    """A stale reading (a breach, were it fresh) is no data to an anomaly or forecast rule
+    too: nothing under keep, the top level under alerting."""
+    stale = dataclasses.replace(rule, stale_after=45, no_data=no_data)
+    assert cycles(stale, [{"lag": {"a": STALE}}] * 3) == expected
