@@ -139,7 +139,7 @@ def run(
     return events
 
 
-@pytest.mark.untraced  # test_split_series.py's rows reach what only these properties did
+@pytest.mark.untraced  # table tests reach what only these did (test_split_series, test_learning)
 @PROPERTY
 @given(any_rules(), cycles_strategy(), st.data())
 def test_every_kind_keeps_the_incident_invariants(
@@ -179,6 +179,7 @@ def test_every_kind_keeps_the_incident_invariants(
             assert incident.no_data or set(incident.values or {}) == set(rule.metrics)
 
 
+@pytest.mark.untraced  # table tests reach what only these did (test_split_series, test_learning)
 @PROPERTY
 @given(any_rules(), cycles_strategy(), st.lists(st.integers(0, 30), max_size=4))
 def test_every_kind_is_independent_of_how_cycles_are_batched(
@@ -205,7 +206,7 @@ def _anonymous(events: list[tuple[int, Event]]) -> list[tuple[int, dict[str, Any
     return out
 
 
-@pytest.mark.untraced  # test_split_series.py's rows reach what only these properties did
+@pytest.mark.untraced  # table tests reach what only these did (test_split_series, test_learning)
 @PROPERTY
 @given(any_rules("first"), any_rules("second"), cycles_strategy())
 def test_rules_of_every_kind_evaluated_together_behave_as_if_alone(
@@ -251,6 +252,7 @@ def test_an_unsplit_threshold_rule_behaves_exactly_as_before(
         assert got.changed == expected.changed
 
 
+@pytest.mark.untraced  # table tests reach what only these did (test_split_series, test_learning)
 @PROPERTY
 @given(
     any_rules(),

@@ -445,3 +445,22 @@ def test_changing_a_learning_rule_keeps_what_it_learned_unless_its_trend_window_
         for k in range(60)
     ]
     assert not any(rising)  # learning afresh: no trend and no minimum history yet
+
+
+@pytest.mark.parametrize(
+    ("rate_per_s", "eta_s", "says"),
+    [
+        (1 / 60, 4200, "in about 1 h 10 min (now 410 MB, rising 1 MB/min)"),
+        # under a tenth of a unit a minute, the pace is told per hour
+        (3 / 3600, 5400, "in about 1 h 30 min (now 410 MB, rising 3 MB/h)"),
+        (-0.5 / 3600, 0, "now, by its trend (now 410 MB, falling 0.5 MB/h)"),
+        (0.0, 0, "now, by its trend (now 410 MB, steady 0 MB/h)"),
+    ],
+)
+def test_a_forecast_message_says_when_and_how_fast(
+    rate_per_s: float, eta_s: float, says: str
+) -> None:
+    rule = Rule(kind=Kind.FORECAST, metric="memory_usage", unit="MB", critical=480, horizon=7200)
+    trend = {"rate_per_s": rate_per_s, "eta_s": eta_s}
+    message = kinds.forecast_message(rule, Level.CRITICAL, 410.0, 480.0, trend)
+    assert message == f"Memory Usage will reach critical 480 MB {says}"

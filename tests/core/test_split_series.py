@@ -153,3 +153,27 @@ def test_a_learning_rule_takes_its_one_stale_instance_as_no_data(
     too: nothing under keep, the top level under alerting."""
     stale = dataclasses.replace(rule, stale_after=45, no_data=no_data)
     assert cycles(stale, [{"lag": {"a": STALE}}] * 3) == expected
+
+
+def test_a_rule_newly_split_releases_its_combined_series_before_judging_it_anew() -> None:
+    """Split by instance, a rule no longer has its combined series: the next cycle resolves
+    that series' incident ("rule changed") and forgets it. The process's own readings (instance
+    "") share its key, so what they read in that cycle counts for nothing: their new streak
+    starts a cycle after instance "a"'s."""
+    rule = Rule(name="lag_each", metric="lag", warning=100, critical=200)
+    evaluator = Evaluator([rule], new_id=counter_ids())
+    seen: list[tuple[int, str, str, str | None]] = []
+    for i in range(5):
+        if i == 2:
+            evaluator.set_rule(dataclasses.replace(rule, split_by=SplitBy.INSTANCE))
+        readings = {"lag": {"": (150.0, at(i)), "a": (150.0, at(i))}}
+        for event in evaluator.evaluate_series(readings, now=at(i)).events:
+            assert event.incident is not None
+            kind = event.kind.value.removeprefix("incident.")
+            seen.append((i, kind, event.incident.series, event.incident.notes))
+    assert seen == [
+        (1, "opened", "", None),
+        (2, "resolved", "", "rule changed"),
+        (3, "opened", "a", None),
+        (4, "opened", "", None),
+    ]
