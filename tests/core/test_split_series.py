@@ -38,12 +38,19 @@ def per_instance(threshold: dict[str, Any]) -> Rule:
     )
 
 
-def cycles(rule: Rule, rounds: list[dict[str, dict[str, object]]]) -> list[tuple[int, str, str]]:
-    """Each round's readings (``STALE`` for an old sample) evaluated in turn: the (round,
-    event, instance) of every incident event."""
+def cycles(
+    rule: Rule,
+    rounds: list[dict[str, dict[str, object]]],
+    *,
+    changes: Mapping[int, Rule] | None = None,
+) -> list[tuple[int, str, str]]:
+    """Each round's readings (``STALE`` for an old sample) evaluated in turn, the rule changed
+    before the rounds ``changes`` names: the (round, event, instance) of every incident event."""
     evaluator = Evaluator([rule], new_id=counter_ids())
     seen: list[tuple[int, str, str]] = []
     for i, round_ in enumerate(rounds):
+        if changes and i in changes:
+            evaluator.set_rule(changes[i])
         now = at(i)
         readings = {
             metric: {name: _reading(value, now) for name, value in by_instance.items()}
@@ -157,23 +164,15 @@ def test_a_learning_rule_takes_its_one_stale_instance_as_no_data(
 
 def test_a_rule_newly_split_releases_its_combined_series_before_judging_it_anew() -> None:
     """Split by instance, a rule no longer has its combined series: the next cycle resolves
-    that series' incident ("rule changed") and forgets it. The process's own readings (instance
-    "") share its key, so what they read in that cycle counts for nothing: their new streak
-    starts a cycle after instance "a"'s."""
+    that series' incident (note "rule changed", tests/core/test_kinds.py) and forgets it. The
+    process's own readings (instance "") share its key, so what they read in that cycle counts
+    for nothing: their new streak starts a cycle after instance "a"'s."""
     rule = Rule(name="lag_each", metric="lag", warning=100, critical=200)
-    evaluator = Evaluator([rule], new_id=counter_ids())
-    seen: list[tuple[int, str, str, str | None]] = []
-    for i in range(5):
-        if i == 2:
-            evaluator.set_rule(dataclasses.replace(rule, split_by=SplitBy.INSTANCE))
-        readings = {"lag": {"": (150.0, at(i)), "a": (150.0, at(i))}}
-        for event in evaluator.evaluate_series(readings, now=at(i)).events:
-            assert event.incident is not None
-            kind = event.kind.value.removeprefix("incident.")
-            seen.append((i, kind, event.incident.series, event.incident.notes))
-    assert seen == [
-        (1, "opened", "", None),
-        (2, "resolved", "", "rule changed"),
-        (3, "opened", "a", None),
-        (4, "opened", "", None),
+    split = dataclasses.replace(rule, split_by=SplitBy.INSTANCE)
+    rounds: list[dict[str, dict[str, object]]] = [{"lag": {"": 150, "a": 150}}] * 5
+    assert cycles(rule, rounds, changes={2: split}) == [
+        (1, "opened", ""),
+        (2, "resolved", ""),
+        (3, "opened", "a"),
+        (4, "opened", ""),
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,6 @@ from vigil.notify import Channel
 from vigil.runtime.followups import write_escalations
 
 T0 = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
-URL = "json://127.0.0.1:9/hook"
 POLICY = EscalationPolicy(
     name="latency",
     steps=(Step(channels=("ops",), wait_minutes=10), Step(channels=("lead",), wait_minutes=10)),
@@ -52,8 +52,7 @@ def incident(rule: str, *, status: Status = Status.ACTIVE) -> Incident:
     )
 
 
-def lead(**changes: object) -> Channel:
-    return Channel(**{"name": "lead", "url": URL, **changes})  # type: ignore[arg-type]
+LEAD = Channel(name="lead", url="json://127.0.0.1:9/hook")
 
 
 @pytest.mark.parametrize(
@@ -61,16 +60,22 @@ def lead(**changes: object) -> Channel:
     [
         # The second step is due after the first one's wait; the first was told with the
         # opening, in the transaction that stored it, so it is never written here.
-        (["gateway_latency"], Status.ACTIVE, 10, lead(), [("lead", 1)]),
-        (["gateway_latency"], Status.ACTIVE, 9, lead(), []),
+        (["gateway_latency"], Status.ACTIVE, 10, LEAD, [("lead", 1)]),
+        (["gateway_latency"], Status.ACTIVE, 9, LEAD, []),
         # An incident no policy names (by rule or severity) is left to its channels.
-        (["error_rate"], Status.ACTIVE, 10, lead(), []),
-        (["error_rate", "gateway_latency"], Status.ACTIVE, 10, lead(), [("lead", 1)]),
-        (["gateway_latency"], Status.ACKNOWLEDGED, 10, lead(), []),
+        (["error_rate"], Status.ACTIVE, 10, LEAD, []),
+        (["error_rate", "gateway_latency"], Status.ACTIVE, 10, LEAD, [("lead", 1)]),
+        (["gateway_latency"], Status.ACKNOWLEDGED, 10, LEAD, []),
         # Only an enabled realtime channel hears of a step; a digest channel reads it in its
         # digest, and a channel that is missing or no longer valid hears nothing.
-        (["gateway_latency"], Status.ACTIVE, 10, lead(enabled=False), []),
-        (["gateway_latency"], Status.ACTIVE, 10, lead(delivery=Delivery.DAILY), []),
+        (["gateway_latency"], Status.ACTIVE, 10, dataclasses.replace(LEAD, enabled=False), []),
+        (
+            ["gateway_latency"],
+            Status.ACTIVE,
+            10,
+            dataclasses.replace(LEAD, delivery=Delivery.DAILY),
+            [],
+        ),
         (["gateway_latency"], Status.ACTIVE, 10, ValidationError("url", "broken"), []),
         (["gateway_latency"], Status.ACTIVE, 10, None, []),
     ],
