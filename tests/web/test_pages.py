@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from html.parser import HTMLParser
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -19,7 +22,7 @@ from fastapi.routing import iter_route_contexts
 
 from vigil.core import EventKind, Incident, Rule, Severity, Status
 
-from .support import LATENCY, PASSWORD, T0, Api, past_incident
+from .support import LATENCY, PASSWORD, T0, Api, past_incident, running_api
 
 # What these tests check sits above the store (tests/conftest.py).
 pytestmark = pytest.mark.sqlite_only
@@ -43,17 +46,22 @@ class Node:
         return re.sub(r"\s+", " ", "".join(parts)).strip()
 
     def find_all(self, tag: str | None = None, **attrs: str) -> list[Node]:
-        found = []
-        for child in self.children:
-            if isinstance(child, str):
-                continue
-            wanted = {k.rstrip("_").replace("_", "-"): v for k, v in attrs.items()}
-            if (tag is None or child.tag == tag) and all(
-                child.attrs.get(k) == v for k, v in wanted.items()
-            ):
-                found.append(child)
-            found += child.find_all(tag, **attrs)
-        return found
+        """The descendants with ``tag`` and ``attrs`` (``class_`` for ``class``), in
+        document order."""
+        wanted = {k.rstrip("_").replace("_", "-"): v for k, v in attrs.items()}
+        return [
+            node
+            for node in self._descendants()
+            if (tag is None or node.tag == tag)
+            and all(node.attrs.get(k) == v for k, v in wanted.items())
+        ]
+
+    def _descendants(self) -> Iterator[Node]:
+        pending = [c for c in reversed(self.children) if not isinstance(c, str)]
+        while pending:
+            node = pending.pop()
+            yield node
+            pending += [c for c in reversed(node.children) if not isinstance(c, str)]
 
     def find(self, tag: str | None = None, **attrs: str) -> Node:
         found = self.find_all(tag, **attrs)
@@ -655,6 +663,31 @@ async def test_static_files_are_served_and_stay_inside_their_folder(api: Api) ->
     assert "Chart.js v4.6.1" in script.text[:300]
     for path in ("/static/../templates/base.html", "/static/%2e%2e/pages/render.py", "/static/x"):
         assert (await api.client.get(path)).status_code == 404, path
+
+
+async def test_two_apps_in_one_process_serve_each_its_own_vigil(
+    api: Api, sqlite_template: Path, tmp_path: Path
+) -> None:
+    """Apps share their routes (built once a process, ``vigil.web.app``), never their state:
+    each answers from its own Vigil, with its own accounts, also mounted side by side."""
+    other_db = tmp_path / "other.db"
+    shutil.copyfile(sqlite_template, other_db)
+    async with running_api(f"sqlite+aiosqlite:///{other_db}") as other:
+        await api.breach(LATENCY, 900)
+        assert [i["rule"] for i in (await api.get("/api/alerts/active")).json()] == [LATENCY]
+        assert (await other.get("/api/alerts/active")).json() == []
+        host = FastAPI()
+        host.mount("/a", api.app)
+        host.mount("/b", other.app)
+        transport = httpx.ASGITransport(app=host)
+        async with httpx.AsyncClient(transport=transport, base_url="http://host") as client:
+            for prefix, tokens, active in (("/a", api.tokens, 1), ("/b", other.tokens, 0)):
+                mine = {"Authorization": f"Bearer {tokens['viewer']}"}
+                answer = await client.get(f"{prefix}/api/alerts/active", headers=mine)
+                assert answer.status_code == 200 and len(answer.json()) == active, prefix
+            # A token is its own Vigil's: the other app has never heard of it.
+            theirs = {"Authorization": f"Bearer {other.tokens['viewer']}"}
+            assert (await client.get("/a/api/alerts/active", headers=theirs)).status_code == 401
 
 
 async def test_pages_work_mounted_under_a_prefix(api: Api) -> None:
