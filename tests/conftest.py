@@ -323,6 +323,37 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(
+    collector: pytest.Collector,
+) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    """What an ``untraced`` module's collectors make is made without coverage's tracer: the
+    schema fuzzing's collector (tests/web/test_schemathesis.py) computes every operation's
+    boundary cases there, which under the tracer was half of each worker's collection. The
+    module itself is imported traced, since importing runs Vigil's module-level code."""
+    if isinstance(collector, pytest.Module) or collector.get_closest_marker("untraced") is None:
+        return (yield)
+    with _untraced():
+        return (yield)
+
+
+@contextlib.contextmanager
+def _untraced() -> Iterator[None]:
+    """This thread, and the threads it starts, without coverage's tracer (if it runs)."""
+    tracer = sys.gettrace()
+    if tracer is None:
+        yield
+        return
+    installer = threading.gettrace()
+    sys.settrace(None)
+    threading.settrace(None)
+    try:
+        yield
+    finally:
+        threading.settrace(installer)
+        sys.settrace(tracer)
+
+
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     """A test marked ``untraced`` runs its own thread (and the threads it starts) without
     coverage's line tracer, which made the property-based tests two to three times slower.
@@ -331,14 +362,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     server thread, started by a fixture before the test, stops its own tracer:
     tests/web/test_schemathesis.py). A test that reaches what nothing else does stays traced
     until a table test covers that. Without coverage there is nothing to pause."""
-    tracer = sys.gettrace()
-    if tracer is None or item.get_closest_marker("untraced") is None:
+    if item.get_closest_marker("untraced") is None:
         return (yield)
-    installer = threading.gettrace()
-    sys.settrace(None)
-    threading.settrace(None)
-    try:
+    with _untraced():
         return (yield)
-    finally:
-        threading.settrace(installer)
-        sys.settrace(tracer)
