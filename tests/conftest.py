@@ -8,6 +8,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import signal
 import sqlite3
 import sys
 import threading
@@ -270,6 +271,16 @@ async def migrated_postgres_url(postgres_template: MigratedPostgres) -> str:
 
 
 DATABASES = ("sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C as from a terminal. A suite started in the background (``make test &``,
+    ``nohup``, a runner without job control) inherits SIGINT ignored, and so would every
+    process it starts: a server the Ctrl-C tests stop (tests/cli/test_serve.py,
+    tests/demo/test_server.py) then shuts down on SIGINT, but its re-raised SIGINT is
+    ignored and it exits 0, not 130."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
