@@ -276,9 +276,10 @@ DATABASES = ("sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
 def pytest_configure(config: pytest.Config) -> None:
     """Ctrl-C as from a terminal. A suite started in the background (``make test &``,
     ``nohup``, a runner without job control) inherits SIGINT ignored, and so would every
-    process it starts: a server the Ctrl-C tests stop (tests/cli/test_serve.py,
-    tests/demo/test_server.py) then shuts down on SIGINT, but its re-raised SIGINT is
-    ignored and it exits 0, not 130."""
+    process it starts: a server the Ctrl-C tests stop then shuts down on SIGINT, but
+    uvicorn's re-raised SIGINT is ignored, so ``vigil serve`` exits 0, not 130
+    (tests/cli/test_serve.py), and ``vigil demo`` never says it stopped
+    (tests/demo/test_server.py)."""
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
