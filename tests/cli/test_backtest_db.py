@@ -47,9 +47,9 @@ def incidents(url: str, *args: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
 
 
-def test_the_saved_rules_over_the_stored_samples(database_url: str) -> None:
-    samples = _stored(database_url)
-    incident, later = incidents(database_url, "--from-db", "--since", "7d")
+def test_the_saved_rules_over_the_stored_samples(migrated_url: str) -> None:
+    samples = _stored(migrated_url)
+    incident, later = incidents(migrated_url, "--from-db", "--since", "7d")
     first = samples[0].time
     assert incident["rule"] == "gateway_latency"
     assert incident["severity"] == "critical"
@@ -62,10 +62,10 @@ def test_the_saved_rules_over_the_stored_samples(database_url: str) -> None:
     assert later["opened_at"] == (first + timedelta(seconds=30 * 29)).isoformat()
 
 
-def test_a_changed_rule_is_shown_beside_the_saved_one(database_url: str) -> None:
-    _stored(database_url)
+def test_a_changed_rule_is_shown_beside_the_saved_one(migrated_url: str) -> None:
+    _stored(migrated_url)
     code, output = vigil(
-        database_url,
+        migrated_url,
         "backtest",
         "--from-db",
         "--since",
@@ -81,9 +81,9 @@ def test_a_changed_rule_is_shown_beside_the_saved_one(database_url: str) -> None
     assert "error_rate" not in proposed  # only the rule named is replayed
 
 
-def test_a_period_before_the_samples_replays_nothing(database_url: str) -> None:
-    _stored(database_url, hours_ago=3)
-    assert incidents(database_url, "--from-db", "--since", "30m") == []
+def test_a_period_before_the_samples_replays_nothing(migrated_url: str) -> None:
+    _stored(migrated_url, hours_ago=3)
+    assert incidents(migrated_url, "--from-db", "--since", "30m") == []
 
 
 @pytest.mark.parametrize(
@@ -108,9 +108,9 @@ def test_bad_input_is_one_clear_line(
     assert "error:" in output and fragment in output, output
 
 
-def test_export_then_backtest_round_trips(database_url: str, tmp_path: Path) -> None:
-    samples = _stored(database_url)
-    code, output = vigil(database_url, "samples", "export", "--since", "7d")
+def test_export_then_backtest_round_trips(migrated_url: str, tmp_path: Path) -> None:
+    samples = _stored(migrated_url)
+    code, output = vigil(migrated_url, "samples", "export", "--since", "7d")
     assert code == 0, output
     lines = output.splitlines()
     assert lines[0] == "timestamp,metric,value,instance"
@@ -118,15 +118,15 @@ def test_export_then_backtest_round_trips(database_url: str, tmp_path: Path) -> 
     assert lines[1] == f"{samples[0].time.isoformat()},gateway_latency,50.0,bot"
     path = tmp_path / "export.csv"
     path.write_text(output)
-    from_file = incidents(database_url, str(path))
-    from_db = incidents(database_url, "--from-db", "--since", "7d")
+    from_file = incidents(migrated_url, str(path))
+    from_db = incidents(migrated_url, "--from-db", "--since", "7d")
     assert from_file == from_db
     assert len(from_file) == 2
 
 
-def test_export_of_one_metric(database_url: str) -> None:
-    _stored(database_url)
-    code, output = vigil(database_url, "samples", "export", "--metric", "error_rate")
+def test_export_of_one_metric(migrated_url: str) -> None:
+    _stored(migrated_url)
+    code, output = vigil(migrated_url, "samples", "export", "--metric", "error_rate")
     assert code == 0, output
     rows = output.splitlines()[1:]
     assert len(rows) == len(SHAPE)

@@ -21,14 +21,14 @@ async def _old_samples(url: str) -> None:
         await store.close()
 
 
-def test_cleanup_reports_what_it_deleted(database_url: str) -> None:
-    asyncio.run(_old_samples(database_url))
+def test_cleanup_reports_what_it_deleted(migrated_url: str) -> None:
+    asyncio.run(_old_samples(migrated_url))
 
-    code, output = vigil(database_url, "cleanup", "--dry-run")
+    code, output = vigil(migrated_url, "cleanup", "--dry-run")
     assert code == 0 and "Would delete 0 incidents, 0 events, 3 samples" in output
-    code, output = vigil(database_url, "cleanup", "--batch-size", "2")
+    code, output = vigil(migrated_url, "cleanup", "--batch-size", "2")
     assert code == 0 and "Deleted 0 incidents, 0 events, 3 samples" in output
-    code, output = vigil(database_url, "cleanup")
+    code, output = vigil(migrated_url, "cleanup")
     assert code == 0 and "Deleted 0 incidents, 0 events, 0 samples" in output
 
 
@@ -41,13 +41,13 @@ async def _samples_of_two_days_ago(url: str) -> None:
         await store.close()
 
 
-def test_cleanup_compacts_what_is_older_than_the_raw_hours(database_url: str) -> None:
-    asyncio.run(_samples_of_two_days_ago(database_url))
+def test_cleanup_compacts_what_is_older_than_the_raw_hours(migrated_url: str) -> None:
+    asyncio.run(_samples_of_two_days_ago(migrated_url))
 
-    code, output = vigil(database_url, "cleanup", "--dry-run")
+    code, output = vigil(migrated_url, "cleanup", "--dry-run")
     assert code == 0 and "would compact 4 older samples into minute rollups" in output
-    code, output = vigil(database_url, "cleanup")
+    code, output = vigil(migrated_url, "cleanup")
     assert code == 0 and "0 samples, 0 minute rollups" in output
     assert "compacted 4 older samples into minute rollups" in output
-    code, output = vigil(database_url, "cleanup")
+    code, output = vigil(migrated_url, "cleanup")
     assert code == 0 and "compacted 0 older samples" in output

@@ -34,41 +34,45 @@ def stored(url: str, metric: str) -> tuple[Rule, list[str | None]]:
 
 
 def test_list_shows_every_rule(sqlite_url: str) -> None:
+    """On a new, empty SQLite file, as a first command: it migrates the file first. The other
+    tests start from a migrated copy (``migrated_sqlite_url``), which costs no migration."""
     result = rules(sqlite_url, "list")
     assert result.exit_code == 0, result.output
     for metric in ("gateway_latency", "error_rate", "service_failure"):
         assert metric in result.stdout
 
 
-def test_the_learning_kinds_are_added_from_a_spec_and_listed(sqlite_url: str) -> None:
+def test_the_learning_kinds_are_added_from_a_spec_and_listed(migrated_sqlite_url: str) -> None:
     leak = "leak:kind=forecast,metric=memory_usage,unit=MB,critical=480,horizon=2h"
     odd = "odd:kind=anomaly,metric=gateway_latency,sensitivity=5,min_history=7d"
     for spec in (leak, odd):
-        result = rules(sqlite_url, "add", spec, "--by", "ana")
+        result = rules(migrated_sqlite_url, "add", spec, "--by", "ana")
         assert result.exit_code == 0, result.output
-    forecast, _ = stored(sqlite_url, "leak")
+    forecast, _ = stored(migrated_sqlite_url, "leak")
     assert (forecast.horizon, forecast.lookback, forecast.critical) == (7200, 7200, 480)
-    anomaly, _ = stored(sqlite_url, "odd")
+    anomaly, _ = stored(migrated_sqlite_url, "odd")
     assert (anomaly.sensitivity, anomaly.min_history) == (5, 604800)
-    listed = rules(sqlite_url, "list").stdout
+    listed = rules(migrated_sqlite_url, "list").stdout
     assert "critical >= 480 within 7200 s" in listed
     assert "outside 5 spreads of its baseline (critical)" in listed
 
 
-def test_set_changes_the_rule_and_records_who(sqlite_url: str) -> None:
-    result = rules(sqlite_url, "set", "gateway_latency:warning=150,critical=null", "--by", "ana")
+def test_set_changes_the_rule_and_records_who(migrated_sqlite_url: str) -> None:
+    result = rules(
+        migrated_sqlite_url, "set", "gateway_latency:warning=150,critical=null", "--by", "ana"
+    )
     assert result.exit_code == 0, result.output
-    rule, authors = stored(sqlite_url, "gateway_latency")
+    rule, authors = stored(migrated_sqlite_url, "gateway_latency")
     assert (rule.warning, rule.critical, rule.updated_by) == (150, None, "ana")
     assert authors == ["ana"]
 
 
 def test_a_change_without_by_is_recorded_under_the_os_user_like_every_command(
-    sqlite_url: str,
+    migrated_sqlite_url: str,
 ) -> None:
-    result = rules(sqlite_url, "set", "gateway_latency:warning=150")
+    result = rules(migrated_sqlite_url, "set", "gateway_latency:warning=150")
     assert result.exit_code == 0, result.output
-    rule, authors = stored(sqlite_url, "gateway_latency")
+    rule, authors = stored(migrated_sqlite_url, "gateway_latency")
     assert rule.updated_by == authors[0] == f"{getpass.getuser()} (cli)"
 
 
@@ -82,12 +86,12 @@ def test_a_change_without_by_is_recorded_under_the_os_user_like_every_command(
     ],
 )
 def test_bad_changes_are_refused_and_nothing_changes(
-    sqlite_url: str, spec: str, message: str, status: int
+    migrated_sqlite_url: str, spec: str, message: str, status: int
 ) -> None:
-    result = rules(sqlite_url, "set", spec)
+    result = rules(migrated_sqlite_url, "set", spec)
     assert result.exit_code == status
     assert message in result.stderr
-    rule, authors = stored(sqlite_url, "gateway_latency")
+    rule, authors = stored(migrated_sqlite_url, "gateway_latency")
     assert (rule.warning, rule.critical, authors) == (100, 200, [])
 
 
@@ -171,7 +175,7 @@ def test_a_malformed_spec_of_a_new_field_says_why(spec: str, fragment: str) -> N
         parse_rule_spec(spec)
 
 
-def test_add_show_disable_enable_a_rule_of_each_kind(sqlite_url: str) -> None:
+def test_add_show_disable_enable_a_rule_of_each_kind(migrated_sqlite_url: str) -> None:
     added = [
         ("queue_backlog:metric=queue_depth,unit=jobs,critical=500", "queue_depth"),
         (
@@ -182,22 +186,22 @@ def test_add_show_disable_enable_a_rule_of_each_kind(sqlite_url: str) -> None:
         ("heartbeat:kind=absent,metric=cron_heartbeat,absent_for=5m", "cron_heartbeat"),
     ]
     for spec, watches in added:
-        result = rules(sqlite_url, "add", spec, "--by", "ana")
+        result = rules(migrated_sqlite_url, "add", spec, "--by", "ana")
         assert result.exit_code == 0, result.output
         assert watches in result.stdout
-    listed = rules(sqlite_url, "list")
+    listed = rules(migrated_sqlite_url, "list")
     assert listed.exit_code == 0, listed.output
     for name in ("queue_backlog", "slow_and_failing", "heartbeat", "gateway_latency"):
         assert name in listed.stdout
-    shown = rules(sqlite_url, "show", "heartbeat")
+    shown = rules(migrated_sqlite_url, "show", "heartbeat")
     assert shown.exit_code == 0, shown.output
     assert "absent_for" in shown.stdout and "300" in shown.stdout
 
-    assert rules(sqlite_url, "disable", "queue_backlog").exit_code == 0
-    rule, _ = stored(sqlite_url, "queue_backlog")
+    assert rules(migrated_sqlite_url, "disable", "queue_backlog").exit_code == 0
+    rule, _ = stored(migrated_sqlite_url, "queue_backlog")
     assert (rule.enabled, rule.metric, rule.critical) == (False, "queue_depth", 500)
-    assert rules(sqlite_url, "enable", "queue_backlog").exit_code == 0
-    assert stored(sqlite_url, "queue_backlog")[0].enabled is True
+    assert rules(migrated_sqlite_url, "enable", "queue_backlog").exit_code == 0
+    assert stored(migrated_sqlite_url, "queue_backlog")[0].enabled is True
 
 
 @pytest.mark.parametrize(
@@ -212,30 +216,35 @@ def test_add_show_disable_enable_a_rule_of_each_kind(sqlite_url: str) -> None:
     ],
 )
 def test_a_refused_rule_says_why(
-    sqlite_url: str, args: tuple[str, ...], message: str, status: int
+    migrated_sqlite_url: str, args: tuple[str, ...], message: str, status: int
 ) -> None:
-    result = rules(sqlite_url, *args)
+    result = rules(migrated_sqlite_url, *args)
     assert result.exit_code == status, result.output
     assert message in result.stderr
 
 
-def test_export_writes_a_file_that_reads_back_as_the_rules(sqlite_url: str, tmp_path: Path) -> None:
-    assert rules(sqlite_url, "add", "slow:kind=composite,condition=error_rate > 5").exit_code == 0
-    printed = rules(sqlite_url, "export")
+def test_export_writes_a_file_that_reads_back_as_the_rules(
+    migrated_sqlite_url: str, tmp_path: Path
+) -> None:
+    assert (
+        rules(migrated_sqlite_url, "add", "slow:kind=composite,condition=error_rate > 5").exit_code
+        == 0
+    )
+    printed = rules(migrated_sqlite_url, "export")
     assert printed.exit_code == 0, printed.output
     target = tmp_path / "rules.yaml"
-    assert rules(sqlite_url, "export", "--output", str(target)).exit_code == 0
+    assert rules(migrated_sqlite_url, "export", "--output", str(target)).exit_code == 0
     assert target.read_text(encoding="utf-8") == printed.stdout
     names = [rule.name for rule in load(target)]
     assert "slow" in names and "gateway_latency" in names
 
 
-def test_remove_deletes_a_rule_and_says_so(sqlite_url: str) -> None:
-    assert rules(sqlite_url, "add", "queue_depth:critical=500").exit_code == 0
-    result = rules(sqlite_url, "remove", "queue_depth", "--by", "ana")
+def test_remove_deletes_a_rule_and_says_so(migrated_sqlite_url: str) -> None:
+    assert rules(migrated_sqlite_url, "add", "queue_depth:critical=500").exit_code == 0
+    result = rules(migrated_sqlite_url, "remove", "queue_depth", "--by", "ana")
     assert result.exit_code == 0, result.output
     assert "Removed rule queue_depth." in result.stdout
-    gone = rules(sqlite_url, "show", "queue_depth")
+    gone = rules(migrated_sqlite_url, "show", "queue_depth")
     assert gone.exit_code == 1 and "rule queue_depth not found" in gone.stderr
 
 
@@ -251,31 +260,31 @@ rules:
 """
 
 
-def test_apply_dry_run_then_apply_then_prune(sqlite_url: str, tmp_path: Path) -> None:
+def test_apply_dry_run_then_apply_then_prune(migrated_sqlite_url: str, tmp_path: Path) -> None:
     path = tmp_path / "rules.yaml"
     path.write_text(APPLIED, encoding="utf-8")
-    before = rules(sqlite_url, "export").stdout
+    before = rules(migrated_sqlite_url, "export").stdout
 
-    dry = rules(sqlite_url, "apply", str(path), "--dry-run")
+    dry = rules(migrated_sqlite_url, "apply", str(path), "--dry-run")
     assert dry.exit_code == 0, dry.output
     assert "+ add queue_depth" in dry.stdout
     assert "~ change gateway_latency (critical, description, unit, warning)" in dry.stdout
     assert "Dry run, nothing changed: 1 to add, 1 to change, 0 to remove" in dry.stdout
-    assert rules(sqlite_url, "export").stdout == before
+    assert rules(migrated_sqlite_url, "export").stdout == before
 
-    applied = rules(sqlite_url, "apply", str(path), "--by", "ana")
+    applied = rules(migrated_sqlite_url, "apply", str(path), "--by", "ana")
     assert applied.exit_code == 0, applied.output
     assert "Applied: 1 to add, 1 to change, 0 to remove, 0 unchanged." in applied.stdout
-    rule, authors = stored(sqlite_url, "gateway_latency")
+    rule, authors = stored(migrated_sqlite_url, "gateway_latency")
     assert (rule.warning, rule.critical, rule.updated_by) == (150, 250, "ana")
     assert authors == ["ana"]
-    again = rules(sqlite_url, "apply", str(path))
+    again = rules(migrated_sqlite_url, "apply", str(path))
     assert "Applied: 0 to add, 0 to change, 0 to remove, 2 unchanged." in again.stdout
 
-    pruned = rules(sqlite_url, "apply", str(path), "--prune")
+    pruned = rules(migrated_sqlite_url, "apply", str(path), "--prune")
     assert pruned.exit_code == 0, pruned.output
     assert "- remove error_rate" in pruned.stdout
-    assert [r.name for r in load_exported(sqlite_url, tmp_path)] == [
+    assert [r.name for r in load_exported(migrated_sqlite_url, tmp_path)] == [
         "gateway_latency",
         "queue_depth",
     ]
@@ -287,27 +296,31 @@ def load_exported(url: str, tmp_path: Path) -> list[Rule]:
     return load(target)
 
 
-def test_a_bad_file_changes_nothing_and_names_its_line(sqlite_url: str, tmp_path: Path) -> None:
+def test_a_bad_file_changes_nothing_and_names_its_line(
+    migrated_sqlite_url: str, tmp_path: Path
+) -> None:
     path = tmp_path / "rules.yaml"
     path.write_text(APPLIED.replace("critical: 500", "critical: lots"), encoding="utf-8")
-    before = rules(sqlite_url, "export").stdout
-    result = rules(sqlite_url, "apply", str(path), "--prune")
+    before = rules(migrated_sqlite_url, "export").stdout
+    result = rules(migrated_sqlite_url, "apply", str(path), "--prune")
     assert result.exit_code == 2
     assert f"{path}:8: rules[1] (queue_depth).critical: must be a number" in result.stderr
-    assert rules(sqlite_url, "export").stdout == before
+    assert rules(migrated_sqlite_url, "export").stdout == before
 
 
-def test_rules_set_declares_a_rule_related_by_its_group_label(sqlite_url: str) -> None:
-    result = rules(sqlite_url, "set", "error_rate:group=discord")
+def test_rules_set_declares_a_rule_related_by_its_group_label(migrated_sqlite_url: str) -> None:
+    result = rules(migrated_sqlite_url, "set", "error_rate:group=discord")
     assert result.exit_code == 0, result.output
-    shown = rules(sqlite_url, "show", "error_rate")
+    shown = rules(migrated_sqlite_url, "show", "error_rate")
     assert "discord" in shown.output
 
 
-def test_the_rule_limit_of_the_settings_holds_for_the_cli(sqlite_url: str, tmp_path: Path) -> None:
+def test_the_rule_limit_of_the_settings_holds_for_the_cli(
+    migrated_sqlite_url: str, tmp_path: Path
+) -> None:
     """``VIGIL_MAX_RULES`` binds ``rules add`` and ``rules apply`` as it binds the API (the
     store's own default is 1,000). The new database holds the ten default rules."""
-    env = {"VIGIL_DATABASE_URL": sqlite_url, "COLUMNS": "200", "VIGIL_MAX_RULES": "10"}
+    env = {"VIGIL_DATABASE_URL": migrated_sqlite_url, "COLUMNS": "200", "VIGIL_MAX_RULES": "10"}
     added = CliRunner().invoke(app, ["rules", "add", "queue_backlog:critical=500"], env=env)
     assert added.exit_code == 1
     assert "at most 10 rules (VIGIL_MAX_RULES)" in added.stderr
@@ -315,4 +328,4 @@ def test_the_rule_limit_of_the_settings_holds_for_the_cli(sqlite_url: str, tmp_p
     path.write_text(APPLIED, encoding="utf-8")
     applied = CliRunner().invoke(app, ["rules", "apply", str(path)], env=env)
     assert applied.exit_code == 1 and "at most 10 rules" in applied.stderr
-    assert "queue_backlog" not in rules(sqlite_url, "list").stdout
+    assert "queue_backlog" not in rules(migrated_sqlite_url, "list").stdout

@@ -26,26 +26,26 @@ def _store(url: str, readings: int) -> None:
     asyncio.run(add())
 
 
-def test_a_suggestion_from_the_stored_history(database_url: str) -> None:
-    _store(database_url, readings=2 * 24 * 12 - 1)
-    code, output = vigil(database_url, "rules", "suggest", "gateway_latency", "--since", "3d")
+def test_a_suggestion_from_the_stored_history(migrated_url: str) -> None:
+    _store(migrated_url, readings=2 * 24 * 12 - 1)
+    code, output = vigil(migrated_url, "rules", "suggest", "gateway_latency", "--since", "3d")
     assert code == 0, output
     text = " ".join(output.split())
     assert text.startswith("From 575 readings over 3 days (median 53 ms")
     assert "Critical would have fired never in 3 days; warning alone never." in text
     assert "Apply: vigil rules set gateway_latency:warning=" in text
-    code, shown = vigil(database_url, "rules", "show", "gateway_latency")
+    code, shown = vigil(migrated_url, "rules", "show", "gateway_latency")
     assert code == 0 and "200" in shown  # the saved critical threshold is unchanged
 
 
-def test_too_little_history_and_bad_input_are_said(database_url: str) -> None:
-    _store(database_url, readings=10)
-    code, output = vigil(database_url, "rules", "suggest", "gateway_latency")
+def test_too_little_history_and_bad_input_are_said(migrated_url: str) -> None:
+    _store(migrated_url, readings=10)
+    code, output = vigil(migrated_url, "rules", "suggest", "gateway_latency")
     assert code == 0, output
     assert "No suggestion: 10 readings over 0.8 hours: a suggestion needs" in " ".join(
         output.split()
     )
-    code, output = vigil(database_url, "rules", "suggest", "gateway_latency", "--since", "soon")
+    code, output = vigil(migrated_url, "rules", "suggest", "gateway_latency", "--since", "soon")
     assert code == 2 and "--since" in output
-    code, output = vigil(database_url, "rules", "suggest", "nothing_here")
+    code, output = vigil(migrated_url, "rules", "suggest", "nothing_here")
     assert code == 1 and "nothing_here" in output

@@ -83,12 +83,12 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 @pytest.fixture
-async def server(sqlite_url: str, receiver: Receiver) -> AsyncIterator[Server]:
-    admin = await token(sqlite_url, "ops", "admin")
-    ingest = await token(sqlite_url, "pusher", "ingest")
-    code, output = await in_thread(sqlite_url, "channels", "add", "hook", receiver.url())
+async def server(migrated_sqlite_url: str, receiver: Receiver) -> AsyncIterator[Server]:
+    admin = await token(migrated_sqlite_url, "ops", "admin")
+    ingest = await token(migrated_sqlite_url, "pusher", "ingest")
+    code, output = await in_thread(migrated_sqlite_url, "channels", "add", "hook", receiver.url())
     assert code == 0, output
-    served = Served(sqlite_url, admin)
+    served = Served(migrated_sqlite_url, admin)
     try:
         await asyncio.to_thread(served.wait_ready)
         async with httpx.AsyncClient(
@@ -194,7 +194,7 @@ async def test_a_split_rule_opens_one_incident_for_the_one_instance_that_breache
 
 
 async def test_rules_apply_dry_run_then_apply_then_prune(
-    server: Server, sqlite_url: str, tmp_path: Path
+    server: Server, migrated_sqlite_url: str, tmp_path: Path
 ) -> None:
     path = tmp_path / "rules.yaml"
     path.write_text(
@@ -213,19 +213,19 @@ async def test_rules_apply_dry_run_then_apply_then_prune(
         return {rule["name"] for rule in (await server.client.get("/api/alerts/rules")).json()}
 
     before = await names()
-    code, output = await in_thread(sqlite_url, "rules", "apply", str(path), "--dry-run")
+    code, output = await in_thread(migrated_sqlite_url, "rules", "apply", str(path), "--dry-run")
     assert code == 0, output
     assert "+ add queue_backlog" in output and "~ change gateway_latency" in output
     assert "Dry run" in output
     assert await names() == before
 
-    code, output = await in_thread(sqlite_url, "rules", "apply", str(path))
+    code, output = await in_thread(migrated_sqlite_url, "rules", "apply", str(path))
     assert code == 0, output
     await server.until(lambda: _has(server, "queue_backlog"), pushing=lambda: asyncio.sleep(0))
     latency = (await server.client.get("/api/alerts/rules/gateway_latency")).json()
     assert (latency["warning"], latency["critical"]) == (150, 250)
 
-    code, output = await in_thread(sqlite_url, "rules", "apply", str(path), "--prune")
+    code, output = await in_thread(migrated_sqlite_url, "rules", "apply", str(path), "--prune")
     assert code == 0, output
     assert "- remove error_rate" in output
 

@@ -51,8 +51,8 @@ async def api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscordAPI]:
 
 
 @pytest.fixture
-async def ops(api: FakeDiscordAPI, sqlite_url: str) -> AsyncIterator[Ops]:
-    async with running_ops(api, sqlite_url) as running:
+async def ops(api: FakeDiscordAPI, migrated_sqlite_url: str) -> AsyncIterator[Ops]:
+    async with running_ops(api, migrated_sqlite_url) as running:
         yield running
 
 

@@ -55,8 +55,8 @@ async def api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscordAPI]:
 
 
 @pytest.fixture
-async def ops(api: FakeDiscordAPI, sqlite_url: str) -> AsyncIterator[Ops]:
-    async with running_ops(api, sqlite_url, group_window=WINDOW) as running:
+async def ops(api: FakeDiscordAPI, migrated_sqlite_url: str) -> AsyncIterator[Ops]:
+    async with running_ops(api, migrated_sqlite_url, group_window=WINDOW) as running:
         yield running
 
 
@@ -283,9 +283,9 @@ async def test_a_restarted_bot_edits_the_group_message_and_its_buttons_still_wor
 
 
 async def test_with_grouping_off_each_incident_has_its_own_message(
-    api: FakeDiscordAPI, sqlite_url: str
+    api: FakeDiscordAPI, migrated_sqlite_url: str
 ) -> None:
-    async with running_ops(api, sqlite_url, group_window=0) as ops:
+    async with running_ops(api, migrated_sqlite_url, group_window=0) as ops:
         await ops.start_bot()
         events = await ops.cycle_values(BREACHING, 2)
         opened = [e.incident for e in events if e.incident is not None]
@@ -298,12 +298,12 @@ async def test_with_grouping_off_each_incident_has_its_own_message(
 
 
 async def test_a_group_posted_incident_by_incident_before_the_upgrade_stays_so(
-    api: FakeDiscordAPI, sqlite_url: str
+    api: FakeDiscordAPI, migrated_sqlite_url: str
 ) -> None:
     """Incidents of a group that each have their own message (posted before group messages
     existed) keep them; later members of that group get their own too: no incident is ever
     in two messages."""
-    async with running_ops(api, sqlite_url, group_window=WINDOW) as ops:
+    async with running_ops(api, migrated_sqlite_url, group_window=WINDOW) as ops:
         events = await ops.cycle_values({"memory_usage": 500.0, "event_loop_lag": 150.0}, 2)
         opened = [e.incident for e in events if e.incident is not None]
         store = ops.vigil.store

@@ -81,8 +81,8 @@ class Slow:
             await self.writer.wait_closed()
 
 
-async def test_a_client_trickling_its_headers_is_closed(sqlite_url: str) -> None:
-    async with server(sqlite_url, **FAST) as (_api, base, port):
+async def test_a_client_trickling_its_headers_is_closed(migrated_sqlite_url: str) -> None:
+    async with server(migrated_sqlite_url, **FAST) as (_api, base, port):
         slow = await Slow.connect(port)
         slow.send(b"GET /api/health HTTP/1.1\r\nHost: x\r\n")
         slow.trickle(b"X-Slow: y\r\n")  # never the blank line that ends the head
@@ -92,17 +92,17 @@ async def test_a_client_trickling_its_headers_is_closed(sqlite_url: str) -> None
             assert (await client.get("/api/health")).status_code == 200
 
 
-async def test_a_client_that_says_nothing_is_closed(sqlite_url: str) -> None:
-    async with server(sqlite_url, **FAST) as (_api, _base, port):
+async def test_a_client_that_says_nothing_is_closed(migrated_sqlite_url: str) -> None:
+    async with server(migrated_sqlite_url, **FAST) as (_api, _base, port):
         silent = await Slow.connect(port)
         assert await silent.answer() == b""
         await silent.close()
 
 
 async def test_a_kept_alive_connection_trickling_its_next_request_is_closed(
-    sqlite_url: str,
+    migrated_sqlite_url: str,
 ) -> None:
-    async with server(sqlite_url, **FAST, keepalive_timeout=60) as (_api, _base, port):
+    async with server(migrated_sqlite_url, **FAST, keepalive_timeout=60) as (_api, _base, port):
         slow = await Slow.connect(port)
         slow.send(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
         first = await asyncio.wait_for(slow.reader.readuntil(b"\r\n\r\n"), DEADLINE)
@@ -114,8 +114,10 @@ async def test_a_kept_alive_connection_trickling_its_next_request_is_closed(
         await slow.close()
 
 
-async def test_a_client_trickling_its_body_is_answered_408_and_closed(sqlite_url: str) -> None:
-    async with server(sqlite_url, **FAST) as (api, _base, port):
+async def test_a_client_trickling_its_body_is_answered_408_and_closed(
+    migrated_sqlite_url: str,
+) -> None:
+    async with server(migrated_sqlite_url, **FAST) as (api, _base, port):
         slow = await Slow.connect(port)
         head = (
             "POST /api/ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -129,11 +131,11 @@ async def test_a_client_trickling_its_body_is_answered_408_and_closed(sqlite_url
         await slow.close()
 
 
-async def test_a_long_answer_is_not_cut(sqlite_url: str) -> None:
+async def test_a_long_answer_is_not_cut(migrated_sqlite_url: str) -> None:
     """The deadlines are for what the client sends: a response that lasts longer than them
     (the event stream) goes on."""
     async with (
-        running_api(sqlite_url, settings_changes=FAST, keepalive_seconds=0.4) as api,
+        running_api(migrated_sqlite_url, settings_changes=FAST, keepalive_seconds=0.4) as api,
         served(api.app) as (base, _server),
         httpx.AsyncClient(base_url=base, headers=api.auth("viewer")) as client,
         client.stream("GET", "/api/events") as events,
@@ -151,8 +153,13 @@ async def test_a_long_answer_is_not_cut(sqlite_url: str) -> None:
             pass
 
 
-async def test_at_the_limit_a_new_client_takes_the_place_of_the_slowest(sqlite_url: str) -> None:
-    async with uvicorn_of(sqlite_url, max_connections=10, header_timeout=60) as (running, port):
+async def test_at_the_limit_a_new_client_takes_the_place_of_the_slowest(
+    migrated_sqlite_url: str,
+) -> None:
+    async with uvicorn_of(migrated_sqlite_url, max_connections=10, header_timeout=60) as (
+        running,
+        port,
+    ):
         crowd = [await Slow.connect(port) for _ in range(10)]  # each never sends a request
         await wait_until(lambda: len(running.server_state.connections) == 10)
         honest = await Slow.connect(port)
@@ -165,10 +172,10 @@ async def test_at_the_limit_a_new_client_takes_the_place_of_the_slowest(sqlite_u
 
 
 async def test_when_every_connection_is_busy_the_next_is_refused_clearly(
-    sqlite_url: str,
+    migrated_sqlite_url: str,
 ) -> None:
     changes = {"max_connections": 10, "header_timeout": 60, "body_timeout": 60}
-    async with uvicorn_of(sqlite_url, **changes) as (running, port):
+    async with uvicorn_of(migrated_sqlite_url, **changes) as (running, port):
         busy = []
         for _ in range(10):  # each in the middle of a request: nothing to close for room
             client = await Slow.connect(port)
