@@ -174,6 +174,28 @@ def test_the_command_line_loads_a_library_only_for_the_commands_that_use_it() ->
     assert opened == ["sqlalchemy"]  # Alembic only to migrate (tests/store/test_migrations.py)
 
 
+def test_a_running_vigil_and_its_app_load_aiohttp_and_apprise_only_to_send(
+    tmp_path: Path,
+) -> None:
+    """They take about a quarter of a second to import, which a process that never sends a
+    message (every crash test's child, a follower, a bot without channels) need not pay: the
+    notifier loads them with its first message (tests/runtime/test_notifier.py)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'vigil.db'}"
+    [loaded] = _fresh(
+        "import asyncio, json, sys\n"
+        "from vigil import Settings, Vigil\n"
+        "from vigil.web import create_app\n"
+        "async def main():\n"
+        f"    settings = Settings(database_url={url!r}, secret_key='k' * 32)\n"
+        "    async with Vigil(settings, process_metrics=False) as vigil:\n"
+        "        create_app(vigil)\n"
+        "        await vigil.notifier.run_once()\n"
+        "asyncio.run(main())\n"
+        "print(json.dumps([m for m in ('aiohttp', 'apprise') if m in sys.modules]))\n"
+    )
+    assert loaded == []
+
+
 BLOCK_OPTIONAL = """
 import sys
 from importlib.abc import MetaPathFinder

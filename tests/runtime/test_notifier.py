@@ -176,6 +176,36 @@ async def test_a_cycle_claims_for_the_dispatcher_only_while_it_dispatches(
     assert dispatcher.claim() is None  # stopped
 
 
+async def test_messages_that_go_out_together_share_the_first_ones_transport(
+    store: MemoryStore, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sender (aiohttp and apprise) is loaded in a thread when the first message goes out:
+    the messages that go out with it wait for it too, and then share one transport (one HTTP
+    session, closed after the round)."""
+    from vigil.notify import load_sender, sender
+    from vigil.runtime import notifier as notifier_module
+
+    made: list[sender.Transport] = []
+
+    class Counted(sender.Transport):
+        def __init__(self) -> None:
+            super().__init__()
+            made.append(self)
+
+    async def loading() -> object:
+        await asyncio.sleep(0.05)  # as an import in a thread takes: the others catch up
+        return await load_sender()
+
+    monkeypatch.setattr(sender, "Transport", Counted)
+    monkeypatch.setattr(notifier_module, "load_sender", loading)
+    for name in ("a", "b", "c"):
+        await store.add_channel({"name": name, "url": receiver.url(f"/{name}")}, now=utcnow())
+    await open_incident(store)
+    assert await notifier(store).run_once() == 3
+    assert sorted(hit.path for hit in receiver.hits) == ["/a", "/b", "/c"]
+    assert len(made) == 1
+
+
 async def test_a_clean_stop_sends_what_a_cycle_claimed_for_it_before(
     store: MemoryStore, receiver: Receiver
 ) -> None:

@@ -3,11 +3,16 @@
 
 The names below load their module on first use: the store and the command line import
 ``vigil.notify.channels`` without loading aiohttp (``sender``), and that module loads apprise
-only when it checks a URL. The dispatcher lives in ``vigil.runtime.notifier``.
+only when it checks a URL. Code on an event loop loads the sender with ``load_sender``. The
+dispatcher lives in ``vigil.runtime.notifier``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import importlib
+import sys
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from vigil._lazy import lazy_names
@@ -24,6 +29,7 @@ if TYPE_CHECKING:
         subscribed,
         wants,
     )
+    from vigil.notify.errors import DeliveryError
     from vigil.notify.format import (
         BodyFormat,
         Message,
@@ -33,7 +39,7 @@ if TYPE_CHECKING:
         idempotency_key,
         incident_link,
     )
-    from vigil.notify.sender import DeliveryError, Transport, send, send_test
+    from vigil.notify.sender import Transport, send, send_test
 
 _HOMES = {
     "vigil.notify.channels": (
@@ -56,7 +62,8 @@ _HOMES = {
         "idempotency_key",
         "incident_link",
     ),
-    "vigil.notify.sender": ("DeliveryError", "Transport", "send", "send_test"),
+    "vigil.notify.errors": ("DeliveryError",),
+    "vigil.notify.sender": ("Transport", "send", "send_test"),
 }
 
 __all__ = [
@@ -74,6 +81,7 @@ __all__ = [
     "idempotency_key",
     "incident_link",
     "inspect_url",
+    "load_sender",
     "redacted_url",
     "renotify_due",
     "send",
@@ -81,6 +89,19 @@ __all__ = [
     "subscribed",
     "wants",
 ]
+
+_SENDER = "vigil.notify.sender"
+
+
+async def load_sender() -> ModuleType:
+    """``vigil.notify.sender``, imported in a worker thread the first time: aiohttp and apprise
+    take about a quarter of a second to load, which the event loop then does not wait for, and
+    a process that never sends a message never loads them."""
+    module = sys.modules.get(_SENDER)
+    if module is None:
+        module = await asyncio.to_thread(importlib.import_module, _SENDER)
+    return module
+
 
 if not TYPE_CHECKING:  # type checkers see the imports above, and flag a misspelt name
     __getattr__ = lazy_names(__name__, _HOMES, globals())

@@ -25,9 +25,9 @@ from urllib.parse import quote, urlencode
 import aiohttp
 import apprise
 
-from vigil.core.errors import VigilError
 from vigil.logmask import mask
 from vigil.notify.channels import Channel, apprise_url
+from vigil.notify.errors import DeliveryError
 from vigil.notify.format import Message, Tone, format_test
 from vigil.notify.webhook import JsonWebhook, plan
 
@@ -41,15 +41,6 @@ _NOTIFY_TYPES = {
     Tone.INFO: apprise.NotifyType.INFO,
     Tone.RESOLVED: apprise.NotifyType.SUCCESS,
 }
-
-
-class DeliveryError(VigilError):
-    """A message was not delivered. ``reason`` is apprise's account, secrets masked."""
-
-    def __init__(self, channel: str, reason: str) -> None:
-        super().__init__(f"channel {channel!r}: {reason}")
-        self.channel = channel
-        self.reason = reason
 
 
 class Transport:

@@ -37,6 +37,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from vigil.core import Event, EventKind, Incident, Rule, Severity, Status, ValidationError
 from vigil.core.digest import Digest
@@ -46,8 +47,8 @@ from vigil.notify import (
     Channel,
     DeliveryError,
     Message,
-    Transport,
     format_event,
+    load_sender,
     renotify_due,
 )
 from vigil.notify.digest import format_digest
@@ -55,6 +56,9 @@ from vigil.notify.grouped import format_group
 from vigil.runtime.followups import write_digests, write_escalations
 from vigil.runtime.ports import DigestStore, EscalationStore, Leadership, NotifierStore
 from vigil.store import Claim, Delivery, LastNotification, OutboxCounts, VigilStorageError
+
+if TYPE_CHECKING:
+    from vigil.notify.sender import Transport
 
 logger = logging.getLogger(__name__)
 
@@ -120,8 +124,8 @@ class NotifierStatus:
 class Notifier:
     """Runs as one of Vigil's tasks (``run``); ``run_once`` is one round, for tests and tools.
 
-    ``sender`` is the transport: a ``vigil.notify.Transport`` of the notifier's own unless
-    replaced (a test double, or a gate that holds a delivery to crash the process in the
+    ``sender`` is the transport: a ``vigil.notify.Transport`` of the notifier's own, made
+    when the first message goes out (``_send``), unless replaced (a test double, or a gate that holds a delivery to crash the process in the
     middle of it). Its session is closed when ``run`` ends, or after each ``run_once``
     outside ``run``.
     """
@@ -154,10 +158,7 @@ class Notifier:
         self.base_url = base_url
         self.policy = policy if policy is not None else DeliveryPolicy()
         self._transport: Transport | None = None
-        if sender is None:
-            self._transport = Transport()
-            sender = self._transport.send
-        self.sender = sender
+        self.sender = sender if sender is not None else self._send
         self._running = False  # inside ``run``: the transport stays open between rounds
         self._wake = asyncio.Event()
         self._counts = OutboxCounts()
@@ -236,6 +237,15 @@ class Notifier:
             self._running = False
             self._handed.clear()  # (not sent: due again when their lease ends)
             await self._close_transport()
+
+    async def _send(self, channel: Channel, message: Message) -> None:
+        """The default sender: this notifier's own ``Transport``, made (and aiohttp and
+        apprise loaded, off the event loop) when the first message goes out."""
+        if self._transport is None:
+            sender = await load_sender()
+            if self._transport is None:  # another send may have made it meanwhile
+                self._transport = sender.Transport()
+        await self._transport.send(channel, message)
 
     async def _close_transport(self) -> None:
         if self._transport is not None:

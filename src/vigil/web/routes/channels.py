@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_
 
 from vigil.core import Severity
 from vigil.core.digest import Delivery
-from vigil.notify import DeliveryError, NotifyOn, send_test
+from vigil.notify import DeliveryError, NotifyOn, load_sender
 from vigil.notify.channels import MAX_RENOTIFY_MINUTES, MAX_URL
 from vigil.store import OutboxStatus, StoredChannel
 from vigil.web.auth import Admin, Viewer, web_state
@@ -204,9 +204,12 @@ async def delete_channel(request: Request, name: str, principal: Admin) -> Respo
 async def test_channel(request: Request, name: str, _: Admin) -> TestOut:
     vigil = web_state(request).vigil
     stored = await vigil.store.get_channel(name)
+    sender = await load_sender()
     try:
         async with asyncio.timeout(TEST_TIMEOUT):
-            await send_test(stored.channel, base_url=vigil.settings.public_url, now=vigil.clock())
+            await sender.send_test(
+                stored.channel, base_url=vigil.settings.public_url, now=vigil.clock()
+            )
     except TimeoutError:
         raise DeliveryError(name, f"no answer within {TEST_TIMEOUT:g} s") from None
     return TestOut(channel=name, delivered=True)
