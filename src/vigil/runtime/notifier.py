@@ -125,9 +125,9 @@ class Notifier:
     """Runs as one of Vigil's tasks (``run``); ``run_once`` is one round, for tests and tools.
 
     ``sender`` is the transport: a ``vigil.notify.Transport`` of the notifier's own, made
-    when the first message goes out (``_send``), unless replaced (a test double, or a gate that holds a delivery to crash the process in the
-    middle of it). Its session is closed when ``run`` ends, or after each ``run_once``
-    outside ``run``.
+    when the first message goes out (``_send``), unless replaced (a test double, or a gate
+    that holds a delivery to crash the process in the middle of it). Its session is closed
+    when ``run`` ends, or after each ``run_once`` outside ``run``.
     """
 
     def __init__(
