@@ -206,6 +206,34 @@ async def test_messages_that_go_out_together_share_the_first_ones_transport(
     assert len(made) == 1
 
 
+@pytest.mark.parametrize("channels", [0, 1])
+async def test_with_a_channel_the_sender_loads_as_the_notifier_starts(
+    store: MemoryStore, receiver: Receiver, monkeypatch: pytest.MonkeyPatch, channels: int
+) -> None:
+    """So the first alert does not wait for aiohttp and apprise; without a channel they stay
+    unloaded (tests/test_public_api.py)."""
+    from vigil.notify import load_sender
+    from vigil.runtime import notifier as notifier_module
+
+    loads: list[str] = []
+
+    async def loading() -> object:
+        loads.append("sender")
+        return await load_sender()
+
+    monkeypatch.setattr(notifier_module, "load_sender", loading)
+    for name in ["ops"][:channels]:
+        await store.add_channel({"name": name, "url": receiver.url()}, now=utcnow())
+    dispatcher = notifier(store)
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop))
+    await wait_until(lambda: dispatcher.rounds >= 2 and len(loads) == channels)
+    stop.set()
+    await task
+    assert loads == ["sender"] * channels
+    assert receiver.hits == []  # loaded before any message, not by one
+
+
 async def test_a_clean_stop_sends_what_a_cycle_claimed_for_it_before(
     store: MemoryStore, receiver: Receiver
 ) -> None:

@@ -228,6 +228,7 @@ class Notifier:
         self.health.register(NOTIFIER_TASK, stale_after=max(3 * policy.check_every, 60.0))
         self._running = True
         self._stop = stop
+        preload = asyncio.create_task(self._preload()) if self.sender == self._send else None
         try:
             await self._run(stop, policy)
             while self._handed and self.leadership.is_leader:
@@ -236,7 +237,20 @@ class Notifier:
         finally:
             self._running = False
             self._handed.clear()  # (not sent: due again when their lease ends)
+            if preload is not None:
+                preload.cancel()
+                await asyncio.gather(preload, return_exceptions=True)
             await self._close_transport()
+
+    async def _preload(self) -> None:
+        """With a channel to send to, the sender loads as the notifier starts (in a thread):
+        the first alert then does not wait for it. Without one it loads with the first
+        message (``_send``), if ever."""
+        try:
+            if await self.store.delivery_channels():
+                await load_sender()
+        except VigilStorageError:
+            pass  # the rounds report the database; the first message loads the sender
 
     async def _send(self, channel: Channel, message: Message) -> None:
         """The default sender: this notifier's own ``Transport``, made (and aiohttp and
