@@ -177,9 +177,9 @@ def test_the_command_line_loads_a_library_only_for_the_commands_that_use_it() ->
 def test_a_running_vigil_and_its_app_load_aiohttp_and_apprise_only_to_send(
     tmp_path: Path,
 ) -> None:
-    """They take about a quarter of a second to import, which a process that never sends a
-    message (every crash test's child, a follower, a bot without channels) need not pay: the
-    notifier loads them with its first message (tests/runtime/test_notifier.py)."""
+    """They take about a quarter of a second to import, which a process without channels
+    (every crash test's child, a bot that only watches) need not pay: the notifier loads them
+    when it starts with a channel, or with its first message (tests/runtime/test_notifier.py)."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'vigil.db'}"
     [loaded] = _fresh(
         "import asyncio, json, sys\n"
