@@ -7,6 +7,8 @@ import asyncio
 import dataclasses
 import json
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -283,3 +285,47 @@ async def test_a_channel_that_asks_for_a_ping_gets_that_ping_only(
     assert isinstance(body, str | bytes)
     payload = json.loads(body)
     assert payload["content"] == "👉 <@&555>"  # the role the channel names, not everyone
+
+
+# In an interpreter of its own, the sender's import stops at aiohttp (after the sender module
+# is in sys.modules, half made) until a second load has begun; the second load must wait for
+# the finished module, not take the half-made one.
+LOADS_DURING_AN_IMPORT = """
+import asyncio, json, sys, threading
+from importlib.abc import MetaPathFinder
+
+importing, go_on = threading.Event(), threading.Event()
+
+class Gate(MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "aiohttp":
+            importing.set()
+            go_on.wait()
+        return None
+
+sys.meta_path.insert(0, Gate())
+from vigil.notify import load_sender
+
+async def load():
+    return hasattr(await load_sender(), "Transport")
+
+async def main():
+    first = asyncio.create_task(load())
+    await asyncio.to_thread(importing.wait)
+    second = asyncio.create_task(load())
+    await asyncio.sleep(0)  # one step: the second load has looked, and is waiting or done
+    go_on.set()
+    return await asyncio.gather(first, second)
+
+print(json.dumps(asyncio.run(main())))
+"""
+
+
+def test_a_load_during_the_first_load_waits_for_the_whole_sender() -> None:
+    """The notifier's start-up load and its first message can overlap: each must get the
+    finished module (taking the half-made one broke a first send with an AttributeError)."""
+    result = subprocess.run(
+        [sys.executable, "-c", LOADS_DURING_AN_IMPORT], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [True, True]

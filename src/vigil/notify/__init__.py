@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import sys
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -91,16 +90,21 @@ __all__ = [
 ]
 
 _SENDER = "vigil.notify.sender"
+_sender: ModuleType | None = None  # set once an import of it has finished
 
 
 async def load_sender() -> ModuleType:
     """``vigil.notify.sender``, imported in a worker thread the first time: aiohttp and apprise
     take about a quarter of a second to load, which the event loop then does not wait for, and
-    a process that never sends a message never loads them."""
-    module = sys.modules.get(_SENDER)
-    if module is None:
-        module = await asyncio.to_thread(importlib.import_module, _SENDER)
-    return module
+    a process that never sends a message never loads them.
+
+    Until one import has finished, every caller imports in a thread: a module that another
+    thread is still importing is already in ``sys.modules``, half made, and ``import_module``
+    waits for it where a look in ``sys.modules`` would not."""
+    global _sender
+    if _sender is None:
+        _sender = await asyncio.to_thread(importlib.import_module, _SENDER)
+    return _sender
 
 
 if not TYPE_CHECKING:  # type checkers see the imports above, and flag a misspelt name
