@@ -17,10 +17,12 @@ from sqlalchemy import event, insert, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from vigil.core import Event, EventKind, Sample
+from vigil.core import Event, EventKind, Sample, ValidationError
 from vigil.core.escalation import Notice
 from vigil.core.evaluation import CycleResult
 from vigil.core.incidents import Status
+from vigil.runtime import Vigil
+from vigil.settings import Settings
 from vigil.store import Store, models
 from vigil.store._own import WaitedOnTheLoopError
 from vigil.store.engine import create_engine
@@ -358,3 +360,25 @@ async def test_a_transaction_cancelled_in_the_driver_thread_ends_there_first(
             await writing
         assert [user.name for user in await store.list_users()] == [USER["name"]]
         assert await store.list_channels() == []  # and the pool's connection serves again
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite+aiosqlite://",
+        "sqlite+aiosqlite:///:memory:",
+        "sqlite+aiosqlite:///file:vigil?mode=memory&cache=shared&uri=true",
+    ],
+)
+async def test_an_in_memory_database_is_refused_with_what_to_give_instead(url: str) -> None:
+    """Each of Vigil's tasks holds a connection and a transaction of its own; on one shared
+    in-memory connection they collided ("cannot start a transaction within a transaction")
+    and the monitor and the notifier failed every round."""
+    with pytest.raises(ValidationError) as refused:
+        await Store.open(url)
+    assert refused.value.field == "database_url"
+    assert "in-memory" in str(refused.value) and "sqlite+aiosqlite:///vigil.db" in str(
+        refused.value
+    )
+    with pytest.raises(ValidationError, match="in-memory"):
+        await Vigil(Settings(database_url=url), process_metrics=False).start()

@@ -43,6 +43,13 @@ def create_engine(url: str) -> AsyncEngine:
     if backend == "sqlite":
         if driver != "aiosqlite":
             raise ValidationError("database_url", "use sqlite+aiosqlite:///path/to/vigil.db")
+        if _in_memory(parsed.database, parsed.query.get("mode")):
+            raise ValidationError(
+                "database_url",
+                "is an in-memory SQLite database, which Vigil's monitor, notifier and web "
+                "server cannot share: give a file, e.g. sqlite+aiosqlite:///vigil.db "
+                "(a temporary directory's in tests)",
+            )
         _create_owner_only(parsed.database)  # it holds channel URLs and password hashes
         engine = create_async_engine(parsed, module=OneHopDbapi(aiosqlite, sqlite3))
         _configure_sqlite(engine)
@@ -52,6 +59,12 @@ def create_engine(url: str) -> AsyncEngine:
             raise ValidationError("database_url", "use postgresql+asyncpg://user@host/db")
         return create_async_engine(parsed, pool_pre_ping=True)
     raise ValidationError("database_url", f"unsupported database {backend!r}")
+
+
+def _in_memory(database: str | None, mode: object) -> bool:
+    """SQLite's in-memory databases: one per connection (or one shared cache without WAL),
+    where Vigil's tasks each hold a connection and a transaction of their own."""
+    return not database or database == ":memory:" or mode == "memory"
 
 
 def _create_owner_only(database: str | None) -> None:
