@@ -32,7 +32,27 @@ PASSWORD = "correct horse battery"
 # Verifying a hash costs what its own parameters say: cheap ones keep the tests quick.
 CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
-__all__ = ["DEADLINE", "LATENCY", "PASSWORD", "T0", "Api", "running_api", "wait_until"]
+__all__ = [
+    "DEADLINE",
+    "LATENCY",
+    "PASSWORD",
+    "T0",
+    "Api",
+    "FakeClock",
+    "running_api",
+    "wait_until",
+]
+
+
+class FakeClock:
+    """A clock that moves only when a test moves it (``now += seconds``): a limiter given it
+    judges attempts by the test's time, not by how long a busy machine takes."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 @dataclass

@@ -22,18 +22,10 @@ from vigil.web.ratelimit import Backoff, SignInLimiter
 from vigil.web.security import MAX_PASSWORD_CHECKS, Passwords
 from vigil.web.state import WebState
 
-from .support import DEADLINE, PASSWORD, Api, running_api, served, wait_until
+from .support import DEADLINE, PASSWORD, Api, FakeClock, running_api, served, wait_until
 
 # What these tests check sits above the store (tests/conftest.py).
 pytestmark = pytest.mark.sqlite_only
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class CountingHasher(PasswordHasher):
@@ -269,7 +261,9 @@ async def test_forwarded_headers_count_only_from_a_trusted_proxy(migrated_url: s
         vigil = Vigil(
             base.model_copy(update={"trusted_proxies": (trusted,)}), process_metrics=False
         )
-        limiter = SignInLimiter(address_attempts=2)
+        # A clock that stands still: the third try comes within the first strike's delay
+        # however long the first two took.
+        limiter = SignInLimiter(address_attempts=2, clock=FakeClock())
         async with vigil:
             app = create_app(vigil, password_hasher=CountingHasher(), limiter=limiter)
             transport = httpx.ASGITransport(app=app, client=(proxy, 40000))
