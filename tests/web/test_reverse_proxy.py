@@ -148,8 +148,8 @@ PROXIES = {"nginx": nginx, "caddy": caddy}
 
 @contextlib.asynccontextmanager
 async def through(proxy: str, url: str, directory: Path) -> AsyncIterator[tuple[Api, str]]:
-    # A clock that stands still: the third try through the proxy comes within the first
-    # strike's delay however long the first two took.
+    # A clock that stands still: the third try through the proxy comes within the wait the
+    # first two earned, however long they took.
     limiter = SignInLimiter(address_attempts=2, clock=FakeClock())
     trusted = {"trusted_proxies": ("127.0.0.1/32",)}
     async with running_api(url, settings_changes=trusted, limiter=limiter) as api:

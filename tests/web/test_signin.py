@@ -261,8 +261,8 @@ async def test_forwarded_headers_count_only_from_a_trusted_proxy(migrated_url: s
         vigil = Vigil(
             base.model_copy(update={"trusted_proxies": (trusted,)}), process_metrics=False
         )
-        # A clock that stands still: the third try comes within the first strike's delay
-        # however long the first two took.
+        # A clock that stands still: the third try comes within the wait the first two
+        # earned, however long they took.
         limiter = SignInLimiter(address_attempts=2, clock=FakeClock())
         async with vigil:
             app = create_app(vigil, password_hasher=CountingHasher(), limiter=limiter)
