@@ -43,14 +43,17 @@ def create_engine(url: str) -> AsyncEngine:
     if backend == "sqlite":
         if driver != "aiosqlite":
             raise ValidationError("database_url", "use sqlite+aiosqlite:///path/to/vigil.db")
-        if _in_memory(parsed.database, parsed.query.get("mode")):
+        # In memory, each connection has a database of its own (or one shared cache, without
+        # WAL): Vigil's tasks each hold a connection and a transaction of their own.
+        database = parsed.database
+        if not database or database == ":memory:" or parsed.query.get("mode") == "memory":
             raise ValidationError(
                 "database_url",
                 "is an in-memory SQLite database, which Vigil's monitor, notifier and web "
                 "server cannot share: give a file, e.g. sqlite+aiosqlite:///vigil.db "
                 "(a temporary directory's in tests)",
             )
-        _create_owner_only(parsed.database)  # it holds channel URLs and password hashes
+        _create_owner_only(database)  # it holds channel URLs and password hashes
         engine = create_async_engine(parsed, module=OneHopDbapi(aiosqlite, sqlite3))
         _configure_sqlite(engine)
         return engine
@@ -61,17 +64,11 @@ def create_engine(url: str) -> AsyncEngine:
     raise ValidationError("database_url", f"unsupported database {backend!r}")
 
 
-def _in_memory(database: str | None, mode: object) -> bool:
-    """SQLite's in-memory databases: one per connection (or one shared cache without WAL),
-    where Vigil's tasks each hold a connection and a transaction of their own."""
-    return not database or database == ":memory:" or mode == "memory"
-
-
-def _create_owner_only(database: str | None) -> None:
+def _create_owner_only(database: str) -> None:
     """Create a new SQLite file readable by its owner only (0600) before SQLite creates it
     (0644 less the umask); SQLite gives its -wal and -shm files the same mode. An existing
     file keeps the mode its owner chose; a directory that does not exist is reported later."""
-    if not database or database == ":memory:" or database.startswith("file:"):
+    if database.startswith("file:"):  # a URI: left to SQLite
         return
     with contextlib.suppress(OSError):  # exists already, or cannot be made: SQLite says why
         os.close(os.open(Path(database).expanduser(), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
