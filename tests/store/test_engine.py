@@ -26,6 +26,7 @@ from vigil.settings import Settings
 from vigil.store import Store, models
 from vigil.store._own import WaitedOnTheLoopError
 from vigil.store.engine import create_engine
+from vigil.store.errors import VigilStorageError
 from vigil.store.records import Claim, OutboxStatus
 
 from .conftest import T0, add_channel, make_incident, open_incident
@@ -368,6 +369,7 @@ async def test_a_transaction_cancelled_in_the_driver_thread_ends_there_first(
         "sqlite+aiosqlite://",
         "sqlite+aiosqlite:///:memory:",
         "sqlite+aiosqlite:///file:vigil?mode=memory&cache=shared&uri=true",
+        "sqlite+aiosqlite:///file::memory:?uri=true",
     ],
 )
 async def test_an_in_memory_database_is_refused_with_what_to_give_instead(url: str) -> None:
@@ -382,3 +384,37 @@ async def test_an_in_memory_database_is_refused_with_what_to_give_instead(url: s
     )
     with pytest.raises(ValidationError, match="in-memory"):
         await Vigil(Settings(database_url=url), process_metrics=False).start()
+
+
+async def test_a_file_uri_names_the_same_file_as_its_path(tmp_path: Path) -> None:
+    """A ``file:`` URI was read as a path relative to the working directory: every such
+    database was refused, its directory said not to exist."""
+    database = tmp_path / "vigil.db"
+    async with await Store.open(f"sqlite+aiosqlite:///file:{database}?uri=true") as store:
+        await store.add_user("ada", role="viewer", password_hash="x", now=T0)
+        assert mode(database) == 0o600  # owner-only, as a database named by its path
+        lock = getattr(store.leadership(), "path", None)
+        assert lock == tmp_path / "vigil.db.monitor.lock"  # one monitor per file, either way
+    async with await Store.open(f"sqlite+aiosqlite:///{database}") as store:
+        assert [user.name for user in await store.list_users()] == ["ada"]
+
+
+async def test_a_file_uri_in_a_missing_directory_names_that_directory(tmp_path: Path) -> None:
+    missing = tmp_path / "missing"
+    with pytest.raises(VigilStorageError, match=f"the directory {missing} does not exist"):
+        await Store.open(f"sqlite+aiosqlite:///file:{missing / 'vigil.db'}?uri=true")
+
+
+async def test_a_tilde_is_not_the_home_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite opens ``~/vigil.db`` in a directory named ``~``; Vigil made the file in the home
+    directory instead, left it there empty, and failed with "unable to open database file"."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(VigilStorageError, match="does not expand ~") as refused:
+        await Store.open("sqlite+aiosqlite:///~/vigil.db")
+    assert str(tmp_path / "~") in str(refused.value)
+    assert list(home.iterdir()) == []

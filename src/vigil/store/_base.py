@@ -54,7 +54,8 @@ class StoreBase:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._dialect = engine.dialect.name
-        # A SQLite file (not an in-memory database): the events' signal file beside it.
+        # A SQLite file named by its path (not by a ``file:`` URI, whose options are SQLite's
+        # to apply to every connection): the events' signal file beside it.
         self._database = sqlite_file(engine.url.database) if self._dialect == "sqlite" else None
         self._signal = (
             None
@@ -288,11 +289,11 @@ async def _in_transaction(
 
 
 def sqlite_file(database: str | None) -> Path | None:
-    """The file of a SQLite database URL's database, absolute; ``None`` for an in-memory
-    one (or a ``file:`` URI, left to SQLite)."""
+    """The file of a SQLite database URL's database, absolute; ``None`` for a ``file:`` URI,
+    left to SQLite: the store then reads and writes through its engine alone."""
     if not database or database == ":memory:" or database.startswith("file:"):
         return None
-    return Path(database).expanduser().resolve()
+    return Path(database).resolve()
 
 
 def signal_events(path: Path) -> None:

@@ -342,7 +342,7 @@ class SampleQueries(Rollups):
         pushes arrive reads each pushed sample once, not once for every cycle it stays in
         reach."""
         check_time("since", since)
-        if self._database is None:  # in memory: only the engine's connection sees the data
+        if self._database is None:  # a ``file:`` URI: through the engine, as SQLite opens it
             sql, parameters = _latest_sqlite(since, exclude_instance)
             with translated_errors("reading latest readings"):
                 async with self._engine.connect() as connection:

@@ -7,8 +7,8 @@ import os
 import sqlite3
 from collections import deque
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 import aiosqlite
 from sqlalchemy import event
@@ -45,15 +45,15 @@ def create_engine(url: str) -> AsyncEngine:
             raise ValidationError("database_url", "use sqlite+aiosqlite:///path/to/vigil.db")
         # In memory, each connection has a database of its own (or one shared cache, without
         # WAL): Vigil's tasks each hold a connection and a transaction of their own.
-        database = parsed.database
-        if not database or database == ":memory:" or parsed.query.get("mode") == "memory":
+        path = sqlite_path(parsed.database)
+        if path is None or parsed.query.get("mode") == "memory":
             raise ValidationError(
                 "database_url",
                 "is an in-memory SQLite database, which Vigil's monitor, notifier and web "
                 "server cannot share: give a file, e.g. sqlite+aiosqlite:///vigil.db "
                 "(a temporary directory's in tests)",
             )
-        _create_owner_only(database)  # it holds channel URLs and password hashes
+        _create_owner_only(path)  # it holds channel URLs and password hashes
         engine = create_async_engine(parsed, module=OneHopDbapi(aiosqlite, sqlite3))
         _configure_sqlite(engine)
         return engine
@@ -64,14 +64,23 @@ def create_engine(url: str) -> AsyncEngine:
     raise ValidationError("database_url", f"unsupported database {backend!r}")
 
 
-def _create_owner_only(database: str) -> None:
+def sqlite_path(database: str | None) -> str | None:
+    """The file a SQLite URL's database names: the path as given, or a ``file:`` URI's path
+    (percent-decoded; its query is SQLite's). ``None`` for an in-memory database. Relative
+    to the working directory, as SQLite opens it: ``~`` is not the home directory."""
+    if database and database.startswith("file:"):
+        database = unquote(urlsplit(database).path)
+    if not database or database == ":memory:":
+        return None
+    return database
+
+
+def _create_owner_only(path: str) -> None:
     """Create a new SQLite file readable by its owner only (0600) before SQLite creates it
     (0644 less the umask); SQLite gives its -wal and -shm files the same mode. An existing
     file keeps the mode its owner chose; a directory that does not exist is reported later."""
-    if database.startswith("file:"):  # a URI: left to SQLite
-        return
     with contextlib.suppress(OSError):  # exists already, or cannot be made: SQLite says why
-        os.close(os.open(Path(database).expanduser(), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

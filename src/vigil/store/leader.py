@@ -18,6 +18,7 @@ from typing import IO, Any, Protocol
 from sqlalchemy.engine import URL, make_url
 
 from vigil.core.errors import VigilError
+from vigil.store.engine import sqlite_path
 
 logger = logging.getLogger(__name__)
 
@@ -169,10 +170,10 @@ def leadership_for(url: str | URL) -> Leadership:
     parsed = make_url(url)
     if parsed.get_backend_name() == "postgresql":
         return PostgresLeadership(url)
-    database = parsed.database
-    if not database or database == ":memory:":
+    path = sqlite_path(parsed.database)
+    if path is None:
         return SoleLeadership()
-    return FileLeadership(Path(database).resolve())
+    return FileLeadership(Path(path).resolve())
 
 
 def driver_dsn(url: str | URL) -> str:

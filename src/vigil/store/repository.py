@@ -27,7 +27,7 @@ from vigil.store._rule_stats import RuleStatsQueries
 from vigil.store._rules import RulesAndEvents
 from vigil.store._samples import SampleQueries
 from vigil.store._silences import Silences
-from vigil.store.engine import create_engine
+from vigil.store.engine import create_engine, sqlite_path
 from vigil.store.errors import VigilStorageError
 from vigil.store.leader import Leadership, leadership_for
 from vigil.store.listen import POLL_SECONDS, RECHECK_SECONDS, EventWatch
@@ -129,10 +129,13 @@ def _check_sqlite_directory(engine: AsyncEngine) -> None:
     connecting. (aiosqlite's failed connect also leaves its worker thread to report back to
     the event loop later, which a caller that closes its loop at once then sees fail.)"""
     database = engine.url.database
-    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+    path = sqlite_path(database) if engine.dialect.name == "sqlite" else None
+    if path is None:
         return
-    directory = Path(database).expanduser().resolve().parent
+    directory = Path(path).resolve().parent
     if not directory.is_dir():
+        hint = " (SQLite does not expand ~: give the full path)" if path.startswith("~") else ""
         raise VigilStorageError(
-            f"cannot open the SQLite database {database}: the directory {directory} does not exist"
+            f"cannot open the SQLite database {database}: the directory {directory} does not "
+            f"exist{hint}"
         )
