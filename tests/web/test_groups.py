@@ -4,6 +4,7 @@ group with its members, incidents name their group, and an admin acknowledges a 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 
@@ -113,3 +114,32 @@ async def test_rules_declared_related_through_the_api_join_one_group_hours_apart
     await api.breach(ERRORS, 7)
     [group] = (await api.get("/api/alerts/groups")).json()
     assert (group["label"], group["size"]) == ("discord", 2)
+
+
+async def test_the_list_is_read_once_between_changes(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the read cache, as the Alerts page reads it on every view; a cycle (new
+    values, no event) and an action (an event) show up in the next read all the same."""
+    await breach_together(api)
+    store = api.vigil.store
+    reads: list[dict[str, object]] = []
+    real = store.list_groups
+
+    async def counted(**kwargs: Any) -> Any:
+        reads.append(kwargs)
+        return await real(**kwargs)
+
+    monkeypatch.setattr(store, "list_groups", counted)
+    first = (await api.get("/api/alerts/groups")).json()
+    assert (await api.get("/api/alerts/groups")).json() == first
+    assert len(reads) == 1
+    await api.cycle({LATENCY: 300.0, ERRORS: 7.0, COMMANDS: 350.0})
+    [group] = (await api.get("/api/alerts/groups")).json()
+    assert [m["last_value"] for m in group["members"] if m["metric"] == LATENCY] == [300.0]
+    assert len(reads) == 2
+    response = await api.post(f"/api/alerts/groups/{group['id']}/acknowledge", json={})
+    assert response.status_code == 200, response.text
+    [group] = (await api.get("/api/alerts/groups")).json()
+    assert group["status"] == "acknowledged"
+    assert len(reads) == 3

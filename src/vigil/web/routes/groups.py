@@ -1,7 +1,8 @@
 """``/api/alerts/groups``: incident groups with their members, and acknowledging a group.
 
 A group's status is its members': ``resolved`` when all are, ``acknowledged`` when every
-open one is, else ``active``. Listing reads the database (groups are history too).
+open one is, else ``active``. Listing reads the database (groups are history too), through
+the read cache (``vigil.web.cache``).
 """
 
 from __future__ import annotations
@@ -66,8 +67,14 @@ async def list_groups(
     min_size: Annotated[int, Query(ge=1, le=1000)] = 1,
     limit: Annotated[int, Query(ge=1, le=MAX_GROUPS)] = 50,
 ) -> list[GroupOut]:
-    vigil = web_state(request).vigil
-    found = await vigil.store.list_groups(status=status, limit=limit, min_size=min_size)
+    state = web_state(request)
+    vigil = state.vigil
+    # Through the read cache, as the other history reads: a group changes with an event
+    # (opened, acknowledged, resolved) or a cycle (its members' values).
+    found = await state.cache.get(
+        ("groups", status, min_size, limit),
+        lambda: vigil.store.list_groups(status=status, limit=limit, min_size=min_size),
+    )
     now = vigil.clock()
     return [GroupOut.of(group, now=now) for group in found]
 
