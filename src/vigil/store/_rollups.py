@@ -11,7 +11,7 @@ pushed late, into a minute already compacted, is merged into that bucket next ti
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -150,12 +150,12 @@ class Rollups(StoreBase):
             ],
         )
 
-    def _rollup_statistics(
-        self, start: datetime, end: datetime, width: float, metrics: Collection[str]
-    ) -> Any:
+    def _rollup_statistics(self, start: Any, end: Any, origin: Any, width: Any, *where: Any) -> Any:
         """A chart's buckets from the rollups: ``(metric, index, mean, min, max, count)``
-        per metric and chart bucket, for the minutes starting in ``[start, end)``."""
-        index = self._bucket(_TABLE.c.start, start, width).label("bucket")
+        per metric and chart bucket, for the minutes starting in ``[start, end)`` of the rows
+        ``where`` selects (by metric, by instance); ``origin`` is ``start`` in epoch seconds
+        (``_bucket``). Each a value, or a bound parameter of a statement built once."""
+        index = self._bucket(_TABLE.c.start, origin, width).label("bucket")
         return (
             select(
                 _TABLE.c.metric,
@@ -165,21 +165,20 @@ class Rollups(StoreBase):
                 func.max(_TABLE.c["max"]),
                 func.sum(_TABLE.c["count"]),
             )
-            .where(_TABLE.c.metric.in_(sorted(metrics)), _TABLE.c.start >= start)
-            .where(_TABLE.c.start < end)
+            .where(*where, _TABLE.c.start >= start, _TABLE.c.start < end)
             .group_by(_TABLE.c.metric, literal_column("bucket"))
         )
 
-    def _bucket(self, column: Any, start: datetime, width: float) -> ColumnElement[int]:
-        """``floor((time - start) / width)`` in SQL; times are never before ``start`` here."""
-        offset = start.timestamp()
+    def _bucket(self, column: Any, origin: Any, width: Any) -> ColumnElement[int]:
+        """``floor((time - origin) / width)`` in SQL, ``origin`` in epoch seconds (a number
+        or a bound parameter, as ``width``); times are never before ``origin`` here."""
         if self._dialect == "postgresql":
             epoch = func.extract("epoch", column)
-            return cast(func.floor((epoch - offset) / width), BigInteger)
+            return cast(func.floor((epoch - origin) / width), BigInteger)
         # SQLite stores UTC text "YYYY-MM-DD HH:MM:SS.ffffff": whole seconds from strftime,
         # the fraction from the text itself (julianday would blur bucket edges).
         seconds = cast(func.strftime("%s", column), Integer) + cast(func.substr(column, 20), Double)
-        return cast((seconds - offset) / width, Integer)
+        return cast((seconds - origin) / width, Integer)
 
     async def _rollup_chunks(
         self,

@@ -14,7 +14,9 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import (
+    Double,
     String,
+    bindparam,
     func,
     literal_column,
     select,
@@ -156,25 +158,50 @@ class SampleQueries(Rollups):
         whole minutes."""
         _check_metric(metric)
         width = _check_range(start, end, max_points)
-        table = models.samples
-        bucket = self._bucket(table.c.time, start, width).label("bucket")
-        conditions = [table.c.metric == metric, table.c.time >= start, table.c.time < end]
+        parameters = {
+            "metric": metric,
+            "start": start,
+            "end": end,
+            "origin": start.timestamp(),
+            "width": width,
+        }
         if instance is not None:
-            conditions.append(table.c.instance == check_name("instance", instance))
-        statement = (
-            select(bucket, *_STATISTICS)
+            parameters["instance"] = check_name("instance", instance)
+        raw, rolled = self._built(
+            f"metric history {instance is not None}",
+            lambda: self._history_statements(by_instance=instance is not None),
+        )
+        async with self._read("reading metric history") as connection:
+            rows = [tuple(row) for row in (await connection.execute(raw, parameters)).all()]
+            rows += [tuple(row)[1:] for row in (await connection.execute(rolled, parameters)).all()]
+        return _points(_by_index(rows), start=start, width=width, max_points=max_points)
+
+    def _history_statements(self, *, by_instance: bool) -> tuple[Any, Any]:
+        """``metric_history``'s two queries, the raw samples' buckets and the rollups', with
+        its figures as parameters: built once (``_built``), where building them anew cost
+        more than the Python side of the read."""
+        table, rollups = models.samples, models.sample_rollups
+        origin, width = bindparam("origin", type_=Double), bindparam("width", type_=Double)
+        conditions = [
+            table.c.metric == bindparam("metric"),
+            table.c.time >= bindparam("start"),
+            table.c.time < bindparam("end"),
+        ]
+        which = [rollups.c.metric == bindparam("metric")]
+        if by_instance:
+            conditions.append(table.c.instance == bindparam("instance"))
+            which.append(rollups.c.instance == bindparam("instance"))
+        raw = (
+            select(self._bucket(table.c.time, origin, width).label("bucket"), *_STATISTICS)
             .where(*conditions)
             # By its name: repeating the expression would compute it three times per row.
             .group_by(literal_column("bucket"))
             .order_by(literal_column("bucket"))
         )
-        rolled = self._rollup_statistics(start, end, width, [metric])
-        if instance is not None:
-            rolled = rolled.where(models.sample_rollups.c.instance == instance)
-        async with self._read("reading metric history") as connection:
-            rows = [tuple(row) for row in (await connection.execute(statement)).all()]
-            rows += [tuple(row)[1:] for row in (await connection.execute(rolled)).all()]
-        return _points(_by_index(rows), start=start, width=width, max_points=max_points)
+        rolled = self._rollup_statistics(
+            bindparam("start"), bindparam("end"), origin, width, *which
+        )
+        return raw, rolled
 
     async def metric_histories(
         self, metrics: Collection[str], *, start: datetime, end: datetime, max_points: int = 60
@@ -191,14 +218,16 @@ class SampleQueries(Rollups):
         if not wanted:
             return histories
         table = models.samples
-        bucket = self._bucket(table.c.time, start, width).label("bucket")
+        bucket = self._bucket(table.c.time, start.timestamp(), width).label("bucket")
         statement = (
             select(table.c.metric, bucket, *_STATISTICS)
             .where(table.c.metric.in_(wanted), table.c.time >= start, table.c.time < end)
             .group_by(table.c.metric, literal_column("bucket"))
             .order_by(table.c.metric, literal_column("bucket"))
         )
-        rolled = self._rollup_statistics(start, end, width, wanted)
+        rolled = self._rollup_statistics(
+            start, end, start.timestamp(), width, models.sample_rollups.c.metric.in_(wanted)
+        )
         async with self._read("reading metric histories") as connection:
             rows = [tuple(row) for row in (await connection.execute(statement)).all()]
             rows += [tuple(row) for row in (await connection.execute(rolled)).all()]
