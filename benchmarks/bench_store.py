@@ -181,15 +181,26 @@ async def build_postgres(url: str, incidents: list[tuple[Any, ...]], samples: li
 # -- timing -------------------------------------------------------------------------------------
 
 
-async def median_ms(call: Callable[[], Awaitable[object]], *, repeat: int) -> float:
+async def paired_ms(
+    vigil: Callable[[], Awaitable[object]],
+    baseline: Callable[[], Awaitable[object]],
+    *,
+    repeat: int,
+) -> tuple[float, float]:
+    """The median times of ``vigil`` and of ``baseline`` in ms, called in turn after three
+    calls of each to warm up: a slow moment of the shared machine weighs on both alike, not
+    on one side of the ratio."""
+    calls = (vigil, baseline)
     for _ in range(3):
-        await call()
-    times = []
+        for call in calls:
+            await call()
+    times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeat):
-        began = time.perf_counter()
-        await call()
-        times.append((time.perf_counter() - began) * 1000)
-    return statistics.median(times)
+        for call, found in zip(calls, times, strict=True):
+            began = time.perf_counter()
+            await call()
+            found.append((time.perf_counter() - began) * 1000)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 @dataclass
@@ -246,13 +257,13 @@ async def _measure(store: Store, engine: AsyncEngine, *, repeat: int) -> list[Li
     async def vigil_page(page: int) -> None:
         await store.incident_history(status="resolved", page=page, page_size=PAGE_SIZE)
 
-    first_ms = await median_ms(lambda: vigil_page(1), repeat=repeat)
     lines.append(
         Line(
             "history page 1 (status=resolved)",
-            first_ms,
-            await median_ms(
-                lambda: plain(count_resolved, (page_sql.format(offset=0), ())), repeat=repeat
+            *await paired_ms(
+                lambda: vigil_page(1),
+                lambda: plain(count_resolved, (page_sql.format(offset=0), ())),
+                repeat=repeat,
             ),
             "plain count + page SQL",
             1.5,
@@ -262,8 +273,8 @@ async def _measure(store: Store, engine: AsyncEngine, *, repeat: int) -> list[Li
     lines.append(
         Line(
             f"history page {DEEP_PAGE} (OFFSET)",
-            await median_ms(lambda: vigil_page(DEEP_PAGE), repeat=repeat),
-            await median_ms(
+            *await paired_ms(
+                lambda: vigil_page(DEEP_PAGE),
                 lambda: plain(count_resolved, (page_sql.format(offset=offset), ())),
                 repeat=repeat,
             ),
@@ -282,7 +293,6 @@ async def _measure(store: Store, engine: AsyncEngine, *, repeat: int) -> list[Li
             status="resolved", page=DEEP_PAGE, page_size=PAGE_SIZE, cursor=before.next_cursor
         )
 
-    keyset_ms = await median_ms(vigil_keyset, repeat=repeat)
     keyset_id: Any = cursor.id.hex if sqlite else cursor.id
     keyset_sql = (
         "SELECT * FROM incidents WHERE status = 'resolved' "
@@ -292,8 +302,8 @@ async def _measure(store: Store, engine: AsyncEngine, *, repeat: int) -> list[Li
     lines.append(
         Line(
             f"history page {DEEP_PAGE} (cursor)",
-            keyset_ms,
-            await median_ms(
+            *await paired_ms(
+                vigil_keyset,
                 lambda: plain(count_resolved, (keyset_sql, (t(cursor.triggered_at), keyset_id))),
                 repeat=repeat,
             ),
@@ -302,11 +312,19 @@ async def _measure(store: Store, engine: AsyncEngine, *, repeat: int) -> list[Li
         )
     )
     lines.append(
-        Line(f"page {DEEP_PAGE} by cursor vs page 1", keyset_ms, first_ms, "Vigil's page 1", 2.0)
+        Line(
+            f"page {DEEP_PAGE} by cursor vs page 1",
+            *await paired_ms(vigil_keyset, lambda: vigil_page(1), repeat=repeat),
+            "Vigil's page 1",
+            2.0,
+        )
     )
 
     since = (NOW - timedelta(days=29)).date()
-    frequency_ms = await median_ms(lambda: store.frequency(days=30, now=NOW), repeat=repeat)
+
+    async def frequency() -> None:
+        await store.frequency(days=30, now=NOW)
+
     day = "date(triggered_at)" if sqlite else "(triggered_at AT TIME ZONE 'UTC')::date"
     group_by_sql = (
         f"SELECT {day} AS day, severity, count(*) FROM incidents "
@@ -316,9 +334,10 @@ async def _measure(store: Store, engine: AsyncEngine, *, repeat: int) -> list[Li
     lines.append(
         Line(
             "frequency 30 days",
-            frequency_ms,
-            await median_ms(
-                lambda: plain((group_by_sql, (t(since_time),))), repeat=max(5, repeat // 3)
+            *await paired_ms(
+                frequency,
+                lambda: plain((group_by_sql, (t(since_time),))),
+                repeat=max(5, repeat // 3),
             ),
             "plain GROUP BY incidents",
             0.2,
@@ -332,8 +351,7 @@ async def _measure(store: Store, engine: AsyncEngine, *, repeat: int) -> list[Li
     lines.append(
         Line(
             "frequency 30 days (layer cost)",
-            frequency_ms,
-            await median_ms(lambda: plain((counts_sql, day_params)), repeat=repeat),
+            *await paired_ms(frequency, lambda: plain((counts_sql, day_params)), repeat=repeat),
             "plain SQL on daily counts",
             1.5,
         )
@@ -347,8 +365,9 @@ async def _measure(store: Store, engine: AsyncEngine, *, repeat: int) -> list[Li
     lines.append(
         Line(
             "active list",
-            await median_ms(store.active_incidents, repeat=repeat),
-            await median_ms(lambda: plain((active_sql, ())), repeat=repeat),
+            *await paired_ms(
+                store.active_incidents, lambda: plain((active_sql, ())), repeat=repeat
+            ),
             "plain SQL",
             1.5,
         )
@@ -371,16 +390,11 @@ async def _measure(store: Store, engine: AsyncEngine, *, repeat: int) -> list[Li
     lines.append(
         Line(
             "metric history 24 h -> 500 points",
-            await median_ms(
+            *await paired_ms(
                 lambda: store.metric_history(
                     "gateway_latency", start=day_start, end=NOW, max_points=500
                 ),
-                repeat=repeat,
-            ),
-            await median_ms(
-                lambda: plain(
-                    (history_sql, (day_start.timestamp(), t(day_start), t(NOW))),
-                ),
+                lambda: plain((history_sql, (day_start.timestamp(), t(day_start), t(NOW)))),
                 repeat=repeat,
             ),
             "plain bucketed GROUP BY",
