@@ -173,6 +173,25 @@ def test_peak_and_last_value_follow_the_readings(
     assert (incident.peak_value, incident.last_value) == (peak, last)
 
 
+def test_a_steady_breach_keeps_its_incident_and_a_new_value_updates_it() -> None:
+    """An open incident is observed every cycle; a reading that changes neither its last nor
+    its peak value leaves it as it is (the same incident, not a copy of it every cycle)."""
+    rule = latency_rule()
+    state, _ = step(rule, RuleState(), 150, now=at(0))
+    opened, _ = step(rule, state, 150, now=at(1))
+    steady, events = step(rule, opened, 150, now=at(2))
+    assert events == [] and steady.incident is opened.incident
+    assert steady.breach_streak == opened.breach_streak + 1
+    higher, _ = step(rule, steady, 180, now=at(3))
+    assert higher.incident is not None and higher.incident.id == opened.incident.id
+    assert (higher.incident.peak_value, higher.incident.last_value) == (180, 180)
+    lower, _ = step(rule, higher, 160, now=at(4))
+    assert lower.incident is not None
+    assert (lower.incident.peak_value, lower.incident.last_value) == (180, 160)
+    again, _ = step(rule, lower, 160, now=at(5))
+    assert again.incident is lower.incident
+
+
 def test_resolution_is_automatic_and_timed() -> None:
     _, events = run(latency_rule(), [150, 150, 50, 50, 50])
     resolved = events[-1][1].incident

@@ -187,6 +187,8 @@ def _observe(rule: Rule, incident: Incident, seen: Observation) -> Incident:
             return incident
         return dataclasses.replace(incident, no_data=missing)
     peak = kinds.worse(rule)(incident.peak_value, value)
+    if value == incident.last_value and peak == incident.peak_value and missing == incident.no_data:
+        return incident  # a steady breach: the same incident, not a copy of it every cycle
     return incident.observed(last_value=value, peak_value=peak, no_data=missing)
 
 
