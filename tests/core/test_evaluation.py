@@ -179,6 +179,7 @@ def test_a_steady_breach_keeps_its_incident_and_a_new_value_updates_it() -> None
     rule = latency_rule()
     state, _ = step(rule, RuleState(), 150, now=at(0))
     opened, _ = step(rule, state, 150, now=at(1))
+    assert opened.incident is not None
     steady, events = step(rule, opened, 150, now=at(2))
     assert events == [] and steady.incident is opened.incident
     assert steady.breach_streak == opened.breach_streak + 1
