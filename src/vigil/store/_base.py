@@ -27,7 +27,7 @@ from vigil.core.rules import FIELD_NAMES, Rule
 from vigil.core.samples import Sample
 from vigil.store import models, records
 from vigil.store._own import OwnConnection, connect_own, drive, fetch_all, run_in_thread
-from vigil.store.engine import SQLITE_BEGIN, SQLITE_BUSY_TIMEOUT_MS
+from vigil.store.engine import SQLITE_BEGIN, SQLITE_BUSY_TIMEOUT_MS, sqlite_path
 from vigil.store.errors import VigilStorageError, translated_errors
 from vigil.store.listen import EVENTS_CHANNEL
 from vigil.store.records import Claim, Delivery
@@ -291,9 +291,9 @@ async def _in_transaction(
 def sqlite_file(database: str | None) -> Path | None:
     """The file of a SQLite database URL's database, absolute; ``None`` for a ``file:`` URI,
     left to SQLite: the store then reads and writes through its engine alone."""
-    if not database or database == ":memory:" or database.startswith("file:"):
+    if database is None or database.startswith("file:"):
         return None
-    return Path(database).resolve()
+    return sqlite_path(database)
 
 
 def signal_events(path: Path) -> None:

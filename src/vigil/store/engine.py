@@ -7,6 +7,7 @@ import os
 import sqlite3
 from collections import deque
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -64,18 +65,18 @@ def create_engine(url: str) -> AsyncEngine:
     raise ValidationError("database_url", f"unsupported database {backend!r}")
 
 
-def sqlite_path(database: str | None) -> str | None:
-    """The file a SQLite URL's database names: the path as given, or a ``file:`` URI's path
+def sqlite_path(database: str | None) -> Path | None:
+    """The file a SQLite URL's database names, absolute: its path, or a ``file:`` URI's path
     (percent-decoded; its query is SQLite's). ``None`` for an in-memory database. Relative
     to the working directory, as SQLite opens it: ``~`` is not the home directory."""
     if database and database.startswith("file:"):
         database = unquote(urlsplit(database).path)
     if not database or database == ":memory:":
         return None
-    return database
+    return Path(database).resolve()
 
 
-def _create_owner_only(path: str) -> None:
+def _create_owner_only(path: Path) -> None:
     """Create a new SQLite file readable by its owner only (0600) before SQLite creates it
     (0644 less the umask); SQLite gives its -wal and -shm files the same mode. An existing
     file keeps the mode its owner chose; a directory that does not exist is reported later."""

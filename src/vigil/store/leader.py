@@ -171,9 +171,7 @@ def leadership_for(url: str | URL) -> Leadership:
     if parsed.get_backend_name() == "postgresql":
         return PostgresLeadership(url)
     path = sqlite_path(parsed.database)
-    if path is None:
-        return SoleLeadership()
-    return FileLeadership(Path(path).resolve())
+    return SoleLeadership() if path is None else FileLeadership(path)
 
 
 def driver_dsn(url: str | URL) -> str:

@@ -8,7 +8,6 @@ closes.
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -132,9 +131,9 @@ def _check_sqlite_directory(engine: AsyncEngine) -> None:
     path = sqlite_path(database) if engine.dialect.name == "sqlite" else None
     if path is None:
         return
-    directory = Path(path).resolve().parent
+    directory = path.parent
     if not directory.is_dir():
-        hint = " (SQLite does not expand ~: give the full path)" if path.startswith("~") else ""
+        hint = " (SQLite does not expand ~: give the full path)" if "~" in directory.parts else ""
         raise VigilStorageError(
             f"cannot open the SQLite database {database}: the directory {directory} does not "
             f"exist{hint}"
