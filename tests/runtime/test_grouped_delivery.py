@@ -125,7 +125,9 @@ async def test_each_critical_member_of_a_group_is_reminded(
         critical = {i.id for i in api.vigil.view.active() if i.severity.value == "critical"}
         assert len(critical) == 2
         api.clock.advance(5 * 60)
-        assert await api.vigil.notifier.remind(api.clock()) == 2
+        # The notifier's own round (every 0.2 s) may write some of them first: what counts
+        # is that each is written, once.
+        await api.vigil.notifier.remind(api.clock())
         reminders = [row for row in await api.vigil.store.list_notifications() if row.repeat == 1]
-        assert {row.incident_id for row in reminders} == critical
+        assert sorted(row.incident_id for row in reminders) == sorted(critical)
         assert await api.vigil.notifier.remind(api.clock()) == 0  # written once
