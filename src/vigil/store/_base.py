@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mappin
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import aiosqlite
 from sqlalchemy import Row, Table, func, select
@@ -27,6 +27,7 @@ from vigil.core.rules import FIELD_NAMES, Rule
 from vigil.core.samples import Sample
 from vigil.store import models, records
 from vigil.store._own import OwnConnection, connect_own, drive, fetch_all, run_in_thread
+from vigil.store._prepared import DrivenConnection, prepared
 from vigil.store.engine import SQLITE_BEGIN, SQLITE_BUSY_TIMEOUT_MS, sqlite_path
 from vigil.store.errors import VigilStorageError, translated_errors
 from vigil.store.listen import EVENTS_CHANNEL
@@ -45,7 +46,7 @@ SampleValues = tuple[str, str, Any, float]  # a sample's row: instance, metric, 
 
 
 # Built once, as every statement a monitor cycle runs: building one cost more than running it.
-_INSERT_EVENT = models.events.insert().returning(models.events.c.id)
+_INSERT_EVENT = prepared(models.events.insert().returning(models.events.c.id))
 
 
 class StoreBase:
@@ -160,8 +161,9 @@ class StoreBase:
                 connection = await connection.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
                 raw = await connection.get_raw_connection()
                 driver: Any = raw.driver_connection  # an aiosqlite connection
+                driven = cast(AsyncConnection, DrivenConnection(connection, driver._conn))
                 try:
-                    result = await drive(driver, _in_transaction(connection, body))
+                    result = await drive(driver, _in_transaction(connection, body, driven))
                 finally:
                     appended = connection.info.pop(_APPENDED, False)
         if appended and self._signal is not None:
@@ -189,9 +191,11 @@ class StoreBase:
 
         def build() -> Any:
             statement = self._upsert(table)
-            return statement.on_conflict_do_update(
-                index_elements=[table.c[key] for key in keys],
-                set_={name: table.c[name] + statement.excluded[name] for name in counters},
+            return prepared(
+                statement.on_conflict_do_update(
+                    index_elements=[table.c[key] for key in keys],
+                    set_={name: table.c[name] + statement.excluded[name] for name in counters},
+                )
             )
 
         return self._built(f"adding upsert {table.name}", build)
@@ -282,10 +286,12 @@ class StoreBase:
 
 
 async def _in_transaction(
-    connection: AsyncConnection, body: Callable[[AsyncConnection], Coroutine[Any, Any, _T]]
+    connection: AsyncConnection,
+    body: Callable[[AsyncConnection], Coroutine[Any, Any, _T]],
+    driven: AsyncConnection,
 ) -> _T:
     async with connection.begin():
-        return await body(connection)
+        return await body(driven)
 
 
 def sqlite_file(database: str | None) -> Path | None:

@@ -35,6 +35,7 @@ from vigil.store._base import (
     parse_incident_id,
 )
 from vigil.store._groups import IncidentGroups
+from vigil.store._prepared import prepared
 from vigil.store.records import Claim, Delivery
 
 # What the evaluator owns on an open incident. Acknowledgement and notes belong to people and
@@ -74,6 +75,8 @@ _INSERT_INCIDENT = models.incidents.insert()
 _RULES_NAMED = select(models.rules.c.name).where(
     models.rules.c.name.in_(bindparam("names", expanding=True))
 )
+for _statement in (_OBSERVE, _EVALUATE, _EVALUATE_RESOLVED, _INSERT_INCIDENT, _RULES_NAMED):
+    prepared(_statement)  # run by every cycle that writes (``_prepared``)
 
 
 def _day(incident: Incident) -> date:
@@ -298,9 +301,11 @@ class IncidentChanges(IncidentGroups):
         table = models.rule_states
         statement = self._upsert(table)
         kept = ("breach_streak", "normal_streak", "critical_streak", "flap_history", "flapping")
-        return statement.on_conflict_do_update(
-            index_elements=[table.c.rule, table.c.series],
-            set_={name: statement.excluded[name] for name in (*kept, "updated_at")},
+        return prepared(
+            statement.on_conflict_do_update(
+                index_elements=[table.c.rule, table.c.series],
+                set_={name: statement.excluded[name] for name in (*kept, "updated_at")},
+            )
         )
 
     async def _save_streaks(

@@ -32,6 +32,7 @@ from vigil.core.validation import check_text
 from vigil.notify.channels import NotifyOn
 from vigil.store import models
 from vigil.store._base import StoreBase, check_time, event_from_row
+from vigil.store._prepared import prepared
 
 RowMaker = Callable[..., dict[str, Any]]
 
@@ -249,11 +250,13 @@ async def escalation_rows(
 
 
 async def _policies(connection: AsyncConnection, *, lock: bool = False) -> list[EscalationPolicy]:
-    table = models.escalation_policies
-    statement = select(table).order_by(table.c.name)
-    if lock:
-        statement = statement.with_for_update()
+    statement = _POLICIES_LOCKED if lock else _POLICIES
     return [_policy(row) for row in (await connection.execute(statement)).all()]
+
+
+# Every policy, by name: read by every cycle that notifies (``_prepared``).
+_POLICIES = prepared(select(models.escalation_policies).order_by(models.escalation_policies.c.name))
+_POLICIES_LOCKED = _POLICIES.with_for_update()
 
 
 async def _check_fits(

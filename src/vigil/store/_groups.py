@@ -43,6 +43,7 @@ from vigil.core.grouping import (
 from vigil.core.incidents import Incident, Status
 from vigil.store import models
 from vigil.store._base import StoreBase, check_int, check_time, incident_from_row
+from vigil.store._prepared import prepared
 from vigil.store.records import OutboxStatus
 
 MAX_GROUPS = 200
@@ -62,7 +63,6 @@ class IncidentGroups(StoreBase):
         (with their window). Nothing when ``window`` is zero (grouping off)."""
         if not opened or window <= timedelta(0):
             return {}, {}
-        groups = models.incident_groups
         earliest = min(incident.triggered_at for incident in opened)
         wanted = sorted({labels[i.rule] for i in opened if labels and i.rule in labels})
         parameters: dict[str, Any] = {"since": earliest - window}
@@ -86,7 +86,7 @@ class IncidentGroups(StoreBase):
         )
         if outcome.created:
             await connection.execute(
-                groups.insert(),
+                _NEW_GROUPS,
                 [
                     {
                         "id": group.id,
@@ -361,6 +361,20 @@ _GROUPS_NAMED = select(_GROUPS).where(_GROUPS.c.id.in_(bindparam("ids", expandin
 _MEMBERS = select(models.incidents).where(
     models.incidents.c.group_id.in_(bindparam("groups", expanding=True))
 )
+_NEW_GROUPS = _GROUPS.insert()
+for _statement in (
+    _NEW_GROUPS,
+    _JOINABLE,
+    _JOINABLE_OR_LABELLED,
+    _JOINED,
+    _WAITING,
+    _LAST_AT,
+    _OPEN_LEFT,
+    _WINDOWS,
+    _GROUPS_NAMED,
+    _MEMBERS,
+):
+    prepared(_statement)  # run by the cycles that open or resolve incidents (``_prepared``)
 
 
 def _check_status(status: Status | str | None) -> str | None:

@@ -32,6 +32,7 @@ from vigil.store import models
 from vigil.store._base import check_int, check_lease, check_time, event_from_row, logged
 from vigil.store._escalations import escalation_rows
 from vigil.store._groups import IncidentGroups, group_summaries
+from vigil.store._prepared import prepared
 from vigil.store.records import (
     MAX_CLAIM,
     Claim,
@@ -71,12 +72,7 @@ class Outbox(IncidentGroups):
         notified = [e for e in events if e.incident is not None and NotifyOn.of(e.kind) is not None]
         if not notified:
             return
-        table = models.channels
-        channels = (
-            await connection.execute(
-                select(table).where(table.c.enabled.is_(True)).order_by(table.c.name)
-            )
-        ).all()
+        channels = (await connection.execute(_ENABLED_CHANNELS)).all()
         if claim is not None:  # what its deliveries name, as this transaction sees it
             claim.channels = delivery_channels_of(channels)
         rows = [
@@ -104,8 +100,8 @@ class Outbox(IncidentGroups):
 
     def _outbox_insert(self) -> Any:
         outbox = models.outbox
-        return self._upsert(outbox).on_conflict_do_nothing(
-            index_elements=[outbox.c.idempotency_key]
+        return prepared(
+            self._upsert(outbox).on_conflict_do_nothing(index_elements=[outbox.c.idempotency_key])
         )
 
     async def claim_notifications(
@@ -225,17 +221,10 @@ class Outbox(IncidentGroups):
         check_time("now", now)
         if not item_ids:
             return 0
-        outbox = models.outbox
 
         async def record(connection: AsyncConnection) -> int:
-            sent = (
-                await connection.scalars(
-                    update(outbox)
-                    .where(outbox.c.id.in_(list(item_ids)), outbox.c.status.in_(_SENDABLE))
-                    .values(status=OutboxStatus.SENT, sent_at=now)
-                    .returning(outbox.c.event_id)
-                )
-            ).all()
+            parameters = {"ids": sorted(item_ids), "now": now}
+            sent = (await connection.scalars(_SETTLE_SENT, parameters)).all()
             await self._count_sent(connection, sent, now=now)
             return len(sent)
 
@@ -346,16 +335,7 @@ async def cancel_follow_ups(
     status (``still_active``) and is not written."""
     if not incident_ids:
         return
-    outbox = models.outbox
-    await connection.execute(
-        update(outbox)
-        .where(
-            outbox.c.incident_id.in_(sorted(incident_ids)),
-            outbox.c.status == OutboxStatus.PENDING,
-            outbox.c.repeat > 0,
-        )
-        .values(status=OutboxStatus.CANCELLED)
-    )
+    await connection.execute(_CANCEL_FOLLOW_UPS, {"incidents": sorted(incident_ids)})
 
 
 async def still_active(
@@ -481,9 +461,39 @@ _TAKE = (
     )
     .returning(*models.outbox.c)
 )
+# The enabled channels, by name; the follow-ups of ``incidents`` not sent yet, cancelled.
+_ENABLED_CHANNELS = (
+    select(models.channels)
+    .where(models.channels.c.enabled.is_(True))
+    .order_by(models.channels.c.name)
+)
+_CANCEL_FOLLOW_UPS = (
+    update(models.outbox)
+    .where(
+        models.outbox.c.incident_id.in_(bindparam("incidents", expanding=True)),
+        models.outbox.c.status == OutboxStatus.PENDING,
+        models.outbox.c.repeat > 0,
+    )
+    .values(status=OutboxStatus.CANCELLED)
+)
+for _statement in (_DUE, _DUE_OF_EVENTS, _TAKE, _ENABLED_CHANNELS, _CANCEL_FOLLOW_UPS):
+    prepared(_statement)  # the claim, in the cycle's transaction or its own (``_prepared``)
 # A cancelled row may still be settled as sent: its attempt was under way when it was
 # cancelled, and the message left. A failed attempt of it is not retried.
 _SENDABLE = (OutboxStatus.PENDING, OutboxStatus.CANCELLED)
+# Rows ``ids`` sent ``now``, unless settled meanwhile; the events they were about.
+_SETTLE_SENT = prepared(
+    update(models.outbox)
+    .where(
+        models.outbox.c.id.in_(bindparam("ids", expanding=True)),
+        models.outbox.c.status.in_(_SENDABLE),
+    )
+    .values(
+        status=OutboxStatus.SENT,
+        sent_at=bindparam("now", type_=models.outbox.c.sent_at.type),
+    )
+    .returning(models.outbox.c.event_id)
+)
 
 
 def _settled_from(error: str | None) -> tuple[OutboxStatus, ...]:

@@ -30,6 +30,7 @@ from vigil.core.incidents import Incident, Resolution
 from vigil.core.validation import check_rule_name
 from vigil.store import models
 from vigil.store._base import StoreBase, check_int, check_time
+from vigil.store._prepared import prepared
 from vigil.store.records import RuleStats
 
 STATS_DAYS = (7, 30, 90)
@@ -138,13 +139,8 @@ class RuleStatsQueries(StoreBase):
         """Notifications just settled as sent, by the ids of the events they are about."""
         if not event_ids:
             return
-        table = models.events
         by_id = dict(
-            (
-                await connection.execute(
-                    select(table.c.id, table.c.rule).where(table.c.id.in_(set(event_ids)))
-                )
-            ).all()
+            (await connection.execute(_RULES_OF_EVENTS, {"ids": sorted(set(event_ids))})).all()
         )
         day = now.astimezone(UTC).date()
         deltas: Deltas = {}
@@ -162,6 +158,14 @@ class RuleStatsQueries(StoreBase):
             for (rule, day), values in sorted(deltas.items())
         ]
         await connection.execute(self._adding_upsert(_TABLE, ("rule", "day"), COUNTERS), rows)
+
+
+# The rule of each event ``ids`` (``_count_sent``, as each notification is settled).
+_RULES_OF_EVENTS = prepared(
+    select(models.events.c.id, models.events.c.rule).where(
+        models.events.c.id.in_(bindparam("ids", expanding=True))
+    )
+)
 
 
 # -- the arithmetic, pure ----------------------------------------------------------------------
