@@ -102,6 +102,18 @@ async def test_a_value_the_statement_carries_and_returning(migrated_sqlite_url: 
         assert (await store.get_incident(incident.id)).peak_value == 152.0
 
 
+async def test_a_parameter_left_out_is_an_error_not_a_null(migrated_sqlite_url: str) -> None:
+    async with await Store.open(migrated_sqlite_url) as store:
+        incident = await open_incident(store)
+
+        async def bump(connection: AsyncConnection) -> Any:
+            return (await connection.execute(_BUMP, {"ident": incident.id})).one()
+
+        with pytest.raises(VigilStorageError, match="a value is required for 'new_message'"):
+            await in_driven(store, bump)
+        assert (await store.get_incident(incident.id)).message == incident.message
+
+
 async def test_an_empty_in_list_reads_nothing(migrated_sqlite_url: str) -> None:
     async with await Store.open(migrated_sqlite_url) as store:
         await open_incident(store)

@@ -37,13 +37,14 @@ _TOKEN = re.compile(r"\?|__\[POSTCOMPILE_(\w+)\]")
 
 
 def prepared(statement: _S) -> _S:
-    """Mark a statement built once (a module constant, or ``StoreBase._built``) to run as a
-    prepared statement in driven SQLite transactions. Returns it, unchanged."""
+    """Mark a statement built once (a module constant, or one ``StoreBase._built`` keeps) to
+    run as a prepared statement in driven SQLite transactions. Returns it, unchanged."""
     _PREPARED.setdefault(statement, {})
     return statement
 
 
 Processor = Callable[[Any], Any] | None
+_REQUIRED = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +52,8 @@ class _Plan:
     """One shape of a prepared statement: its SQL text and how to fill its ``?``s."""
 
     sql: str
-    # Per ``?`` (an expanding list: per element): the parameter's name, whether it expands,
-    # its value when the statement carries one, and its bind processor.
+    # Per parameter, in order: its name, whether it expands (a ``?`` per element of its
+    # list), the value the statement carries (``_REQUIRED``: none) and its bind processor.
     binds: tuple[tuple[str, bool, Any, Processor], ...]
     keys: tuple[str, ...]  # the result's columns (none: no rows)
     results: tuple[Processor, ...]
@@ -61,6 +62,8 @@ class _Plan:
         out: list[Any] = []
         for name, expanding, fixed, process in self.binds:
             value = parameters[name] if name in parameters else fixed
+            if value is _REQUIRED:
+                raise sa_exc.InvalidRequestError(f"a value is required for {name!r}")
             if expanding:
                 out.extend(value if process is None else [process(v) for v in value])
             else:
@@ -78,17 +81,19 @@ def _plan(
     pieces = _TOKEN.split(compiled.string)
     # split() with one group: text, name-or-None, text, ...: one marker per positional name.
     markers = pieces[1::2]
-    if len(markers) != len(names):
-        return None
+    if len(markers) != len(names) or compiled.insert_prefetch or compiled.update_prefetch:
+        return None  # or a column's default made in Python, at execution: SQLAlchemy's
     binds = []
     sql = [pieces[0]]
     for index, (name, marker) in enumerate(zip(names, markers, strict=True)):
         bind = compiled.binds[name]
         expanding = marker is not None
+        if (expanding and marker != name) or bind.callable is not None:
+            return None
         process = bind.type.dialect_impl(dialect).bind_processor(dialect)
-        fixed = None if bind.callable is not None or bind.required else bind.value
+        fixed: Any = _REQUIRED if bind.required else bind.value
         if expanding:  # a list given, or the statement's own (``in_((1, 2))``)
-            size = sizes.get(name, len(fixed or ()))
+            size = sizes.get(name, 0 if fixed is _REQUIRED else len(fixed))
             if not size:
                 return None  # SQLAlchemy renders an empty IN of its own
             sql.append(", ".join("?" * size))
