@@ -1,11 +1,13 @@
 """The store's own SQLite connections (the monitor's reader, the group commit's writer): opened
 when first used, afresh after an error, never again once the store is closed, and never left
-open by an opening that was cancelled."""
+open by an opening that was cancelled or that a close overtook."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import timedelta
+from typing import cast
 
 import pytest
 
@@ -18,27 +20,20 @@ from .conftest import T0
 
 
 class FakeConnection:
-    def __init__(self, closing: asyncio.Event) -> None:
+    def __init__(self) -> None:
         self.closed = False
-        self._closing = closing
 
     async def close(self) -> None:
         self.closed = True
-        self._closing.set()
 
 
-def counting(
-    made: list[FakeConnection],
-    gate: asyncio.Event | None = None,
-    closing: asyncio.Event | None = None,
-) -> OwnConnection:
-    """An ``OwnConnection`` of fakes, each appended to ``made``, made once ``gate`` is set;
-    ``closing`` is set when one is closed."""
+def counting(made: list[FakeConnection], gate: asyncio.Event | None = None) -> OwnConnection:
+    """An ``OwnConnection`` of fakes, each appended to ``made``, made once ``gate`` is set."""
 
     async def connect() -> FakeConnection:
         if gate is not None:
             await gate.wait()
-        made.append(FakeConnection(closing or asyncio.Event()))
+        made.append(FakeConnection())
         return made[-1]
 
     return OwnConnection(connect)  # type: ignore[arg-type]
@@ -65,21 +60,66 @@ async def test_once_closed_it_is_never_opened_again() -> None:
     assert len(made) == 1 and made[0].closed
 
 
-async def test_an_opening_cut_short_closes_the_connection_it_was_making() -> None:
+async def test_an_opening_cut_short_is_taken_by_the_next_use() -> None:
     made: list[FakeConnection] = []
-    gate, closing = asyncio.Event(), asyncio.Event()
-    own = counting(made, gate, closing)
+    gate = asyncio.Event()
+    own = counting(made, gate)
     getting = asyncio.ensure_future(own.get())
     await asyncio.sleep(0)  # the opening has begun and waits on the gate
     getting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await getting
     gate.set()  # the connection is made after all ...
-    async with asyncio.timeout(30):
-        await closing.wait()  # ... and closed by nobody but the opening's callback
+    assert cast(object, await own.get()) is made[0]  # ... and the next use takes it: one connection
+    assert len(made) == 1 and not made[0].closed
+    await own.close()
+    assert made[0].closed
+
+
+async def test_closing_during_an_opening_closes_what_it_makes_before_returning() -> None:
+    made: list[FakeConnection] = []
+    gate = asyncio.Event()
+    own = counting(made, gate)
+    getting = asyncio.ensure_future(own.get())
+    await asyncio.sleep(0)  # the opening has begun and waits on the gate
+    closing = asyncio.ensure_future(own.close())
+    await asyncio.sleep(0)
+    assert not closing.done()  # it waits for the opening under way
+    gate.set()
+    await closing
+    assert len(made) == 1 and made[0].closed  # closed by the time close() returned
+    with pytest.raises(ValueError, match="closed"):
+        await getting  # its caller gets the store's "closed", not a closed connection
+
+
+async def test_closing_after_an_opening_cut_short_closes_what_it_made() -> None:
+    made: list[FakeConnection] = []
+    gate = asyncio.Event()
+    own = counting(made, gate)
+    getting = asyncio.ensure_future(own.get())
+    await asyncio.sleep(0)
+    getting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await getting
+    gate.set()
+    await own.close()  # nobody took the connection: close() does not leave it open
     assert len(made) == 1 and made[0].closed
-    await own.get()  # the next use opens its own
-    assert len(made) == 2 and not made[1].closed
+
+
+async def test_a_failed_opening_is_tried_afresh_by_the_next_use() -> None:
+    attempts: list[int] = []
+
+    async def connect() -> FakeConnection:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise sqlite3.OperationalError("unable to open database file")
+        return FakeConnection()
+
+    own = OwnConnection(connect)  # type: ignore[arg-type]
+    with pytest.raises(sqlite3.OperationalError, match="unable to open"):
+        await own.get()
+    connection = await own.get()
+    assert len(attempts) == 2 and not cast(FakeConnection, connection).closed
 
 
 async def test_a_sqlite_store_closed_refuses_its_own_connections_work(

@@ -5,7 +5,9 @@ transaction (``drive``).
 
 Opened when first used, opened afresh after an error, never again once the store is closed:
 a use after ``close()`` fails rather than leaving a connection nobody will close. An opening
-cut short by cancellation still closes the connection it was making.
+whose caller is cancelled goes on, for the next use to take; ``close()`` waits for an opening
+under way and closes what it made, so once it returns no thread of the connection's is left
+to call back into the event loop (which may be closed next).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class OwnConnection:
     def __init__(self, connect: Callable[[], Awaitable[aiosqlite.Connection]]) -> None:
         self._connect = connect
         self._connection: aiosqlite.Connection | None = None
+        self._pending: asyncio.Future[aiosqlite.Connection] | None = None  # an opening
         self._opening = asyncio.Lock()
         self._closed = False
 
@@ -38,12 +41,19 @@ class OwnConnection:
             if self._closed:
                 raise ValueError("the store is closed")
             if self._connection is None:
-                opening = asyncio.ensure_future(self._connect())
+                if self._pending is None:
+                    self._pending = asyncio.ensure_future(self._connect())
                 try:
-                    self._connection = await asyncio.shield(opening)
+                    # Shielded: a caller cancelled here leaves the opening to the next.
+                    connection = await asyncio.shield(self._pending)
                 except asyncio.CancelledError:
-                    opening.add_done_callback(_close_when_opened)
                     raise
+                except BaseException:
+                    self._pending = None  # failed: the next use tries afresh
+                    raise
+                if self._closed:  # closed meanwhile: ``close`` closes what was made
+                    raise ValueError("the store is closed")
+                self._connection, self._pending = connection, None
             return self._connection
 
     async def reset(self) -> None:
@@ -53,8 +63,13 @@ class OwnConnection:
             await _close_quietly(connection)
 
     async def close(self) -> None:
-        """Close it for good."""
+        """Close it for good, and what an opening under way makes."""
         self._closed = True
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            await asyncio.wait([pending])
+            if not pending.cancelled() and pending.exception() is None:
+                await _close_quietly(pending.result())
         await self.reset()
 
 
@@ -162,16 +177,6 @@ def _to_the_end(coroutine: Coroutine[Any, Any, _T]) -> _T:
 def fetch_all(connection: sqlite3.Connection, sql: str, parameters: Sequence[Any]) -> list[Any]:
     """One query's rows, as tuples (for ``run_in_thread``)."""
     return connection.execute(sql, parameters).fetchall()
-
-
-_closing: set[asyncio.Task[None]] = set()  # held until done: a task nobody holds may vanish
-
-
-def _close_when_opened(opening: asyncio.Future[aiosqlite.Connection]) -> None:
-    if not opening.cancelled() and opening.exception() is None:
-        closing = asyncio.ensure_future(_close_quietly(opening.result()))
-        _closing.add(closing)
-        closing.add_done_callback(_closing.discard)
 
 
 async def _close_quietly(connection: aiosqlite.Connection) -> None:
