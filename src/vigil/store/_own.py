@@ -65,9 +65,10 @@ class OwnConnection:
     async def close(self) -> None:
         """Close it for good, and what an opening under way makes."""
         self._closed = True
-        pending, self._pending = self._pending, None
+        pending = self._pending
         if pending is not None:
             await asyncio.wait([pending])
+            self._pending = None  # only now: a close cut short leaves it to the next close
             if not pending.cancelled() and pending.exception() is None:
                 await _close_quietly(pending.result())
         await self.reset()
