@@ -39,6 +39,15 @@ def counting(made: list[FakeConnection], gate: asyncio.Event | None = None) -> O
     return OwnConnection(connect)  # type: ignore[arg-type]
 
 
+async def cut_short(own: OwnConnection) -> None:
+    """A use of ``own`` cancelled once its opening has begun (and waits on its gate)."""
+    getting = asyncio.ensure_future(own.get())
+    await asyncio.sleep(0)
+    getting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await getting
+
+
 async def test_one_connection_is_opened_when_first_used_and_again_after_a_reset() -> None:
     made: list[FakeConnection] = []
     own = counting(made)
@@ -64,11 +73,7 @@ async def test_an_opening_cut_short_is_taken_by_the_next_use() -> None:
     made: list[FakeConnection] = []
     gate = asyncio.Event()
     own = counting(made, gate)
-    getting = asyncio.ensure_future(own.get())
-    await asyncio.sleep(0)  # the opening has begun and waits on the gate
-    getting.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await getting
+    await cut_short(own)
     gate.set()  # the connection is made after all ...
     assert cast(object, await own.get()) is made[0]  # ... and the next use takes it: one connection
     assert len(made) == 1 and not made[0].closed
@@ -96,11 +101,7 @@ async def test_closing_after_an_opening_cut_short_closes_what_it_made() -> None:
     made: list[FakeConnection] = []
     gate = asyncio.Event()
     own = counting(made, gate)
-    getting = asyncio.ensure_future(own.get())
-    await asyncio.sleep(0)
-    getting.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await getting
+    await cut_short(own)
     gate.set()
     await own.close()  # nobody took the connection: close() does not leave it open
     assert len(made) == 1 and made[0].closed
