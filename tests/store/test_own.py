@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import cast
 
 import pytest
+from sqlalchemy import event
 
 from vigil.core.samples import Sample
 from vigil.store import Store
@@ -137,3 +138,20 @@ async def test_a_sqlite_store_closed_refuses_its_own_connections_work(
         await store.write_samples([sample])
     with pytest.raises(VigilStorageError, match="closed"):
         await store.latest_readings(since=T0 - timedelta(minutes=1))
+
+
+async def test_a_closed_store_refuses_its_pools_work_too(migrated_url: str) -> None:
+    """Reads and writes through the engine (every one on PostgreSQL) refuse once closed:
+    the disposed engine would otherwise open a new pool that nobody closes."""
+    store = await Store.open(migrated_url)
+    assert await store.active_incidents() == []
+    await store.close()
+    opened: list[object] = []
+    event.listen(store._engine.sync_engine, "connect", lambda *arguments: opened.append(arguments))
+    with pytest.raises(VigilStorageError, match="the store is closed"):
+        await store.active_incidents()
+    with pytest.raises(VigilStorageError, match="the store is closed"):
+        await store.update_rule("gateway_latency", {"warning": 120}, by="test", now=T0)
+    with pytest.raises(VigilStorageError, match="the store is closed"):
+        await store.events_after(0, limit=10)
+    assert opened == []  # no connection was opened again

@@ -55,6 +55,7 @@ class StoreBase:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._dialect = engine.dialect.name
+        self._closed = False  # ``Store.close``: every way to the database refuses from then on
         # A SQLite file named by its path (not by a ``file:`` URI, whose options are SQLite's
         # to apply to every connection): the events' signal file beside it.
         self._database = sqlite_file(engine.url.database) if self._dialect == "sqlite" else None
@@ -124,18 +125,26 @@ class StoreBase:
             return (0, 0, 0)  # no process has signalled yet
         return (found.st_mtime_ns, found.st_ino, found.st_size)
 
+    def _connect(self, action: str) -> AsyncConnection:
+        """A connection of the engine's pool (to use as ``async with``). Once the store is
+        closed, ``VigilStorageError``: the disposed engine would open a new pool that nobody
+        closes, as the store's own connections refuse (``OwnConnection``)."""
+        if self._closed:
+            raise VigilStorageError(f"{action} failed: the store is closed")
+        return self._engine.connect()
+
     @asynccontextmanager
     async def _read(self, action: str) -> AsyncIterator[AsyncConnection]:
         """A read transaction: one consistent snapshot for a count and its page."""
         with translated_errors(action):
-            async with self._engine.connect() as connection:
+            async with self._connect(action) as connection:
                 yield connection
 
     @asynccontextmanager
     async def _write(self, action: str) -> AsyncIterator[AsyncConnection]:
         """A write transaction, committed on success, rolled back on any error."""
         with translated_errors(action):
-            async with self._engine.connect() as connection:
+            async with self._connect(action) as connection:
                 if self._dialect == "sqlite":
                     connection = await connection.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
                 try:
@@ -157,7 +166,7 @@ class StoreBase:
             async with self._write(action) as connection:
                 return await body(connection)
         with translated_errors(action):
-            async with self._engine.connect() as connection:
+            async with self._connect(action) as connection:
                 connection = await connection.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
                 raw = await connection.get_raw_connection()
                 driver: Any = raw.driver_connection  # an aiosqlite connection

@@ -374,7 +374,7 @@ class SampleQueries(Rollups):
         if self._database is None:  # a ``file:`` URI: through the engine, as SQLite opens it
             sql, parameters = _latest_sqlite(since, exclude_instance)
             with translated_errors("reading latest readings"):
-                async with self._engine.connect() as connection:
+                async with self._connect("reading latest readings") as connection:
                     result = await connection.exec_driver_sql(sql, parameters)
                     rows: Iterable[Any] = result.all()
             newest = {(i, m): (t, row_id, v) for m, i, v, t, row_id in rows}

@@ -72,6 +72,7 @@ class Store(
         return store
 
     async def close(self) -> None:
+        self._closed = True
         await self._reader.close()
         await self._sample_writer.close()
         await self._engine.dispose()
