@@ -21,6 +21,7 @@ import schemathesis
 import schemathesis.checks
 from hypothesis import HealthCheck, settings
 from schemathesis import Case
+from schemathesis.core.parameters import ParameterLocation
 
 from vigil.core import Rule
 from vigil.runtime import Vigil
@@ -51,6 +52,8 @@ class ServerThread:
         self.url = url
         self.base = ""
         self.tokens: dict[str, str] = {}
+        # Operations whose authentication this server has been seen to enforce (``checks``).
+        self.auth_enforced: set[str] = set()
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -136,6 +139,34 @@ def test_the_fuzzing_reaches_postgresql(
     assert servers["postgres"].url == postgres_url
 
 
+def excluded_checks(server: ServerThread, case: Case[Any]) -> list[Any]:
+    """The checks not run on ``case``'s answer from ``server``. Every other check runs.
+
+    - ``positive_data_acceptance`` expects any schema-valid request to succeed, but some are
+      refused by rules a JSON schema cannot state: a rule's warning below its critical, a
+      cursor this server issued, a password that matches (422 or 401).
+    - ``ignored_auth`` sends a successful request again without credentials and with wrong
+      ones. Enforcement is a property of the operation, not of a payload, so Schemathesis's
+      own runner makes these probes once per operation; a test that calls
+      ``call_and_validate`` itself has no runner, and would make them for every success. So
+      they are made until they pass once for the operation on this server
+      (``confirm_auth``)."""
+    excluded = [schemathesis.checks.positive_data_acceptance]
+    if case.operation.label in server.auth_enforced:
+        excluded.append(schemathesis.checks.ignored_auth)
+    return excluded
+
+
+def confirm_auth(server: ServerThread, case: Case[Any], status: int) -> None:
+    """After ``case``'s checks passed on ``server``: ``ignored_auth`` probed the operation
+    and found its authentication enforced if the answer was a success to a request with a
+    valid path (a negative path parameter may miss the operation's route, so that check
+    makes no probe then)."""
+    negative_path = case.meta is not None and case.meta.is_negative_at(ParameterLocation.PATH)
+    if 200 <= status < 300 and not negative_path:
+        server.auth_enforced.add(case.operation.label)
+
+
 def _on_each(servers: dict[str, ServerThread], call: Callable[[ServerThread], None]) -> None:
     """``call`` for each server in turn; a failure names the database it failed on."""
     for kind, server in servers.items():
@@ -171,14 +202,12 @@ def test_the_api_honours_its_own_schema(case: Case[Any], servers: dict[str, Serv
     role = "ingest" if case.path == "/api/ingest" else "admin"
 
     def call(server: ServerThread) -> None:
-        case.call_and_validate(
+        response = case.call_and_validate(
             base_url=server.base,
             headers={"Authorization": f"Bearer {server.tokens[role]}"},
-            # Every other check runs. This one expects any schema-valid request to succeed,
-            # but some are refused by rules a JSON schema cannot state: a rule's warning below
-            # its critical, a cursor this server issued, a password that matches (422 or 401).
-            excluded_checks=[schemathesis.checks.positive_data_acceptance],
+            excluded_checks=excluded_checks(server, case),
         )
+        confirm_auth(server, case, response.status_code)
 
     _on_each(servers, call)
 
@@ -205,9 +234,10 @@ def _run_call_sequences(server: ServerThread) -> None:
         ) -> None:
             case.validate_response(
                 response,
-                excluded_checks=[schemathesis.checks.positive_data_acceptance],
+                excluded_checks=excluded_checks(server, case),
                 transport_kwargs=kwargs,
             )
+            confirm_auth(server, case, response.status_code)
 
     Workflow.run(
         settings=settings(
