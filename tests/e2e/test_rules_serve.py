@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
+import pytest_asyncio
 
 from ..cli.support import in_thread
 from ..cli.test_serve import Served
@@ -76,13 +76,13 @@ class Server:
         return await asyncio.wait_for(poll(), DEADLINE * 2)
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="session")
 async def receiver() -> AsyncIterator[Receiver]:
     async with serving() as found:
         yield found
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="session")
 async def server(migrated_sqlite_url: str, receiver: Receiver) -> AsyncIterator[Server]:
     admin = await token(migrated_sqlite_url, "ops", "admin")
     ingest = await token(migrated_sqlite_url, "pusher", "ingest")
