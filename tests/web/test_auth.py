@@ -383,3 +383,17 @@ async def test_no_account_exists_until_the_cli_makes_one(sqlite_url: str, path: 
 
 async def login_raw(client: httpx.AsyncClient, name: str, password: str) -> httpx.Response:
     return await client.post("/api/auth/login", json={"name": name, "password": password})
+
+
+async def test_a_request_after_the_store_closed_is_503(api: Api) -> None:
+    """A request still served while Vigil stops: the closed store refuses its token lookup
+    (on PostgreSQL through the pool, which would otherwise open anew and stay open), and the
+    client is told to try again."""
+    await api.vigil.store.close()
+    response = await api.get("/api/alerts/active")
+    assert response.status_code == 503, response.text
+    assert response.json()["error"] == {
+        "code": "storage_unavailable",
+        "message": "the database is unavailable; try again shortly",
+        "field": None,
+    }
