@@ -5,7 +5,7 @@ because there a missing browser is a broken environment, not a choice.
 
 One browser serves every test of a test process, each test in a browser context of its own
 (``new_tab``: its own cookies, storage and pages, closed at its end). Starting Playwright's
-driver and Chromium cost more CPU than most tests here spend in them. Playwright's objects
+driver and Chromium for each test cost about 0.8 CPU-s a test here. Playwright's objects
 belong to the event loop that made them, so these tests and their fixtures run in the
 session's loop (``pytest_collection_modifyitems``, ``loop_scope="session"``); each fixture
 still stops what it started.

@@ -52,7 +52,7 @@ class ServerThread:
         self.url = url
         self.base = ""
         self.tokens: dict[str, str] = {}
-        # Operations whose authentication this server has been seen to enforce (``checks``).
+        # Operations whose authentication was seen enforced here (``_excluded_checks``).
         self.auth_enforced: set[str] = set()
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -139,7 +139,7 @@ def test_the_fuzzing_reaches_postgresql(
     assert servers["postgres"].url == postgres_url
 
 
-def excluded_checks(server: ServerThread, case: Case[Any]) -> list[Any]:
+def _excluded_checks(server: ServerThread, case: Case[Any]) -> list[Any]:
     """The checks not run on ``case``'s answer from ``server``. Every other check runs.
 
     - ``positive_data_acceptance`` expects any schema-valid request to succeed, but some are
@@ -150,14 +150,14 @@ def excluded_checks(server: ServerThread, case: Case[Any]) -> list[Any]:
       own runner makes these probes once per operation; a test that calls
       ``call_and_validate`` itself has no runner, and would make them for every success. So
       they are made until they pass once for the operation on this server
-      (``confirm_auth``)."""
+      (``_confirm_auth``)."""
     excluded = [schemathesis.checks.positive_data_acceptance]
     if case.operation.label in server.auth_enforced:
         excluded.append(schemathesis.checks.ignored_auth)
     return excluded
 
 
-def confirm_auth(server: ServerThread, case: Case[Any], status: int) -> None:
+def _confirm_auth(server: ServerThread, case: Case[Any], status: int) -> None:
     """After ``case``'s checks passed on ``server``: ``ignored_auth`` probed the operation
     and found its authentication enforced if the answer was a success to a request with a
     valid path (a negative path parameter may miss the operation's route, so that check
@@ -205,9 +205,9 @@ def test_the_api_honours_its_own_schema(case: Case[Any], servers: dict[str, Serv
         response = case.call_and_validate(
             base_url=server.base,
             headers={"Authorization": f"Bearer {server.tokens[role]}"},
-            excluded_checks=excluded_checks(server, case),
+            excluded_checks=_excluded_checks(server, case),
         )
-        confirm_auth(server, case, response.status_code)
+        _confirm_auth(server, case, response.status_code)
 
     _on_each(servers, call)
 
@@ -234,10 +234,10 @@ def _run_call_sequences(server: ServerThread) -> None:
         ) -> None:
             case.validate_response(
                 response,
-                excluded_checks=excluded_checks(server, case),
+                excluded_checks=_excluded_checks(server, case),
                 transport_kwargs=kwargs,
             )
-            confirm_auth(server, case, response.status_code)
+            _confirm_auth(server, case, response.status_code)
 
     Workflow.run(
         settings=settings(
