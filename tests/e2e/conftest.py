@@ -4,11 +4,12 @@ Without Chromium the tests skip and say how to install it; under CI=true they fa
 because there a missing browser is a broken environment, not a choice.
 
 One browser serves every test of a test process, each test in a browser context of its own
-(``new_tab``: its own cookies, storage and pages, closed at its end). Starting Playwright's
-driver and Chromium for each test cost about 0.8 CPU-s a test here. Playwright's objects
-belong to the event loop that made them, so these tests and their fixtures run in the
-session's loop (``pytest_collection_modifyitems``, ``loop_scope="session"``); each fixture
-still stops what it started.
+(``new_tab``: its own cookies, storage and pages, closed at its end), and it is launched again
+if it went away (``SharedChromium``). Starting Playwright's driver and Chromium for each test
+cost about 0.8 CPU-s a test here. Playwright's objects belong to the event loop that made
+them, so these tests and their fixtures run in the session's loop
+(``pytest_collection_modifyitems``, ``loop_scope="session"``); each fixture still stops what
+it started.
 """
 
 from __future__ import annotations
@@ -22,18 +23,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, async_playwright, expect
 
-from .support import TIMEOUT_MS, Dashboard, dashboard
-
-CHROMIUM = os.environ.get("VIGIL_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
+from .support import CHROMIUM, TIMEOUT_MS, Dashboard, SharedChromium, dashboard
 
 expect.set_options(timeout=TIMEOUT_MS)  # generous: reached only when something is broken
 
@@ -64,25 +54,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def chromium() -> AsyncIterator[Browser]:
-    """The test process's one browser (``browser`` is a test's use of it)."""
+async def chromium() -> AsyncIterator[SharedChromium]:
+    """The test process's browser (``browser`` is a test's use of it)."""
     if not chromium_installed():
         _unavailable(f"Chromium is not installed at {CHROMIUM}: apt-get install chromium")
     async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        shared = SharedChromium(playwright)
         try:
-            yield launched
+            yield shared
         finally:
-            await launched.close()
+            await shared.close()
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def browser(chromium: Browser) -> AsyncIterator[Browser]:
+async def browser(chromium: SharedChromium) -> AsyncIterator[Browser]:
     """The shared browser, for one test: the contexts it opened are closed at its end,
     whether it passed or not, so no page of it lives on into the next test."""
-    yield chromium
-    for context in chromium.contexts:
-        await context.close()
+    current = await chromium.current()
+    yield current
+    if current.is_connected():
+        for context in current.contexts:
+            await context.close()
 
 
 @pytest_asyncio.fixture(loop_scope="session")

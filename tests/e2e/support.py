@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import socket
 import uuid
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from argon2 import PasswordHasher
 from fastapi import FastAPI
-from playwright.async_api import Browser, BrowserContext, Page, expect
+from playwright.async_api import Browser, BrowserContext, Page, Playwright, expect
 
 from vigil.core import Event, EventKind, Incident, Level, Rule, Severity, Status, resolve
 from vigil.core.evaluation import CycleResult, message
@@ -37,6 +38,35 @@ LATENCY = "gateway_latency"
 MEMORY = "memory_usage"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "e2e"
 TIMEOUT_MS = 30_000  # generous: reached only when the behaviour under test is broken
+CHROMIUM = os.environ.get("VIGIL_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+class SharedChromium:
+    """The test process's one Chromium, launched again if it went away (crashed, or closed
+    by a test): a lost browser fails the test it happened in, not every later one."""
+
+    def __init__(self, playwright: Playwright) -> None:
+        self._playwright = playwright
+        self._browser: Browser | None = None
+
+    async def current(self) -> Browser:
+        if self._browser is None or not self._browser.is_connected():
+            self._browser = await self._playwright.chromium.launch(
+                executable_path=CHROMIUM, args=CHROMIUM_ARGS
+            )
+        return self._browser
+
+    async def close(self) -> None:
+        if self._browser is not None and self._browser.is_connected():
+            await self._browser.close()
 
 
 class _QuietServer(VigilServer):
