@@ -51,17 +51,25 @@ CHROMIUM_ARGS = [
 
 class SharedChromium:
     """The test process's one Chromium, launched again if it went away (crashed, or closed
-    by a test): a lost browser fails the test it happened in, not every later one."""
+    by a test): a lost browser fails the test it happened in, not every later one. A launch
+    that failed is not tried again: every later test gets its error at once."""
 
     def __init__(self, playwright: Playwright) -> None:
         self._playwright = playwright
         self._browser: Browser | None = None
+        self._failed: Exception | None = None
 
     async def current(self) -> Browser:
+        if self._failed is not None:
+            raise self._failed
         if self._browser is None or not self._browser.is_connected():
-            self._browser = await self._playwright.chromium.launch(
-                executable_path=CHROMIUM, args=CHROMIUM_ARGS
-            )
+            try:
+                self._browser = await self._playwright.chromium.launch(
+                    executable_path=CHROMIUM, args=CHROMIUM_ARGS
+                )
+            except Exception as exc:
+                self._failed = exc
+                raise
         return self._browser
 
     async def close(self) -> None:
