@@ -85,9 +85,8 @@ async def login(
 async def test_a_burst_of_sign_ins_checks_at_most_the_allowed_passwords(migrated_url: str) -> None:
     # The limiter's clock stands still: on a busy machine the burst may take longer than the
     # first wait, and a late attempt would rightly be checked.
-    clock = FakeClock()
     async with (
-        signing_in(migrated_url, clock=clock) as (api, hasher),
+        signing_in(migrated_url, clock=FakeClock()) as (api, hasher),
         client_at(api, "192.0.2.7") as client,
     ):
         responses = await asyncio.gather(*(login(client, "ana", f"guess {n}") for n in range(60)))
