@@ -1,7 +1,7 @@
 """Abuse benchmark: is Vigil still watching while it is attacked?
 
-A real ``vigil serve`` (SQLite, a 1 s monitor interval, default limits) on 127.0.0.1, first
-left alone, then, for as long, attacked at once by:
+A real ``vigil serve`` (SQLite, a 1 s monitor interval, default limits) on 127.0.0.1, in each
+of three rounds first left alone, then, for as long, attacked at once by:
 
 - one ingest client flooding ``POST /api/ingest`` with full batches (10,000 samples), back
   to back on four keep-alive connections, every other one naming 10,000 metrics never seen
@@ -11,11 +11,13 @@ left alone, then, for as long, attacked at once by:
 
 Throughout both phases a prober asks ``GET /api/health`` ten times a second on a fresh
 connection, and the server's RSS and monitor are watched. Printed: the health p99 under abuse
-against the quiet one (target <= 3x), the cycles that ran late (target: none), the longest
-cycle and the longest gap between cycle starts, RSS (bounded: under abuse at most 100 MB above
-quiet), and what the flood was told (200 stored, 422 for the series caps, 429 shed).
+against the quiet one of the same round (target: the median of the rounds' ratios <= 3x; one
+round's p99 is a couple of probes, which one stall of a shared machine decides), the cycles
+that ran late (target: none), the longest cycle and the longest gap between cycle starts, RSS
+(bounded: under abuse at most 100 MB above the first quiet phase), and what the flood was told
+(200 stored, 422 for the series caps, 429 shed).
 
-    python benchmarks/bench_abuse.py [--seconds 20] [--slow 1000] [--batch 10000]
+    python benchmarks/bench_abuse.py [--seconds 20] [--rounds 3] [--slow 1000] [--batch 10000]
 
 Everything listens and connects on 127.0.0.1 only; the client processes stop by themselves
 after the phase, and the server is stopped at the end in any case.
@@ -275,30 +277,34 @@ def child(*args: str) -> subprocess.Popen[str]:
     )
 
 
-def report(quiet: Phase, abused: Phase, flooded: str, slowed: str) -> bool:
-    def row(phase: Phase) -> str:
-        return (
-            f"{phase.name:<7} health p50 {statistics.median(phase.latencies) * 1000:7.1f} ms, "
-            f"p99 {phase.p(0.99) * 1000:7.1f} ms, {phase.failed} of {len(phase.latencies)} "
-            f"failed; {phase.cycles} cycles, {phase.late} late, longest "
-            f"{phase.longest_cycle * 1000:.0f} ms, longest gap between starts "
-            f"{phase.longest_gap:.2f} s; RSS max {max(phase.rss_mb):.0f} MB; "
-            f"load {phase.load:.2f} on {os.cpu_count()} cores"
-        )
+def row(phase: Phase) -> str:
+    return (
+        f"{phase.name:<7} health p50 {statistics.median(phase.latencies) * 1000:7.1f} ms, "
+        f"p99 {phase.p(0.99) * 1000:7.1f} ms, {phase.failed} of {len(phase.latencies)} "
+        f"failed; {phase.cycles} cycles, {phase.late} late, longest "
+        f"{phase.longest_cycle * 1000:.0f} ms, longest gap between starts "
+        f"{phase.longest_gap:.2f} s; RSS max {max(phase.rss_mb):.0f} MB; "
+        f"load {phase.load:.2f} on {os.cpu_count()} cores"
+    )
 
-    print(row(quiet))
-    print(row(abused))
-    print(f"flood answers (status: count, 0 = connection lost): {flooded}")
-    print(f"slow clients: {slowed}")
-    ratio = abused.p(0.99) / quiet.p(0.99)
-    rss_growth = max(abused.rss_mb) - max(quiet.rss_mb)
+
+def report(rounds: list[tuple[Phase, Phase]]) -> bool:
+    """The verdict over every round. The p99 of a phase is its second-slowest probe or so, which
+    one stall of a shared machine decides: the target is judged on the median of the rounds'
+    ratios (the spread printed beside it); late cycles and failed probes count in every round."""
+    ratios = [abused.p(0.99) / quiet.p(0.99) for quiet, abused in rounds]
+    ratio = statistics.median(ratios)
+    late = sum(abused.late for _, abused in rounds)
+    failed = sum(abused.failed for _, abused in rounds)
+    rss_growth = max(max(a.rss_mb) for _, a in rounds) - max(rounds[0][0].rss_mb)
     checks = [
         (
-            f"health p99 under abuse / quiet = {ratio:.2f}x (target <= {P99_TARGET:g}x)",
+            f"health p99 under abuse / quiet = {ratio:.2f}x, median of {len(rounds)} rounds "
+            f"({min(ratios):.2f}-{max(ratios):.2f}) (target <= {P99_TARGET:g}x)",
             ratio <= P99_TARGET,
         ),
-        (f"late cycles under abuse = {abused.late} (target 0)", abused.late == 0),
-        (f"health probes failed under abuse = {abused.failed} (target 0)", abused.failed == 0),
+        (f"late cycles under abuse = {late} (target 0)", late == 0),
+        (f"health probes failed under abuse = {failed} (target 0)", failed == 0),
         (
             f"RSS growth under abuse = {rss_growth:+.0f} MB (target <= {RSS_SLACK_MB:g} MB)",
             rss_growth <= RSS_SLACK_MB,
@@ -314,6 +320,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each phase")
     parser.add_argument("--slow", type=int, default=1000, help="slow clients")
     parser.add_argument("--batch", type=int, default=10_000, help="samples per flood request")
+    parser.add_argument("--rounds", type=int, default=3, help="quiet-then-abused rounds")
     parser.add_argument("--flood", nargs=2, metavar=("PORT", "TOKEN"), help=argparse.SUPPRESS)
     parser.add_argument("--slow-clients", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -323,6 +330,10 @@ def main() -> int:
     if args.slow_clients:
         asyncio.run(slow(args.slow_clients, args.slow, args.seconds))
         return 0
+
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    batch, slow_clients = str(args.batch), str(args.slow)
 
     import psutil
 
@@ -350,18 +361,29 @@ def main() -> int:
         try:
             asyncio.run(wait_ready(port, viewer))
             watched = psutil.Process(server.pid)
-            quiet = asyncio.run(measure("quiet", port, viewer, args.seconds, watched))
             seconds = str(args.seconds)
-            attackers = [
-                child(
-                    "--flood", str(port), ingest, "--seconds", seconds, "--batch", str(args.batch)
-                ),
-                child("--slow-clients", str(port), "--slow", str(args.slow), "--seconds", seconds),
-            ]
-            time.sleep(2.0)  # the slow clients connected, the flood under way
-            abused = asyncio.run(measure("abused", port, viewer, args.seconds, watched))
-            outputs = [attacker.communicate(timeout=args.seconds + 60)[0] for attacker in attackers]
-            ok = report(quiet, abused, outputs[0].strip(), outputs[1].strip())
+            rounds: list[tuple[Phase, Phase]] = []
+            for number in range(1, args.rounds + 1):
+                quiet = asyncio.run(measure("quiet", port, viewer, args.seconds, watched))
+                attackers = [
+                    child("--flood", str(port), ingest, "--seconds", seconds, "--batch", batch),
+                    child(
+                        "--slow-clients", str(port), "--slow", slow_clients, "--seconds", seconds
+                    ),
+                ]
+                time.sleep(2.0)  # the slow clients connected, the flood under way
+                abused = asyncio.run(measure("abused", port, viewer, args.seconds, watched))
+                flooded, slowed = (
+                    attacker.communicate(timeout=args.seconds + 60)[0].strip()
+                    for attacker in attackers
+                )
+                rounds.append((quiet, abused))
+                print(f"round {number}:")
+                print(row(quiet))
+                print(row(abused))
+                print(f"flood answers (status: count, 0 = connection lost): {flooded}")
+                print(f"slow clients: {slowed}", flush=True)
+            ok = report(rounds)
         finally:
             for process in (*attackers, server):
                 with contextlib.suppress(ProcessLookupError):
