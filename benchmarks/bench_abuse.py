@@ -333,7 +333,7 @@ def main() -> int:
 
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
-    batch, slow_clients = str(args.batch), str(args.slow)
+    seconds, batch, slow_clients = str(args.seconds), str(args.batch), str(args.slow)
 
     import psutil
 
@@ -361,7 +361,6 @@ def main() -> int:
         try:
             asyncio.run(wait_ready(port, viewer))
             watched = psutil.Process(server.pid)
-            seconds = str(args.seconds)
             rounds: list[tuple[Phase, Phase]] = []
             for number in range(1, args.rounds + 1):
                 quiet = asyncio.run(measure("quiet", port, viewer, args.seconds, watched))
