@@ -89,3 +89,19 @@ def test_the_ratio_is_of_the_medians_and_says_when_a_side_was_not_measured(
         "pytest: base 110.0 s, head 60.0 s, ratio 0.545"
     )
     assert bench.ratio("pytest", [None], [50.0]) == "pytest: not measured"
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--pairs", "0"], "--pairs must be at least 1"),
+        (["--keep", str(ROOT / "kept")], "--keep must be outside this checkout"),
+    ],
+)
+def test_bad_options_are_one_clear_line(
+    bench: ModuleType, argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        bench.parse(argv)
+    assert exited.value.code == 2
+    assert said in capsys.readouterr().err
