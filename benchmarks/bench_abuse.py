@@ -384,7 +384,8 @@ def main() -> int:
                 print(f"slow clients: {slowed}", flush=True)
             ok = report(rounds)
         finally:
-            for process in (*attackers, server):
+            running: list[subprocess.Popen[Any]] = [*attackers, server]
+            for process in running:
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
                 process.wait()

@@ -292,13 +292,13 @@ def fanout(port: int, plain_port: int, token: str, clients: int) -> dict[str, li
     """Connect ``clients`` stream clients and as many plain ones; broadcast rounds in turn;
     per broadcast, the time from publishing to the last client receiving it."""
     raise_file_limit()
-    request = (
+    subscribe = (
         f"GET /api/events HTTP/1.1\r\nHost: {HOST}\r\nAuthorization: Bearer {token}\r\n\r\n"
     ).encode()
     streams = []
     for _ in range(clients):
         sock = socket.create_connection((HOST, port))
-        sock.sendall(request)
+        sock.sendall(subscribe)
         streams.append(sock)
     for sock in streams:  # the headers and the retry line: the client is registered
         received = b""
@@ -352,11 +352,11 @@ def fanout(port: int, plain_port: int, token: str, clients: int) -> dict[str, li
         last = 0.0
         while waiting:
             for key, _ in selector.select(timeout=READY_SECONDS):
-                sock = key.fileobj
-                assert isinstance(sock, socket.socket)
-                chunk = sock.recv(65536)
+                ready = key.fileobj
+                assert isinstance(ready, socket.socket)
+                chunk = ready.recv(65536)
                 now = time.monotonic()
-                fd = sock.fileno()
+                fd = ready.fileno()
                 if fd in waiting:
                     waiting[fd] += chunk
                     if marker in waiting[fd]:

@@ -12,7 +12,7 @@ import itertools
 import random
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -31,6 +31,11 @@ def median_seconds(fn: Callable[[], object], repeat: int) -> float:
 
 
 Readings = dict[str, float | None]
+
+
+def cycle(evaluator: Evaluator, readings: Readings, clock: Iterator[datetime]) -> object:
+    """One monitor cycle's evaluation, at the clock's next instant."""
+    return evaluator.evaluate(readings, now=next(clock))
 
 
 def workload(n: int, troubled: float) -> tuple[Evaluator, Readings, dict[str, float]]:
@@ -64,9 +69,7 @@ def main() -> None:
             evaluator, readings, thresholds = workload(n, troubled)
             clock = (T0 + timedelta(seconds=s) for s in itertools.count(10))
             base = median_seconds(partial(floor, readings, thresholds), repeat)
-            ours = median_seconds(
-                lambda e=evaluator, r=readings, c=clock: e.evaluate(r, now=next(c)), repeat
-            )
+            ours = median_seconds(partial(cycle, evaluator, readings, clock), repeat)
             print(
                 f"{n:>8} {label:>9} {base * 1e3:>8.3f}ms {ours * 1e3:>8.3f}ms {ours / base:>5.2f}x"
             )

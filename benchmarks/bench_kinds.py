@@ -91,10 +91,10 @@ def main() -> None:
     base_median, base_mean, _ = results[Kind.THRESHOLD]
     print(f"{n} rules of each kind, {len(timed)} cycles at {STEP:g} s after {LEARN_DAYS} days")
     print(f"{'kind':>10} {'median':>10} {'mean':>10} {'per rule':>10} {'ratio':>7} {'events':>7}")
-    for kind, (median, mean, events) in results.items():
+    for kind, (median, mean, count) in results.items():
         print(
             f"{kind.value:>10} {median * 1e3:>8.3f}ms {mean * 1e3:>8.3f}ms "
-            f"{median / n * 1e6:>8.2f}us {median / base_median:>6.2f}x {events:>7}"
+            f"{median / n * 1e6:>8.2f}us {median / base_median:>6.2f}x {count:>7}"
         )
     ratio = results[Kind.ANOMALY][0] / base_median
     verdict = "met" if ratio <= TARGET else "MISSED"

@@ -19,6 +19,7 @@ allow CREATE DATABASE; without it those parts are skipped and say so.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import secrets
 import signal
@@ -249,6 +250,11 @@ asyncio.run(main())
 """
 
 
+def more_than(count: int, found: list[str]) -> bool:
+    """More leaders on record than ``count``: a new one has taken over."""
+    return len(found) > count
+
+
 async def failover(url: str, *, interval: float = 1.0, rounds: int = 5) -> None:
     await prepare(url, 0)
     store = await Store.open(url)
@@ -284,7 +290,7 @@ async def failover(url: str, *, interval: float = 1.0, rounds: int = 5) -> None:
             processes.pop(leader).send_signal(signal.SIGKILL)
             killed = time.perf_counter()
             count = len(before)
-            await until(lambda found, count=count: len(found) > count)
+            await until(functools.partial(more_than, count))
             times.append(time.perf_counter() - killed)
             start(f"r{round_}")
             await asyncio.sleep(3 * interval)

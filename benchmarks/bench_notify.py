@@ -211,9 +211,10 @@ class Bench:
         self.wanted = frozenset(metrics)
         self.committed: dict[int, float] = {}
         self.breaching = False
-        vigil.bus.add_listener(
-            lambda event: self.committed.setdefault(event.id or 0, time.monotonic())
-        )
+        vigil.bus.add_listener(self._committed)
+
+    def _committed(self, event: Event) -> None:
+        self.committed.setdefault(event.id or 0, time.monotonic())
 
     async def delivered(self, total: int) -> None:
         notifier = self.vigil.notifier

@@ -23,7 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 import httpx
@@ -54,7 +54,7 @@ API = (
 
 
 async def medians_ms(
-    calls: dict[str, Callable[[], Awaitable[None]]], *, repeat: int
+    calls: Mapping[str, Callable[[], Awaitable[None]]], *, repeat: int
 ) -> dict[str, float]:
     """Each call's median time. Rounds interleave the calls, so a slow moment of the
     machine weighs on the page and on the API requests alike."""

@@ -137,7 +137,9 @@ def percentiles() -> tuple[float, float]:
     expected = numpy.percentile(data, [50, 95, 99])
     for stats in (recorder.window("latency", 3600), vigil_pure()):
         assert isinstance(stats, WindowStats)
-        assert numpy.allclose([stats.p50, stats.p95, stats.p99], expected, rtol=1e-12)
+        p50, p95, p99 = stats.p50, stats.p95, stats.p99
+        assert p50 is not None and p95 is not None and p99 is not None, stats
+        assert numpy.allclose([p50, p95, p99], expected, rtol=1e-12)
 
     timings = interleaved(
         {
