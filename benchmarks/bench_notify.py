@@ -182,12 +182,16 @@ class Scripted:
         return dict(self.values)
 
 
-async def prepare(url: str, port: int, incidents: int) -> list[str]:
+async def prepare(url: str, port: int, incidents: int) -> tuple[list[str], int]:
+    """The database of a round: a rule an incident, the latency probe's, the channel. With
+    the metrics, the cap on rules (VIGIL_MAX_RULES) that holds them and the default rules
+    the database starts with (at least the default cap)."""
     from vigil.core import Rule
     from vigil.store import Store
 
     metrics = [f"bench.m{n:05d}" for n in range(incidents)]
     async with await Store.open(url, upgrade=True) as store:
+        held = max(1000, len(await store.list_rules()) + incidents + 1)
         for metric in [*metrics, LATENCY_METRIC]:
             rule = Rule(
                 metric=metric,
@@ -196,9 +200,9 @@ async def prepare(url: str, port: int, incidents: int) -> list[str]:
                 breaches_required=1,
                 recoveries_required=1,
             )
-            await store.add_rule(rule, by="bench", now=T0)
+            await store.add_rule(rule, by="bench", now=T0, max_rules=held)
         await store.add_channel({"name": "bench", "url": f"json://127.0.0.1:{port}/hook"}, now=T0)
-    return metrics
+    return metrics, held
 
 
 class Bench:
@@ -276,7 +280,7 @@ async def main(args: argparse.Namespace) -> None:
     outboxes: list[float] = []
     with receiver() as port, tempfile.TemporaryDirectory() as scratch:
         url = args.database_url or f"sqlite+aiosqlite:///{Path(scratch) / 'bench.db'}"
-        metrics = await prepare(url, port, args.incidents)
+        metrics, held = await prepare(url, port, args.incidents)
         source = Scripted()
         vigil = Vigil(
             # One message per incident event, as the rates count them: no incident groups
@@ -288,6 +292,7 @@ async def main(args: argparse.Namespace) -> None:
                 instance="bench",
                 group_window=0,
                 flap_detection=False,
+                max_rules=held,
             ),
             sources=[source],
             process_metrics=False,
