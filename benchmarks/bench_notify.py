@@ -183,9 +183,9 @@ class Scripted:
 
 
 async def prepare(url: str, port: int, incidents: int) -> tuple[list[str], int]:
-    """The database of a round: a rule an incident, the latency probe's, the channel. With
-    the metrics, the cap on rules (VIGIL_MAX_RULES) that holds them and the default rules
-    the database starts with (at least the default cap)."""
+    """A round's database: one rule an incident, the latency probe's rule and the channel.
+    Returns the incidents' metrics and a cap on rules (VIGIL_MAX_RULES) that holds these
+    rules beside the default ones the database starts with, never below the default cap."""
     from vigil.core import Rule
     from vigil.store import Store
 
