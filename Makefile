@@ -64,17 +64,18 @@ lint: $(STAMP)
 bench: $(STAMP) peers
 	$(BIN)/python scripts/run_benchmarks.py BENCHMARKS.md $(BENCH)
 
-# Prometheus and Alertmanager for benchmarks/bench_peer.py, from Debian's packages when they
-# are missing (as root, or with sudo if it needs no password). Never fails: without them that
-# benchmark says why and skips.
-PEER_PACKAGES := prometheus prometheus-alertmanager
+# Prometheus, Alertmanager and wrk (its load generator) for benchmarks/bench_peer.py, from
+# Debian's packages when they are missing (as root, or with sudo if it needs no password).
+# Never fails: without them that benchmark says why and skips.
+PEER_PACKAGES := prometheus prometheus-alertmanager wrk
 peers:
 	@if command -v prometheus >/dev/null 2>&1 && \
-	    { command -v prometheus-alertmanager || command -v alertmanager; } >/dev/null 2>&1; then \
+	    { command -v prometheus-alertmanager || command -v alertmanager; } >/dev/null 2>&1 && \
+	    command -v wrk >/dev/null 2>&1; then \
 	  exit 0; \
 	fi; \
 	if ! command -v apt-get >/dev/null 2>&1; then \
-	  echo "peers: no apt-get here; install Prometheus and Alertmanager to run bench_peer.py"; \
+	  echo "peers: no apt-get here; install Prometheus, Alertmanager and wrk to run bench_peer.py"; \
 	  exit 0; \
 	fi; \
 	if [ "$$(id -u)" = 0 ]; then sudo=; \

@@ -1,12 +1,15 @@
-"""Ingest benchmark: CPU per pushed sample, and samples a second at saturation.
+"""Ingest benchmark: CPU per pushed sample from a few services that wait for each answer.
 
-bench_peer.py's ingestion figure on its own, without Prometheus: a real ``vigil serve`` of
-this checkout (SQLite in a temporary directory, or ``--url`` for an empty PostgreSQL
-database, a 1 s monitor interval, the ten default rules) and ``--pushers`` threads, each a
-service pushing ``--batch`` samples a request (the ten rules' metrics over recent instants,
-as bench_peer's pushers do) on its own keep-alive connection as fast as Vigil answers. The
-per-token limits are raised out of the way (``VIGIL_INGEST_RATE``, ``VIGIL_INGEST_VOLUME``):
-this measures the cost of storing a sample, not of refusing one.
+bench_peer.py's ingestion figure on its own, without Prometheus, under a steadier load: a
+real ``vigil serve`` of this checkout (SQLite in a temporary directory, or ``--url`` for an
+empty PostgreSQL database, a 1 s monitor interval, the ten default rules) and ``--pushers``
+threads, each a service pushing ``--batch`` samples a request (the ten rules' metrics over
+recent instants, as bench_peer's pushers send them) on its own keep-alive connection, the
+next push once the last is answered. Four such pushers leave Vigil mostly idle (each push
+waits for its group commit), so this is the cost of a sample at a moderate rate, which
+includes waking up for each push; bench_peer.py measures saturation, with wrk keeping many
+pushes in flight. The per-token limits are raised out of the way (``VIGIL_INGEST_RATE``,
+``VIGIL_INGEST_VOLUME``): this measures the cost of storing a sample, not of refusing one.
 
 Printed: the server's CPU (user + system, every thread) over the window divided by the
 samples acknowledged in it, the same at rest (no pushes) for comparison, samples a second,

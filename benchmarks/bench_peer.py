@@ -29,9 +29,10 @@ Figures, and exactly what is measured:
    while fed the ten values each second (one push of 10 samples / one scrape) and no alert
    open; memory at rest: resident set (RSS) of the same tree at the end of the window.
 4. CPU per ingested sample: the same tree's CPU over a saturation window divided by the
-   samples stored in it (Vigil: `accepted` from the ingest responses of several concurrent
-   pushers; peer: prometheus_tsdb_head_samples_appended_total, scraping an exporter with many
-   series at a short interval); samples/s: those samples over the window. When Prometheus
+   samples stored in it (Vigil: vigil_ingested_samples_total, pushed by wrk with enough
+   pushes in flight that Vigil sets the pace, benchmarks/peer_push.lua; peer:
+   prometheus_tsdb_head_samples_appended_total, scraping an exporter with many series at a
+   short interval); samples/s: those samples over the window. When Prometheus
    keeps up with the offered load it is not saturated, and the ratio is an upper bound.
 5. 10,000 rules, one cycle: Vigil's monitor cycle with storage, in process as in
    bench_monitor.py (benchmarks/peer_rules.py), against Prometheus's
@@ -41,7 +42,8 @@ Figures, and exactly what is measured:
     python benchmarks/bench_peer.py [--quick] [--rounds N] [--reps N] [--rest-seconds S] ...
 
 VIGIL_BENCH_QUICK=1 (or --quick) makes a short run (2 rounds, 3 repetitions, a 20 s rest window).
-VIGIL_BENCH_PROMETHEUS and VIGIL_BENCH_ALERTMANAGER name other binaries than those on PATH.
+VIGIL_BENCH_PROMETHEUS, VIGIL_BENCH_ALERTMANAGER and VIGIL_BENCH_WRK name other binaries than
+those on PATH.
 """
 
 from __future__ import annotations
@@ -93,7 +95,9 @@ def parse_options(argv: Sequence[str]) -> Options:
     parser.add_argument("--reps", type=int, help="detections per round (10; quick 3)")
     parser.add_argument("--rest-seconds", type=float, help="CPU-at-rest window (60; quick 20)")
     parser.add_argument("--saturation-seconds", type=float, help="(30; quick 8)")
-    parser.add_argument("--pushers", type=int, default=4, help="concurrent Vigil pushers")
+    parser.add_argument(
+        "--connections", type=int, default=32, help="Vigil pushes in flight at saturation"
+    )
     parser.add_argument("--batch", type=int, default=100, help="samples per push")
     parser.add_argument("--sat-targets", type=int, default=4, help="Prometheus targets")
     parser.add_argument("--sat-series", type=int, default=10_000, help="series per target")
@@ -125,7 +129,7 @@ def parse_options(argv: Sequence[str]) -> Options:
         warmup=5.0 if quick else 10.0,
         rest_seconds=pick(args.rest_seconds, 60, 20),
         saturation_seconds=pick(args.saturation_seconds, 30, 8),
-        pushers=args.pushers,
+        connections=args.connections,
         batch=args.batch,
         sat_targets=args.sat_targets,
         sat_series=args.sat_series,
@@ -207,6 +211,7 @@ class Tools:
     vigil: Path
     prometheus: str
     alertmanager: str
+    wrk: Path
 
 
 def find_tools() -> Tools | str:
@@ -217,18 +222,21 @@ def find_tools() -> Tools | str:
     alertmanager = shutil.which(
         os.environ.get("VIGIL_BENCH_ALERTMANAGER") or "prometheus-alertmanager"
     ) or shutil.which("alertmanager")
-    missing = [n for n, p in (("prometheus", prometheus), ("alertmanager", alertmanager)) if not p]
-    if missing or prometheus is None or alertmanager is None:
+    wrk = shutil.which(os.environ.get("VIGIL_BENCH_WRK") or "wrk")
+    found = (("prometheus", prometheus), ("alertmanager", alertmanager), ("wrk", wrk))
+    missing = [name for name, path in found if not path]
+    if missing or prometheus is None or alertmanager is None or wrk is None:
         return (
             f"{' and '.join(missing)} not installed (`make bench` installs Debian's "
-            "prometheus and prometheus-alertmanager with apt-get when it can; it could not here)"
+            "prometheus, prometheus-alertmanager and wrk with apt-get when it can; it could "
+            "not here)"
         )
     vigil = Path(sys.executable).with_name("vigil")
     if not vigil.exists():
         vigil = ROOT / ".venv" / "bin" / "vigil"
     if not vigil.exists():
         raise BenchError("no `vigil` command beside this Python or in .venv: run `make install`")
-    return Tools(vigil, prometheus, alertmanager)
+    return Tools(vigil, prometheus, alertmanager, Path(wrk))
 
 
 @contextmanager
@@ -274,7 +282,8 @@ def run(options: Options, tools: Tools) -> dict[str, list[Round]]:
                         vigil.start()
                         measure(vigil, options, receiver, rng, out)
                         out.saturation = vigil.saturate(
-                            pushers=options.pushers,
+                            wrk=tools.wrk,
+                            connections=options.connections,
                             batch=options.batch,
                             seconds=options.saturation_seconds,
                         )

@@ -4,7 +4,7 @@ with baseline, ratio and spread, and what each one measures."""
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from peer_harness import CLOCK_TICKS, BenchError
@@ -17,7 +17,7 @@ class Options:
     warmup: float
     rest_seconds: float
     saturation_seconds: float
-    pushers: int
+    connections: int
     batch: int
     sat_targets: int
     sat_series: int
@@ -35,11 +35,11 @@ class Saturation:
     samples: float  # stored in the window
     seconds: float
     cpu: float  # CPU seconds of the system's process tree in the window
-    load_cpu: float = 0.0  # CPU seconds of the benchmark's own process (pushers, exporter)
+    load_cpu: float = 0.0  # CPU seconds of the load generator (Vigil: wrk; peer: the exporter)
     offered: float | None = None  # samples/s the peer's scrape configuration offers
     aborted: int = 0  # peer: scrapes Prometheus hung up on (past their timeout)
     request_ms: float | None = None  # Vigil: median time of one ingest request
-    refused: Mapping[int, int] = field(default_factory=dict)  # Vigil: HTTP status -> requests
+    failed: int = 0  # Vigil: requests answered other than 2xx, or lost (wrk's counts)
 
     @property
     def samples_per_s(self) -> float:
@@ -51,8 +51,8 @@ class Saturation:
 
     @property
     def saturated(self) -> bool:
-        """Vigil's pushers send as fast as it answers: always saturated. Prometheus is if it
-        stored clearly less than its scrape configuration offered."""
+        """Vigil is: wrk keeps pushes waiting on every connection, so Vigil sets the pace.
+        Prometheus is if it stored clearly less than its scrape configuration offered."""
         return self.offered is None or self.samples_per_s < 0.9 * self.offered
 
     def describe(self) -> str:
@@ -68,10 +68,8 @@ class Saturation:
         if self.aborted:
             text += f"; {self.aborted} scrapes cut off"
         text += f"; load generator {self.load_cpu / self.seconds:.0%} of a core"
-        if self.refused:
-            text += "; refused requests " + ", ".join(
-                f"HTTP {code}: {n}" for code, n in sorted(self.refused.items())
-            )
+        if self.failed:
+            text += f"; {self.failed:,} requests not answered 2xx"
         return text
 
 
@@ -218,8 +216,8 @@ def report(results: dict[str, list[Round]], options: Options) -> None:
         f"{o.rest_seconds:.0f} s scaled to 5 min, both fed the ten values once a second, no "
         "alert open; memory: RSS of the same tree.",
         f"per sample: the tree's CPU over {o.saturation_seconds:.0f} s of saturation / samples "
-        f"stored (Vigil: {o.pushers} pushers of {o.batch}-sample batches as fast as it "
-        f"answers; Prometheus: {o.sat_targets} targets x {o.sat_series:,} series every "
+        f"stored (Vigil: wrk holding {o.connections} pushes of {o.batch} samples in flight, "
+        f"each dated as sent; Prometheus: {o.sat_targets} targets x {o.sat_series:,} series every "
         f"{o.sat_interval:g} s, by prometheus_tsdb_head_samples_appended_total).",
         f"{o.big_rules:,} rules: Vigil's monitor cycle with storage in process on SQLite "
         f"(benchmarks/peer_rules.py: the defaults and a user rule per extra metric, applied "

@@ -1,19 +1,17 @@
 """Vigil as bench_peer.py drives it: `vigil serve` from this checkout as a child process,
 set up and fed only through its CLI and HTTP API (so the harness does not depend on Vigil's
-internals), a feeder pushing the ten values, and pushers saturating ingestion."""
+internals), a feeder pushing the ten values, and wrk saturating ingestion (peer_push.lua)."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
-import statistics
 import subprocess
 import threading
 import time
-from collections import Counter
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from peer_config import BREACHES_REQUIRED, INTERVAL, NORMAL, PROBE, RECOVERIES_REQUIRED, WORKLOAD
@@ -24,14 +22,16 @@ from peer_harness import (
     Client,
     check_alive,
     cpu_mark,
+    cpu_seconds,
     free_port,
-    own_cpu,
     parse_time,
     wait_until,
 )
 from peer_results import Saturation
 
 START_TIMEOUT = 90.0
+SETTLE_SECONDS = 2.0  # wrk's connections open and the server warm before measuring
+PUSH_SCRIPT = Path(__file__).with_name("peer_push.lua")
 
 
 RETRIES_429 = 40
@@ -252,64 +252,85 @@ class VigilSide:
             )
         return parse_time(stamp)
 
-    def saturate(self, *, pushers: int, batch: int, seconds: float) -> Saturation:
-        """``pushers`` threads, each a service pushing ``batch`` samples a request (the ten
-        metrics over recent instants) as fast as Vigil answers."""
-        stop = threading.Event()
-        done: list[list[tuple[float, int, int, float]]] = [[] for _ in range(pushers)]
-        failures: list[BaseException] = []
-
-        def push(k: int) -> None:
-            client = Client(self.port, token=self.ingest_token, timeout=60)
-            try:
-                while not stop.is_set():
-                    # the ten metrics at successive instants 50 ms apart, newest first
-                    now = datetime.now(UTC)
-                    steps = -(-batch // len(WORKLOAD))
-                    times = [
-                        (now - timedelta(milliseconds=50 * j)).isoformat() for j in range(steps)
-                    ]
-                    samples = [
-                        {"metric": t.metric, "value": t.normal, "time": when}
-                        for when in times
-                        for t in WORKLOAD
-                    ][:batch]
-                    payload = json.dumps({"instance": f"load-{k}", "samples": samples}).encode()
-                    sent = time.monotonic()
-                    status, data = client.request("POST", "/api/ingest", payload)
-                    accepted = int(json.loads(data)["accepted"]) if status == 200 else 0
-                    done[k].append((time.monotonic(), status, accepted, sent))
-            except Exception as exc:
-                failures.append(exc)
-            finally:
-                client.close()
-
-        threads = [threading.Thread(target=push, args=(k,), daemon=True) for k in range(pushers)]
-        for thread in threads:
-            thread.start()
+    def saturate(self, *, wrk: Path, connections: int, batch: int, seconds: float) -> Saturation:
+        """wrk keeping ``connections`` pushes of ``batch`` samples in flight (peer_push.lua:
+        the ten metrics at successive instants 50 ms apart, dated as sent), so that Vigil and
+        not the pushers sets the pace; samples stored are Vigil's own count of accepted ones
+        (``vigil_ingested_samples_total``: the feed's 10 a second are among them)."""
+        values = [f"{t.metric}={t.normal!r}" for t in WORKLOAD]
+        command = [
+            str(wrk),
+            "--threads=1",
+            f"--connections={connections}",
+            f"--duration={math.ceil(seconds + 2 * SETTLE_SECONDS)}s",
+            "--timeout=60s",
+            "--latency",
+            f"--script={PUSH_SCRIPT}",
+            f"http://{HOST}:{self.port}/api/ingest",
+            "--",
+            self.ingest_token,
+            str(batch),
+            "load",
+            *values,
+        ]
+        load = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            time.sleep(2.0)  # connections open, the server warm
-            before, load = cpu_mark(self.roots()), own_cpu()
+            time.sleep(SETTLE_SECONDS)  # connections open, the server warm
+            before, stored = cpu_mark(self.roots()), self._ingested()
+            load_cpu = cpu_seconds([load.pid])
             time.sleep(seconds)
-            after, load = cpu_mark(self.roots()), own_cpu() - load
+            after, stored = cpu_mark(self.roots()), self._ingested() - stored
+            load_cpu = cpu_seconds([load.pid]) - load_cpu
+            out, err = load.communicate(timeout=seconds + 120)
         finally:
-            stop.set()
-            for thread in threads:
-                thread.join(90)
-        if failures:
-            raise BenchError(f"a pusher failed: {failures[0]!r}")
-        window = [r for rows in done for r in rows if before.at < r[0] <= after.at]
-        if not window:
-            raise BenchError(f"no ingest request completed within {seconds:.0f} s")
-        refused = Counter(status for _, status, _, _ in window if status != 200)
+            if load.poll() is None:
+                load.kill()
+                load.wait()
+        if load.returncode:
+            raise BenchError(f"wrk: exit {load.returncode}: {err.strip()[-300:]}")
+        if not stored:
+            raise BenchError(f"no pushed sample was stored within {seconds:.0f} s: {out}")
         return Saturation(
-            samples=sum(accepted for _, _, accepted, _ in window),
+            samples=stored,
             seconds=after.at - before.at,
             cpu=after.cpu - before.cpu,
-            load_cpu=load,
-            request_ms=statistics.median(end - sent for end, _, _, sent in window) * 1e3,
-            refused=dict(refused),
+            load_cpu=load_cpu,
+            request_ms=_wrk_median_ms(out),
+            failed=_wrk_failed(out),
         )
+
+    def _ingested(self) -> float:
+        assert self.reader is not None
+        status, body = self.reader.request("GET", "/metrics")
+        if status != 200:
+            raise BenchError(f"GET /metrics: HTTP {status}")
+        found = re.search(rb"^vigil_ingested_samples_total ([0-9.e+]+)$", body, re.MULTILINE)
+        if found is None:
+            raise BenchError("vigil_ingested_samples_total is not in Vigil's /metrics")
+        return float(found.group(1))
+
+
+_WRK_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+def _wrk_median_ms(report: str) -> float:
+    """The median request time in wrk's ``--latency`` distribution."""
+    found = re.search(r"^\s+50%\s+([0-9.]+)(us|ms|s|m)\s*$", report, re.MULTILINE)
+    if found is None:
+        raise BenchError(f"no median latency in wrk's report: {report}")
+    return float(found.group(1)) * _WRK_UNITS[found.group(2)]
+
+
+def _wrk_failed(report: str) -> int:
+    """Requests wrk saw answered other than 2xx/3xx, or lost to a socket error."""
+    failed = 0
+    found = re.search(r"Non-2xx or 3xx responses: (\d+)", report)
+    if found is not None:
+        failed += int(found.group(1))
+    errors = re.search(r"Socket errors: (.*)$", report, re.MULTILINE)
+    if errors is not None:
+        failed += sum(int(n) for n in re.findall(r"\d+", errors.group(1)))
+    return failed
 
 
 def _get(body: object, key: str) -> object:
