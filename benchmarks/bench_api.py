@@ -196,9 +196,8 @@ async def serve(url: str, port: int, plain_port: int, *, cache: bool, live: bool
     plain = await asyncio.start_server(plain_client, HOST, plain_port, backlog=2048)
     probe.start()
     gc.freeze()  # as vigil serve does: start-up objects out of the collector's way
-    # The HTTP protocol `vigil serve` runs (vigil.web.connections: uvicorn's h11 with its
-    # deadlines and connection cap, the cap above this benchmark's clients), not uvicorn's own
-    # choice, which would be httptools wherever that happens to be installed.
+    # The HTTP protocol `vigil serve` runs (vigil.web.connections: uvicorn's httptools protocol
+    # with its deadlines and connection cap, the cap above this benchmark's clients).
     limits = ConnectionLimits(max_connections=connection_cap(10_000))
     config = uvicorn.Config(
         app,

@@ -6,18 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import logging
 import resource
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
-import h11
 import httpx
 import pytest
+from uvicorn.protocols.http.flow_control import FlowControl
+from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 from vigil.web import connections
-from vigil.web.connections import GuardedH11Protocol, connection_cap
+from vigil.web.connections import GuardedHttpProtocol, connection_cap
 from vigil.web.serve import VigilServer
 
 from .support import DEADLINE, Api, running_api, served, wait_until
@@ -118,6 +121,40 @@ async def test_a_kept_alive_connection_trickling_its_next_request_is_closed(
         await slow.close()
 
 
+@pytest.mark.parametrize("pieces", [1, 40], ids=["at-once", "in-pieces"])
+async def test_a_head_past_16_kib_is_answered_431_and_closed(
+    migrated_sqlite_url: str, pieces: int
+) -> None:
+    async with server(migrated_sqlite_url) as (_api, base, port):
+        big = await Slow.connect(port)
+        head = b"GET /api/health HTTP/1.1\r\nHost: x\r\n" + b"X-Big: y\r\n" * 2000
+        size = -(-len(head) // pieces)
+        for start in range(0, len(head), size):
+            big.send(head[start : start + size])
+            await big.writer.drain()
+        answer = await big.answer()  # the blank line that would end the head never came
+        assert answer.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"), answer
+        assert b"connection: close" in answer.lower()
+        await big.close()
+        async with httpx.AsyncClient(base_url=base) as client:  # 15 KiB of headers is fine
+            filler = {f"x-fill-{n}": "y" * 1000 for n in range(15)}
+            assert (await client.get("/api/health", headers=filler)).status_code == 200
+
+
+async def test_a_big_body_is_not_taken_for_a_head(migrated_sqlite_url: str) -> None:
+    async with server(migrated_sqlite_url) as (api, base, _port):
+        samples = [{"metric": "gateway_latency", "value": float(n)} for n in range(5000)]
+        async with httpx.AsyncClient(base_url=base) as client:
+            for _ in range(2):  # the second on the same connection, after a big body
+                pushed = await client.post(
+                    "/api/ingest",
+                    json={"instance": "big", "samples": samples},
+                    headers={"Authorization": f"Bearer {api.tokens['ingest']}"},
+                )
+                assert pushed.status_code == 200, pushed.text
+                assert pushed.json()["accepted"] == len(samples)
+
+
 async def test_a_client_trickling_its_body_is_answered_408_and_closed(
     migrated_sqlite_url: str,
 ) -> None:
@@ -188,7 +225,7 @@ async def test_when_every_connection_is_busy_the_next_is_refused_clearly(
             busy.append(client)
         await wait_until(lambda: len(running.server_state.connections) == 10)
         protocol = running.config.http_protocol_class
-        assert issubclass(protocol, GuardedH11Protocol)
+        assert issubclass(protocol, GuardedHttpProtocol)
         await wait_until(lambda: not protocol.waiting)  # every head has arrived
         refused = await Slow.connect(port)
         refused.send(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -238,10 +275,79 @@ def test_serve_raises_its_open_files_limit_to_the_hard_limit() -> None:
     assert output == [expected, expected]
 
 
+class Written:
+    """A transport that keeps what is written to it."""
+
+    def __init__(self) -> None:
+        self.data = b""
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def cycle_on(transport: Written, *, http_version: str) -> RequestResponseCycle:
+    """uvicorn's own cycle of one GET, as its protocol makes it."""
+    scope: Any = {"type": "http", "method": "GET", "http_version": http_version, "headers": []}
+    return RequestResponseCycle(
+        scope=scope,
+        transport=transport,  # type: ignore[arg-type]
+        flow=FlowControl(transport),  # type: ignore[arg-type]
+        logger=logging.getLogger("test"),
+        access_logger=logging.getLogger("test.access"),
+        access_log=False,
+        default_headers=[],
+        message_event=asyncio.Event(),
+        expect_100_continue=False,
+        keep_alive=http_version == "1.1",
+        on_response=lambda: None,
+    )
+
+
 @pytest.mark.parametrize("body", [b"x", b"id: 7\nevent: e\ndata: {}\n\n", bytes(range(256)) * 70])
-def test_a_chunk_is_framed_as_h11_frames_it(body: bytes) -> None:
-    server = h11.Connection(h11.SERVER)
-    server.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert isinstance(server.next_event(), h11.Request)
-    server.send(h11.Response(status_code=200, headers=[]))
-    assert connections.chunk(body) == server.send(h11.Data(data=body))
+async def test_a_chunk_is_framed_as_uvicorn_frames_it(body: bytes) -> None:
+    transport = Written()
+    cycle = cycle_on(transport, http_version="1.1")
+    await cycle.send({"type": "http.response.start", "status": 200, "headers": []})
+    assert b"transfer-encoding: chunked" in transport.data
+    transport.data = b""
+    await cycle.send({"type": "http.response.body", "body": body, "more_body": True})
+    assert transport.data == connections.chunk(body)
+
+
+async def test_an_http_1_0_stream_goes_unframed_and_ends_by_closing() -> None:
+    transport = Written()
+    cycle = cycle_on(transport, http_version="1.0")
+    cycle.__class__ = connections._Http10Cycle
+    await cycle.send({"type": "http.response.start", "status": 200, "headers": []})
+    head = transport.data.lower()
+    assert b"transfer-encoding" not in head and b"connection: close" in head
+    assert connections.ChunkWriter.of(cycle.send) is None
+    transport.data = b""
+    for part in (b"id: 1\n\n", b"id: 2\n\n"):
+        await cycle.send({"type": "http.response.body", "body": part, "more_body": True})
+    await cycle.send({"type": "http.response.body", "body": b"end", "more_body": False})
+    assert transport.data == b"id: 1\n\nid: 2\n\nend"
+    assert cycle.response_complete and transport.closed
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.1"])
+async def test_a_sized_answer_keeps_its_length_on_either_version(
+    migrated_sqlite_url: str, version: str
+) -> None:
+    async with server(migrated_sqlite_url) as (_, _, port):
+        client = await Slow.connect(port)
+        client.send(f"GET /api/health HTTP/{version}\r\nConnection: close\r\n\r\n".encode())
+        answer = await client.answer()
+        await client.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n"), answer
+    assert b"transfer-encoding" not in head.lower()
+    assert f"content-length: {len(body)}".encode() in head.lower()
+    assert "status" in json.loads(body)  # all of it, no more

@@ -1,5 +1,10 @@
 """Slow and surplus clients shed by the server: uvicorn's HTTP/1.1 protocol with deadlines.
 
+The protocol is uvicorn's on httptools (llhttp, the HTTP parser in C that Node.js uses). On
+h11, the pure-Python parser it replaced, parsing a push and writing its answer took about a
+fifth of the event loop's CPU, and an ingested sample cost about 11 % more CPU at saturation
+(pushes of 100 samples, ``benchmarks/bench_peer.py``'s load, alternating runs).
+
 uvicorn times out an idle keep-alive connection, but nothing else: a client that sends a
 request's headers (or its body) one byte every few seconds holds its connection and a file
 descriptor for ever, and one that opens more connections than the process may have files
@@ -28,10 +33,12 @@ import resource
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from h11._writers import ChunkedWriter
-from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+if TYPE_CHECKING:
+    from uvicorn._types import ASGISendEvent
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +52,8 @@ MAX_LINGERING = 16  # refusals read out at once; past it a refusal closes at onc
 # so four are kept free. Then the refusals being read out, and the database, logs and the rest.
 FILES_HEADROOM = 4 * BACKLOG + MAX_LINGERING + 64
 REFUSAL_LOG_EVERY = 10.0  # seconds between two warnings about refused connections
+MAX_HEAD_BYTES = 16 * 1024  # a request's line and headers, at most (h11's limit, kept)
+UNFRAMED = 1 << 62  # the length an unframed HTTP/1.0 response is counted down from
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +96,10 @@ def connection_cap(max_connections: int) -> int:
     return min(cap, max_connections)
 
 
-def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
+def guarded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
     """The protocol class for ``uvicorn.Config(http=...)``, bound to ``limits``."""
     shared = {"limits": limits, "waiting": OrderedDict(), "refusals": _Refusals()}
-    return type("GuardedH11Protocol", (GuardedH11Protocol,), shared)
+    return type("GuardedHttpProtocol", (GuardedHttpProtocol,), shared)
 
 
 class _Refusals:
@@ -111,10 +120,10 @@ class _Refusals:
         return True
 
 
-class GuardedH11Protocol(H11Protocol):
+class GuardedHttpProtocol(HttpToolsProtocol):
     limits: ClassVar[ConnectionLimits] = ConnectionLimits()
     # The connections waiting for a request's head, the longest waiting first.
-    waiting: ClassVar[OrderedDict[GuardedH11Protocol, None]] = OrderedDict()
+    waiting: ClassVar[OrderedDict[GuardedHttpProtocol, None]] = OrderedDict()
     refusals: ClassVar[_Refusals] = _Refusals()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -122,6 +131,7 @@ class GuardedH11Protocol(H11Protocol):
         self._deadline: asyncio.TimerHandle | None = None
         self._refused = False
         self._discarding = False  # answered and closing: what the client still sends is dropped
+        self._head_bytes = 0  # received towards the next request's head
 
     # -- the connection ------------------------------------------------------------------
 
@@ -145,11 +155,9 @@ class GuardedH11Protocol(H11Protocol):
     def data_received(self, data: bytes) -> None:
         if self._discarding:
             return  # the rest of a refused or timed-out request is read and dropped
-        super().data_received(data)
-
-    def handle_events(self) -> None:
         before = self.cycle
-        super().handle_events()
+        in_body = before is not None and before.more_body
+        super().data_received(data)
         cycle = self.cycle
         if cycle is not before and cycle is not None and not self.transport.is_closing():
             # A new request's head arrived: from now on, the clock runs for its body.
@@ -158,6 +166,22 @@ class GuardedH11Protocol(H11Protocol):
                 self._arm(self.limits.body_timeout, self._body_late, cycle)
             else:
                 self._disarm()
+            self._head_bytes = 0
+        elif in_body:
+            self._head_bytes = 0  # what follows a body begins the next head
+        else:
+            # Part of a head still incomplete: httptools would gather one without end (h11
+            # stopped at 16 KiB, and so does this).
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES and not self.transport.is_closing():
+                self._head_too_large()
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        cycle = self.cycle
+        if type(cycle) is RequestResponseCycle and cycle.scope["http_version"] == "1.0":
+            # The cycle was made a moment ago and has sent nothing: only its sending changes.
+            cycle.__class__ = _Http10Cycle
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -194,6 +218,17 @@ class GuardedH11Protocol(H11Protocol):
             self.transport.close()
             return
         self.transport.write(_plain(408, "Request Timeout", "the request body came too slowly"))
+        self._answer_and_close()
+
+    def _head_too_large(self) -> None:
+        self._disarm()
+        self.waiting.pop(self, None)
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.transport.close()  # in the middle of an answer: no room for another
+            return
+        self.transport.write(
+            _plain(431, "Request Header Fields Too Large", "the request head is too large")
+        )
         self._answer_and_close()
 
     # -- at the cap ----------------------------------------------------------------------
@@ -252,6 +287,35 @@ class GuardedH11Protocol(H11Protocol):
         self._arm(REFUSAL_LINGER, self.transport.close)
 
 
+class _Http10Cycle(RequestResponseCycle):
+    """A request of an HTTP/1.0 client, which knows no chunked framing. A response without a
+    length goes as it is and ends when the connection closes, as h11 sends it (uvicorn's
+    httptools protocol would frame it in chunks, which such a client takes for the body)."""
+
+    _unframed = False
+
+    async def send(self, message: ASGISendEvent) -> None:
+        if message["type"] == "http.response.start" and not self.response_started:
+            names = {name.lower() for name, _ in message.get("headers", ())}
+            self._unframed = (
+                b"content-length" not in names
+                and b"transfer-encoding" not in names
+                and self.scope["method"] != "HEAD"
+                and message["status"] not in (204, 304)
+            )
+            if self._unframed:
+                # No framing header; uvicorn counts the body down from the length it expects.
+                self.chunked_encoding = False
+                self.expected_content_length = UNFRAMED
+        elif (
+            self._unframed
+            and message["type"] == "http.response.body"
+            and not message.get("more_body", False)
+        ):
+            self.expected_content_length = len(message.get("body", b""))  # the last of it
+        await super().send(message)
+
+
 def _plain(status: int, reason: str, text: str) -> bytes:
     body = f"{text}\n".encode()
     head = (
@@ -267,18 +331,19 @@ def _plain(status: int, reason: str, text: str) -> bytes:
 
 
 def chunk(body: bytes) -> bytes:
-    """``body`` framed as one chunk of a chunked response, as h11 frames it."""
+    """``body`` framed as one chunk of a chunked response, as uvicorn frames it."""
     return b"%x\r\n%b\r\n" % (len(body), body)
 
 
 class ChunkWriter:
-    """Writes a streamed response's body straight to its socket, past uvicorn's ``send`` and
-    h11: the live stream writes each event to every caught-up client, and there those two
-    cost as much again as the socket write itself. Only for a response this server's h11
-    protocol is sending chunked (h11 counts nothing for chunked data, so its state stays
-    right), and only while a write can complete at once: ``write`` says ``False`` when the
-    socket's buffer is full (uvicorn's flow control has paused writing), the client has gone
-    or the response has ended, and then the caller uses the ASGI ``send`` as usual."""
+    """Writes a streamed response's body straight to its socket, past uvicorn's ``send``: the
+    live stream writes each event to every caught-up client, and there ``send`` and the
+    middleware before it cost as much again as the socket write itself. Only for a response
+    this server's protocol is sending chunked (uvicorn counts nothing for chunked data, so
+    its state stays right), and only while a write can complete at once: ``write`` says
+    ``False`` when the socket's buffer is full (uvicorn's flow control has paused writing),
+    the client has gone or the response has ended, and then the caller uses the ASGI
+    ``send`` as usual."""
 
     __slots__ = ("_cycle", "_transport")
 
@@ -293,7 +358,7 @@ class ChunkWriter:
         cycle = getattr(send, "__self__", None)
         if not isinstance(cycle, RequestResponseCycle) or not cycle.response_started:
             return None
-        if cycle.scope["method"] == "HEAD" or not isinstance(cycle.conn._writer, ChunkedWriter):
+        if cycle.scope["method"] == "HEAD" or cycle.chunked_encoding is not True:
             return None
         return cls(cycle)
 
