@@ -256,7 +256,8 @@ class VigilSide:
         """wrk keeping ``connections`` pushes of ``batch`` samples in flight (peer_push.lua:
         the ten metrics at successive instants 50 ms apart, dated as sent), so that Vigil and
         not the pushers sets the pace; samples stored are Vigil's own count of accepted ones
-        (``vigil_ingested_samples_total``: the feed's 10 a second are among them)."""
+        (``vigil_ingested_samples_total``: the feed's ten values every half second are among
+        them, 20 samples a second beside a hundred thousand)."""
         values = [f"{t.metric}={t.normal!r}" for t in WORKLOAD]
         command = [
             str(wrk),
