@@ -217,8 +217,9 @@ def report(results: dict[str, list[Round]], options: Options) -> None:
         "alert open; memory: RSS of the same tree.",
         f"per sample: the tree's CPU over {o.saturation_seconds:.0f} s of saturation / samples "
         f"stored (Vigil: wrk holding {o.connections} pushes of {o.batch} samples in flight, "
-        f"each dated as sent; Prometheus: {o.sat_targets} targets x {o.sat_series:,} series every "
-        f"{o.sat_interval:g} s, by prometheus_tsdb_head_samples_appended_total).",
+        f"from 4 services, each dated as sent; Prometheus: {o.sat_targets} targets x "
+        f"{o.sat_series:,} series every {o.sat_interval:g} s, by "
+        "prometheus_tsdb_head_samples_appended_total).",
         f"{o.big_rules:,} rules: Vigil's monitor cycle with storage in process on SQLite "
         f"(benchmarks/peer_rules.py: the defaults and a user rule per extra metric, applied "
         f"in one transaction), median of {o.big_cycles}; Prometheus: "

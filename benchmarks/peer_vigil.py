@@ -252,10 +252,13 @@ class VigilSide:
             )
         return parse_time(stamp)
 
-    def saturate(self, *, wrk: Path, connections: int, batch: int, seconds: float) -> Saturation:
+    def saturate(
+        self, *, wrk: Path, connections: int, batch: int, seconds: float, instances: int = 4
+    ) -> Saturation:
         """wrk keeping ``connections`` pushes of ``batch`` samples in flight (peer_push.lua:
-        the ten metrics at successive instants 50 ms apart, dated as sent), so that Vigil and
-        not the pushers sets the pace; samples stored are Vigil's own count of accepted ones
+        the ten metrics at successive instants 50 ms apart, dated as sent, from ``instances``
+        services in turn, as many as the pushing threads this replaced), so that Vigil and not
+        the pushers sets the pace. Samples stored are Vigil's own count of accepted ones
         (``vigil_ingested_samples_total``: the feed's ten values every half second are among
         them, 20 samples a second beside a hundred thousand)."""
         values = [f"{t.metric}={t.normal!r}" for t in WORKLOAD]
@@ -271,7 +274,7 @@ class VigilSide:
             "--",
             self.ingest_token,
             str(batch),
-            "load",
+            str(instances),
             *values,
         ]
         load = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
