@@ -39,7 +39,7 @@ class Saturation:
     offered: float | None = None  # samples/s the peer's scrape configuration offers
     aborted: int = 0  # peer: scrapes Prometheus hung up on (past their timeout)
     request_ms: float | None = None  # Vigil: median time of one ingest request
-    failed: int = 0  # Vigil: requests answered other than 2xx, or lost (wrk's counts)
+    failed: int = 0  # Vigil: requests not answered 2xx or lost, over wrk's whole run
 
     @property
     def samples_per_s(self) -> float:
