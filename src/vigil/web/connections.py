@@ -52,7 +52,9 @@ MAX_LINGERING = 16  # refusals read out at once; past it a refusal closes at onc
 # so four are kept free. Then the refusals being read out, and the database, logs and the rest.
 FILES_HEADROOM = 4 * BACKLOG + MAX_LINGERING + 64
 REFUSAL_LOG_EVERY = 10.0  # seconds between two warnings about refused connections
-MAX_HEAD_BYTES = 16 * 1024  # a request's line and headers, at most (h11's limit, kept)
+# A request's line and headers received without their end, at most (h11's limit, kept): past
+# it the head is refused. A whole head that arrives in one read is not counted, as in h11.
+MAX_HEAD_BYTES = 16 * 1024
 UNFRAMED = 1 << 62  # the length an unframed HTTP/1.0 response is counted down from
 
 
@@ -171,7 +173,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._head_bytes = 0  # what follows a body begins the next head
         else:
             # Part of a head still incomplete: httptools would gather one without end (h11
-            # stopped at 16 KiB, and so does this).
+            # stopped at MAX_HEAD_BYTES, and so does this).
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD_BYTES and not self.transport.is_closing():
                 self._head_too_large()
