@@ -57,7 +57,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 async def chromium() -> AsyncIterator[SharedChromium]:
     """The test process's browser (``browser`` is a test's use of it)."""
     if not chromium_installed():
-        _unavailable(f"Chromium is not installed at {CHROMIUM}: apt-get install chromium")
+        _unavailable(
+            f"Chromium is not installed at {CHROMIUM}: apt-get install chromium-headless-shell"
+        )
     async with async_playwright() as playwright:
         shared = SharedChromium(playwright)
         try:
