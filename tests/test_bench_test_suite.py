@@ -4,6 +4,8 @@ before a run, the ratios it prints. (The benchmark itself runs two whole test su
 from __future__ import annotations
 
 import importlib.util
+import signal
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -105,3 +107,46 @@ def test_bad_options_are_one_clear_line(
         bench.parse(argv)
     assert exited.value.code == 2
     assert said in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("base", "head", "said"),
+    [
+        (
+            [(200.0, 0), (210.0, 0)],
+            [(90.0, 0), (100.0, 0)],
+            "0.450, 0.476 (target <= 0.5: met in every pair)",
+        ),
+        ([(200.0, 0), (200.0, 0)], [(90.0, 0), (110.0, 0)], "0.450, 0.550 (target <= 0.5: missed)"),
+        ([(200.0, 2)], [(90.0, 0)], "0.450 (target <= 0.5: not judged: the base failed)"),
+        ([(200.0, 0)], [(90.0, 1)], "(target <= 0.5: not judged: the head failed)"),
+    ],
+)
+def test_the_target_is_judged_on_every_pair_and_only_on_passing_runs(
+    bench: ModuleType,
+    base: list[tuple[float, int]],
+    head: list[tuple[float, int]],
+    said: str,
+) -> None:
+    def runs(walls: list[tuple[float, int]]) -> list[object]:
+        return [bench.Run(wall, wall, wall, "outcome", code) for wall, code in walls]
+
+    assert said in bench.verdict(runs(base), runs(head))
+
+
+def test_a_run_started_in_the_background_still_takes_ctrl_c(bench: ModuleType) -> None:
+    """A shell without job control starts ``&`` jobs ignoring SIGINT; the suites' runs must
+    not inherit that (their Ctrl-C tests would fail)."""
+    child = [
+        sys.executable,
+        "-c",
+        "import signal; print(signal.getsignal(signal.SIGINT) == signal.SIG_IGN)",
+    ]
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        ignored = subprocess.run(child, capture_output=True, text=True, check=True).stdout
+        bench.interruptible()
+        restored = subprocess.run(child, capture_output=True, text=True, check=True).stdout
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert (ignored, restored) == ("True\n", "False\n")
