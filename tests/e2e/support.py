@@ -38,8 +38,8 @@ LATENCY = "gateway_latency"
 MEMORY = "memory_usage"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "e2e"
 TIMEOUT_MS = 30_000  # generous: reached only when the behaviour under test is broken
-# Debian's headless shell (package chromium-headless-shell: Chromium's engine without the
-# desktop browser around it, what Playwright itself runs headless), else its full Chromium.
+# Debian's headless shell (package chromium-headless-shell: Chromium's old headless mode, its
+# engine without the desktop browser around it, as a program of its own), else its Chromium.
 # The same browser tests cost Chromium 52 CPU-s in the shell against 120 in the full browser.
 CHROMIUM_PATHS = ("/usr/bin/chromium-headless-shell", "/usr/bin/chromium")
 CHROMIUM = os.environ.get("VIGIL_TEST_CHROMIUM") or next(
